@@ -25,11 +25,17 @@ pub struct Images {
 #[derive(Debug)]
 pub enum BootError {
     /// The kernel ELF does not exist or cannot be read.
-    KernelUnreadable { path: PathBuf, error: std::io::Error },
+    KernelUnreadable {
+        path: PathBuf,
+        error: std::io::Error,
+    },
     /// The file is not an x86_64 ELF executable.
     NotAnElf { path: PathBuf },
     /// The output directory could not be created.
-    OutputDir { path: PathBuf, error: std::io::Error },
+    OutputDir {
+        path: PathBuf,
+        error: std::io::Error,
+    },
     /// The bootloader crate failed to write an image.
     Image { kind: &'static str, error: String },
 }
@@ -70,13 +76,19 @@ fn check_elf(path: &Path) -> Result<(), BootError> {
     if is_x86_64_elf {
         Ok(())
     } else {
-        Err(BootError::NotAnElf { path: path.to_owned() })
+        Err(BootError::NotAnElf {
+            path: path.to_owned(),
+        })
     }
 }
 
 /// Writes `continuum-bios.img` and `continuum-uefi.img` for `kernel` into
 /// `out_dir`, with `ramdisk` (if any) loaded next to the kernel.
-pub fn build_images(kernel: &Path, out_dir: &Path, ramdisk: Option<&Path>) -> Result<Images, BootError> {
+pub fn build_images(
+    kernel: &Path,
+    out_dir: &Path,
+    ramdisk: Option<&Path>,
+) -> Result<Images, BootError> {
     check_elf(kernel)?;
     std::fs::create_dir_all(out_dir).map_err(|error| BootError::OutputDir {
         path: out_dir.to_owned(),
@@ -98,13 +110,15 @@ pub fn build_images(kernel: &Path, out_dir: &Path, ramdisk: Option<&Path>) -> Re
         bios.set_ramdisk(ramdisk);
         uefi.set_ramdisk(ramdisk);
     }
-    bios.create_disk_image(&images.bios).map_err(|error| BootError::Image {
-        kind: "BIOS",
-        error: format!("{error:#}"),
-    })?;
-    uefi.create_disk_image(&images.uefi).map_err(|error| BootError::Image {
-        kind: "UEFI",
-        error: format!("{error:#}"),
-    })?;
+    bios.create_disk_image(&images.bios)
+        .map_err(|error| BootError::Image {
+            kind: "BIOS",
+            error: format!("{error:#}"),
+        })?;
+    uefi.create_disk_image(&images.uefi)
+        .map_err(|error| BootError::Image {
+            kind: "UEFI",
+            error: format!("{error:#}"),
+        })?;
     Ok(images)
 }

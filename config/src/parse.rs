@@ -42,9 +42,9 @@ impl fmt::Display for ConfigError {
             ),
             ConfigErrorKind::NotUtf8 => f.write_str("file is not UTF-8 text"),
             ConfigErrorKind::MissingEquals => f.write_str("expected `key = value`"),
-            ConfigErrorKind::UnknownKey => f.write_str(
-                "unknown key (known: node_id, cluster_id, heap_mib, log_level, mode)",
-            ),
+            ConfigErrorKind::UnknownKey => {
+                f.write_str("unknown key (known: node_id, cluster_id, heap_mib, log_level, mode)")
+            }
             ConfigErrorKind::DuplicateKey => f.write_str("key given more than once"),
             ConfigErrorKind::BadValue { expected } => write!(f, "bad value, expected {expected}"),
         }
@@ -138,7 +138,10 @@ mod tests {
     #[test]
     fn empty_file_gives_defaults() {
         assert_eq!(parse(b"").unwrap(), Config::default());
-        assert_eq!(parse(b"\n  # only a comment\n\n").unwrap(), Config::default());
+        assert_eq!(
+            parse(b"\n  # only a comment\n\n").unwrap(),
+            Config::default()
+        );
     }
 
     #[test]
@@ -164,20 +167,34 @@ mod tests {
         let e = parse(b"node_id = 1\n\nheap_mib = 0\n").unwrap_err();
         assert_eq!(e.line, 3);
         assert!(matches!(e.kind, ConfigErrorKind::BadValue { .. }));
-        assert_eq!(parse(b"node_id 1").unwrap_err().kind, ConfigErrorKind::MissingEquals);
-        assert_eq!(parse(b"nodeid = 1").unwrap_err().kind, ConfigErrorKind::UnknownKey);
+        assert_eq!(
+            parse(b"node_id 1").unwrap_err().kind,
+            ConfigErrorKind::MissingEquals
+        );
+        assert_eq!(
+            parse(b"nodeid = 1").unwrap_err().kind,
+            ConfigErrorKind::UnknownKey
+        );
         assert_eq!(
             parse(b"node_id = 1\nnode_id = 2").unwrap_err(),
-            ConfigError { line: 2, kind: ConfigErrorKind::DuplicateKey }
+            ConfigError {
+                line: 2,
+                kind: ConfigErrorKind::DuplicateKey
+            }
         );
         assert_eq!(parse(b"node_id = 0").unwrap_err().line, 1);
         assert_eq!(parse(b"node_id = 256").unwrap_err().line, 1);
         assert_eq!(parse(b"mode = fast").unwrap_err().line, 1);
-        assert_eq!(parse(&[0xff, 0xfe]).unwrap_err().kind, ConfigErrorKind::NotUtf8);
+        assert_eq!(
+            parse(&[0xff, 0xfe]).unwrap_err().kind,
+            ConfigErrorKind::NotUtf8
+        );
         let big = [b'#'; MAX_CONFIG_BYTES + 1];
         assert_eq!(
             parse(&big).unwrap_err().kind,
-            ConfigErrorKind::TooLarge { len: MAX_CONFIG_BYTES + 1 }
+            ConfigErrorKind::TooLarge {
+                len: MAX_CONFIG_BYTES + 1
+            }
         );
     }
 

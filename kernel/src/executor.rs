@@ -111,7 +111,11 @@ fn turn(tasks: &mut BTreeMap<TaskId, (Task, Waker)>) {
         let Some((task, waker)) = tasks.get_mut(&id) else {
             continue; // woken after it finished
         };
-        if task.as_mut().poll(&mut Context::from_waker(waker)).is_ready() {
+        if task
+            .as_mut()
+            .poll(&mut Context::from_waker(waker))
+            .is_ready()
+        {
             tasks.remove(&id);
         }
     }
@@ -149,7 +153,9 @@ fn fire_timers(now: u64) {
     let due: Vec<Waker> = interrupts::without_interrupts(|| {
         let mut timers = TIMERS.lock();
         let later = timers.split_off(&(now + 1, 0));
-        core::mem::replace(&mut *timers, later).into_values().collect()
+        core::mem::replace(&mut *timers, later)
+            .into_values()
+            .collect()
     });
     for waker in due {
         waker.wake();

@@ -99,13 +99,18 @@ pub fn phys_to_virt(phys: u64) -> u64 {
 pub fn virt_to_phys(virt: u64) -> Option<u64> {
     let memory = MEMORY.lock();
     let memory = memory.as_ref()?;
-    memory.mapper.translate_addr(VirtAddr::new(virt)).map(|p| p.as_u64())
+    memory
+        .mapper
+        .translate_addr(VirtAddr::new(virt))
+        .map(|p| p.as_u64())
 }
 
 /// Takes over the page tables and the free memory, and maps the heap.
 pub fn init(boot_info: &'static mut BootInfo, heap_mib: u32) {
     let Some(offset) = boot_info.physical_memory_offset.into_option() else {
-        crate::halt_with(format_args!("memory: the bootloader did not map physical memory"));
+        crate::halt_with(format_args!(
+            "memory: the bootloader did not map physical memory"
+        ));
     };
     PHYS_OFFSET.store(offset, Ordering::Relaxed);
 
@@ -137,7 +142,10 @@ pub fn init(boot_info: &'static mut BootInfo, heap_mib: u32) {
         usable_bytes += end - start;
     }
     if ignored > 0 {
-        log::warn!("memory: {} KiB in excess regions left unused", ignored / 1024);
+        log::warn!(
+            "memory: {} KiB in excess regions left unused",
+            ignored / 1024
+        );
     }
 
     let (level_4_frame, _) = Cr3::read();
@@ -171,7 +179,11 @@ pub fn init(boot_info: &'static mut BootInfo, heap_mib: u32) {
     }
     // SAFETY: the range was mapped writable just above, is used by nothing
     // else, and the heap is initialised exactly once.
-    unsafe { HEAP.0.lock().init(heap_start as *mut u8, heap_bytes as usize) };
+    unsafe {
+        HEAP.0
+            .lock()
+            .init(heap_start as *mut u8, heap_bytes as usize)
+    };
 
     log::info!(
         "memory: {} MiB usable in {} regions, heap {} MiB at {:#x}, {} frames used",
@@ -207,7 +219,9 @@ pub fn alloc_dma_frames(count: u64) -> Option<u64> {
             frames.allocated += count;
             // SAFETY: the frames were free (the bump pointer never hands out
             // a frame twice) and lie inside the physical-memory window.
-            unsafe { core::ptr::write_bytes(phys_to_virt(at) as *mut u8, 0, (count * PAGE) as usize) };
+            unsafe {
+                core::ptr::write_bytes(phys_to_virt(at) as *mut u8, 0, (count * PAGE) as usize)
+            };
             return Some(at);
         }
         // Not enough room left in this region for a contiguous run: move on.

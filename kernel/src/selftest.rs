@@ -42,9 +42,16 @@ pub fn run_and_exit() -> ! {
     executor::spawn(async { report("tasks_interleave", tasks_interleave().await) });
     executor::run_to_completion();
 
-    let (passed, failed) = (PASSED.load(Ordering::Relaxed), FAILED.load(Ordering::Relaxed));
+    let (passed, failed) = (
+        PASSED.load(Ordering::Relaxed),
+        FAILED.load(Ordering::Relaxed),
+    );
     log::info!("selftest: {passed} passed, {failed} failed");
-    debug_exit::exit(if failed == 0 { ExitCode::Success } else { ExitCode::Failure })
+    debug_exit::exit(if failed == 0 {
+        ExitCode::Success
+    } else {
+        ExitCode::Failure
+    })
 }
 
 /// Writes through a pointer nothing maps, to prove the fault handler reports
@@ -55,7 +62,9 @@ pub fn provoke_page_fault() -> ! {
     // SAFETY: deliberately unsound — this write must fault. The page-fault
     // handler never returns to this code (it exits QEMU or halts).
     unsafe { core::ptr::write_volatile(UNMAPPED as *mut u64, 1) };
-    crate::halt_with(format_args!("selftest: the write to an unmapped page did not fault"))
+    crate::halt_with(format_args!(
+        "selftest: the write to an unmapped page did not fault"
+    ))
 }
 
 fn heap_large_allocation() -> Outcome {

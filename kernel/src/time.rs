@@ -47,8 +47,15 @@ pub fn init(entry_tsc: u64) {
     TSC_ORIGIN.store(entry_tsc, Ordering::Relaxed);
     // The RTC was read just now, not at entry: back-date it to the origin.
     let since_entry = tsc_to_ns_with(rdtsc().wrapping_sub(entry_tsc), fp) / 1_000_000_000;
-    WALL_AT_ORIGIN.store(wall.map_or(0, |w| w.saturating_sub(since_entry)), Ordering::Relaxed);
-    log::info!("time: TSC {}.{:03} MHz ({source})", hz / 1_000_000, (hz / 1_000) % 1_000);
+    WALL_AT_ORIGIN.store(
+        wall.map_or(0, |w| w.saturating_sub(since_entry)),
+        Ordering::Relaxed,
+    );
+    log::info!(
+        "time: TSC {}.{:03} MHz ({source})",
+        hz / 1_000_000,
+        (hz / 1_000) % 1_000
+    );
     if wall.is_none() {
         log::warn!("time: the RTC holds an impossible date; wall clock starts at 0");
     }

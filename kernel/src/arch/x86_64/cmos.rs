@@ -51,7 +51,13 @@ pub fn unix_seconds() -> Option<u64> {
     let status_b = read_register(STATUS_B);
     let binary = status_b & 0x04 != 0;
     let hour_24 = status_b & 0x02 != 0;
-    let decode = |v: u8| if binary { v } else { (v & 0x0f) + (v >> 4) * 10 };
+    let decode = |v: u8| {
+        if binary {
+            v
+        } else {
+            (v & 0x0f) + (v >> 4) * 10
+        }
+    };
     let [s, m, h, day, month, year] = reading.0;
     let pm = h & 0x80 != 0;
     let mut hour = decode(h & 0x7f);

@@ -78,12 +78,18 @@ pub fn read_file<'b>(name: &str, buffer: &'b mut [u8]) -> Result<Option<&'b [u8]
         read_bytes(&mut reserved);
         let mut file_name = [0; 56];
         read_bytes(&mut file_name);
-        let len = file_name.iter().position(|&b| b == 0).unwrap_or(file_name.len());
+        let len = file_name
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(file_name.len());
         if &file_name[..len] != name.as_bytes() {
             continue;
         }
         if size as usize > buffer.len() {
-            return Err(FwCfgError::TooLarge { size, limit: buffer.len() });
+            return Err(FwCfgError::TooLarge {
+                size,
+                limit: buffer.len(),
+            });
         }
         select(u16::from_be_bytes(key));
         let contents = &mut buffer[..size as usize];

@@ -38,7 +38,10 @@ static TABLES: Once<Tables> = Once::new();
 pub fn init() {
     let tss = TSS.call_once(|| {
         let mut tss = TaskStateSegment::new();
-        for (slot, index) in [DOUBLE_FAULT_IST, NMI_IST, PAGE_FAULT_IST].into_iter().enumerate() {
+        for (slot, index) in [DOUBLE_FAULT_IST, NMI_IST, PAGE_FAULT_IST]
+            .into_iter()
+            .enumerate()
+        {
             // SAFETY: the stacks are only ever used by the CPU as IST stacks;
             // no Rust reference to them exists, we only take their address.
             let base = unsafe { core::ptr::addr_of!(IST_STACKS[slot]) } as u64;
@@ -53,7 +56,12 @@ pub fn init() {
         let code = gdt.append(Descriptor::kernel_code_segment());
         let data = gdt.append(Descriptor::kernel_data_segment());
         let tss = gdt.append(Descriptor::tss_segment(tss));
-        Tables { gdt, code, data, tss }
+        Tables {
+            gdt,
+            code,
+            data,
+            tss,
+        }
     });
     tables.gdt.load();
     // SAFETY: the selectors index descriptors of the GDT just loaded, which

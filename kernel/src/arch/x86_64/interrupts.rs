@@ -39,11 +39,13 @@ pub fn init_idt() {
         idt.overflow.set_handler_fn(overflow);
         idt.bound_range_exceeded.set_handler_fn(bound_range);
         idt.invalid_opcode.set_handler_fn(invalid_opcode);
-        idt.device_not_available.set_handler_fn(device_not_available);
+        idt.device_not_available
+            .set_handler_fn(device_not_available);
         idt.invalid_tss.set_handler_fn(invalid_tss);
         idt.segment_not_present.set_handler_fn(segment_not_present);
         idt.stack_segment_fault.set_handler_fn(stack_segment_fault);
-        idt.general_protection_fault.set_handler_fn(general_protection);
+        idt.general_protection_fault
+            .set_handler_fn(general_protection);
         idt.x87_floating_point.set_handler_fn(x87_floating_point);
         idt.alignment_check.set_handler_fn(alignment_check);
         idt.simd_floating_point.set_handler_fn(simd_floating_point);

@@ -27,7 +27,7 @@ pub fn measure<T>(ticks: u16, mut sample: impl FnMut() -> T) -> (T, T) {
         channel2.write((ticks >> 8) as u8);
         let before = sample();
         gate.write(speaker | 0x01); // gate high: counting starts
-        // Output (bit 5) goes high when the count reaches zero.
+                                    // Output (bit 5) goes high when the count reaches zero.
         while gate.read() & 0x20 == 0 {
             core::hint::spin_loop();
         }

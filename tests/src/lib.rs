@@ -1,0 +1,511 @@
+//! The QEMU test harness.
+//!
+//! Small and boring on purpose, in the spirit of the bootloader crate's
+//! runner: build the image, start QEMU with `isa-debug-exit`, capture the
+//! serial console, map the exit status to an outcome. What it adds: a hard
+//! timeout (QEMU is killed when it expires, or when the handle is dropped),
+//! line-by-line waiting on the console for VMs that are not meant to exit,
+//! and the whole serial log printed when a test fails.
+//!
+//! Images are built once per test process, in release mode: a debug kernel
+//! takes ~20 s to load under TCG (shared/PLATFORM.md).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// Hard limit for one VM unless the test says otherwise. Generous because
+/// two TCG guests on two busy cores can be several times slower than one.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// QEMU exit statuses produced by the kernel's `isa-debug-exit` writes
+/// (status = code * 2 + 1; see kernel `arch/x86_64/debug_exit.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// Self-tests passed (code 0x10).
+    Success,
+    /// A self-test failed or the kernel panicked (code 0x11).
+    Failure,
+    /// A CPU exception was reported (code 0x12).
+    CpuException,
+    /// Any other status: QEMU itself failed, or was killed.
+    Other(Option<i32>),
+}
+
+impl Exit {
+    fn from_status(status: Option<i32>) -> Exit {
+        match status {
+            Some(33) => Exit::Success,
+            Some(35) => Exit::Failure,
+            Some(37) => Exit::CpuException,
+            other => Exit::Other(other),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Firmware {
+    Bios,
+    Uefi,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Machine {
+    /// i440FX + PIIX, QEMU's default.
+    Pc,
+    /// Q35 + ICH9 (PCIe), faster to boot under TCG.
+    Q35,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Accel {
+    Kvm,
+    Tcg,
+}
+
+impl Accel {
+    /// KVM only where a real KVM module is loaded (`kvm_intel`/`kvm_amd`);
+    /// the paravirtual `kvm_pvm` on our build machines cannot run the guest.
+    /// `CONTINUUM_ACCEL=kvm|tcg` overrides.
+    pub fn detect() -> Accel {
+        match std::env::var("CONTINUUM_ACCEL").as_deref() {
+            Ok("kvm") => return Accel::Kvm,
+            Ok("tcg") => return Accel::Tcg,
+            _ => {}
+        }
+        let real_kvm = Path::new("/sys/module/kvm_intel").exists()
+            || Path::new("/sys/module/kvm_amd").exists();
+        if real_kvm && Path::new("/dev/kvm").exists() {
+            Accel::Kvm
+        } else {
+            Accel::Tcg
+        }
+    }
+}
+
+/// Paths of the built artefacts.
+#[derive(Debug)]
+pub struct Images {
+    pub kernel: PathBuf,
+    pub bios: PathBuf,
+    pub uefi: PathBuf,
+}
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the tests crate lives inside the workspace")
+        .to_owned()
+}
+
+/// Builds the release kernel and the image tool, then both images; once per
+/// process. Panics with cargo's output if the build fails.
+pub fn images() -> &'static Images {
+    static IMAGES: OnceLock<Images> = OnceLock::new();
+    IMAGES.get_or_init(|| {
+        let root = workspace_root();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        // Two invocations: the kernel is a workspace of its own (root Cargo.toml).
+        run_checked(Command::new(&cargo).current_dir(&root).args([
+            "build",
+            "--release",
+            "--manifest-path",
+            "kernel/Cargo.toml",
+        ]));
+        run_checked(Command::new(&cargo).current_dir(&root).args([
+            "build",
+            "--release",
+            "-p",
+            "continuum-boot",
+        ]));
+        let target = root.join("target");
+        let kernel = root.join("kernel/target/x86_64-unknown-none/release/continuum-kernel");
+        let out = target.join("images");
+        run_checked(
+            Command::new(target.join("release/continuum-boot"))
+                .arg(&kernel)
+                .arg(&out),
+        );
+        Images {
+            kernel,
+            bios: out.join("continuum-bios.img"),
+            uefi: out.join("continuum-uefi.img"),
+        }
+    })
+}
+
+fn run_checked(command: &mut Command) {
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
+    if !output.status.success() {
+        panic!(
+            "{command:?} failed ({}):\n{}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+/// The OVMF firmware image, from the usual Debian/Ubuntu/Fedora locations
+/// or `CONTINUUM_OVMF`.
+pub fn ovmf() -> PathBuf {
+    if let Ok(path) = std::env::var("CONTINUUM_OVMF") {
+        return path.into();
+    }
+    [
+        "/usr/share/ovmf/OVMF.fd",
+        "/usr/share/OVMF/OVMF.fd",
+        "/usr/share/edk2/ovmf/OVMF.fd",
+        "/usr/share/qemu/OVMF.fd",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .find(|p| p.exists())
+    .expect("OVMF.fd not found: run qemu/setup.sh or set CONTINUUM_OVMF")
+}
+
+/// One VM to boot.
+#[derive(Clone, Debug)]
+pub struct VmConfig {
+    pub name: String,
+    pub firmware: Firmware,
+    pub machine: Machine,
+    pub accel: Accel,
+    pub memory_mib: u32,
+    /// Text of the node config passed through fw_cfg; `None` passes none.
+    pub node_config: Option<String>,
+    pub timeout: Duration,
+}
+
+impl VmConfig {
+    pub fn new(name: &str) -> VmConfig {
+        VmConfig {
+            name: name.into(),
+            firmware: Firmware::Bios,
+            machine: Machine::Q35,
+            accel: Accel::detect(),
+            memory_mib: 256,
+            node_config: None,
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+    pub fn firmware(mut self, firmware: Firmware) -> Self {
+        self.firmware = firmware;
+        self
+    }
+    pub fn machine(mut self, machine: Machine) -> Self {
+        self.machine = machine;
+        self
+    }
+    pub fn node_config(mut self, text: &str) -> Self {
+        self.node_config = Some(text.into());
+        self
+    }
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Where this VM's files (config, serial log) go.
+    fn run_dir(&self) -> PathBuf {
+        let dir = workspace_root().join("target/qemu-runs").join(&self.name);
+        std::fs::create_dir_all(&dir).expect("cannot create target/qemu-runs");
+        dir
+    }
+
+    fn command(&self) -> Command {
+        let images = images();
+        let dir = self.run_dir();
+        let mut qemu = Command::new("qemu-system-x86_64");
+        qemu.args([
+            "-machine",
+            match self.machine {
+                Machine::Pc => "pc",
+                Machine::Q35 => "q35",
+            },
+        ]);
+        qemu.args(["-m", &format!("{}M", self.memory_mib)]);
+        qemu.args([
+            "-accel",
+            match self.accel {
+                Accel::Kvm => "kvm",
+                Accel::Tcg => "tcg",
+            },
+        ]);
+        if self.accel == Accel::Kvm {
+            qemu.args(["-cpu", "host"]);
+        }
+        // BIOS boot needs a VGA device (the bootloader's second stage hangs
+        // without one), so keep the default devices and just hide the window.
+        qemu.args([
+            "-display",
+            "none",
+            "-serial",
+            "stdio",
+            "-monitor",
+            "none",
+            "-no-reboot",
+        ]);
+        qemu.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
+        let image = match self.firmware {
+            Firmware::Bios => &images.bios,
+            Firmware::Uefi => {
+                qemu.arg("-bios").arg(ovmf());
+                &images.uefi
+            }
+        };
+        // snapshot=on: the image is shared by concurrent tests; writes go to
+        // a temporary overlay.
+        qemu.args([
+            "-drive",
+            &format!("format=raw,file={},snapshot=on", image.display()),
+        ]);
+        if let Some(text) = &self.node_config {
+            let path = dir.join("node.cfg");
+            std::fs::write(&path, text).expect("cannot write node config");
+            qemu.args([
+                "-fw_cfg",
+                &format!("name=opt/continuum/config,file={}", path.display()),
+            ]);
+        }
+        qemu.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        qemu
+    }
+
+    /// Starts the VM.
+    pub fn start(&self) -> Vm {
+        let mut command = self.command();
+        let started = Instant::now();
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start qemu-system-x86_64 (run qemu/setup.sh): {e}"));
+        let console = Arc::new(Console::default());
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let readers = [
+            spawn_reader(stdout, console.clone(), started, Stream::Serial),
+            spawn_reader(stderr, console.clone(), started, Stream::QemuStderr),
+        ];
+        Vm {
+            config: self.clone(),
+            child,
+            console,
+            started,
+            readers: Some(readers),
+        }
+    }
+
+    /// Boots, waits for QEMU to exit (or kills it at the timeout), returns
+    /// what happened.
+    pub fn run(&self) -> Run {
+        self.start().wait_exit()
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stream {
+    Serial,
+    QemuStderr,
+}
+
+/// Lines seen so far, with when they arrived.
+#[derive(Default)]
+struct Console {
+    lines: Mutex<Vec<(Duration, String)>>,
+    qemu_stderr: Mutex<String>,
+    changed: Condvar,
+}
+
+fn spawn_reader(
+    pipe: impl std::io::Read + Send + 'static,
+    console: Arc<Console>,
+    started: Instant,
+    stream: Stream,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).split(b'\n') {
+            let Ok(line) = line else { break };
+            let text = String::from_utf8_lossy(&line)
+                .trim_end_matches('\r')
+                .to_owned();
+            match stream {
+                Stream::Serial => console
+                    .lines
+                    .lock()
+                    .unwrap()
+                    .push((started.elapsed(), text)),
+                Stream::QemuStderr => {
+                    let mut err = console.qemu_stderr.lock().unwrap();
+                    err.push_str(&text);
+                    err.push('\n');
+                }
+            }
+            console.changed.notify_all();
+        }
+    })
+}
+
+/// A running VM. Dropping it kills QEMU.
+pub struct Vm {
+    config: VmConfig,
+    child: Child,
+    console: Arc<Console>,
+    started: Instant,
+    readers: Option<[std::thread::JoinHandle<()>; 2]>,
+}
+
+impl Vm {
+    /// Waits until a console line contains `needle`; returns that line and
+    /// when it arrived (since QEMU start). Panics, printing the console, if
+    /// the VM exits or the timeout passes first.
+    pub fn wait_for_line(&mut self, needle: &str) -> (Duration, String) {
+        let deadline = self.started + self.config.timeout;
+        let mut lines = self.console.lines.lock().unwrap();
+        loop {
+            if let Some((at, line)) = lines.iter().find(|(_, l)| l.contains(needle)) {
+                return (*at, line.clone());
+            }
+            let now = Instant::now();
+            let exited = matches!(self.child.try_wait(), Ok(Some(_)));
+            if now >= deadline || exited {
+                drop(lines);
+                self.fail(&format!(
+                    "no console line containing {needle:?} ({})",
+                    if exited { "QEMU exited" } else { "timed out" }
+                ));
+            }
+            let wait = (deadline - now).min(Duration::from_millis(100));
+            lines = self.console.changed.wait_timeout(lines, wait).unwrap().0;
+        }
+    }
+
+    /// Waits for QEMU to exit, killing it at the timeout.
+    pub fn wait_exit(mut self) -> Run {
+        let deadline = self.started + self.config.timeout;
+        let status = loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => break Some(status),
+                Ok(None) if Instant::now() >= deadline => break None,
+                Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+                Err(e) => panic!("waiting for QEMU failed: {e}"),
+            }
+        };
+        let timed_out = status.is_none();
+        if timed_out {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        self.join_readers();
+        Run {
+            name: self.config.name.clone(),
+            exit: if timed_out {
+                Exit::Other(None)
+            } else {
+                Exit::from_status(status.and_then(|s| s.code()))
+            },
+            timed_out,
+            elapsed: self.started.elapsed(),
+            lines: self.console.lines.lock().unwrap().clone(),
+            qemu_stderr: self.console.qemu_stderr.lock().unwrap().clone(),
+        }
+    }
+
+    /// The serial console so far.
+    pub fn console_text(&self) -> String {
+        render(&self.console.lines.lock().unwrap())
+    }
+
+    fn join_readers(&mut self) {
+        if let Some(readers) = self.readers.take() {
+            for reader in readers {
+                let _ = reader.join();
+            }
+        }
+        let log = self.config.run_dir().join("serial.log");
+        let _ = std::fs::write(log, self.console_text());
+    }
+
+    fn fail(&mut self, why: &str) -> ! {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.join_readers();
+        panic!(
+            "VM {}: {why}\n--- serial console ---\n{}--- QEMU stderr ---\n{}",
+            self.config.name,
+            self.console_text(),
+            self.console.qemu_stderr.lock().unwrap()
+        );
+    }
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn render(lines: &[(Duration, String)]) -> String {
+    lines.iter().map(|(_, l)| format!("{l}\n")).collect()
+}
+
+/// A finished VM run.
+#[derive(Debug)]
+pub struct Run {
+    pub name: String,
+    pub exit: Exit,
+    pub timed_out: bool,
+    pub elapsed: Duration,
+    /// Serial console lines with their arrival time since QEMU start.
+    pub lines: Vec<(Duration, String)>,
+    pub qemu_stderr: String,
+}
+
+impl Run {
+    pub fn console(&self) -> String {
+        render(&self.lines)
+    }
+
+    /// Panics with the whole console unless the run ended with `expected`.
+    pub fn assert_exit(&self, expected: Exit) {
+        if self.exit != expected {
+            self.fail(&format!("expected exit {expected:?}, got {:?}", self.exit));
+        }
+    }
+
+    /// Panics with the whole console unless some line contains `needle`.
+    pub fn assert_line(&self, needle: &str) {
+        if self.line_at(needle).is_none() {
+            self.fail(&format!("no console line containing {needle:?}"));
+        }
+    }
+
+    /// When the first line containing `needle` arrived, since QEMU start.
+    pub fn line_at(&self, needle: &str) -> Option<Duration> {
+        self.lines
+            .iter()
+            .find(|(_, l)| l.contains(needle))
+            .map(|(at, _)| *at)
+    }
+
+    fn fail(&self, why: &str) -> ! {
+        panic!(
+            "VM {}: {why} (after {:.1?}{})\n--- serial console ---\n{}--- QEMU stderr ---\n{}",
+            self.name,
+            self.elapsed,
+            if self.timed_out {
+                ", killed at timeout"
+            } else {
+                ""
+            },
+            self.console(),
+            self.qemu_stderr
+        );
+    }
+}
