@@ -51,4 +51,6 @@ pub use offset::{
 };
 pub use physical::PhysicalClock;
 pub use timestamp::{HlcTimestamp, HLC_LOGICAL_BITS, HLC_MAX_LOGICAL, HLC_MAX_MILLIS};
+#[doc(hidden)]
+pub use wire::check_wire_decoding;
 pub use wire::{lamport_from_bytes, lamport_to_bytes, DecodeError, TIMESTAMP_WIRE_LEN};

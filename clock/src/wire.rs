@@ -80,6 +80,38 @@ pub fn lamport_from_bytes(bytes: &[u8]) -> Result<u64, DecodeError> {
     Ok(value)
 }
 
+/// Fuzzing oracle shared by the `wire_decode` fuzz target and the
+/// property tests: decoding `bytes` must not panic, must fail exactly when
+/// the length is wrong (or the Lamport value is out of range), and whatever
+/// decodes must re-encode to the same bytes.
+///
+/// # Panics
+/// If any of those properties is violated.
+#[doc(hidden)]
+pub fn check_wire_decoding(bytes: &[u8]) {
+    match HlcTimestamp::from_bytes(bytes) {
+        Ok(stamp) => assert_eq!(&stamp.to_bytes()[..], bytes),
+        Err(error) => {
+            assert_ne!(bytes.len(), TIMESTAMP_WIRE_LEN, "8 bytes refused: {error}");
+            assert_eq!(error, DecodeError::WrongLength { found: bytes.len() });
+        }
+    }
+    match lamport_from_bytes(bytes) {
+        Ok(value) => {
+            assert!(value <= LAMPORT_REMOTE_MAX);
+            assert_eq!(&lamport_to_bytes(value)[..], bytes);
+        }
+        Err(DecodeError::WrongLength { found }) => {
+            assert_eq!(found, bytes.len());
+            assert_ne!(found, TIMESTAMP_WIRE_LEN);
+        }
+        Err(DecodeError::LamportOutOfRange { value }) => {
+            assert!(value > LAMPORT_REMOTE_MAX);
+            assert_eq!(&lamport_to_bytes(value)[..], bytes);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
