@@ -84,11 +84,16 @@ pub struct HlcConfig {
     pub max_offset_millis: u64,
 }
 
+impl HlcConfig {
+    /// The defaults, usable in `const`/`static` initialisers.
+    pub const DEFAULT: Self = Self {
+        max_offset_millis: DEFAULT_MAX_OFFSET_MILLIS,
+    };
+}
+
 impl Default for HlcConfig {
     fn default() -> Self {
-        Self {
-            max_offset_millis: DEFAULT_MAX_OFFSET_MILLIS,
-        }
+        Self::DEFAULT
     }
 }
 

@@ -161,28 +161,37 @@ struct PeerSlot {
 }
 
 impl PeerSlot {
-    fn push(&mut self, sample: OffsetSample) {
+    /// Adds a sample and returns the updated estimate.
+    fn push(&mut self, sample: OffsetSample) -> PeerOffset {
         self.window[self.next] = sample;
         self.next = (self.next + 1) % OFFSET_WINDOW;
         self.filled = (self.filled + 1).min(OFFSET_WINDOW);
         self.accepted = self.accepted.saturating_add(1);
+        self.summary(sample)
     }
 
     fn estimate(&self) -> Option<PeerOffset> {
-        if self.filled == 0 {
-            return None;
-        }
+        let first = *self.window[..self.filled].first()?;
+        Some(self.summary(first))
+    }
+
+    /// The estimate, given one sample known to be in the window.
+    fn summary(&self, member: OffsetSample) -> PeerOffset {
         // The slots written so far are 0..filled (the ring only wraps once
         // it is full), so this never reads a default entry.
-        let samples = &self.window[..self.filled];
-        let best = samples.iter().min_by_key(|s| s.rtt_micros).copied()?;
-        let latest = self.window[(self.next + OFFSET_WINDOW - 1) % OFFSET_WINDOW];
-        Some(PeerOffset {
+        let best = self.window[..self.filled].iter().fold(member, |best, s| {
+            if s.rtt_micros < best.rtt_micros {
+                *s
+            } else {
+                best
+            }
+        });
+        PeerOffset {
             best,
-            latest,
+            latest: self.window[(self.next + OFFSET_WINDOW - 1) % OFFSET_WINDOW],
             accepted: self.accepted,
             rejected: self.rejected,
-        })
+        }
     }
 }
 
@@ -209,11 +218,7 @@ impl PeerOffsets {
             .get_mut(usize::from(peer))
             .ok_or(OffsetError::PeerIdOutOfRange { peer })?;
         match exchange.sample() {
-            Ok(sample) => {
-                slot.push(sample);
-                // Just pushed, so the slot is non-empty.
-                slot.estimate().ok_or(OffsetError::OffsetOutOfRange)
-            }
+            Ok(sample) => Ok(slot.push(sample)),
             Err(error) => {
                 slot.rejected = slot.rejected.saturating_add(1);
                 Err(error)

@@ -67,9 +67,10 @@ impl HlcTimestamp {
 }
 
 impl fmt::Display for HlcTimestamp {
-    /// `millis.logical`, e.g. `1763785200123.0004`.
+    /// `millis.logical` with the logical part always five digits, e.g.
+    /// `1763785200123.00004`, so equal-width stamps sort as text.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{:04}", self.millis(), self.logical())
+        write!(f, "{}.{:05}", self.millis(), self.logical())
     }
 }
 
@@ -101,6 +102,6 @@ mod tests {
     #[test]
     fn display_shows_both_parts() {
         let ts = HlcTimestamp::new(1234, 5).unwrap();
-        assert_eq!(std::format!("{ts}"), "1234.0005");
+        assert_eq!(std::format!("{ts}"), "1234.00005");
     }
 }
