@@ -1,7 +1,8 @@
 //! The boot console: COM1 through `uart_16550`, behind the `log` facade.
 //!
 //! Every line carries the monotonic time since kernel entry, so a boot log
-//! doubles as a profile. The UART is shared by tasks and interrupt handlers;
+//! doubles as a profile, and the node's HLC timestamp (UTC time of day and
+//! logical counter), so lines from different nodes can be ordered. The UART is shared by tasks and interrupt handlers;
 //! it is only touched with interrupts disabled, which on one CPU is enough to
 //! make the lock uncontended and deadlock-free.
 
@@ -61,10 +62,17 @@ impl log::Log for Console {
             Level::Debug => "DEBUG",
             Level::Trace => "TRACE",
         };
+        let (hlc_millis, hlc_logical) =
+            time::hlc_now().map_or((0, 0), |t| (t.millis(), t.logical()));
+        let day_ms = hlc_millis % 86_400_000;
         write_locked(format_args!(
-            "[{:5}.{:06}] {level} {}\n",
+            "[{:5}.{:06} {:02}:{:02}:{:02}.{:03}+{hlc_logical}] {level} {}\n",
             ns / 1_000_000_000,
             (ns / 1_000) % 1_000_000,
+            day_ms / 3_600_000,
+            (day_ms / 60_000) % 60,
+            (day_ms / 1_000) % 60,
+            day_ms % 1_000,
             record.args()
         ));
     }

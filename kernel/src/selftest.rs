@@ -38,6 +38,7 @@ pub fn run_and_exit() -> ! {
     report("heap_many_small_allocations", heap_many_small_allocations());
     report("dma_frames_contiguous", dma_frames_contiguous());
     report("wall_clock_plausible", wall_clock_plausible());
+    report("hlc_strictly_increases", hlc_strictly_increases());
     executor::spawn(async { report("timer_ticks_advance", timer_ticks_advance().await) });
     executor::spawn(async { report("tasks_interleave", tasks_interleave().await) });
     executor::run_to_completion();
@@ -134,6 +135,21 @@ fn wall_clock_plausible() -> Outcome {
     } else {
         Err("RTC wall clock is before 2020")
     }
+}
+
+fn hlc_strictly_increases() -> Outcome {
+    let mut last = time::hlc_now().ok_or("HLC refused a local event")?;
+    if last.millis() / 1_000 + 1 < time::wall_clock_secs() {
+        return Err("HLC is behind the wall clock");
+    }
+    for _ in 0..100_000 {
+        let next = time::hlc_now().ok_or("HLC refused a local event")?;
+        if next <= last {
+            return Err("HLC went backwards or repeated a timestamp");
+        }
+        last = next;
+    }
+    Ok(())
 }
 
 async fn timer_ticks_advance() -> Outcome {

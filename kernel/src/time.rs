@@ -1,5 +1,6 @@
-//! Time: a monotonic nanosecond clock from the TSC, and wall-clock time as
-//! the RTC reading at boot plus monotonic time since.
+//! Time: a monotonic nanosecond clock from the TSC, wall-clock time as the
+//! RTC reading at boot plus monotonic time since, and the node's hybrid
+//! logical clock on top of that wall clock (`continuum-clock`).
 //!
 //! The TSC rate comes from CPUID leaf 0x15 when the CPU states it (crystal
 //! frequency × ratio; Intel SDM Vol. 3B §18.7.3), else from counting TSC
@@ -7,6 +8,7 @@
 //! which only the first console lines see.
 
 use crate::arch::x86_64::{cmos, pit};
+use continuum_clock::{Hlc, HlcConfig, HlcTimestamp, PhysicalClock};
 use core::arch::asm;
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -96,4 +98,28 @@ pub fn monotonic_ns() -> u64 {
 /// Wall-clock seconds since the Unix epoch (RTC at boot + time since).
 pub fn wall_clock_secs() -> u64 {
     WALL_AT_ORIGIN.load(Ordering::Relaxed) + monotonic_ns() / 1_000_000_000
+}
+
+/// Wall-clock milliseconds since the Unix epoch (RTC at boot + TSC since).
+pub fn wall_clock_millis() -> u64 {
+    WALL_AT_ORIGIN.load(Ordering::Relaxed) * 1_000 + monotonic_ns() / 1_000_000
+}
+
+/// The kernel's physical clock, as the HLC sees it.
+pub struct KernelClock;
+
+impl PhysicalClock for KernelClock {
+    fn now_millis(&self) -> u64 {
+        wall_clock_millis()
+    }
+}
+
+/// The node's hybrid logical clock: stamps console lines now, and messages
+/// and log entries once the node's tasks exist.
+pub static HLC: Hlc = Hlc::new(HlcConfig::DEFAULT);
+
+/// An HLC timestamp for a local event. `None` only if the clock is
+/// exhausted (year ~10889) or physical time is out of range.
+pub fn hlc_now() -> Option<HlcTimestamp> {
+    HLC.now(&KernelClock).ok()
 }

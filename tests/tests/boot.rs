@@ -3,11 +3,12 @@
 
 use continuum_tests::{Exit, Firmware, Machine, VmConfig};
 
-const SELFTESTS: [&str; 6] = [
+const SELFTESTS: [&str; 7] = [
     "heap_large_allocation",
     "heap_many_small_allocations",
     "dma_frames_contiguous",
     "wall_clock_plausible",
+    "hlc_strictly_increases",
     "timer_ticks_advance",
     "tasks_interleave",
 ];
@@ -23,7 +24,7 @@ fn assert_selftests_pass(firmware: Firmware, machine: Machine, name: &str) {
     for test in SELFTESTS {
         run.assert_line(&format!("selftest {test} ... ok"));
     }
-    run.assert_line("selftest: 6 passed, 0 failed");
+    run.assert_line("selftest: 7 passed, 0 failed");
 }
 
 #[test]
