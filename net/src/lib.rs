@@ -59,6 +59,7 @@
 extern crate alloc;
 
 pub mod client;
+pub mod fuzz_check;
 pub mod header;
 pub mod hmac;
 pub mod keys;
