@@ -125,7 +125,7 @@ pub fn encode_hex(bytes: &[u8]) -> String {
 
 /// Parses hex (either case, no separators) of at most [`MAX_FRAME_BYTES`].
 pub fn decode_hex(text: &str) -> Result<Vec<u8>, String> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return Err("frame_hex has an odd number of digits".to_string());
     }
     if text.len() / 2 > MAX_FRAME_BYTES {

@@ -187,10 +187,9 @@ impl Switch {
             port_stats.malformed += 1;
             return;
         };
-        if !injected && !ethernet::is_group(&src) {
-            if self.macs.len() < MAX_MAC_ENTRIES || self.macs.contains_key(&src) {
-                self.macs.insert(src, port);
-            }
+        let learnable = !injected && !ethernet::is_group(&src);
+        if learnable && (self.macs.len() < MAX_MAC_ENTRIES || self.macs.contains_key(&src)) {
+            self.macs.insert(src, port);
         }
         let known = if ethernet::is_group(&dst) {
             None

@@ -108,6 +108,16 @@ fn bench_client(count: usize) {
     );
 }
 
+/// One-time cost at boot: the X25519 + KDF derivation of one peer's keys.
+fn bench_key_derivation(count: usize) {
+    let (me, peer) = (key(1), key(2).verifying_key());
+    let start = Instant::now();
+    for _ in 0..count {
+        black_box(derive_link_keys(7, 1, black_box(&me), 2, &peer).expect("derive"));
+    }
+    per_message("derive link keys (once per peer at boot)", count, start.elapsed());
+}
+
 fn main() {
     let scale: usize = std::env::var("NET_BENCH_SCALE")
         .ok()
@@ -119,4 +129,5 @@ fn main() {
         bench_peer(AuthScheme::Ed25519, payload_len, 1_000 * scale);
     }
     bench_client(100_000 * scale);
+    bench_key_derivation(500 * scale);
 }

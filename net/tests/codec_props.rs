@@ -129,6 +129,34 @@ proptest! {
         fuzz_check::peer_frame(&bytes);
         fuzz_check::client_request(&bytes);
         fuzz_check::client_reply(&bytes);
+    }
+}
+
+proptest! {
+    // Each case derives keys for two fresh 3-node set-ups (slow in debug).
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn arbitrary_peer_datagrams_are_never_accepted(
+        kind in prop_oneof![Just(1u8), Just(2), Just(3)],
+        scheme in prop_oneof![Just(1u8), Just(2)],
+        payload in proptest::collection::vec(any::<u8>(), 0..200),
+        tag in proptest::collection::vec(any::<u8>(), 32..=64),
+        seq in 1u64..,
+    ) {
+        // Structurally valid frames from node 1 to node 2 with random tags.
+        let mut bytes = b"CTNM\x01".to_vec();
+        bytes.push(kind);
+        bytes.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+        bytes.extend_from_slice(&7u64.to_be_bytes());
+        bytes.extend_from_slice(&1u64.to_be_bytes());
+        bytes.push(scheme);
+        bytes.extend_from_slice(&2u64.to_be_bytes());
+        bytes.extend_from_slice(&1u64.to_be_bytes());
+        bytes.extend_from_slice(&seq.to_be_bytes());
+        bytes.extend_from_slice(&payload);
+        bytes.extend_from_slice(&tag);
+        fuzz_check::peer_frame(&bytes);
         fuzz_check::peer_open(&bytes);
     }
 }
