@@ -27,7 +27,10 @@ fn frame(dst: [u8; 6], src: [u8; 6], len: usize) -> Vec<u8> {
 }
 
 fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// One endpoint: where it listens and where it sends.
@@ -69,7 +72,9 @@ fn throughput(a: Endpoint, b: Endpoint, count: usize, len: usize) -> (f64, usize
         a.socket.send_to(&f, &a.peer).expect("send");
     }
     let (got, span) = receiver.join().expect("receiver");
-    let elapsed = span.unwrap_or_else(|| start.elapsed()).max(Duration::from_micros(1));
+    let elapsed = span
+        .unwrap_or_else(|| start.elapsed())
+        .max(Duration::from_micros(1));
     (got as f64 / elapsed.as_secs_f64(), got)
 }
 
@@ -78,7 +83,9 @@ fn round_trips(a: Endpoint, b: Endpoint, rounds: usize) -> Vec<f64> {
     let echo = thread::spawn(move || {
         let mut buf = vec![0u8; 4096];
         for _ in 0..rounds {
-            let Ok(n) = b.socket.recv(&mut buf) else { return };
+            let Ok(n) = b.socket.recv(&mut buf) else {
+                return;
+            };
             let reply = frame(mac(1), mac(2), n);
             b.socket.send_to(&reply, &b.peer).expect("echo");
         }
@@ -118,9 +125,13 @@ fn through_fabric(dir: &Path) -> (continuum_fabric::FabricHandle, Endpoint, Endp
     let b = endpoint(&config.vm_path(2), config.switch_path(2));
     // Teach the switch both MACs so the measured traffic is unicast.
     let mut buf = [0u8; 128];
-    a.socket.send_to(&frame([0xff; 6], mac(1), 60), &a.peer).expect("learn");
+    a.socket
+        .send_to(&frame([0xff; 6], mac(1), 60), &a.peer)
+        .expect("learn");
     b.socket.recv(&mut buf).expect("learn flood");
-    b.socket.send_to(&frame([0xff; 6], mac(2), 60), &b.peer).expect("learn");
+    b.socket
+        .send_to(&frame([0xff; 6], mac(2), 60), &b.peer)
+        .expect("learn");
     a.socket.recv(&mut buf).expect("learn flood");
     (fabric, a, b)
 }
