@@ -175,6 +175,14 @@ mod tests {
         assert!(Request::parse("not json").is_err());
     }
 
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_lines_never_panic(line in ".{0,200}") {
+            let _ = Request::parse(&line);
+            let _ = decode_hex(&line);
+        }
+    }
+
     #[test]
     fn hex_round_trips_and_rejects_junk() {
         let bytes = [0u8, 1, 0xab, 0xff];

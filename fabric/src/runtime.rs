@@ -413,7 +413,7 @@ fn control_loop(listener: UnixListener, events: SyncSender<Event>, stop: Arc<Ato
         match listener.accept() {
             Ok((mut stream, _)) => {
                 if active.load(Ordering::Relaxed) >= MAX_CONTROL_CONNECTIONS {
-                    let _ = writeln!(stream, "{}", error_reply("too many control connections"));
+                    let _ = write_line(&mut stream, &error_reply("too many control connections"));
                     continue;
                 }
                 active.fetch_add(1, Ordering::Relaxed);
@@ -439,6 +439,14 @@ fn control_loop(listener: UnixListener, events: SyncSender<Event>, stop: Arc<Ato
     for handle in connections {
         let _ = handle.join();
     }
+}
+
+/// Writes one reply line with a single write, so a reader never sees a
+/// partial line between two syscalls.
+fn write_line(stream: &mut UnixStream, reply: &Value) -> io::Result<()> {
+    let mut line = reply.to_string();
+    line.push('\n');
+    stream.write_all(line.as_bytes())
 }
 
 fn error_reply(message: &str) -> Value {
@@ -470,13 +478,13 @@ fn serve_connection(mut stream: UnixStream, events: &SyncSender<Event>, stop: &A
         while let Some(end) = pending.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = pending.drain(..=end).collect();
             let reply = answer_line(&line[..end], events);
-            if writeln!(stream, "{reply}").is_err() {
+            if write_line(&mut stream, &reply).is_err() {
                 return;
             }
         }
         if pending.len() > MAX_CONTROL_LINE_BYTES {
             let message = format!("request line longer than {MAX_CONTROL_LINE_BYTES} bytes");
-            let _ = writeln!(stream, "{}", error_reply(&message));
+            let _ = write_line(&mut stream, &error_reply(&message));
             return;
         }
     }

@@ -388,3 +388,31 @@ fn duplicate_and_reorder_through_sockets() {
     assert_eq!(got, vec![2, 1, 4, 3]);
     assert_eq!(counter(&stats, 1, 2, "reordered"), 2);
 }
+
+#[test]
+fn hostile_control_input_and_oversized_frames_are_survived() {
+    use std::io::{BufRead, Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let (fabric, vms) = start(dir.path(), 2);
+    let path = fabric.config().control_path();
+    // Invalid UTF-8.
+    let mut raw = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    raw.write_all(b"\xff\xfe\n").unwrap();
+    let mut reply = String::new();
+    std::io::BufReader::new(&raw).read_line(&mut reply).unwrap();
+    assert!(reply.contains("UTF-8"), "{reply}");
+    // A line longer than the limit: error, then the connection is closed.
+    let mut raw = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    let long = vec![b'a'; continuum_fabric::control::MAX_CONTROL_LINE_BYTES + 10_000];
+    let _ = raw.write_all(&long);
+    let mut text = String::new();
+    let _ = raw.read_to_string(&mut text);
+    assert!(text.contains("longer than"), "{text}");
+    // A datagram longer than any frame is counted as malformed.
+    let big = vec![0u8; continuum_fabric::ethernet::MAX_FRAME_BYTES + 100];
+    vms[0].socket.send_to(&big, &vms[0].switch_path).unwrap();
+    // The fabric still works.
+    learn_all(&vms);
+    let stats = fabric.stats().unwrap();
+    assert_eq!(stats["ports"][0]["malformed"], 1);
+}
