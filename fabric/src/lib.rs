@@ -21,6 +21,7 @@
 
 pub mod client;
 pub mod control;
+mod control_server;
 pub mod ethernet;
 pub mod faults;
 pub mod rng;
