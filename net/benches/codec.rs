@@ -115,7 +115,11 @@ fn bench_key_derivation(count: usize) {
     for _ in 0..count {
         black_box(derive_link_keys(7, 1, black_box(&me), 2, &peer).expect("derive"));
     }
-    per_message("derive link keys (once per peer at boot)", count, start.elapsed());
+    per_message(
+        "derive link keys (once per peer at boot)",
+        count,
+        start.elapsed(),
+    );
 }
 
 fn main() {

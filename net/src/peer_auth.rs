@@ -262,6 +262,12 @@ impl PeerAuth {
         self.peers.keys().copied()
     }
 
+    /// The replay state of `peer` (its current epoch and highest sequence
+    /// number), for status pages; `None` if `peer` is not a member.
+    pub fn peer_window(&self, peer: NodeId) -> Option<ReplayWindow> {
+        self.peers.get(&peer).map(|p| p.window)
+    }
+
     /// Accepted/refused counts since construction.
     pub fn counters(&self) -> RejectCounters {
         self.counters

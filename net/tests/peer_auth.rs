@@ -176,6 +176,8 @@ fn restarted_peer_resets_the_window_and_old_epoch_is_refused() {
     let fresh = seal(&mut boot2, 2, PeerBody::Ping { nonce: 100 });
     let msg = n2.open(&fresh).unwrap();
     assert_eq!((msg.epoch, msg.seq), (2, 1));
+    let window = n2.peer_window(1).unwrap();
+    assert_eq!((window.epoch(), window.top()), (2, 1));
     assert_eq!(
         n2.open(&old[1]),
         Err(PeerReject::StaleEpoch {
