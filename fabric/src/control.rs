@@ -1,0 +1,194 @@
+//! The control protocol: one JSON object per line in each direction.
+//!
+//! Requests (`cmd` selects the command; unknown commands and fields are
+//! refused with an error reply, never a crash):
+//!
+//! ```text
+//! {"cmd":"partition","groups":[[1,2],[3]]}   replace partitions (see topology.rs)
+//! {"cmd":"isolate","node":3}                 also block all links of node 3
+//! {"cmd":"block","from":1,"to":2}            block one directed link
+//! {"cmd":"unblock","from":1,"to":2}
+//! {"cmd":"heal"}                             remove all partitions
+//! {"cmd":"link","from":1,"to":2,"drop":0.2,"delay_ms":5,"jitter_ms":10,
+//!  "dup":0.01,"reorder":0.05,"hold_ms":50}   replace one link's fault plan
+//! {"cmd":"links", ...same fault fields...}   replace every link's plan
+//! {"cmd":"reset"}                            no partitions, no faults
+//! {"cmd":"stats"}                            counters per link and port
+//! {"cmd":"inject","port":2,"frame_hex":"ffff..."}  frame as if from port 2
+//! {"cmd":"status"}                           nodes, seed, socket paths
+//! {"cmd":"shutdown"}                         stop the fabric
+//! ```
+//!
+//! Replies: `{"ok":true, ...}` or `{"ok":false,"error":"..."}`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ethernet::MAX_FRAME_BYTES;
+use crate::faults::LinkFaults;
+
+/// Longest request line accepted (an `inject` of the largest frame in hex
+/// plus framing); longer lines get an error and the connection is closed.
+pub const MAX_CONTROL_LINE_BYTES: usize = 2 * MAX_FRAME_BYTES + 1024;
+
+/// A control request.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Request {
+    Partition {
+        groups: Vec<Vec<u16>>,
+    },
+    Isolate {
+        node: u16,
+    },
+    Block {
+        from: u16,
+        to: u16,
+    },
+    Unblock {
+        from: u16,
+        to: u16,
+    },
+    Heal,
+    Link {
+        from: u16,
+        to: u16,
+        #[serde(default)]
+        drop: f64,
+        #[serde(default)]
+        delay_ms: u64,
+        #[serde(default)]
+        jitter_ms: u64,
+        #[serde(default)]
+        dup: f64,
+        #[serde(default)]
+        reorder: f64,
+        #[serde(default)]
+        hold_ms: u64,
+    },
+    Links {
+        #[serde(default)]
+        drop: f64,
+        #[serde(default)]
+        delay_ms: u64,
+        #[serde(default)]
+        jitter_ms: u64,
+        #[serde(default)]
+        dup: f64,
+        #[serde(default)]
+        reorder: f64,
+        #[serde(default)]
+        hold_ms: u64,
+    },
+    Reset,
+    Stats,
+    Inject {
+        port: u16,
+        frame_hex: String,
+    },
+    Status,
+    Shutdown,
+}
+
+impl Request {
+    /// A `link` request setting `faults` on `from → to`.
+    pub fn link(from: u16, to: u16, faults: &LinkFaults) -> Request {
+        Request::Link {
+            from,
+            to,
+            drop: faults.drop,
+            delay_ms: faults.delay_ms,
+            jitter_ms: faults.jitter_ms,
+            dup: faults.dup,
+            reorder: faults.reorder,
+            hold_ms: faults.hold_ms,
+        }
+    }
+
+    /// An `inject` request for `frame` on `port`.
+    pub fn inject(port: u16, frame: &[u8]) -> Request {
+        Request::Inject {
+            port,
+            frame_hex: encode_hex(frame),
+        }
+    }
+
+    /// Parses one request line.
+    pub fn parse(line: &str) -> Result<Request, String> {
+        serde_json::from_str(line).map_err(|e| format!("bad request: {e}"))
+    }
+}
+
+/// Lower-case hex of `bytes`.
+pub fn encode_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Parses hex (either case, no separators) of at most [`MAX_FRAME_BYTES`].
+pub fn decode_hex(text: &str) -> Result<Vec<u8>, String> {
+    if !text.len().is_multiple_of(2) {
+        return Err("frame_hex has an odd number of digits".to_string());
+    }
+    if text.len() / 2 > MAX_FRAME_BYTES {
+        return Err(format!("frame longer than {MAX_FRAME_BYTES} bytes"));
+    }
+    let digit = |c: u8| -> Result<u8, String> {
+        match c {
+            b'0'..=b'9' => Ok(c - b'0'),
+            b'a'..=b'f' => Ok(c - b'a' + 10),
+            b'A'..=b'F' => Ok(c - b'A' + 10),
+            _ => Err(format!("frame_hex has a non-hex character {:?}", c as char)),
+        }
+    };
+    text.as_bytes()
+        .chunks(2)
+        .map(|pair| Ok(digit(pair[0])? << 4 | digit(pair[1])?))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_parse_and_bad_ones_explain() {
+        assert_eq!(
+            Request::parse(r#"{"cmd":"partition","groups":[[1,2],[3]]}"#).unwrap(),
+            Request::Partition {
+                groups: vec![vec![1, 2], vec![3]]
+            }
+        );
+        let link = Request::parse(r#"{"cmd":"link","from":1,"to":2,"drop":0.2}"#).unwrap();
+        assert_eq!(
+            link,
+            Request::link(
+                1,
+                2,
+                &LinkFaults {
+                    drop: 0.2,
+                    ..LinkFaults::default()
+                }
+            )
+        );
+        assert!(Request::parse(r#"{"cmd":"link","from":1,"to":2,"dorp":0.2}"#).is_err());
+        assert!(Request::parse(r#"{"cmd":"explode"}"#).is_err());
+        assert!(Request::parse(r#"{"cmd":"isolate","node":-1}"#).is_err());
+        assert!(Request::parse("not json").is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_lines_never_panic(line in ".{0,200}") {
+            let _ = Request::parse(&line);
+            let _ = decode_hex(&line);
+        }
+    }
+
+    #[test]
+    fn hex_round_trips_and_rejects_junk() {
+        let bytes = [0u8, 1, 0xab, 0xff];
+        assert_eq!(decode_hex(&encode_hex(&bytes)).unwrap(), bytes);
+        assert_eq!(decode_hex("ABcd").unwrap(), [0xab, 0xcd]);
+        assert!(decode_hex("abc").is_err());
+        assert!(decode_hex("zz").is_err());
+    }
+}

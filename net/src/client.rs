@@ -1,0 +1,328 @@
+//! Client messages: requests from clients to any node and the node's reply.
+//!
+//! They use the common header (sender = client id) followed directly by the
+//! payload; they carry no authenticator at this layer because the commands a
+//! client submits are signed by the debited account's owner (checked by the
+//! bank), and a reply only reports facts the client can re-query.
+//!
+//! Request payload: `request id (u64) | op (u8) | op body`:
+//!
+//! | op | name              | body                                   |
+//! |----|-------------------|----------------------------------------|
+//! | 1  | Submit            | command bytes (the rest, at least 1)   |
+//! | 2  | QueryBalance      | account id (u64)                       |
+//! | 3  | QueryOutcome      | transfer id (u128)                     |
+//! | 4  | QueryChainHead    | (empty)                                |
+//!
+//! Reply payload: `request id (u64) | status (u8) | status body`:
+//!
+//! | status | name     | body                                                    |
+//! |--------|----------|---------------------------------------------------------|
+//! | 0      | Ok       | index u64, term u64, HLC u64, chain hash [32], outcome (rest) |
+//! | 1      | Redirect | leader hint u64 (0 = unknown leader)                    |
+//! | 2      | Error    | error code u8                                           |
+//!
+//! A query answered `Ok` reports the applied position it was read at
+//! (index, term, HLC, chain hash) and the bank's encoding of the answer in
+//! `outcome`; a chain-head query's `outcome` is empty.
+
+use alloc::vec::Vec;
+use core::fmt;
+
+use crate::header::{
+    ClusterId, DecodeError, EncodeError, Header, Kind, NodeId, Reader, HEADER_BYTES,
+    MAX_CLIENT_PAYLOAD_BYTES,
+};
+
+/// Fixed bytes in front of a request's op body (request id + op).
+const REQUEST_PREFIX_BYTES: usize = 9;
+/// Fixed bytes of an `Ok` reply body in front of the outcome.
+const REPLY_OK_FIXED_BYTES: usize = 8 + 1 + 8 + 8 + 8 + 32;
+/// Largest command a client can submit in one datagram.
+pub const MAX_COMMAND_BYTES: usize = MAX_CLIENT_PAYLOAD_BYTES - REQUEST_PREFIX_BYTES;
+/// Largest outcome a reply can carry in one datagram.
+pub const MAX_OUTCOME_BYTES: usize = MAX_CLIENT_PAYLOAD_BYTES - REPLY_OK_FIXED_BYTES;
+
+/// What a client asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RequestOp {
+    /// Propose a command (an encoded, owner-signed bank command).
+    Submit { command: Vec<u8> },
+    /// Linearizable read of one account's balance.
+    QueryBalance { account: u64 },
+    /// The outcome of a transfer by its client-chosen 128-bit id.
+    QueryOutcome { transfer_id: u128 },
+    /// The applied chain head (index, term, HLC, hash).
+    QueryChainHead,
+}
+
+/// A client request datagram.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientRequest {
+    pub cluster_id: ClusterId,
+    /// Client-chosen id; together with `request_id` it names a retry.
+    pub client_id: u64,
+    pub request_id: u64,
+    pub op: RequestOp,
+}
+
+/// Why a node could not answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ReplyError {
+    /// Overloaded (a bounded queue is full); retry later.
+    Busy = 1,
+    /// No quorum reachable / no leader known; retry later.
+    Unavailable = 2,
+    /// The request was understood but refused (e.g. the command is invalid).
+    BadRequest = 3,
+    /// The request did not commit in time; its outcome is unknown — query it.
+    Timeout = 4,
+}
+
+impl ReplyError {
+    fn from_byte(byte: u8) -> Option<ReplyError> {
+        match byte {
+            1 => Some(ReplyError::Busy),
+            2 => Some(ReplyError::Unavailable),
+            3 => Some(ReplyError::BadRequest),
+            4 => Some(ReplyError::Timeout),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for ReplyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = match self {
+            ReplyError::Busy => "busy",
+            ReplyError::Unavailable => "unavailable",
+            ReplyError::BadRequest => "bad request",
+            ReplyError::Timeout => "timed out",
+        };
+        f.write_str(text)
+    }
+}
+
+/// The body of a reply.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReplyBody {
+    /// Committed (submit) or read (query) at this log position.
+    Ok {
+        index: u64,
+        term: u64,
+        /// Hybrid logical clock timestamp of the entry.
+        hlc: u64,
+        chain_hash: [u8; 32],
+        /// Bank-encoded outcome or query answer (empty for a chain head).
+        outcome: Vec<u8>,
+    },
+    /// This node is not the leader; try `leader_hint` if known.
+    Redirect {
+        leader_hint: Option<NodeId>,
+    },
+    Error(ReplyError),
+}
+
+/// A reply datagram.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientReply {
+    pub cluster_id: ClusterId,
+    /// The replying node.
+    pub node: NodeId,
+    /// Echo of the request's id.
+    pub request_id: u64,
+    pub body: ReplyBody,
+}
+
+/// Checks the common header for a client message of `kind` and returns the
+/// payload slice.
+fn client_payload(bytes: &[u8], kind: Kind) -> Result<(Header, &[u8]), DecodeError> {
+    let header = Header::decode(bytes)?;
+    if header.kind != kind {
+        return Err(DecodeError::UnexpectedKind(header.kind));
+    }
+    let payload = &bytes[HEADER_BYTES..];
+    let declared = usize::from(header.payload_len);
+    if declared != payload.len() {
+        return Err(DecodeError::LengthMismatch {
+            declared,
+            actual: payload.len(),
+        });
+    }
+    Ok((header, payload))
+}
+
+/// Wraps a finished payload in the common header.
+fn frame(
+    kind: Kind,
+    cluster_id: ClusterId,
+    sender: u64,
+    payload: &[u8],
+) -> Result<Vec<u8>, EncodeError> {
+    if payload.len() > MAX_CLIENT_PAYLOAD_BYTES {
+        return Err(EncodeError::PayloadTooLarge {
+            len: payload.len(),
+            max: MAX_CLIENT_PAYLOAD_BYTES,
+        });
+    }
+    let payload_len = u16::try_from(payload.len()).map_err(|_| EncodeError::PayloadTooLarge {
+        len: payload.len(),
+        max: MAX_CLIENT_PAYLOAD_BYTES,
+    })?;
+    let mut out = Vec::with_capacity(HEADER_BYTES + payload.len());
+    Header {
+        kind,
+        payload_len,
+        cluster_id,
+        sender,
+    }
+    .encode_into(&mut out);
+    out.extend_from_slice(payload);
+    Ok(out)
+}
+
+impl ClientRequest {
+    /// Encodes the request as one datagram.
+    pub fn encode(&self) -> Result<Vec<u8>, EncodeError> {
+        let mut payload = Vec::with_capacity(REQUEST_PREFIX_BYTES + 16);
+        payload.extend_from_slice(&self.request_id.to_be_bytes());
+        match &self.op {
+            RequestOp::Submit { command } => {
+                if command.is_empty() {
+                    return Err(EncodeError::EmptyCommand);
+                }
+                payload.push(1);
+                payload.extend_from_slice(command);
+            }
+            RequestOp::QueryBalance { account } => {
+                payload.push(2);
+                payload.extend_from_slice(&account.to_be_bytes());
+            }
+            RequestOp::QueryOutcome { transfer_id } => {
+                payload.push(3);
+                payload.extend_from_slice(&transfer_id.to_be_bytes());
+            }
+            RequestOp::QueryChainHead => payload.push(4),
+        }
+        frame(
+            Kind::ClientRequest,
+            self.cluster_id,
+            self.client_id,
+            &payload,
+        )
+    }
+
+    /// Decodes one request datagram (total: never panics).
+    pub fn decode(bytes: &[u8]) -> Result<ClientRequest, DecodeError> {
+        let (header, payload) = client_payload(bytes, Kind::ClientRequest)?;
+        let mut r = Reader::new(payload);
+        let request_id = r.u64()?;
+        let op_byte = r.u8()?;
+        let op = match op_byte {
+            1 => {
+                let command = r.rest();
+                if command.is_empty() {
+                    return Err(DecodeError::EmptyCommand);
+                }
+                RequestOp::Submit {
+                    command: command.to_vec(),
+                }
+            }
+            2 => RequestOp::QueryBalance { account: r.u64()? },
+            3 => RequestOp::QueryOutcome {
+                transfer_id: r.u128()?,
+            },
+            4 => RequestOp::QueryChainHead,
+            other => return Err(DecodeError::UnknownOp(other)),
+        };
+        r.finish()?;
+        Ok(ClientRequest {
+            cluster_id: header.cluster_id,
+            client_id: header.sender,
+            request_id,
+            op,
+        })
+    }
+}
+
+impl ClientReply {
+    /// Encodes the reply as one datagram.
+    pub fn encode(&self) -> Result<Vec<u8>, EncodeError> {
+        if self.node == 0 {
+            return Err(EncodeError::ZeroNodeId);
+        }
+        let mut payload = Vec::with_capacity(REPLY_OK_FIXED_BYTES);
+        payload.extend_from_slice(&self.request_id.to_be_bytes());
+        match &self.body {
+            ReplyBody::Ok {
+                index,
+                term,
+                hlc,
+                chain_hash,
+                outcome,
+            } => {
+                payload.push(0);
+                payload.extend_from_slice(&index.to_be_bytes());
+                payload.extend_from_slice(&term.to_be_bytes());
+                payload.extend_from_slice(&hlc.to_be_bytes());
+                payload.extend_from_slice(chain_hash);
+                payload.extend_from_slice(outcome);
+            }
+            ReplyBody::Redirect { leader_hint } => {
+                payload.push(1);
+                let hint = match leader_hint {
+                    Some(0) => return Err(EncodeError::ZeroNodeId),
+                    Some(id) => *id,
+                    None => 0,
+                };
+                payload.extend_from_slice(&hint.to_be_bytes());
+            }
+            ReplyBody::Error(code) => {
+                payload.push(2);
+                payload.push(*code as u8);
+            }
+        }
+        frame(Kind::ClientReply, self.cluster_id, self.node, &payload)
+    }
+
+    /// Decodes one reply datagram (total: never panics).
+    pub fn decode(bytes: &[u8]) -> Result<ClientReply, DecodeError> {
+        let (header, payload) = client_payload(bytes, Kind::ClientReply)?;
+        if header.sender == 0 {
+            return Err(DecodeError::ZeroNodeId);
+        }
+        let mut r = Reader::new(payload);
+        let request_id = r.u64()?;
+        let status = r.u8()?;
+        let body = match status {
+            0 => ReplyBody::Ok {
+                index: r.u64()?,
+                term: r.u64()?,
+                hlc: r.u64()?,
+                chain_hash: r.array()?,
+                outcome: r.rest().to_vec(),
+            },
+            1 => {
+                let hint = r.u64()?;
+                ReplyBody::Redirect {
+                    leader_hint: (hint != 0).then_some(hint),
+                }
+            }
+            2 => {
+                let code = r.u8()?;
+                ReplyBody::Error(
+                    ReplyError::from_byte(code).ok_or(DecodeError::UnknownErrorCode(code))?,
+                )
+            }
+            other => return Err(DecodeError::UnknownStatus(other)),
+        };
+        r.finish()?;
+        Ok(ClientReply {
+            cluster_id: header.cluster_id,
+            node: header.sender,
+            request_id,
+            body,
+        })
+    }
+}

@@ -1,0 +1,268 @@
+//! The common datagram header shared by peer and client messages, the size
+//! limits every decoder enforces, and the codec error types.
+
+use core::fmt;
+
+/// A cluster member's node id. Valid node ids are `>= 1`; 0 means "none".
+pub type NodeId = u64;
+/// Identifies one cluster; a message for another cluster is refused before
+/// any other check so two clusters on one LAN never mix.
+pub type ClusterId = u64;
+
+/// First four bytes of every datagram.
+pub const MAGIC: [u8; 4] = *b"CTNM";
+/// The only wire version this build speaks; anything else is refused.
+pub const VERSION: u8 = 1;
+/// Size of the common header (magic, version, kind, length, cluster, sender).
+pub const HEADER_BYTES: usize = 24;
+/// Upper bound on one datagram: the UDP payload of a 1500-byte Ethernet
+/// frame (1500 - 20 IPv4 - 8 UDP). Staying under it means no IP fragmentation
+/// (smoltcp is built without it) and one Ethernet frame per message.
+pub const MAX_DATAGRAM_BYTES: usize = 1472;
+/// Largest payload of a peer message whatever the authenticator: the datagram
+/// limit minus the peer header and the largest tag (a 64-byte signature).
+/// Raft batches are chunked to fit this.
+pub const MAX_PEER_PAYLOAD_BYTES: usize =
+    MAX_DATAGRAM_BYTES - crate::peer::PEER_HEADER_BYTES - crate::peer::MAX_TAG_BYTES;
+/// Largest payload of a client message (request or reply).
+pub const MAX_CLIENT_PAYLOAD_BYTES: usize = MAX_DATAGRAM_BYTES - HEADER_BYTES;
+
+/// What a datagram carries; decides which header and payload follow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum Kind {
+    /// Peer: an opaque, encoded Raft message.
+    PeerRaft = 1,
+    /// Peer: liveness probe carrying a nonce (tests, diagnostics).
+    PeerPing = 2,
+    /// Peer: answer to a ping, echoing its nonce.
+    PeerPong = 3,
+    /// Client to node: a request (see [`crate::client`]).
+    ClientRequest = 0x10,
+    /// Node to client: a reply (see [`crate::client`]).
+    ClientReply = 0x11,
+}
+
+impl Kind {
+    /// Parses a kind byte; unknown values are `None`.
+    pub fn from_byte(byte: u8) -> Option<Kind> {
+        match byte {
+            1 => Some(Kind::PeerRaft),
+            2 => Some(Kind::PeerPing),
+            3 => Some(Kind::PeerPong),
+            0x10 => Some(Kind::ClientRequest),
+            0x11 => Some(Kind::ClientReply),
+            _ => None,
+        }
+    }
+
+    /// Whether this kind travels with the peer header and an authenticator.
+    pub fn is_peer(self) -> bool {
+        matches!(self, Kind::PeerRaft | Kind::PeerPing | Kind::PeerPong)
+    }
+}
+
+/// The decoded common header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    pub kind: Kind,
+    /// Length of the payload that follows the kind-specific header.
+    pub payload_len: u16,
+    pub cluster_id: ClusterId,
+    /// Sending node (peer messages) or client id (client messages).
+    pub sender: u64,
+}
+
+impl Header {
+    /// Appends the 24 header bytes to `out`.
+    pub fn encode_into(&self, out: &mut alloc::vec::Vec<u8>) {
+        out.extend_from_slice(&MAGIC);
+        out.push(VERSION);
+        out.push(self.kind as u8);
+        out.extend_from_slice(&self.payload_len.to_be_bytes());
+        out.extend_from_slice(&self.cluster_id.to_be_bytes());
+        out.extend_from_slice(&self.sender.to_be_bytes());
+    }
+
+    /// Decodes the common header at the start of `bytes` (the rest is left to
+    /// the kind-specific decoder).
+    pub fn decode(bytes: &[u8]) -> Result<Header, DecodeError> {
+        if bytes.len() > MAX_DATAGRAM_BYTES {
+            return Err(DecodeError::TooLong { len: bytes.len() });
+        }
+        let mut r = Reader::new(bytes);
+        let magic = r.array::<4>()?;
+        if magic != MAGIC {
+            return Err(DecodeError::BadMagic);
+        }
+        let version = r.u8()?;
+        if version != VERSION {
+            return Err(DecodeError::UnsupportedVersion(version));
+        }
+        let kind_byte = r.u8()?;
+        let kind = Kind::from_byte(kind_byte).ok_or(DecodeError::UnknownKind(kind_byte))?;
+        let payload_len = r.u16()?;
+        let cluster_id = r.u64()?;
+        let sender = r.u64()?;
+        Ok(Header {
+            kind,
+            payload_len,
+            cluster_id,
+            sender,
+        })
+    }
+}
+
+/// Why bytes were refused by a decoder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DecodeError {
+    /// The input ended before the structure did.
+    Truncated,
+    /// The datagram is longer than [`MAX_DATAGRAM_BYTES`].
+    TooLong {
+        len: usize,
+    },
+    BadMagic,
+    UnsupportedVersion(u8),
+    UnknownKind(u8),
+    /// A kind arrived where another family was expected (e.g. a client
+    /// request handed to the peer decoder).
+    UnexpectedKind(Kind),
+    UnknownScheme(u8),
+    UnknownOp(u8),
+    UnknownStatus(u8),
+    UnknownErrorCode(u8),
+    /// The payload length field disagrees with the bytes present.
+    LengthMismatch {
+        declared: usize,
+        actual: usize,
+    },
+    /// The payload is longer than the per-family maximum.
+    PayloadTooLarge {
+        len: usize,
+        max: usize,
+    },
+    /// Bytes left over after a complete structure.
+    TrailingBytes {
+        extra: usize,
+    },
+    /// Sequence numbers start at 1; 0 never appears on the wire.
+    ZeroSequence,
+    /// A node id field holds 0, which is never a valid node.
+    ZeroNodeId,
+    /// A submit request with no command bytes.
+    EmptyCommand,
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecodeError::Truncated => write!(f, "datagram truncated"),
+            DecodeError::TooLong { len } => {
+                write!(f, "datagram of {len} bytes exceeds {MAX_DATAGRAM_BYTES}")
+            }
+            DecodeError::BadMagic => write!(f, "bad magic"),
+            DecodeError::UnsupportedVersion(v) => write!(f, "unsupported wire version {v}"),
+            DecodeError::UnknownKind(k) => write!(f, "unknown message kind {k:#04x}"),
+            DecodeError::UnexpectedKind(k) => write!(f, "unexpected message kind {k:?}"),
+            DecodeError::UnknownScheme(s) => write!(f, "unknown authenticator scheme {s}"),
+            DecodeError::UnknownOp(o) => write!(f, "unknown client request op {o}"),
+            DecodeError::UnknownStatus(s) => write!(f, "unknown client reply status {s}"),
+            DecodeError::UnknownErrorCode(c) => write!(f, "unknown client error code {c}"),
+            DecodeError::LengthMismatch { declared, actual } => {
+                write!(
+                    f,
+                    "declared payload length {declared}, found {actual} bytes"
+                )
+            }
+            DecodeError::PayloadTooLarge { len, max } => {
+                write!(f, "payload of {len} bytes exceeds {max}")
+            }
+            DecodeError::TrailingBytes { extra } => write!(f, "{extra} trailing bytes"),
+            DecodeError::ZeroSequence => write!(f, "sequence number 0"),
+            DecodeError::ZeroNodeId => write!(f, "node id 0"),
+            DecodeError::EmptyCommand => write!(f, "submit request without command bytes"),
+        }
+    }
+}
+
+/// Why a message could not be encoded (a caller bug or an oversize payload).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EncodeError {
+    /// The payload does not fit one datagram.
+    PayloadTooLarge { len: usize, max: usize },
+    /// A node id of 0 was given where a node is required.
+    ZeroNodeId,
+    /// A submit request with no command bytes.
+    EmptyCommand,
+}
+
+impl fmt::Display for EncodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EncodeError::PayloadTooLarge { len, max } => {
+                write!(f, "payload of {len} bytes exceeds {max}")
+            }
+            EncodeError::ZeroNodeId => write!(f, "node id 0 is not a node"),
+            EncodeError::EmptyCommand => write!(f, "submit request without command bytes"),
+        }
+    }
+}
+
+/// A bounds-checked cursor over input bytes; every read is checked.
+pub(crate) struct Reader<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    pub(crate) fn new(bytes: &'a [u8]) -> Self {
+        Reader { bytes }
+    }
+
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        if self.bytes.len() < n {
+            return Err(DecodeError::Truncated);
+        }
+        let (head, tail) = self.bytes.split_at(n);
+        self.bytes = tail;
+        Ok(head)
+    }
+
+    pub(crate) fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
+        let mut out = [0u8; N];
+        out.copy_from_slice(self.take(N)?);
+        Ok(out)
+    }
+
+    pub(crate) fn u8(&mut self) -> Result<u8, DecodeError> {
+        Ok(self.array::<1>()?[0])
+    }
+
+    pub(crate) fn u16(&mut self) -> Result<u16, DecodeError> {
+        Ok(u16::from_be_bytes(self.array()?))
+    }
+
+    pub(crate) fn u64(&mut self) -> Result<u64, DecodeError> {
+        Ok(u64::from_be_bytes(self.array()?))
+    }
+
+    pub(crate) fn u128(&mut self) -> Result<u128, DecodeError> {
+        Ok(u128::from_be_bytes(self.array()?))
+    }
+
+    /// Everything not yet read.
+    pub(crate) fn rest(&mut self) -> &'a [u8] {
+        core::mem::take(&mut self.bytes)
+    }
+
+    /// Fails unless all input was consumed.
+    pub(crate) fn finish(&self) -> Result<(), DecodeError> {
+        if self.bytes.is_empty() {
+            Ok(())
+        } else {
+            Err(DecodeError::TrailingBytes {
+                extra: self.bytes.len(),
+            })
+        }
+    }
+}

@@ -1,0 +1,246 @@
+//! Peer (node-to-node) datagram structure, before authentication.
+//!
+//! ```text
+//!  0..24   common header (kind = PeerRaft | PeerPing | PeerPong, sender = node)
+//! 24       authenticator scheme (1 = HMAC-SHA256, 2 = Ed25519)
+//! 25..33   receiver node id
+//! 33..41   sender boot epoch
+//! 41..49   sequence number (>= 1) of this (sender, receiver, epoch) stream
+//! 49..     payload (header's payload length bytes)
+//!  ..end   tag over bytes 0..end-of-payload (32 or 64 bytes by scheme)
+//! ```
+//!
+//! The receiver id is inside the authenticated bytes so a message meant for
+//! one node cannot be replayed to another (this matters for Ed25519, whose
+//! signature every member can verify). [`PeerFrame::decode`] checks structure
+//! only; [`crate::PeerAuth::open`] checks the tag and freshness.
+
+use alloc::vec::Vec;
+
+use crate::header::{
+    ClusterId, DecodeError, EncodeError, Header, Kind, NodeId, Reader, HEADER_BYTES,
+    MAX_PEER_PAYLOAD_BYTES,
+};
+
+/// Size of the common header plus the peer header.
+pub const PEER_HEADER_BYTES: usize = HEADER_BYTES + 1 + 8 + 8 + 8;
+/// The largest authenticator tag (an Ed25519 signature).
+pub const MAX_TAG_BYTES: usize = 64;
+/// Payload length of a ping or pong (the nonce).
+const NONCE_BYTES: usize = 8;
+
+/// How peer messages are authenticated; one scheme per cluster (config).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum AuthScheme {
+    /// HMAC-SHA256 with pairwise keys derived from the Ed25519 identities
+    /// (see [`crate::keys`]). The default: ~100× cheaper than a verify.
+    HmacSha256 = 1,
+    /// An Ed25519 signature by the sender's identity key on every message.
+    Ed25519 = 2,
+}
+
+impl AuthScheme {
+    /// Parses a scheme byte; unknown values are `None`.
+    pub fn from_byte(byte: u8) -> Option<AuthScheme> {
+        match byte {
+            1 => Some(AuthScheme::HmacSha256),
+            2 => Some(AuthScheme::Ed25519),
+            _ => None,
+        }
+    }
+
+    /// Length of this scheme's tag on the wire.
+    pub fn tag_len(self) -> usize {
+        match self {
+            AuthScheme::HmacSha256 => crate::hmac::TAG_BYTES,
+            AuthScheme::Ed25519 => ed25519_dalek::SIGNATURE_LENGTH,
+        }
+    }
+}
+
+/// What a peer message carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerBody<'a> {
+    /// An encoded Raft message, opaque to this crate.
+    Raft(&'a [u8]),
+    /// Liveness probe.
+    Ping { nonce: u64 },
+    /// Answer to a ping.
+    Pong { nonce: u64 },
+}
+
+impl<'a> PeerBody<'a> {
+    /// The header kind of this body.
+    pub fn kind(&self) -> Kind {
+        match self {
+            PeerBody::Raft(_) => Kind::PeerRaft,
+            PeerBody::Ping { .. } => Kind::PeerPing,
+            PeerBody::Pong { .. } => Kind::PeerPong,
+        }
+    }
+
+    fn payload_len(&self) -> usize {
+        match self {
+            PeerBody::Raft(bytes) => bytes.len(),
+            PeerBody::Ping { .. } | PeerBody::Pong { .. } => NONCE_BYTES,
+        }
+    }
+
+    fn write_payload(&self, out: &mut Vec<u8>) {
+        match self {
+            PeerBody::Raft(bytes) => out.extend_from_slice(bytes),
+            PeerBody::Ping { nonce } | PeerBody::Pong { nonce } => {
+                out.extend_from_slice(&nonce.to_be_bytes())
+            }
+        }
+    }
+
+    fn decode(kind: Kind, payload: &'a [u8]) -> Result<PeerBody<'a>, DecodeError> {
+        let mut r = Reader::new(payload);
+        let body = match kind {
+            Kind::PeerRaft => PeerBody::Raft(r.rest()),
+            Kind::PeerPing => PeerBody::Ping { nonce: r.u64()? },
+            Kind::PeerPong => PeerBody::Pong { nonce: r.u64()? },
+            other => return Err(DecodeError::UnexpectedKind(other)),
+        };
+        r.finish()?;
+        Ok(body)
+    }
+}
+
+/// A structurally valid peer datagram whose tag has not been checked yet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerFrame<'a> {
+    pub cluster_id: ClusterId,
+    pub sender: NodeId,
+    pub receiver: NodeId,
+    pub epoch: u64,
+    pub seq: u64,
+    pub scheme: AuthScheme,
+    pub body: PeerBody<'a>,
+    /// The bytes the tag covers (headers and payload).
+    pub authenticated: &'a [u8],
+    /// The tag as received.
+    pub tag: &'a [u8],
+}
+
+/// The fields of a peer message that precede the payload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct PeerFields {
+    pub cluster_id: ClusterId,
+    pub sender: NodeId,
+    pub receiver: NodeId,
+    pub epoch: u64,
+    pub seq: u64,
+    pub scheme: AuthScheme,
+}
+
+/// Appends headers and payload (everything the tag covers) to `out`.
+pub(crate) fn encode_authenticated_part(
+    fields: &PeerFields,
+    body: &PeerBody<'_>,
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
+    if fields.sender == 0 || fields.receiver == 0 {
+        return Err(EncodeError::ZeroNodeId);
+    }
+    assert!(fields.seq != 0, "peer sequence numbers start at 1");
+    let len = body.payload_len();
+    if len > MAX_PEER_PAYLOAD_BYTES {
+        return Err(EncodeError::PayloadTooLarge {
+            len,
+            max: MAX_PEER_PAYLOAD_BYTES,
+        });
+    }
+    let payload_len = u16::try_from(len).map_err(|_| EncodeError::PayloadTooLarge {
+        len,
+        max: MAX_PEER_PAYLOAD_BYTES,
+    })?;
+    out.reserve(PEER_HEADER_BYTES + len + fields.scheme.tag_len());
+    Header {
+        kind: body.kind(),
+        payload_len,
+        cluster_id: fields.cluster_id,
+        sender: fields.sender,
+    }
+    .encode_into(out);
+    out.push(fields.scheme as u8);
+    out.extend_from_slice(&fields.receiver.to_be_bytes());
+    out.extend_from_slice(&fields.epoch.to_be_bytes());
+    out.extend_from_slice(&fields.seq.to_be_bytes());
+    body.write_payload(out);
+    Ok(())
+}
+
+impl<'a> PeerFrame<'a> {
+    /// Decodes the structure of a peer datagram (total: never panics).
+    pub fn decode(bytes: &'a [u8]) -> Result<PeerFrame<'a>, DecodeError> {
+        let header = Header::decode(bytes)?;
+        if !header.kind.is_peer() {
+            return Err(DecodeError::UnexpectedKind(header.kind));
+        }
+        let mut r = Reader::new(bytes);
+        r.take(HEADER_BYTES)?;
+        let scheme_byte = r.u8()?;
+        let scheme =
+            AuthScheme::from_byte(scheme_byte).ok_or(DecodeError::UnknownScheme(scheme_byte))?;
+        let receiver = r.u64()?;
+        let epoch = r.u64()?;
+        let seq = r.u64()?;
+        let declared = usize::from(header.payload_len);
+        if declared > MAX_PEER_PAYLOAD_BYTES {
+            return Err(DecodeError::PayloadTooLarge {
+                len: declared,
+                max: MAX_PEER_PAYLOAD_BYTES,
+            });
+        }
+        let actual = bytes
+            .len()
+            .saturating_sub(PEER_HEADER_BYTES + scheme.tag_len());
+        if bytes.len() < PEER_HEADER_BYTES + scheme.tag_len() || declared != actual {
+            return Err(DecodeError::LengthMismatch { declared, actual });
+        }
+        let payload = r.take(declared)?;
+        let tag = r.take(scheme.tag_len())?;
+        r.finish()?;
+        if header.sender == 0 || receiver == 0 {
+            return Err(DecodeError::ZeroNodeId);
+        }
+        if seq == 0 {
+            return Err(DecodeError::ZeroSequence);
+        }
+        let body = PeerBody::decode(header.kind, payload)?;
+        Ok(PeerFrame {
+            cluster_id: header.cluster_id,
+            sender: header.sender,
+            receiver,
+            epoch,
+            seq,
+            scheme,
+            body,
+            authenticated: &bytes[..PEER_HEADER_BYTES + declared],
+            tag,
+        })
+    }
+
+    /// Re-encodes the frame with its tag as received (the inverse of
+    /// `decode`; used to check that every frame has one encoding).
+    pub fn encode(&self) -> Result<Vec<u8>, EncodeError> {
+        let mut out = Vec::new();
+        encode_authenticated_part(&self.fields(), &self.body, &mut out)?;
+        out.extend_from_slice(self.tag);
+        Ok(out)
+    }
+
+    pub(crate) fn fields(&self) -> PeerFields {
+        PeerFields {
+            cluster_id: self.cluster_id,
+            sender: self.sender,
+            receiver: self.receiver,
+            epoch: self.epoch,
+            seq: self.seq,
+            scheme: self.scheme,
+        }
+    }
+}

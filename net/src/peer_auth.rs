@@ -1,0 +1,400 @@
+//! Sealing and opening peer messages: authenticator, freshness, counters.
+//!
+//! [`PeerAuth`] is the one object a node keeps for its peers. `seal` numbers
+//! and authenticates an outgoing message; `open` runs every check in a fixed
+//! order and counts each refusal by cause, so `/status` can show them:
+//!
+//! 1. structure ([`PeerFrame::decode`])            → `Malformed`
+//! 2. cluster id                                   → `WrongCluster`
+//! 3. receiver is this node                        → `Misdirected`
+//! 4. sender is a known peer                       → `UnknownSender`
+//! 5. scheme is the cluster's scheme               → `WrongScheme`
+//! 6. tag (constant-time compare / strict verify)  → `Forged`
+//! 7. freshness in the sender's replay window      → `Replayed` / `TooOld` / `StaleEpoch`
+//!
+//! Only a message that passed 6 can touch the replay window (step 7 commits
+//! after checking), so forged traffic cannot advance or reset a window.
+//! Checks 1–5 are cheap and come first so garbage costs no cryptography.
+
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+use core::fmt;
+
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+
+use crate::header::{ClusterId, DecodeError, EncodeError, NodeId};
+use crate::keys::{derive_link_keys, KeyError, LinkKeys};
+use crate::peer::{encode_authenticated_part, AuthScheme, PeerBody, PeerFields, PeerFrame};
+use crate::replay::{ReplayError, ReplayWindow};
+
+/// Most members a cluster may have; bounds the per-peer state.
+pub const MAX_CLUSTER_MEMBERS: usize = 64;
+
+/// What a node needs to talk to its peers.
+pub struct PeerConfig<'a> {
+    pub cluster_id: ClusterId,
+    /// This node's id (>= 1).
+    pub me: NodeId,
+    /// This boot's epoch: strictly above every epoch this node used before,
+    /// and durable before the first `seal` (see the crate docs).
+    pub epoch: u64,
+    pub scheme: AuthScheme,
+    /// This node's identity key.
+    pub signing_key: &'a SigningKey,
+    /// Every member (including this node) and its public key.
+    pub members: &'a [(NodeId, VerifyingKey)],
+}
+
+/// An authenticated, fresh peer message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerMessage<'a> {
+    pub from: NodeId,
+    pub epoch: u64,
+    pub seq: u64,
+    pub body: PeerBody<'a>,
+}
+
+/// Why a peer datagram was refused. Each variant has its own counter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerReject {
+    Malformed(DecodeError),
+    WrongCluster {
+        got: ClusterId,
+    },
+    /// Addressed to another node.
+    Misdirected {
+        receiver: NodeId,
+    },
+    UnknownSender {
+        sender: NodeId,
+    },
+    WrongScheme {
+        got: AuthScheme,
+    },
+    /// The tag does not verify: forged or corrupted.
+    Forged {
+        sender: NodeId,
+    },
+    Replayed {
+        sender: NodeId,
+        epoch: u64,
+        seq: u64,
+    },
+    TooOld {
+        sender: NodeId,
+        epoch: u64,
+        seq: u64,
+    },
+    StaleEpoch {
+        sender: NodeId,
+        current: u64,
+        got: u64,
+    },
+}
+
+impl fmt::Display for PeerReject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PeerReject::Malformed(e) => write!(f, "malformed peer datagram: {e}"),
+            PeerReject::WrongCluster { got } => write!(f, "datagram for cluster {got}"),
+            PeerReject::Misdirected { receiver } => {
+                write!(f, "datagram addressed to node {receiver}")
+            }
+            PeerReject::UnknownSender { sender } => write!(f, "unknown sender {sender}"),
+            PeerReject::WrongScheme { got } => write!(f, "authenticator {got:?} not in use"),
+            PeerReject::Forged { sender } => write!(f, "bad authenticator claiming node {sender}"),
+            PeerReject::Replayed { sender, epoch, seq } => {
+                write!(f, "replay of node {sender} epoch {epoch} seq {seq}")
+            }
+            PeerReject::TooOld { sender, epoch, seq } => {
+                write!(
+                    f,
+                    "node {sender} epoch {epoch} seq {seq} is older than the window"
+                )
+            }
+            PeerReject::StaleEpoch {
+                sender,
+                current,
+                got,
+            } => {
+                write!(f, "node {sender} epoch {got} below current {current}")
+            }
+        }
+    }
+}
+
+/// Counts of accepted and refused peer datagrams, by cause.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RejectCounters {
+    pub accepted: u64,
+    pub malformed: u64,
+    pub wrong_cluster: u64,
+    pub misdirected: u64,
+    pub unknown_sender: u64,
+    pub wrong_scheme: u64,
+    pub forged: u64,
+    pub replayed: u64,
+    pub too_old: u64,
+    pub stale_epoch: u64,
+}
+
+impl RejectCounters {
+    fn count(&mut self, reject: &PeerReject) {
+        let counter = match reject {
+            PeerReject::Malformed(_) => &mut self.malformed,
+            PeerReject::WrongCluster { .. } => &mut self.wrong_cluster,
+            PeerReject::Misdirected { .. } => &mut self.misdirected,
+            PeerReject::UnknownSender { .. } => &mut self.unknown_sender,
+            PeerReject::WrongScheme { .. } => &mut self.wrong_scheme,
+            PeerReject::Forged { .. } => &mut self.forged,
+            PeerReject::Replayed { .. } => &mut self.replayed,
+            PeerReject::TooOld { .. } => &mut self.too_old,
+            PeerReject::StaleEpoch { .. } => &mut self.stale_epoch,
+        };
+        *counter = counter.saturating_add(1);
+    }
+}
+
+/// State kept for one peer.
+struct Peer {
+    public_key: VerifyingKey,
+    /// Present when the scheme is HMAC-SHA256.
+    link_keys: Option<LinkKeys>,
+    /// Next sequence number we send to this peer in our epoch.
+    next_seq: u64,
+    /// Freshness of what this peer sends us.
+    window: ReplayWindow,
+}
+
+/// A node's peer-message authenticator (see the module docs).
+pub struct PeerAuth {
+    cluster_id: ClusterId,
+    me: NodeId,
+    epoch: u64,
+    scheme: AuthScheme,
+    signing_key: SigningKey,
+    peers: BTreeMap<NodeId, Peer>,
+    counters: RejectCounters,
+}
+
+impl PeerAuth {
+    /// Validates the membership and derives link keys for every peer.
+    pub fn new(config: PeerConfig<'_>) -> Result<PeerAuth, KeyError> {
+        if config.members.len() > MAX_CLUSTER_MEMBERS {
+            return Err(KeyError::TooManyMembers {
+                count: config.members.len(),
+            });
+        }
+        if config.me == 0 {
+            return Err(KeyError::InvalidNodeId(0));
+        }
+        let own_public = config.signing_key.verifying_key();
+        let mut peers = BTreeMap::new();
+        let mut found_self = false;
+        for (id, public_key) in config.members {
+            if *id == 0 {
+                return Err(KeyError::InvalidNodeId(0));
+            }
+            if *id == config.me {
+                if found_self {
+                    return Err(KeyError::DuplicateMember(*id));
+                }
+                if *public_key != own_public {
+                    return Err(KeyError::OwnKeyMismatch);
+                }
+                found_self = true;
+                continue;
+            }
+            if peers.contains_key(id) {
+                return Err(KeyError::DuplicateMember(*id));
+            }
+            let link_keys = match config.scheme {
+                AuthScheme::HmacSha256 => Some(derive_link_keys(
+                    config.cluster_id,
+                    config.me,
+                    config.signing_key,
+                    *id,
+                    public_key,
+                )?),
+                AuthScheme::Ed25519 => {
+                    if public_key.is_weak() {
+                        return Err(KeyError::WeakPeerKey(*id));
+                    }
+                    None
+                }
+            };
+            peers.insert(
+                *id,
+                Peer {
+                    public_key: *public_key,
+                    link_keys,
+                    next_seq: 1,
+                    window: ReplayWindow::new(),
+                },
+            );
+        }
+        if !found_self {
+            return Err(KeyError::NotAMember(config.me));
+        }
+        Ok(PeerAuth {
+            cluster_id: config.cluster_id,
+            me: config.me,
+            epoch: config.epoch,
+            scheme: config.scheme,
+            signing_key: config.signing_key.clone(),
+            peers,
+            counters: RejectCounters::default(),
+        })
+    }
+
+    /// This node's id.
+    pub fn me(&self) -> NodeId {
+        self.me
+    }
+
+    /// This node's boot epoch.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// The peers' ids in ascending order.
+    pub fn peer_ids(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.peers.keys().copied()
+    }
+
+    /// The replay state of `peer` (its current epoch and highest sequence
+    /// number), for status pages; `None` if `peer` is not a member.
+    pub fn peer_window(&self, peer: NodeId) -> Option<ReplayWindow> {
+        self.peers.get(&peer).map(|p| p.window)
+    }
+
+    /// Accepted/refused counts since construction.
+    pub fn counters(&self) -> RejectCounters {
+        self.counters
+    }
+
+    /// Numbers, encodes and authenticates `body` for peer `to`, appending one
+    /// datagram to `out` (cleared first).
+    pub fn seal(
+        &mut self,
+        to: NodeId,
+        body: &PeerBody<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), SealError> {
+        let peer = self.peers.get_mut(&to).ok_or(SealError::UnknownPeer(to))?;
+        // 2^64 - 1 messages to one peer in one boot cannot happen in practice;
+        // refusing is still better than wrapping into reused numbers.
+        let seq = peer.next_seq;
+        let next = seq.checked_add(1).ok_or(SealError::SequenceExhausted)?;
+        let fields = PeerFields {
+            cluster_id: self.cluster_id,
+            sender: self.me,
+            receiver: to,
+            epoch: self.epoch,
+            seq,
+            scheme: self.scheme,
+        };
+        out.clear();
+        encode_authenticated_part(&fields, body, out).map_err(SealError::Encode)?;
+        match (&peer.link_keys, self.scheme) {
+            (Some(keys), AuthScheme::HmacSha256) => {
+                let tag = keys.send.tag(&[out]);
+                out.extend_from_slice(&tag);
+            }
+            (_, AuthScheme::Ed25519) => {
+                let signature = self.signing_key.sign(out);
+                out.extend_from_slice(&signature.to_bytes());
+            }
+            (None, AuthScheme::HmacSha256) => {
+                unreachable!("HMAC scheme peers always have link keys")
+            }
+        }
+        peer.next_seq = next;
+        Ok(())
+    }
+
+    /// Checks a received datagram (see the module docs for the order) and
+    /// returns the message if it is authentic and fresh. Every outcome is
+    /// counted.
+    pub fn open<'a>(&mut self, datagram: &'a [u8]) -> Result<PeerMessage<'a>, PeerReject> {
+        let result = self.check(datagram);
+        match &result {
+            Ok(_) => self.counters.accepted = self.counters.accepted.saturating_add(1),
+            Err(reject) => self.counters.count(reject),
+        }
+        result
+    }
+
+    fn check<'a>(&mut self, datagram: &'a [u8]) -> Result<PeerMessage<'a>, PeerReject> {
+        let frame = PeerFrame::decode(datagram).map_err(PeerReject::Malformed)?;
+        if frame.cluster_id != self.cluster_id {
+            return Err(PeerReject::WrongCluster {
+                got: frame.cluster_id,
+            });
+        }
+        if frame.receiver != self.me {
+            return Err(PeerReject::Misdirected {
+                receiver: frame.receiver,
+            });
+        }
+        let sender = frame.sender;
+        let peer = self
+            .peers
+            .get_mut(&sender)
+            .ok_or(PeerReject::UnknownSender { sender })?;
+        if frame.scheme != self.scheme {
+            return Err(PeerReject::WrongScheme { got: frame.scheme });
+        }
+        let authentic = match (&peer.link_keys, frame.scheme) {
+            (Some(keys), AuthScheme::HmacSha256) => {
+                keys.recv.verify(&[frame.authenticated], frame.tag)
+            }
+            (_, AuthScheme::Ed25519) => match Signature::from_slice(frame.tag) {
+                Ok(signature) => peer
+                    .public_key
+                    .verify_strict(frame.authenticated, &signature)
+                    .is_ok(),
+                Err(_) => false,
+            },
+            (None, AuthScheme::HmacSha256) => false,
+        };
+        if !authentic {
+            return Err(PeerReject::Forged { sender });
+        }
+        let (epoch, seq) = (frame.epoch, frame.seq);
+        peer.window.check(epoch, seq).map_err(|e| match e {
+            ReplayError::Replayed => PeerReject::Replayed { sender, epoch, seq },
+            ReplayError::TooOld => PeerReject::TooOld { sender, epoch, seq },
+            ReplayError::StaleEpoch { current, got } => PeerReject::StaleEpoch {
+                sender,
+                current,
+                got,
+            },
+        })?;
+        peer.window.commit(epoch, seq);
+        Ok(PeerMessage {
+            from: sender,
+            epoch,
+            seq,
+            body: frame.body,
+        })
+    }
+}
+
+/// Why a message could not be sealed (local errors, never the network's).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SealError {
+    UnknownPeer(NodeId),
+    SequenceExhausted,
+    Encode(EncodeError),
+}
+
+impl fmt::Display for SealError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SealError::UnknownPeer(id) => write!(f, "node {id} is not a peer"),
+            SealError::SequenceExhausted => write!(f, "sequence numbers exhausted for this epoch"),
+            SealError::Encode(e) => write!(f, "cannot encode: {e}"),
+        }
+    }
+}

@@ -1,0 +1,242 @@
+//! Property tests of the codecs: round trips, one encoding per message, and
+//! the fuzz properties on arbitrary and mutated bytes.
+
+use continuum_net::client::{MAX_COMMAND_BYTES, MAX_OUTCOME_BYTES};
+use continuum_net::peer::MAX_TAG_BYTES;
+use continuum_net::*;
+use proptest::prelude::*;
+
+fn request_op() -> impl Strategy<Value = RequestOp> {
+    prop_oneof![
+        proptest::collection::vec(any::<u8>(), 1..=MAX_COMMAND_BYTES)
+            .prop_map(|command| RequestOp::Submit { command }),
+        any::<u64>().prop_map(|account| RequestOp::QueryBalance { account }),
+        any::<u128>().prop_map(|transfer_id| RequestOp::QueryOutcome { transfer_id }),
+        Just(RequestOp::QueryChainHead),
+    ]
+}
+
+fn client_request() -> impl Strategy<Value = ClientRequest> {
+    (any::<u64>(), any::<u64>(), any::<u64>(), request_op()).prop_map(
+        |(cluster_id, client_id, request_id, op)| ClientRequest {
+            cluster_id,
+            client_id,
+            request_id,
+            op,
+        },
+    )
+}
+
+fn reply_body() -> impl Strategy<Value = ReplyBody> {
+    prop_oneof![
+        (
+            any::<u64>(),
+            any::<u64>(),
+            any::<u64>(),
+            any::<[u8; 32]>(),
+            proptest::collection::vec(any::<u8>(), 0..=MAX_OUTCOME_BYTES)
+        )
+            .prop_map(|(index, term, hlc, chain_hash, outcome)| ReplyBody::Ok {
+                index,
+                term,
+                hlc,
+                chain_hash,
+                outcome
+            }),
+        proptest::option::of(1..u64::MAX)
+            .prop_map(|leader_hint| ReplyBody::Redirect { leader_hint }),
+        prop_oneof![
+            Just(ReplyError::Busy),
+            Just(ReplyError::Unavailable),
+            Just(ReplyError::BadRequest),
+            Just(ReplyError::Timeout)
+        ]
+        .prop_map(ReplyBody::Error),
+    ]
+}
+
+fn client_reply() -> impl Strategy<Value = ClientReply> {
+    (any::<u64>(), 1..u64::MAX, any::<u64>(), reply_body()).prop_map(
+        |(cluster_id, node, request_id, body)| ClientReply {
+            cluster_id,
+            node,
+            request_id,
+            body,
+        },
+    )
+}
+
+/// Flips, truncates or extends a valid encoding.
+fn mutate(mut bytes: Vec<u8>, how: u8, at: usize, value: u8) -> Vec<u8> {
+    let at = at % bytes.len().max(1);
+    match how % 4 {
+        0 if !bytes.is_empty() => bytes[at] ^= value | 1,
+        1 => bytes.truncate(at),
+        2 => bytes.push(value),
+        _ => bytes.insert(at, value),
+    }
+    bytes
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn client_request_round_trips(request in client_request()) {
+        let bytes = request.encode().unwrap();
+        prop_assert!(bytes.len() <= MAX_DATAGRAM_BYTES);
+        prop_assert_eq!(ClientRequest::decode(&bytes).unwrap(), request);
+    }
+
+    #[test]
+    fn client_reply_round_trips(reply in client_reply()) {
+        let bytes = reply.encode().unwrap();
+        prop_assert!(bytes.len() <= MAX_DATAGRAM_BYTES);
+        prop_assert_eq!(ClientReply::decode(&bytes).unwrap(), reply);
+    }
+
+    #[test]
+    fn mutated_requests_keep_one_encoding(request in client_request(), how: u8, at: usize, value: u8) {
+        let bytes = mutate(request.encode().unwrap(), how, at, value);
+        fuzz_check::client_request(&bytes);
+        fuzz_check::header(&bytes);
+    }
+
+    #[test]
+    fn mutated_replies_keep_one_encoding(reply in client_reply(), how: u8, at: usize, value: u8) {
+        let bytes = mutate(reply.encode().unwrap(), how, at, value);
+        fuzz_check::client_reply(&bytes);
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..1600)) {
+        fuzz_check::header(&bytes);
+        fuzz_check::peer_frame(&bytes);
+        fuzz_check::client_request(&bytes);
+        fuzz_check::client_reply(&bytes);
+    }
+
+    #[test]
+    fn arbitrary_bytes_after_valid_header_never_panic(
+        kind in prop_oneof![Just(1u8), Just(2), Just(3), Just(0x10), Just(0x11)],
+        rest in proptest::collection::vec(any::<u8>(), 0..1500),
+    ) {
+        let mut bytes = b"CTNM\x01".to_vec();
+        bytes.push(kind);
+        let len = rest.len().saturating_sub(16) as u16;
+        bytes.extend_from_slice(&len.to_be_bytes());
+        bytes.extend_from_slice(&rest);
+        fuzz_check::peer_frame(&bytes);
+        fuzz_check::client_request(&bytes);
+        fuzz_check::client_reply(&bytes);
+    }
+}
+
+proptest! {
+    // Each case derives keys for two fresh 3-node set-ups (slow in debug).
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn arbitrary_peer_datagrams_are_never_accepted(
+        kind in prop_oneof![Just(1u8), Just(2), Just(3)],
+        scheme in prop_oneof![Just(1u8), Just(2)],
+        payload in proptest::collection::vec(any::<u8>(), 0..200),
+        tag in proptest::collection::vec(any::<u8>(), 32..=64),
+        seq in 1u64..,
+    ) {
+        // Structurally valid frames from node 1 to node 2 with random tags.
+        let mut bytes = b"CTNM\x01".to_vec();
+        bytes.push(kind);
+        bytes.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+        bytes.extend_from_slice(&7u64.to_be_bytes());
+        bytes.extend_from_slice(&1u64.to_be_bytes());
+        bytes.push(scheme);
+        bytes.extend_from_slice(&2u64.to_be_bytes());
+        bytes.extend_from_slice(&1u64.to_be_bytes());
+        bytes.extend_from_slice(&seq.to_be_bytes());
+        bytes.extend_from_slice(&payload);
+        bytes.extend_from_slice(&tag);
+        fuzz_check::peer_frame(&bytes);
+        fuzz_check::peer_open(&bytes);
+    }
+}
+
+#[test]
+fn oversized_payloads_are_refused_on_encode() {
+    let request = ClientRequest {
+        cluster_id: 1,
+        client_id: 1,
+        request_id: 1,
+        op: RequestOp::Submit {
+            command: vec![0; MAX_COMMAND_BYTES + 1],
+        },
+    };
+    assert!(matches!(
+        request.encode(),
+        Err(EncodeError::PayloadTooLarge { .. })
+    ));
+    assert_eq!(
+        MAX_PEER_PAYLOAD_BYTES + PEER_HEADER_BYTES + MAX_TAG_BYTES,
+        MAX_DATAGRAM_BYTES
+    );
+}
+
+#[test]
+fn specific_refusals_name_their_cause() {
+    let request = ClientRequest {
+        cluster_id: 9,
+        client_id: 4,
+        request_id: 5,
+        op: RequestOp::QueryBalance { account: 77 },
+    };
+    let good = request.encode().unwrap();
+    let mut bad_version = good.clone();
+    bad_version[4] = 2;
+    assert_eq!(
+        ClientRequest::decode(&bad_version),
+        Err(DecodeError::UnsupportedVersion(2))
+    );
+    let mut bad_kind = good.clone();
+    bad_kind[5] = 0x42;
+    assert_eq!(
+        ClientRequest::decode(&bad_kind),
+        Err(DecodeError::UnknownKind(0x42))
+    );
+    let mut trailing = good.clone();
+    trailing.push(0);
+    assert!(matches!(
+        ClientRequest::decode(&trailing),
+        Err(DecodeError::LengthMismatch { .. })
+    ));
+    // Declared length covers the extra byte: the op body has trailing bytes.
+    let len = u16::from_be_bytes([trailing[6], trailing[7]]) + 1;
+    trailing[6..8].copy_from_slice(&len.to_be_bytes());
+    assert_eq!(
+        ClientRequest::decode(&trailing),
+        Err(DecodeError::TrailingBytes { extra: 1 })
+    );
+    let mut bad_magic = good.clone();
+    bad_magic[0] = b'X';
+    assert_eq!(
+        ClientRequest::decode(&bad_magic),
+        Err(DecodeError::BadMagic)
+    );
+    assert_eq!(
+        ClientRequest::decode(&good[..10]),
+        Err(DecodeError::Truncated)
+    );
+    assert_eq!(
+        ClientReply::decode(&good),
+        Err(DecodeError::UnexpectedKind(Kind::ClientRequest))
+    );
+    assert!(ClientRequest::decode(&vec![0u8; MAX_DATAGRAM_BYTES + 1]).is_err());
+    let redirect_zero = ClientReply {
+        cluster_id: 1,
+        node: 1,
+        request_id: 1,
+        body: ReplyBody::Redirect {
+            leader_hint: Some(0),
+        },
+    };
+    assert_eq!(redirect_zero.encode(), Err(EncodeError::ZeroNodeId));
+}

@@ -1,0 +1,300 @@
+//! Peer authentication scenarios: forgery, replay, reordering within the
+//! window, epochs, wrong cluster/receiver/scheme, and the counters.
+
+use continuum_net::*;
+use ed25519_dalek::{SigningKey, VerifyingKey};
+use proptest::prelude::*;
+
+const CLUSTER: ClusterId = 7;
+
+fn key(node: NodeId) -> SigningKey {
+    SigningKey::from_bytes(&[node as u8 * 17; 32])
+}
+
+fn members(n: NodeId) -> Vec<(NodeId, VerifyingKey)> {
+    (1..=n).map(|id| (id, key(id).verifying_key())).collect()
+}
+
+fn node(me: NodeId, epoch: u64, scheme: AuthScheme) -> PeerAuth {
+    node_in(CLUSTER, me, epoch, scheme)
+}
+
+fn node_in(cluster_id: ClusterId, me: NodeId, epoch: u64, scheme: AuthScheme) -> PeerAuth {
+    PeerAuth::new(PeerConfig {
+        cluster_id,
+        me,
+        epoch,
+        scheme,
+        signing_key: &key(me),
+        members: &members(3),
+    })
+    .unwrap()
+}
+
+fn seal(from: &mut PeerAuth, to: NodeId, body: PeerBody<'_>) -> Vec<u8> {
+    let mut out = Vec::new();
+    from.seal(to, &body, &mut out).unwrap();
+    assert!(out.len() <= MAX_DATAGRAM_BYTES);
+    out
+}
+
+const SCHEMES: [AuthScheme; 2] = [AuthScheme::HmacSha256, AuthScheme::Ed25519];
+
+#[test]
+fn messages_round_trip_between_peers() {
+    for scheme in SCHEMES {
+        let mut n1 = node(1, 1, scheme);
+        let mut n2 = node(2, 1, scheme);
+        let raft = [9u8; 100];
+        let bodies = [
+            PeerBody::Raft(&raft),
+            PeerBody::Raft(&[]),
+            PeerBody::Raft(&[5; MAX_PEER_PAYLOAD_BYTES]),
+            PeerBody::Ping { nonce: 42 },
+            PeerBody::Pong { nonce: 43 },
+        ];
+        for (i, body) in bodies.iter().enumerate() {
+            let datagram = seal(&mut n1, 2, *body);
+            let msg = n2.open(&datagram).unwrap();
+            assert_eq!(msg.from, 1);
+            assert_eq!(msg.epoch, 1);
+            assert_eq!(msg.seq, i as u64 + 1);
+            assert_eq!(msg.body, *body);
+        }
+        // And back.
+        let datagram = seal(&mut n2, 1, PeerBody::Pong { nonce: 1 });
+        assert_eq!(n1.open(&datagram).unwrap().from, 2);
+        assert_eq!(n2.counters().accepted, 5);
+    }
+}
+
+#[test]
+fn oversized_payload_is_refused_by_seal() {
+    let mut n1 = node(1, 1, AuthScheme::HmacSha256);
+    let mut out = Vec::new();
+    let big = vec![0u8; MAX_PEER_PAYLOAD_BYTES + 1];
+    assert!(matches!(
+        n1.seal(2, &PeerBody::Raft(&big), &mut out),
+        Err(SealError::Encode(EncodeError::PayloadTooLarge { .. }))
+    ));
+    assert_eq!(
+        n1.seal(9, &PeerBody::Ping { nonce: 0 }, &mut out),
+        Err(SealError::UnknownPeer(9))
+    );
+}
+
+#[test]
+fn impersonation_with_another_key_is_forged() {
+    for scheme in SCHEMES {
+        // Node 3's key, claiming to be node 1.
+        let mut forged_members = members(3);
+        forged_members[0].1 = key(3).verifying_key();
+        let mut rogue = PeerAuth::new(PeerConfig {
+            cluster_id: CLUSTER,
+            me: 1,
+            epoch: 1,
+            scheme,
+            signing_key: &key(3),
+            members: &forged_members,
+        })
+        .unwrap();
+        let mut n2 = node(2, 1, scheme);
+        let datagram = seal(&mut rogue, 2, PeerBody::Raft(b"vote for me"));
+        assert_eq!(n2.open(&datagram), Err(PeerReject::Forged { sender: 1 }));
+        assert_eq!(n2.counters().forged, 1);
+        assert_eq!(n2.counters().accepted, 0);
+    }
+}
+
+#[test]
+fn forged_message_does_not_move_the_window() {
+    let mut n1 = node(1, 1, AuthScheme::HmacSha256);
+    let mut n2 = node(2, 1, AuthScheme::HmacSha256);
+    let mut later = node(1, 5, AuthScheme::HmacSha256);
+    let good = seal(&mut n1, 2, PeerBody::Ping { nonce: 1 });
+    // A forged message with a higher epoch must not reset node 1's window.
+    let mut forged = seal(&mut later, 2, PeerBody::Ping { nonce: 2 });
+    let last = forged.len() - 1;
+    forged[last] ^= 1;
+    assert_eq!(n2.open(&forged), Err(PeerReject::Forged { sender: 1 }));
+    assert!(n2.open(&good).is_ok());
+}
+
+#[test]
+fn replays_are_refused_and_counted() {
+    for scheme in SCHEMES {
+        let mut n1 = node(1, 1, scheme);
+        let mut n2 = node(2, 1, scheme);
+        let datagram = seal(&mut n1, 2, PeerBody::Raft(b"append"));
+        assert!(n2.open(&datagram).is_ok());
+        assert_eq!(
+            n2.open(&datagram),
+            Err(PeerReject::Replayed {
+                sender: 1,
+                epoch: 1,
+                seq: 1
+            })
+        );
+        assert_eq!(n2.counters().replayed, 1);
+    }
+}
+
+#[test]
+fn reordering_within_the_window_is_accepted_once() {
+    let mut n1 = node(1, 1, AuthScheme::HmacSha256);
+    let mut n2 = node(2, 1, AuthScheme::HmacSha256);
+    let datagrams: Vec<Vec<u8>> = (0..(REPLAY_WINDOW_BITS + 10))
+        .map(|i| seal(&mut n1, 2, PeerBody::Ping { nonce: i }))
+        .collect();
+    // Newest first: the last WINDOW messages are accepted in reverse order,
+    // anything older than the window is refused as too old.
+    let mut accepted = 0;
+    for datagram in datagrams.iter().rev() {
+        match n2.open(datagram) {
+            Ok(_) => accepted += 1,
+            Err(PeerReject::TooOld { .. }) => {}
+            Err(other) => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(accepted, REPLAY_WINDOW_BITS);
+    assert_eq!(n2.counters().too_old, 10);
+    for datagram in &datagrams {
+        assert!(n2.open(datagram).is_err());
+    }
+}
+
+#[test]
+fn restarted_peer_resets_the_window_and_old_epoch_is_refused() {
+    let mut n2 = node(2, 1, AuthScheme::HmacSha256);
+    let mut boot1 = node(1, 1, AuthScheme::HmacSha256);
+    let old: Vec<Vec<u8>> = (0..3)
+        .map(|i| seal(&mut boot1, 2, PeerBody::Ping { nonce: i }))
+        .collect();
+    assert!(n2.open(&old[0]).is_ok());
+    // Node 1 restarts with a higher epoch; its numbering starts at 1 again.
+    let mut boot2 = node(1, 2, AuthScheme::HmacSha256);
+    let fresh = seal(&mut boot2, 2, PeerBody::Ping { nonce: 100 });
+    let msg = n2.open(&fresh).unwrap();
+    assert_eq!((msg.epoch, msg.seq), (2, 1));
+    let window = n2.peer_window(1).unwrap();
+    assert_eq!((window.epoch(), window.top()), (2, 1));
+    assert_eq!(
+        n2.open(&old[1]),
+        Err(PeerReject::StaleEpoch {
+            sender: 1,
+            current: 2,
+            got: 1
+        })
+    );
+    assert_eq!(n2.counters().stale_epoch, 1);
+}
+
+#[test]
+fn wrong_cluster_receiver_scheme_and_sender_are_distinct() {
+    let mut n1 = node(1, 1, AuthScheme::HmacSha256);
+    let mut n2 = node(2, 1, AuthScheme::HmacSha256);
+    let mut other_cluster = node_in(8, 1, 1, AuthScheme::HmacSha256);
+    let datagram = seal(&mut other_cluster, 2, PeerBody::Ping { nonce: 1 });
+    assert_eq!(n2.open(&datagram), Err(PeerReject::WrongCluster { got: 8 }));
+
+    let to_three = seal(&mut n1, 3, PeerBody::Ping { nonce: 1 });
+    assert_eq!(
+        n2.open(&to_three),
+        Err(PeerReject::Misdirected { receiver: 3 })
+    );
+
+    let mut signer = node(1, 1, AuthScheme::Ed25519);
+    let signed = seal(&mut signer, 2, PeerBody::Ping { nonce: 1 });
+    assert_eq!(
+        n2.open(&signed),
+        Err(PeerReject::WrongScheme {
+            got: AuthScheme::Ed25519
+        })
+    );
+
+    // Node 4 is a member of a bigger cluster config but not of node 2's.
+    let four_members = members(4);
+    let mut n4 = PeerAuth::new(PeerConfig {
+        cluster_id: CLUSTER,
+        me: 4,
+        epoch: 1,
+        scheme: AuthScheme::HmacSha256,
+        signing_key: &key(4),
+        members: &four_members,
+    })
+    .unwrap();
+    let stranger = seal(&mut n4, 2, PeerBody::Ping { nonce: 1 });
+    assert_eq!(
+        n2.open(&stranger),
+        Err(PeerReject::UnknownSender { sender: 4 })
+    );
+
+    assert!(matches!(n2.open(b"junk"), Err(PeerReject::Malformed(_))));
+    let c = n2.counters();
+    assert_eq!(
+        (
+            c.wrong_cluster,
+            c.misdirected,
+            c.wrong_scheme,
+            c.unknown_sender,
+            c.malformed
+        ),
+        (1, 1, 1, 1, 1)
+    );
+}
+
+#[test]
+fn membership_is_validated() {
+    let k1 = key(1);
+    let mut dup = members(3);
+    dup.push((2, key(2).verifying_key()));
+    let result = PeerAuth::new(PeerConfig {
+        cluster_id: CLUSTER,
+        me: 1,
+        epoch: 1,
+        scheme: AuthScheme::HmacSha256,
+        signing_key: &k1,
+        members: &dup,
+    });
+    assert_eq!(result.err(), Some(KeyError::DuplicateMember(2)));
+    let result = PeerAuth::new(PeerConfig {
+        cluster_id: CLUSTER,
+        me: 5,
+        epoch: 1,
+        scheme: AuthScheme::HmacSha256,
+        signing_key: &k1,
+        members: &members(3),
+    });
+    assert_eq!(result.err(), Some(KeyError::NotAMember(5)));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn raft_payloads_round_trip(payload in proptest::collection::vec(any::<u8>(), 0..=MAX_PEER_PAYLOAD_BYTES)) {
+        let mut n1 = node(1, 3, AuthScheme::HmacSha256);
+        let mut n3 = node(3, 1, AuthScheme::HmacSha256);
+        let datagram = seal(&mut n1, 3, PeerBody::Raft(&payload));
+        fuzz_check::peer_frame(&datagram);
+        let msg = n3.open(&datagram).unwrap();
+        prop_assert_eq!(msg.body, PeerBody::Raft(&payload));
+    }
+
+    /// Any single-bit change anywhere in a sealed datagram is refused.
+    #[test]
+    fn any_bit_flip_is_refused(payload in proptest::collection::vec(any::<u8>(), 0..64), bit: usize) {
+        for scheme in SCHEMES {
+            let mut n1 = node(1, 1, scheme);
+            let mut n2 = node(2, 1, scheme);
+            let mut datagram = seal(&mut n1, 2, PeerBody::Raft(&payload));
+            let bit = bit % (datagram.len() * 8);
+            datagram[bit / 8] ^= 1 << (bit % 8);
+            prop_assert!(n2.open(&datagram).is_err());
+            // Flips in the payload or tag are caught by the authenticator.
+            if bit / 8 >= PEER_HEADER_BYTES {
+                prop_assert_eq!(n2.counters().forged, 1);
+            }
+        }
+    }
+}
