@@ -24,6 +24,7 @@ extern crate alloc;
 
 mod arch;
 mod console;
+mod drivers;
 mod executor;
 mod memory;
 mod selftest;
@@ -72,9 +73,11 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
         config.heap_mib
     );
 
+    let boot_info_rsdp = boot_info.rsdp_addr.into_option();
     memory::init(boot_info, config.heap_mib);
     time::init(entry_tsc);
     interrupts::init_timer();
+    drivers::probe(boot_info_rsdp);
 
     let ready_ns = time::monotonic_ns();
     log::info!(

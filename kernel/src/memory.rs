@@ -61,21 +61,30 @@ struct Frames {
     allocated: u64,
 }
 
-// SAFETY: `allocate_frame` returns each usable frame at most once (the bump
-// pointer only moves forward) and only frames the firmware marked usable.
-unsafe impl FrameAllocator<Size4KiB> for Frames {
-    fn allocate_frame(&mut self) -> Option<PhysFrame> {
+impl Frames {
+    /// Takes `count` physically contiguous frames from the bump pointer,
+    /// skipping to the next region when the current one has too little left.
+    fn alloc_run(&mut self, count: u64) -> Option<u64> {
         while self.current < self.count {
             let (start, end) = self.regions[self.current];
             let at = self.next.max(start);
-            if at + PAGE <= end {
-                self.next = at + PAGE;
-                self.allocated += 1;
-                return Some(PhysFrame::containing_address(PhysAddr::new(at)));
+            if at + count * PAGE <= end {
+                self.next = at + count * PAGE;
+                self.allocated += count;
+                return Some(at);
             }
             self.current += 1;
         }
         None
+    }
+}
+
+// SAFETY: `allocate_frame` returns each usable frame at most once (the bump
+// pointer only moves forward) and only frames the firmware marked usable.
+unsafe impl FrameAllocator<Size4KiB> for Frames {
+    fn allocate_frame(&mut self) -> Option<PhysFrame> {
+        self.alloc_run(1)
+            .map(|at| PhysFrame::containing_address(PhysAddr::new(at)))
     }
 }
 
@@ -161,21 +170,21 @@ pub fn init(boot_info: &'static mut BootInfo, heap_mib: u32) {
             usable_bytes / (1024 * 1024)
         ));
     }
+    // The heap is one physically contiguous run, so any heap buffer can be
+    // handed to a device as (physical address, length) without a bounce.
     let heap_start = crate::KERNEL_REGION_START;
+    let Some(heap_phys) = frames.alloc_run(heap_bytes / PAGE) else {
+        crate::halt_with(format_args!(
+            "memory: no physically contiguous {heap_mib} MiB for the heap; lower heap_mib"
+        ));
+    };
     let flags = PageTableFlags::PRESENT | PageTableFlags::WRITABLE | PageTableFlags::NO_EXECUTE;
     for i in 0..heap_bytes / PAGE {
         let page = Page::<Size4KiB>::containing_address(VirtAddr::new(heap_start + i * PAGE));
-        let Some(frame) = frames.allocate_frame() else {
-            crate::halt_with(format_args!("memory: out of frames while mapping the heap"));
-        };
-        // SAFETY: the page lies in the kernel region that nothing else maps,
-        // and the frame is fresh from the allocator, so this aliases nothing.
-        match unsafe { mapper.map_to(page, frame, flags, &mut frames) } {
-            Ok(flush) => flush.flush(),
-            Err(error) => {
-                crate::halt_with(format_args!("memory: mapping the heap failed: {error:?}"))
-            }
-        }
+        let frame = PhysFrame::containing_address(PhysAddr::new(heap_phys + i * PAGE));
+        // The page lies in the kernel region that nothing else maps, and the
+        // frame belongs to the run just allocated, so this aliases nothing.
+        map_page(&mut mapper, &mut frames, page, frame, flags);
     }
     // SAFETY: the range was mapped writable just above, is used by nothing
     // else, and the heap is initialised exactly once.
@@ -204,28 +213,65 @@ pub fn heap_usage() -> (usize, usize) {
     })
 }
 
+fn map_page(
+    mapper: &mut OffsetPageTable<'static>,
+    frames: &mut Frames,
+    page: Page<Size4KiB>,
+    frame: PhysFrame<Size4KiB>,
+    flags: PageTableFlags,
+) {
+    // SAFETY: callers map pages of the kernel region (which nothing else
+    // maps) to frames they own or to device memory; see each call site.
+    match unsafe { mapper.map_to(page, frame, flags, frames) } {
+        Ok(flush) => flush.flush(),
+        Err(error) => crate::halt_with(format_args!(
+            "memory: mapping {:#x} failed: {error:?}",
+            page.start_address().as_u64()
+        )),
+    }
+}
+
 /// Allocates `count` physically contiguous, zeroed frames for a device to
 /// DMA into (virtqueues need contiguous rings). Returns the physical address
 /// of the first; the memory is reachable at [`phys_to_virt`] of it. Never
 /// freed: devices live as long as the node.
 pub fn alloc_dma_frames(count: u64) -> Option<u64> {
+    let at = MEMORY.lock().as_mut()?.frames.alloc_run(count)?;
+    // SAFETY: the frames were free (the bump pointer never hands out a frame
+    // twice) and lie inside the physical-memory window.
+    unsafe { core::ptr::write_bytes(phys_to_virt(at) as *mut u8, 0, (count * PAGE) as usize) };
+    Some(at)
+}
+
+/// Where device registers get mapped: 1 TiB above the heap, far past any heap size.
+const MMIO_WINDOW: u64 = crate::KERNEL_REGION_START + (1 << 40);
+static NEXT_MMIO: AtomicU64 = AtomicU64::new(MMIO_WINDOW);
+
+/// Maps `size` bytes of device memory at physical `phys`, uncached, and
+/// returns the virtual address of `phys`. Needed because 64-bit BARs (OVMF
+/// puts them at 0xe0_0000_0000) lie outside the bootloader's physical window.
+pub fn map_mmio(phys: u64, size: u64) -> u64 {
+    let first = phys & !(PAGE - 1);
+    let pages = (phys + size.max(1))
+        .next_multiple_of(PAGE)
+        .saturating_sub(first)
+        / PAGE;
+    let virt = NEXT_MMIO.fetch_add((pages + 1) * PAGE, Ordering::Relaxed); // +1: guard page
+    let flags = PageTableFlags::PRESENT
+        | PageTableFlags::WRITABLE
+        | PageTableFlags::NO_CACHE
+        | PageTableFlags::WRITE_THROUGH
+        | PageTableFlags::NO_EXECUTE;
     let mut memory = MEMORY.lock();
-    let frames = &mut memory.as_mut()?.frames;
-    while frames.current < frames.count {
-        let (start, end) = frames.regions[frames.current];
-        let at = frames.next.max(start);
-        if at + count * PAGE <= end {
-            frames.next = at + count * PAGE;
-            frames.allocated += count;
-            // SAFETY: the frames were free (the bump pointer never hands out
-            // a frame twice) and lie inside the physical-memory window.
-            unsafe {
-                core::ptr::write_bytes(phys_to_virt(at) as *mut u8, 0, (count * PAGE) as usize)
-            };
-            return Some(at);
-        }
-        // Not enough room left in this region for a contiguous run: move on.
-        frames.current += 1;
+    let Some(memory) = memory.as_mut() else {
+        crate::halt_with(format_args!("memory: MMIO mapped before memory::init"));
+    };
+    for i in 0..pages {
+        let page = Page::<Size4KiB>::containing_address(VirtAddr::new(virt + i * PAGE));
+        let frame = PhysFrame::containing_address(PhysAddr::new(first + i * PAGE));
+        // Device memory, not RAM: the frame is not ours to allocate, and the
+        // virtual page is fresh from the MMIO window.
+        map_page(&mut memory.mapper, &mut memory.frames, page, frame, flags);
     }
-    None
+    virt + (phys - first)
 }

@@ -7,10 +7,11 @@
 //!   because their power-on vectors 8..15 collide with exceptions, so a
 //!   spurious IRQ 7 would look like a double fault
 //! * 48      local APIC timer
+//! * 64..72  device interrupts through the I/O APIC (`device_irq`)
 //! * 255     local APIC spurious vector
 
-use super::gdt;
 use super::{apic, debug_exit};
+use super::{device_irq, gdt};
 use crate::console::emergency_write;
 use core::sync::atomic::{AtomicU64, Ordering};
 use spin::Once;
@@ -66,6 +67,12 @@ pub fn init_idt() {
             idt[PIC_BASE + irq].set_handler_fn(pic_spurious);
         }
         idt[TIMER_VECTOR].set_handler_fn(timer);
+        let device_handlers: [extern "x86-interrupt" fn(InterruptStackFrame); device_irq::SLOTS] = [
+            device_0, device_1, device_2, device_3, device_4, device_5, device_6, device_7,
+        ];
+        for (slot, handler) in device_handlers.into_iter().enumerate() {
+            idt[device_irq::FIRST_VECTOR + slot as u8].set_handler_fn(handler);
+        }
         idt[SPURIOUS_VECTOR].set_handler_fn(apic_spurious);
         idt
     });
@@ -108,6 +115,19 @@ extern "x86-interrupt" fn timer(_frame: InterruptStackFrame) {
     TIMER_INTERRUPTS.fetch_add(1, Ordering::Relaxed);
     // The executor looks at its timers when `hlt` returns; nothing else to do.
     apic::end_of_interrupt();
+}
+
+macro_rules! device_handlers {
+    ($($name:ident = $slot:literal;)*) => {$(
+        extern "x86-interrupt" fn $name(_frame: InterruptStackFrame) {
+            device_irq::on_interrupt($slot);
+        }
+    )*};
+}
+
+device_handlers! {
+    device_0 = 0; device_1 = 1; device_2 = 2; device_3 = 3;
+    device_4 = 4; device_5 = 5; device_6 = 6; device_7 = 7;
 }
 
 extern "x86-interrupt" fn apic_spurious(_frame: InterruptStackFrame) {
