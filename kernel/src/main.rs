@@ -27,6 +27,7 @@ mod console;
 mod drivers;
 mod executor;
 mod memory;
+mod network;
 mod selftest;
 mod time;
 
@@ -91,6 +92,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
         Mode::SelfTest => selftest::run_and_exit(),
         Mode::SelfTestPageFault => selftest::provoke_page_fault(),
         Mode::Node => {
+            network::start(&config);
             executor::spawn(heartbeat());
             executor::run()
         }
