@@ -107,6 +107,12 @@ impl<D: BlockDevice> Store<D> {
         &self.dev
     }
 
+    /// The device, mutably: for fault injection in tests. Writing to it
+    /// behind the store breaks the store's invariants.
+    pub fn device_mut(&mut self) -> &mut D {
+        &mut self.dev
+    }
+
     /// Give the device back (tests crash it and reopen).
     pub fn into_device(self) -> D {
         self.dev
@@ -133,6 +139,16 @@ impl<D: BlockDevice> Store<D> {
             return Ok(0);
         }
         Ok(self.index[self.position(index)?].term)
+    }
+
+    /// Where entry `index` lives in the WAL region (diagnostics, tests).
+    pub fn record_extent(&self, index: u64) -> Result<IndexEntry, StoreError> {
+        Ok(self.index[self.position(index)?])
+    }
+
+    /// Byte offset of the WAL region on the device.
+    pub fn wal_device_offset(&self) -> u64 {
+        self.superblock.geometry.wal_lba * BLOCK
     }
 
     /// WAL bytes in use and the WAL region size.
