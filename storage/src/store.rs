@@ -358,7 +358,7 @@ impl<D: BlockDevice> Store<D> {
     pub fn truncate_from(&mut self, index: u64) -> Result<(), StoreError> {
         self.check_usable()?;
         if index == self.last_index() + 1 {
-            return Ok(());
+            return self.sync();
         }
         let pos = self.position(index)?;
         let cut = self.index[pos].offset;

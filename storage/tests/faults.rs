@@ -348,6 +348,27 @@ fn torn_hard_state_write_keeps_the_old_value() {
         let want = if keep >= 92 { new } else { old };
         assert_eq!(report.hard_state, want, "keep={keep}");
     }
+    // A torn update that follows an unsynced one must not touch the slot
+    // holding the durable value either.
+    let mid = HardState {
+        term: 4,
+        vote: Some(2),
+        commit: 4,
+    };
+    for keep in [0, 1, 40, 91] {
+        let mut disk = base.clone();
+        {
+            let (mut store, _) = open(&mut disk).unwrap();
+            store.set_hard_state(mid).unwrap();
+            store.sync().unwrap();
+            store.set_hard_state(new).unwrap();
+            store.device_mut().tear_next_write(keep);
+            assert!(store.set_hard_state(HardState { term: 6, ..new }).is_err());
+        }
+        disk.crash(CrashMode::LoseUnflushed);
+        let (_, report) = open(&mut disk).expect("a valid slot remains");
+        assert_eq!(report.hard_state, mid, "keep={keep}");
+    }
     // Several unsynced updates then a crash keep the durable value or one
     // of the updates, never anything else.
     let updates: Vec<HardState> = (6..10)
