@@ -103,7 +103,7 @@ pub trait BlockDevice {
 
 /// Check a request against a device's geometry; shared by implementations.
 pub fn check_request(lba: u64, len: usize, capacity: u64) -> Result<(), DeviceError> {
-    if len == 0 || len % BLOCK_SIZE != 0 {
+    if len == 0 || !len.is_multiple_of(BLOCK_SIZE) {
         return Err(DeviceError::Misaligned { len });
     }
     let blocks = (len / BLOCK_SIZE) as u64;

@@ -60,7 +60,7 @@ impl Record {
 }
 
 /// Bytes a record with `payload_len` payload bytes occupies on disk.
-pub fn encoded_len(payload_len: usize) -> usize {
+pub const fn encoded_len(payload_len: usize) -> usize {
     HEADER_LEN + payload_len + TRAILER_LEN
 }
 

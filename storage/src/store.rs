@@ -29,6 +29,12 @@ pub const MAX_BATCH_BYTES: usize = 1024 * 1024;
 
 const BLOCK: u64 = BLOCK_SIZE as u64;
 
+// A block's worth of prefix plus the largest record always fits one batch,
+// and one batch never exceeds what may be unsynced (recovery's witness
+// window relies on the latter).
+const _: () = assert!(BLOCK_SIZE + record::encoded_len(MAX_PAYLOAD_BYTES) <= MAX_BATCH_BYTES);
+const _: () = assert!(MAX_BATCH_BYTES as u64 <= MAX_UNSYNCED_BYTES);
+
 /// Where one record lives: 24 bytes of memory per log entry (the whole
 /// in-memory cost of the log besides the tail bookkeeping), bounded by
 /// `OpenOptions::max_entries`.
@@ -204,7 +210,7 @@ impl<D: BlockDevice> Store<D> {
     /// Validate an append and split it into batches (end positions);
     /// checks space for all of them before anything is written.
     fn plan(&self, records: &[Record]) -> Result<Vec<usize>, StoreError> {
-        let mut expected = self.last_index() + 1;
+        let first = self.last_index() + 1;
         let mut prev_term = self.index.last().map_or(0, |e| e.term);
         if self.index.len() + records.len() > self.options.max_entries {
             return Err(StoreError::IndexFull {
@@ -212,9 +218,12 @@ impl<D: BlockDevice> Store<D> {
             });
         }
         let mut ends = Vec::new();
+        // A batch after a mid-block truncation starts with the block's live
+        // prefix (see `write_batch`).
         let mut batch = (self.next_offset % BLOCK) as usize;
         let mut total: u64 = 0;
         for (i, r) in records.iter().enumerate() {
+            let expected = first + i as u64;
             if r.index != expected {
                 return Err(StoreError::NotContiguous {
                     expected,
@@ -231,16 +240,16 @@ impl<D: BlockDevice> Store<D> {
                 });
             }
             let len = r.encoded_len();
-            if batch > 0 && batch + len > MAX_BATCH_BYTES {
+            // Never an empty batch: one record always fits (const assert).
+            if i > 0 && batch + len > MAX_BATCH_BYTES {
                 ends.push(i);
                 total += (batch as u64).div_ceil(BLOCK) * BLOCK;
                 batch = 0;
             }
             batch += len;
-            expected += 1;
             prev_term = r.term;
         }
-        if batch > 0 && !records.is_empty() {
+        if !records.is_empty() {
             ends.push(records.len());
             total += (batch as u64).div_ceil(BLOCK) * BLOCK;
         }

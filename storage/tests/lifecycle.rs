@@ -327,3 +327,28 @@ fn write_or_flush_errors_fail_the_store() {
     let (mut store, _) = open(&mut disk).unwrap();
     assert_eq!(all(&mut store), recs(1, 2, 1));
 }
+
+#[test]
+fn large_appends_are_split_into_bounded_batches_and_recover() {
+    use continuum_storage::{CrashMode, MAX_BATCH_BYTES};
+    let mut disk = formatted(32 * 1024); // 16 MiB
+    let big: Vec<_> = (1..=12).map(|i| rec(i, 1, 200 * 1024, 3)).collect();
+    let bytes: usize = big.iter().map(|r| r.encoded_len()).sum();
+    {
+        let (mut store, _) = open(&mut disk).unwrap();
+        let w0 = store.device().writes;
+        store.append(&big).unwrap();
+        let writes = store.device().writes - w0;
+        assert!(writes as usize >= bytes.div_ceil(MAX_BATCH_BYTES));
+        // Over MAX_UNSYNCED_BYTES: the store synced part of it on its own.
+        assert!(store.device().flushes > 0);
+        store.sync().unwrap();
+        assert_eq!(all(&mut store), big);
+        // More, unsynced, then crash: the synced part survives.
+        store.append(&[rec(13, 1, 1000, 0)]).unwrap();
+    }
+    disk.crash(CrashMode::KeepRandomSubset { seed: 3 });
+    let (mut store, report) = open(&mut disk).unwrap();
+    assert!(report.records >= 12, "{report}");
+    assert_eq!(all(&mut store)[..12], big[..]);
+}
