@@ -73,6 +73,8 @@ pub enum SlotDefect {
     BadChecksum,
     /// Written under an earlier format of this disk.
     StaleEpoch(u64),
+    /// Checksummed but with values this crate never writes.
+    BadField,
 }
 
 impl fmt::Display for SlotDefect {
@@ -81,6 +83,7 @@ impl fmt::Display for SlotDefect {
             SlotDefect::BadMagic => write!(f, "bad magic"),
             SlotDefect::BadChecksum => write!(f, "checksum mismatch"),
             SlotDefect::StaleEpoch(e) => write!(f, "from format epoch {e}"),
+            SlotDefect::BadField => write!(f, "invalid field values"),
         }
     }
 }
@@ -120,9 +123,12 @@ impl SlotState {
         let vote = match b[40] {
             0 => None,
             1 => Some(get_u64(b, 32)),
-            // A checksummed block we did not write: treat as corrupt.
-            _ => return Err(SlotDefect::BadChecksum),
+            _ => return Err(SlotDefect::BadField),
         };
+        let log_start_index = get_u64(b, 72);
+        if log_start_index == 0 {
+            return Err(SlotDefect::BadField);
+        }
         Ok(SlotState {
             seq: get_u64(b, 16),
             hard_state: HardState {
@@ -132,7 +138,7 @@ impl SlotState {
             },
             wal_generation: get_u64(b, 56),
             wal_truncated_from: get_u64(b, 64),
-            log_start_index: get_u64(b, 72),
+            log_start_index,
             wal_durable_upto: get_u64(b, 80),
         })
     }

@@ -116,6 +116,7 @@ mod reader;
 pub mod record;
 mod recovery;
 mod store;
+pub mod testing;
 
 pub use device::{check_request, BlockDevice, DeviceError, BLOCK_SIZE};
 pub use error::{OpenError, StoreError};

@@ -41,7 +41,10 @@ use crate::store::IndexEntry;
 pub const MAX_UNSYNCED_BYTES: u64 = 1024 * 1024;
 /// How far past a bad record recovery looks for proof that it had been
 /// flushed (see the module docs).
-pub const WITNESS_WINDOW_BYTES: u64 = MAX_UNSYNCED_BYTES + BLOCK_SIZE as u64;
+/// (The next batch after a flush starts at most `MAX_UNSYNCED_BYTES` plus
+/// one block of padding past any byte that flush made durable; one more
+/// block is margin.)
+pub const WITNESS_WINDOW_BYTES: u64 = MAX_UNSYNCED_BYTES + 2 * BLOCK_SIZE as u64;
 
 /// How the scanned log ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

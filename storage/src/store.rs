@@ -141,7 +141,7 @@ impl<D: BlockDevice> Store<D> {
 
     /// Term of entry `index`; 0 for `first_index() - 1` (the empty prefix).
     pub fn term(&self, index: u64) -> Result<u64, StoreError> {
-        if index + 1 == self.first_index() {
+        if index.checked_add(1) == Some(self.first_index()) {
             return Ok(0);
         }
         Ok(self.index[self.position(index)?].term)
