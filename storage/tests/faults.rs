@@ -95,6 +95,16 @@ fn torn_multi_block_batch_at_block_granularity_keeps_the_prefix() {
         assert!(got.len() >= 10);
         assert_eq!(got[..10], expected[..]);
         assert_eq!(got[10..], batch[..got.len() - 10], "keep={keep}");
+        // Appending after a tail torn inside a batch rewrites the shared
+        // block's live prefix, then recovers cleanly.
+        let next = store.last_index() + 1;
+        let more = [rec(next, 4, 120, 9), rec(next + 1, 4, 60, 9)];
+        append_synced(&mut store, &more);
+        drop(store);
+        let (mut store, _) = open(&mut disk).unwrap();
+        let again = all(&mut store);
+        assert_eq!(again[..got.len()], got[..], "keep={keep}");
+        assert_eq!(again[got.len()..], more[..], "keep={keep}");
     }
 }
 
