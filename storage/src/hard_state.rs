@@ -144,6 +144,22 @@ impl SlotState {
     }
 }
 
+/// Whether `b` is a slot exactly as `format` writes it (any format epoch,
+/// sequence 0 or 1, empty hard state, first generation): a disk whose
+/// slots are both like this has never been opened, so nothing on it was
+/// ever acknowledged. Used to recognise an interrupted first format.
+pub fn is_fresh_format_slot(b: &[u8; BLOCK_SIZE]) -> bool {
+    match SlotState::decode(b, get_u64(b, 8)) {
+        Ok(s) => {
+            s.seq <= 1
+                && s.hard_state == HardState::default()
+                && s.wal_generation == 1
+                && s.wal_truncated_from == 1
+        }
+        Err(_) => false,
+    }
+}
+
 /// Pick the current slot from the two decoded ones: the valid one with the
 /// larger sequence number. Returns its position (0 or 1) and contents.
 pub fn newer_slot(

@@ -47,7 +47,8 @@ pub struct MemDisk {
     /// Blocks written since the last flush (bounded by the disk size).
     unflushed: BTreeSet<u64>,
     flush_supported: bool,
-    torn_write: Option<usize>,
+    /// (writes to let through first, bytes of the torn write to keep)
+    torn_write: Option<(u64, usize)>,
     powered_off: bool,
     failing_reads: Option<Range<u64>>,
     /// Completed write requests (statistics for tests and benches).
@@ -104,7 +105,13 @@ impl MemDisk {
     /// they reached the media before the power failed), then the disk is
     /// powered off until [`MemDisk::crash`].
     pub fn tear_next_write(&mut self, keep_bytes: usize) {
-        self.torn_write = Some(keep_bytes);
+        self.tear_write(0, keep_bytes);
+    }
+
+    /// Let `skip` more writes complete normally, then tear the one after
+    /// (as [`MemDisk::tear_next_write`]).
+    pub fn tear_write(&mut self, skip: u64, keep_bytes: usize) {
+        self.torn_write = Some((skip, keep_bytes));
     }
 
     /// Flip bit `bit` (0..8) of the byte at `byte_offset` in both images.
@@ -175,7 +182,13 @@ impl BlockDevice for MemDisk {
         }
         check_request(lba, buf.len(), self.capacity())?;
         let start = lba as usize * BLOCK_SIZE;
-        if let Some(keep) = self.torn_write.take() {
+        if let Some((skip, keep)) = self.torn_write {
+            if skip > 0 {
+                self.torn_write = Some((skip - 1, keep));
+            }
+        }
+        if let Some((0, keep)) = self.torn_write {
+            self.torn_write = None;
             let keep = keep.min(buf.len());
             self.durable[start..start + keep].copy_from_slice(&buf[..keep]);
             self.visible[start..start + keep].copy_from_slice(&buf[..keep]);

@@ -3,7 +3,8 @@
 //! Open sequence (each step's failure is a distinct [`OpenError`]):
 //! 1. Check the device: 512-byte blocks, a flush command, minimum size.
 //!    Flush once, so everything read below is durable.
-//! 2. Read both superblock copies. Both blank: format the disk. Neither
+//! 2. Read both superblock copies. Both blank, or our own first format
+//!    interrupted while writing copy 0: format the disk. Otherwise neither
 //!    valid: refuse (never format over something we cannot read). Take
 //!    the valid copy with the higher format epoch, check the identity,
 //!    and rewrite the other copy if it differs.
@@ -16,7 +17,7 @@
 
 use crate::device::{BlockDevice, BLOCK_SIZE};
 use crate::error::OpenError;
-use crate::hard_state::{newer_slot, HardState, SlotDefect, SlotState};
+use crate::hard_state::{is_fresh_format_slot, newer_slot, HardState, SlotDefect, SlotState};
 use crate::layout::{
     Geometry, Identity, Superblock, SuperblockDefect, HARD_STATE_LBA, SUPERBLOCK_LBAS,
 };
@@ -82,9 +83,13 @@ fn read_superblocks<D: BlockDevice>(
 }
 
 /// Write a fresh format: both hard-state slots, then each superblock copy
-/// with a flush after each, so a crash at any point leaves either a blank
-/// disk (formatted again next boot) or one valid superblock over valid
-/// slots. The format epoch is one above any readable earlier format.
+/// with a flush after each, so a crash at any point of a *first* format
+/// leaves a disk that the next open formats again (blank or torn copy 0
+/// over valid slots) or one valid superblock over valid slots. The format
+/// epoch is one above any readable earlier format. A *re*format
+/// interrupted before copy 0 is written leaves the old superblock over
+/// new-epoch slots: open then fails with `NoValidHardState` (stale epoch)
+/// and the operator formats again; it never mixes the two logs.
 fn format_disk<D: BlockDevice>(
     dev: &mut D,
     identity: Identity,
@@ -157,6 +162,16 @@ impl<D: BlockDevice> Store<D> {
         let copies = read_superblocks(&mut dev)?;
         let (chosen, other) = match copies {
             [Err(SuperblockDefect::Blank), Err(SuperblockDefect::Blank)] => {
+                return Store::format_with(dev, expected, options);
+            }
+            // Format writes (and flushes) both slots before superblock
+            // copy 0, and copy 1 last: a torn copy 0 over a blank copy 1
+            // and two never-opened slots is our own interrupted first
+            // format (a used disk always has a slot with sequence >= 2).
+            [Err(_), Err(SuperblockDefect::Blank)]
+                if is_fresh_format_slot(&read_block(&mut dev, HARD_STATE_LBA)?)
+                    && is_fresh_format_slot(&read_block(&mut dev, HARD_STATE_LBA + 1)?) =>
+            {
                 return Store::format_with(dev, expected, options);
             }
             [Err(a), Err(b)] => return Err(OpenError::NoValidSuperblock([a, b])),

@@ -352,3 +352,57 @@ fn large_appends_are_split_into_bounded_batches_and_recover() {
     assert!(report.records >= 12, "{report}");
     assert_eq!(all(&mut store)[..12], big[..]);
 }
+
+#[test]
+fn index_bound_and_shrunk_device_are_refused() {
+    let mut disk = formatted(512);
+    {
+        let (mut store, _) = open(&mut disk).unwrap();
+        append_synced(&mut store, &recs(1, 10, 1));
+    }
+    let small = OpenOptions {
+        max_entries: 8,
+        ..OpenOptions::default()
+    };
+    assert_eq!(
+        Store::open_with(&mut disk, ID, small).err(),
+        Some(OpenError::TooManyRecords { max_entries: 8 })
+    );
+    let roomy = OpenOptions {
+        max_entries: 12,
+        ..OpenOptions::default()
+    };
+    let (mut store, _) = Store::open_with(&mut disk, ID, roomy).unwrap();
+    assert_eq!(
+        store.append(&recs(11, 13, 1)),
+        Err(StoreError::IndexFull { max_entries: 12 })
+    );
+    drop(store);
+
+    let mut shrunk = MemDisk::new(256);
+    shrunk.poke(0, &disk.durable_image()[..256 * 512]);
+    assert_eq!(
+        open(&mut shrunk).err(),
+        Some(OpenError::DeviceShrunk {
+            formatted_blocks: 512,
+            device_blocks: 256
+        })
+    );
+}
+
+#[test]
+fn a_used_disk_with_both_superblocks_gone_is_never_reformatted() {
+    let mut disk = formatted(256);
+    {
+        let (mut store, _) = open(&mut disk).unwrap();
+        append_synced(&mut store, &recs(1, 3, 1));
+    }
+    // Copy 0 damaged, copy 1 zeroed: looks like an interrupted format,
+    // but the slots show the disk was opened (and may hold votes).
+    disk.flip_bit(3, 1);
+    disk.poke(512, &[0u8; 512]);
+    assert!(matches!(
+        open(&mut disk),
+        Err(OpenError::NoValidSuperblock(_))
+    ));
+}
