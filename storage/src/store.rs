@@ -315,6 +315,12 @@ impl<D: BlockDevice> Store<D> {
         self.index.extend_from_slice(&entries);
         self.last_checksum = checksum;
         self.next_offset = start + padded as u64;
+        // `plan` checked the space; a violation here would mean records
+        // were written outside the WAL region.
+        assert!(
+            self.next_offset <= self.superblock.geometry.wal_bytes(),
+            "WAL write past the region end"
+        );
         Ok(())
     }
 
@@ -333,6 +339,10 @@ impl<D: BlockDevice> Store<D> {
             Some(e) => e.offset + e.len as u64,
             None => 0,
         };
+        assert!(
+            self.durable_end <= self.next_offset,
+            "durable end beyond the write position"
+        );
         self.durable_slot_pos = self.slot_pos;
         Ok(())
     }

@@ -36,6 +36,21 @@ enum Op {
     Crash {
         seed: Option<u64>,
     },
+    /// A truncation during which power fails (as in `TornReady`).
+    TornTruncate {
+        back: u64,
+        skip: u64,
+        keep: usize,
+        seed: Option<u64>,
+    },
+    /// A Ready (append, hard state, sync) during which power fails: the
+    /// `skip`-th write from now persists only `keep` bytes, then crash.
+    TornReady {
+        sizes: Vec<usize>,
+        skip: u64,
+        keep: usize,
+        seed: Option<u64>,
+    },
     Reopen,
 }
 
@@ -49,6 +64,10 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(vote, commit)| Op::SetHardState { vote, commit }),
         1 => prop::option::of(any::<u64>()).prop_map(|seed| Op::Crash { seed }),
         1 => Just(Op::Reopen),
+        1 => (prop::collection::vec(0usize..700, 1..12), 0u64..4, 0usize..1600, prop::option::of(any::<u64>()))
+            .prop_map(|(sizes, skip, keep, seed)| Op::TornReady { sizes, skip, keep, seed }),
+        1 => (0u64..8, 0u64..2, 0usize..600, prop::option::of(any::<u64>()))
+            .prop_map(|(back, skip, keep, seed)| Op::TornTruncate { back, skip, keep, seed }),
     ]
 }
 
@@ -125,6 +144,71 @@ fn run(ops: Vec<Op>) {
                 m.hard_states.push(hs);
             }
             Op::Crash { seed } => {
+                drop(store.take());
+                disk.crash(match seed {
+                    None => CrashMode::LoseUnflushed,
+                    Some(seed) => CrashMode::KeepRandomSubset { seed },
+                });
+                store = Some(recover(&mut disk, &mut m));
+            }
+            Op::TornReady {
+                sizes,
+                skip,
+                keep,
+                seed,
+            } => {
+                m.salt = m.salt.wrapping_add(1);
+                let first = m.log.len() as u64 + 1;
+                let batch: Vec<Record> = sizes
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &len)| rec(first + i as u64, m.term, len, m.salt))
+                    .collect();
+                let hs = HardState {
+                    term: m.term,
+                    vote: Some(9),
+                    commit: first,
+                };
+                s.device_mut().tear_write(skip, keep);
+                // Whatever fails, the attempted records and hard state may
+                // or may not be on disk: the model allows both.
+                let appended = match s.append(&batch) {
+                    Err(StoreError::WalFull { .. }) => false,
+                    _ => true,
+                };
+                if appended {
+                    m.log.extend(batch);
+                }
+                let _ = s.set_hard_state(hs);
+                m.hard_states.push(hs);
+                if s.sync().is_ok() {
+                    m.required = m.log.len();
+                    m.hard_states = vec![hs];
+                }
+                drop(store.take());
+                disk.crash(match seed {
+                    None => CrashMode::LoseUnflushed,
+                    Some(seed) => CrashMode::KeepRandomSubset { seed },
+                });
+                store = Some(recover(&mut disk, &mut m));
+            }
+            Op::TornTruncate {
+                back,
+                skip,
+                keep,
+                seed,
+            } => {
+                let from = (m.log.len() as u64 + 1).saturating_sub(back).max(1);
+                s.device_mut().tear_write(skip, keep);
+                if s.truncate_from(from).is_ok() {
+                    m.log.truncate(from as usize - 1);
+                    m.required = m.log.len();
+                    m.hard_states = vec![s.hard_state()];
+                } else {
+                    // Taken or not: a prefix of the old log, at least up
+                    // to the cut (truncate flushed what came before).
+                    m.required = from as usize - 1;
+                }
                 drop(store.take());
                 disk.crash(match seed {
                     None => CrashMode::LoseUnflushed,
