@@ -172,10 +172,7 @@ fn run(ops: Vec<Op>) {
                 s.device_mut().tear_write(skip, keep);
                 // Whatever fails, the attempted records and hard state may
                 // or may not be on disk: the model allows both.
-                let appended = match s.append(&batch) {
-                    Err(StoreError::WalFull { .. }) => false,
-                    _ => true,
-                };
+                let appended = !matches!(s.append(&batch), Err(StoreError::WalFull { .. }));
                 if appended {
                     m.log.extend(batch);
                 }
