@@ -21,6 +21,9 @@ use crate::device::BLOCK_SIZE;
 
 /// Hard-state slot magic ("CNTMHARD").
 pub const SLOT_MAGIC: [u8; 8] = *b"CNTMHARD";
+/// Largest log start index accepted from disk (keeps index arithmetic far
+/// from overflow whatever a checksummed but hostile slot says).
+pub const MAX_LOG_INDEX: u64 = 1 << 62;
 /// Bytes covered by the slot checksum (the checksum follows).
 const SLOT_BODY: usize = 88;
 
@@ -126,7 +129,9 @@ impl SlotState {
             _ => return Err(SlotDefect::BadField),
         };
         let log_start_index = get_u64(b, 72);
-        if log_start_index == 0 {
+        // Index arithmetic (start + entries) must not overflow; no real log
+        // gets anywhere near 2^62 entries.
+        if log_start_index == 0 || log_start_index > MAX_LOG_INDEX {
             return Err(SlotDefect::BadField);
         }
         Ok(SlotState {

@@ -131,7 +131,7 @@ impl<D: BlockDevice> Store<D> {
 
     /// Last index held; `first_index() - 1` when the log is empty.
     pub fn last_index(&self) -> u64 {
-        self.slot.log_start_index + self.index.len() as u64 - 1
+        self.slot.log_start_index - 1 + self.index.len() as u64
     }
 
     /// The current hard state (as last set, durable after `sync`).
