@@ -13,6 +13,28 @@
 //! on return. Group commit is one `append` of many records plus one `sync`:
 //! one device write (per [`MAX_BATCH_BYTES`]) and one flush.
 //!
+//! # Driving it from the kernel's WAL task
+//! ```text
+//! let (mut store, report) = Store::open(virtio_blk, identity)?;   // refuse to boot on Err
+//! console.print(report);                                           // what recovery found
+//! loop {
+//!     let ready = raft.ready();
+//!     if let Some(first) = ready.entries.first() {
+//!         if first.index <= store.last_index() {
+//!             store.truncate_from(first.index)?;                  // Raft §5.3, durable
+//!         }
+//!         store.append(&records(ready.entries))?;                 // one write per 1 MiB
+//!     }
+//!     if let Some(hs) = ready.hard_state { store.set_hard_state(hs)?; }
+//!     store.sync()?;                                               // one flush
+//!     send(ready.messages);                                        // only now: persistence before speech
+//!     raft.advance(ready);
+//! }
+//! ```
+//! Reads (`entries`, `term`, `first_index`, `last_index`, `hard_state`)
+//! serve Raft's log queries from the in-memory index plus one device read
+//! per 64 KiB of records.
+//!
 //! # On-disk layout (512-byte blocks, little-endian)
 //!
 //! | Blocks | Contents |
