@@ -20,17 +20,27 @@ pub struct WalReader<'a, D: BlockDevice> {
     /// WAL byte offset of `window[0]` (block-aligned).
     window_start: u64,
     window: Vec<u8>,
+    /// Minimum bytes fetched per device read.
+    chunk: u64,
 }
 
 impl<'a, D: BlockDevice> WalReader<'a, D> {
-    /// A reader over `geometry`'s WAL region of `dev`.
+    /// A reader over `geometry`'s WAL region of `dev`, fetching
+    /// [`READ_CHUNK_BYTES`] at a time (sequential scans).
     pub fn new(dev: &'a mut D, geometry: &Geometry) -> WalReader<'a, D> {
+        WalReader::with_chunk(dev, geometry, READ_CHUNK_BYTES)
+    }
+
+    /// A reader fetching at least `chunk` bytes (rounded to blocks) per
+    /// device read, at most [`READ_CHUNK_BYTES`] unless one read needs more.
+    pub fn with_chunk(dev: &'a mut D, geometry: &Geometry, chunk: usize) -> WalReader<'a, D> {
         WalReader {
             dev,
             wal_lba: geometry.wal_lba,
             wal_bytes: geometry.wal_bytes(),
             window_start: 0,
             window: Vec::new(),
+            chunk: chunk.min(READ_CHUNK_BYTES) as u64,
         }
     }
 
@@ -48,7 +58,7 @@ impl<'a, D: BlockDevice> WalReader<'a, D> {
         if offset < self.window_start || end > window_end {
             let block = BLOCK_SIZE as u64;
             let start = offset / block * block;
-            let want = (end - start).max(READ_CHUNK_BYTES as u64);
+            let want = (end - start).max(self.chunk);
             let stop = (start + want).div_ceil(block) * block;
             let stop = stop.min(self.wal_bytes);
             self.window = vec![0; (stop - start) as usize];

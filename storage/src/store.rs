@@ -425,8 +425,22 @@ impl<D: BlockDevice> Store<D> {
         }
         let first_pos = self.position(lo)?;
         let last_pos = self.position(hi - 1)?;
+        // Fetch only the span the answer can cover (Raft often asks for
+        // one or a few entries), not a whole scan chunk.
+        let mut span_payload = 0u64;
+        let mut span_end = first_pos;
+        for e in &self.index[first_pos..=last_pos] {
+            span_payload += e.len as u64 - record::encoded_len(0) as u64;
+            span_end += 1;
+            if span_payload > max_bytes {
+                break;
+            }
+        }
+        let span_start = self.index[first_pos].offset;
+        let last = self.index[span_end - 1];
+        let span = (last.offset + last.len as u64 - span_start) as usize;
         let geometry = self.superblock.geometry;
-        let mut reader = WalReader::new(&mut self.dev, &geometry);
+        let mut reader = WalReader::with_chunk(&mut self.dev, &geometry, span);
         let mut bytes = 0u64;
         for (i, e) in self.index[first_pos..=last_pos].iter().enumerate() {
             let index = lo + i as u64;
