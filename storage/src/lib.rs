@@ -33,7 +33,8 @@
 //! ```
 //! Reads (`entries`, `term`, `first_index`, `last_index`, `hard_state`)
 //! serve Raft's log queries from the in-memory index plus one device read
-//! per 64 KiB of records.
+//! of exactly the requested records' blocks (entries are re-verified
+//! against their checksums on every read).
 //!
 //! # On-disk layout (512-byte blocks, little-endian)
 //!
