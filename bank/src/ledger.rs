@@ -125,8 +125,9 @@ pub(crate) enum Checking {
     AssumeValid,
 }
 
-/// The replicated ledger state machine.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// The replicated ledger state machine. Equality compares the replicated
+/// state only (not the local `batch_verify` knob).
+#[derive(Clone, Debug)]
 pub struct Ledger {
     pub(crate) config: GenesisConfig,
     pub(crate) operator: OwnerKey,
@@ -135,7 +136,24 @@ pub struct Ledger {
     pub(crate) sessions: SessionTable,
     pub(crate) applied_index: u64,
     pub(crate) chain_head: ChainHash,
+    /// Local performance knob, not replicated state (outcomes do not depend
+    /// on it): verify an entry's signatures as one batch. Default true.
+    pub(crate) batch_verify: bool,
 }
+
+impl PartialEq for Ledger {
+    fn eq(&self, other: &Ledger) -> bool {
+        self.config == other.config
+            && self.operator == other.operator
+            && self.accounts == other.accounts
+            && self.transfers == other.transfers
+            && self.sessions == other.sessions
+            && self.applied_index == other.applied_index
+            && self.chain_head == other.chain_head
+    }
+}
+
+impl Eq for Ledger {}
 
 impl Ledger {
     /// The ledger before any entry: the whole supply in the reserve account,
@@ -166,6 +184,7 @@ impl Ledger {
             sessions: SessionTable::new(l.max_sessions),
             applied_index: 0,
             chain_head: receipt::genesis_head(&encoded),
+            batch_verify: true,
         };
         ledger.assert_invariants();
         Ok(ledger)
@@ -268,7 +287,7 @@ impl Ledger {
                 });
             }
         }
-        let valid = verify::verify_all(&items);
+        let valid = verify::verify_all(&items, self.batch_verify);
         let mut verdicts = alloc::vec![None; signers.len()];
         for ((slot, item), ok) in slots.into_iter().zip(items.iter()).zip(valid) {
             verdicts[slot] = Some(Verdict {
@@ -297,6 +316,13 @@ impl Ledger {
         assert!(self.accounts.len() as u64 <= self.config.limits.max_accounts);
         assert!(self.transfers.len() as u64 <= self.config.limits.max_transfers);
         assert!(self.sessions.len() as u64 <= self.config.limits.max_sessions);
+    }
+
+    /// Turns batch signature verification on or off for this replica. It
+    /// changes speed only, never an outcome (`verify.rs`), so replicas may
+    /// differ here. Not part of snapshots; restored ledgers batch.
+    pub fn set_batch_verification(&mut self, batch: bool) {
+        self.batch_verify = batch;
     }
 
     /// Balance of `account`, if it exists.

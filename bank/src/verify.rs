@@ -74,10 +74,17 @@ impl OwnerKey {
     }
 }
 
-/// Decompresses `bytes` only if it is the canonical encoding of a point.
+/// Decompresses `bytes` only if it is the canonical encoding of a point:
+/// the y coordinate (low 255 bits) must be below p = 2²⁵⁵ − 19. (The other
+/// non-canonical form, x = 0 with the sign bit set, only encodes the two
+/// small-order points (0, ±1), which every caller rejects anyway.)
 fn canonical_point(bytes: &[u8; 32]) -> Option<EdwardsPoint> {
-    let point = CompressedEdwardsY(*bytes).decompress()?;
-    (point.compress().as_bytes() == bytes).then_some(point)
+    let y_at_least_p =
+        bytes[0] >= 0xed && bytes[1..31].iter().all(|b| *b == 0xff) && bytes[31] & 0x7f == 0x7f;
+    if y_at_least_p {
+        return None;
+    }
+    CompressedEdwardsY(*bytes).decompress()
 }
 
 /// `[ℓ]P == 0`, computed as `[ℓ−1]P == −P` so a reduced scalar suffices and
@@ -112,8 +119,10 @@ pub struct VerifyItem<'a> {
 
 /// Verifies every item by the module rule; `result[i]` is item `i`'s
 /// validity, identical to `items[i].key.verify(..)` (see module doc).
-pub fn verify_all(items: &[VerifyItem<'_>]) -> Vec<bool> {
-    if items.len() < BATCH_THRESHOLD {
+/// With `batch` false (or fewer than [`BATCH_THRESHOLD`] items) each item is
+/// verified alone; the answer is the same either way.
+pub fn verify_all(items: &[VerifyItem<'_>], batch: bool) -> Vec<bool> {
+    if !batch || items.len() < BATCH_THRESHOLD {
         return items
             .iter()
             .map(|i| i.key.verify(i.message, i.signature))
