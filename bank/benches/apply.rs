@@ -46,8 +46,22 @@ fn setup() -> Setup {
     let mut cmds = Vec::new();
     for a in 1..=ACCOUNTS {
         let owner = keys[(a as usize) % KEYS].verifying_key().to_bytes();
-        cmds.push(CreateAccount { id: a, owner, flags: AccountFlags::empty() }.sign(&operator, CLUSTER));
-        let fund = Transfer { id: u128::MAX - a, from: 0, to: a, amount: 1 << 40, client: 0, seq: a as u64 };
+        cmds.push(
+            CreateAccount {
+                id: a,
+                owner,
+                flags: AccountFlags::empty(),
+            }
+            .sign(&operator, CLUSTER),
+        );
+        let fund = Transfer {
+            id: u128::MAX - a,
+            from: 0,
+            to: a,
+            amount: 1 << 40,
+            client: 0,
+            seq: a as u64,
+        };
         cmds.push(fund.sign(&operator, CLUSTER));
     }
     for chunk in cmds.chunks(512) {
@@ -55,7 +69,11 @@ fn setup() -> Setup {
         assert!(r.outcomes.iter().all(|o| o.is_ok()));
         index += 1;
     }
-    Setup { ledger, keys, next_index: index }
+    Setup {
+        ledger,
+        keys,
+        next_index: index,
+    }
 }
 
 /// `n` transfers with ids from `first_id`, signed by the debit owner (or
@@ -77,15 +95,20 @@ fn transfers(keys: &[SigningKey], first_id: u128, n: usize, sign: bool) -> Vec<S
             if sign {
                 t.sign(&keys[(from as usize) % KEYS], CLUSTER)
             } else {
-                SignedCommand { command: continuum_bank::Command::Transfer(t), signature: [0; 64] }
+                SignedCommand {
+                    command: continuum_bank::Command::Transfer(t),
+                    signature: [0; 64],
+                }
             }
         })
         .collect()
 }
 
 fn run(name: &str, s: &mut Setup, cmds: &[SignedCommand], batch: usize, verified: bool) {
-    let entries: Vec<Vec<u8>> =
-        cmds.chunks(batch).map(|c| Entry::new(c.to_vec()).unwrap().encode()).collect();
+    let entries: Vec<Vec<u8>> = cmds
+        .chunks(batch)
+        .map(|c| Entry::new(c.to_vec()).unwrap().encode())
+        .collect();
     let start = Instant::now();
     let mut ok = 0usize;
     for e in &entries {

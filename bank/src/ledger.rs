@@ -159,7 +159,8 @@ impl Ledger {
     /// The ledger before any entry: the whole supply in the reserve account,
     /// owned by the operator key. Applied index 0.
     pub fn genesis(config: GenesisConfig) -> Result<Ledger, GenesisError> {
-        let operator = OwnerKey::parse(&config.operator_key).ok_or(GenesisError::InvalidOperatorKey)?;
+        let operator =
+            OwnerKey::parse(&config.operator_key).ok_or(GenesisError::InvalidOperatorKey)?;
         let l = config.limits;
         if l.max_accounts == 0 || l.max_transfers == 0 || l.max_sessions == 0 {
             return Err(GenesisError::ZeroLimit);
@@ -364,7 +365,11 @@ impl Ledger {
 
     /// Number of accounts, applied transfers and sessions.
     pub fn sizes(&self) -> (usize, usize, usize) {
-        (self.accounts.len(), self.transfers.len(), self.sessions.len())
+        (
+            self.accounts.len(),
+            self.transfers.len(),
+            self.sessions.len(),
+        )
     }
 }
 

@@ -61,7 +61,9 @@ pub use command::{
     AccountFlags, Command, CommandKind, CreateAccount, SignedCommand, SigningMessage, Transfer,
     CREATE_ACCOUNT_BODY_LEN, SIGNATURE_LEN, SIGNING_DOMAIN, TRANSFER_BODY_LEN,
 };
-pub use entry::{Entry, ENTRY_VERSION, MAX_COMMANDS_PER_BATCH, MAX_ENTRY_BYTES, MAX_SIGNED_COMMAND_LEN};
+pub use entry::{
+    Entry, ENTRY_VERSION, MAX_COMMANDS_PER_BATCH, MAX_ENTRY_BYTES, MAX_SIGNED_COMMAND_LEN,
+};
 pub use ledger::{
     Account, AppliedTransfer, ApplyResult, GenesisConfig, GenesisError, Ledger, Limits,
     GENESIS_CONFIG_LEN,

@@ -91,7 +91,11 @@ impl Ledger {
     /// The whole state as bytes (see module doc).
     pub fn snapshot(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(
-            8 + 96 + 8 + 32 + 24 + CHECKSUM_LEN
+            8 + 96
+                + 8
+                + 32
+                + 24
+                + CHECKSUM_LEN
                 + self.accounts.len() * ACCOUNT_LEN
                 + self.transfers.len() * TRANSFER_LEN
                 + self.sessions.len() * SESSION_LEN,
@@ -173,7 +177,16 @@ impl Ledger {
             let flags = AccountFlags::from_bits(r.u16()?).ok_or(DecodeError::ReservedFlags)?;
             let balance = r.u64()?;
             sum += u128::from(balance);
-            push_ordered(&mut ledger.accounts, id, Account { id, owner, flags, balance })?;
+            push_ordered(
+                &mut ledger.accounts,
+                id,
+                Account {
+                    id,
+                    owner,
+                    flags,
+                    balance,
+                },
+            )?;
         }
         if sum != u128::from(config.supply) {
             return Err(SnapshotError::SupplyMismatch);
@@ -203,7 +216,11 @@ impl Ledger {
             if !consistent {
                 return Err(SnapshotError::Inconsistent);
             }
-            push_ordered(&mut ledger.transfers, transfer.id, AppliedTransfer { transfer, index })?;
+            push_ordered(
+                &mut ledger.transfers,
+                transfer.id,
+                AppliedTransfer { transfer, index },
+            )?;
         }
 
         let n = bounded_count(&mut r, config.limits.max_sessions, SESSION_LEN)?;
@@ -219,7 +236,8 @@ impl Ledger {
                 last_id: r.u128()?,
                 last_to: r.u128()?,
                 last_amount: r.u64()?,
-                last_outcome: Outcome::from_unit_code(r.u8()?).ok_or(SnapshotError::Inconsistent)?,
+                last_outcome: Outcome::from_unit_code(r.u8()?)
+                    .ok_or(SnapshotError::Inconsistent)?,
                 last_index: r.u64()?,
             };
             if session.last_index == 0 || session.last_index > ledger.applied_index {

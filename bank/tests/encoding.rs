@@ -14,13 +14,31 @@ use proptest::prelude::*;
 use sha2::{Digest, Sha256};
 
 fn transfer_strategy() -> impl Strategy<Value = Transfer> {
-    (any::<u128>(), any::<u128>(), any::<u128>(), any::<u64>(), any::<u128>(), any::<u64>())
-        .prop_map(|(id, from, to, amount, client, seq)| Transfer { id, from, to, amount, client, seq })
+    (
+        any::<u128>(),
+        any::<u128>(),
+        any::<u128>(),
+        any::<u64>(),
+        any::<u128>(),
+        any::<u64>(),
+    )
+        .prop_map(|(id, from, to, amount, client, seq)| Transfer {
+            id,
+            from,
+            to,
+            amount,
+            client,
+            seq,
+        })
 }
 
 fn command_strategy() -> impl Strategy<Value = SignedCommand> {
     let create = (any::<u128>(), any::<[u8; 32]>(), prop::bool::ANY).prop_map(|(id, owner, f)| {
-        let flags = if f { AccountFlags::CREDIT_ONLY } else { AccountFlags::empty() };
+        let flags = if f {
+            AccountFlags::CREDIT_ONLY
+        } else {
+            AccountFlags::empty()
+        };
         Command::CreateAccount(CreateAccount { id, owner, flags })
     });
     let command = prop_oneof![create, transfer_strategy().prop_map(Command::Transfer)];
@@ -54,19 +72,31 @@ fn decode_errors_are_specific() {
     let mut trailing = good.clone();
     trailing.push(0);
     assert_eq!(Entry::decode(&trailing), Err(DecodeError::TrailingBytes));
-    assert_eq!(Entry::decode(&good[..good.len() - 1]), Err(DecodeError::Truncated));
+    assert_eq!(
+        Entry::decode(&good[..good.len() - 1]),
+        Err(DecodeError::Truncated)
+    );
     let mut version = good.clone();
     version[0] = 2;
-    assert_eq!(Entry::decode(&version), Err(DecodeError::UnsupportedVersion));
+    assert_eq!(
+        Entry::decode(&version),
+        Err(DecodeError::UnsupportedVersion)
+    );
     let mut kind = good.clone();
     kind[3] = 9;
     assert_eq!(Entry::decode(&kind), Err(DecodeError::UnknownCommandKind));
     assert_eq!(Entry::decode(&[1, 0, 0]), Err(DecodeError::EmptyBatch));
     let too_many = (MAX_COMMANDS_PER_BATCH as u16 + 1).to_le_bytes();
-    assert_eq!(Entry::decode(&[1, too_many[0], too_many[1]]), Err(DecodeError::BatchTooLarge));
+    assert_eq!(
+        Entry::decode(&[1, too_many[0], too_many[1]]),
+        Err(DecodeError::BatchTooLarge)
+    );
     // A huge count with few bytes is refused before allocating.
     assert_eq!(Entry::decode(&[1, 0, 2]), Err(DecodeError::Truncated));
-    assert_eq!(Entry::decode(&vec![1u8; MAX_ENTRY_BYTES + 1]), Err(DecodeError::EntryTooLarge));
+    assert_eq!(
+        Entry::decode(&vec![1u8; MAX_ENTRY_BYTES + 1]),
+        Err(DecodeError::EntryTooLarge)
+    );
     let mut flags = Entry::single(create(5, 1)).encode();
     let flag_offset = 3 + 1 + 16 + 32;
     flags[flag_offset] = 0x02;
@@ -90,7 +120,10 @@ fn snapshot_rejects_corruption_and_truncation() {
         bad[i] ^= 0x40;
         assert_eq!(Ledger::restore(&bad), Err(SnapshotError::ChecksumMismatch));
     }
-    assert_eq!(Ledger::restore(&snap[..40]), Err(SnapshotError::ChecksumMismatch));
+    assert_eq!(
+        Ledger::restore(&snap[..40]),
+        Err(SnapshotError::ChecksumMismatch)
+    );
     assert_eq!(Ledger::restore(&snap[..10]), Err(SnapshotError::TooShort));
     assert_eq!(Ledger::restore(&[]), Err(SnapshotError::TooShort));
     // Content errors behind a valid checksum: money created out of thin air.

@@ -48,8 +48,21 @@ enum Sig {
 
 #[derive(Clone, Debug)]
 enum Op {
-    Create { slot: u8, owner: u8, credit_only: bool, sig: Sig },
-    Transfer { id: u8, from: u8, to: u8, amount: u16, client: u8, seq: u8, sig: Sig },
+    Create {
+        slot: u8,
+        owner: u8,
+        credit_only: bool,
+        sig: Sig,
+    },
+    Transfer {
+        id: u8,
+        from: u8,
+        to: u8,
+        amount: u16,
+        client: u8,
+        seq: u8,
+        sig: Sig,
+    },
     Replay(usize),
 }
 
@@ -89,8 +102,11 @@ fn log_strategy() -> impl Strategy<Value = Vec<EntryPlan>> {
     prop::collection::vec(entry, 1..8)
 }
 
+/// Signatures already computed, by (key number, signed message).
+type SignatureCache = HashMap<(u8, Vec<u8>), [u8; 64]>;
+
 thread_local! {
-    static SIGNATURES: RefCell<HashMap<(u8, Vec<u8>), [u8; 64]>> = RefCell::new(HashMap::new());
+    static SIGNATURES: RefCell<SignatureCache> = RefCell::new(HashMap::new());
 }
 
 fn sign_cached(signer: u8, command: Command) -> SignedCommand {
@@ -115,13 +131,38 @@ fn build(op: &Op, history: &[Built]) -> Built {
     let (command, intended) = match *op {
         Op::Replay(k) if !history.is_empty() => return history[k % history.len()],
         Op::Replay(_) => (Command::Transfer(transfer(0, 0, 0, 0, 0, 0)), 0),
-        Op::Create { slot, owner, credit_only, sig: _ } => {
-            let flags = if credit_only { AccountFlags::CREDIT_ONLY } else { AccountFlags::empty() };
-            let owner = if owner == 4 { intended_owner(slot) % 4 + 1 } else { intended_owner(slot) };
-            let c = CreateAccount { id: account_id(slot), owner: key(owner).verifying_key().to_bytes(), flags };
+        Op::Create {
+            slot,
+            owner,
+            credit_only,
+            sig: _,
+        } => {
+            let flags = if credit_only {
+                AccountFlags::CREDIT_ONLY
+            } else {
+                AccountFlags::empty()
+            };
+            let owner = if owner == 4 {
+                intended_owner(slot) % 4 + 1
+            } else {
+                intended_owner(slot)
+            };
+            let c = CreateAccount {
+                id: account_id(slot),
+                owner: key(owner).verifying_key().to_bytes(),
+                flags,
+            };
             (Command::CreateAccount(c), 0)
         }
-        Op::Transfer { id, from, to, amount, client, seq, sig: _ } => {
+        Op::Transfer {
+            id,
+            from,
+            to,
+            amount,
+            client,
+            seq,
+            sig: _,
+        } => {
             let t = Transfer {
                 id: u128::from(id),
                 from: account_id(from),
@@ -138,15 +179,24 @@ fn build(op: &Op, history: &[Built]) -> Built {
         Op::Replay(_) => Sig::Owner,
     };
     match sig {
-        Sig::Owner => Built { signed: sign_cached(intended, command), signer: Some(intended) },
+        Sig::Owner => Built {
+            signed: sign_cached(intended, command),
+            signer: Some(intended),
+        },
         Sig::OtherKey(k) => {
             let k = if k == intended { (k + 1) % 5 } else { k };
-            Built { signed: sign_cached(k, command), signer: Some(k) }
+            Built {
+                signed: sign_cached(k, command),
+                signer: Some(k),
+            }
         }
         Sig::Flipped(bit) => {
             let mut signed = sign_cached(intended, command);
             signed.signature[usize::from(bit % 64)] ^= 1 << (bit % 8);
-            Built { signed, signer: None }
+            Built {
+                signed,
+                signer: None,
+            }
         }
     }
 }
@@ -163,11 +213,26 @@ fn build_log(plan: &[EntryPlan]) -> Vec<(Vec<u8>, Vec<Built>)> {
             owner: key(owner).verifying_key().to_bytes(),
             flags: AccountFlags::empty(),
         };
-        setup.push(Built { signed: sign_cached(0, Command::CreateAccount(c)), signer: Some(0) });
-        let t = transfer(1000 + u128::from(slot), RESERVE, account_id(slot), 300, 99, u64::from(slot));
-        setup.push(Built { signed: sign_cached(0, Command::Transfer(t)), signer: Some(0) });
+        setup.push(Built {
+            signed: sign_cached(0, Command::CreateAccount(c)),
+            signer: Some(0),
+        });
+        let t = transfer(
+            1000 + u128::from(slot),
+            RESERVE,
+            account_id(slot),
+            300,
+            99,
+            u64::from(slot),
+        );
+        setup.push(Built {
+            signed: sign_cached(0, Command::Transfer(t)),
+            signer: Some(0),
+        });
     }
-    let bytes = Entry::new(setup.iter().map(|b| b.signed).collect()).unwrap().encode();
+    let bytes = Entry::new(setup.iter().map(|b| b.signed).collect())
+        .unwrap()
+        .encode();
     let mut history: Vec<Built> = setup.clone();
     let mut log = vec![(bytes, setup)];
     for entry in plan {
@@ -176,7 +241,9 @@ fn build_log(plan: &[EntryPlan]) -> Vec<(Vec<u8>, Vec<Built>)> {
             EntryPlan::Batch(ops) => {
                 let built: Vec<Built> = ops.iter().map(|op| build(op, &history)).collect();
                 history.extend(built.iter().copied());
-                let bytes = Entry::new(built.iter().map(|b| b.signed).collect()).unwrap().encode();
+                let bytes = Entry::new(built.iter().map(|b| b.signed).collect())
+                    .unwrap()
+                    .encode();
                 log.push((bytes, built));
             }
         }
@@ -207,12 +274,20 @@ fn run_checked(ledger: &mut Ledger, log: &[(Vec<u8>, Vec<Built>)]) -> Vec<Outcom
             match (&b.signed.command, outcome) {
                 (Command::CreateAccount(c), Outcome::Ok) => {
                     assert_eq!(b.signer, Some(0), "only the operator creates accounts");
-                    let owner = (0..5).find(|k| key(*k).verifying_key().to_bytes() == c.owner).unwrap();
-                    assert!(model_owner.insert(c.id, owner).is_none(), "account created twice");
+                    let owner = (0..5)
+                        .find(|k| key(*k).verifying_key().to_bytes() == c.owner)
+                        .unwrap();
+                    assert!(
+                        model_owner.insert(c.id, owner).is_none(),
+                        "account created twice"
+                    );
                     model_balance.insert(c.id, 0);
                 }
                 (Command::Transfer(t), Outcome::Ok) => {
-                    assert!(authorised(model_owner.get(&t.from)), "unauthorised transfer applied");
+                    assert!(
+                        authorised(model_owner.get(&t.from)),
+                        "unauthorised transfer applied"
+                    );
                     assert!(applied_ids.insert(t.id), "transfer id applied twice");
                     *model_balance.get_mut(&t.from).unwrap() -= t.amount;
                     *model_balance.get_mut(&t.to).unwrap() += t.amount;
@@ -227,7 +302,11 @@ fn run_checked(ledger: &mut Ledger, log: &[(Vec<u8>, Vec<Built>)]) -> Vec<Outcom
             all.push(*outcome);
         }
         for id in all_ids() {
-            assert_eq!(ledger.balance(id), model_balance.get(&id).copied(), "account {id}");
+            assert_eq!(
+                ledger.balance(id),
+                model_balance.get(&id).copied(),
+                "account {id}"
+            );
         }
         assert_eq!(total(ledger, &all_ids()), SUPPLY);
     }
@@ -235,7 +314,10 @@ fn run_checked(ledger: &mut Ledger, log: &[(Vec<u8>, Vec<Built>)]) -> Vec<Outcom
 }
 
 fn cases() -> u32 {
-    std::env::var("BANK_PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(12)
+    std::env::var("BANK_PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(12)
 }
 
 proptest! {

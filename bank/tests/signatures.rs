@@ -51,15 +51,22 @@ fn torsion_signatures_fool_plain_batch_but_not_ours() {
     let signer = key(1);
     let mut plain_batch_accepted = 0;
     for nonce in 0..24u8 {
-        let msgs: Vec<Vec<u8>> = (0..4).map(|i| message(nonce.wrapping_mul(5).wrapping_add(i))).collect();
-        let mut sigs: Vec<[u8; 64]> = msgs.iter().map(|m| {
-            use ed25519_dalek::Signer;
-            signer.sign(m).to_bytes()
-        }).collect();
+        let msgs: Vec<Vec<u8>> = (0..4)
+            .map(|i| message(nonce.wrapping_mul(5).wrapping_add(i)))
+            .collect();
+        let mut sigs: Vec<[u8; 64]> = msgs
+            .iter()
+            .map(|m| {
+                use ed25519_dalek::Signer;
+                signer.sign(m).to_bytes()
+            })
+            .collect();
         // Order-2 torsion point (index 4) makes the plain batch accept ~1/2 the time.
         sigs[2] = torsion_signature(&signer, &msgs[2], 4, nonce);
         let vk = signer.verifying_key();
-        assert!(vk.verify_strict(&msgs[2], &Signature::from_bytes(&sigs[2])).is_err());
+        assert!(vk
+            .verify_strict(&msgs[2], &Signature::from_bytes(&sigs[2]))
+            .is_err());
         let plain = ed25519_dalek::verify_batch(
             &msgs.iter().map(|m| m.as_slice()).collect::<Vec<_>>(),
             &sigs.iter().map(Signature::from_bytes).collect::<Vec<_>>(),
@@ -69,13 +76,20 @@ fn torsion_signatures_fool_plain_batch_but_not_ours() {
             plain_batch_accepted += 1;
         }
         let items: Vec<VerifyItem> = (0..4)
-            .map(|i| VerifyItem { key: owner(1), message: &msgs[i], signature: &sigs[i] })
+            .map(|i| VerifyItem {
+                key: owner(1),
+                message: &msgs[i],
+                signature: &sigs[i],
+            })
             .collect();
         assert_eq!(verify_all(&items, true), vec![true, true, false, true]);
         assert_eq!(verify_all(&items, false), vec![true, true, false, true]);
         assert!(!precheck(&sigs[2]));
     }
-    assert!(plain_batch_accepted > 0, "the hazard this test guards against did not show");
+    assert!(
+        plain_batch_accepted > 0,
+        "the hazard this test guards against did not show"
+    );
 }
 
 #[test]
@@ -109,9 +123,18 @@ fn small_order_r_and_non_canonical_s_are_rejected_alike() {
         assert!(!precheck(sig));
     }
     let sigs = [good, high_s, good, small_r, good];
-    let items: Vec<VerifyItem> =
-        sigs.iter().map(|sig| VerifyItem { key: owner(2), message: &msg, signature: sig }).collect();
-    assert_eq!(verify_all(&items, true), vec![true, false, true, false, true]);
+    let items: Vec<VerifyItem> = sigs
+        .iter()
+        .map(|sig| VerifyItem {
+            key: owner(2),
+            message: &msg,
+            signature: sig,
+        })
+        .collect();
+    assert_eq!(
+        verify_all(&items, true),
+        vec![true, false, true, false, true]
+    );
 }
 
 #[test]
