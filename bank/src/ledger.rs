@@ -17,24 +17,30 @@ use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::fmt;
 
-/// Memory bounds, fixed at genesis and part of the replicated state.
+/// Memory bounds, fixed at genesis and part of the replicated state (every
+/// replica must refuse at the same point). Sizes are measured payload
+/// (`size_of`) plus B-tree slack: `BTreeMap` leaves hold 6–11 entries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
-    /// Most accounts (each ~300 bytes incl. the decompressed owner key and
-    /// map overhead). Default 1 Mi.
+    /// Most accounts. Each costs 240 bytes of key + value (the owner key is
+    /// kept decompressed for verification), ~250–440 bytes with slack.
+    /// Beyond it account creation gets `AccountsFull`. Default 65 536.
     pub max_accounts: u64,
-    /// Most applied transfers remembered by id (~140 bytes each incl. map
-    /// overhead); when full, new transfers get `TransfersFull`. Default 4 Mi.
+    /// Most applied transfers remembered by id. Each costs 112 bytes of key +
+    /// value, ~115–210 bytes with slack. Ids are never evicted (that would
+    /// break exactly-once); when full, new transfers get `TransfersFull`.
+    /// Default 524 288 (≤ ~105 MiB).
     pub max_transfers: u64,
-    /// Most client sessions (~130 bytes each); LRU-evicted. Default 64 Ki.
+    /// Most client sessions, LRU-evicted (`session.rs`). Each costs 144 bytes
+    /// (session map + age index), ~150–270 with slack. Default 65 536.
     pub max_sessions: u64,
 }
 
 impl Default for Limits {
     fn default() -> Limits {
         Limits {
-            max_accounts: 1 << 20,
-            max_transfers: 1 << 22,
+            max_accounts: 1 << 16,
+            max_transfers: 1 << 19,
             max_sessions: 1 << 16,
         }
     }
