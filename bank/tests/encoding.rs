@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use continuum_bank::fuzzing::{apply_arbitrary, decode_roundtrip, fuzz_ledger};
+use continuum_bank::fuzzing::{apply_arbitrary, apply_script, decode_roundtrip, fuzz_ledger};
 use continuum_bank::{
     AccountFlags, Command, CreateAccount, DecodeError, Entry, Ledger, Outcome, SignedCommand,
     SnapshotError, Transfer, CREATE_ACCOUNT_BODY_LEN, MAX_COMMANDS_PER_BATCH, MAX_ENTRY_BYTES,
@@ -197,12 +197,19 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
 
     /// The fuzz target for `apply` over arbitrary bytes.
     #[test]
     fn apply_over_arbitrary_bytes(data in prop::collection::vec(any::<u8>(), 0..400)) {
         let mut ledger = fuzz_ledger();
         apply_arbitrary(&mut ledger, &data);
+    }
+
+    /// The fuzz target for well-signed operation scripts (few cases: every
+    /// op is signed, ~10 ms each in a debug build).
+    #[test]
+    fn apply_over_signed_scripts(data in prop::collection::vec(any::<u8>(), 0..60)) {
+        apply_script(&data);
     }
 }
