@@ -9,7 +9,7 @@
 //! equal to the encoding of `[S]B − [H]A`.
 //!
 //! ## Why batching needs care
-//! `ed25519_dalek::verify_batch` checks a random linear combination
+//! `ed25519_dalek::verify_batch` (feature `batch`) checks a random linear combination
 //! `Σ zᵢ([Sᵢ]B − Rᵢ − [Hᵢ]Aᵢ) = 0` with 128-bit `zᵢ` derived from a Merlin
 //! transcript of all inputs (deterministic: no OS RNG, so it runs in the
 //! kernel and gives the same answer on every replica). It does *not* reject
@@ -28,19 +28,28 @@
 //!    (with `A` and `B` torsion-free, `[S]B − [H]A` is torsion-free, so it can
 //!    never equal an `R` with a torsion component; a non-canonical `R` encoding
 //!    never equals the canonical encoding `verify_strict` compares against).
-//! 3. Pre-checked signatures go to `verify_batch`. Now every `eᵢ` lies in the
-//!    prime-order subgroup, so the batch accepts with some `eᵢ ≠ 0` only with
-//!    probability ≤ 2⁻¹²⁸ per transcript: batch-accept ⇔ all strictly valid,
-//!    up to that bound.
+//! 3. Pre-checked signatures go into one batch equation — the one
+//!    `verify_batch` checks, computed here ([`batch_equation_holds`]) so the
+//!    points decoded by the pre-check are reused and the terms of signatures
+//!    by the same key are merged into one point (many transfers from one
+//!    account cost one multiscalar term). Its 128-bit `zᵢ` come from SHA-512
+//!    over all inputs: deterministic, no RNG, kernel-safe. Now every `eᵢ`
+//!    lies in the prime-order subgroup, so the batch accepts with some
+//!    `eᵢ ≠ 0` only with probability ≤ 2⁻¹²⁸ per transcript: batch-accept ⇔
+//!    all strictly valid, up to that bound.
 //! 4. If the batch fails, each pre-checked signature is verified alone with
 //!    `verify_strict`, which finds exactly the bad ones.
 //!
 //! Below [`BATCH_THRESHOLD`] signatures, each is verified alone.
 
+use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
+use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
 use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
 use curve25519_dalek::scalar::Scalar;
+use curve25519_dalek::traits::{IsIdentity, VartimeMultiscalarMul};
 use ed25519_dalek::{Signature, VerifyingKey};
+use sha2::{Digest, Sha512};
 
 /// Fewest signatures for which a batch is attempted (smaller sets are
 /// verified one by one; the batch's setup does not pay off).
@@ -94,20 +103,21 @@ fn is_torsion_free_vartime(point: &EdwardsPoint) -> bool {
     EdwardsPoint::vartime_double_scalar_mul_basepoint(&l_minus_one, point, &Scalar::ZERO) == -point
 }
 
-/// Step 2 of the module rule: cheap necessary conditions of `verify_strict`
-/// that `verify_batch` does not check itself.
+/// Step 2 of the module rule: necessary conditions of `verify_strict` that
+/// a batch equation does not check itself.
 pub fn precheck(signature: &[u8; 64]) -> bool {
+    decode_checked(signature).is_some()
+}
+
+/// `(R, S)` of a signature that passes [`precheck`].
+fn decode_checked(signature: &[u8; 64]) -> Option<(EdwardsPoint, Scalar)> {
     let mut s = [0u8; 32];
     s.copy_from_slice(&signature[32..]);
-    if Option::<Scalar>::from(Scalar::from_canonical_bytes(s)).is_none() {
-        return false;
-    }
+    let s = Option::<Scalar>::from(Scalar::from_canonical_bytes(s))?;
     let mut r = [0u8; 32];
     r.copy_from_slice(&signature[..32]);
-    match canonical_point(&r) {
-        Some(point) => !point.is_small_order() && is_torsion_free_vartime(&point),
-        None => false,
-    }
+    let r = canonical_point(&r)?;
+    (!r.is_small_order() && is_torsion_free_vartime(&r)).then_some((r, s))
 }
 
 /// One signature to check.
@@ -128,18 +138,130 @@ pub fn verify_all(items: &[VerifyItem<'_>], batch: bool) -> Vec<bool> {
             .map(|i| i.key.verify(i.message, i.signature))
             .collect();
     }
-    let mut valid: Vec<bool> = items.iter().map(|i| precheck(i.signature)).collect();
-    let candidates: Vec<usize> = (0..items.len()).filter(|&i| valid[i]).collect();
-    let messages: Vec<&[u8]> = candidates.iter().map(|&i| items[i].message).collect();
-    let signatures: Vec<Signature> = candidates
-        .iter()
-        .map(|&i| Signature::from_bytes(items[i].signature))
-        .collect();
-    let keys: Vec<VerifyingKey> = candidates.iter().map(|&i| items[i].key.0).collect();
-    if ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_err() {
-        for &i in &candidates {
-            valid[i] = items[i].key.verify(items[i].message, items[i].signature);
+    let mut valid = alloc::vec![false; items.len()];
+    let mut candidates = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        if let Some((r, s)) = decode_checked(item.signature) {
+            valid[i] = true;
+            candidates.push(Candidate { item, r, s });
+        }
+    }
+    if !batch_equation_holds(&candidates) {
+        for (i, item) in items.iter().enumerate() {
+            if valid[i] {
+                valid[i] = item.key.verify(item.message, item.signature);
+            }
         }
     }
     valid
+}
+
+/// A pre-checked signature with its decoded `R` and `S`.
+struct Candidate<'a, 'b> {
+    item: &'a VerifyItem<'b>,
+    r: EdwardsPoint,
+    s: Scalar,
+}
+
+/// Domain tag of the batch coefficients' transcript.
+const BATCH_DOMAIN: &[u8] = b"continuum-bank/batch-verify/1";
+
+/// Step 3: the randomised batch equation
+/// `[−Σ zᵢSᵢ]B + Σ [zᵢ]Rᵢ + Σⱼ [Σ_{i: Aᵢ=Aⱼ} zᵢHᵢ]Aⱼ = 0`
+/// (the equation of `ed25519_dalek::verify_batch`, with each distinct key's
+/// terms merged and the `R` points reused from the pre-check). The 128-bit
+/// `zᵢ` come from SHA-512 over every input (deterministic, identical on all
+/// replicas, unpredictable to whoever chose the signatures).
+fn batch_equation_holds(candidates: &[Candidate<'_, '_>]) -> bool {
+    let mut transcript = Sha512::new();
+    transcript.update(BATCH_DOMAIN);
+    let mut hrams = Vec::with_capacity(candidates.len());
+    for c in candidates {
+        let mut h = Sha512::new();
+        h.update(&c.item.signature[..32]);
+        h.update(c.item.key.as_bytes());
+        h.update(c.item.message);
+        let digest: [u8; 64] = h.finalize().into();
+        transcript.update(digest);
+        transcript.update(&c.item.signature[32..]);
+        hrams.push(Scalar::from_bytes_mod_order_wide(&digest));
+    }
+    let seed: [u8; 64] = transcript.finalize().into();
+
+    let mut basepoint_scalar = Scalar::ZERO;
+    let mut scalars = Vec::with_capacity(candidates.len() + 1);
+    let mut points = Vec::with_capacity(candidates.len() + 1);
+    let mut key_scalars: BTreeMap<[u8; 32], (EdwardsPoint, Scalar)> = BTreeMap::new();
+    for (i, (c, hram)) in candidates.iter().zip(&hrams).enumerate() {
+        let mut h = Sha512::new();
+        h.update(seed);
+        h.update((i as u64).to_le_bytes());
+        let digest: [u8; 64] = h.finalize().into();
+        let mut z = [0u8; 32];
+        z[..16].copy_from_slice(&digest[..16]);
+        let z = Scalar::from_bytes_mod_order(z);
+        basepoint_scalar -= z * c.s;
+        scalars.push(z);
+        points.push(c.r);
+        let entry = key_scalars
+            .entry(*c.item.key.as_bytes())
+            .or_insert((c.item.key.0.to_edwards(), Scalar::ZERO));
+        entry.1 += z * hram;
+    }
+    scalars.push(basepoint_scalar);
+    points.push(ED25519_BASEPOINT_POINT);
+    for (point, scalar) in key_scalars.into_values() {
+        scalars.push(scalar);
+        points.push(point);
+    }
+    EdwardsPoint::vartime_multiscalar_mul(scalars, points).is_identity()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ed25519_dalek::{Signer, SigningKey};
+
+    /// The batch equation itself must accept valid batches (otherwise every
+    /// batch silently falls back to one-by-one verification) and reject a
+    /// batch with one bad signature; same-key terms are merged.
+    #[test]
+    fn batch_equation_accepts_valid_and_rejects_one_bad() {
+        let keys: Vec<SigningKey> = (1u8..=3)
+            .map(|i| SigningKey::from_bytes(&[i; 32]))
+            .collect();
+        let owners: Vec<OwnerKey> = keys
+            .iter()
+            .map(|k| OwnerKey::parse(&k.verifying_key().to_bytes()).unwrap())
+            .collect();
+        let messages: Vec<Vec<u8>> = (0u8..6).map(|i| alloc::vec![i; 33]).collect();
+        let mut signatures: Vec<[u8; 64]> = messages
+            .iter()
+            .enumerate()
+            .map(|(i, m)| keys[i % 3].sign(m).to_bytes())
+            .collect();
+        let candidates = |sigs: &[[u8; 64]]| -> bool {
+            let items: Vec<VerifyItem> = messages
+                .iter()
+                .enumerate()
+                .map(|(i, m)| VerifyItem {
+                    key: owners[i % 3],
+                    message: m,
+                    signature: &sigs[i],
+                })
+                .collect();
+            let cands: Vec<Candidate> = items
+                .iter()
+                .map(|item| {
+                    let (r, s) = decode_checked(item.signature).unwrap();
+                    Candidate { item, r, s }
+                })
+                .collect();
+            batch_equation_holds(&cands)
+        };
+        assert!(candidates(&signatures));
+        // A valid signature on another message: still well-formed, wrong here.
+        signatures[4] = keys[1].sign(b"another message").to_bytes();
+        assert!(!candidates(&signatures));
+    }
 }
