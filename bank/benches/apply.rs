@@ -131,8 +131,36 @@ fn run(name: &str, s: &mut Setup, cmds: &[SignedCommand], batch: usize, verified
     );
 }
 
+/// Per-signature cost of the two halves of the batch rule.
+fn signature_costs(keys: &[SigningKey]) {
+    use ed25519_dalek::Signer;
+    let n = 2000;
+    let msgs: Vec<[u8; 8]> = (0..n as u64).map(|i| i.to_le_bytes()).collect();
+    let sigs: Vec<[u8; 64]> = msgs
+        .iter()
+        .enumerate()
+        .map(|(i, m)| keys[i % KEYS].sign(m).to_bytes())
+        .collect();
+    let owners: Vec<continuum_bank::OwnerKey> = keys
+        .iter()
+        .map(|k| continuum_bank::OwnerKey::parse(&k.verifying_key().to_bytes()).unwrap())
+        .collect();
+    let start = Instant::now();
+    for (i, (m, s)) in msgs.iter().zip(&sigs).enumerate() {
+        assert!(owners[i % KEYS].verify(m, s));
+    }
+    let strict = start.elapsed().as_secs_f64() * 1e6 / n as f64;
+    let start = Instant::now();
+    for s in &sigs {
+        assert!(continuum_bank::verify::precheck(s));
+    }
+    let pre = start.elapsed().as_secs_f64() * 1e6 / n as f64;
+    println!("per signature: verify_strict {strict:.1} µs, batch pre-check (R torsion check) {pre:.1} µs");
+}
+
 fn main() {
     let mut s = setup();
+    signature_costs(&s.keys);
     let mut next_id = 1u128;
     let mut take = |n: usize, sign: bool, keys: &[SigningKey]| {
         let v = transfers(keys, next_id, n, sign);
