@@ -36,12 +36,19 @@ pub struct Limits {
     pub max_sessions: u64,
 }
 
+/// Default `Limits::max_accounts`.
+pub const DEFAULT_MAX_ACCOUNTS: u64 = 1 << 16;
+/// Default `Limits::max_transfers`.
+pub const DEFAULT_MAX_TRANSFERS: u64 = 1 << 19;
+/// Default `Limits::max_sessions` (the session bound of Raft thesis §6.3).
+pub const DEFAULT_MAX_SESSIONS: u64 = 1 << 16;
+
 impl Default for Limits {
     fn default() -> Limits {
         Limits {
-            max_accounts: 1 << 16,
-            max_transfers: 1 << 19,
-            max_sessions: 1 << 16,
+            max_accounts: DEFAULT_MAX_ACCOUNTS,
+            max_transfers: DEFAULT_MAX_TRANSFERS,
+            max_sessions: DEFAULT_MAX_SESSIONS,
         }
     }
 }

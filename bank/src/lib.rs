@@ -66,7 +66,7 @@ pub use entry::{
 };
 pub use ledger::{
     Account, AppliedTransfer, ApplyResult, GenesisConfig, GenesisError, Ledger, Limits,
-    GENESIS_CONFIG_LEN,
+    DEFAULT_MAX_ACCOUNTS, DEFAULT_MAX_SESSIONS, DEFAULT_MAX_TRANSFERS, GENESIS_CONFIG_LEN,
 };
 pub use outcome::Outcome;
 pub use receipt::ChainHash;
