@@ -29,7 +29,7 @@
 //!    never equal an `R` with a torsion component; a non-canonical `R` encoding
 //!    never equals the canonical encoding `verify_strict` compares against).
 //! 3. Pre-checked signatures go into one batch equation — the one
-//!    `verify_batch` checks, computed here ([`batch_equation_holds`]) so the
+//!    `verify_batch` checks, computed here (`batch_equation_holds`) so the
 //!    points decoded by the pre-check are reused and the terms of signatures
 //!    by the same key are merged into one point (many transfers from one
 //!    account cost one multiscalar term). Its 128-bit `zᵢ` come from SHA-512
