@@ -53,6 +53,11 @@ pub const POLL_FALLBACK_MS: u64 = 5;
 /// UDP socket buffers: datagrams in flight per direction, and their bytes.
 const UDP_PACKETS: usize = 64;
 const UDP_BYTES: usize = 64 * 1024;
+/// Local port of the socket that sends to peer `id`: `PEER_SOCKET_BASE + id`.
+/// Each peer gets its own socket because smoltcp keeps a datagram whose
+/// next hop is not yet resolved (ARP) at the head of its socket's queue: one
+/// dead peer sharing a socket would silence the node towards every peer.
+const PEER_SOCKET_BASE: u16 = 49_152;
 /// Largest HTTP request head we read before answering 400.
 const MAX_REQUEST_BYTES: usize = 2048;
 
@@ -201,6 +206,7 @@ pub fn start(config: &Config) {
         client: client.map(|((port, _), _)| port),
         auth: peers,
         peer_socket: None,
+        peer_sockets: BTreeMap::new(),
         status_socket: None,
         next_ping_ms: 0,
         nonce: 0,
@@ -260,6 +266,8 @@ struct NetworkTask {
     client: Option<Port>,
     auth: Option<PeerAuth>,
     peer_socket: Option<SocketHandle>,
+    /// Sending (and reply-receiving) socket per peer.
+    peer_sockets: BTreeMap<u8, SocketHandle>,
     status_socket: Option<SocketHandle>,
     next_ping_ms: u64,
     nonce: u64,
@@ -271,17 +279,34 @@ struct NetworkTask {
 impl NetworkTask {
     async fn run(mut self) {
         if let (Some(lan), Some(_)) = (self.lan.as_mut(), self.auth.as_ref()) {
-            let rx = udp::PacketBuffer::new(
-                vec![udp::PacketMetadata::EMPTY; UDP_PACKETS],
-                vec![0; UDP_BYTES],
-            );
-            let tx = udp::PacketBuffer::new(
-                vec![udp::PacketMetadata::EMPTY; UDP_PACKETS],
-                vec![0; UDP_BYTES],
-            );
-            let mut socket = udp::Socket::new(rx, tx);
-            if socket.bind(self.peer_port).is_ok() {
-                self.peer_socket = Some(lan.sockets.add(socket));
+            let peers: Vec<u8> = STATUS
+                .lock()
+                .as_ref()
+                .map_or(Vec::new(), |s| s.peers.keys().copied().collect());
+            for (id, port) in core::iter::once((0, self.peer_port)).chain(
+                peers
+                    .into_iter()
+                    .map(|id| (id, PEER_SOCKET_BASE + id as u16)),
+            ) {
+                let rx = udp::PacketBuffer::new(
+                    vec![udp::PacketMetadata::EMPTY; UDP_PACKETS],
+                    vec![0; UDP_BYTES],
+                );
+                let tx = udp::PacketBuffer::new(
+                    vec![udp::PacketMetadata::EMPTY; UDP_PACKETS],
+                    vec![0; UDP_BYTES],
+                );
+                let mut socket = udp::Socket::new(rx, tx);
+                if let Err(error) = socket.bind(port) {
+                    log::error!("net: cannot bind UDP port {port}: {error}");
+                    continue;
+                }
+                let handle = lan.sockets.add(socket);
+                if id == 0 {
+                    self.peer_socket = Some(handle);
+                } else {
+                    self.peer_sockets.insert(id, handle);
+                }
             }
         }
         if let Some(client) = self.client.as_mut() {
@@ -361,49 +386,64 @@ impl NetworkTask {
         else {
             return;
         };
-        let socket = lan.sockets.get_mut::<udp::Socket>(handle);
         let mut status = STATUS.lock();
         let status = status.as_mut().expect("status is set before the task runs");
         let now_us = time::monotonic_ns() / 1_000;
         let now_ms = now_us / 1_000;
 
-        // Receive: open, then answer pings and match pongs.
+        // Receive on the well-known port and on every per-peer socket (where
+        // pongs come back): open, then answer pings and match pongs.
         let mut replies: Vec<(u64, IpEndpoint, u64)> = Vec::new();
-        while let Ok((datagram, meta)) = socket.recv() {
-            match auth.open(datagram) {
-                Ok(message) => match message.body {
-                    PeerBody::Ping { nonce } => replies.push((message.from, meta.endpoint, nonce)),
-                    PeerBody::Pong { nonce } => {
-                        if let Some((peer, sent_us)) = self.outstanding.remove(&nonce) {
-                            if peer as u64 == message.from {
-                                if let Some(p) = status.peers.get_mut(&peer) {
-                                    p.pongs_received += 1;
-                                    p.last_rtt_us = now_us - sent_us;
-                                    p.last_heard_ms = Some(now_ms);
-                                    if !p.reachable {
-                                        p.reachable = true;
-                                        log::info!(
-                                            "net: peer {peer} reachable, rtt {} us",
-                                            p.last_rtt_us
-                                        );
-                                    }
-                                }
+        for socket_handle in core::iter::once(handle).chain(self.peer_sockets.values().copied()) {
+            let socket = lan.sockets.get_mut::<udp::Socket>(socket_handle);
+            while let Ok((datagram, meta)) = socket.recv() {
+                match auth.open(datagram) {
+                    Ok(message) => match message.body {
+                        PeerBody::Ping { nonce } => {
+                            replies.push((message.from, meta.endpoint, nonce))
+                        }
+                        PeerBody::Pong { nonce } => {
+                            let Some((peer, sent_us)) = self.outstanding.remove(&nonce) else {
+                                continue;
+                            };
+                            let Some(p) = status
+                                .peers
+                                .get_mut(&peer)
+                                .filter(|_| peer as u64 == message.from)
+                            else {
+                                continue;
+                            };
+                            p.pongs_received += 1;
+                            p.last_rtt_us = now_us - sent_us;
+                            p.last_heard_ms = Some(now_ms);
+                            if !p.reachable {
+                                p.reachable = true;
+                                log::info!("net: peer {peer} reachable, rtt {} us", p.last_rtt_us);
                             }
                         }
+                        PeerBody::Raft(_) => {}
+                    },
+                    Err(reject) => {
+                        log::debug!("net: dropped a datagram from {}: {reject:?}", meta.endpoint)
                     }
-                    PeerBody::Raft(_) => {}
-                },
-                Err(reject) => {
-                    log::debug!("net: dropped a datagram from {}: {reject:?}", meta.endpoint)
                 }
             }
         }
         for (to, endpoint, nonce) in replies {
+            let Some(&socket_handle) = u8::try_from(to)
+                .ok()
+                .and_then(|id| self.peer_sockets.get(&id))
+            else {
+                continue;
+            };
             if auth
                 .seal(to, &PeerBody::Pong { nonce }, &mut self.datagram)
                 .is_ok()
             {
-                let _ = socket.send_slice(&self.datagram, endpoint);
+                let _ = lan
+                    .sockets
+                    .get_mut::<udp::Socket>(socket_handle)
+                    .send_slice(&self.datagram, endpoint);
             }
         }
 
@@ -415,6 +455,9 @@ impl NetworkTask {
                 .retain(|_, (_, sent)| now_us - *sent < UNREACHABLE_AFTER_MS * 1_000);
             for (&id, peer) in status.peers.iter_mut() {
                 self.nonce += 1;
+                let Some(&socket_handle) = self.peer_sockets.get(&id) else {
+                    continue;
+                };
                 if auth
                     .seal(
                         id as u64,
@@ -426,6 +469,7 @@ impl NetworkTask {
                     continue;
                 }
                 let endpoint = IpEndpoint::new(IpAddress::Ipv4(ipv4(peer.ip)), self.peer_port);
+                let socket = lan.sockets.get_mut::<udp::Socket>(socket_handle);
                 if socket.send_slice(&self.datagram, endpoint).is_ok() {
                     peer.pings_sent += 1;
                     self.outstanding.insert(self.nonce, (id, now_us));
