@@ -68,6 +68,13 @@ pub enum Mode {
     /// Touch an unmapped address on purpose, to prove that a page fault is
     /// reported (address, error code) and turned into an exit code, not a hang.
     SelfTestPageFault,
+    /// Run as a node, and if this is the lowest node id, measure round
+    /// trips and message rate of authenticated peer messages to the next
+    /// peer, print them, and exit QEMU (benchmarks only).
+    NetBench,
+    /// Measure the floor under `NetBench`: raw Ethernet frames echoed
+    /// between two NICs with no IP stack and no authentication (benchmarks only).
+    NetBenchRaw,
 }
 
 /// Most peers a node can have (a 9-node cluster); bounds the fixed table
@@ -186,6 +193,8 @@ impl core::fmt::Display for Mode {
             Mode::Node => "node",
             Mode::SelfTest => "selftest",
             Mode::SelfTestPageFault => "selftest-page-fault",
+            Mode::NetBench => "net-bench",
+            Mode::NetBenchRaw => "net-bench-raw",
         })
     }
 }

@@ -122,7 +122,13 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
                     "node" => Mode::Node,
                     "selftest" => Mode::SelfTest,
                     "selftest-page-fault" => Mode::SelfTestPageFault,
-                    _ => return Err(err(bad("node, selftest or selftest-page-fault"))),
+                    "net-bench" => Mode::NetBench,
+                    "net-bench-raw" => Mode::NetBenchRaw,
+                    _ => {
+                        return Err(err(bad(
+                            "node, selftest, selftest-page-fault, net-bench or net-bench-raw",
+                        )))
+                    }
                 };
                 4
             }

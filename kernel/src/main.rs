@@ -27,6 +27,7 @@ mod console;
 mod drivers;
 mod executor;
 mod memory;
+mod netbench;
 mod network;
 mod selftest;
 mod time;
@@ -91,7 +92,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     match config.mode {
         Mode::SelfTest => selftest::run_and_exit(),
         Mode::SelfTestPageFault => selftest::provoke_page_fault(),
-        Mode::Node => {
+        Mode::Node | Mode::NetBench | Mode::NetBenchRaw => {
             network::start(&config);
             executor::spawn(heartbeat());
             executor::run()

@@ -22,18 +22,18 @@
 
 use crate::arch::x86_64::device_irq::DeviceIrq;
 use crate::drivers::{self, virtio_net::VirtioNic};
+use crate::netbench::NetBench;
 use crate::{executor, time};
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
-use continuum_config::{Config, Ipv4Cidr};
+use continuum_config::{Config, Ipv4Cidr, Mode};
 use continuum_net::nic::{Nic, NicCounters, NicDevice};
 use continuum_net::peer::{AuthScheme, PeerBody};
 use continuum_net::peer_auth::{PeerAuth, PeerConfig};
 use core::fmt::Write;
 use core::future::{poll_fn, Future};
-use core::pin::pin;
 use core::task::Poll;
 use core::time::Duration;
 use ed25519_dalek::{SigningKey, VerifyingKey};
@@ -137,8 +137,29 @@ impl Port {
 
 /// Claims the NICs and starts the network task. Without a NIC, or with a
 /// LAN configured but no key, says why on the console and returns.
+/// For the benchmarks: the peer to measure against, if this node is the
+/// lowest id (the one that measures).
+fn bench_peer(config: &Config) -> Option<u8> {
+    let lowest_peer = config.peers().map(|p| p.id).min()?;
+    (config.node_id < lowest_peer).then_some(lowest_peer)
+}
+
 pub fn start(config: &Config) {
     let mut nics = drivers::claim_virtio(DeviceType::Network).into_iter();
+    if config.mode == Mode::NetBenchRaw {
+        let Some(device) = nics.next() else {
+            crate::halt_with(format_args!("net-bench-raw: no NIC"));
+        };
+        match VirtioNic::new(device.transport) {
+            Ok(nic) => executor::spawn(crate::netbench::raw(
+                nic,
+                device.irq,
+                bench_peer(config).is_some(),
+            )),
+            Err(error) => crate::halt_with(format_args!("net-bench-raw: NIC failed: {error}")),
+        }
+        return;
+    }
     let mut take_port = |role: &str, cidr: Ipv4Cidr, gateway: Option<[u8; 4]>| {
         let device = nics.next()?;
         let (b, d, f) = device.location;
@@ -212,6 +233,10 @@ pub fn start(config: &Config) {
         nonce: 0,
         outstanding: BTreeMap::new(),
         datagram: Vec::new(),
+        bench: (config.mode == Mode::NetBench)
+            .then(|| bench_peer(config))
+            .flatten()
+            .map(|peer| (peer, NetBench::new())),
     };
     executor::spawn(task.run());
 }
@@ -274,7 +299,12 @@ struct NetworkTask {
     /// Ping nonce -> (peer, sent at µs).
     outstanding: BTreeMap<u64, (u8, u64)>,
     datagram: Vec<u8>,
+    /// `mode = net-bench` on the lowest node id: (peer, driver).
+    bench: Option<(u8, NetBench)>,
 }
+
+/// Ping nonces with this bit set belong to the benchmark.
+const BENCH_NONCE: u64 = 1 << 63;
 
 impl NetworkTask {
     async fn run(mut self) {
@@ -345,6 +375,9 @@ impl NetworkTask {
         } else {
             60_000
         };
+        if self.bench.is_some() {
+            wait_ms = wait_ms.min(10); // loss timeouts and the hand-off between phases
+        }
         let mut irqs: Vec<&DeviceIrq> = Vec::new();
         for port in [self.lan.as_mut(), self.client.as_mut()]
             .into_iter()
@@ -361,23 +394,14 @@ impl NetworkTask {
         if wait_ms == 0 {
             return;
         }
-        let mut sleep = pin!(executor::sleep(Duration::from_millis(wait_ms)));
-        let mut waits: Vec<_> = irqs
-            .iter()
-            .map(|irq| alloc::boxed::Box::pin(irq.wait()))
-            .collect();
-        poll_fn(|cx| {
-            if sleep.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(());
-            }
-            for wait in waits.iter_mut() {
-                if wait.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(());
-                }
-            }
-            Poll::Pending
-        })
-        .await
+        let mut waits: Vec<core::pin::Pin<alloc::boxed::Box<dyn Future<Output = ()> + Send + '_>>> =
+            irqs.into_iter()
+                .map(|irq| alloc::boxed::Box::pin(irq.wait()) as _)
+                .collect();
+        waits.push(alloc::boxed::Box::pin(executor::sleep(
+            Duration::from_millis(wait_ms),
+        )));
+        first_ready(waits).await
     }
 
     fn peer_traffic(&mut self) {
@@ -401,6 +425,11 @@ impl NetworkTask {
                     Ok(message) => match message.body {
                         PeerBody::Ping { nonce } => {
                             replies.push((message.from, meta.endpoint, nonce))
+                        }
+                        PeerBody::Pong { nonce } if nonce & BENCH_NONCE != 0 => {
+                            if let Some((_, bench)) = self.bench.as_mut() {
+                                bench.on_reply(nonce & !BENCH_NONCE, now_us);
+                            }
                         }
                         PeerBody::Pong { nonce } => {
                             let Some((peer, sent_us)) = self.outstanding.remove(&nonce) else {
@@ -444,6 +473,41 @@ impl NetworkTask {
                     .sockets
                     .get_mut::<udp::Socket>(socket_handle)
                     .send_slice(&self.datagram, endpoint);
+            }
+        }
+
+        // The benchmark runs once its peer is reachable.
+        if let Some((peer, bench)) = self.bench.as_mut() {
+            if status.peers.get(peer).is_some_and(|p| p.reachable) {
+                if bench.done() {
+                    if let Some((_, bench)) = self.bench.take() {
+                        bench.finish("authenticated peer messages");
+                    }
+                    return;
+                }
+                if let Some(&socket_handle) = self.peer_sockets.get(peer) {
+                    let endpoint = IpEndpoint::new(
+                        IpAddress::Ipv4(ipv4(status.peers[peer].ip)),
+                        self.peer_port,
+                    );
+                    for seq in bench.due(now_us) {
+                        if auth
+                            .seal(
+                                *peer as u64,
+                                &PeerBody::Ping {
+                                    nonce: seq | BENCH_NONCE,
+                                },
+                                &mut self.datagram,
+                            )
+                            .is_ok()
+                        {
+                            let _ = lan
+                                .sockets
+                                .get_mut::<udp::Socket>(socket_handle)
+                                .send_slice(&self.datagram, endpoint);
+                        }
+                    }
+                }
             }
         }
 
@@ -550,6 +614,26 @@ impl NetworkTask {
             status.status_requests += 1;
         }
     }
+}
+
+/// Completes when the first of `futures` does.
+pub async fn first_ready(
+    mut futures: Vec<core::pin::Pin<alloc::boxed::Box<dyn Future<Output = ()> + Send + '_>>>,
+) {
+    poll_fn(|cx| {
+        for future in futures.iter_mut() {
+            if future.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(());
+            }
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+/// Completes when either future does.
+pub async fn first_of(a: impl Future<Output = ()> + Send, b: impl Future<Output = ()> + Send) {
+    first_ready(vec![alloc::boxed::Box::pin(a), alloc::boxed::Box::pin(b)]).await
 }
 
 fn fmt_mac(mac: [u8; 6]) -> String {

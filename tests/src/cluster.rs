@@ -43,6 +43,8 @@ pub struct ClusterSpec {
     /// for them with their keys).
     pub phantom_members: Vec<u8>,
     pub seed: u64,
+    /// Extra config lines for node `id` (e.g. a benchmark `mode`).
+    pub extra_config: Vec<(u8, String)>,
 }
 
 pub struct Cluster {
@@ -82,6 +84,10 @@ impl Cluster {
                     ip_text(lan_ip(peer)),
                     hex(node_key(&spec.name, peer).verifying_key().as_bytes())
                 ));
+            }
+            for (_, line) in spec.extra_config.iter().filter(|(node, _)| *node == id) {
+                config.push_str(line);
+                config.push('\n');
             }
             let status_port = free_port();
             let vm = VmConfig::new(&format!("{}-node{id}", spec.name))

@@ -30,6 +30,7 @@ fn three_nodes_talk_partition_heal_and_reject_forgeries() {
         nodes: 3,
         phantom_members: vec![PHANTOM],
         seed: 42,
+        extra_config: vec![],
     });
 
     // Every node hears both others, authenticated, and serves /status.
