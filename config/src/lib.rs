@@ -134,6 +134,8 @@ pub struct Config {
     pub client_gateway: [u8; 4],
     /// UDP port for peer messages on the LAN. Default 7000.
     pub peer_port: u16,
+    /// UDP port for client requests on the client network. Default 7001.
+    pub client_port: u16,
     /// TCP port of the HTTP status endpoint (`GET /status`) on the client
     /// network. Default 8080.
     pub status_port: u16,
@@ -156,6 +158,7 @@ impl Default for Config {
             },
             client_gateway: [10, 0, 2, 2],
             peer_port: 7000,
+            client_port: 7001,
             status_port: 8080,
         }
     }

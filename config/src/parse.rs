@@ -158,6 +158,10 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
                 config.status_port = port(value).ok_or(err(bad("a port from 1 to 65535")))?;
                 10
             }
+            "client_port" => {
+                config.client_port = port(value).ok_or(err(bad("a port from 1 to 65535")))?;
+                11
+            }
             "peer" => {
                 let peer = peer(value).ok_or(err(bad(
                     "`<id 1..=255> <lan ip> <public key: 64 hex digits>`",

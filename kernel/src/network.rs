@@ -9,7 +9,10 @@
 //!   counted by cause. Until Raft runs here, the traffic is a liveness ping
 //!   to every peer each [`PING_INTERVAL_MS`].
 //! * **Client network** (the next NIC): TCP `status_port` serves
-//!   `GET /status` as JSON.
+//!   `GET /status` as JSON; UDP `client_port` takes client requests in the
+//!   `continuum_net::client` format. Until the replicated ledger runs on
+//!   the node, every well-formed request is answered `Unavailable` (no
+//!   leader, no quorum) — the truth — and malformed ones are counted.
 //!
 //! The task sleeps until a NIC interrupt, smoltcp's `poll_delay`, or the
 //! next ping is due — whichever is first. NICs without a routable interrupt
@@ -29,6 +32,7 @@ use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 use continuum_config::{Config, Ipv4Cidr, Mode};
+use continuum_net::client::{ClientReply, ClientRequest, ReplyBody, ReplyError};
 use continuum_net::nic::{Nic, NicCounters, NicDevice};
 use continuum_net::peer::{AuthScheme, PeerBody};
 use continuum_net::peer_auth::{PeerAuth, PeerConfig};
@@ -83,6 +87,8 @@ pub struct NetworkStatus {
     pub lan_nic: NicCounters,
     pub client_nic: NicCounters,
     pub status_requests: u64,
+    pub client_requests: u64,
+    pub client_rejected: u64,
 }
 
 static STATUS: Mutex<Option<NetworkStatus>> = Mutex::new(None);
@@ -229,6 +235,8 @@ pub fn start(config: &Config) {
         peer_socket: None,
         peer_sockets: BTreeMap::new(),
         status_socket: None,
+        client_socket: None,
+        client_port: config.client_port,
         next_ping_ms: 0,
         nonce: 0,
         outstanding: BTreeMap::new(),
@@ -294,6 +302,8 @@ struct NetworkTask {
     /// Sending (and reply-receiving) socket per peer.
     peer_sockets: BTreeMap<u8, SocketHandle>,
     status_socket: Option<SocketHandle>,
+    client_socket: Option<SocketHandle>,
+    client_port: u16,
     next_ping_ms: u64,
     nonce: u64,
     /// Ping nonce -> (peer, sent at µs).
@@ -345,6 +355,22 @@ impl NetworkTask {
                 tcp::SocketBuffer::new(vec![0; 16 * 1024]),
             );
             self.status_socket = Some(client.sockets.add(socket));
+            let rx = udp::PacketBuffer::new(
+                vec![udp::PacketMetadata::EMPTY; UDP_PACKETS],
+                vec![0; UDP_BYTES],
+            );
+            let tx = udp::PacketBuffer::new(
+                vec![udp::PacketMetadata::EMPTY; UDP_PACKETS],
+                vec![0; UDP_BYTES],
+            );
+            let mut socket = udp::Socket::new(rx, tx);
+            match socket.bind(self.client_port) {
+                Ok(()) => self.client_socket = Some(client.sockets.add(socket)),
+                Err(error) => log::error!(
+                    "net: cannot bind client UDP port {}: {error}",
+                    self.client_port
+                ),
+            }
         }
         loop {
             for port in [self.lan.as_mut(), self.client.as_mut()]
@@ -356,6 +382,7 @@ impl NetworkTask {
             }
             self.peer_traffic();
             self.serve_status();
+            self.serve_clients();
             for port in [self.lan.as_mut(), self.client.as_mut()]
                 .into_iter()
                 .flatten()
@@ -564,6 +591,40 @@ impl NetworkTask {
         }
     }
 
+    fn serve_clients(&mut self) {
+        let (Some(client), Some(handle)) = (self.client.as_mut(), self.client_socket) else {
+            return;
+        };
+        let socket = client.sockets.get_mut::<udp::Socket>(handle);
+        let mut answered = 0;
+        let mut rejected = 0;
+        while let Ok((datagram, meta)) = socket.recv() {
+            let request = match ClientRequest::decode(datagram) {
+                Ok(request) if request.cluster_id == self.cluster_id => request,
+                Ok(_) | Err(_) => {
+                    rejected += 1;
+                    continue;
+                }
+            };
+            let reply = ClientReply {
+                cluster_id: self.cluster_id,
+                node: self.node_id as u64,
+                request_id: request.request_id,
+                body: ReplyBody::Error(ReplyError::Unavailable),
+            };
+            if let Ok(bytes) = reply.encode() {
+                let _ = socket.send_slice(&bytes, meta.endpoint);
+                answered += 1;
+            }
+        }
+        if answered + rejected > 0 {
+            if let Some(status) = STATUS.lock().as_mut() {
+                status.client_requests += answered;
+                status.client_rejected += rejected;
+            }
+        }
+    }
+
     fn serve_status(&mut self) {
         let (Some(client), Some(handle)) = (self.client.as_mut(), self.status_socket) else {
             return;
@@ -706,8 +767,8 @@ fn status_json(node_id: u8, cluster_id: u64) -> String {
     let a = status.auth;
     let _ = write!(
         out,
-        "],\"peer_messages\":{{\"accepted\":{},\"malformed\":{},\"wrong_cluster\":{},\"misdirected\":{},\"unknown_sender\":{},\"wrong_scheme\":{},\"forged\":{},\"replayed\":{},\"too_old\":{},\"stale_epoch\":{}}},\"status_requests\":{}}}",
-        a.accepted, a.malformed, a.wrong_cluster, a.misdirected, a.unknown_sender, a.wrong_scheme, a.forged, a.replayed, a.too_old, a.stale_epoch, status.status_requests
+        "],\"peer_messages\":{{\"accepted\":{},\"malformed\":{},\"wrong_cluster\":{},\"misdirected\":{},\"unknown_sender\":{},\"wrong_scheme\":{},\"forged\":{},\"replayed\":{},\"too_old\":{},\"stale_epoch\":{}}},\"status_requests\":{},\"client_requests\":{},\"client_rejected\":{}}}",
+        a.accepted, a.malformed, a.wrong_cluster, a.misdirected, a.unknown_sender, a.wrong_scheme, a.forged, a.replayed, a.too_old, a.stale_epoch, status.status_requests, status.client_requests, status.client_rejected
     );
     out
 }

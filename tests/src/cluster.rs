@@ -2,7 +2,7 @@
 //! per-node keys and configs, and one QEMU per node with a client NIC whose
 //! status port is forwarded to loopback.
 
-use crate::{free_port, http_get, Vm, VmConfig};
+use crate::{free_port, free_udp_port, http_get, Vm, VmConfig};
 use continuum_fabric::{Fabric, FabricConfig, FabricHandle};
 use ed25519_dalek::SigningKey;
 use sha2::{Digest, Sha256};
@@ -52,6 +52,8 @@ pub struct Cluster {
     pub fabric: FabricHandle,
     pub vms: Vec<Vm>,
     pub status_ports: Vec<u16>,
+    /// Host UDP ports forwarded to each node's client port.
+    pub client_ports: Vec<u16>,
     pub dir: PathBuf,
 }
 
@@ -72,6 +74,7 @@ impl Cluster {
             .collect();
         let mut vms = Vec::new();
         let mut status_ports = Vec::new();
+        let mut client_ports = Vec::new();
         for id in 1..=spec.nodes {
             let mut config = format!(
                 "node_id = {id}\ncluster_id = {CLUSTER_ID}\nsecret_key = {}\nlan_ip = {}/24\n",
@@ -90,6 +93,7 @@ impl Cluster {
                 config.push('\n');
             }
             let status_port = free_port();
+            let client_port = free_udp_port();
             let vm = VmConfig::new(&format!("{}-node{id}", spec.name))
                 .node_config(&config)
                 .nic(
@@ -97,16 +101,18 @@ impl Cluster {
                     "lan",
                     Some(&mac_text(lan_mac(id))),
                 )
-                .client_nic(status_port)
+                .client_nic(status_port, client_port)
                 .start();
             vms.push(vm);
             status_ports.push(status_port);
+            client_ports.push(client_port);
         }
         Cluster {
             name: spec.name,
             fabric,
             vms,
             status_ports,
+            client_ports,
             dir,
         }
     }

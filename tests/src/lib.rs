@@ -227,12 +227,17 @@ impl VmConfig {
         self.extra_args.push(device);
         self
     }
-    /// Adds the client NIC: QEMU user networking, restricted (no traffic
-    /// leaves the VM except forwarded ports), with the guest's status port
-    /// 8080 forwarded from 127.0.0.1:`status_port` on the host.
-    pub fn client_nic(self, status_port: u16) -> Self {
+    /// Adds the client NIC: QEMU user networking with the guest's status
+    /// port (TCP 8080) and client port (UDP 7001) forwarded from 127.0.0.1.
+    /// Not `restrict=on`: QEMU 7.2's slirp then drops the guest's UDP replies
+    /// to forwarded ports (checked with a packet dump: the reply leaves the
+    /// guest and never reaches the host). The kernel originates nothing on
+    /// this NIC; it only answers.
+    pub fn client_nic(self, status_port: u16, client_port: u16) -> Self {
         self.nic(
-            &format!("user,id=client,restrict=on,hostfwd=tcp:127.0.0.1:{status_port}-:8080"),
+            &format!(
+                "user,id=client,hostfwd=tcp:127.0.0.1:{status_port}-:8080,hostfwd=udp:127.0.0.1:{client_port}-:7001"
+            ),
             "client",
             None,
         )
@@ -387,6 +392,14 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("cannot bind a loopback port")
+}
+
+/// A free UDP port on 127.0.0.1 (same caveat as [`free_port`]).
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("cannot bind a loopback UDP port")
 }
 
 /// `GET path` from 127.0.0.1:`port`; the body if the answer is 200.

@@ -5,6 +5,7 @@
 //! One cluster serves all scenarios: three TCG guests on two cores is the
 //! most this machine runs comfortably, and booting costs more than checking.
 
+use continuum_net::client::{ClientReply, ClientRequest, ReplyBody, ReplyError, RequestOp};
 use continuum_net::peer::{AuthScheme, PeerBody};
 use continuum_net::peer_auth::{PeerAuth, PeerConfig};
 use continuum_tests::cluster::{
@@ -48,6 +49,50 @@ fn three_nodes_talk_partition_heal_and_reject_forgeries() {
             "the phantom has no VM: {status}"
         );
     }
+
+    // The client port answers in the client wire format; garbage is counted.
+    let client = std::net::UdpSocket::bind("127.0.0.1:0").expect("client socket");
+    client
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let request = ClientRequest {
+        cluster_id: CLUSTER_ID,
+        client_id: 9,
+        request_id: 77,
+        op: RequestOp::QueryChainHead,
+    };
+    let mut reply = None;
+    for _ in 0..10 {
+        // UDP: the first datagram can race the forwarding set-up; retry a few times.
+        let sent = client.send_to(
+            &request.encode().unwrap(),
+            ("127.0.0.1", cluster.client_ports[1]),
+        );
+        sent.expect("send to the forwarded client port");
+        let mut buf = [0u8; 1500];
+        if let Ok(len) = client.recv(&mut buf) {
+            reply = Some(ClientReply::decode(&buf[..len]).expect("a well-formed reply"));
+            break;
+        }
+    }
+    let reply = reply.unwrap_or_else(|| {
+        panic!(
+            "no reply from node 2's client port; status: {:?}",
+            cluster.status(2)
+        )
+    });
+    assert_eq!((reply.node, reply.request_id), (2, 77));
+    assert_eq!(
+        reply.body,
+        ReplyBody::Error(ReplyError::Unavailable),
+        "no ledger runs yet: the node must say so"
+    );
+    client
+        .send_to(b"not a request", ("127.0.0.1", cluster.client_ports[1]))
+        .unwrap();
+    cluster.wait_status(2, WAIT, "the malformed client datagram counted", |s| {
+        s["client_rejected"] == 1
+    });
 
     // A forged and a replayed datagram, injected as if from node 4.
     let before = cluster.status(1).expect("node 1 answers");
