@@ -13,7 +13,13 @@ fn entries(prev_index: u64, prev_term: u64, max_term: u64, count: usize, seed: u
     (0..count)
         .map(|i| {
             let term = (prev_term + i as u64 / 2).min(max_term);
-            let entry = Entry::new(&prev, prev_index + 1 + i as u64, term, EntryKind::Normal, vec![seed; i % 5]);
+            let entry = Entry::new(
+                &prev,
+                prev_index + 1 + i as u64,
+                term,
+                EntryKind::Normal,
+                vec![seed; i % 5],
+            );
             prev = entry.chain_hash;
             entry
         })
@@ -22,7 +28,10 @@ fn entries(prev_index: u64, prev_term: u64, max_term: u64, count: usize, seed: u
 
 fn arb_body() -> impl Strategy<Value = MessageBody> {
     prop_oneof![
-        (any::<u64>(), any::<u64>()).prop_map(|(i, t)| MessageBody::PreVote { last_log_index: i, last_log_term: t }),
+        (any::<u64>(), any::<u64>()).prop_map(|(i, t)| MessageBody::PreVote {
+            last_log_index: i,
+            last_log_term: t
+        }),
         any::<bool>().prop_map(|reject| MessageBody::PreVoteResponse { reject }),
         (any::<u64>(), any::<u64>(), any::<bool>()).prop_map(|(i, t, x)| MessageBody::Vote {
             last_log_index: i,
@@ -30,32 +39,43 @@ fn arb_body() -> impl Strategy<Value = MessageBody> {
             leader_transfer: x
         }),
         any::<bool>().prop_map(|reject| MessageBody::VoteResponse { reject }),
-        (0u64..1000, 0u64..5, any::<u64>(), 0usize..6, any::<u8>()).prop_map(|(pi, pt, c, n, s)| {
-            MessageBody::Append {
-                prev_log_index: pi,
-                prev_log_term: pt,
-                leader_commit: c,
-                entries: entries(pi, pt, 10, n, s),
+        (0u64..1000, 0u64..5, any::<u64>(), 0usize..6, any::<u8>()).prop_map(
+            |(pi, pt, c, n, s)| {
+                MessageBody::Append {
+                    prev_log_index: pi,
+                    prev_log_term: pt,
+                    leader_commit: c,
+                    entries: entries(pi, pt, 10, n, s),
+                }
+            }
+        ),
+        (any::<bool>(), any::<u64>(), any::<u64>(), any::<u64>()).prop_map(|(r, i, h, t)| {
+            MessageBody::AppendResponse {
+                reject: r,
+                index: i,
+                reject_hint: h,
+                hint_term: t,
             }
         }),
-        (any::<bool>(), any::<u64>(), any::<u64>(), any::<u64>()).prop_map(|(r, i, h, t)| {
-            MessageBody::AppendResponse { reject: r, index: i, reject_hint: h, hint_term: t }
-        }),
-        (any::<u64>(), any::<u64>()).prop_map(|(commit, read_seq)| MessageBody::Heartbeat { commit, read_seq }),
+        (any::<u64>(), any::<u64>())
+            .prop_map(|(commit, read_seq)| MessageBody::Heartbeat { commit, read_seq }),
         any::<u64>().prop_map(|read_seq| MessageBody::HeartbeatResponse { read_seq }),
         Just(MessageBody::TimeoutNow),
         any::<u64>().prop_map(|ctx| MessageBody::ReadIndexRequest { ctx }),
-        (any::<u64>(), any::<u64>()).prop_map(|(ctx, index)| MessageBody::ReadIndexResponse { ctx, index }),
+        (any::<u64>(), any::<u64>())
+            .prop_map(|(ctx, index)| MessageBody::ReadIndexResponse { ctx, index }),
     ]
 }
 
 fn arb_message() -> impl Strategy<Value = Message> {
-    (1u64..u64::MAX, 1u64..u64::MAX, 10u64..u64::MAX, arb_body()).prop_map(|(from, to, term, body)| Message {
-        from,
-        to,
-        term,
-        body,
-    })
+    (1u64..u64::MAX, 1u64..u64::MAX, 10u64..u64::MAX, arb_body()).prop_map(
+        |(from, to, term, body)| Message {
+            from,
+            to,
+            term,
+            body,
+        },
+    )
 }
 
 proptest! {
@@ -117,7 +137,10 @@ fn non_canonical_and_hostile_inputs_are_refused() {
     append.extend_from_slice(&[0u8; 24]);
     append.extend_from_slice(&1000u32.to_be_bytes());
     assert_eq!(Message::decode(&append), Err(DecodeError::Truncated));
-    assert_eq!(Message::decode(&vec![0u8; continuum_raft::MAX_MESSAGE_BYTES + 1]), Err(DecodeError::TooLarge));
+    assert_eq!(
+        Message::decode(&vec![0u8; continuum_raft::MAX_MESSAGE_BYTES + 1]),
+        Err(DecodeError::TooLarge)
+    );
 }
 
 #[test]
@@ -127,7 +150,12 @@ fn out_of_order_entries_are_refused() {
         from: 1,
         to: 2,
         term: 3,
-        body: MessageBody::Append { prev_log_index: 4, prev_log_term: 1, leader_commit: 0, entries },
+        body: MessageBody::Append {
+            prev_log_index: 4,
+            prev_log_term: 1,
+            leader_commit: 0,
+            entries,
+        },
     };
     let mut bytes = Vec::new();
     message(good.clone()).encode(&mut bytes);

@@ -3,8 +3,8 @@
 //! of raft-rs's `Network` harness.
 
 use continuum_raft::{
-    Config, Entry, EntryKind, HardState, MemStorage, Message, MessageBody, NodeId, ProposeError, Raft,
-    ReadOnlyOption, ReadState, Role, Storage, GENESIS_CHAIN_HASH, NO_NODE,
+    Config, Entry, EntryKind, HardState, MemStorage, Message, MessageBody, NodeId, ProposeError,
+    Raft, ReadOnlyOption, ReadState, Role, Storage, GENESIS_CHAIN_HASH, NO_NODE,
 };
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -20,7 +20,10 @@ struct Net {
 impl Net {
     fn new(n: u64, configure: impl Fn(&mut Config)) -> Net {
         let ids: Vec<NodeId> = (1..=n).collect();
-        Net::with_storages(ids.iter().map(|_| MemStorage::new(ids.clone())).collect(), configure)
+        Net::with_storages(
+            ids.iter().map(|_| MemStorage::new(ids.clone())).collect(),
+            configure,
+        )
     }
 
     fn with_storages(storages: Vec<MemStorage>, configure: impl Fn(&mut Config)) -> Net {
@@ -31,7 +34,13 @@ impl Net {
             configure(&mut config);
             nodes.insert(id, Raft::new(config, storage, 100 + id).expect("config"));
         }
-        Net { nodes, cut: BTreeSet::new(), applied: BTreeMap::new(), reads: BTreeMap::new(), delivered: Vec::new() }
+        Net {
+            nodes,
+            cut: BTreeSet::new(),
+            applied: BTreeMap::new(),
+            reads: BTreeMap::new(),
+            delivered: Vec::new(),
+        }
     }
 
     fn node(&mut self, id: NodeId) -> &mut Raft<MemStorage> {
@@ -67,7 +76,10 @@ impl Net {
                         raft.storage_mut().set_hard_state(hs);
                     }
                     queue.extend(ready.messages);
-                    self.applied.entry(id).or_default().extend(ready.committed_entries);
+                    self.applied
+                        .entry(id)
+                        .or_default()
+                        .extend(ready.committed_entries);
                     self.reads.entry(id).or_default().extend(ready.read_states);
                     raft.advance();
                 }
@@ -110,7 +122,13 @@ impl Net {
     fn payloads(&self, id: NodeId) -> Vec<Vec<u8>> {
         self.applied
             .get(&id)
-            .map(|entries| entries.iter().filter(|e| e.kind == EntryKind::Normal).map(|e| e.data.clone()).collect())
+            .map(|entries| {
+                entries
+                    .iter()
+                    .filter(|e| e.kind == EntryKind::Normal)
+                    .map(|e| e.data.clone())
+                    .collect()
+            })
             .unwrap_or_default()
     }
 }
@@ -132,11 +150,17 @@ fn three_nodes_elect_one_leader_and_replicate_batches() {
     assert_eq!(net.node(1).role(), Role::Leader);
     assert_eq!(net.node(2).leader(), 1);
     assert_eq!(net.node(1).term(), 1);
-    let range = net.node(1).propose_batch((0..10u8).map(|i| vec![i])).expect("batch");
+    let range = net
+        .node(1)
+        .propose_batch((0..10u8).map(|i| vec![i]))
+        .expect("batch");
     assert_eq!(range, 2..=11, "index 1 is the leader's no-op");
     net.settle();
     for id in 1..=3 {
-        assert_eq!(net.payloads(id), (0..10u8).map(|i| vec![i]).collect::<Vec<_>>());
+        assert_eq!(
+            net.payloads(id),
+            (0..10u8).map(|i| vec![i]).collect::<Vec<_>>()
+        );
         assert_eq!(net.node(id).commit_index(), 11);
     }
     // Batching: the ten proposals went to each follower in one append.
@@ -147,7 +171,10 @@ fn three_nodes_elect_one_leader_and_replicate_batches() {
         .count();
     assert_eq!(appends_with_entries, 2);
     // Proposals on a follower are refused with a leader hint.
-    assert_eq!(net.node(2).propose(vec![1]), Err(ProposeError::NotLeader { leader: 1 }));
+    assert_eq!(
+        net.node(2).propose(vec![1]),
+        Err(ProposeError::NotLeader { leader: 1 })
+    );
 }
 
 #[test]
@@ -159,10 +186,18 @@ fn pre_vote_keeps_an_isolated_node_from_raising_its_term() {
         net.node(3).tick();
         net.settle();
     }
-    assert_eq!(net.node(3).term(), 1, "pre-vote never succeeded, so the term stayed");
+    assert_eq!(
+        net.node(3).term(),
+        1,
+        "pre-vote never succeeded, so the term stayed"
+    );
     net.heal();
     net.tick_all(40);
-    assert_eq!(net.node(1).role(), Role::Leader, "rejoining did not disrupt the leader");
+    assert_eq!(
+        net.node(1).role(),
+        Role::Leader,
+        "rejoining did not disrupt the leader"
+    );
     assert_eq!(net.node(1).term(), 1);
 }
 
@@ -175,7 +210,11 @@ fn without_pre_vote_an_isolated_node_inflates_its_term() {
         net.node(3).tick();
         net.settle();
     }
-    assert!(net.node(3).term() > 3, "plain Raft keeps campaigning: {}", net.node(3).term());
+    assert!(
+        net.node(3).term() > 3,
+        "plain Raft keeps campaigning: {}",
+        net.node(3).term()
+    );
 }
 
 #[test]
@@ -199,7 +238,11 @@ fn stale_leader_learns_the_new_term_and_steps_down() {
     net.campaign(2);
     assert_eq!(net.node(2).role(), Role::Leader);
     assert_eq!(net.node(2).term(), 2);
-    assert_eq!(net.node(1).role(), Role::Leader, "still believes it leads term 1");
+    assert_eq!(
+        net.node(1).role(),
+        Role::Leader,
+        "still believes it leads term 1"
+    );
     net.heal();
     // Its heartbeat carries term 1 < 2: rejected with the higher term.
     for _ in 0..10 {
@@ -219,12 +262,24 @@ fn leadership_transfer_hands_over_and_blocks_proposals_meanwhile() {
     net.settle();
     net.heal();
     net.node(1).transfer_leader(3).expect("transfer");
-    assert_eq!(net.node(1).propose(vec![1]), Err(ProposeError::TransferInProgress));
+    assert_eq!(
+        net.node(1).propose(vec![1]),
+        Err(ProposeError::TransferInProgress)
+    );
     net.settle();
-    assert_eq!(net.node(3).role(), Role::Leader, "3 was caught up, then got TimeoutNow");
+    assert_eq!(
+        net.node(3).role(),
+        Role::Leader,
+        "3 was caught up, then got TimeoutNow"
+    );
     assert_eq!(net.node(1).role(), Role::Follower);
-    assert!(net.delivered.iter().any(|m| m.body == MessageBody::TimeoutNow));
-    net.node(3).propose(b"b".to_vec()).expect("new leader accepts");
+    assert!(net
+        .delivered
+        .iter()
+        .any(|m| m.body == MessageBody::TimeoutNow));
+    net.node(3)
+        .propose(b"b".to_vec())
+        .expect("new leader accepts");
     net.settle();
     for id in 1..=3 {
         assert_eq!(net.payloads(id), vec![b"a".to_vec(), b"b".to_vec()]);
@@ -242,16 +297,37 @@ fn read_index_waits_for_a_quorum_and_reports_the_commit_index() {
     net.isolate(1);
     net.node(1).read_index(7).expect("read");
     net.settle();
-    assert!(net.reads.get(&1).is_none_or(|r| r.is_empty()), "no quorum, no read");
+    assert!(
+        net.reads.get(&1).is_none_or(|r| r.is_empty()),
+        "no quorum, no read"
+    );
     net.heal();
     net.node(1).read_index(8).expect("read");
     net.settle();
     let reads = &net.reads[&1];
-    assert_eq!(reads, &vec![ReadState { index: commit, ctx: 7 }, ReadState { index: commit, ctx: 8 }]);
+    assert_eq!(
+        reads,
+        &vec![
+            ReadState {
+                index: commit,
+                ctx: 7
+            },
+            ReadState {
+                index: commit,
+                ctx: 8
+            }
+        ]
+    );
     // Follower read is forwarded to the leader.
     net.node(2).read_index(9).expect("forward");
     net.settle();
-    assert_eq!(net.reads[&2], vec![ReadState { index: commit, ctx: 9 }]);
+    assert_eq!(
+        net.reads[&2],
+        vec![ReadState {
+            index: commit,
+            ctx: 9
+        }]
+    );
 }
 
 #[test]
@@ -273,12 +349,22 @@ fn log_with_terms(voters: &[NodeId], terms: &[u64], hard_term: u64) -> MemStorag
     let mut prev = GENESIS_CHAIN_HASH;
     let mut entries = Vec::new();
     for (i, &term) in terms.iter().enumerate() {
-        let entry = Entry::new(&prev, i as u64 + 1, term, EntryKind::Normal, vec![i as u8, term as u8]);
+        let entry = Entry::new(
+            &prev,
+            i as u64 + 1,
+            term,
+            EntryKind::Normal,
+            vec![i as u8, term as u8],
+        );
         prev = entry.chain_hash;
         entries.push(entry);
     }
     storage.append(&entries);
-    storage.set_hard_state(HardState { term: hard_term, vote: NO_NODE, commit: 0 });
+    storage.set_hard_state(HardState {
+        term: hard_term,
+        vote: NO_NODE,
+        commit: 0,
+    });
     storage
 }
 
@@ -291,22 +377,38 @@ fn conflicting_suffix_is_replaced_with_few_round_trips() {
     // 3: the same 5, then 60 uncommitted entries of term 2.
     let mut stale: Vec<u64> = vec![1; 5];
     stale.extend(vec![2; 60]);
-    let storages = vec![log_with_terms(&voters, &good, 3), log_with_terms(&voters, &good, 3), log_with_terms(&voters, &stale, 3)];
+    let storages = vec![
+        log_with_terms(&voters, &good, 3),
+        log_with_terms(&voters, &good, 3),
+        log_with_terms(&voters, &stale, 3),
+    ];
     let mut net = Net::with_storages(storages, |c| c.max_entries_per_msg = 8);
     net.campaign(1);
     assert_eq!(net.node(1).role(), Role::Leader);
     let rejections = net
         .delivered
         .iter()
-        .filter(|m| m.from == 3 && matches!(m.body, MessageBody::AppendResponse { reject: true, .. }))
+        .filter(|m| {
+            m.from == 3 && matches!(m.body, MessageBody::AppendResponse { reject: true, .. })
+        })
         .count();
-    assert!(rejections <= 2, "conflict-term hints jump over whole terms: {rejections} rejections");
+    assert!(
+        rejections <= 2,
+        "conflict-term hints jump over whole terms: {rejections} rejections"
+    );
     let last = net.node(1).last_index();
     assert_eq!(net.node(3).last_index(), last);
     for index in 1..=last {
-        assert_eq!(net.node(3).log_chain_hash(index), net.node(1).log_chain_hash(index));
+        assert_eq!(
+            net.node(3).log_chain_hash(index),
+            net.node(1).log_chain_hash(index)
+        );
     }
-    assert_eq!(net.node(3).storage().term(6), Ok(3), "term-2 suffix was truncated");
+    assert_eq!(
+        net.node(3).storage().term(6),
+        Ok(3),
+        "term-2 suffix was truncated"
+    );
 }
 
 #[test]
@@ -315,13 +417,24 @@ fn follower_rejects_entries_with_a_wrong_chain_hash() {
     net.campaign(1);
     let before = net.node(2).last_index();
     let prev_hash = net.node(2).log_chain_hash(before).expect("hash");
-    let mut entry = Entry::new(&prev_hash, before + 1, 1, EntryKind::Normal, b"honest".to_vec());
+    let mut entry = Entry::new(
+        &prev_hash,
+        before + 1,
+        1,
+        EntryKind::Normal,
+        b"honest".to_vec(),
+    );
     entry.data = b"forged".to_vec();
     let forged = Message {
         from: 1,
         to: 2,
         term: 1,
-        body: MessageBody::Append { prev_log_index: before, prev_log_term: 1, leader_commit: 0, entries: vec![entry] },
+        body: MessageBody::Append {
+            prev_log_index: before,
+            prev_log_term: 1,
+            leader_commit: 0,
+            entries: vec![entry],
+        },
     };
     net.node(2).step(forged).expect("step");
     assert_eq!(net.node(2).stats().chain_hash_mismatches, 1);
@@ -342,7 +455,10 @@ fn uncommitted_proposals_are_bounded() {
         net.settle();
     }
     assert_eq!(accepted, 10, "the no-op was committed before the cut");
-    assert_eq!(net.node(1).propose(vec![0]), Err(ProposeError::TooManyUncommitted));
+    assert_eq!(
+        net.node(1).propose(vec![0]),
+        Err(ProposeError::TooManyUncommitted)
+    );
     let big = vec![0u8; continuum_raft::MAX_ENTRY_DATA_BYTES + 1];
     assert_eq!(net.node(1).propose(big), Err(ProposeError::EntryTooLarge));
 }

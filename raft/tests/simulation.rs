@@ -30,7 +30,7 @@ fn env_u64(name: &str) -> Option<u64> {
 /// Cluster shape and configuration for a seed: sizes and mixes rotate, and
 /// feature flags and limits vary so every code path sees faults.
 fn setup(seed: u64) -> (u64, FaultMix, Config) {
-    let size = if seed % 2 == 0 { 3 } else { 5 };
+    let size = if seed.is_multiple_of(2) { 3 } else { 5 };
     let mix = FaultMix::ALL[((seed / 2) % 4) as usize];
     let mut config = Config::new(1);
     let variant = (seed / 8) % 4;
@@ -121,10 +121,10 @@ fn sweep(filter: impl Fn(u64) -> bool) {
 
 #[test]
 fn sweep_three_node_clusters() {
-    sweep(|seed| seed % 2 == 0);
+    sweep(|seed| seed.is_multiple_of(2));
 }
 
 #[test]
 fn sweep_five_node_clusters() {
-    sweep(|seed| seed % 2 == 1);
+    sweep(|seed| !seed.is_multiple_of(2));
 }
