@@ -15,6 +15,8 @@ struct Net {
     reads: BTreeMap<NodeId, Vec<ReadState>>,
     /// Every message delivered, for assertions.
     delivered: Vec<Message>,
+    /// Rewrites messages in flight (e.g. strips entries), when set.
+    rewrite: Option<fn(&mut Message)>,
 }
 
 impl Net {
@@ -40,6 +42,7 @@ impl Net {
             applied: BTreeMap::new(),
             reads: BTreeMap::new(),
             delivered: Vec::new(),
+            rewrite: None,
         }
     }
 
@@ -84,8 +87,11 @@ impl Net {
                     raft.advance();
                 }
             }
-            while let Some(message) = queue.pop_front() {
+            while let Some(mut message) = queue.pop_front() {
                 moved = true;
+                if let Some(rewrite) = self.rewrite {
+                    rewrite(&mut message);
+                }
                 if self.cut.contains(&(message.from, message.to)) {
                     continue;
                 }
@@ -494,4 +500,67 @@ fn input_between_ready_and_advance_halts() {
     let mut net = Net::new(1, |_| {});
     let _ready = net.node(1).ready();
     net.node(1).tick();
+}
+
+/// Raft Figure 8 / §5.4.2: a leader must not commit an entry of an earlier
+/// term by counting replicas, because a candidate with a newer last term can
+/// still be elected and overwrite it.
+#[test]
+fn old_term_entries_are_not_committed_by_counting_replicas() {
+    let voters = [1, 2, 3, 4, 5];
+    let storages = vec![
+        log_with_terms(&voters, &[1, 2], 3),
+        log_with_terms(&voters, &[1, 2], 3),
+        log_with_terms(&voters, &[1], 3),
+        log_with_terms(&voters, &[1], 3),
+        log_with_terms(&voters, &[1, 3], 3),
+    ];
+    let mut net = Net::with_storages(storages, |c| {
+        c.check_quorum = false;
+        c.max_entries_per_msg = 1;
+    });
+    net.isolate(5);
+    // The new leader's no-op (term 4) never arrives anywhere.
+    net.rewrite = Some(|message| {
+        if let MessageBody::Append { entries, .. } = &mut message.body {
+            entries.retain(|e| e.term != 4);
+        }
+    });
+    net.campaign(1);
+    assert_eq!((net.node(1).role(), net.node(1).term()), (Role::Leader, 4));
+    for _ in 0..3 {
+        net.node(1).tick();
+    }
+    net.settle();
+    for id in 2..=4 {
+        assert_eq!(
+            net.node(1).progress(id).map(|p| p.matched),
+            Some(2),
+            "follower {id} holds the term-2 entry"
+        );
+    }
+    assert_eq!(
+        net.node(1).commit_index(),
+        0,
+        "index 2 is on a majority but from term 2: not committed"
+    );
+    // Figure 8 (d): node 5, with a term-3 entry at index 2, wins term 5 and
+    // overwrites index 2 everywhere; legal only because it never committed.
+    net.rewrite = None;
+    net.heal();
+    net.isolate(1);
+    // The first pre-vote (for term 4) loses to voters already in term 4 and
+    // teaches node 5 the term; the second wins.
+    for _ in 0..3 {
+        if net.node(5).role() != Role::Leader {
+            net.campaign(5);
+        }
+    }
+    assert_eq!(net.node(5).role(), Role::Leader);
+    net.node(5).propose(b"after".to_vec()).expect("propose");
+    net.settle();
+    for id in 2..=5 {
+        assert_eq!(net.node(id).log_term(2), Some(3));
+        assert_eq!(net.payloads(id).last(), Some(&b"after".to_vec()));
+    }
 }
