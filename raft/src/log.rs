@@ -308,3 +308,105 @@ impl<S: Storage> RaftLog<S> {
         self.applied = index;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entry::{EntryKind, GENESIS_CHAIN_HASH};
+    use crate::storage::MemStorage;
+
+    fn entries_with_terms(from: u64, prev: ChainHash, terms: &[u64]) -> Vec<Entry> {
+        let mut prev = prev;
+        terms
+            .iter()
+            .enumerate()
+            .map(|(i, &term)| {
+                let entry = Entry::new(
+                    &prev,
+                    from + i as u64,
+                    term,
+                    EntryKind::Normal,
+                    alloc::vec![i as u8],
+                );
+                prev = entry.chain_hash;
+                entry
+            })
+            .collect()
+    }
+
+    fn log_with(terms: &[u64]) -> RaftLog<MemStorage> {
+        let mut storage = MemStorage::new(alloc::vec![1]);
+        storage.append(&entries_with_terms(1, GENESIS_CHAIN_HASH, terms));
+        RaftLog::new(storage, 0, 0)
+    }
+
+    #[test]
+    fn find_conflict_by_term_skips_whole_terms() {
+        let log = log_with(&[1, 1, 2, 2, 2, 5, 5]);
+        assert_eq!(log.find_conflict_by_term(7, 4), 5);
+        assert_eq!(log.find_conflict_by_term(7, 1), 2);
+        assert_eq!(log.find_conflict_by_term(7, 0), 0);
+        assert_eq!(
+            log.find_conflict_by_term(20, 9),
+            7,
+            "clamped to the last index"
+        );
+    }
+
+    #[test]
+    fn maybe_append_truncates_only_the_conflicting_suffix() {
+        let mut log = log_with(&[1, 1, 2, 2]);
+        let prefix_hash = log.chain_hash(2);
+        let new = entries_with_terms(3, prefix_hash, &[3, 3, 3]);
+        assert_eq!(log.maybe_append(2, 1, 0, &new), Ok(Some(5)));
+        assert_eq!(
+            log.unstable_entries().1,
+            Some(3),
+            "storage must drop 3.. first"
+        );
+        assert_eq!(log.term(3), Some(3));
+        assert_eq!(log.last_index(), 5);
+        // A duplicate of an older, shorter append changes nothing.
+        assert_eq!(log.maybe_append(2, 1, 0, &new[..1]), Ok(Some(3)));
+        assert_eq!(log.last_index(), 5);
+        // Mismatched prev term: consistency check fails.
+        assert_eq!(log.maybe_append(4, 9, 0, &[]), Ok(None));
+    }
+
+    #[test]
+    fn maybe_append_refuses_a_broken_chain() {
+        let mut log = log_with(&[1, 1]);
+        let mut new = entries_with_terms(3, [7u8; 32], &[2]);
+        assert_eq!(
+            log.maybe_append(2, 1, 0, &new),
+            Err(AppendError::ChainMismatch { index: 3 })
+        );
+        new[0].chain_hash = log.chain_hash(1);
+        assert_eq!(
+            log.maybe_append(2, 1, 0, &new),
+            Err(AppendError::ChainMismatch { index: 3 })
+        );
+        assert_eq!(log.last_index(), 2);
+    }
+
+    #[test]
+    #[should_panic(expected = "refusing to overwrite committed entry")]
+    fn truncating_a_committed_entry_halts() {
+        let mut log = log_with(&[1, 1, 1]);
+        log.commit_to(3);
+        let new = entries_with_terms(2, log.chain_hash(1), &[2]);
+        log.append(&new);
+    }
+
+    #[test]
+    fn commit_index_never_decreases_and_current_term_rule_holds() {
+        let mut log = log_with(&[1, 2]);
+        assert!(
+            !log.maybe_commit(1, 2),
+            "index 1 is from term 1, not the current term 2"
+        );
+        assert!(log.maybe_commit(2, 2));
+        log.commit_to(1);
+        assert_eq!(log.committed, 2);
+    }
+}

@@ -40,3 +40,20 @@ impl SplitMix64 {
         self.gen_range(0, 100) < pct
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::SplitMix64;
+
+    #[test]
+    fn same_seed_same_sequence_and_ranges_hold() {
+        let (mut a, mut b) = (SplitMix64::new(42), SplitMix64::new(42));
+        for _ in 0..1000 {
+            let x = a.gen_range(15, 30);
+            assert_eq!(x, b.gen_range(15, 30));
+            assert!((15..30).contains(&x));
+        }
+        assert_eq!(SplitMix64::new(1).gen_range(5, 5), 5);
+        assert_ne!(SplitMix64::new(1).next_u64(), SplitMix64::new(2).next_u64());
+    }
+}
