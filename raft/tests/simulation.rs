@@ -38,7 +38,7 @@ fn setup(seed: u64) -> (u64, FaultMix, Config) {
     config.check_quorum = variant != 2;
     config.read_only = ReadOnlyOption::Safe;
     // Small limits exercise batching, pipelining and flow control.
-    config.max_entries_per_msg = [4, 16, 64, 256][((seed / 32) % 4) as usize];
+    config.max_entries_per_msg = [1, 4, 16, 256][((seed / 32) % 4) as usize];
     config.max_inflight_msgs = [1, 4, 16, 64][((seed / 3) % 4) as usize];
     config.max_bytes_per_msg = 4096;
     config.max_uncommitted_entries = 512;
