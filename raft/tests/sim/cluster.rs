@@ -14,11 +14,26 @@ pub const TICK_US: u64 = 10_000;
 /// Something that happens at a simulated instant.
 #[derive(Clone, Debug)]
 enum Event {
-    Tick { node: NodeId, epoch: u64 },
+    Tick {
+        node: NodeId,
+        epoch: u64,
+    },
     Deliver(Message),
-    Ready { node: NodeId, epoch: u64 },
+    Ready {
+        node: NodeId,
+        epoch: u64,
+    },
     Client,
     Nemesis,
+    /// Targeted fault: crash a node that just became leader (epoch-checked).
+    CrashLeader {
+        node: NodeId,
+        epoch: u64,
+    },
+    /// Restart a node crashed by `CrashLeader`.
+    Restart {
+        node: NodeId,
+    },
 }
 
 /// One simulated node.
@@ -201,6 +216,18 @@ impl Cluster {
                     self.client_action()?;
                     let next = self.rng.gen_range(500, 6_000);
                     self.schedule(next, Event::Client);
+                }
+            }
+            Event::CrashLeader { node, epoch } => {
+                if self.faults_active && self.node(node).epoch == epoch {
+                    self.crash(node);
+                    let downtime = self.rng.gen_range(10_000, 500_000);
+                    self.schedule(downtime, Event::Restart { node });
+                }
+            }
+            Event::Restart { node } => {
+                if self.faults_active {
+                    self.restart(node);
                 }
             }
             Event::Nemesis => {

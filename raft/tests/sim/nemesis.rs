@@ -25,6 +25,11 @@ impl FaultMix {
         FaultMix::Chaos,
     ];
 
+    /// Whether nodes crash (and new leaders are sometimes killed at once).
+    pub fn crashes(self) -> bool {
+        matches!(self, FaultMix::Crashes | FaultMix::Chaos)
+    }
+
     /// Whether the client also requests leadership transfers.
     pub fn transfers(self) -> bool {
         matches!(self, FaultMix::Chaos | FaultMix::Partitions)
