@@ -147,7 +147,9 @@ impl Progress {
         if self.next.saturating_sub(1) != rejected {
             return false;
         }
-        self.next = rejected.min(match_hint + 1).max(self.matched + 1);
+        self.next = rejected
+            .min(match_hint.saturating_add(1))
+            .max(self.matched + 1);
         self.probe_sent = false;
         true
     }

@@ -226,6 +226,15 @@ impl<S: Storage> Raft<S> {
         leader_commit: u64,
         entries: &[Entry],
     ) {
+        let consecutive = entries
+            .iter()
+            .zip(1u64..)
+            .all(|(e, k)| Some(e.index) == prev_log_index.checked_add(k));
+        if !consecutive {
+            // The codec refuses such messages; never let one reach the log.
+            self.stats.ignored_messages += 1;
+            return;
+        }
         let committed = self.log.committed;
         if prev_log_index < committed {
             // Everything up to our commit index already matches.
