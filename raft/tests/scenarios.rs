@@ -564,3 +564,99 @@ fn old_term_entries_are_not_committed_by_counting_replicas() {
         assert_eq!(net.payloads(id).last(), Some(&b"after".to_vec()));
     }
 }
+
+#[test]
+fn transfer_to_a_lagging_node_catches_it_up_first_and_aborts_when_unreachable() {
+    let mut net = Net::new(3, |_| {});
+    net.campaign(1);
+    net.isolate(3);
+    for i in 0..5u8 {
+        net.node(1).propose(vec![i]).expect("propose");
+        net.settle();
+    }
+    // 3 is cut off: the transfer cannot finish and is abandoned after an
+    // election timeout, after which proposals are accepted again.
+    net.node(1).transfer_leader(3).expect("transfer");
+    net.settle();
+    assert_eq!(
+        net.node(1).propose(vec![9]),
+        Err(ProposeError::TransferInProgress)
+    );
+    for _ in 0..20 {
+        net.node(1).tick();
+        net.node(2).tick();
+        net.settle();
+    }
+    assert_eq!(net.node(1).role(), Role::Leader);
+    net.node(1).propose(vec![9]).expect("transfer abandoned");
+    net.settle();
+    // Reachable again: the lagging node is caught up, then takes over.
+    net.heal();
+    net.node(1).transfer_leader(3).expect("transfer");
+    net.settle();
+    assert_eq!(net.node(3).role(), Role::Leader);
+    assert_eq!(net.node(3).last_index(), net.node(1).last_index());
+    assert_eq!(
+        net.node(2).transfer_leader(1),
+        Err(continuum_raft::TransferError::NotLeader),
+        "only the leader transfers"
+    );
+}
+
+#[test]
+fn reads_before_the_first_commit_of_a_term_wait_for_it() {
+    let mut net = Net::new(3, |_| {});
+    net.cut.insert((1, 3));
+    net.cut.insert((3, 1));
+    // Node 2 votes, but the new leader's no-op does not reach it for now.
+    net.rewrite = Some(|message| {
+        if let MessageBody::Append { entries, .. } = &mut message.body {
+            entries.clear();
+        }
+    });
+    net.campaign(1);
+    assert_eq!(net.node(1).role(), Role::Leader);
+    assert_eq!(net.node(1).commit_index(), 0, "no-op not replicated yet");
+    net.node(1).read_index(4).expect("queued");
+    net.settle();
+    assert!(
+        net.reads.get(&1).is_none_or(|r| r.is_empty()),
+        "must wait for a commit in its term"
+    );
+    net.rewrite = None;
+    for _ in 0..6 {
+        net.node(1).tick();
+    }
+    net.settle();
+    assert_eq!(net.node(1).commit_index(), 1);
+    assert_eq!(net.reads[&1], vec![ReadState { index: 1, ctx: 4 }]);
+}
+
+#[test]
+fn follower_without_a_leader_refuses_reads_and_misaddressed_messages_are_refused() {
+    let mut net = Net::new(3, |_| {});
+    assert_eq!(
+        net.node(2).read_index(1),
+        Err(continuum_raft::ReadIndexError::NoLeader)
+    );
+    let stray = Message {
+        from: 1,
+        to: 3,
+        term: 1,
+        body: MessageBody::TimeoutNow,
+    };
+    assert_eq!(
+        net.node(2).step(stray),
+        Err(continuum_raft::StepError::WrongRecipient)
+    );
+    let stranger = Message {
+        from: 9,
+        to: 2,
+        term: 1,
+        body: MessageBody::TimeoutNow,
+    };
+    assert_eq!(
+        net.node(2).step(stranger),
+        Err(continuum_raft::StepError::UnknownSender)
+    );
+}
