@@ -169,17 +169,16 @@ impl<S: Storage> Raft<S> {
             return Ok(());
         }
         let index = self.log.committed;
-        if self.voters.len() == 1 || self.config.read_only == ReadOnlyOption::LeaseBased {
-            // Lease (thesis §6.4.1): safe only with check-quorum, which
-            // Config::validate enforces.
+        let lease_ok = self.config.read_only == ReadOnlyOption::LeaseBased && self.lease_valid();
+        if self.voters.len() == 1 || lease_ok {
             self.respond_read(ctx, index, requester);
             return Ok(());
         }
         if self.read_only.pending.len() >= self.config.max_pending_reads {
             return Err(ReadIndexError::TooManyPendingReads);
         }
-        self.read_seq += 1;
-        let seq = self.read_seq;
+        // Thesis §6.4 step 3: confirm leadership with a heartbeat round.
+        let seq = self.read_seq + 1;
         let mut acks = alloc::collections::BTreeSet::new();
         acks.insert(self.id);
         self.read_only
@@ -191,9 +190,37 @@ impl<S: Storage> Raft<S> {
                 requester,
                 acks,
             });
-        // Thesis §6.4 step 3: confirm leadership with a heartbeat round.
-        self.broadcast_heartbeat(seq);
+        let sent = self.heartbeat_round();
+        debug_assert_eq!(sent, seq);
         Ok(())
+    }
+
+    /// Thesis §6.4.1: a quorum (counting this leader now) acked heartbeats
+    /// sent within the last `lease_ticks`, so no other leader can have been
+    /// elected yet. Never after this leader sent TimeoutNow.
+    fn lease_valid(&self) -> bool {
+        if self.role != Role::Leader || self.lease_void {
+            return false;
+        }
+        let mut starts: Vec<u64> = self
+            .voters
+            .iter()
+            .filter_map(|voter| {
+                if *voter == self.id {
+                    Some(self.ticks)
+                } else {
+                    self.progress.get(voter).and_then(|pr| pr.lease_acked_at)
+                }
+            })
+            .collect();
+        if starts.len() < self.quorum() {
+            return false;
+        }
+        starts.sort_unstable_by(|a, b| b.cmp(a));
+        let quorum_start = starts[self.quorum() - 1];
+        // Sent during tick `quorum_start`: at most `ticks - quorum_start + 1`
+        // tick periods ago.
+        self.ticks - quorum_start < self.config.lease_ticks()
     }
 
     /// Serves reads that waited for the first commit of this term.
@@ -233,6 +260,7 @@ impl<S: Storage> Raft<S> {
             .get(&to)
             .is_some_and(|pr| pr.matched == self.log.last_index());
         if caught_up {
+            self.lease_void = true;
             self.send(to, self.term, MessageBody::TimeoutNow);
         } else {
             self.send_append(to, true);

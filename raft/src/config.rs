@@ -22,9 +22,13 @@ pub enum ReadOnlyOption {
     /// Confirm leadership with a heartbeat round to a quorum before answering
     /// (thesis §6.4). Safe under any clock behaviour. The default.
     Safe,
-    /// Answer from the leader lease (thesis §6.4.1): no round trip, but
-    /// correct only if clocks drift by less than the election timeout margin.
-    /// Accepted only together with `check_quorum`.
+    /// Answer from the leader lease (thesis §6.4.1) when a quorum acked a
+    /// heartbeat recently enough; otherwise fall back to `Safe`. No round
+    /// trip, but correct only if clock rates differ by at most
+    /// `max_clock_drift_pct`, and only if *every* node runs with
+    /// `check_quorum` and `LeaseBased` (followers then refuse votes for an
+    /// election timeout after hearing from the leader, and for one after
+    /// booting). Accepted only together with `check_quorum`.
     LeaseBased,
 }
 
@@ -53,6 +57,13 @@ pub struct Config {
     /// How reads are served; default [`ReadOnlyOption::Safe`]. Switch to
     /// `LeaseBased` only if clock drift is bounded and you need the latency.
     pub read_only: ReadOnlyOption,
+    /// Bound on clock-rate difference between any two nodes, in percent of
+    /// the slower tick period (10 = one node's ticks may be up to 10 %
+    /// longer than another's). Only used for lease reads: the lease lasts
+    /// `(election_ticks - 1) * 100 / (100 + max_clock_drift_pct)` ticks after
+    /// the quorum's heartbeat was sent. Default 20; raise it on hardware or
+    /// emulators with worse clocks (it shortens the lease).
+    pub max_clock_drift_pct: u64,
     /// Most entries in one AppendEntries message. Default 256. Raise for
     /// throughput with tiny entries; bounded by [`MAX_ENTRIES_PER_MESSAGE`].
     pub max_entries_per_msg: usize,
@@ -89,6 +100,7 @@ impl Config {
             pre_vote: true,
             check_quorum: true,
             read_only: ReadOnlyOption::Safe,
+            max_clock_drift_pct: 20,
             max_entries_per_msg: 256,
             max_bytes_per_msg: 256 * 1024,
             max_inflight_msgs: 64,
@@ -97,6 +109,13 @@ impl Config {
             max_pending_reads: 4096,
             applied: 0,
         }
+    }
+
+    /// Ticks a lease lasts after the heartbeat that started it was sent:
+    /// a follower's promise lasts at least `election_ticks - 1` of its own
+    /// ticks, converted to the leader's ticks under the drift bound.
+    pub fn lease_ticks(&self) -> u64 {
+        self.election_ticks.saturating_sub(1) * 100 / (100 + self.max_clock_drift_pct)
     }
 
     /// Checks the relations documented at the fields.
@@ -121,8 +140,13 @@ impl Config {
         {
             return Err(ConfigError::ZeroLimit);
         }
-        if self.read_only == ReadOnlyOption::LeaseBased && !self.check_quorum {
-            return Err(ConfigError::LeaseWithoutCheckQuorum);
+        if self.read_only == ReadOnlyOption::LeaseBased {
+            if !self.check_quorum {
+                return Err(ConfigError::LeaseWithoutCheckQuorum);
+            }
+            if self.lease_ticks() <= self.heartbeat_ticks {
+                return Err(ConfigError::LeaseTooShort);
+            }
         }
         Ok(())
     }
@@ -143,6 +167,9 @@ pub enum ConfigError {
     ZeroLimit,
     /// Lease reads are only safe with check-quorum (thesis §6.4.1).
     LeaseWithoutCheckQuorum,
+    /// With lease reads, the lease (after the drift margin) must outlast a
+    /// heartbeat interval or it would never be valid.
+    LeaseTooShort,
     /// The storage's membership does not contain this node (or contains 0).
     NotAVoter,
     /// `applied` is beyond the persisted commit index.
@@ -162,6 +189,9 @@ impl fmt::Display for ConfigError {
             }
             ConfigError::ZeroLimit => "inflight, uncommitted and pending-read limits must be > 0",
             ConfigError::LeaseWithoutCheckQuorum => "lease-based reads require check_quorum",
+            ConfigError::LeaseTooShort => {
+                "lease shorter than a heartbeat interval after the drift margin"
+            }
             ConfigError::NotAVoter => "this node is not a voter in the stored membership",
             ConfigError::AppliedBeyondCommit => "applied index beyond persisted commit index",
         };

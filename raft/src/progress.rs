@@ -74,6 +74,9 @@ pub struct Progress {
     pub(crate) inflights: Inflights,
     /// Heard from since the last check-quorum round (thesis §6.2).
     pub recent_active: bool,
+    /// Leader tick at which the newest heartbeat this peer acked was sent
+    /// (start of its lease promise), if any in this term.
+    pub(crate) lease_acked_at: Option<u64>,
 }
 
 impl Progress {
@@ -85,6 +88,7 @@ impl Progress {
             probe_sent: false,
             inflights: Inflights::new(max_inflight),
             recent_active: false,
+            lease_acked_at: None,
         }
     }
 

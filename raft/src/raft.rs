@@ -3,7 +3,7 @@
 //! `replication.rs`, reads and leadership transfer in `client.rs`, and the
 //! Ready/advance hand-off in `ready.rs`; all are `impl` blocks of [`Raft`].
 
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, ReadOnlyOption};
 use crate::log::RaftLog;
 use crate::message::{Message, MessageBody};
 use crate::progress::Progress;
@@ -88,7 +88,13 @@ pub struct Raft<S: Storage> {
     pub(crate) rng: SplitMix64,
     pub(crate) lead_transferee: Option<NodeId>,
     pub(crate) read_only: ReadOnly,
+    /// Last heartbeat round number used (every broadcast gets a new one).
     pub(crate) read_seq: u64,
+    /// Ticks since this instance started (the leader's lease clock).
+    pub(crate) ticks: u64,
+    /// Set once this leader sent TimeoutNow: the transferee may win without
+    /// waiting for leases, so no more lease reads in this term.
+    pub(crate) lease_void: bool,
     /// Reads that arrived before this leader committed an entry of its term
     /// (thesis §6.4 step 1): (ctx, requester).
     pub(crate) waiting_reads: Vec<(u64, NodeId)>,
@@ -132,6 +138,8 @@ impl<S: Storage> Raft<S> {
             lead_transferee: None,
             read_only: ReadOnly::default(),
             read_seq: 0,
+            ticks: 0,
+            lease_void: false,
             waiting_reads: Vec::new(),
             read_states: Vec::new(),
             pending_broadcast: false,
@@ -252,6 +260,7 @@ impl<S: Storage> Raft<S> {
     /// Advances logical time by one tick (see [`Config`] for the tick length).
     pub fn tick(&mut self) {
         self.assert_not_in_ready("tick");
+        self.ticks += 1;
         match self.role {
             Role::Leader => self.tick_leader(),
             _ => {
@@ -281,8 +290,7 @@ impl<S: Storage> Raft<S> {
         }
         if self.heartbeat_elapsed >= self.config.heartbeat_ticks {
             self.heartbeat_elapsed = 0;
-            let seq = self.read_only.pending.back().map_or(0, |read| read.seq);
-            self.broadcast_heartbeat(seq);
+            self.heartbeat_round();
         }
     }
 
@@ -318,6 +326,8 @@ impl<S: Storage> Raft<S> {
         self.lead_transferee = None;
         self.votes.clear();
         self.read_only.pending.clear();
+        self.read_only.rounds.clear();
+        self.lease_void = false;
         self.waiting_reads.clear();
         self.pending_broadcast = false;
         let last = self.log.last_index();
@@ -360,8 +370,13 @@ impl<S: Storage> Raft<S> {
                     );
                     // Thesis §4.2.3 / §6.4.1: while a leader is known to be
                     // alive, ignore disruptive candidates (also protects leases).
+                    // With lease reads, a freshly (re)started node also waits
+                    // an election timeout: it may have promised a leader a
+                    // lease before it crashed.
+                    let booting = self.config.read_only == ReadOnlyOption::LeaseBased
+                        && self.ticks < self.config.election_ticks;
                     let in_lease = self.config.check_quorum
-                        && self.leader != NO_NODE
+                        && (self.leader != NO_NODE || booting)
                         && self.election_elapsed < self.config.election_ticks;
                     if !forced && in_lease {
                         self.stats.ignored_messages += 1;

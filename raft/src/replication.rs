@@ -157,6 +157,7 @@ impl<S: Storage> Raft<S> {
         }
         while self.send_append(from, false) {}
         if self.lead_transferee == Some(from) && matched == self.log.last_index() {
+            self.lease_void = true;
             self.send(from, self.term, MessageBody::TimeoutNow);
         }
     }
@@ -174,6 +175,16 @@ impl<S: Storage> Raft<S> {
             let commit = matched.min(self.log.committed);
             self.send(peer, self.term, MessageBody::Heartbeat { commit, read_seq });
         }
+    }
+
+    /// Starts a numbered heartbeat round (ReadIndex confirmation and lease
+    /// renewal) and returns its number.
+    pub(crate) fn heartbeat_round(&mut self) -> u64 {
+        self.read_seq += 1;
+        let seq = self.read_seq;
+        self.read_only.record_round(seq, self.ticks);
+        self.broadcast_heartbeat(seq);
+        seq
     }
 
     pub(crate) fn handle_heartbeat(&mut self, from: NodeId, commit: u64, read_seq: u64) {
@@ -197,6 +208,11 @@ impl<S: Storage> Raft<S> {
         }
         if read_seq == 0 {
             return;
+        }
+        if let Some(sent_at) = self.read_only.round_sent_at(read_seq) {
+            if let Some(pr) = self.progress.get_mut(&from) {
+                pr.lease_acked_at = Some(pr.lease_acked_at.map_or(sent_at, |at| at.max(sent_at)));
+            }
         }
         let quorum = self.quorum();
         let confirmed = self.read_only.ack(read_seq, from, quorum);
