@@ -51,8 +51,8 @@
 //! replication with conflict-term fast backtracking and truncation of only
 //! conflicting suffixes (§5.3), the current-term commit rule (§5.4.2) with a
 //! leader no-op on election (§8), probe/replicate flow control with a
-//! bounded pipeline (thesis §10.2.2), ReadIndex and opt-in lease reads
-//! (thesis §6.4), leadership transfer (thesis §3.10), and a SHA-256 hash
+//! bounded pipeline (thesis §10.2.2), ReadIndex and opt-in, drift-bounded
+//! lease reads (thesis §6.4, see [`read_only`]), leadership transfer (thesis §3.10), and a SHA-256 hash
 //! chain over the log verified by followers ([`entry`]). Snapshots
 //! (InstallSnapshot, §7) and membership changes (§6) are a later issue; the
 //! storage offset ([`Storage::first_index`]), [`ConfState`] and
