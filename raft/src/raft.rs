@@ -90,6 +90,8 @@ pub struct Raft<S: Storage> {
     pub(crate) read_only: ReadOnly,
     /// Last heartbeat round number used (every broadcast gets a new one).
     pub(crate) read_seq: u64,
+    /// Reads wait for a heartbeat round to be sent with the next Ready.
+    pub(crate) read_round_due: bool,
     /// Ticks since this instance started (the leader's lease clock).
     pub(crate) ticks: u64,
     /// Set once this leader sent TimeoutNow: the transferee may win without
@@ -139,6 +141,7 @@ impl<S: Storage> Raft<S> {
             read_only: ReadOnly::default(),
             read_seq: 0,
             ticks: 0,
+            read_round_due: false,
             lease_void: false,
             waiting_reads: Vec::new(),
             read_states: Vec::new(),
@@ -327,6 +330,7 @@ impl<S: Storage> Raft<S> {
         self.votes.clear();
         self.read_only.pending.clear();
         self.read_only.rounds.clear();
+        self.read_round_due = false;
         self.lease_void = false;
         self.waiting_reads.clear();
         self.pending_broadcast = false;

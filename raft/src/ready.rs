@@ -49,6 +49,7 @@ impl<S: Storage> Raft<S> {
     pub fn has_ready(&self) -> bool {
         !self.msgs.is_empty()
             || self.pending_broadcast
+            || self.read_round_due
             || self.log.has_unstable()
             || self.hard_state() != self.persisted_hard_state
             || !self.read_states.is_empty()
@@ -67,6 +68,9 @@ impl<S: Storage> Raft<S> {
         if self.pending_broadcast {
             self.pending_broadcast = false;
             self.broadcast_append_entries_only();
+        }
+        if self.read_round_due {
+            self.heartbeat_round();
         }
         let soft = self.soft_state();
         let soft_state = (soft != self.last_soft_state).then_some(soft);

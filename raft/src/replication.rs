@@ -181,6 +181,7 @@ impl<S: Storage> Raft<S> {
     /// renewal) and returns its number.
     pub(crate) fn heartbeat_round(&mut self) -> u64 {
         self.read_seq += 1;
+        self.read_round_due = false;
         let seq = self.read_seq;
         self.read_only.record_round(seq, self.ticks);
         self.broadcast_heartbeat(seq);

@@ -255,3 +255,24 @@ fn follower_without_a_leader_refuses_reads_and_misaddressed_messages_are_refused
         Err(continuum_raft::StepError::UnknownSender)
     );
 }
+
+#[test]
+fn reads_between_two_readies_share_one_heartbeat_round() {
+    let mut net = Net::new(3, |_| {});
+    net.campaign(1);
+    let before = net.delivered.len();
+    for ctx in 10..15 {
+        net.node(1).read_index(ctx).expect("read");
+    }
+    net.settle();
+    let heartbeats = net.delivered[before..]
+        .iter()
+        .filter(|m| matches!(m.body, MessageBody::Heartbeat { .. }))
+        .count();
+    assert_eq!(
+        heartbeats, 2,
+        "one round to the two followers for five reads"
+    );
+    let ctxs: Vec<u64> = net.reads[&1].iter().map(|r| r.ctx).collect();
+    assert_eq!(ctxs, vec![10, 11, 12, 13, 14]);
+}
