@@ -511,15 +511,29 @@ impl Cluster {
             let until = self.now + 20_000;
             self.run_until(until)?;
         }
+        let progress: Vec<String> = match self.leader() {
+            Some(leader) => {
+                let raft = self.node(leader).raft.as_ref().expect("leader is up");
+                self.ids
+                    .iter()
+                    .map(|&id| format!("{id}: {:?}", raft.progress(id)))
+                    .collect()
+            }
+            None => Vec::new(),
+        };
         let detail = format!(
-            "after {budget_us} us: leader {:?}, applied {:?}",
+            "after {budget_us} us: progress {progress:?}, leader {:?}, applied {:?}",
             self.leader(),
             self.nodes
                 .iter()
-                .map(|n| n
-                    .raft
-                    .as_ref()
-                    .map(|r| (r.term(), r.role(), r.applied_index())))
+                .map(|n| n.raft.as_ref().map(|r| (
+                    r.term(),
+                    r.role(),
+                    r.applied_index(),
+                    r.last_index(),
+                    r.commit_index(),
+                    r.stats()
+                )))
                 .collect::<Vec<_>>()
         );
         Err(Violation::NoLiveness { detail })

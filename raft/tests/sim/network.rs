@@ -87,12 +87,9 @@ impl Network {
         self.link_drop_pct.insert((from, to), pct);
     }
 
-    /// Removes every partition and loss.
+    /// Removes every partition, loss, duplication and delay spike.
     pub fn heal(&mut self) {
-        self.blocked.clear();
-        self.link_drop_pct.clear();
-        self.drop_pct = 0;
-        self.duplicate_pct = 0;
+        *self = Network::new();
     }
 
     /// Whether the link is blocked.
