@@ -1,0 +1,227 @@
+//! The stable-storage interface Raft reads from, and an in-memory version.
+//!
+//! Raft never writes storage itself: it hands entries and hard state to the
+//! caller in a [`crate::Ready`], the caller makes them durable (the kernel:
+//! WAL append + flush on virtio-blk) and then calls [`crate::Raft::advance`].
+//! Raft reads back through this trait.
+//!
+//! Indexes: the log holds entries `first_index()..=last_index()`. The entry
+//! at `first_index() - 1` may be gone (compacted into a snapshot, a later
+//! issue) but its term and chain hash must stay readable; with no snapshot it
+//! is the virtual entry 0 with term 0 and [`GENESIS_CHAIN_HASH`].
+
+use crate::entry::{ChainHash, Entry, GENESIS_CHAIN_HASH};
+use crate::NodeId;
+use alloc::vec::Vec;
+use core::fmt;
+
+/// State that must be durable before any message of the same Ready is sent
+/// (Raft Figure 2 "persistent state"; `commit` is kept too so a restart can
+/// re-apply without a round trip).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HardState {
+    /// Latest term this node has seen.
+    pub term: u64,
+    /// Candidate voted for in `term`, or [`crate::NO_NODE`].
+    pub vote: NodeId,
+    /// Highest index known committed.
+    pub commit: u64,
+}
+
+/// Cluster membership. Only voters for now; joint consensus / learners come
+/// with membership changes (a later issue).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ConfState {
+    /// Voting members, including this node. Sorted, unique, non-zero.
+    pub voters: Vec<NodeId>,
+}
+
+/// Metadata of a snapshot: the last index/term/hash it covers and the
+/// membership at that point. Snapshot creation and install (InstallSnapshot,
+/// Raft §7) are a later issue; storage already offsets the log by it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SnapshotMetadata {
+    /// Last log index covered by the snapshot.
+    pub index: u64,
+    /// Term of that entry.
+    pub term: u64,
+    /// Chain hash of that entry.
+    pub chain_hash: ChainHash,
+    /// Membership as of `index`.
+    pub conf_state: ConfState,
+}
+
+/// A storage read that could not be served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StorageError {
+    /// The index is below `first_index() - 1` (compacted away).
+    Compacted,
+    /// The index is above `last_index()`.
+    Unavailable,
+    /// The device failed to read.
+    Io,
+}
+
+impl fmt::Display for StorageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            StorageError::Compacted => "log index compacted",
+            StorageError::Unavailable => "log index not yet written",
+            StorageError::Io => "storage I/O error",
+        })
+    }
+}
+
+/// Read side of the durable log. Every method reflects only *persisted*
+/// state. Raft treats an error for an index inside
+/// `first_index()-1..=last_index()` as fatal (the node halts: continuing on
+/// a log it cannot read could violate safety).
+pub trait Storage {
+    /// Hard state and membership persisted so far (used on start/restart).
+    fn initial_state(&self) -> (HardState, ConfState);
+    /// First index present in the log (snapshot index + 1; 1 without one).
+    fn first_index(&self) -> u64;
+    /// Last index present (`first_index() - 1` when empty).
+    fn last_index(&self) -> u64;
+    /// Term of entry `index`, for `first_index()-1 <= index <= last_index()`.
+    fn term(&self, index: u64) -> Result<u64, StorageError>;
+    /// Chain hash of entry `index`, same range as [`Storage::term`].
+    fn chain_hash(&self, index: u64) -> Result<ChainHash, StorageError>;
+    /// Entries `lo..hi`, stopping early once their encoded size exceeds
+    /// `max_bytes` (but always at least one entry if `lo < hi`).
+    fn entries(&self, lo: u64, hi: u64, max_bytes: usize) -> Result<Vec<Entry>, StorageError>;
+}
+
+/// Log storage in memory: the test and benchmark implementation, and the
+/// reference semantics for the kernel's WAL-backed one.
+#[derive(Clone, Debug)]
+pub struct MemStorage {
+    hard_state: HardState,
+    conf_state: ConfState,
+    /// Metadata of the (virtual) entry before `entries[0]`.
+    snapshot: SnapshotMetadata,
+    entries: Vec<Entry>,
+}
+
+impl MemStorage {
+    /// Empty log for a cluster of `voters`.
+    pub fn new(voters: Vec<NodeId>) -> MemStorage {
+        let mut voters = voters;
+        voters.sort_unstable();
+        voters.dedup();
+        let conf_state = ConfState { voters };
+        let snapshot = SnapshotMetadata {
+            index: 0,
+            term: 0,
+            chain_hash: GENESIS_CHAIN_HASH,
+            conf_state: conf_state.clone(),
+        };
+        MemStorage {
+            hard_state: HardState::default(),
+            conf_state,
+            snapshot,
+            entries: Vec::new(),
+        }
+    }
+
+    /// Persists the hard state.
+    pub fn set_hard_state(&mut self, hard_state: HardState) {
+        self.hard_state = hard_state;
+    }
+
+    /// Persists `entries`: any stored entries at or after `entries[0].index`
+    /// are replaced (the Ready's `truncate_from`), then `entries` are
+    /// appended. They must be contiguous with what remains.
+    ///
+    /// # Panics
+    /// If `entries` would leave a gap in the log.
+    pub fn append(&mut self, entries: &[Entry]) {
+        let Some(first) = entries.first() else { return };
+        let offset = self.snapshot.index + 1;
+        assert!(
+            first.index >= offset,
+            "append below the first index {offset}: {}",
+            first.index
+        );
+        let keep = (first.index - offset) as usize;
+        assert!(
+            keep <= self.entries.len(),
+            "append at {} leaves a gap after {}",
+            first.index,
+            self.last_index()
+        );
+        self.entries.truncate(keep);
+        self.entries.extend_from_slice(entries);
+    }
+
+    /// All stored entries (for tests and checkers).
+    pub fn all_entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// Persisted hard state.
+    pub fn hard_state(&self) -> HardState {
+        self.hard_state
+    }
+
+    fn position(&self, index: u64) -> Result<Option<usize>, StorageError> {
+        if index < self.snapshot.index {
+            return Err(StorageError::Compacted);
+        }
+        if index > self.last_index() {
+            return Err(StorageError::Unavailable);
+        }
+        if index == self.snapshot.index {
+            return Ok(None);
+        }
+        Ok(Some((index - self.snapshot.index - 1) as usize))
+    }
+}
+
+impl Storage for MemStorage {
+    fn initial_state(&self) -> (HardState, ConfState) {
+        (self.hard_state, self.conf_state.clone())
+    }
+
+    fn first_index(&self) -> u64 {
+        self.snapshot.index + 1
+    }
+
+    fn last_index(&self) -> u64 {
+        self.snapshot.index + self.entries.len() as u64
+    }
+
+    fn term(&self, index: u64) -> Result<u64, StorageError> {
+        Ok(match self.position(index)? {
+            None => self.snapshot.term,
+            Some(pos) => self.entries[pos].term,
+        })
+    }
+
+    fn chain_hash(&self, index: u64) -> Result<ChainHash, StorageError> {
+        Ok(match self.position(index)? {
+            None => self.snapshot.chain_hash,
+            Some(pos) => self.entries[pos].chain_hash,
+        })
+    }
+
+    fn entries(&self, lo: u64, hi: u64, max_bytes: usize) -> Result<Vec<Entry>, StorageError> {
+        if lo < self.first_index() {
+            return Err(StorageError::Compacted);
+        }
+        if hi > self.last_index() + 1 {
+            return Err(StorageError::Unavailable);
+        }
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        for index in lo..hi {
+            let entry = &self.entries[(index - self.first_index()) as usize];
+            bytes += entry.encoded_len();
+            if !out.is_empty() && bytes > max_bytes {
+                break;
+            }
+            out.push(entry.clone());
+        }
+        Ok(out)
+    }
+}

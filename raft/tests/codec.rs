@@ -1,0 +1,167 @@
+//! Codec properties: every message round-trips, arbitrary bytes never panic
+//! and are accepted only in canonical form (the same function the fuzz
+//! target in `raft/fuzz` runs).
+
+use continuum_raft::codec::CODEC_VERSION;
+use continuum_raft::{
+    check_decode_canonical, DecodeError, Entry, EntryKind, Message, MessageBody, GENESIS_CHAIN_HASH,
+};
+use proptest::prelude::*;
+
+fn entries(prev_index: u64, prev_term: u64, max_term: u64, count: usize, seed: u8) -> Vec<Entry> {
+    let mut prev = GENESIS_CHAIN_HASH;
+    (0..count)
+        .map(|i| {
+            let term = (prev_term + i as u64 / 2).min(max_term);
+            let entry = Entry::new(
+                &prev,
+                prev_index + 1 + i as u64,
+                term,
+                EntryKind::Normal,
+                vec![seed; i % 5],
+            );
+            prev = entry.chain_hash;
+            entry
+        })
+        .collect()
+}
+
+fn arb_body() -> impl Strategy<Value = MessageBody> {
+    prop_oneof![
+        (any::<u64>(), any::<u64>()).prop_map(|(i, t)| MessageBody::PreVote {
+            last_log_index: i,
+            last_log_term: t
+        }),
+        any::<bool>().prop_map(|reject| MessageBody::PreVoteResponse { reject }),
+        (any::<u64>(), any::<u64>(), any::<bool>()).prop_map(|(i, t, x)| MessageBody::Vote {
+            last_log_index: i,
+            last_log_term: t,
+            leader_transfer: x
+        }),
+        any::<bool>().prop_map(|reject| MessageBody::VoteResponse { reject }),
+        (0u64..1000, 0u64..5, any::<u64>(), 0usize..6, any::<u8>()).prop_map(
+            |(pi, pt, c, n, s)| {
+                MessageBody::Append {
+                    prev_log_index: pi,
+                    prev_log_term: pt,
+                    leader_commit: c,
+                    entries: entries(pi, pt, 10, n, s),
+                }
+            }
+        ),
+        (any::<bool>(), any::<u64>(), any::<u64>(), any::<u64>()).prop_map(|(r, i, h, t)| {
+            MessageBody::AppendResponse {
+                reject: r,
+                index: i,
+                reject_hint: h,
+                hint_term: t,
+            }
+        }),
+        (any::<u64>(), any::<u64>())
+            .prop_map(|(commit, read_seq)| MessageBody::Heartbeat { commit, read_seq }),
+        any::<u64>().prop_map(|read_seq| MessageBody::HeartbeatResponse { read_seq }),
+        Just(MessageBody::TimeoutNow),
+        any::<u64>().prop_map(|ctx| MessageBody::ReadIndexRequest { ctx }),
+        (any::<u64>(), any::<u64>())
+            .prop_map(|(ctx, index)| MessageBody::ReadIndexResponse { ctx, index }),
+    ]
+}
+
+fn arb_message() -> impl Strategy<Value = Message> {
+    (1u64..u64::MAX, 1u64..u64::MAX, 10u64..u64::MAX, arb_body()).prop_map(
+        |(from, to, term, body)| Message {
+            from,
+            to,
+            term,
+            body,
+        },
+    )
+}
+
+proptest! {
+    #[test]
+    fn every_message_round_trips(message in arb_message()) {
+        let mut bytes = Vec::new();
+        message.encode(&mut bytes);
+        prop_assert_eq!(Message::decode(&bytes), Ok(message));
+        check_decode_canonical(&bytes);
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        check_decode_canonical(&bytes);
+    }
+
+    #[test]
+    fn mutated_encodings_stay_total_and_canonical(message in arb_message(), pos in any::<usize>(), byte in any::<u8>(), cut in any::<usize>()) {
+        let mut bytes = Vec::new();
+        message.encode(&mut bytes);
+        let pos = pos % bytes.len();
+        bytes[pos] = byte;
+        check_decode_canonical(&bytes);
+        bytes.truncate(cut % (bytes.len() + 1));
+        check_decode_canonical(&bytes);
+    }
+}
+
+fn header(tag: u8) -> Vec<u8> {
+    let mut bytes = vec![CODEC_VERSION, tag];
+    for v in [1u64, 2, 3] {
+        bytes.extend_from_slice(&v.to_be_bytes());
+    }
+    bytes
+}
+
+#[test]
+fn non_canonical_and_hostile_inputs_are_refused() {
+    let mut ok = header(9); // TimeoutNow
+    assert!(Message::decode(&ok).is_ok());
+    ok.push(0);
+    assert_eq!(Message::decode(&ok), Err(DecodeError::TrailingBytes));
+    let mut boolean = header(2);
+    boolean.push(2);
+    assert_eq!(Message::decode(&boolean), Err(DecodeError::Bool(2)));
+    let mut version = header(9);
+    version[0] = 2;
+    assert_eq!(Message::decode(&version), Err(DecodeError::Version(2)));
+    assert_eq!(Message::decode(&header(99)), Err(DecodeError::Tag(99)));
+    let mut zero = header(9);
+    zero[2..10].copy_from_slice(&0u64.to_be_bytes());
+    assert_eq!(Message::decode(&zero), Err(DecodeError::ZeroNode));
+    // An append claiming 4 billion entries must fail before allocating.
+    let mut append = header(5);
+    append.extend_from_slice(&[0u8; 24]);
+    append.extend_from_slice(&u32::MAX.to_be_bytes());
+    assert_eq!(Message::decode(&append), Err(DecodeError::TooManyEntries));
+    let mut append = header(5);
+    append.extend_from_slice(&[0u8; 24]);
+    append.extend_from_slice(&1000u32.to_be_bytes());
+    assert_eq!(Message::decode(&append), Err(DecodeError::Truncated));
+    assert_eq!(
+        Message::decode(&vec![0u8; continuum_raft::MAX_MESSAGE_BYTES + 1]),
+        Err(DecodeError::TooLarge)
+    );
+}
+
+#[test]
+fn out_of_order_entries_are_refused() {
+    let mut good = entries(4, 1, 3, 3, 7);
+    let message = |entries| Message {
+        from: 1,
+        to: 2,
+        term: 3,
+        body: MessageBody::Append {
+            prev_log_index: 4,
+            prev_log_term: 1,
+            leader_commit: 0,
+            entries,
+        },
+    };
+    let mut bytes = Vec::new();
+    message(good.clone()).encode(&mut bytes);
+    assert!(Message::decode(&bytes).is_ok());
+    good[1].index = 9;
+    let mut bytes = Vec::new();
+    message(good).encode(&mut bytes);
+    assert_eq!(Message::decode(&bytes), Err(DecodeError::EntryOrder));
+}

@@ -1,0 +1,273 @@
+//! Safety checker fed by the simulator after every step (Raft Figure 3):
+//! election safety, leader append-only, log matching, leader completeness,
+//! state-machine safety, durability of committed entries, and read
+//! linearizability. It recomputes chain hashes itself rather than trusting
+//! the code under test.
+
+use continuum_raft::{compute_chain_hash, ChainHash, Entry, NodeId};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// A broken safety property.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Violation {
+    /// Two leaders in one term (Election Safety).
+    TwoLeaders {
+        term: u64,
+        first: NodeId,
+        second: NodeId,
+    },
+    /// A leader truncated or rewrote its own log (Leader Append-Only).
+    LeaderOverwrote { node: NodeId, term: u64, index: u64 },
+    /// An entry's chain hash is not the hash of its content on its prefix.
+    BadChain { node: NodeId, index: u64 },
+    /// Same (index, term) with different content (Log Matching).
+    LogMismatch { node: NodeId, index: u64, term: u64 },
+    /// Two nodes applied different entries at one index (State Machine Safety).
+    ApplyMismatch { node: NodeId, index: u64 },
+    /// A node applied out of order.
+    ApplyGap {
+        node: NodeId,
+        expected: u64,
+        got: u64,
+    },
+    /// A leader lacks an entry committed before its term (Leader Completeness).
+    LeaderIncomplete { node: NodeId, term: u64, index: u64 },
+    /// A committed entry is no longer persisted on a quorum.
+    CommittedLost { index: u64, holders: usize },
+    /// A read returned an index older than a commit that preceded it.
+    StaleRead {
+        node: NodeId,
+        ctx: u64,
+        index: u64,
+        required: u64,
+    },
+    /// After faults stopped, the cluster did not converge in time.
+    NoLiveness { detail: String },
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self:?}")
+    }
+}
+
+/// A committed entry as first observed.
+#[derive(Clone, Copy, Debug)]
+struct Committed {
+    term: u64,
+    hash: ChainHash,
+    /// Term of the node that first applied it: the entry was committed in a
+    /// term <= this, so every leader of a later term must hold it.
+    known_at_term: u64,
+}
+
+/// Global history.
+#[derive(Default)]
+pub struct Checker {
+    leaders: BTreeMap<u64, NodeId>,
+    /// Index i + 1 -> committed entry.
+    committed: Vec<Committed>,
+    entry_hashes: BTreeMap<(u64, u64), ChainHash>,
+    applied: BTreeMap<NodeId, u64>,
+    /// Open reads: (node, ctx) -> commit index known when issued.
+    reads: BTreeMap<(NodeId, u64), u64>,
+}
+
+impl Checker {
+    /// Empty history.
+    pub fn new() -> Checker {
+        Checker::default()
+    }
+
+    /// Highest index known committed.
+    pub fn commit_index(&self) -> u64 {
+        self.committed.len() as u64
+    }
+
+    /// Newest committed entry: (index, known_at_term, hash).
+    pub fn last_committed(&self) -> Option<(u64, u64, ChainHash)> {
+        self.committed
+            .last()
+            .map(|c| (self.committed.len() as u64, c.known_at_term, c.hash))
+    }
+
+    /// Chain hash of committed `index`.
+    pub fn committed_hash(&self, index: u64) -> Option<ChainHash> {
+        index
+            .checked_sub(1)
+            .and_then(|i| self.committed.get(i as usize))
+            .map(|c| c.hash)
+    }
+
+    /// Election Safety: `node` is leader of `term`.
+    pub fn on_leader(&mut self, node: NodeId, term: u64) -> Result<(), Violation> {
+        let first = *self.leaders.entry(term).or_insert(node);
+        if first != node {
+            return Err(Violation::TwoLeaders {
+                term,
+                first,
+                second: node,
+            });
+        }
+        Ok(())
+    }
+
+    /// A Ready's entries are about to be persisted by `node`. `prev_hash`
+    /// gives the node's chain hash at an index; `leader_term` is Some if the
+    /// node is leader.
+    pub fn on_persist(
+        &mut self,
+        node: NodeId,
+        leader_term: Option<u64>,
+        truncate_from: Option<u64>,
+        entries: &[Entry],
+        prev_hash: impl Fn(u64) -> Option<ChainHash>,
+    ) -> Result<(), Violation> {
+        if let (Some(term), Some(index)) = (leader_term, truncate_from) {
+            return Err(Violation::LeaderOverwrote { node, term, index });
+        }
+        let mut prev: Option<ChainHash> = None;
+        for entry in entries {
+            if let Some(term) = leader_term {
+                if entry.term != term {
+                    return Err(Violation::LeaderOverwrote {
+                        node,
+                        term,
+                        index: entry.index,
+                    });
+                }
+            }
+            let before = match prev {
+                Some(hash) => hash,
+                None => prev_hash(entry.index - 1).ok_or(Violation::BadChain {
+                    node,
+                    index: entry.index,
+                })?,
+            };
+            let expect =
+                compute_chain_hash(&before, entry.index, entry.term, entry.kind, &entry.data);
+            if expect != entry.chain_hash {
+                return Err(Violation::BadChain {
+                    node,
+                    index: entry.index,
+                });
+            }
+            let known = *self
+                .entry_hashes
+                .entry((entry.index, entry.term))
+                .or_insert(entry.chain_hash);
+            if known != entry.chain_hash {
+                return Err(Violation::LogMismatch {
+                    node,
+                    index: entry.index,
+                    term: entry.term,
+                });
+            }
+            prev = Some(entry.chain_hash);
+        }
+        Ok(())
+    }
+
+    /// `node` (currently in `node_term`) applies `entry`.
+    pub fn on_apply(
+        &mut self,
+        node: NodeId,
+        node_term: u64,
+        entry: &Entry,
+    ) -> Result<(), Violation> {
+        let applied = self.applied.entry(node).or_insert(0);
+        if entry.index != *applied + 1 {
+            return Err(Violation::ApplyGap {
+                node,
+                expected: *applied + 1,
+                got: entry.index,
+            });
+        }
+        *applied = entry.index;
+        let pos = (entry.index - 1) as usize;
+        if let Some(known) = self.committed.get(pos) {
+            if known.term != entry.term || known.hash != entry.chain_hash {
+                return Err(Violation::ApplyMismatch {
+                    node,
+                    index: entry.index,
+                });
+            }
+        } else {
+            assert_eq!(pos, self.committed.len(), "apply contiguity implies this");
+            self.committed.push(Committed {
+                term: entry.term,
+                hash: entry.chain_hash,
+                known_at_term: node_term,
+            });
+        }
+        Ok(())
+    }
+
+    /// `node` restarted and will re-apply from the beginning.
+    pub fn on_restart(&mut self, node: NodeId) {
+        self.applied.insert(node, 0);
+        self.reads.retain(|(n, _), _| *n != node);
+    }
+
+    /// Leader Completeness for a leader of `term`: it must hold every entry
+    /// committed in an earlier term. `hash_at` reads the leader's log.
+    pub fn check_leader_complete(
+        &self,
+        node: NodeId,
+        term: u64,
+        hash_at: impl Fn(u64) -> Option<ChainHash>,
+    ) -> Result<(), Violation> {
+        // The chain makes the newest qualifying entry enough.
+        let Some(pos) = self.committed.iter().rposition(|c| c.known_at_term < term) else {
+            return Ok(());
+        };
+        let index = pos as u64 + 1;
+        if hash_at(index) != Some(self.committed[pos].hash) {
+            return Err(Violation::LeaderIncomplete { node, term, index });
+        }
+        Ok(())
+    }
+
+    /// Durability: the newest committed entry is persisted on a quorum.
+    /// `holders` counts nodes whose storage has `hash` at `index`.
+    pub fn check_durable(
+        &self,
+        quorum: usize,
+        holders: impl Fn(u64, &ChainHash) -> usize,
+    ) -> Result<(), Violation> {
+        let Some(last) = self.committed.last() else {
+            return Ok(());
+        };
+        let index = self.committed.len() as u64;
+        let count = holders(index, &last.hash);
+        if count < quorum {
+            return Err(Violation::CommittedLost {
+                index,
+                holders: count,
+            });
+        }
+        Ok(())
+    }
+
+    /// A read with `ctx` was issued at `node`.
+    pub fn on_read_issued(&mut self, node: NodeId, ctx: u64) {
+        self.reads.insert((node, ctx), self.commit_index());
+    }
+
+    /// A read completed with `index`: linearizable only if it covers every
+    /// commit that happened before the read was issued.
+    pub fn on_read_done(&mut self, node: NodeId, ctx: u64, index: u64) -> Result<(), Violation> {
+        if let Some(required) = self.reads.remove(&(node, ctx)) {
+            if index < required {
+                return Err(Violation::StaleRead {
+                    node,
+                    ctx,
+                    index,
+                    required,
+                });
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,541 @@
+//! The simulated cluster: nodes, event queue, simulated time, crash model.
+
+use super::checker::{Checker, Violation};
+use super::nemesis::FaultMix;
+use super::network::Network;
+use continuum_raft::{
+    Config, EntryKind, MemStorage, Message, NodeId, Raft, Role, SplitMix64, Storage,
+};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Nominal tick period of the simulated nodes: 10 ms, the crate default.
+pub const TICK_US: u64 = 10_000;
+
+/// Something that happens at a simulated instant.
+#[derive(Clone, Debug)]
+enum Event {
+    Tick {
+        node: NodeId,
+        epoch: u64,
+    },
+    Deliver(Message),
+    Ready {
+        node: NodeId,
+        epoch: u64,
+    },
+    Client,
+    Nemesis,
+    /// Targeted fault: crash a node that just became leader (epoch-checked).
+    CrashLeader {
+        node: NodeId,
+        epoch: u64,
+    },
+    /// Restart a node crashed by `CrashLeader`.
+    Restart {
+        node: NodeId,
+    },
+}
+
+/// One simulated node.
+pub struct SimNode {
+    pub id: NodeId,
+    /// Running node, `None` while crashed.
+    pub raft: Option<Raft<MemStorage>>,
+    /// What survives a crash, while crashed.
+    pub disk: Option<MemStorage>,
+    /// This node's tick period (clock rate differences).
+    pub tick_us: u64,
+    /// Bumped on crash so that stale events are ignored.
+    epoch: u64,
+    ready_scheduled: bool,
+    /// Client payload ids applied since the last restart.
+    pub applied_ids: BTreeSet<u64>,
+    last_leader_term: Option<u64>,
+}
+
+impl SimNode {
+    /// Persisted storage, whether running or crashed.
+    pub fn storage(&self) -> &MemStorage {
+        match (&self.raft, &self.disk) {
+            (Some(raft), _) => raft.storage(),
+            (None, Some(disk)) => disk,
+            (None, None) => unreachable!("node has neither a running instance nor a disk"),
+        }
+    }
+}
+
+/// A whole cluster driven by one seed.
+pub struct Cluster {
+    pub seed: u64,
+    pub rng: SplitMix64,
+    /// Simulated time in microseconds.
+    pub now: u64,
+    pub ids: Vec<NodeId>,
+    pub nodes: Vec<SimNode>,
+    queue: BTreeMap<(u64, u64), Event>,
+    seq: u64,
+    pub net: Network,
+    pub checker: Checker,
+    /// Events processed so far.
+    pub steps: u64,
+    pub mix: FaultMix,
+    /// Nemesis and client keep acting while true.
+    pub faults_active: bool,
+    pub client_active: bool,
+    next_payload: u64,
+    next_read: u64,
+    config: Config,
+    /// Crashes injected so far.
+    pub crashes: u64,
+    /// Print every event (RAFT_SIM_TRACE=1).
+    pub trace: bool,
+}
+
+impl Cluster {
+    /// `n` nodes with ids 1..=n, each configured from `config` (its `id`
+    /// is replaced per node).
+    pub fn new(seed: u64, n: u64, mix: FaultMix, config: Config) -> Cluster {
+        let ids: Vec<NodeId> = (1..=n).collect();
+        let mut rng = SplitMix64::new(seed);
+        let mut nodes = Vec::new();
+        for &id in &ids {
+            let mut cfg = config.clone();
+            cfg.id = id;
+            let raft =
+                Raft::new(cfg, MemStorage::new(ids.clone()), rng.next_u64()).expect("valid config");
+            // Clock rate differences: each node ticks 15 % slower to faster.
+            let tick_us = TICK_US * rng.gen_range(85, 116) / 100;
+            nodes.push(SimNode {
+                id,
+                raft: Some(raft),
+                disk: None,
+                tick_us,
+                epoch: 0,
+                ready_scheduled: false,
+                applied_ids: BTreeSet::new(),
+                last_leader_term: None,
+            });
+        }
+        let mut cluster = Cluster {
+            seed,
+            rng,
+            now: 0,
+            ids,
+            nodes,
+            queue: BTreeMap::new(),
+            seq: 0,
+            net: Network::new(),
+            checker: Checker::new(),
+            steps: 0,
+            mix,
+            faults_active: false,
+            client_active: false,
+            next_payload: 1,
+            next_read: 1,
+            config,
+            crashes: 0,
+            trace: std::env::var("RAFT_SIM_TRACE").is_ok(),
+        };
+        for id in cluster.ids.clone() {
+            let first = cluster.rng.gen_range(0, TICK_US);
+            cluster.schedule(first, Event::Tick { node: id, epoch: 0 });
+        }
+        cluster
+    }
+
+    /// Starts the random client load and (per the mix) the nemesis.
+    pub fn start_load(&mut self) {
+        self.client_active = true;
+        self.faults_active = true;
+        self.schedule(1_000, Event::Client);
+        self.schedule(200_000, Event::Nemesis);
+    }
+
+    fn schedule(&mut self, after_us: u64, event: Event) {
+        self.seq += 1;
+        self.queue.insert((self.now + after_us, self.seq), event);
+    }
+
+    pub fn node(&self, id: NodeId) -> &SimNode {
+        &self.nodes[(id - 1) as usize]
+    }
+
+    fn node_mut(&mut self, id: NodeId) -> &mut SimNode {
+        &mut self.nodes[(id - 1) as usize]
+    }
+
+    pub fn quorum(&self) -> usize {
+        self.ids.len() / 2 + 1
+    }
+
+    /// The up node that is leader in the highest term, if any.
+    pub fn leader(&self) -> Option<NodeId> {
+        self.nodes
+            .iter()
+            .filter_map(|n| n.raft.as_ref())
+            .filter(|r| r.role() == Role::Leader)
+            .max_by_key(|r| r.term())
+            .map(|r| r.id())
+    }
+
+    /// Processes the next event and runs the checks. `Ok(false)` if idle.
+    pub fn step(&mut self) -> Result<bool, Violation> {
+        let Some(((at, _), event)) = self.queue.pop_first() else {
+            return Ok(false);
+        };
+        self.now = at;
+        self.steps += 1;
+        if self.trace {
+            println!("t={} {:?}", self.now, event);
+        }
+        match event {
+            Event::Tick { node, epoch } => {
+                if self.node(node).epoch == epoch && self.node(node).raft.is_some() {
+                    self.node_mut(node).raft.as_mut().expect("up").tick();
+                    let period = self.node(node).tick_us;
+                    self.schedule(period, Event::Tick { node, epoch });
+                    self.after_input(node)?;
+                }
+            }
+            Event::Deliver(message) => {
+                let to = message.to;
+                if let Some(raft) = self.node_mut(to).raft.as_mut() {
+                    raft.step(message)
+                        .expect("simulated messages are well addressed");
+                    self.after_input(to)?;
+                }
+            }
+            Event::Ready { node, epoch } => {
+                if self.node(node).epoch == epoch {
+                    self.node_mut(node).ready_scheduled = false;
+                    self.process_ready(node)?;
+                }
+            }
+            Event::Client => {
+                if self.client_active {
+                    self.client_action()?;
+                    let next = self.rng.gen_range(500, 6_000);
+                    self.schedule(next, Event::Client);
+                }
+            }
+            Event::CrashLeader { node, epoch } => {
+                if self.faults_active && self.node(node).epoch == epoch {
+                    self.crash(node);
+                    let downtime = self.rng.gen_range(10_000, 500_000);
+                    self.schedule(downtime, Event::Restart { node });
+                }
+            }
+            Event::Restart { node } => {
+                if self.faults_active {
+                    self.restart(node);
+                }
+            }
+            Event::Nemesis => {
+                if self.faults_active {
+                    super::nemesis::act(self);
+                    let next = self.rng.gen_range(50_000, 400_000);
+                    self.schedule(next, Event::Nemesis);
+                }
+            }
+        }
+        let quorum = self.quorum();
+        let nodes = &self.nodes;
+        self.checker.check_durable(quorum, |index, hash| {
+            nodes
+                .iter()
+                .filter(|n| n.storage().chain_hash(index).ok().as_ref() == Some(hash))
+                .count()
+        })?;
+        Ok(true)
+    }
+
+    /// Role bookkeeping and Ready scheduling after any input to `id`.
+    fn after_input(&mut self, id: NodeId) -> Result<(), Violation> {
+        let node = &self.nodes[(id - 1) as usize];
+        let Some(raft) = node.raft.as_ref() else {
+            return Ok(());
+        };
+        if raft.role() == Role::Leader {
+            let term = raft.term();
+            self.checker.on_leader(id, term)?;
+            if node.last_leader_term != Some(term) {
+                self.checker
+                    .check_leader_complete(id, term, |i| raft.log_chain_hash(i))?;
+                self.node_mut(id).last_leader_term = Some(term);
+            }
+        }
+        let node = &self.nodes[(id - 1) as usize];
+        let wants = node.raft.as_ref().is_some_and(|r| r.has_ready());
+        if wants && !node.ready_scheduled {
+            let epoch = node.epoch;
+            self.node_mut(id).ready_scheduled = true;
+            // Simulated fsync latency: input keeps arriving meanwhile, and a
+            // crash before this event loses the unpersisted state.
+            let delay = self.rng.gen_range(0, 400);
+            self.schedule(delay, Event::Ready { node: id, epoch });
+        }
+        Ok(())
+    }
+
+    fn process_ready(&mut self, id: NodeId) -> Result<(), Violation> {
+        let idx = (id - 1) as usize;
+        let Some(raft) = self.nodes[idx].raft.as_mut() else {
+            return Ok(());
+        };
+        if !raft.has_ready() {
+            return Ok(());
+        }
+        let ready = raft.ready();
+        let leader_term = (raft.role() == Role::Leader).then(|| raft.term());
+        {
+            let storage = raft.storage();
+            self.checker
+                .on_persist(id, leader_term, ready.truncate_from, &ready.entries, |i| {
+                    storage.chain_hash(i).ok()
+                })?;
+        }
+        // 1. persist.
+        if let Some(from) = ready.truncate_from {
+            assert_eq!(
+                Some(from),
+                ready.entries.first().map(|e| e.index),
+                "truncate_from is the first new entry"
+            );
+        }
+        raft.storage_mut().append(&ready.entries);
+        if let Some(hs) = ready.hard_state {
+            raft.storage_mut().set_hard_state(hs);
+        }
+        let term = raft.term();
+        // 3. apply (checked), 4. reads; messages are sent below, after persisting.
+        let mut new_commit = false;
+        for entry in &ready.committed_entries {
+            self.checker.on_apply(id, term, entry)?;
+            new_commit = true;
+            if entry.kind == EntryKind::Normal {
+                if let Ok(bytes) = <[u8; 8]>::try_from(entry.data.as_slice()) {
+                    self.nodes[idx]
+                        .applied_ids
+                        .insert(u64::from_be_bytes(bytes));
+                }
+            }
+        }
+        for read in &ready.read_states {
+            self.checker.on_read_done(id, read.ctx, read.index)?;
+        }
+        let raft = self.nodes[idx].raft.as_mut().expect("up");
+        raft.advance();
+        let more = raft.has_ready();
+        for message in ready.messages {
+            self.send(message);
+        }
+        if new_commit {
+            self.check_leaders_hold_newest_commit()?;
+        }
+        if more {
+            self.after_input(id)?;
+        }
+        Ok(())
+    }
+
+    /// Leader Completeness for commits learned while leaders already exist.
+    fn check_leaders_hold_newest_commit(&self) -> Result<(), Violation> {
+        let Some((index, known_at, hash)) = self.checker.last_committed() else {
+            return Ok(());
+        };
+        for raft in self.nodes.iter().filter_map(|n| n.raft.as_ref()) {
+            if raft.role() == Role::Leader
+                && raft.term() > known_at
+                && raft.log_chain_hash(index) != Some(hash)
+            {
+                return Err(Violation::LeaderIncomplete {
+                    node: raft.id(),
+                    term: raft.term(),
+                    index,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts a message on the wire: encoded and decoded (exercising the
+    /// codec on real traffic), then lost, delayed or duplicated per the plan.
+    fn send(&mut self, message: Message) {
+        let mut wire = Vec::new();
+        message.encode(&mut wire);
+        let decoded = Message::decode(&wire).expect("codec round-trips every real message");
+        assert_eq!(decoded, message, "codec changed a message");
+        let (from, to) = (message.from, message.to);
+        if self.net.is_blocked(from, to) || self.rng.chance(self.net.loss_pct(from, to)) {
+            return;
+        }
+        let copies = if self.rng.chance(self.net.duplicate_pct) {
+            2
+        } else {
+            1
+        };
+        for _ in 0..copies {
+            let delay = self
+                .rng
+                .gen_range(self.net.delay_min_us, self.net.delay_max_us);
+            self.schedule(delay, Event::Deliver(decoded.clone()));
+        }
+    }
+
+    /// Crash: everything not persisted by a processed Ready is lost.
+    pub fn crash(&mut self, id: NodeId) {
+        let node = &mut self.nodes[(id - 1) as usize];
+        if let Some(raft) = node.raft.take() {
+            self.crashes += 1;
+            node.disk = Some(raft.into_storage());
+            node.epoch += 1;
+            node.ready_scheduled = false;
+            node.applied_ids.clear();
+            node.last_leader_term = None;
+        }
+    }
+
+    /// Restart from persisted state; the state machine replays from index 1.
+    pub fn restart(&mut self, id: NodeId) {
+        let mut cfg = self.config.clone();
+        cfg.id = id;
+        let seed = self.rng.next_u64();
+        let node = self.node_mut(id);
+        let Some(disk) = node.disk.take() else { return };
+        node.raft = Some(Raft::new(cfg, disk, seed).expect("restart from persisted state"));
+        let epoch = node.epoch;
+        self.checker.on_restart(id);
+        let first = self.rng.gen_range(0, TICK_US);
+        self.schedule(first, Event::Tick { node: id, epoch });
+    }
+
+    /// Proposes `payload_id` at `id`, returning whether it was accepted.
+    pub fn propose_at(&mut self, id: NodeId, payload_ids: &[u64]) -> Result<bool, Violation> {
+        let Some(raft) = self.node_mut(id).raft.as_mut() else {
+            return Ok(false);
+        };
+        let batch: Vec<Vec<u8>> = payload_ids
+            .iter()
+            .map(|p| p.to_be_bytes().to_vec())
+            .collect();
+        let accepted = raft.propose_batch(batch).is_ok();
+        self.after_input(id)?;
+        Ok(accepted)
+    }
+
+    fn client_action(&mut self) -> Result<(), Violation> {
+        let target = match self.leader() {
+            Some(leader) if self.rng.chance(85) => leader,
+            _ => self.ids[self.rng.gen_range(0, self.ids.len() as u64) as usize],
+        };
+        let roll = self.rng.gen_range(0, 100);
+        if roll < 80 {
+            let count = self.rng.gen_range(1, 4);
+            let payloads: Vec<u64> = (0..count).map(|k| self.next_payload + k).collect();
+            self.next_payload += count;
+            self.propose_at(target, &payloads)?;
+        } else if roll < 97 {
+            let ctx = self.next_read;
+            self.next_read += 1;
+            if let Some(raft) = self.node_mut(target).raft.as_mut() {
+                if raft.read_index(ctx).is_ok() {
+                    self.checker.on_read_issued(target, ctx);
+                }
+                self.after_input(target)?;
+            }
+        } else if self.faults_active && self.mix.transfers() {
+            let to = self.ids[self.rng.gen_range(0, self.ids.len() as u64) as usize];
+            if let Some(raft) = self.node_mut(target).raft.as_mut() {
+                let _ = raft.transfer_leader(to);
+                self.after_input(target)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs `steps` events (or until idle).
+    pub fn run_steps(&mut self, steps: u64) -> Result<(), Violation> {
+        for _ in 0..steps {
+            if !self.step()? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs until simulated time `until_us`.
+    pub fn run_until(&mut self, until_us: u64) -> Result<(), Violation> {
+        while self
+            .queue
+            .first_key_value()
+            .is_some_and(|((at, _), _)| *at <= until_us)
+        {
+            self.step()?;
+        }
+        self.now = self.now.max(until_us);
+        Ok(())
+    }
+
+    /// Stops all faults, restarts crashed nodes, and requires that within
+    /// `budget_us` of simulated time a leader exists and fresh proposals
+    /// commit and are applied on every node.
+    pub fn check_liveness(&mut self, markers: u64, budget_us: u64) -> Result<(), Violation> {
+        // Offered load could exceed what the smallest flow-control settings
+        // carry; liveness is about the protocol, so stop the clients too.
+        self.faults_active = false;
+        self.client_active = false;
+        self.net.heal();
+        for id in self.ids.clone() {
+            self.restart(id);
+        }
+        let deadline = self.now + budget_us;
+        let marker_ids: Vec<u64> = (0..markers).map(|k| u64::MAX - k).collect();
+        let mut last_proposed = 0u64;
+        let mut proposed_once = false;
+        while self.now < deadline {
+            let done = self
+                .nodes
+                .iter()
+                .all(|n| marker_ids.iter().all(|m| n.applied_ids.contains(m)));
+            if done {
+                return Ok(());
+            }
+            if !proposed_once || self.now >= last_proposed + 1_000_000 {
+                if let Some(leader) = self.leader() {
+                    if self.propose_at(leader, &marker_ids)? {
+                        proposed_once = true;
+                        last_proposed = self.now;
+                    }
+                }
+            }
+            let until = self.now + 20_000;
+            self.run_until(until)?;
+        }
+        let progress: Vec<String> = match self.leader() {
+            Some(leader) => {
+                let raft = self.node(leader).raft.as_ref().expect("leader is up");
+                self.ids
+                    .iter()
+                    .map(|&id| format!("{id}: {:?}", raft.progress(id)))
+                    .collect()
+            }
+            None => Vec::new(),
+        };
+        let detail = format!(
+            "after {budget_us} us: progress {progress:?}, leader {:?}, applied {:?}",
+            self.leader(),
+            self.nodes
+                .iter()
+                .map(|n| n.raft.as_ref().map(|r| (
+                    r.term(),
+                    r.role(),
+                    r.applied_index(),
+                    r.last_index(),
+                    r.commit_index(),
+                    r.stats()
+                )))
+                .collect::<Vec<_>>()
+        );
+        Err(Violation::NoLiveness { detail })
+    }
+}
