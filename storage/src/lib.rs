@@ -1,0 +1,174 @@
+//! Continuum's durable Raft log: superblock, hard state and a checksummed
+//! write-ahead log of entries, over any [`BlockDevice`].
+//!
+//! Portable logic only (`#![no_std]` + `alloc`, no `unsafe`): the kernel
+//! supplies a virtio-blk [`BlockDevice`]; host tests use [`MemDisk`], which
+//! injects torn writes, lost unflushed writes, bit flips and read errors.
+//!
+//! # Contract
+//! Raft is only safe if what a node said survives power loss. So:
+//! [`Store::append`] and [`Store::set_hard_state`] only write;
+//! **acknowledge nothing (vote, append ack, client reply) until
+//! [`Store::sync`] has returned `Ok`**. [`Store::truncate_from`] is durable
+//! on return. Group commit is one `append` of many records plus one `sync`:
+//! one device write (per [`MAX_BATCH_BYTES`]) and one flush.
+//!
+//! # Driving it from the kernel's WAL task
+//! ```text
+//! let (mut store, report) = Store::open(virtio_blk, identity)?;   // refuse to boot on Err
+//! console.print(report);                                           // what recovery found
+//! loop {
+//!     let ready = raft.ready();
+//!     if let Some(first) = ready.entries.first() {
+//!         if first.index <= store.last_index() {
+//!             store.truncate_from(first.index)?;                  // Raft §5.3, durable
+//!         }
+//!         store.append(&records(ready.entries))?;                 // one write per 1 MiB
+//!     }
+//!     if let Some(hs) = ready.hard_state { store.set_hard_state(hs)?; }
+//!     store.sync()?;                                               // one flush
+//!     send(ready.messages);                                        // only now: persistence before speech
+//!     raft.advance(ready);
+//! }
+//! ```
+//! Reads (`entries`, `term`, `first_index`, `last_index`, `hard_state`)
+//! serve Raft's log queries from the in-memory index plus one device read
+//! of exactly the requested records' blocks (entries are re-verified
+//! against their checksums on every read).
+//!
+//! # On-disk layout (512-byte blocks, little-endian)
+//!
+//! | Blocks | Contents |
+//! |---|---|
+//! | 0 | superblock copy 0 |
+//! | 1 | superblock copy 1 (same bytes; written after copy 0 is flushed) |
+//! | 2, 3 | hard-state slots 0 and 1 (alternating) |
+//! | 4..8 | reserved |
+//! | 8..8+S | snapshot region, S = capacity/4 (reserved; a later issue fills it) |
+//! | 8+S..end | WAL: records packed back to back; each batch starts on a block boundary |
+//!
+//! Superblock (one block; CRC-32C over bytes 0..96):
+//!
+//! | Offset | Size | Field |
+//! |---|---|---|
+//! | 0 | 8 | magic `CNTMSUPR` |
+//! | 8 | 4 | format version (1) |
+//! | 12 | 4 | block size (512) |
+//! | 16 | 16 | cluster id (u128) |
+//! | 32 | 8 | node id |
+//! | 40 | 8 | format epoch (bumped by every format) |
+//! | 48 | 8 | capacity in blocks |
+//! | 56 | 8 | hard-state slot 0 LBA (2) |
+//! | 64 | 8 | snapshot region LBA |
+//! | 72 | 8 | snapshot region blocks |
+//! | 80 | 8 | WAL LBA |
+//! | 88 | 8 | WAL blocks |
+//! | 96 | 4 | CRC-32C |
+//!
+//! Hard-state slot (one block; CRC-32C over bytes 0..88; the valid slot with
+//! the higher sequence number wins; an update never overwrites the slot
+//! holding the last flushed value):
+//!
+//! | Offset | Size | Field |
+//! |---|---|---|
+//! | 0 | 8 | magic `CNTMHARD` |
+//! | 8 | 8 | format epoch |
+//! | 16 | 8 | sequence number |
+//! | 24 | 8 | term |
+//! | 32 | 8 | vote (node id) |
+//! | 40 | 1 | vote present (0/1) |
+//! | 48 | 8 | commit index |
+//! | 56 | 8 | WAL generation (bumped by each truncation and each open) |
+//! | 64 | 8 | WAL truncated-from index |
+//! | 72 | 8 | log start index (1 until snapshots) |
+//! | 80 | 8 | WAL offset known flushed when the slot was written |
+//! | 88 | 4 | CRC-32C |
+//!
+//! WAL record (88-byte header, payload, 4-byte trailer; CRC-32C over header
+//! and payload):
+//!
+//! | Offset | Size | Field |
+//! |---|---|---|
+//! | 0 | 4 | magic `CWAL` |
+//! | 4 | 1 | entry kind (opaque) |
+//! | 5 | 1 | flags (bit 0: last record of its batch) |
+//! | 6 | 2 | reserved, zero |
+//! | 8 | 4 | payload length (at most [`MAX_PAYLOAD_BYTES`]) |
+//! | 12 | 4 | CRC-32C of the previous record (0 for the first) |
+//! | 16 | 8 | index |
+//! | 24 | 8 | term |
+//! | 32 | 8 | WAL generation at write time |
+//! | 40 | 8 | WAL offset known flushed at write time |
+//! | 48 | 8 | format epoch |
+//! | 56 | 32 | Raft chain hash (SHA-256, computed by Raft) |
+//! | 88 | n | payload |
+//! | 88+n | 4 | CRC-32C |
+//!
+//! Recovery (see `recovery.rs`) accepts the longest prefix of records that
+//! each checksum and continue the log (epoch, index, link to the previous
+//! checksum, generation vs. the truncation marker), truncates a torn tail,
+//! and refuses to start if a bad record is provably one that had been
+//! flushed (mid-log corruption).
+//!
+//! # Memory
+//! The store keeps 24 bytes per log entry ([`IndexEntry`]) so reads never
+//! rescan, bounded by [`OpenOptions::max_entries`] (default 1 Mi entries,
+//! 24 MiB), plus transient buffers bounded by [`MAX_BATCH_BYTES`] and
+//! [`READ_CHUNK_BYTES`].
+//!
+//! # Not yet
+//! The WAL does not wrap: when it is full, appends fail with
+//! [`StoreError::WalFull`] until snapshots and log compaction (a later
+//! issue) free space.
+
+#![no_std]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+extern crate alloc;
+
+mod bytes;
+pub mod crc32c;
+mod device;
+mod error;
+mod hard_state;
+pub mod layout;
+mod memdisk;
+mod open;
+mod reader;
+pub mod record;
+mod recovery;
+mod store;
+pub mod testing;
+
+pub use device::{check_request, BlockDevice, DeviceError, BLOCK_SIZE};
+pub use error::{OpenError, StoreError};
+pub use hard_state::{HardState, SlotDefect};
+pub use layout::{Identity, SuperblockDefect};
+pub use memdisk::{CrashMode, MemDisk, INJECTED_READ_ERROR, POWER_LOST};
+pub use open::{OpenOptions, DEFAULT_MAX_ENTRIES};
+pub use reader::READ_CHUNK_BYTES;
+pub use record::{Record, RecordDefect, MAX_PAYLOAD_BYTES};
+pub use recovery::{RecoveryReport, Tail, Witness, MAX_UNSYNCED_BYTES, WITNESS_WINDOW_BYTES};
+pub use store::{IndexEntry, Store, MAX_BATCH_BYTES};
+
+impl<T: BlockDevice + ?Sized> BlockDevice for &mut T {
+    fn block_size(&self) -> usize {
+        (**self).block_size()
+    }
+    fn capacity_blocks(&self) -> u64 {
+        (**self).capacity_blocks()
+    }
+    fn read(&mut self, lba: u64, buf: &mut [u8]) -> Result<(), DeviceError> {
+        (**self).read(lba, buf)
+    }
+    fn write(&mut self, lba: u64, buf: &[u8]) -> Result<(), DeviceError> {
+        (**self).write(lba, buf)
+    }
+    fn flush(&mut self) -> Result<(), DeviceError> {
+        (**self).flush()
+    }
+    fn supports_flush(&self) -> bool {
+        (**self).supports_flush()
+    }
+}
