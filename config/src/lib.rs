@@ -19,6 +19,8 @@
 //! cluster_id = 42
 //! heap_mib   = 16
 //! log_level  = info
+//! mode       = node   # or selftest, wal-exercise, wal-bench, ...
+//! unsafe_no_flush = false
 //! ```
 //!
 //! Parsing is total: any bytes give `Ok(Config)` or a [`ConfigError`] that
@@ -61,6 +63,16 @@ pub enum Mode {
     /// Touch an unmapped address on purpose, to prove that a page fault is
     /// reported (address, error code) and turned into an exit code, not a hang.
     SelfTestPageFault,
+    /// Storage exercise (until Raft drives the log): append entries with
+    /// deterministic payloads in batches forever, printing
+    /// `wal: acked through index N term T` only after the batch's flush
+    /// returned, and persist a changing hard state (term, vote), printed
+    /// after its flush. Needs a virtio-blk disk. Used by the kill -9 tests.
+    WalExercise,
+    /// Storage benchmark: appends/s and flush latency p50/p99 for batch
+    /// sizes 1, 16 and 256 on the attached disk, printed as a table; then
+    /// exits QEMU through `isa-debug-exit`. Needs a virtio-blk disk.
+    WalBench,
 }
 
 /// A parsed node configuration.
@@ -80,6 +92,11 @@ pub struct Config {
     pub log_level: LogLevel,
     /// What to do after boot. Default [`Mode::Node`].
     pub mode: Mode,
+    /// Accept a virtio-blk disk without a cache-flush command
+    /// (`VIRTIO_BLK_F_FLUSH`). Default `false`: such a disk is refused,
+    /// because nothing written to it is ever known to be durable. Only for
+    /// benchmarks; with it set, an acknowledged entry can be lost.
+    pub unsafe_no_flush: bool,
 }
 
 impl Default for Config {
@@ -90,6 +107,7 @@ impl Default for Config {
             heap_mib: 16,
             log_level: LogLevel::Info,
             mode: Mode::Node,
+            unsafe_no_flush: false,
         }
     }
 }
@@ -119,6 +137,8 @@ impl core::fmt::Display for Mode {
             Mode::Node => "node",
             Mode::SelfTest => "selftest",
             Mode::SelfTestPageFault => "selftest-page-fault",
+            Mode::WalExercise => "wal-exercise",
+            Mode::WalBench => "wal-bench",
         })
     }
 }

@@ -43,7 +43,7 @@ impl fmt::Display for ConfigError {
             ConfigErrorKind::NotUtf8 => f.write_str("file is not UTF-8 text"),
             ConfigErrorKind::MissingEquals => f.write_str("expected `key = value`"),
             ConfigErrorKind::UnknownKey => {
-                f.write_str("unknown key (known: node_id, cluster_id, heap_mib, log_level, mode)")
+                f.write_str("unknown key (known: node_id, cluster_id, heap_mib, log_level, mode, unsafe_no_flush)")
             }
             ConfigErrorKind::DuplicateKey => f.write_str("key given more than once"),
             ConfigErrorKind::BadValue { expected } => write!(f, "bad value, expected {expected}"),
@@ -113,9 +113,23 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
                     "node" => Mode::Node,
                     "selftest" => Mode::SelfTest,
                     "selftest-page-fault" => Mode::SelfTestPageFault,
-                    _ => return Err(err(bad("node, selftest or selftest-page-fault"))),
+                    "wal-exercise" => Mode::WalExercise,
+                    "wal-bench" => Mode::WalBench,
+                    _ => {
+                        return Err(err(bad(
+                            "node, selftest, selftest-page-fault, wal-exercise or wal-bench",
+                        )))
+                    }
                 };
                 4
+            }
+            "unsafe_no_flush" => {
+                config.unsafe_no_flush = match value {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(err(bad("true or false"))),
+                };
+                5
             }
             _ => return Err(err(ConfigErrorKind::UnknownKey)),
         };
@@ -158,7 +172,21 @@ mod tests {
                 heap_mib: 32,
                 log_level: LogLevel::Debug,
                 mode: Mode::SelfTest,
+                unsafe_no_flush: false,
             }
+        );
+    }
+
+    #[test]
+    fn storage_modes_and_unsafe_no_flush_parse() {
+        let config = parse(b"mode = wal-exercise\nunsafe_no_flush = true\n").unwrap();
+        assert_eq!(config.mode, Mode::WalExercise);
+        assert!(config.unsafe_no_flush);
+        assert_eq!(parse(b"mode = wal-bench").unwrap().mode, Mode::WalBench);
+        assert!(!parse(b"").unwrap().unsafe_no_flush);
+        assert_eq!(
+            parse(b"unsafe_no_flush = yes").unwrap_err().kind,
+            bad("true or false")
         );
     }
 
