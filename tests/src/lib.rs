@@ -542,6 +542,10 @@ impl Drop for Vm {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // Keep the serial log of VMs that were just dropped, too.
+        if !std::thread::panicking() {
+            self.join_readers();
+        }
     }
 }
 

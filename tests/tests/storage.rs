@@ -100,7 +100,7 @@ fn acknowledged_entries_and_votes_survive_kill_9() {
     let mut promise = Promise::default();
     // Kill after different amounts of work so the kill lands at different
     // points of the append/flush cycle.
-    for (cycle, acks_before_kill) in [6usize, 25, 13].into_iter().enumerate() {
+    for (cycle, acks_before_kill) in [6usize, 25, 13, 40, 2, 60].into_iter().enumerate() {
         let mut vm = VmConfig::new(&format!("wal-kill-{cycle}"))
             .disk(&disk, DiskCache::Writeback)
             .node_config(&exercise_config(1))
@@ -151,7 +151,7 @@ fn acknowledged_entries_and_votes_survive_kill_9() {
         );
         assert!(promise.acks >= acks_before_kill, "{promise:?}");
     }
-    // A last boot checks the third kill.
+    // A last boot checks the last kill.
     let mut vm = VmConfig::new("wal-kill-final")
         .disk(&disk, DiskCache::Writeback)
         .node_config(&exercise_config(1))
