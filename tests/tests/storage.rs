@@ -19,6 +19,10 @@ use continuum_tests::{blank_disk, workspace_root, DiskCache, Run, Vm, VmConfig};
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// Upper bound of the random delay between an ack and the kill (a few
+/// exercise rounds under TCG).
+const KILL_JITTER_US: u64 = 4000;
+
 /// Disk size for the tests: small, but far more WAL than a test fills.
 const DISK_MIB: u64 = 32;
 
@@ -135,6 +139,13 @@ fn acknowledged_entries_and_votes_survive_kill_9() {
         // The exercise re-reads the newest entries and halts if one differs.
         vm.wait_for_line("wal: verified ");
         vm.wait_for_nth_line("wal: acked through index", acks_before_kill);
+        // Then a few hundred microseconds to milliseconds more, different
+        // every run, so the kill also lands inside a write or a flush.
+        let jitter = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos() as u64 % KILL_JITTER_US);
+        eprintln!("cycle {cycle}: kill {jitter} us after ack #{acks_before_kill}");
+        std::thread::sleep(Duration::from_micros(jitter));
         let run = vm.kill();
         assert!(
             !run.console().contains("refusing to start"),

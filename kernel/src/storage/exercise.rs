@@ -34,7 +34,7 @@ pub const TRUNCATE_DEPTH: u64 = 3;
 /// Entries re-read and checked after recovery.
 pub const VERIFY_TAIL: u64 = 512;
 /// Pause between rounds, so other tasks (heartbeat, console) get the CPU.
-const PAUSE: Duration = Duration::from_millis(2);
+const PAUSE: Duration = Duration::from_millis(1);
 
 /// The vote cast in `term` (any deterministic choice; the test recomputes it).
 pub fn vote_for(term: u64) -> u64 {
