@@ -215,7 +215,11 @@ fn corrupt_record_in_the_middle_is_refused() {
 
     let mut image = std::fs::read(&disk).expect("read the disk image");
     let records = wal_records(&image);
-    assert!(records.len() >= 20, "only {} records on disk", records.len());
+    assert!(
+        records.len() >= 20,
+        "only {} records on disk",
+        records.len()
+    );
     let (offset, header) = records[records.len() / 2];
     // One bit of one payload byte: only the checksum can tell.
     image[offset + HEADER_LEN] ^= 0x01;

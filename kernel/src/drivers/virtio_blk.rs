@@ -49,7 +49,7 @@ const VIRTIO_BLK_F_FLUSH: u64 = 1 << 9;
 /// the staging buffer small and one request's latency predictable.
 pub const MAX_REQUEST_BYTES: usize = 256 * 1024;
 
-const _: () = assert!(SECTOR_SIZE == BLOCK_SIZE && MAX_REQUEST_BYTES % BLOCK_SIZE == 0);
+const _: () = assert!(SECTOR_SIZE == BLOCK_SIZE && MAX_REQUEST_BYTES.is_multiple_of(BLOCK_SIZE));
 
 /// Status codes in [`DeviceError::Io`] (the virtio-blk status where the
 /// device gave one, §5.2.6: 1 = `VIRTIO_BLK_S_IOERR`, 2 = `UNSUPP`).

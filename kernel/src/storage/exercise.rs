@@ -81,7 +81,9 @@ fn fail(what: &str, error: StoreError) -> ! {
 /// Re-reads the newest entries and checks them against [`payload`].
 fn verify(store: &mut DiskStore) {
     let last = store.last_index();
-    let lo = last.saturating_sub(VERIFY_TAIL - 1).max(store.first_index());
+    let lo = last
+        .saturating_sub(VERIFY_TAIL - 1)
+        .max(store.first_index());
     if last < lo {
         log::info!("wal: verified 0 entries (empty log)");
         return;
@@ -118,20 +120,23 @@ pub async fn run(mut store: DiskStore) {
     loop {
         round += 1;
         let mut hs_changed = false;
-        if round % TRUNCATE_EVERY == 0 && store.last_index() > TRUNCATE_DEPTH {
+        if round.is_multiple_of(TRUNCATE_EVERY) && store.last_index() > TRUNCATE_DEPTH {
             let from = store.last_index() - TRUNCATE_DEPTH + 1;
             log::info!("wal: truncating from index {from}");
             store
                 .truncate_from(from)
                 .unwrap_or_else(|e| fail("truncate", e));
         }
-        if round == 1 || round % HARD_STATE_EVERY == 0 {
+        if round == 1 || round.is_multiple_of(HARD_STATE_EVERY) {
             term += 1;
             hs = HardState {
                 term,
                 vote: Some(vote_for(term)),
                 // Never ahead of what a later truncation could remove.
-                commit: store.last_index().saturating_sub(TRUNCATE_DEPTH).max(hs.commit),
+                commit: store
+                    .last_index()
+                    .saturating_sub(TRUNCATE_DEPTH)
+                    .max(hs.commit),
             };
             store
                 .set_hard_state(hs)
