@@ -19,9 +19,16 @@
 //! cluster_id = 42
 //! heap_mib   = 16
 //! log_level  = info
-//! mode       = node   # or selftest, wal-exercise, wal-bench, ...
+//! mode       = node   # or selftest, wal-exercise, wal-bench, net-bench, ...
 //! unsafe_no_flush = false
+//! # networking (see the field docs)
+//! secret_key = 9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60
+//! lan_ip     = 10.7.0.1/24
+//! peer       = 2 10.7.0.2 3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c
+//! peer       = 3 10.7.0.3 fc51cd8e6218a1a38da47ed00230f0580816ed13ba3303ac5deb911548908025
 //! ```
+//!
+//! `peer` is the one key that may repeat (once per other member).
 //!
 //! Parsing is total: any bytes give `Ok(Config)` or a [`ConfigError`] that
 //! names the line and what is wrong with it. The kernel prints that error and
@@ -73,6 +80,35 @@ pub enum Mode {
     /// sizes 1, 16 and 256 on the attached disk, printed as a table; then
     /// exits QEMU through `isa-debug-exit`. Needs a virtio-blk disk.
     WalBench,
+    /// Run as a node, and if this is the lowest node id, measure round
+    /// trips and message rate of authenticated peer messages to the next
+    /// peer, print them, and exit QEMU (benchmarks only).
+    NetBench,
+    /// Measure the floor under `NetBench`: raw Ethernet frames echoed
+    /// between two NICs with no IP stack and no authentication (benchmarks only).
+    NetBenchRaw,
+}
+
+/// Most peers a node can have (a 9-node cluster); bounds the fixed table
+/// the parser fills without a heap.
+pub const MAX_PEERS: usize = 8;
+
+/// An IPv4 address with its prefix length, as in `10.7.0.1/24`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ipv4Cidr {
+    pub address: [u8; 4],
+    pub prefix_len: u8,
+}
+
+/// Another member of the cluster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Peer {
+    /// Its node id (1..=255, not ours, unique).
+    pub id: u8,
+    /// Its address on the replication LAN.
+    pub lan_ip: [u8; 4],
+    /// Its Ed25519 public key (32 bytes).
+    pub public_key: [u8; 32],
 }
 
 /// A parsed node configuration.
@@ -97,6 +133,27 @@ pub struct Config {
     /// because nothing written to it is ever known to be durable. Only for
     /// benchmarks; with it set, an acknowledged entry can be lost.
     pub unsafe_no_flush: bool,
+    /// This node's Ed25519 secret key (the 32-byte seed, hex). Default none:
+    /// without it the node cannot authenticate to peers and runs without
+    /// the replication LAN. Keep config files with keys private.
+    pub secret_key: Option<[u8; 32]>,
+    /// Address on the replication LAN (the first virtio-net NIC). Default
+    /// none (LAN not configured).
+    pub lan_ip: Option<Ipv4Cidr>,
+    /// The other members: up to [`MAX_PEERS`] `peer = <id> <lan ip> <public key hex>` lines.
+    pub peers: [Option<Peer>; MAX_PEERS],
+    /// Address on the client network (the second NIC). Default
+    /// `10.0.2.15/24`, what QEMU user networking hands out; change it on
+    /// real networks.
+    pub client_ip: Ipv4Cidr,
+    /// Default gateway on the client network. Default `10.0.2.2` (QEMU
+    /// user networking's host side).
+    pub client_gateway: [u8; 4],
+    /// UDP port for peer messages on the LAN. Default 7000.
+    pub peer_port: u16,
+    /// TCP port of the HTTP status endpoint (`GET /status`) on the client
+    /// network. Default 8080.
+    pub status_port: u16,
 }
 
 impl Default for Config {
@@ -108,7 +165,24 @@ impl Default for Config {
             log_level: LogLevel::Info,
             mode: Mode::Node,
             unsafe_no_flush: false,
+            secret_key: None,
+            lan_ip: None,
+            peers: [None; MAX_PEERS],
+            client_ip: Ipv4Cidr {
+                address: [10, 0, 2, 15],
+                prefix_len: 24,
+            },
+            client_gateway: [10, 0, 2, 2],
+            peer_port: 7000,
+            status_port: 8080,
         }
+    }
+}
+
+impl Config {
+    /// The configured peers, in file order.
+    pub fn peers(&self) -> impl Iterator<Item = &Peer> {
+        self.peers.iter().flatten()
     }
 }
 
@@ -139,6 +213,8 @@ impl core::fmt::Display for Mode {
             Mode::SelfTestPageFault => "selftest-page-fault",
             Mode::WalExercise => "wal-exercise",
             Mode::WalBench => "wal-bench",
+            Mode::NetBench => "net-bench",
+            Mode::NetBenchRaw => "net-bench-raw",
         })
     }
 }

@@ -1,7 +1,7 @@
 //! The line parser. It never allocates and never panics: the kernel runs it
 //! before the heap exists, on bytes that came from outside.
 
-use crate::{Config, LogLevel, Mode, HEAP_MIB_RANGE, MAX_CONFIG_BYTES};
+use crate::{Config, Ipv4Cidr, LogLevel, Mode, Peer, HEAP_MIB_RANGE, MAX_CONFIG_BYTES, MAX_PEERS};
 use core::fmt;
 
 /// Why a configuration was refused, and where.
@@ -24,6 +24,10 @@ pub enum ConfigErrorKind {
     UnknownKey,
     /// A key given twice.
     DuplicateKey,
+    /// More than [`MAX_PEERS`] `peer` lines.
+    TooManyPeers,
+    /// A `peer` line repeats a node id, or names this node's own id.
+    BadPeerId,
     /// A value that does not parse for its key; the str says what is expected.
     BadValue { expected: &'static str },
 }
@@ -46,6 +50,10 @@ impl fmt::Display for ConfigError {
                 f.write_str("unknown key (known: node_id, cluster_id, heap_mib, log_level, mode, unsafe_no_flush)")
             }
             ConfigErrorKind::DuplicateKey => f.write_str("key given more than once"),
+            ConfigErrorKind::TooManyPeers => write!(f, "more than {MAX_PEERS} peers"),
+            ConfigErrorKind::BadPeerId => {
+                f.write_str("peer id repeats another peer's or this node's id")
+            }
             ConfigErrorKind::BadValue { expected } => write!(f, "bad value, expected {expected}"),
         }
     }
@@ -60,7 +68,8 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
 
     let mut config = Config::default();
     // One bit per key: set once seen, so duplicates are caught.
-    let mut seen = 0u8;
+    let mut seen = 0u16;
+    let mut peer_count = 0;
     for (i, raw) in text.lines().enumerate() {
         let line = i + 1;
         let err = |kind| ConfigError { line, kind };
@@ -113,15 +122,57 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
                     "node" => Mode::Node,
                     "selftest" => Mode::SelfTest,
                     "selftest-page-fault" => Mode::SelfTestPageFault,
+                    "net-bench" => Mode::NetBench,
+                    "net-bench-raw" => Mode::NetBenchRaw,
                     "wal-exercise" => Mode::WalExercise,
                     "wal-bench" => Mode::WalBench,
                     _ => {
                         return Err(err(bad(
-                            "node, selftest, selftest-page-fault, wal-exercise or wal-bench",
+                            "node, selftest, selftest-page-fault, net-bench, net-bench-raw, wal-exercise or wal-bench",
                         )))
                     }
                 };
                 4
+            }
+            "secret_key" => {
+                config.secret_key = Some(hex32(value).ok_or(err(bad("64 hex digits")))?);
+                5
+            }
+            "lan_ip" => {
+                config.lan_ip =
+                    Some(cidr(value).ok_or(err(bad("an IPv4 address/prefix like 10.7.0.1/24")))?);
+                6
+            }
+            "client_ip" => {
+                config.client_ip =
+                    cidr(value).ok_or(err(bad("an IPv4 address/prefix like 10.0.2.15/24")))?;
+                7
+            }
+            "client_gateway" => {
+                config.client_gateway = ipv4(value).ok_or(err(bad("an IPv4 address")))?;
+                8
+            }
+            "peer_port" => {
+                config.peer_port = port(value).ok_or(err(bad("a port from 1 to 65535")))?;
+                9
+            }
+            "status_port" => {
+                config.status_port = port(value).ok_or(err(bad("a port from 1 to 65535")))?;
+                10
+            }
+            "peer" => {
+                let peer = peer(value).ok_or(err(bad(
+                    "`<id 1..=255> <lan ip> <public key: 64 hex digits>`",
+                )))?;
+                if peer_count == MAX_PEERS {
+                    return Err(err(ConfigErrorKind::TooManyPeers));
+                }
+                if config.peers().any(|p| p.id == peer.id) {
+                    return Err(err(ConfigErrorKind::BadPeerId));
+                }
+                config.peers[peer_count] = Some(peer);
+                peer_count += 1;
+                continue; // may repeat
             }
             "unsafe_no_flush" => {
                 config.unsafe_no_flush = match value {
@@ -129,7 +180,7 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
                     "false" => false,
                     _ => return Err(err(bad("true or false"))),
                 };
-                5
+                11
             }
             _ => return Err(err(ConfigErrorKind::UnknownKey)),
         };
@@ -138,7 +189,71 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
         }
         seen |= 1 << bit;
     }
+    if config.peers().any(|p| p.id == config.node_id) {
+        return Err(whole(ConfigErrorKind::BadPeerId));
+    }
     Ok(config)
+}
+
+fn ipv4(text: &str) -> Option<[u8; 4]> {
+    let mut out = [0u8; 4];
+    let mut parts = text.split('.');
+    for byte in out.iter_mut() {
+        let part = parts.next()?;
+        // No leading zeros, signs or blanks: one spelling per address.
+        if part.is_empty() || part.len() > 3 || (part.len() > 1 && part.starts_with('0')) {
+            return None;
+        }
+        if !part.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        *byte = part.parse().ok()?;
+    }
+    parts.next().is_none().then_some(out)
+}
+
+fn cidr(text: &str) -> Option<Ipv4Cidr> {
+    let (address, prefix) = text.split_once('/')?;
+    let prefix_len: u8 = prefix.parse().ok()?;
+    (1..=32).contains(&prefix_len).then_some(())?;
+    Some(Ipv4Cidr {
+        address: ipv4(address)?,
+        prefix_len,
+    })
+}
+
+fn port(text: &str) -> Option<u16> {
+    text.parse::<u16>().ok().filter(|&p| p != 0)
+}
+
+fn hex32(text: &str) -> Option<[u8; 32]> {
+    let bytes = text.as_bytes();
+    if bytes.len() != 64 {
+        return None;
+    }
+    let nibble = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    };
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = nibble(bytes[2 * i])? << 4 | nibble(bytes[2 * i + 1])?;
+    }
+    Some(out)
+}
+
+fn peer(text: &str) -> Option<Peer> {
+    let mut fields = text.split_whitespace();
+    let id: u8 = fields.next()?.parse().ok().filter(|&id| id >= 1)?;
+    let lan_ip = ipv4(fields.next()?)?;
+    let public_key = hex32(fields.next()?)?;
+    fields.next().is_none().then_some(Peer {
+        id,
+        lan_ip,
+        public_key,
+    })
 }
 
 fn bad(expected: &'static str) -> ConfigErrorKind {
@@ -172,7 +287,7 @@ mod tests {
                 heap_mib: 32,
                 log_level: LogLevel::Debug,
                 mode: Mode::SelfTest,
-                unsafe_no_flush: false,
+                ..Config::default()
             }
         );
     }
@@ -223,6 +338,69 @@ mod tests {
             ConfigErrorKind::TooLarge {
                 len: MAX_CONFIG_BYTES + 1
             }
+        );
+    }
+
+    #[test]
+    fn network_keys_parse() {
+        let key = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60";
+        let text = std::format!(
+            "node_id = 1\nsecret_key = {key}\nlan_ip = 10.7.0.1/24\npeer = 2 10.7.0.2 {key}\npeer = 3 10.7.0.3 {key}\nclient_ip = 192.168.1.9/16\nclient_gateway = 192.168.1.1\npeer_port = 7100\nstatus_port = 80\n"
+        );
+        extern crate std;
+        let config = parse(text.as_bytes()).unwrap();
+        assert_eq!(config.secret_key.unwrap()[0], 0x9d);
+        assert_eq!(
+            config.lan_ip,
+            Some(Ipv4Cidr {
+                address: [10, 7, 0, 1],
+                prefix_len: 24
+            })
+        );
+        let peers: std::vec::Vec<_> = config.peers().map(|p| (p.id, p.lan_ip)).collect();
+        assert_eq!(peers, [(2, [10, 7, 0, 2]), (3, [10, 7, 0, 3])]);
+        assert_eq!(config.client_ip.address, [192, 168, 1, 9]);
+        assert_eq!(config.client_gateway, [192, 168, 1, 1]);
+        assert_eq!((config.peer_port, config.status_port), (7100, 80));
+    }
+
+    #[test]
+    fn network_keys_are_checked() {
+        let key = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60";
+        for bad_line in [
+            "secret_key = 9d61",
+            "secret_key = zz61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60",
+            "lan_ip = 10.7.0.1",
+            "lan_ip = 10.7.0.01/24",
+            "lan_ip = 10.7.0.256/24",
+            "lan_ip = 10.7.0.1/33",
+            "client_gateway = 10.0.2",
+            "peer_port = 0",
+            "peer = 0 10.7.0.2 9d61",
+        ] {
+            let e = parse(bad_line.as_bytes()).unwrap_err();
+            assert!(
+                matches!(e.kind, ConfigErrorKind::BadValue { .. }),
+                "{bad_line}: {e:?}"
+            );
+        }
+        extern crate std;
+        let dup = std::format!("peer = 2 10.7.0.2 {key}\npeer = 2 10.7.0.3 {key}");
+        assert_eq!(
+            parse(dup.as_bytes()).unwrap_err().kind,
+            ConfigErrorKind::BadPeerId
+        );
+        let own = std::format!("node_id = 2\npeer = 2 10.7.0.2 {key}");
+        assert_eq!(
+            parse(own.as_bytes()).unwrap_err().kind,
+            ConfigErrorKind::BadPeerId
+        );
+        let many: std::string::String = (2..=10)
+            .map(|id| std::format!("peer = {id} 10.7.0.{id} {key}\n"))
+            .collect();
+        assert_eq!(
+            parse(many.as_bytes()).unwrap_err().kind,
+            ConfigErrorKind::TooManyPeers
         );
     }
 

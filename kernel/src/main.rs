@@ -27,6 +27,8 @@ mod console;
 mod drivers;
 mod executor;
 mod memory;
+mod netbench;
+mod network;
 mod selftest;
 mod storage;
 mod time;
@@ -92,10 +94,11 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     match config.mode {
         Mode::SelfTest => selftest::run_and_exit(),
         Mode::SelfTestPageFault => selftest::provoke_page_fault(),
-        Mode::Node => {
+        Mode::Node | Mode::NetBench | Mode::NetBenchRaw => {
             // Raft is not wired yet: the log was recovered (or formatted)
-            // and reported above; nothing writes to it in this mode.
+            // and reported above; nothing writes to it in these modes.
             drop(store);
+            network::start(&config);
             executor::spawn(heartbeat());
             executor::run()
         }

@@ -63,6 +63,7 @@ pub mod fuzz_check;
 pub mod header;
 pub mod hmac;
 pub mod keys;
+pub mod nic;
 pub mod peer;
 pub mod peer_auth;
 pub mod replay;

@@ -10,6 +10,8 @@
 //! Images are built once per test process, in release mode: a debug kernel
 //! takes ~20 s to load under TCG (shared/PLATFORM.md).
 
+pub mod cluster;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -233,6 +235,8 @@ pub struct VmConfig {
     pub timeout: Duration,
     /// A virtio-blk disk, if any.
     pub disk: Option<Disk>,
+    /// Extra QEMU arguments (NICs, disks), appended in order.
+    pub extra_args: Vec<String>,
 }
 
 impl VmConfig {
@@ -246,6 +250,7 @@ impl VmConfig {
             node_config: None,
             timeout: DEFAULT_TIMEOUT,
             disk: None,
+            extra_args: Vec::new(),
         }
     }
     /// Attaches `path` (a raw image) as a virtio-blk disk.
@@ -271,6 +276,29 @@ impl VmConfig {
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
+    }
+    /// Adds a virtio-net NIC on `netdev` (a QEMU `-netdev` value whose id is
+    /// `id`). NICs appear on the PCI bus in the order they are added; the
+    /// kernel takes the first as the replication LAN when `lan_ip` is set.
+    pub fn nic(mut self, netdev: &str, id: &str, mac: Option<&str>) -> Self {
+        self.extra_args
+            .extend(["-netdev".into(), netdev.into(), "-device".into()]);
+        let mut device = format!("virtio-net-pci,netdev={id},disable-legacy=on");
+        if let Some(mac) = mac {
+            device.push_str(&format!(",mac={mac}"));
+        }
+        self.extra_args.push(device);
+        self
+    }
+    /// Adds the client NIC: QEMU user networking, restricted (no traffic
+    /// leaves the VM except forwarded ports), with the guest's status port
+    /// 8080 forwarded from 127.0.0.1:`status_port` on the host.
+    pub fn client_nic(self, status_port: u16) -> Self {
+        self.nic(
+            &format!("user,id=client,restrict=on,hostfwd=tcp:127.0.0.1:{status_port}-:8080"),
+            "client",
+            None,
+        )
     }
 
     /// Where this VM's files (config, serial log) go.
@@ -351,6 +379,7 @@ impl VmConfig {
                 &format!("name=opt/continuum/config,file={}", path.display()),
             ]);
         }
+        qemu.args(&self.extra_args);
         qemu.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -430,6 +459,42 @@ fn spawn_reader(
     })
 }
 
+/// A free TCP port on 127.0.0.1 (bound and released; a race with another
+/// process grabbing it in between is possible but unlikely).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("cannot bind a loopback port")
+}
+
+/// `GET path` from 127.0.0.1:`port`; the body if the answer is 200.
+pub fn http_get(port: u16, path: &str) -> Result<String, String> {
+    use std::io::{Read, Write};
+    let mut stream =
+        std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: node\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .map_err(|e| e.to_string())?;
+    let (head, body) = response.split_once("\r\n\r\n").ok_or("no header end")?;
+    if !head.starts_with("HTTP/1.1 200") {
+        return Err(format!(
+            "status line: {}",
+            head.lines().next().unwrap_or("")
+        ));
+    }
+    Ok(body.to_owned())
+}
+
 /// A running VM. Dropping it kills QEMU.
 pub struct Vm {
     config: VmConfig,
@@ -471,10 +536,9 @@ impl Vm {
         }
     }
 
-    /// SIGKILLs QEMU now (no shutdown, no flush of anything QEMU still
-    /// holds: a crash as far as the guest is concerned) and returns the
-    /// console up to that moment.
-    pub fn kill(mut self) -> Run {
+    /// Like [`Vm::kill`] (SIGKILL: a crash as far as the guest is
+    /// concerned), returning the console up to that moment as a [`Run`].
+    pub fn crash(mut self) -> Run {
         let _ = self.child.kill();
         self.wait_exit()
     }
@@ -510,8 +574,16 @@ impl Vm {
         }
     }
 
+    /// Kills QEMU with SIGKILL, as a crash would, and waits for it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.join_readers();
+    }
+
     /// The serial console so far.
     pub fn console_text(&self) -> String {
+        // (kept in sync with `Run::console`)
         render(&self.console.lines.lock().unwrap())
     }
 

@@ -146,7 +146,7 @@ fn acknowledged_entries_and_votes_survive_kill_9() {
             .map_or(0, |d| d.subsec_nanos() as u64 % KILL_JITTER_US);
         eprintln!("cycle {cycle}: kill {jitter} us after ack #{acks_before_kill}");
         std::thread::sleep(Duration::from_micros(jitter));
-        let run = vm.kill();
+        let run = vm.crash();
         assert!(
             !run.console().contains("refusing to start"),
             "{}",
@@ -211,7 +211,7 @@ fn corrupt_record_in_the_middle_is_refused() {
         .node_config(&exercise_config(1))
         .start();
     vm.wait_for_nth_line("wal: acked through index", 20);
-    drop(vm.kill());
+    vm.kill();
 
     let mut image = std::fs::read(&disk).expect("read the disk image");
     let records = wal_records(&image);
@@ -257,7 +257,7 @@ fn blank_disk_is_formatted_and_only_its_node_may_use_it() {
     vm.wait_for_line("storage: blank disk, formatted (epoch 1)");
     let recovered = boot_and_recover(&mut vm);
     assert_eq!((recovered.last_index, recovered.term), (0, 0));
-    drop(vm.kill());
+    vm.kill();
 
     let mut vm = VmConfig::new("wal-owner-reopen")
         .disk(&disk, DiskCache::Writeback)
@@ -269,7 +269,7 @@ fn blank_disk_is_formatted_and_only_its_node_may_use_it() {
         text.contains("storage: format epoch 1") && !text.contains("formatted"),
         "a formatted disk is opened, not formatted again:\n{text}"
     );
-    drop(vm.kill());
+    vm.kill();
 
     let mut vm = VmConfig::new("wal-owner-wrong-node")
         .disk(&disk, DiskCache::Writeback)
@@ -284,7 +284,7 @@ fn blank_disk_is_formatted_and_only_its_node_may_use_it() {
     );
     vm.wait_for_line("halted");
     assert!(!vm.console_text().contains("storage: recovered"));
-    drop(vm.kill());
+    vm.kill();
 
     let mut vm = VmConfig::new("wal-owner-wrong-cluster")
         .disk(&disk, DiskCache::Writeback)
@@ -308,7 +308,7 @@ fn disk_without_cache_flush_is_refused() {
         "{line}"
     );
     vm.wait_for_line("halted");
-    drop(vm.kill());
+    vm.kill();
 
     // Explicitly unsafe: runs, and says so.
     let mut vm = VmConfig::new("wal-no-flush-unsafe")

@@ -6,6 +6,7 @@
 
 pub mod virtio;
 pub mod virtio_blk;
+pub mod virtio_net;
 
 use crate::arch::x86_64::acpi::{self, Madt};
 use crate::arch::x86_64::device_irq::DeviceIrq;

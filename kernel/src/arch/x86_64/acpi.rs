@@ -18,12 +18,11 @@ pub struct IoApic {
     pub gsi_base: u32,
 }
 
-/// ISA IRQ `source` arrives at `gsi` with the given MPS INTI flags.
+/// ISA IRQ `source` arrives at `gsi`.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Override {
     pub source: u8,
     pub gsi: u32,
-    pub flags: u16,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -118,7 +117,6 @@ pub fn madt(rsdp: u64) -> Option<Madt> {
                 out.overrides[out.override_count] = Override {
                     source: entry[3],
                     gsi: u32_at(entry, 4),
-                    flags: u16::from_le_bytes([entry[8], entry[9]]),
                 };
                 out.override_count += 1;
             }

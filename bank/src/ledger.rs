@@ -1,0 +1,394 @@
+//! The ledger state and the `apply` loop the node drives.
+//!
+//! `apply(index, entry)` decodes the entry, verifies every signature (batched,
+//! see `verify.rs`), executes the commands in order (`execute.rs`), extends
+//! the receipt chain and then asserts the ledger invariants. The caller (the
+//! node) must feed committed entries in log order with strictly increasing
+//! indices; gaps are allowed (Raft entries that are not bank commands).
+
+use crate::codec::Put;
+use crate::command::{AccountFlags, Command, Transfer};
+use crate::entry::Entry;
+use crate::outcome::Outcome;
+use crate::receipt::{self, ChainHash};
+use crate::session::SessionTable;
+use crate::verify::{self, OwnerKey, VerifyItem};
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+use core::fmt;
+
+/// Memory bounds, fixed at genesis and part of the replicated state (every
+/// replica must refuse at the same point). Sizes are measured payload
+/// (`size_of`) plus B-tree slack: `BTreeMap` leaves hold 6–11 entries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Most accounts. Each costs 240 bytes of key + value (the owner key is
+    /// kept decompressed for verification), ~250–440 bytes with slack.
+    /// Beyond it account creation gets `AccountsFull`. Default 65 536.
+    pub max_accounts: u64,
+    /// Most applied transfers remembered by id. Each costs 112 bytes of key +
+    /// value, ~115–210 bytes with slack. Ids are never evicted (that would
+    /// break exactly-once); when full, new transfers get `TransfersFull`.
+    /// Default 524 288 (≤ ~105 MiB).
+    pub max_transfers: u64,
+    /// Most client sessions, LRU-evicted (`session.rs`). Each costs 144 bytes
+    /// (session map + age index), ~150–270 with slack. Default 65 536.
+    pub max_sessions: u64,
+}
+
+/// Default `Limits::max_accounts`.
+pub const DEFAULT_MAX_ACCOUNTS: u64 = 1 << 16;
+/// Default `Limits::max_transfers`.
+pub const DEFAULT_MAX_TRANSFERS: u64 = 1 << 19;
+/// Default `Limits::max_sessions` (the session bound of Raft thesis §6.3).
+pub const DEFAULT_MAX_SESSIONS: u64 = 1 << 16;
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_accounts: DEFAULT_MAX_ACCOUNTS,
+            max_transfers: DEFAULT_MAX_TRANSFERS,
+            max_sessions: DEFAULT_MAX_SESSIONS,
+        }
+    }
+}
+
+/// Everything the cluster configuration says about the ledger.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GenesisConfig {
+    /// Bound into every signed message (no cross-cluster replay).
+    pub cluster_id: u128,
+    /// Signs account creation; owns the reserve account.
+    pub operator_key: [u8; 32],
+    /// Account that holds the whole supply at genesis.
+    pub reserve_account: u128,
+    /// Total money; conserved for ever.
+    pub supply: u64,
+    pub limits: Limits,
+}
+
+/// Length of [`GenesisConfig::encode`].
+pub const GENESIS_CONFIG_LEN: usize = 16 + 32 + 16 + 8 + 3 * 8;
+
+impl GenesisConfig {
+    /// Fixed-width encoding (genesis chain head, snapshots).
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.put_u128(self.cluster_id);
+        out.put_bytes(&self.operator_key);
+        out.put_u128(self.reserve_account);
+        out.put_u64(self.supply);
+        out.put_u64(self.limits.max_accounts);
+        out.put_u64(self.limits.max_transfers);
+        out.put_u64(self.limits.max_sessions);
+    }
+}
+
+/// Why a genesis configuration is unusable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GenesisError {
+    /// The operator key is not a valid, torsion-free Ed25519 point.
+    InvalidOperatorKey,
+    /// A limit is zero (the reserve account and one session must fit).
+    ZeroLimit,
+}
+
+impl fmt::Display for GenesisError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GenesisError::InvalidOperatorKey => f.write_str("invalid operator key"),
+            GenesisError::ZeroLimit => f.write_str("a ledger limit is zero"),
+        }
+    }
+}
+
+/// One account.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Account {
+    pub id: u128,
+    pub owner: OwnerKey,
+    pub flags: AccountFlags,
+    pub balance: u64,
+}
+
+/// A transfer that applied `Ok`, kept by id for ever (exactly-once).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AppliedTransfer {
+    pub transfer: Transfer,
+    /// Log index of the entry that applied it.
+    pub index: u64,
+}
+
+/// What one `apply` did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApplyResult {
+    pub index: u64,
+    /// One outcome per command in entry order, or a single
+    /// `Outcome::Malformed` when the entry did not decode.
+    pub outcomes: Vec<Outcome>,
+    /// Receipt chain head after this entry.
+    pub chain_head: ChainHash,
+}
+
+/// Whether signatures are checked (always, except the feature-gated
+/// benchmark path).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Checking {
+    Verify,
+    #[cfg(any(test, feature = "unverified-apply"))]
+    AssumeValid,
+}
+
+/// The replicated ledger state machine. Equality compares the replicated
+/// state only (not the local `batch_verify` knob).
+#[derive(Clone, Debug)]
+pub struct Ledger {
+    pub(crate) config: GenesisConfig,
+    pub(crate) operator: OwnerKey,
+    pub(crate) accounts: BTreeMap<u128, Account>,
+    pub(crate) transfers: BTreeMap<u128, AppliedTransfer>,
+    pub(crate) sessions: SessionTable,
+    pub(crate) applied_index: u64,
+    pub(crate) chain_head: ChainHash,
+    /// Local performance knob, not replicated state (outcomes do not depend
+    /// on it): verify an entry's signatures as one batch. Default true.
+    pub(crate) batch_verify: bool,
+}
+
+impl PartialEq for Ledger {
+    fn eq(&self, other: &Ledger) -> bool {
+        self.config == other.config
+            && self.operator == other.operator
+            && self.accounts == other.accounts
+            && self.transfers == other.transfers
+            && self.sessions == other.sessions
+            && self.applied_index == other.applied_index
+            && self.chain_head == other.chain_head
+    }
+}
+
+impl Eq for Ledger {}
+
+impl Ledger {
+    /// The ledger before any entry: the whole supply in the reserve account,
+    /// owned by the operator key. Applied index 0.
+    pub fn genesis(config: GenesisConfig) -> Result<Ledger, GenesisError> {
+        let operator =
+            OwnerKey::parse(&config.operator_key).ok_or(GenesisError::InvalidOperatorKey)?;
+        let l = config.limits;
+        if l.max_accounts == 0 || l.max_transfers == 0 || l.max_sessions == 0 {
+            return Err(GenesisError::ZeroLimit);
+        }
+        let mut accounts = BTreeMap::new();
+        accounts.insert(
+            config.reserve_account,
+            Account {
+                id: config.reserve_account,
+                owner: operator,
+                flags: AccountFlags::empty(),
+                balance: config.supply,
+            },
+        );
+        let mut encoded = Vec::with_capacity(GENESIS_CONFIG_LEN);
+        config.encode(&mut encoded);
+        let ledger = Ledger {
+            config,
+            operator,
+            accounts,
+            transfers: BTreeMap::new(),
+            sessions: SessionTable::new(l.max_sessions),
+            applied_index: 0,
+            chain_head: receipt::genesis_head(&encoded),
+            batch_verify: true,
+        };
+        ledger.assert_invariants();
+        Ok(ledger)
+    }
+
+    /// Decodes, verifies and executes one committed log entry.
+    ///
+    /// Never panics on any `entry_bytes`: a malformed entry is the outcome
+    /// `Malformed` (recorded in the receipt chain). Panics if `index` is not
+    /// above the applied index (a caller bug: the log is applied out of
+    /// order) or if a ledger invariant breaks (see `assert_invariants`).
+    pub fn apply(&mut self, index: u64, entry_bytes: &[u8]) -> ApplyResult {
+        self.apply_checked(index, entry_bytes, Checking::Verify)
+    }
+
+    /// Benchmark/test path that **skips signature verification**. Only built
+    /// with the `unverified-apply` feature, which the node never enables; the
+    /// crate's own benches turn it on through a dev-dependency.
+    #[cfg(feature = "unverified-apply")]
+    pub fn apply_unverified(&mut self, index: u64, entry_bytes: &[u8]) -> ApplyResult {
+        self.apply_checked(index, entry_bytes, Checking::AssumeValid)
+    }
+
+    pub(crate) fn apply_checked(
+        &mut self,
+        index: u64,
+        entry_bytes: &[u8],
+        checking: Checking,
+    ) -> ApplyResult {
+        assert!(
+            index > self.applied_index,
+            "applied index must strictly increase: {} after {}",
+            index,
+            self.applied_index
+        );
+        let outcomes = match Entry::decode(entry_bytes) {
+            Err(e) => alloc::vec![Outcome::Malformed(e)],
+            Ok(entry) => {
+                let verdicts = match checking {
+                    Checking::Verify => self.preverify(&entry),
+                    #[cfg(any(test, feature = "unverified-apply"))]
+                    Checking::AssumeValid => alloc::vec![None; entry.commands().len()],
+                };
+                entry
+                    .commands()
+                    .iter()
+                    .zip(verdicts)
+                    .map(|(c, v)| self.execute(index, c, v, checking))
+                    .collect()
+            }
+        };
+        self.applied_index = index;
+        self.chain_head = receipt::extend(&self.chain_head, index, entry_bytes, &outcomes);
+        self.assert_invariants();
+        ApplyResult {
+            index,
+            outcomes,
+            chain_head: self.chain_head,
+        }
+    }
+
+    /// Verifies all signatures of `entry` at once (see `verify.rs`). The
+    /// signer of each command is resolved against the state at entry start
+    /// plus accounts that earlier commands of the same entry would create;
+    /// `execute` re-checks that the signer it finds is the key verified here
+    /// and otherwise verifies alone, so the outcome equals sequential
+    /// one-by-one verification.
+    fn preverify(&self, entry: &Entry) -> Vec<Option<Verdict>> {
+        let mut pending_owners: BTreeMap<u128, OwnerKey> = BTreeMap::new();
+        let mut messages = Vec::with_capacity(entry.commands().len());
+        let mut signers = Vec::with_capacity(entry.commands().len());
+        for signed in entry.commands() {
+            let signer = match &signed.command {
+                Command::CreateAccount(c) => {
+                    if !self.accounts.contains_key(&c.id) && !pending_owners.contains_key(&c.id) {
+                        if let Some(owner) = OwnerKey::parse(&c.owner) {
+                            pending_owners.insert(c.id, owner);
+                        }
+                    }
+                    Some(self.operator)
+                }
+                Command::Transfer(t) => self
+                    .accounts
+                    .get(&t.from)
+                    .map(|a| a.owner)
+                    .or_else(|| pending_owners.get(&t.from).copied()),
+            };
+            signers.push(signer);
+            messages.push(signed.command.signing_message(self.config.cluster_id));
+        }
+        let mut slots = Vec::with_capacity(signers.len());
+        let mut items = Vec::with_capacity(signers.len());
+        for (i, signer) in signers.iter().enumerate() {
+            if let Some(key) = signer {
+                slots.push(i);
+                items.push(VerifyItem {
+                    key: *key,
+                    message: messages[i].as_bytes(),
+                    signature: &entry.commands()[i].signature,
+                });
+            }
+        }
+        let valid = verify::verify_all(&items, self.batch_verify);
+        let mut verdicts = alloc::vec![None; signers.len()];
+        for ((slot, item), ok) in slots.into_iter().zip(items.iter()).zip(valid) {
+            verdicts[slot] = Some(Verdict {
+                key: *item.key.as_bytes(),
+                valid: ok,
+            });
+        }
+        verdicts
+    }
+
+    /// Production invariants, checked after every apply (TigerBeetle style:
+    /// halt loudly rather than continue with corrupt money).
+    pub fn assert_invariants(&self) {
+        let mut sum: u128 = 0;
+        for (id, a) in &self.accounts {
+            assert_eq!(*id, a.id, "account keyed under a different id");
+            // Balances are u64, so "no negative balance" is structural; the
+            // u128 sum cannot overflow for < 2^64 accounts.
+            sum += u128::from(a.balance);
+        }
+        assert_eq!(
+            sum,
+            u128::from(self.config.supply),
+            "conservation violated: balances do not sum to the supply"
+        );
+        assert!(self.accounts.len() as u64 <= self.config.limits.max_accounts);
+        assert!(self.transfers.len() as u64 <= self.config.limits.max_transfers);
+        assert!(self.sessions.len() as u64 <= self.config.limits.max_sessions);
+    }
+
+    /// Turns batch signature verification on or off for this replica. It
+    /// changes speed only, never an outcome (`verify.rs`), so replicas may
+    /// differ here. Not part of snapshots; restored ledgers batch.
+    pub fn set_batch_verification(&mut self, batch: bool) {
+        self.batch_verify = batch;
+    }
+
+    /// Balance of `account`, if it exists.
+    pub fn balance(&self, account: u128) -> Option<u64> {
+        self.accounts.get(&account).map(|a| a.balance)
+    }
+
+    /// The account record, if it exists.
+    pub fn account(&self, account: u128) -> Option<&Account> {
+        self.accounts.get(&account)
+    }
+
+    /// `Some` if transfer `id` applied (`Ok`), with the entry index that
+    /// applied it. Rejected transfers are not kept by id (their last outcome
+    /// is in the client session, `session_outcome`).
+    pub fn transfer_outcome(&self, id: u128) -> Option<&AppliedTransfer> {
+        self.transfers.get(&id)
+    }
+
+    /// Last `(seq, transfer id, outcome)` of a client session.
+    pub fn session_outcome(&self, account: u128, client: u128) -> Option<(u64, u128, Outcome)> {
+        self.sessions
+            .get(&(account, client))
+            .map(|s| (s.last_seq, s.last_id, s.last_outcome))
+    }
+
+    /// `(applied index, receipt chain head)`.
+    pub fn chain_head(&self) -> (u64, ChainHash) {
+        (self.applied_index, self.chain_head)
+    }
+
+    pub fn applied_index(&self) -> u64 {
+        self.applied_index
+    }
+
+    pub fn config(&self) -> &GenesisConfig {
+        &self.config
+    }
+
+    /// Number of accounts, applied transfers and sessions.
+    pub fn sizes(&self) -> (usize, usize, usize) {
+        (
+            self.accounts.len(),
+            self.transfers.len(),
+            self.sessions.len(),
+        )
+    }
+}
+
+/// The result of pre-verifying one command's signature against `key`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Verdict {
+    pub key: [u8; 32],
+    pub valid: bool,
+}

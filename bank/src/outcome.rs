@@ -1,0 +1,141 @@
+//! The outcome of applying one command. Every outcome is deterministic (a
+//! function of the ledger state and the command bytes), is returned to the
+//! client, and is hashed into the receipt chain by its stable code.
+
+use crate::codec::DecodeError;
+use alloc::vec::Vec;
+use core::fmt;
+
+/// What happened to one command (or, for [`Outcome::Malformed`], to a whole
+/// entry that did not decode).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Applied: the account exists now / the money moved.
+    Ok,
+    /// Same id and same fields as a command that already applied with `Ok`;
+    /// nothing changed (idempotent retry).
+    Exists,
+    /// The id is taken by an applied command with different fields.
+    ExistsWithDifferentFields,
+    /// The debited account's balance is below the amount.
+    InsufficientFunds,
+    /// The debited (`from`) account does not exist, so no key can authorise it.
+    NoSuchDebitAccount,
+    /// The credited (`to`) account does not exist.
+    NoSuchCreditAccount,
+    /// `from == to`.
+    SameAccount,
+    /// `amount == 0`.
+    ZeroAmount,
+    /// The signature is not a strictly valid Ed25519 signature of the command
+    /// by the required key (debit owner, or operator for account creation).
+    BadSignature,
+    /// Crediting would overflow `u64`. Unreachable while conservation holds
+    /// (every balance ≤ supply ≤ u64::MAX) but checked instead of assumed.
+    Overflow,
+    /// The session already used this seq for a different transfer.
+    DuplicateSessionSeq,
+    /// The seq is below the session's last seq (an old, superseded request).
+    StaleSessionSeq,
+    /// The debited account has the `CREDIT_ONLY` flag.
+    DebitForbidden,
+    /// The new owner key is not a valid, torsion-free Ed25519 point.
+    InvalidOwnerKey,
+    /// `Limits::max_accounts` accounts exist.
+    AccountsFull,
+    /// `Limits::max_transfers` applied transfers are recorded.
+    TransfersFull,
+    /// The entry did not decode; no command in it was applied.
+    Malformed(DecodeError),
+}
+
+impl Outcome {
+    /// Stable code hashed into the receipt chain (plus a reason byte for
+    /// `Malformed`).
+    pub fn code(self) -> u8 {
+        match self {
+            Outcome::Ok => 0,
+            Outcome::Exists => 1,
+            Outcome::ExistsWithDifferentFields => 2,
+            Outcome::InsufficientFunds => 3,
+            Outcome::NoSuchDebitAccount => 4,
+            Outcome::NoSuchCreditAccount => 5,
+            Outcome::SameAccount => 6,
+            Outcome::ZeroAmount => 7,
+            Outcome::BadSignature => 8,
+            Outcome::Overflow => 9,
+            Outcome::DuplicateSessionSeq => 10,
+            Outcome::StaleSessionSeq => 11,
+            Outcome::DebitForbidden => 12,
+            Outcome::InvalidOwnerKey => 13,
+            Outcome::AccountsFull => 14,
+            Outcome::TransfersFull => 15,
+            Outcome::Malformed(_) => 16,
+        }
+    }
+
+    /// Appends the receipt encoding: `code (1)`, and for `Malformed` the
+    /// decode error's code (1).
+    pub fn encode_into(self, out: &mut Vec<u8>) {
+        out.push(self.code());
+        if let Outcome::Malformed(e) = self {
+            out.push(e.code());
+        }
+    }
+
+    /// Inverse of [`Outcome::code`] for the unit outcomes (snapshots store
+    /// session outcomes, which are never `Malformed`).
+    pub fn from_unit_code(code: u8) -> Option<Outcome> {
+        const UNIT: [Outcome; 16] = [
+            Outcome::Ok,
+            Outcome::Exists,
+            Outcome::ExistsWithDifferentFields,
+            Outcome::InsufficientFunds,
+            Outcome::NoSuchDebitAccount,
+            Outcome::NoSuchCreditAccount,
+            Outcome::SameAccount,
+            Outcome::ZeroAmount,
+            Outcome::BadSignature,
+            Outcome::Overflow,
+            Outcome::DuplicateSessionSeq,
+            Outcome::StaleSessionSeq,
+            Outcome::DebitForbidden,
+            Outcome::InvalidOwnerKey,
+            Outcome::AccountsFull,
+            Outcome::TransfersFull,
+        ];
+        UNIT.get(usize::from(code)).copied()
+    }
+
+    pub fn is_ok(self) -> bool {
+        self == Outcome::Ok
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::Ok => f.write_str("ok"),
+            Outcome::Exists => f.write_str("exists: already applied with the same fields"),
+            Outcome::ExistsWithDifferentFields => {
+                f.write_str("exists with different fields: id already used")
+            }
+            Outcome::InsufficientFunds => f.write_str("insufficient funds"),
+            Outcome::NoSuchDebitAccount => f.write_str("no such debit account"),
+            Outcome::NoSuchCreditAccount => f.write_str("no such credit account"),
+            Outcome::SameAccount => f.write_str("debit and credit account are the same"),
+            Outcome::ZeroAmount => f.write_str("amount is zero"),
+            Outcome::BadSignature => f.write_str("bad signature"),
+            Outcome::Overflow => f.write_str("balance overflow"),
+            Outcome::DuplicateSessionSeq => {
+                f.write_str("session seq already used by a different transfer")
+            }
+            Outcome::StaleSessionSeq => f.write_str("session seq below the session's last seq"),
+            Outcome::DebitForbidden => f.write_str("account is credit-only"),
+            Outcome::InvalidOwnerKey => f.write_str("invalid owner key"),
+            Outcome::AccountsFull => f.write_str("account table full"),
+            Outcome::TransfersFull => f.write_str("transfer index full"),
+            Outcome::Malformed(e) => write!(f, "malformed entry: {e}"),
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! Client sessions (Raft thesis §6.3): per `(debit account, client)` the last
+//! sequence number, the transfer it carried and its outcome, so a retried
+//! request gets its first answer back and an old request cannot apply after a
+//! newer one.
+//!
+//! Sessions are keyed by the *debit account* as well as the client id because
+//! only the account's owner can sign transfers from it: another key holder
+//! cannot advance (and so block) someone else's session.
+//!
+//! ## Bound and eviction
+//! At most `Limits::max_sessions` sessions are kept. When a new session would
+//! exceed it, the session whose last transfer applied at the smallest log
+//! index is evicted (ties — several sessions touched by one batch entry —
+//! broken by the smaller `(account, client)`): least recently used by applied
+//! index, the same on every replica. Eviction never breaks exactly-once,
+//! because every applied transfer id stays in the ledger's id index; an
+//! evicted session only loses (a) the saved answer of a *rejected* last
+//! request — a retry of it is re-executed — and (b) seq ordering for that
+//! client: its next transfer opens a fresh session.
+
+use crate::outcome::Outcome;
+use alloc::collections::{BTreeMap, BTreeSet};
+
+/// `(debit account, client id)`.
+pub type SessionKey = (u128, u128);
+
+/// What a session remembers about its last transfer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Session {
+    pub last_seq: u64,
+    pub last_id: u128,
+    pub last_to: u128,
+    pub last_amount: u64,
+    pub last_outcome: Outcome,
+    /// Log index of the entry that applied the last transfer (LRU key).
+    pub last_index: u64,
+}
+
+/// Bounded session table with deterministic LRU eviction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SessionTable {
+    max: u64,
+    by_key: BTreeMap<SessionKey, Session>,
+    by_age: BTreeSet<(u64, u128, u128)>,
+}
+
+impl SessionTable {
+    pub fn new(max: u64) -> SessionTable {
+        assert!(max > 0, "max_sessions must be positive");
+        SessionTable {
+            max,
+            by_key: BTreeMap::new(),
+            by_age: BTreeSet::new(),
+        }
+    }
+
+    pub fn get(&self, key: &SessionKey) -> Option<&Session> {
+        self.by_key.get(key)
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_key.len()
+    }
+
+    /// Sessions in key order (for snapshots).
+    pub fn iter(&self) -> impl Iterator<Item = (&SessionKey, &Session)> {
+        self.by_key.iter()
+    }
+
+    /// Stores `session` under `key`, evicting the least recently used
+    /// session if a new key would exceed the bound.
+    pub fn record(&mut self, key: SessionKey, session: Session) {
+        match self.by_key.get(&key) {
+            Some(old) => {
+                assert!(
+                    self.by_age.remove(&(old.last_index, key.0, key.1)),
+                    "session age index out of sync"
+                );
+            }
+            None => {
+                if self.by_key.len() as u64 >= self.max {
+                    if let Some(oldest) = self.by_age.pop_first() {
+                        assert!(
+                            self.by_key.remove(&(oldest.1, oldest.2)).is_some(),
+                            "session age index out of sync"
+                        );
+                    }
+                }
+            }
+        }
+        self.by_age.insert((session.last_index, key.0, key.1));
+        self.by_key.insert(key, session);
+        assert!(self.by_key.len() as u64 <= self.max);
+        assert_eq!(self.by_key.len(), self.by_age.len());
+    }
+}

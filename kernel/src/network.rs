@@ -1,0 +1,713 @@
+//! The network task: the replication LAN and the client network, driven by
+//! smoltcp over the NIC trait (`continuum_net::nic`).
+//!
+//! * **LAN** (first virtio-net NIC, when `lan_ip` is configured): UDP on
+//!   `peer_port`. Every datagram is sealed and opened by
+//!   `continuum_net::PeerAuth` (HMAC-SHA256 with pairwise keys derived from
+//!   the members' Ed25519 keys, per-sender sequence numbers in a replay
+//!   window, a boot epoch). Anything that fails to open is dropped and
+//!   counted by cause. Until Raft runs here, the traffic is a liveness ping
+//!   to every peer each [`PING_INTERVAL_MS`].
+//! * **Client network** (the next NIC): TCP `status_port` serves
+//!   `GET /status` as JSON.
+//!
+//! The task sleeps until a NIC interrupt, smoltcp's `poll_delay`, or the
+//! next ping is due — whichever is first. NICs without a routable interrupt
+//! are polled every [`POLL_FALLBACK_MS`] instead (and the console says so).
+//!
+//! The boot epoch is the wall clock in milliseconds at boot, the way
+//! WireGuard uses a timestamp to order handshakes: it grows across restarts
+//! as long as the RTC does not step back by more than a reboot takes. Once
+//! the WAL is wired in, the epoch comes from disk instead.
+
+use crate::arch::x86_64::device_irq::DeviceIrq;
+use crate::drivers::{self, virtio_net::VirtioNic};
+use crate::netbench::NetBench;
+use crate::{executor, time};
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+use continuum_config::{Config, Ipv4Cidr, Mode};
+use continuum_net::nic::{Nic, NicCounters, NicDevice};
+use continuum_net::peer::{AuthScheme, PeerBody};
+use continuum_net::peer_auth::{PeerAuth, PeerConfig};
+use core::fmt::Write;
+use core::future::{poll_fn, Future};
+use core::task::Poll;
+use core::time::Duration;
+use ed25519_dalek::{SigningKey, VerifyingKey};
+use smoltcp::iface::{Config as IfaceConfig, Interface, SocketHandle, SocketSet};
+use smoltcp::socket::{tcp, udp};
+use smoltcp::time::Instant;
+use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpEndpoint, Ipv4Address};
+use spin::Mutex;
+use virtio_drivers::transport::DeviceType;
+
+/// How often each peer is pinged.
+pub const PING_INTERVAL_MS: u64 = 1_000;
+/// A peer that has not answered for this long is reported unreachable.
+const UNREACHABLE_AFTER_MS: u64 = 3_500;
+/// Poll period for a NIC whose interrupt could not be routed.
+pub const POLL_FALLBACK_MS: u64 = 5;
+/// UDP socket buffers: datagrams in flight per direction, and their bytes.
+const UDP_PACKETS: usize = 64;
+const UDP_BYTES: usize = 64 * 1024;
+/// Local port of the socket that sends to peer `id`: `PEER_SOCKET_BASE + id`.
+/// Each peer gets its own socket because smoltcp keeps a datagram whose
+/// next hop is not yet resolved (ARP) at the head of its socket's queue: one
+/// dead peer sharing a socket would silence the node towards every peer.
+const PEER_SOCKET_BASE: u16 = 49_152;
+/// Largest HTTP request head we read before answering 400.
+const MAX_REQUEST_BYTES: usize = 2048;
+
+/// What one peer looks like from here.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PeerStatus {
+    pub ip: [u8; 4],
+    pub pings_sent: u64,
+    pub pongs_received: u64,
+    pub last_rtt_us: u64,
+    pub last_heard_ms: Option<u64>,
+    pub reachable: bool,
+}
+
+/// Everything the status page shows about the network.
+#[derive(Clone, Debug, Default)]
+pub struct NetworkStatus {
+    pub lan: Option<(Ipv4Cidr, [u8; 6])>,
+    pub client: Option<(Ipv4Cidr, [u8; 6])>,
+    pub epoch: u64,
+    pub peers: BTreeMap<u8, PeerStatus>,
+    pub auth: continuum_net::peer_auth::RejectCounters,
+    pub lan_nic: NicCounters,
+    pub client_nic: NicCounters,
+    pub status_requests: u64,
+}
+
+static STATUS: Mutex<Option<NetworkStatus>> = Mutex::new(None);
+
+struct Port {
+    device: NicDevice<VirtioNic>,
+    iface: Interface,
+    sockets: SocketSet<'static>,
+    irq: Option<DeviceIrq>,
+}
+
+fn now() -> Instant {
+    Instant::from_micros((time::monotonic_ns() / 1_000) as i64)
+}
+
+fn ipv4(a: [u8; 4]) -> Ipv4Address {
+    Ipv4Address::new(a[0], a[1], a[2], a[3])
+}
+
+impl Port {
+    fn new(
+        nic: VirtioNic,
+        irq: Option<DeviceIrq>,
+        cidr: Ipv4Cidr,
+        gateway: Option<[u8; 4]>,
+    ) -> Port {
+        let mut device = NicDevice::new(nic);
+        let mut config =
+            IfaceConfig::new(HardwareAddress::Ethernet(EthernetAddress(device.nic.mac())));
+        config.random_seed = time::rdtsc();
+        let mut iface = Interface::new(config, &mut device, now());
+        iface.update_ip_addrs(|addrs| {
+            let address = IpAddress::Ipv4(ipv4(cidr.address));
+            // One address per interface: the push cannot overflow.
+            let _ = addrs.push(IpCidr::new(address, cidr.prefix_len));
+        });
+        if let Some(gateway) = gateway {
+            let _ = iface.routes_mut().add_default_ipv4_route(ipv4(gateway));
+        }
+        Port {
+            device,
+            iface,
+            sockets: SocketSet::new(Vec::new()),
+            irq,
+        }
+    }
+
+    fn poll(&mut self) {
+        self.iface.poll(now(), &mut self.device, &mut self.sockets);
+    }
+}
+
+/// Claims the NICs and starts the network task. Without a NIC, or with a
+/// LAN configured but no key, says why on the console and returns.
+/// For the benchmarks: the peer to measure against, if this node is the
+/// lowest id (the one that measures).
+fn bench_peer(config: &Config) -> Option<u8> {
+    let lowest_peer = config.peers().map(|p| p.id).min()?;
+    (config.node_id < lowest_peer).then_some(lowest_peer)
+}
+
+pub fn start(config: &Config) {
+    let mut nics = drivers::claim_virtio(DeviceType::Network).into_iter();
+    if config.mode == Mode::NetBenchRaw {
+        let Some(device) = nics.next() else {
+            crate::halt_with(format_args!("net-bench-raw: no NIC"));
+        };
+        match VirtioNic::new(device.transport) {
+            Ok(nic) => executor::spawn(crate::netbench::raw(
+                nic,
+                device.irq,
+                bench_peer(config).is_some(),
+            )),
+            Err(error) => crate::halt_with(format_args!("net-bench-raw: NIC failed: {error}")),
+        }
+        return;
+    }
+    let mut take_port = |role: &str, cidr: Ipv4Cidr, gateway: Option<[u8; 4]>| {
+        let device = nics.next()?;
+        let (b, d, f) = device.location;
+        match VirtioNic::new(device.transport) {
+            Ok(nic) => {
+                let mac = nic.mac();
+                log::info!(
+                    "net: {role} on {b:02x}:{d:02x}.{f}, mac {}, {}, {}",
+                    fmt_mac(mac),
+                    fmt_cidr(cidr),
+                    device
+                        .irq
+                        .as_ref()
+                        .map_or(String::from("polled"), |i| alloc::format!(
+                            "irq gsi {}",
+                            i.gsi()
+                        ))
+                );
+                Some((Port::new(nic, device.irq, cidr, gateway), mac))
+            }
+            Err(error) => {
+                log::error!("net: {role} NIC {b:02x}:{d:02x}.{f} failed to start: {error}");
+                None
+            }
+        }
+    };
+    let lan = config
+        .lan_ip
+        .and_then(|cidr| take_port("replication LAN", cidr, None).map(|p| (p, cidr)));
+    let client = take_port(
+        "client network",
+        config.client_ip,
+        Some(config.client_gateway),
+    )
+    .map(|p| (p, config.client_ip));
+    if lan.is_none() && client.is_none() {
+        log::warn!("net: no usable network interface; the node runs offline");
+        return;
+    }
+
+    let epoch = time::wall_clock_millis();
+    let peers = lan.as_ref().and_then(|_| peer_setup(config, epoch));
+    let mut status = NetworkStatus {
+        lan: lan.as_ref().map(|((_, mac), cidr)| (*cidr, *mac)),
+        client: client.as_ref().map(|((_, mac), cidr)| (*cidr, *mac)),
+        epoch,
+        ..NetworkStatus::default()
+    };
+    for peer in config.peers() {
+        status.peers.insert(
+            peer.id,
+            PeerStatus {
+                ip: peer.lan_ip,
+                ..PeerStatus::default()
+            },
+        );
+    }
+    *STATUS.lock() = Some(status);
+    let task = NetworkTask {
+        node_id: config.node_id,
+        cluster_id: config.cluster_id,
+        peer_port: config.peer_port,
+        status_port: config.status_port,
+        lan: lan.map(|((port, _), _)| port),
+        client: client.map(|((port, _), _)| port),
+        auth: peers,
+        peer_socket: None,
+        peer_sockets: BTreeMap::new(),
+        status_socket: None,
+        next_ping_ms: 0,
+        nonce: 0,
+        outstanding: BTreeMap::new(),
+        datagram: Vec::new(),
+        bench: (config.mode == Mode::NetBench)
+            .then(|| bench_peer(config))
+            .flatten()
+            .map(|peer| (peer, NetBench::new())),
+    };
+    executor::spawn(task.run());
+}
+
+fn peer_setup(config: &Config, epoch: u64) -> Option<PeerAuth> {
+    let Some(secret) = config.secret_key else {
+        log::error!(
+            "net: lan_ip is set but secret_key is not; peers cannot be authenticated, LAN off"
+        );
+        return None;
+    };
+    let signing_key = SigningKey::from_bytes(&secret);
+    let mut members = vec![(config.node_id as u64, signing_key.verifying_key())];
+    for peer in config.peers() {
+        match VerifyingKey::from_bytes(&peer.public_key) {
+            Ok(key) => members.push((peer.id as u64, key)),
+            Err(_) => {
+                log::error!("net: peer {} has an invalid public key; LAN off", peer.id);
+                return None;
+            }
+        }
+    }
+    let peer_config = PeerConfig {
+        cluster_id: config.cluster_id,
+        me: config.node_id as u64,
+        epoch,
+        scheme: AuthScheme::HmacSha256,
+        signing_key: &signing_key,
+        members: &members,
+    };
+    match PeerAuth::new(peer_config) {
+        Ok(auth) => {
+            log::info!(
+                "net: {} peers, HMAC-SHA256 link keys derived, epoch {epoch}",
+                members.len() - 1
+            );
+            Some(auth)
+        }
+        Err(error) => {
+            log::error!("net: peer keys rejected: {error:?}; LAN off");
+            None
+        }
+    }
+}
+
+struct NetworkTask {
+    node_id: u8,
+    cluster_id: u64,
+    peer_port: u16,
+    status_port: u16,
+    lan: Option<Port>,
+    client: Option<Port>,
+    auth: Option<PeerAuth>,
+    peer_socket: Option<SocketHandle>,
+    /// Sending (and reply-receiving) socket per peer.
+    peer_sockets: BTreeMap<u8, SocketHandle>,
+    status_socket: Option<SocketHandle>,
+    next_ping_ms: u64,
+    nonce: u64,
+    /// Ping nonce -> (peer, sent at µs).
+    outstanding: BTreeMap<u64, (u8, u64)>,
+    datagram: Vec<u8>,
+    /// `mode = net-bench` on the lowest node id: (peer, driver).
+    bench: Option<(u8, NetBench)>,
+}
+
+/// Ping nonces with this bit set belong to the benchmark.
+const BENCH_NONCE: u64 = 1 << 63;
+
+impl NetworkTask {
+    async fn run(mut self) {
+        if let (Some(lan), Some(_)) = (self.lan.as_mut(), self.auth.as_ref()) {
+            let peers: Vec<u8> = STATUS
+                .lock()
+                .as_ref()
+                .map_or(Vec::new(), |s| s.peers.keys().copied().collect());
+            for (id, port) in core::iter::once((0, self.peer_port)).chain(
+                peers
+                    .into_iter()
+                    .map(|id| (id, PEER_SOCKET_BASE + id as u16)),
+            ) {
+                let rx = udp::PacketBuffer::new(
+                    vec![udp::PacketMetadata::EMPTY; UDP_PACKETS],
+                    vec![0; UDP_BYTES],
+                );
+                let tx = udp::PacketBuffer::new(
+                    vec![udp::PacketMetadata::EMPTY; UDP_PACKETS],
+                    vec![0; UDP_BYTES],
+                );
+                let mut socket = udp::Socket::new(rx, tx);
+                if let Err(error) = socket.bind(port) {
+                    log::error!("net: cannot bind UDP port {port}: {error}");
+                    continue;
+                }
+                let handle = lan.sockets.add(socket);
+                if id == 0 {
+                    self.peer_socket = Some(handle);
+                } else {
+                    self.peer_sockets.insert(id, handle);
+                }
+            }
+        }
+        if let Some(client) = self.client.as_mut() {
+            let socket = tcp::Socket::new(
+                tcp::SocketBuffer::new(vec![0; 4096]),
+                tcp::SocketBuffer::new(vec![0; 16 * 1024]),
+            );
+            self.status_socket = Some(client.sockets.add(socket));
+        }
+        loop {
+            for port in [self.lan.as_mut(), self.client.as_mut()]
+                .into_iter()
+                .flatten()
+            {
+                port.device.nic.ack_interrupt();
+                port.poll();
+            }
+            self.peer_traffic();
+            self.serve_status();
+            for port in [self.lan.as_mut(), self.client.as_mut()]
+                .into_iter()
+                .flatten()
+            {
+                port.poll();
+            }
+            self.publish_counters();
+            self.wait().await;
+        }
+    }
+
+    /// Sleeps until an interrupt, smoltcp's next timer, or the next ping.
+    async fn wait(&mut self) {
+        let now_ms = time::monotonic_ns() / 1_000_000;
+        let mut wait_ms = if self.auth.is_some() {
+            self.next_ping_ms.saturating_sub(now_ms)
+        } else {
+            60_000
+        };
+        if self.bench.is_some() {
+            wait_ms = wait_ms.min(10); // loss timeouts and the hand-off between phases
+        }
+        let mut irqs: Vec<&DeviceIrq> = Vec::new();
+        for port in [self.lan.as_mut(), self.client.as_mut()]
+            .into_iter()
+            .flatten()
+        {
+            if let Some(delay) = port.iface.poll_delay(now(), &port.sockets) {
+                wait_ms = wait_ms.min(delay.total_millis());
+            }
+            match &port.irq {
+                Some(irq) => irqs.push(irq),
+                None => wait_ms = wait_ms.min(POLL_FALLBACK_MS),
+            }
+        }
+        if wait_ms == 0 {
+            return;
+        }
+        let mut waits: Vec<core::pin::Pin<alloc::boxed::Box<dyn Future<Output = ()> + Send + '_>>> =
+            irqs.into_iter()
+                .map(|irq| alloc::boxed::Box::pin(irq.wait()) as _)
+                .collect();
+        waits.push(alloc::boxed::Box::pin(executor::sleep(
+            Duration::from_millis(wait_ms),
+        )));
+        first_ready(waits).await
+    }
+
+    fn peer_traffic(&mut self) {
+        let (Some(lan), Some(auth), Some(handle)) =
+            (self.lan.as_mut(), self.auth.as_mut(), self.peer_socket)
+        else {
+            return;
+        };
+        let mut status = STATUS.lock();
+        let status = status.as_mut().expect("status is set before the task runs");
+        let now_us = time::monotonic_ns() / 1_000;
+        let now_ms = now_us / 1_000;
+
+        // Receive on the well-known port and on every per-peer socket (where
+        // pongs come back): open, then answer pings and match pongs.
+        let mut replies: Vec<(u64, IpEndpoint, u64)> = Vec::new();
+        for socket_handle in core::iter::once(handle).chain(self.peer_sockets.values().copied()) {
+            let socket = lan.sockets.get_mut::<udp::Socket>(socket_handle);
+            while let Ok((datagram, meta)) = socket.recv() {
+                match auth.open(datagram) {
+                    Ok(message) => match message.body {
+                        PeerBody::Ping { nonce } => {
+                            replies.push((message.from, meta.endpoint, nonce))
+                        }
+                        PeerBody::Pong { nonce } if nonce & BENCH_NONCE != 0 => {
+                            if let Some((_, bench)) = self.bench.as_mut() {
+                                bench.on_reply(nonce & !BENCH_NONCE, now_us);
+                            }
+                        }
+                        PeerBody::Pong { nonce } => {
+                            let Some((peer, sent_us)) = self.outstanding.remove(&nonce) else {
+                                continue;
+                            };
+                            let Some(p) = status
+                                .peers
+                                .get_mut(&peer)
+                                .filter(|_| peer as u64 == message.from)
+                            else {
+                                continue;
+                            };
+                            p.pongs_received += 1;
+                            p.last_rtt_us = now_us - sent_us;
+                            p.last_heard_ms = Some(now_ms);
+                            if !p.reachable {
+                                p.reachable = true;
+                                log::info!("net: peer {peer} reachable, rtt {} us", p.last_rtt_us);
+                            }
+                        }
+                        PeerBody::Raft(_) => {}
+                    },
+                    Err(reject) => {
+                        log::debug!("net: dropped a datagram from {}: {reject:?}", meta.endpoint)
+                    }
+                }
+            }
+        }
+        for (to, endpoint, nonce) in replies {
+            let Some(&socket_handle) = u8::try_from(to)
+                .ok()
+                .and_then(|id| self.peer_sockets.get(&id))
+            else {
+                continue;
+            };
+            if auth
+                .seal(to, &PeerBody::Pong { nonce }, &mut self.datagram)
+                .is_ok()
+            {
+                let _ = lan
+                    .sockets
+                    .get_mut::<udp::Socket>(socket_handle)
+                    .send_slice(&self.datagram, endpoint);
+            }
+        }
+
+        // The benchmark runs once its peer is reachable.
+        if let Some((peer, bench)) = self.bench.as_mut() {
+            if status.peers.get(peer).is_some_and(|p| p.reachable) {
+                if bench.done() {
+                    if let Some((_, bench)) = self.bench.take() {
+                        bench.finish("authenticated peer messages");
+                    }
+                    return;
+                }
+                if let Some(&socket_handle) = self.peer_sockets.get(peer) {
+                    let endpoint = IpEndpoint::new(
+                        IpAddress::Ipv4(ipv4(status.peers[peer].ip)),
+                        self.peer_port,
+                    );
+                    for seq in bench.due(now_us) {
+                        if auth
+                            .seal(
+                                *peer as u64,
+                                &PeerBody::Ping {
+                                    nonce: seq | BENCH_NONCE,
+                                },
+                                &mut self.datagram,
+                            )
+                            .is_ok()
+                        {
+                            let _ = lan
+                                .sockets
+                                .get_mut::<udp::Socket>(socket_handle)
+                                .send_slice(&self.datagram, endpoint);
+                        }
+                    }
+                }
+            }
+        }
+
+        // Ping every peer on schedule; notice peers that went quiet.
+        if now_ms >= self.next_ping_ms {
+            self.next_ping_ms = now_ms + PING_INTERVAL_MS;
+            // Unanswered pings older than the unreachable horizon are forgotten.
+            self.outstanding
+                .retain(|_, (_, sent)| now_us - *sent < UNREACHABLE_AFTER_MS * 1_000);
+            for (&id, peer) in status.peers.iter_mut() {
+                self.nonce += 1;
+                let Some(&socket_handle) = self.peer_sockets.get(&id) else {
+                    continue;
+                };
+                if auth
+                    .seal(
+                        id as u64,
+                        &PeerBody::Ping { nonce: self.nonce },
+                        &mut self.datagram,
+                    )
+                    .is_err()
+                {
+                    continue;
+                }
+                let endpoint = IpEndpoint::new(IpAddress::Ipv4(ipv4(peer.ip)), self.peer_port);
+                let socket = lan.sockets.get_mut::<udp::Socket>(socket_handle);
+                if socket.send_slice(&self.datagram, endpoint).is_ok() {
+                    peer.pings_sent += 1;
+                    self.outstanding.insert(self.nonce, (id, now_us));
+                }
+                let silent = peer
+                    .last_heard_ms
+                    .is_none_or(|t| now_ms - t > UNREACHABLE_AFTER_MS);
+                if peer.reachable && silent {
+                    peer.reachable = false;
+                    log::warn!(
+                        "net: peer {id} unreachable (no answer for {UNREACHABLE_AFTER_MS} ms)"
+                    );
+                }
+            }
+        }
+        status.auth = auth.counters();
+    }
+
+    fn publish_counters(&mut self) {
+        let mut status = STATUS.lock();
+        if let Some(status) = status.as_mut() {
+            if let Some(lan) = &self.lan {
+                status.lan_nic = lan.device.counters;
+            }
+            if let Some(client) = &self.client {
+                status.client_nic = client.device.counters;
+            }
+        }
+    }
+
+    fn serve_status(&mut self) {
+        let (Some(client), Some(handle)) = (self.client.as_mut(), self.status_socket) else {
+            return;
+        };
+        let socket = client.sockets.get_mut::<tcp::Socket>(handle);
+        if !socket.is_open() {
+            let _ = socket.listen(self.status_port);
+            return;
+        }
+        if !socket.can_recv() {
+            if socket.state() == tcp::State::CloseWait {
+                socket.close();
+            }
+            return;
+        }
+        let mut request = [0u8; MAX_REQUEST_BYTES];
+        let len = socket.peek_slice(&mut request).unwrap_or(0);
+        let head = &request[..len];
+        let complete = head.windows(4).any(|w| w == b"\r\n\r\n");
+        if !complete && len < MAX_REQUEST_BYTES {
+            return; // wait for the rest of the head
+        }
+        let mut consumed = [0u8; MAX_REQUEST_BYTES];
+        let _ = socket.recv_slice(&mut consumed[..len]);
+        let (code, body) = if head.starts_with(b"GET /status ") || head.starts_with(b"GET /status?")
+        {
+            ("200 OK", status_json(self.node_id, self.cluster_id))
+        } else if !complete {
+            (
+                "400 Bad Request",
+                String::from("{\"error\":\"request head too large\"}"),
+            )
+        } else {
+            (
+                "404 Not Found",
+                String::from("{\"error\":\"try GET /status\"}"),
+            )
+        };
+        let mut response = String::new();
+        let _ = write!(
+            response,
+            "HTTP/1.1 {code}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = socket.send_slice(response.as_bytes());
+        socket.close();
+        if let Some(status) = STATUS.lock().as_mut() {
+            status.status_requests += 1;
+        }
+    }
+}
+
+/// Completes when the first of `futures` does.
+pub async fn first_ready(
+    mut futures: Vec<core::pin::Pin<alloc::boxed::Box<dyn Future<Output = ()> + Send + '_>>>,
+) {
+    poll_fn(|cx| {
+        for future in futures.iter_mut() {
+            if future.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(());
+            }
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+/// Completes when either future does.
+pub async fn first_of(a: impl Future<Output = ()> + Send, b: impl Future<Output = ()> + Send) {
+    first_ready(vec![alloc::boxed::Box::pin(a), alloc::boxed::Box::pin(b)]).await
+}
+
+fn fmt_mac(mac: [u8; 6]) -> String {
+    alloc::format!(
+        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        mac[0],
+        mac[1],
+        mac[2],
+        mac[3],
+        mac[4],
+        mac[5]
+    )
+}
+
+fn fmt_cidr(cidr: Ipv4Cidr) -> String {
+    let a = cidr.address;
+    alloc::format!("{}.{}.{}.{}/{}", a[0], a[1], a[2], a[3], cidr.prefix_len)
+}
+
+fn fmt_ip(a: [u8; 4]) -> String {
+    alloc::format!("{}.{}.{}.{}", a[0], a[1], a[2], a[3])
+}
+
+/// The `/status` document. Hand-written JSON: every value is a number, a
+/// boolean, or a string we formatted ourselves (no escaping needed).
+fn status_json(node_id: u8, cluster_id: u64) -> String {
+    let status = STATUS.lock().clone().unwrap_or_default();
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        "{{\"node_id\":{node_id},\"cluster_id\":{cluster_id},\"uptime_ms\":{},\"hlc\":{},\"epoch\":{},",
+        time::monotonic_ns() / 1_000_000,
+        time::hlc_now().map_or(0, |t| t.packed()),
+        status.epoch
+    );
+    for (name, iface, nic) in [
+        ("lan", status.lan, status.lan_nic),
+        ("client", status.client, status.client_nic),
+    ] {
+        match iface {
+            Some((cidr, mac)) => {
+                let _ = write!(
+                    out,
+                    "\"{name}\":{{\"ip\":\"{}\",\"mac\":\"{}\",\"rx_frames\":{},\"tx_frames\":{},\"tx_errors\":{}}},",
+                    fmt_cidr(cidr),
+                    fmt_mac(mac),
+                    nic.rx_frames,
+                    nic.tx_frames,
+                    nic.tx_errors
+                );
+            }
+            None => {
+                let _ = write!(out, "\"{name}\":null,");
+            }
+        }
+    }
+    out.push_str("\"peers\":[");
+    for (i, (id, p)) in status.peers.iter().enumerate() {
+        let _ = write!(
+            out,
+            "{}{{\"id\":{id},\"ip\":\"{}\",\"reachable\":{},\"pings_sent\":{},\"pongs_received\":{},\"last_rtt_us\":{}}}",
+            if i > 0 { "," } else { "" },
+            fmt_ip(p.ip),
+            p.reachable,
+            p.pings_sent,
+            p.pongs_received,
+            p.last_rtt_us
+        );
+    }
+    let a = status.auth;
+    let _ = write!(
+        out,
+        "],\"peer_messages\":{{\"accepted\":{},\"malformed\":{},\"wrong_cluster\":{},\"misdirected\":{},\"unknown_sender\":{},\"wrong_scheme\":{},\"forged\":{},\"replayed\":{},\"too_old\":{},\"stale_epoch\":{}}},\"status_requests\":{}}}",
+        a.accepted, a.malformed, a.wrong_cluster, a.misdirected, a.unknown_sender, a.wrong_scheme, a.forged, a.replayed, a.too_old, a.stale_epoch, status.status_requests
+    );
+    out
+}
