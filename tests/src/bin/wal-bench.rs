@@ -9,7 +9,8 @@
 //! once appending (metadata too) and once overwriting a preallocated file
 //! (data only), the latter right before and right after the guest run.
 //! The guest's flush latency is printed as a multiple of the mean of the
-//! before/after overwrite figures, the floor.
+//! before/after overwrite figures, the floor. Last, the guest runs again
+//! with `cache=unsafe` (host flushes dropped): the guest + QEMU overhead.
 
 use continuum_tests::{blank_disk, workspace_root, Accel, DiskCache, Exit, VmConfig};
 use std::io::Write;
@@ -73,23 +74,7 @@ fn main() {
     // before and right after the guest, and the ratios use their mean.
     let us = |d: Duration| d.as_secs_f64() * 1e6;
     let (before_p50, before_p99) = host_fsync(&dir, false);
-    let run = VmConfig::new("wal-bench")
-        .disk(&disk, DiskCache::Writeback)
-        .node_config("mode = wal-bench\nheap_mib = 64\n")
-        .timeout(Duration::from_secs(120))
-        .run();
-    run.assert_exit(Exit::Success);
-    let rows: Vec<&String> = run
-        .lines
-        .iter()
-        .map(|(_, l)| l)
-        .filter(|l| l.contains("wal-bench: batch "))
-        .collect();
-    assert_eq!(rows.len(), 3, "expected 3 rows:\n{}", run.console());
-    println!("guest (as printed by the kernel):");
-    for row in &rows {
-        println!("  {}", &row[row.find("wal-bench:").unwrap_or(0)..]);
-    }
+    let rows = guest(&disk, DiskCache::Writeback);
     let (after_p50, after_p99) = host_fsync(&dir, false);
     let (grow_p50, grow_p99) = host_fsync(&dir, true);
     println!(
@@ -120,7 +105,7 @@ fn main() {
         "p50/host p50",
         "p99/host p99"
     );
-    for row in rows {
+    for row in &rows {
         let get = |key| number_after(row, key).unwrap_or_else(|| panic!("no {key:?} in {row:?}"));
         let (p50, p99) = (get("flush_p50_us "), get("flush_p99_us "));
         println!(
@@ -135,4 +120,49 @@ fn main() {
             p99 as f64 / host_p99
         );
     }
+    // The same guest with host flushes dropped (cache=unsafe): what the
+    // guest, virtio and QEMU cost without the host's fdatasync.
+    blank_disk(&disk, DISK_MIB);
+    let rows = guest(&disk, DiskCache::Unsafe);
+    println!("cache=unsafe (guest flushes not passed to the host; guest + QEMU overhead only):");
+    println!(
+        "{:>6} {:>7} {:>9} {:>11} {:>14} {:>14}",
+        "batch", "rounds", "entries", "appends/s", "flush p50 us", "flush p99 us"
+    );
+    for row in rows {
+        let get = |key| number_after(&row, key).unwrap_or_else(|| panic!("no {key:?} in {row:?}"));
+        println!(
+            "{:>6} {:>7} {:>9} {:>11} {:>14} {:>14}",
+            get("batch "),
+            get("rounds "),
+            get("entries "),
+            get("appends_per_s "),
+            get("flush_p50_us "),
+            get("flush_p99_us "),
+        );
+    }
+}
+
+/// Boots `mode = wal-bench` on `disk` and returns the kernel's three
+/// `wal-bench: batch ...` lines, after printing them.
+fn guest(disk: &std::path::Path, cache: DiskCache) -> Vec<String> {
+    let run = VmConfig::new("wal-bench")
+        .disk(disk, cache)
+        .node_config("mode = wal-bench\nheap_mib = 64\n")
+        .timeout(Duration::from_secs(120))
+        .run();
+    run.assert_exit(Exit::Success);
+    let rows: Vec<String> = run
+        .lines
+        .iter()
+        .map(|(_, l)| l)
+        .filter(|l| l.contains("wal-bench: batch "))
+        .map(|l| l[l.find("wal-bench:").unwrap_or(0)..].to_owned())
+        .collect();
+    assert_eq!(rows.len(), 3, "expected 3 rows:\n{}", run.console());
+    println!("guest, cache={cache:?} (as printed by the kernel):");
+    for row in &rows {
+        println!("  {row}");
+    }
+    rows
 }
