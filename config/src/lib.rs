@@ -19,6 +19,8 @@
 //! cluster_id = 42
 //! heap_mib   = 16
 //! log_level  = info
+//! mode       = node   # or selftest, wal-exercise, wal-bench, net-bench, ...
+//! unsafe_no_flush = false
 //! # networking (see the field docs)
 //! secret_key = 9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60
 //! lan_ip     = 10.7.0.1/24
@@ -68,6 +70,16 @@ pub enum Mode {
     /// Touch an unmapped address on purpose, to prove that a page fault is
     /// reported (address, error code) and turned into an exit code, not a hang.
     SelfTestPageFault,
+    /// Storage exercise (until Raft drives the log): append entries with
+    /// deterministic payloads in batches forever, printing
+    /// `wal: acked through index N term T` only after the batch's flush
+    /// returned, and persist a changing hard state (term, vote), printed
+    /// after its flush. Needs a virtio-blk disk. Used by the kill -9 tests.
+    WalExercise,
+    /// Storage benchmark: appends/s and flush latency p50/p99 for batch
+    /// sizes 1, 16 and 256 on the attached disk, printed as a table; then
+    /// exits QEMU through `isa-debug-exit`. Needs a virtio-blk disk.
+    WalBench,
     /// Run as a node, and if this is the lowest node id, measure round
     /// trips and message rate of authenticated peer messages to the next
     /// peer, print them, and exit QEMU (benchmarks only).
@@ -116,6 +128,11 @@ pub struct Config {
     pub log_level: LogLevel,
     /// What to do after boot. Default [`Mode::Node`].
     pub mode: Mode,
+    /// Accept a virtio-blk disk without a cache-flush command
+    /// (`VIRTIO_BLK_F_FLUSH`). Default `false`: such a disk is refused,
+    /// because nothing written to it is ever known to be durable. Only for
+    /// benchmarks; with it set, an acknowledged entry can be lost.
+    pub unsafe_no_flush: bool,
     /// This node's Ed25519 secret key (the 32-byte seed, hex). Default none:
     /// without it the node cannot authenticate to peers and runs without
     /// the replication LAN. Keep config files with keys private.
@@ -149,6 +166,7 @@ impl Default for Config {
             heap_mib: 16,
             log_level: LogLevel::Info,
             mode: Mode::Node,
+            unsafe_no_flush: false,
             secret_key: None,
             lan_ip: None,
             peers: [None; MAX_PEERS],
@@ -196,6 +214,8 @@ impl core::fmt::Display for Mode {
             Mode::Node => "node",
             Mode::SelfTest => "selftest",
             Mode::SelfTestPageFault => "selftest-page-fault",
+            Mode::WalExercise => "wal-exercise",
+            Mode::WalBench => "wal-bench",
             Mode::NetBench => "net-bench",
             Mode::NetBenchRaw => "net-bench-raw",
         })

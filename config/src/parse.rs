@@ -47,7 +47,7 @@ impl fmt::Display for ConfigError {
             ConfigErrorKind::NotUtf8 => f.write_str("file is not UTF-8 text"),
             ConfigErrorKind::MissingEquals => f.write_str("expected `key = value`"),
             ConfigErrorKind::UnknownKey => {
-                f.write_str("unknown key (known: node_id, cluster_id, heap_mib, log_level, mode)")
+                f.write_str("unknown key (known: node_id, cluster_id, heap_mib, log_level, mode, unsafe_no_flush)")
             }
             ConfigErrorKind::DuplicateKey => f.write_str("key given more than once"),
             ConfigErrorKind::TooManyPeers => write!(f, "more than {MAX_PEERS} peers"),
@@ -124,9 +124,11 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
                     "selftest-page-fault" => Mode::SelfTestPageFault,
                     "net-bench" => Mode::NetBench,
                     "net-bench-raw" => Mode::NetBenchRaw,
+                    "wal-exercise" => Mode::WalExercise,
+                    "wal-bench" => Mode::WalBench,
                     _ => {
                         return Err(err(bad(
-                            "node, selftest, selftest-page-fault, net-bench or net-bench-raw",
+                            "node, selftest, selftest-page-fault, net-bench, net-bench-raw, wal-exercise or wal-bench",
                         )))
                     }
                 };
@@ -175,6 +177,14 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
                 config.peers[peer_count] = Some(peer);
                 peer_count += 1;
                 continue; // may repeat
+            }
+            "unsafe_no_flush" => {
+                config.unsafe_no_flush = match value {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(err(bad("true or false"))),
+                };
+                11
             }
             _ => return Err(err(ConfigErrorKind::UnknownKey)),
         };
@@ -283,6 +293,19 @@ mod tests {
                 mode: Mode::SelfTest,
                 ..Config::default()
             }
+        );
+    }
+
+    #[test]
+    fn storage_modes_and_unsafe_no_flush_parse() {
+        let config = parse(b"mode = wal-exercise\nunsafe_no_flush = true\n").unwrap();
+        assert_eq!(config.mode, Mode::WalExercise);
+        assert!(config.unsafe_no_flush);
+        assert_eq!(parse(b"mode = wal-bench").unwrap().mode, Mode::WalBench);
+        assert!(!parse(b"").unwrap().unsafe_no_flush);
+        assert_eq!(
+            parse(b"unsafe_no_flush = yes").unwrap_err().kind,
+            bad("true or false")
         );
     }
 

@@ -30,6 +30,7 @@ mod memory;
 mod netbench;
 mod network;
 mod selftest;
+mod storage;
 mod time;
 
 use arch::x86_64::{debug_exit, fw_cfg, gdt, interrupts};
@@ -80,6 +81,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     time::init(entry_tsc);
     interrupts::init_timer();
     drivers::probe(boot_info_rsdp);
+    let store = storage::open_at_boot(&config);
 
     let ready_ns = time::monotonic_ns();
     log::info!(
@@ -93,7 +95,21 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
         Mode::SelfTest => selftest::run_and_exit(),
         Mode::SelfTestPageFault => selftest::provoke_page_fault(),
         Mode::Node | Mode::NetBench | Mode::NetBenchRaw => {
+            // Raft is not wired yet: the log was recovered (or formatted)
+            // and reported above; nothing writes to it in these modes.
+            drop(store);
             network::start(&config);
+            executor::spawn(heartbeat());
+            executor::run()
+        }
+        Mode::WalExercise | Mode::WalBench => {
+            let Some(store) = store else {
+                halt_with(format_args!("mode {} needs a virtio-blk disk", config.mode))
+            };
+            if config.mode == Mode::WalBench {
+                storage::bench::run_and_exit(store)
+            }
+            executor::spawn(storage::exercise::run(store));
             executor::spawn(heartbeat());
             executor::run()
         }

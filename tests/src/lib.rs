@@ -170,6 +170,58 @@ pub fn ovmf() -> PathBuf {
     .expect("OVMF.fd not found: run qemu/setup.sh or set CONTINUUM_OVMF")
 }
 
+/// How QEMU caches a disk image on the host (`-drive cache=`).
+///
+/// What a guest flush (virtio-blk `VIRTIO_BLK_T_FLUSH`) does to the image:
+/// * `Writeback` (QEMU's default): writes land in the host page cache; a
+///   guest flush becomes `fdatasync` of the image, so a flushed write
+///   survives host power loss. QEMU offers `VIRTIO_BLK_F_FLUSH`.
+/// * `Unsafe`: like writeback, but guest flushes are ignored: fast, and
+///   only process death (not host power loss) is survived. Benchmarks of
+///   the guest's own overhead only.
+/// * `WritethroughNoFlush`: every write is synced before it completes,
+///   and the device is given `config-wce=off`, so QEMU does *not* offer
+///   `VIRTIO_BLK_F_FLUSH` (QEMU 7.2 offers it even for write-through
+///   drives unless told so). The kernel refuses such a disk unless
+///   `unsafe_no_flush = true`: it stands for a disk without a flush.
+///
+/// Killing QEMU (SIGKILL) loses nothing that QEMU reported complete in
+/// any mode: completed writes are already in the host kernel's page cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DiskCache {
+    Writeback,
+    Unsafe,
+    WritethroughNoFlush,
+}
+
+impl DiskCache {
+    fn qemu_name(self) -> &'static str {
+        match self {
+            DiskCache::Writeback => "writeback",
+            DiskCache::Unsafe => "unsafe",
+            DiskCache::WritethroughNoFlush => "writethrough",
+        }
+    }
+}
+
+/// A raw image attached as a modern virtio-blk PCI disk.
+#[derive(Clone, Debug)]
+pub struct Disk {
+    pub path: PathBuf,
+    pub cache: DiskCache,
+}
+
+/// Creates (or truncates to) a blank, sparse raw image of `mib` MiB.
+pub fn blank_disk(path: &Path, mib: u64) {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).expect("cannot create the disk directory");
+    }
+    let file = std::fs::File::create(path)
+        .unwrap_or_else(|e| panic!("cannot create disk image {}: {e}", path.display()));
+    file.set_len(mib * 1024 * 1024)
+        .expect("cannot size the disk image");
+}
+
 /// One VM to boot.
 #[derive(Clone, Debug)]
 pub struct VmConfig {
@@ -181,6 +233,8 @@ pub struct VmConfig {
     /// Text of the node config passed through fw_cfg; `None` passes none.
     pub node_config: Option<String>,
     pub timeout: Duration,
+    /// A virtio-blk disk, if any.
+    pub disk: Option<Disk>,
     /// Extra QEMU arguments (NICs, disks), appended in order.
     pub extra_args: Vec<String>,
 }
@@ -195,8 +249,17 @@ impl VmConfig {
             memory_mib: 256,
             node_config: None,
             timeout: DEFAULT_TIMEOUT,
+            disk: None,
             extra_args: Vec::new(),
         }
+    }
+    /// Attaches `path` (a raw image) as a virtio-blk disk.
+    pub fn disk(mut self, path: &Path, cache: DiskCache) -> Self {
+        self.disk = Some(Disk {
+            path: path.to_owned(),
+            cache,
+        });
+        self
     }
     pub fn firmware(mut self, firmware: Firmware) -> Self {
         self.firmware = firmware;
@@ -297,6 +360,22 @@ impl VmConfig {
             "-drive",
             &format!("format=raw,file={},snapshot=on", image.display()),
         ]);
+        if let Some(disk) = &self.disk {
+            qemu.args([
+                "-drive",
+                &format!(
+                    "if=none,id=disk0,format=raw,file={},cache={}",
+                    disk.path.display(),
+                    disk.cache.qemu_name()
+                ),
+                "-device",
+                if disk.cache == DiskCache::WritethroughNoFlush {
+                    "virtio-blk-pci,drive=disk0,disable-legacy=on,config-wce=off"
+                } else {
+                    "virtio-blk-pci,drive=disk0,disable-legacy=on"
+                },
+            ]);
+        }
         if let Some(text) = &self.node_config {
             let path = dir.join("node.cfg");
             std::fs::write(&path, text).expect("cannot write node config");
@@ -443,10 +522,17 @@ impl Vm {
     /// when it arrived (since QEMU start). Panics, printing the console, if
     /// the VM exits or the timeout passes first.
     pub fn wait_for_line(&mut self, needle: &str) -> (Duration, String) {
+        self.wait_for_nth_line(needle, 1)
+    }
+
+    /// Waits until `n` (>= 1) console lines contain `needle`; returns the
+    /// `n`th and when it arrived. Panics like [`Vm::wait_for_line`].
+    pub fn wait_for_nth_line(&mut self, needle: &str, n: usize) -> (Duration, String) {
+        assert!(n >= 1, "wait_for_nth_line counts from 1");
         let deadline = self.started + self.config.timeout;
         let mut lines = self.console.lines.lock().unwrap();
         loop {
-            if let Some((at, line)) = lines.iter().find(|(_, l)| l.contains(needle)) {
+            if let Some((at, line)) = lines.iter().filter(|(_, l)| l.contains(needle)).nth(n - 1) {
                 return (*at, line.clone());
             }
             let now = Instant::now();
@@ -454,13 +540,20 @@ impl Vm {
             if now >= deadline || exited {
                 drop(lines);
                 self.fail(&format!(
-                    "no console line containing {needle:?} ({})",
+                    "no {n} console line(s) containing {needle:?} ({})",
                     if exited { "QEMU exited" } else { "timed out" }
                 ));
             }
             let wait = (deadline - now).min(Duration::from_millis(100));
             lines = self.console.changed.wait_timeout(lines, wait).unwrap().0;
         }
+    }
+
+    /// Like [`Vm::kill`] (SIGKILL: a crash as far as the guest is
+    /// concerned), returning the console up to that moment as a [`Run`].
+    pub fn crash(mut self) -> Run {
+        let _ = self.child.kill();
+        self.wait_exit()
     }
 
     /// Waits for QEMU to exit, killing it at the timeout.
@@ -534,6 +627,10 @@ impl Drop for Vm {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // Keep the serial log of VMs that were just dropped, too.
+        if !std::thread::panicking() {
+            self.join_readers();
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 //! scans PCI, and keeps what it found for the drivers to claim.
 
 pub mod virtio;
+pub mod virtio_blk;
 pub mod virtio_net;
 
 use crate::arch::x86_64::acpi::{self, Madt};
