@@ -47,12 +47,7 @@ impl<S: Storage> Raft<S> {
         }
         let last_log_index = self.log.last_index();
         let last_log_term = self.log.last_term();
-        let peers: Vec<NodeId> = self
-            .voters
-            .iter()
-            .copied()
-            .filter(|&v| v != self.id)
-            .collect();
+        let peers = self.other_voters();
         for peer in peers {
             let body = if pre_vote {
                 MessageBody::PreVote {

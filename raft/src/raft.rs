@@ -227,6 +227,16 @@ impl<S: Storage> Raft<S> {
     pub fn voters(&self) -> &[NodeId] {
         &self.voters
     }
+
+    /// Every voter but this node, in id order (owned, so the caller may
+    /// send to each while mutating `self`).
+    pub(crate) fn other_voters(&self) -> Vec<NodeId> {
+        self.voters
+            .iter()
+            .copied()
+            .filter(|&v| v != self.id)
+            .collect()
+    }
     /// The storage (persisted state only).
     pub fn storage(&self) -> &S {
         &self.log.storage

@@ -116,12 +116,7 @@ impl<S: Storage> Raft<S> {
     }
 
     fn broadcast_append_entries_only(&mut self) {
-        let peers: Vec<crate::NodeId> = self
-            .voters
-            .iter()
-            .copied()
-            .filter(|&v| v != self.id)
-            .collect();
+        let peers = self.other_voters();
         for peer in peers {
             while self.send_append(peer, false) {}
         }

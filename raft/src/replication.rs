@@ -60,12 +60,7 @@ impl<S: Storage> Raft<S> {
     }
 
     pub(crate) fn broadcast_append(&mut self) {
-        let peers: Vec<NodeId> = self
-            .voters
-            .iter()
-            .copied()
-            .filter(|&v| v != self.id)
-            .collect();
+        let peers = self.other_voters();
         for peer in peers {
             self.send_append(peer, true);
         }
@@ -163,12 +158,7 @@ impl<S: Storage> Raft<S> {
     }
 
     pub(crate) fn broadcast_heartbeat(&mut self, read_seq: u64) {
-        let peers: Vec<NodeId> = self
-            .voters
-            .iter()
-            .copied()
-            .filter(|&v| v != self.id)
-            .collect();
+        let peers = self.other_voters();
         for peer in peers {
             let matched = self.progress.get(&peer).map_or(0, |pr| pr.matched);
             // Never tell a follower to commit beyond what it is known to hold.
