@@ -10,7 +10,7 @@
 //! | op | name              | body                                   |
 //! |----|-------------------|----------------------------------------|
 //! | 1  | Submit            | command bytes (the rest, at least 1)   |
-//! | 2  | QueryBalance      | account id (u64)                       |
+//! | 2  | QueryBalance      | account id (u128)                      |
 //! | 3  | QueryOutcome      | transfer id (u128)                     |
 //! | 4  | QueryChainHead    | (empty)                                |
 //!
@@ -22,9 +22,18 @@
 //! | 1      | Redirect | leader hint u64 (0 = unknown leader)                    |
 //! | 2      | Error    | error code u8                                           |
 //!
-//! A query answered `Ok` reports the applied position it was read at
-//! (index, term, HLC, chain hash) and the bank's encoding of the answer in
-//! `outcome`; a chain-head query's `outcome` is empty.
+//! `Ok` carries a log position and an answer. For a submit the position is
+//! the entry that carried the command (its index, term and HLC timestamp);
+//! for a query it is the applied position the linearizable read was served
+//! at. `chain hash` is always the bank's receipt-chain head after applying
+//! that index, so replies from different nodes can be compared.
+//!
+//! | request        | `outcome` bytes                                                     |
+//! |----------------|---------------------------------------------------------------------|
+//! | Submit         | the bank outcome of each command of the entry, in order (`Outcome::encode_into`) |
+//! | QueryBalance   | `0` (no such account) or `1 \| balance u64`                          |
+//! | QueryOutcome   | `0` (never applied) or `1 \| index u64` of the entry that applied it |
+//! | QueryChainHead | empty                                                               |
 
 use alloc::vec::Vec;
 use core::fmt;
@@ -49,7 +58,7 @@ pub enum RequestOp {
     /// Propose a command (an encoded, owner-signed bank command).
     Submit { command: Vec<u8> },
     /// Linearizable read of one account's balance.
-    QueryBalance { account: u64 },
+    QueryBalance { account: u128 },
     /// The outcome of a transfer by its client-chosen 128-bit id.
     QueryOutcome { transfer_id: u128 },
     /// The applied chain head (index, term, HLC, hash).
@@ -229,7 +238,7 @@ impl ClientRequest {
                     command: command.to_vec(),
                 }
             }
-            2 => RequestOp::QueryBalance { account: r.u64()? },
+            2 => RequestOp::QueryBalance { account: r.u128()? },
             3 => RequestOp::QueryOutcome {
                 transfer_id: r.u128()?,
             },
@@ -325,4 +334,41 @@ impl ClientReply {
             body,
         })
     }
+}
+
+/// Encodes a `QueryBalance` answer (see the module table).
+pub fn encode_balance_answer(balance: Option<u64>, out: &mut Vec<u8>) {
+    match balance {
+        None => out.push(0),
+        Some(balance) => {
+            out.push(1);
+            out.extend_from_slice(&balance.to_be_bytes());
+        }
+    }
+}
+
+/// Decodes a `QueryBalance` answer (total).
+pub fn decode_balance_answer(bytes: &[u8]) -> Result<Option<u64>, DecodeError> {
+    decode_optional_u64(bytes)
+}
+
+/// Encodes a `QueryOutcome` answer: the index that applied the transfer.
+pub fn encode_transfer_answer(applied_at: Option<u64>, out: &mut Vec<u8>) {
+    encode_balance_answer(applied_at, out)
+}
+
+/// Decodes a `QueryOutcome` answer (total).
+pub fn decode_transfer_answer(bytes: &[u8]) -> Result<Option<u64>, DecodeError> {
+    decode_optional_u64(bytes)
+}
+
+fn decode_optional_u64(bytes: &[u8]) -> Result<Option<u64>, DecodeError> {
+    let mut r = Reader::new(bytes);
+    let answer = match r.u8()? {
+        0 => None,
+        1 => Some(r.u64()?),
+        other => return Err(DecodeError::UnknownStatus(other)),
+    };
+    r.finish()?;
+    Ok(answer)
 }

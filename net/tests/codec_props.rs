@@ -10,7 +10,7 @@ fn request_op() -> impl Strategy<Value = RequestOp> {
     prop_oneof![
         proptest::collection::vec(any::<u8>(), 1..=MAX_COMMAND_BYTES)
             .prop_map(|command| RequestOp::Submit { command }),
-        any::<u64>().prop_map(|account| RequestOp::QueryBalance { account }),
+        any::<u128>().prop_map(|account| RequestOp::QueryBalance { account }),
         any::<u128>().prop_map(|transfer_id| RequestOp::QueryOutcome { transfer_id }),
         Just(RequestOp::QueryChainHead),
     ]
