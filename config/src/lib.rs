@@ -26,6 +26,12 @@
 //! lan_ip     = 10.7.0.1/24
 //! peer       = 2 10.7.0.2 3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c
 //! peer       = 3 10.7.0.3 fc51cd8e6218a1a38da47ed00230f0580816ed13ba3303ac5deb911548908025
+//! # the bank's genesis (identical on every node) and Raft timing
+//! operator_key    = d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a
+//! reserve_account = 1
+//! supply          = 1000000000
+//! election_ms     = 1000
+//! heartbeat_ms    = 100
 //! ```
 //!
 //! `peer` is the one key that may repeat (once per other member).
@@ -88,6 +94,12 @@ pub enum Mode {
     /// between two NICs with no IP stack and no authentication (benchmarks only).
     NetBenchRaw,
 }
+
+/// Accepted `election_ms` values: below 100 ms a TCG guest holds spurious
+/// elections; above a minute failover is too slow to be useful.
+pub const ELECTION_MS_RANGE: core::ops::RangeInclusive<u32> = 100..=60_000;
+/// Accepted `heartbeat_ms` values.
+pub const HEARTBEAT_MS_RANGE: core::ops::RangeInclusive<u32> = 10..=10_000;
 
 /// Most peers a node can have (a 9-node cluster); bounds the fixed table
 /// the parser fills without a heap.
@@ -156,6 +168,25 @@ pub struct Config {
     /// TCP port of the HTTP status endpoint (`GET /status`) on the client
     /// network. Default 8080.
     pub status_port: u16,
+    /// The operator's Ed25519 public key (hex): genesis credits the whole
+    /// supply to the reserve account it owns, and it signs account
+    /// creation. Default none: a node without it cannot run the bank and
+    /// refuses to start in `mode = node` with a LAN.
+    pub operator_key: Option<[u8; 32]>,
+    /// Id of the reserve account that holds the supply at genesis. Default 1.
+    pub reserve_account: u128,
+    /// Total money in the ledger, fixed at genesis. Default 1_000_000_000.
+    /// Every node of a cluster must use the same genesis (operator key,
+    /// reserve account, supply, cluster id): the receipt chains differ otherwise.
+    pub supply: u64,
+    /// Base Raft election timeout in ms (the effective one is drawn from
+    /// `[election_ms, 2 * election_ms)`). Default 1000, sized for TCG
+    /// emulation where three guests share two host cores; 150–300 suits KVM
+    /// or hardware.
+    pub election_ms: u32,
+    /// Raft leader heartbeat interval in ms. Default 100; at most a third of
+    /// `election_ms`.
+    pub heartbeat_ms: u32,
 }
 
 impl Default for Config {
@@ -178,6 +209,11 @@ impl Default for Config {
             peer_port: 7000,
             client_port: 7001,
             status_port: 8080,
+            operator_key: None,
+            reserve_account: 1,
+            supply: 1_000_000_000,
+            election_ms: 1000,
+            heartbeat_ms: 100,
         }
     }
 }

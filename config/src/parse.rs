@@ -1,7 +1,10 @@
 //! The line parser. It never allocates and never panics: the kernel runs it
 //! before the heap exists, on bytes that came from outside.
 
-use crate::{Config, Ipv4Cidr, LogLevel, Mode, Peer, HEAP_MIB_RANGE, MAX_CONFIG_BYTES, MAX_PEERS};
+use crate::{
+    Config, Ipv4Cidr, LogLevel, Mode, Peer, ELECTION_MS_RANGE, HEAP_MIB_RANGE, HEARTBEAT_MS_RANGE,
+    MAX_CONFIG_BYTES, MAX_PEERS,
+};
 use core::fmt;
 
 /// Why a configuration was refused, and where.
@@ -68,7 +71,7 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
 
     let mut config = Config::default();
     // One bit per key: set once seen, so duplicates are caught.
-    let mut seen = 0u16;
+    let mut seen = 0u32;
     let mut peer_count = 0;
     for (i, raw) in text.lines().enumerate() {
         let line = i + 1;
@@ -184,7 +187,40 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
                     "false" => false,
                     _ => return Err(err(bad("true or false"))),
                 };
-                11
+                12
+            }
+            "operator_key" => {
+                config.operator_key =
+                    Some(hex32(value).ok_or(err(bad("an Ed25519 public key: 64 hex digits")))?);
+                13
+            }
+            "reserve_account" => {
+                config.reserve_account = match value.parse::<u128>() {
+                    Ok(id) if id != 0 => id,
+                    _ => return Err(err(bad("a non-zero account id (unsigned 128-bit integer)"))),
+                };
+                14
+            }
+            "supply" => {
+                config.supply = match value.parse::<u64>() {
+                    Ok(supply) if supply != 0 => supply,
+                    _ => return Err(err(bad("a non-zero unsigned 64-bit integer"))),
+                };
+                15
+            }
+            "election_ms" => {
+                config.election_ms = match value.parse::<u32>() {
+                    Ok(ms) if ELECTION_MS_RANGE.contains(&ms) => ms,
+                    _ => return Err(err(bad("milliseconds from 100 to 60000"))),
+                };
+                16
+            }
+            "heartbeat_ms" => {
+                config.heartbeat_ms = match value.parse::<u32>() {
+                    Ok(ms) if HEARTBEAT_MS_RANGE.contains(&ms) => ms,
+                    _ => return Err(err(bad("milliseconds from 10 to 10000"))),
+                };
+                17
             }
             _ => return Err(err(ConfigErrorKind::UnknownKey)),
         };
@@ -195,6 +231,11 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
     }
     if config.peers().any(|p| p.id == config.node_id) {
         return Err(whole(ConfigErrorKind::BadPeerId));
+    }
+    if config.heartbeat_ms.saturating_mul(3) > config.election_ms {
+        return Err(whole(bad(
+            "heartbeat_ms at most a third of election_ms (a leader must be heard several times per election timeout)",
+        )));
     }
     Ok(config)
 }
@@ -294,6 +335,36 @@ mod tests {
                 ..Config::default()
             }
         );
+    }
+
+    #[test]
+    fn genesis_and_raft_timing_parse() {
+        let text = concat!(
+            "operator_key = d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a\n",
+            "reserve_account = 340282366920938463463374607431768211455\nsupply = 5000\nelection_ms = 300\nheartbeat_ms = 50\nclient_port = 9000\nunsafe_no_flush = true\n"
+        );
+        let config = parse(text.as_bytes()).unwrap();
+        assert_eq!(config.operator_key.unwrap()[0], 0xd7);
+        assert_eq!(config.reserve_account, u128::MAX);
+        assert_eq!(config.supply, 5000);
+        assert_eq!((config.election_ms, config.heartbeat_ms), (300, 50));
+        assert_eq!(config.client_port, 9000);
+        assert!(config.unsafe_no_flush);
+    }
+
+    #[test]
+    fn bad_genesis_and_timing_are_refused() {
+        for text in [
+            "reserve_account = 0",
+            "supply = 0",
+            "supply = -1",
+            "operator_key = 12",
+            "election_ms = 99",
+            "heartbeat_ms = 5",
+            "election_ms = 200\nheartbeat_ms = 100",
+        ] {
+            assert!(parse(text.as_bytes()).is_err(), "{text} accepted");
+        }
     }
 
     #[test]
