@@ -1,0 +1,265 @@
+//! Raft's [`Storage`] over the durable WAL ([`continuum_storage::Store`]),
+//! and the persistence half of the Ready loop.
+//!
+//! * Reads: `term` comes from the store's in-memory index; `chain_hash`
+//!   from a 32-byte-per-entry table built at open (every record is read and
+//!   checksum-verified once at boot anyway, to replay the ledger);
+//!   `entries` from a bounded cache of recent entries, else one device read
+//!   (re-verified against the record checksums).
+//! * Writes happen only in [`DiskLog::persist`]: truncate a conflicting
+//!   suffix (durable on return), append the Ready's entries as one batch,
+//!   write the hard state, then **one flush**. Only after `persist`
+//!   returned `Ok` may the Ready's messages be sent (persistence before
+//!   speech). Group commit falls out: everything proposed between two
+//!   Readies is one write and one flush.
+//!
+//! The store's `entries` needs `&mut` (it reads the device) while Raft's
+//! `Storage` reads through `&`; a `RefCell` bridges the two. Raft never
+//! re-enters storage while a read is in progress, so the borrow cannot fail.
+
+use alloc::collections::VecDeque;
+use alloc::vec::Vec;
+use core::cell::RefCell;
+use core::fmt;
+
+use continuum_raft::{
+    ChainHash, ConfState, Entry, EntryKind, HardState, NodeId, Ready, Storage, StorageError,
+    NO_NODE,
+};
+use continuum_storage::{BlockDevice, Record, Store, StoreError};
+
+/// Bytes of recent entries kept in memory to serve appends to followers and
+/// the apply loop without device reads.
+pub const ENTRY_CACHE_BYTES: usize = 2 * 1024 * 1024;
+
+/// A persistence step failed: the node must stop (it may have promised
+/// something it cannot keep).
+#[derive(Debug)]
+pub struct PersistError(pub StoreError);
+
+impl fmt::Display for PersistError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "persisting the Raft log failed: {}", self.0)
+    }
+}
+
+/// The durable log Raft runs on.
+pub struct DiskLog<D: BlockDevice> {
+    store: RefCell<Store<D>>,
+    voters: Vec<NodeId>,
+    /// Chain hash of every entry `first_index..=last_index`, in order.
+    chain: Vec<ChainHash>,
+    /// Most recent entries (contiguous, ending at `last_index`).
+    cache: VecDeque<Entry>,
+    cache_bytes: usize,
+    /// Bytes appended and flushes issued (metrics).
+    pub bytes_written: u64,
+    pub flushes: u64,
+}
+
+fn entry_of(record: Record) -> Result<Entry, StorageError> {
+    Ok(Entry {
+        index: record.index,
+        term: record.term,
+        kind: EntryKind::from_tag(record.kind).ok_or(StorageError::Io)?,
+        data: record.payload,
+        chain_hash: record.chain_hash,
+    })
+}
+
+fn record_of(entry: &Entry) -> Record {
+    Record {
+        index: entry.index,
+        term: entry.term,
+        kind: entry.kind.tag(),
+        chain_hash: entry.chain_hash,
+        payload: entry.data.clone(),
+    }
+}
+
+impl<D: BlockDevice> DiskLog<D> {
+    /// Wraps an opened store. Reads every record once (verifying checksums
+    /// and the hash chain links) to build the chain-hash table; a record
+    /// that fails here means the disk cannot be trusted: `Err`.
+    pub fn new(mut store: Store<D>, voters: Vec<NodeId>) -> Result<DiskLog<D>, StoreError> {
+        let first = store.first_index();
+        let last = store.last_index();
+        let mut chain = Vec::with_capacity((last + 1 - first) as usize);
+        let mut cache = VecDeque::new();
+        let mut cache_bytes = 0;
+        let mut next = first;
+        while next <= last {
+            let records = store.entries(next, last + 1, 1024 * 1024)?;
+            if records.is_empty() {
+                return Err(StoreError::OutOfRange {
+                    index: next,
+                    first,
+                    last,
+                });
+            }
+            for record in records {
+                next = record.index + 1;
+                chain.push(record.chain_hash);
+                if let Ok(entry) = entry_of(record) {
+                    cache_bytes += entry.encoded_len();
+                    cache.push_back(entry);
+                    while cache_bytes > ENTRY_CACHE_BYTES {
+                        let old = cache.pop_front().expect("over budget means non-empty");
+                        cache_bytes -= old.encoded_len();
+                    }
+                }
+            }
+        }
+        Ok(DiskLog {
+            store: RefCell::new(store),
+            voters,
+            chain,
+            cache,
+            cache_bytes,
+            bytes_written: 0,
+            flushes: 0,
+        })
+    }
+
+    /// Gives the store back.
+    pub fn into_store(self) -> Store<D> {
+        self.store.into_inner()
+    }
+
+    /// The store (status, metrics).
+    pub fn store(&self) -> core::cell::Ref<'_, Store<D>> {
+        self.store.borrow()
+    }
+
+    /// Makes a Ready's log changes and hard state durable: truncate, append,
+    /// hard state, one flush. Call before sending the Ready's messages.
+    pub fn persist(&mut self, ready: &Ready) -> Result<(), PersistError> {
+        let store = self.store.get_mut();
+        if let Some(from) = ready.truncate_from {
+            if from <= store.last_index() {
+                store.truncate_from(from).map_err(PersistError)?;
+                let keep = (from - store.first_index()) as usize;
+                self.chain.truncate(keep);
+                while self.cache.back().is_some_and(|e| e.index >= from) {
+                    let gone = self.cache.pop_back().expect("checked non-empty");
+                    self.cache_bytes -= gone.encoded_len();
+                }
+            }
+        }
+        if !ready.entries.is_empty() {
+            let records: Vec<Record> = ready.entries.iter().map(record_of).collect();
+            store.append(&records).map_err(PersistError)?;
+            for entry in &ready.entries {
+                self.bytes_written += entry.encoded_len() as u64;
+                self.chain.push(entry.chain_hash);
+                self.cache_bytes += entry.encoded_len();
+                self.cache.push_back(entry.clone());
+            }
+            while self.cache_bytes > ENTRY_CACHE_BYTES {
+                let old = self.cache.pop_front().expect("over budget means non-empty");
+                self.cache_bytes -= old.encoded_len();
+            }
+        }
+        if let Some(hs) = ready.hard_state {
+            store
+                .set_hard_state(continuum_storage::HardState {
+                    term: hs.term,
+                    vote: (hs.vote != NO_NODE).then_some(hs.vote),
+                    commit: hs.commit,
+                })
+                .map_err(PersistError)?;
+        }
+        if ready.truncate_from.is_some() || !ready.entries.is_empty() || ready.hard_state.is_some()
+        {
+            store.sync().map_err(PersistError)?;
+            self.flushes += 1;
+        }
+        Ok(())
+    }
+
+    fn position(&self, index: u64) -> Result<usize, StorageError> {
+        let first = self.first_index();
+        if index < first {
+            return Err(StorageError::Compacted);
+        }
+        if index > self.last_index() {
+            return Err(StorageError::Unavailable);
+        }
+        Ok((index - first) as usize)
+    }
+}
+
+impl<D: BlockDevice> Storage for DiskLog<D> {
+    fn initial_state(&self) -> (HardState, ConfState) {
+        let hs = self.store.borrow().hard_state();
+        (
+            HardState {
+                term: hs.term,
+                vote: hs.vote.unwrap_or(NO_NODE),
+                commit: hs.commit,
+            },
+            ConfState {
+                voters: self.voters.clone(),
+            },
+        )
+    }
+
+    fn first_index(&self) -> u64 {
+        self.store.borrow().first_index()
+    }
+
+    fn last_index(&self) -> u64 {
+        self.store.borrow().last_index()
+    }
+
+    fn term(&self, index: u64) -> Result<u64, StorageError> {
+        if index + 1 == self.first_index() {
+            return Ok(0);
+        }
+        self.position(index)?;
+        self.store
+            .borrow()
+            .term(index)
+            .map_err(|_| StorageError::Io)
+    }
+
+    fn chain_hash(&self, index: u64) -> Result<ChainHash, StorageError> {
+        if index + 1 == self.first_index() {
+            return Ok(continuum_raft::GENESIS_CHAIN_HASH);
+        }
+        Ok(self.chain[self.position(index)?])
+    }
+
+    fn entries(&self, lo: u64, hi: u64, max_bytes: usize) -> Result<Vec<Entry>, StorageError> {
+        if lo >= hi {
+            return Ok(Vec::new());
+        }
+        self.position(lo)?;
+        self.position(hi - 1)?;
+        let mut out = Vec::new();
+        let mut bytes = 0;
+        if let Some(front) = self.cache.front().filter(|e| e.index <= lo) {
+            let skip = (lo - front.index) as usize;
+            for entry in self.cache.iter().skip(skip).take((hi - lo) as usize) {
+                bytes += entry.encoded_len();
+                if !out.is_empty() && bytes > max_bytes {
+                    break;
+                }
+                out.push(entry.clone());
+            }
+            return Ok(out);
+        }
+        let records = self
+            .store
+            .borrow_mut()
+            .entries(lo, hi, max_bytes as u64)
+            .map_err(|_| StorageError::Io)?;
+        for record in records {
+            out.push(entry_of(record)?);
+        }
+        if out.is_empty() {
+            return Err(StorageError::Io);
+        }
+        Ok(out)
+    }
+}

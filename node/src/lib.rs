@@ -1,0 +1,62 @@
+//! # continuum-node: one consensus node, without the hardware
+//!
+//! The kernel moves bytes and time; this crate decides. It composes the
+//! portable crates into one deterministic state machine per node:
+//!
+//! * [`DiskLog`]: Raft's `Storage` over the durable WAL
+//!   (`continuum-storage`), and the persistence step of the Ready loop.
+//! * [`Node`]: Raft + the bank ledger + the client requests waiting on
+//!   them. Inputs: [`Node::tick`] (every 10 ms), [`Node::on_peer`] (an
+//!   authenticated peer datagram's [`Envelope`] body), [`Node::on_client`]
+//!   (a decoded client request). Then [`Node::drive`], which loops over
+//!   Raft's Readies: **persist (one write + one flush), then queue the
+//!   messages**, apply committed entries to the ledger, answer clients.
+//!   Outputs: [`Node::take_outbox`] (peer bodies to wrap in envelopes with
+//!   the node's Lamport and HLC clocks) and [`Node::take_replies`].
+//!
+//! ## The path of a write
+//! A client sends `Submit{command}` to any node. The node checks it decodes
+//! as a bank entry and fits one datagram ([`MAX_COMMAND_BYTES`]), tags it,
+//! and either proposes it (leader) or forwards it to the leader in a
+//! [`Body::Forward`] (follower: atomic broadcast, any node accepts). The
+//! leader stamps its HLC and proposes `origin | tag | hlc | command`
+//! ([`EntryHeader`]). Every node applies committed entries in log order;
+//! the origin node, on applying its own tagged entry, answers the client
+//! with the bank outcomes, the entry's index, term and HLC, and the receipt
+//! chain head. A request not answered within `request_timeout_ticks` gets
+//! `Timeout` (outcome unknown: the client retries with the same transfer
+//! id, which the bank applies at most once, or queries the outcome).
+//!
+//! ## Reads
+//! Queries are linearizable: ReadIndex (Raft thesis §6.4). A follower's
+//! read goes through the leader's confirmation; the answer is served from
+//! the local ledger once it has applied the confirmed index.
+//!
+//! ## Divergence check
+//! Every [`CHECKPOINT_EVERY`] applied indexes a node records its receipt
+//! chain head; periodically it sends its latest checkpoint to every peer
+//! ([`Body::ChainCheck`]). If a majority of the cluster (counting peers
+//! only) report one head at an index and this node has another, this node
+//! diverged: [`Node::drive`]/[`Node::on_peer`] return
+//! [`NodeError::Diverged`] and the kernel halts loudly.
+//!
+//! ## Restart
+//! The node rebuilds the ledger by replaying the committed log from disk
+//! (Raft delivers it again from applied index 0). Snapshots are a later
+//! issue; until then the disk must hold the whole log.
+
+#![no_std]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+mod disk_log;
+mod node;
+pub mod wire;
+
+pub use disk_log::{DiskLog, PersistError, ENTRY_CACHE_BYTES};
+pub use node::{
+    Hex, Metrics, Node, NodeConfig, NodeError, CHECKPOINTS_KEPT, CHECKPOINT_EVERY,
+    MAX_APPEND_BYTES, MAX_COMMAND_BYTES,
+};
+pub use wire::{Body, EntryHeader, Envelope, WireError};

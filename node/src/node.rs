@@ -1,0 +1,585 @@
+//! One Continuum node as a deterministic state machine: Raft over the
+//! durable log, the bank applied in log order, and the client requests
+//! waiting on both. See the crate doc for the driving loop.
+
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::vec::Vec;
+use core::fmt;
+
+use continuum_bank::{GenesisConfig, GenesisError, Ledger};
+use continuum_net::client::{
+    encode_balance_answer, encode_transfer_answer, ClientReply, ClientRequest, ReplyBody,
+    ReplyError, RequestOp,
+};
+use continuum_raft::{
+    Config as RaftConfig, ConfigError, EntryKind, NodeId, ProposeError, Raft, ReadIndexError, Role,
+};
+use continuum_storage::{BlockDevice, Store, StoreError};
+
+use crate::disk_log::{DiskLog, PersistError};
+use crate::wire::{Body, EntryHeader};
+
+/// Largest bank command a client may submit: an AppendEntries carrying one
+/// such entry must fit one peer datagram (`net`'s 1359-byte peer payload
+/// minus the envelope, the Raft message and entry headers; checked by a test).
+pub const MAX_COMMAND_BYTES: usize = 1024;
+/// Soft byte limit on entries in one AppendEntries, so it fits a datagram.
+pub const MAX_APPEND_BYTES: usize = 1100;
+/// A receipt-chain checkpoint is kept at every applied index divisible by
+/// this; nodes exchange their latest one to detect divergence.
+pub const CHECKPOINT_EVERY: u64 = 16;
+/// Checkpoints remembered (the window in which peers' heads are compared).
+pub const CHECKPOINTS_KEPT: usize = 64;
+
+/// Everything that makes this node this node.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// This node (non-zero, one of `voters`).
+    pub id: NodeId,
+    /// Every member, this node included.
+    pub voters: Vec<NodeId>,
+    /// Cluster id as carried in client datagram headers.
+    pub cluster_id: u64,
+    /// The bank's genesis, identical on every node.
+    pub genesis: GenesisConfig,
+    /// Raft election timeout base, in ticks.
+    pub election_ticks: u64,
+    /// Raft heartbeat interval, in ticks.
+    pub heartbeat_ticks: u64,
+    /// A client request not answered within this many ticks gets
+    /// `Timeout` (writes: outcome unknown, query it) or `Unavailable` (reads).
+    pub request_timeout_ticks: u64,
+    /// Ticks between chain-head exchanges.
+    pub chain_check_ticks: u64,
+    /// Seed of Raft's randomized timeouts.
+    pub seed: u64,
+}
+
+/// Why the node cannot go on. The kernel prints it and halts: continuing
+/// could break a promise (persistence) or spread a divergent state.
+#[derive(Debug)]
+pub enum NodeError {
+    /// The log could not be made durable.
+    Persist(PersistError),
+    /// The log on disk could not be read back at start.
+    Open(StoreError),
+    /// Raft rejected the configuration.
+    Raft(ConfigError),
+    /// The genesis configuration is invalid.
+    Genesis(GenesisError),
+    /// A majority of peers applied the same index to a different receipt
+    /// chain head: this replica diverged.
+    Diverged {
+        index: u64,
+        mine: [u8; 32],
+        theirs: [u8; 32],
+        peers: usize,
+    },
+}
+
+impl fmt::Display for NodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NodeError::Persist(e) => write!(f, "{e}"),
+            NodeError::Open(e) => write!(f, "reading the Raft log at start failed: {e}"),
+            NodeError::Raft(e) => write!(f, "raft configuration: {e:?}"),
+            NodeError::Genesis(e) => write!(f, "bank genesis: {e:?}"),
+            NodeError::Diverged {
+                index,
+                mine,
+                theirs,
+                peers,
+            } => write!(
+                f,
+                "DIVERGED at applied index {index}: my receipt chain head {} but {peers} peers agree on {}",
+                Hex(mine),
+                Hex(theirs)
+            ),
+        }
+    }
+}
+
+/// Lower-case hex of a hash, for messages.
+pub struct Hex<'a>(pub &'a [u8; 32]);
+
+impl fmt::Display for Hex<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for byte in self.0 {
+            write!(f, "{byte:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Counters for `/metrics` and `/status`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Metrics {
+    pub proposals: u64,
+    pub forwarded: u64,
+    pub committed_entries: u64,
+    pub applied_commands: u64,
+    pub client_requests: u64,
+    pub client_bad_requests: u64,
+    pub client_timeouts: u64,
+    pub reads_served: u64,
+    pub raft_rejected: u64,
+    pub leader_changes: u64,
+    pub chain_checks_matched: u64,
+    pub chain_checks_mismatched: u64,
+}
+
+struct Waiting<A> {
+    client: A,
+    cluster_id: u64,
+    request_id: u64,
+    deadline: u64,
+    op: RequestOp,
+}
+
+/// One node. `D` is the disk, `A` the client address replies go to.
+pub struct Node<D: BlockDevice, A: Clone> {
+    config: NodeConfig,
+    raft: Raft<DiskLog<D>>,
+    ledger: Ledger,
+    /// Writes this node took from clients, by tag, until applied.
+    writes: BTreeMap<u64, Waiting<A>>,
+    /// Reads waiting for their ReadIndex, by ctx.
+    reads: BTreeMap<u64, Waiting<A>>,
+    /// Confirmed reads: (read index, ctx), served once applied.
+    confirmed: Vec<(u64, u64)>,
+    next_tag: u64,
+    ticks: u64,
+    applied: u64,
+    checkpoints: VecDeque<(u64, [u8; 32])>,
+    /// Peers' reported heads: index -> (peer -> head).
+    peer_heads: BTreeMap<u64, BTreeMap<NodeId, [u8; 32]>>,
+    outbox: Vec<(NodeId, Body)>,
+    replies: Vec<(A, ClientReply)>,
+    leader_seen: NodeId,
+    /// Latest HLC reading the caller gave (stamped on read replies).
+    hlc: u64,
+    metrics: Metrics,
+}
+
+impl<D: BlockDevice, A: Clone> Node<D, A> {
+    /// Starts (or restarts) a node on an opened store: rebuilds the ledger
+    /// by replaying the committed log from the start (snapshots are a later
+    /// issue) as Raft hands the entries back.
+    pub fn new(config: NodeConfig, store: Store<D>) -> Result<Node<D, A>, NodeError> {
+        let log = DiskLog::new(store, config.voters.clone()).map_err(NodeError::Open)?;
+        let mut raft_config = RaftConfig::new(config.id);
+        raft_config.election_ticks = config.election_ticks;
+        raft_config.heartbeat_ticks = config.heartbeat_ticks;
+        raft_config.max_bytes_per_msg = MAX_APPEND_BYTES;
+        raft_config.max_entries_per_msg = 64;
+        let raft = Raft::new(raft_config, log, config.seed).map_err(NodeError::Raft)?;
+        let ledger = Ledger::genesis(config.genesis.clone()).map_err(NodeError::Genesis)?;
+        Ok(Node {
+            config,
+            raft,
+            ledger,
+            writes: BTreeMap::new(),
+            reads: BTreeMap::new(),
+            confirmed: Vec::new(),
+            // Tags restart above anything a previous incarnation issued
+            // that may still be in the log: one that collides would answer
+            // a new client with an old outcome. The term only grows, so
+            // (term << 32) is fresh across restarts.
+            next_tag: 1,
+            ticks: 0,
+            applied: 0,
+            checkpoints: VecDeque::new(),
+            peer_heads: BTreeMap::new(),
+            outbox: Vec::new(),
+            replies: Vec::new(),
+            leader_seen: continuum_raft::NO_NODE,
+            hlc: 0,
+            metrics: Metrics::default(),
+        }
+        .with_fresh_tags())
+    }
+
+    fn with_fresh_tags(mut self) -> Self {
+        self.next_tag = (self.raft.term() + 1) << 32;
+        self
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.config.id
+    }
+
+    /// The Raft core (role, term, leader, progress) for status pages.
+    pub fn raft(&self) -> &Raft<DiskLog<D>> {
+        &self.raft
+    }
+
+    /// The ledger (balances, chain head) for status pages and the console.
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    /// Counters.
+    pub fn metrics(&self) -> Metrics {
+        self.metrics
+    }
+
+    /// Index of the last entry applied to the ledger.
+    pub fn applied(&self) -> u64 {
+        self.applied
+    }
+
+    /// Client requests waiting (writes, reads).
+    pub fn waiting(&self) -> (usize, usize) {
+        (self.writes.len(), self.reads.len() + self.confirmed.len())
+    }
+
+    /// One logical clock tick (the kernel calls it every 10 ms).
+    pub fn tick(&mut self) {
+        self.raft.tick();
+        self.ticks += 1;
+        let now = self.ticks;
+        for (_, waiting) in drain_expired(&mut self.writes, now) {
+            self.metrics.client_timeouts += 1;
+            self.reply_error(waiting, ReplyError::Timeout);
+        }
+        for (_, waiting) in drain_expired(&mut self.reads, now) {
+            self.metrics.client_timeouts += 1;
+            self.reply_error(waiting, ReplyError::Unavailable);
+        }
+        if self.config.chain_check_ticks > 0 && now % self.config.chain_check_ticks == 0 {
+            if let Some(&(index, head)) = self.checkpoints.back() {
+                for &peer in &self.config.voters {
+                    if peer != self.config.id {
+                        self.outbox.push((peer, Body::ChainCheck { index, head }));
+                    }
+                }
+            }
+        }
+    }
+
+    /// A client datagram arrived from `client`. `hlc` is the node's hybrid
+    /// clock now (stamped on the entry if this node proposes it).
+    pub fn on_client(&mut self, client: A, request: ClientRequest, hlc: u64) {
+        self.metrics.client_requests += 1;
+        self.hlc = self.hlc.max(hlc);
+        let waiting = Waiting {
+            client,
+            cluster_id: request.cluster_id,
+            request_id: request.request_id,
+            deadline: self.ticks + self.config.request_timeout_ticks,
+            op: request.op,
+        };
+        if waiting.cluster_id != self.config.cluster_id {
+            self.metrics.client_bad_requests += 1;
+            return self.reply_error(waiting, ReplyError::BadRequest);
+        }
+        let tag = self.next_tag;
+        self.next_tag += 1;
+        match &waiting.op {
+            RequestOp::Submit { command } => {
+                if command.len() > MAX_COMMAND_BYTES
+                    || continuum_bank::Entry::decode(command).is_err()
+                {
+                    self.metrics.client_bad_requests += 1;
+                    return self.reply_error(waiting, ReplyError::BadRequest);
+                }
+                let header = EntryHeader {
+                    origin: self.config.id,
+                    tag,
+                    hlc,
+                };
+                match self.raft.propose(header.wrap(command)) {
+                    Ok(_) => {
+                        self.metrics.proposals += 1;
+                        self.writes.insert(tag, waiting);
+                    }
+                    Err(ProposeError::NotLeader { leader }) if leader != 0 => {
+                        self.metrics.forwarded += 1;
+                        let command = command.clone();
+                        self.outbox.push((
+                            leader,
+                            Body::Forward {
+                                origin: self.config.id,
+                                tag,
+                                command,
+                            },
+                        ));
+                        self.writes.insert(tag, waiting);
+                    }
+                    Err(ProposeError::TooManyUncommitted) => {
+                        self.reply_error(waiting, ReplyError::Busy)
+                    }
+                    Err(_) => self.reply_error(waiting, ReplyError::Unavailable),
+                }
+            }
+            RequestOp::QueryBalance { .. }
+            | RequestOp::QueryOutcome { .. }
+            | RequestOp::QueryChainHead => match self.raft.read_index(tag) {
+                Ok(()) => {
+                    self.reads.insert(tag, waiting);
+                }
+                Err(ReadIndexError::NoLeader) => self.reply_error(waiting, ReplyError::Unavailable),
+                Err(ReadIndexError::TooManyPendingReads) => {
+                    self.reply_error(waiting, ReplyError::Busy)
+                }
+            },
+        }
+    }
+
+    /// A peer message arrived from authenticated peer `from`.
+    pub fn on_peer(&mut self, from: NodeId, body: Body, hlc: u64) -> Result<(), NodeError> {
+        self.hlc = self.hlc.max(hlc);
+        match body {
+            Body::Raft(message) => {
+                if message.from != from || self.raft.step(message).is_err() {
+                    self.metrics.raft_rejected += 1;
+                }
+            }
+            Body::Forward {
+                origin,
+                tag,
+                command,
+            } => {
+                // Only the node that took the request may name itself origin.
+                if origin != from
+                    || command.len() > MAX_COMMAND_BYTES
+                    || continuum_bank::Entry::decode(&command).is_err()
+                {
+                    self.metrics.raft_rejected += 1;
+                    return Ok(());
+                }
+                let header = EntryHeader { origin, tag, hlc };
+                // A refused forward (not leader any more, overloaded) is
+                // dropped: the origin answers its client Timeout, and the
+                // client's retry is deduplicated by the transfer id.
+                if self.raft.propose(header.wrap(&command)).is_ok() {
+                    self.metrics.proposals += 1;
+                }
+            }
+            Body::ChainCheck { index, head } => {
+                self.peer_heads.entry(index).or_default().insert(from, head);
+                self.compare_heads()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs Raft's Ready loop: persist (one write + one flush per Ready),
+    /// queue the messages, apply committed entries, answer clients. Call
+    /// after every batch of inputs; then send [`Node::take_outbox`] and
+    /// [`Node::take_replies`].
+    pub fn drive(&mut self) -> Result<(), NodeError> {
+        while self.raft.has_ready() {
+            let ready = self.raft.ready();
+            self.raft
+                .storage_mut()
+                .persist(&ready)
+                .map_err(NodeError::Persist)?;
+            if let Some(soft) = ready.soft_state {
+                if soft.leader != self.leader_seen {
+                    self.leader_seen = soft.leader;
+                    self.metrics.leader_changes += 1;
+                }
+            }
+            for message in ready.messages {
+                self.outbox.push((message.to, Body::Raft(message)));
+            }
+            for entry in &ready.committed_entries {
+                self.apply(entry);
+            }
+            for read in ready.read_states {
+                self.confirmed.push((read.index, read.ctx));
+            }
+            self.raft.advance();
+        }
+        self.serve_reads();
+        self.compare_heads()
+    }
+
+    /// Peer messages to send: (to, body). Wrap each in an envelope with the
+    /// node's clocks.
+    pub fn take_outbox(&mut self) -> Vec<(NodeId, Body)> {
+        core::mem::take(&mut self.outbox)
+    }
+
+    /// Client replies to send.
+    pub fn take_replies(&mut self) -> Vec<(A, ClientReply)> {
+        core::mem::take(&mut self.replies)
+    }
+
+    fn apply(&mut self, entry: &continuum_raft::Entry) {
+        self.metrics.committed_entries += 1;
+        if entry.kind == EntryKind::Normal {
+            let (header, command) = match EntryHeader::unwrap(&entry.data) {
+                Ok((header, command)) => (Some(header), command),
+                // Deterministic on every replica: the bank records a
+                // malformed entry as such.
+                Err(_) => (None, &[][..]),
+            };
+            let result = self.ledger.apply(entry.index, command);
+            self.metrics.applied_commands += result.outcomes.len() as u64;
+            if let Some(header) = header.filter(|h| h.origin == self.config.id) {
+                // The command must match too: a tag issued by an earlier
+                // incarnation of this node (same term, before a restart) may
+                // commit now, and must not answer a different request.
+                let same = self.writes.get(&header.tag).is_some_and(
+                    |w| matches!(&w.op, RequestOp::Submit { command: c } if c.as_slice() == command),
+                );
+                if let Some(waiting) = same.then(|| self.writes.remove(&header.tag)).flatten() {
+                    let mut outcome = Vec::with_capacity(result.outcomes.len());
+                    for o in &result.outcomes {
+                        o.encode_into(&mut outcome);
+                    }
+                    self.reply(
+                        waiting.client,
+                        waiting.cluster_id,
+                        waiting.request_id,
+                        ReplyBody::Ok {
+                            index: entry.index,
+                            term: entry.term,
+                            hlc: header.hlc,
+                            chain_hash: result.chain_head,
+                            outcome,
+                        },
+                    );
+                }
+            }
+        }
+        self.applied = entry.index;
+        if entry.index % CHECKPOINT_EVERY == 0 {
+            self.checkpoints
+                .push_back((entry.index, self.ledger.chain_head().1));
+            if self.checkpoints.len() > CHECKPOINTS_KEPT {
+                self.checkpoints.pop_front();
+            }
+        }
+    }
+
+    fn serve_reads(&mut self) {
+        let applied = self.applied;
+        let ready: Vec<u64> = self
+            .confirmed
+            .iter()
+            .filter(|(index, _)| *index <= applied)
+            .map(|&(_, ctx)| ctx)
+            .collect();
+        self.confirmed.retain(|(index, _)| *index > applied);
+        for ctx in ready {
+            let Some(waiting) = self.reads.remove(&ctx) else {
+                continue; // timed out meanwhile
+            };
+            self.metrics.reads_served += 1;
+            let mut answer = Vec::new();
+            match waiting.op {
+                RequestOp::QueryBalance { account } => {
+                    encode_balance_answer(self.ledger.balance(account), &mut answer)
+                }
+                RequestOp::QueryOutcome { transfer_id } => encode_transfer_answer(
+                    self.ledger.transfer_outcome(transfer_id).map(|t| t.index),
+                    &mut answer,
+                ),
+                RequestOp::QueryChainHead | RequestOp::Submit { .. } => {}
+            }
+            let (_, head) = self.ledger.chain_head();
+            let term = self.raft.log_term(applied).unwrap_or(0);
+            self.reply(
+                waiting.client,
+                waiting.cluster_id,
+                waiting.request_id,
+                ReplyBody::Ok {
+                    index: applied,
+                    term,
+                    hlc: self.hlc,
+                    chain_hash: head,
+                    outcome: answer,
+                },
+            );
+        }
+    }
+
+    /// Halts this node if a majority of the cluster (peers alone) agree on
+    /// a different head at an index it applied.
+    fn compare_heads(&mut self) -> Result<(), NodeError> {
+        let majority = self.config.voters.len() / 2 + 1;
+        let oldest = self.checkpoints.front().map_or(u64::MAX, |&(i, _)| i);
+        let mut verdict = Ok(());
+        let mut settled = Vec::new();
+        for (&index, heads) in &self.peer_heads {
+            let Some(&(_, mine)) = self.checkpoints.iter().find(|&&(i, _)| i == index) else {
+                if index < oldest {
+                    settled.push(index); // too old to compare any more
+                }
+                continue;
+            };
+            let mut disagreeing: BTreeMap<[u8; 32], usize> = BTreeMap::new();
+            for head in heads.values() {
+                if *head == mine {
+                    self.metrics.chain_checks_matched += 1;
+                } else {
+                    self.metrics.chain_checks_mismatched += 1;
+                    *disagreeing.entry(*head).or_default() += 1;
+                }
+            }
+            settled.push(index);
+            if let Some((&theirs, &peers)) = disagreeing.iter().max_by_key(|(_, &n)| n) {
+                if peers >= majority {
+                    verdict = Err(NodeError::Diverged {
+                        index,
+                        mine,
+                        theirs,
+                        peers,
+                    });
+                }
+            }
+        }
+        // Heads counted once; a later report for the same index is counted again.
+        for index in settled {
+            self.peer_heads.remove(&index);
+        }
+        verdict
+    }
+
+    fn reply_error(&mut self, waiting: Waiting<A>, error: ReplyError) {
+        self.reply(
+            waiting.client,
+            waiting.cluster_id,
+            waiting.request_id,
+            ReplyBody::Error(error),
+        );
+    }
+
+    fn reply(&mut self, client: A, cluster_id: u64, request_id: u64, body: ReplyBody) {
+        self.replies.push((
+            client,
+            ClientReply {
+                cluster_id,
+                node: self.config.id,
+                request_id,
+                body,
+            },
+        ));
+    }
+
+    /// Stops the node and hands back its disk (tests crash and reopen it).
+    pub fn into_device(self) -> D {
+        self.raft.into_storage().into_store().into_device()
+    }
+
+    /// Role, for the console and status.
+    pub fn role(&self) -> Role {
+        self.raft.role()
+    }
+}
+
+fn drain_expired<A>(map: &mut BTreeMap<u64, Waiting<A>>, now: u64) -> Vec<(u64, Waiting<A>)> {
+    let expired: Vec<u64> = map
+        .iter()
+        .filter(|(_, w)| w.deadline <= now)
+        .map(|(&k, _)| k)
+        .collect();
+    expired
+        .into_iter()
+        .filter_map(|k| map.remove(&k).map(|w| (k, w)))
+        .collect()
+}

@@ -1,0 +1,180 @@
+//! The node's two small formats: what rides in a peer datagram (an
+//! [`Envelope`]) and what a log entry carries in front of the bank command
+//! (an [`EntryHeader`]).
+//!
+//! Envelope (inside the authenticated `PeerBody::Raft` payload of `net`):
+//!
+//! | bytes | field |
+//! |---|---|
+//! | 1 | tag: 1 Raft message, 2 forwarded write, 3 chain check |
+//! | 8 | sender's Lamport clock (big-endian) |
+//! | 8 | sender's HLC timestamp (big-endian) |
+//! | rest | body |
+//!
+//! Bodies: Raft = `continuum_raft::Message::encode`; forward = `origin u64 |
+//! tag u64 | bank command`; chain check = `applied index u64 | receipt
+//! chain head [32]`.
+//!
+//! Entry data (`continuum_raft::Entry::data` of a normal entry):
+//! `origin node u64 | request tag u64 | HLC u64 | bank command`. `origin`
+//! and `tag` let the node that took the client's request answer it when it
+//! applies the entry; the HLC is the leader's timestamp at proposal.
+//! Decoding is total: short or malformed bytes are an error, never a panic.
+
+use alloc::vec::Vec;
+use continuum_raft::Message;
+
+/// Bytes in front of an envelope body.
+pub const ENVELOPE_HEADER_BYTES: usize = 17;
+/// Bytes in front of the bank command in an entry.
+pub const ENTRY_HEADER_BYTES: usize = 24;
+
+/// Why bytes did not decode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WireError {
+    /// Fewer bytes than the fixed fields need.
+    Truncated,
+    /// An unknown envelope tag.
+    UnknownTag(u8),
+    /// A body with bytes left over or an empty command.
+    BadBody,
+    /// The Raft message inside did not decode.
+    Raft(continuum_raft::DecodeError),
+}
+
+impl core::fmt::Display for WireError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            WireError::Truncated => f.write_str("truncated"),
+            WireError::UnknownTag(tag) => write!(f, "unknown envelope tag {tag}"),
+            WireError::BadBody => f.write_str("malformed body"),
+            WireError::Raft(e) => write!(f, "raft message: {e:?}"),
+        }
+    }
+}
+
+/// What one peer datagram carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Body {
+    /// A Raft protocol message.
+    Raft(Message),
+    /// A client write taken by a follower, for the leader to propose.
+    Forward {
+        origin: u64,
+        tag: u64,
+        command: Vec<u8>,
+    },
+    /// The sender's receipt-chain head at an applied index (divergence check).
+    ChainCheck { index: u64, head: [u8; 32] },
+}
+
+/// A peer datagram's payload: clocks plus a body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Envelope {
+    pub lamport: u64,
+    pub hlc: u64,
+    pub body: Body,
+}
+
+fn u64_at(bytes: &[u8], at: usize) -> Result<u64, WireError> {
+    let field = bytes.get(at..at + 8).ok_or(WireError::Truncated)?;
+    Ok(u64::from_be_bytes(field.try_into().expect("8 bytes")))
+}
+
+impl Envelope {
+    /// Appends the encoding to `out`.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        let tag = match self.body {
+            Body::Raft(_) => 1,
+            Body::Forward { .. } => 2,
+            Body::ChainCheck { .. } => 3,
+        };
+        out.push(tag);
+        out.extend_from_slice(&self.lamport.to_be_bytes());
+        out.extend_from_slice(&self.hlc.to_be_bytes());
+        match &self.body {
+            Body::Raft(message) => message.encode(out),
+            Body::Forward {
+                origin,
+                tag,
+                command,
+            } => {
+                out.extend_from_slice(&origin.to_be_bytes());
+                out.extend_from_slice(&tag.to_be_bytes());
+                out.extend_from_slice(command);
+            }
+            Body::ChainCheck { index, head } => {
+                out.extend_from_slice(&index.to_be_bytes());
+                out.extend_from_slice(head);
+            }
+        }
+    }
+
+    /// Decodes one envelope (total).
+    pub fn decode(bytes: &[u8]) -> Result<Envelope, WireError> {
+        let tag = *bytes.first().ok_or(WireError::Truncated)?;
+        let lamport = u64_at(bytes, 1)?;
+        let hlc = u64_at(bytes, 9)?;
+        let rest = &bytes[ENVELOPE_HEADER_BYTES..];
+        let body = match tag {
+            1 => Body::Raft(Message::decode(rest).map_err(WireError::Raft)?),
+            2 => {
+                let origin = u64_at(rest, 0)?;
+                let tag = u64_at(rest, 8)?;
+                let command = &rest[16..];
+                if command.is_empty() {
+                    return Err(WireError::BadBody);
+                }
+                Body::Forward {
+                    origin,
+                    tag,
+                    command: command.to_vec(),
+                }
+            }
+            3 => {
+                if rest.len() != 40 {
+                    return Err(WireError::BadBody);
+                }
+                Body::ChainCheck {
+                    index: u64_at(rest, 0)?,
+                    head: rest[8..40].try_into().expect("32 bytes"),
+                }
+            }
+            other => return Err(WireError::UnknownTag(other)),
+        };
+        Ok(Envelope { lamport, hlc, body })
+    }
+}
+
+/// The node fields in front of a bank command in a log entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EntryHeader {
+    /// Node that took the client's request (answers it on apply).
+    pub origin: u64,
+    /// That node's tag for the request.
+    pub tag: u64,
+    /// Leader's HLC timestamp at proposal.
+    pub hlc: u64,
+}
+
+impl EntryHeader {
+    /// `header | command` as entry data.
+    pub fn wrap(&self, command: &[u8]) -> Vec<u8> {
+        let mut data = Vec::with_capacity(ENTRY_HEADER_BYTES + command.len());
+        data.extend_from_slice(&self.origin.to_be_bytes());
+        data.extend_from_slice(&self.tag.to_be_bytes());
+        data.extend_from_slice(&self.hlc.to_be_bytes());
+        data.extend_from_slice(command);
+        data
+    }
+
+    /// Splits entry data into header and command (total).
+    pub fn unwrap(data: &[u8]) -> Result<(EntryHeader, &[u8]), WireError> {
+        let header = EntryHeader {
+            origin: u64_at(data, 0)?,
+            tag: u64_at(data, 8)?,
+            hlc: u64_at(data, 16)?,
+        };
+        Ok((header, &data[ENTRY_HEADER_BYTES..]))
+    }
+}

@@ -1,0 +1,547 @@
+//! Whole clusters of real `Node`s (Raft + WAL on in-memory disks + bank)
+//! in one process: a seeded lossy network, client transfers through every
+//! node, crashes that lose unflushed writes, restarts from disk, and
+//! partitions. After every run: every acknowledged transfer is applied
+//! exactly once everywhere, all replicas agree (balances, chain heads),
+//! and money is conserved.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use continuum_bank::{
+    AccountFlags, CreateAccount, Entry, GenesisConfig, Limits, Outcome, Transfer,
+};
+use continuum_net::client::{
+    decode_balance_answer, ClientReply, ClientRequest, ReplyBody, ReplyError, RequestOp,
+};
+use continuum_net::header::MAX_PEER_PAYLOAD_BYTES;
+use continuum_node::{Body, Envelope, Node, NodeConfig, MAX_COMMAND_BYTES};
+use continuum_storage::{CrashMode, Identity, MemDisk, Store};
+use ed25519_dalek::SigningKey;
+
+const CLUSTER: u64 = 9;
+const SUPPLY: u64 = 1_000_000;
+const RESERVE: u128 = 1;
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn operator() -> SigningKey {
+    SigningKey::from_bytes(&[7; 32])
+}
+
+fn owner(account: u128) -> SigningKey {
+    SigningKey::from_bytes(&[account as u8 + 100; 32])
+}
+
+fn genesis() -> GenesisConfig {
+    GenesisConfig {
+        cluster_id: CLUSTER as u128,
+        operator_key: operator().verifying_key().to_bytes(),
+        reserve_account: RESERVE,
+        supply: SUPPLY,
+        limits: Limits {
+            max_accounts: 64,
+            max_transfers: 100_000,
+            max_sessions: 1024,
+        },
+    }
+}
+
+fn node_config(id: u64, n: u64, seed: u64) -> NodeConfig {
+    NodeConfig {
+        id,
+        voters: (1..=n).collect(),
+        cluster_id: CLUSTER,
+        genesis: genesis(),
+        election_ticks: 10,
+        heartbeat_ticks: 2,
+        request_timeout_ticks: 200,
+        chain_check_ticks: 20,
+        seed: seed ^ id,
+    }
+}
+
+fn identity(id: u64) -> Identity {
+    Identity {
+        cluster_id: CLUSTER as u128,
+        node_id: id,
+    }
+}
+
+type Client = u64; // request id namespace: the client address is its id
+
+struct Sim {
+    n: u64,
+    seed: u64,
+    rng: Rng,
+    nodes: BTreeMap<u64, Node<MemDisk, Client>>,
+    /// Disks of crashed nodes.
+    down: BTreeMap<u64, MemDisk>,
+    /// In flight: (deliver at step, from, to, envelope bytes).
+    wire: VecDeque<(u64, u64, u64, Vec<u8>)>,
+    /// Directed links that drop everything.
+    cut: Vec<(u64, u64)>,
+    loss_pct: u64,
+    step: u64,
+    replies: Vec<(u64, ClientReply)>,
+    lamport: u64,
+}
+
+impl Sim {
+    fn new(n: u64, seed: u64) -> Sim {
+        let mut nodes = BTreeMap::new();
+        for id in 1..=n {
+            let (store, _) = Store::format(MemDisk::new(8192), identity(id)).unwrap();
+            nodes.insert(id, Node::new(node_config(id, n, seed), store).unwrap());
+        }
+        Sim {
+            n,
+            seed,
+            rng: Rng(seed),
+            nodes,
+            down: BTreeMap::new(),
+            wire: VecDeque::new(),
+            cut: Vec::new(),
+            loss_pct: 0,
+            step: 0,
+            replies: Vec::new(),
+            lamport: 0,
+        }
+    }
+
+    fn collect(&mut self, id: u64) {
+        let Some(node) = self.nodes.get_mut(&id) else {
+            return;
+        };
+        node.drive().unwrap_or_else(|e| panic!("node {id}: {e}"));
+        for (to, body) in node.take_outbox() {
+            self.lamport += 1;
+            let mut bytes = Vec::new();
+            Envelope {
+                lamport: self.lamport,
+                hlc: self.step,
+                body,
+            }
+            .encode(&mut bytes);
+            assert!(
+                bytes.len() <= MAX_PEER_PAYLOAD_BYTES,
+                "a peer message of {} bytes does not fit a datagram",
+                bytes.len()
+            );
+            let delay = 1 + self.rng.below(3);
+            self.wire.push_back((self.step + delay, id, to, bytes));
+        }
+        for (client, reply) in node.take_replies() {
+            self.replies.push((client, reply));
+        }
+    }
+
+    fn run(&mut self, steps: u64) {
+        for _ in 0..steps {
+            self.step += 1;
+            let ids: Vec<u64> = self.nodes.keys().copied().collect();
+            for &id in &ids {
+                self.nodes.get_mut(&id).unwrap().tick();
+                self.collect(id);
+            }
+            let mut later = VecDeque::new();
+            while let Some((at, from, to, bytes)) = self.wire.pop_front() {
+                if at > self.step {
+                    later.push_back((at, from, to, bytes));
+                    continue;
+                }
+                if self.cut.contains(&(from, to)) || self.rng.below(100) < self.loss_pct {
+                    continue;
+                }
+                let Some(node) = self.nodes.get_mut(&to) else {
+                    continue;
+                };
+                let envelope = Envelope::decode(&bytes).expect("our own encoding decodes");
+                node.on_peer(from, envelope.body, envelope.hlc)
+                    .unwrap_or_else(|e| panic!("node {to}: {e}"));
+                self.collect(to);
+            }
+            self.wire = later;
+        }
+    }
+
+    fn submit(&mut self, via: u64, client: Client, request_id: u64, command: Vec<u8>) {
+        let request = ClientRequest {
+            cluster_id: CLUSTER,
+            client_id: client,
+            request_id,
+            op: RequestOp::Submit { command },
+        };
+        if let Some(node) = self.nodes.get_mut(&via) {
+            node.on_client(client, request, self.step);
+            self.collect(via);
+        }
+    }
+
+    fn read_balance(&mut self, via: u64, account: u128) -> Option<u64> {
+        let request_id = 1_000_000 + self.step;
+        let request = ClientRequest {
+            cluster_id: CLUSTER,
+            client_id: 0,
+            request_id,
+            op: RequestOp::QueryBalance { account },
+        };
+        self.nodes
+            .get_mut(&via)
+            .unwrap()
+            .on_client(0, request, self.step);
+        self.collect(via);
+        for _ in 0..200 {
+            self.run(1);
+            if let Some(pos) = self
+                .replies
+                .iter()
+                .position(|(c, r)| *c == 0 && r.request_id == request_id)
+            {
+                let (_, reply) = self.replies.remove(pos);
+                return match reply.body {
+                    ReplyBody::Ok { outcome, .. } => decode_balance_answer(&outcome).unwrap(),
+                    other => panic!("read failed: {other:?}"),
+                };
+            }
+        }
+        panic!("read through node {via} never answered");
+    }
+
+    fn crash(&mut self, id: u64) {
+        let node = self.nodes.remove(&id).expect("node is up");
+        let mut disk = node.into_device();
+        disk.crash(CrashMode::LoseUnflushed);
+        self.down.insert(id, disk);
+    }
+
+    fn restart(&mut self, id: u64) {
+        let disk = self.down.remove(&id).expect("node is down");
+        let (store, _report) = Store::open(disk, identity(id)).expect("recovers");
+        let node = Node::new(node_config(id, self.n, self.seed + self.step), store).unwrap();
+        self.nodes.insert(id, node);
+    }
+
+    fn leader(&self) -> Option<u64> {
+        self.nodes
+            .values()
+            .find(|n| n.role() == continuum_raft::Role::Leader)
+            .map(|n| n.id())
+    }
+
+    fn wait_leader(&mut self) -> u64 {
+        for _ in 0..2000 {
+            self.run(1);
+            if let Some(leader) = self.leader() {
+                return leader;
+            }
+        }
+        panic!("no leader elected");
+    }
+
+    /// Runs until every live node has applied the same index, then checks
+    /// agreement and conservation.
+    fn settle_and_check(&mut self, accounts: &[u128]) {
+        for _ in 0..3000 {
+            self.run(1);
+            let applied: Vec<u64> = self.nodes.values().map(|n| n.applied()).collect();
+            let commit = self
+                .nodes
+                .values()
+                .map(|n| n.raft().commit_index())
+                .max()
+                .unwrap();
+            if applied.iter().all(|&a| a == commit) && self.wire.is_empty() {
+                break;
+            }
+        }
+        let heads: Vec<_> = self
+            .nodes
+            .values()
+            .map(|n| n.ledger().chain_head())
+            .collect();
+        assert!(
+            heads.windows(2).all(|w| w[0] == w[1]),
+            "replicas disagree on the receipt chain: {heads:?}"
+        );
+        for node in self.nodes.values() {
+            let total: u64 = accounts
+                .iter()
+                .map(|&a| node.ledger().balance(a).unwrap_or(0))
+                .sum();
+            assert_eq!(total, SUPPLY, "node {}: money not conserved", node.id());
+        }
+    }
+}
+
+fn create_account(id: u128) -> Vec<u8> {
+    Entry::single(
+        CreateAccount {
+            id,
+            owner: owner(id).verifying_key().to_bytes(),
+            flags: AccountFlags::empty(),
+        }
+        .sign(&operator(), CLUSTER as u128),
+    )
+    .encode()
+}
+
+fn transfer(id: u128, from: u128, to: u128, amount: u64) -> Vec<u8> {
+    let key = if from == RESERVE {
+        operator()
+    } else {
+        owner(from)
+    };
+    Entry::single(
+        Transfer {
+            id,
+            from,
+            to,
+            amount,
+            client: id,
+            seq: 1,
+        }
+        .sign(&key, CLUSTER as u128),
+    )
+    .encode()
+}
+
+fn outcome_of(reply: &ClientReply) -> Option<Outcome> {
+    match &reply.body {
+        ReplyBody::Ok { outcome, .. } => Outcome::from_unit_code(outcome[0]),
+        _ => None,
+    }
+}
+
+/// Accounts 1 (reserve), 10..14; money moves between them through every node.
+fn run_cluster(n: u64, seed: u64, loss_pct: u64, crashes: bool, partitions: bool) {
+    let mut sim = Sim::new(n, seed);
+    sim.loss_pct = loss_pct;
+    sim.wait_leader();
+    let accounts: Vec<u128> = core::iter::once(RESERVE).chain(10..15).collect();
+    for (i, &account) in accounts[1..].iter().enumerate() {
+        let cmd = create_account(account);
+        sim.submit(1 + i as u64 % n, 99, i as u64, cmd);
+        sim.run(40);
+        let fund = transfer(1000 + account, RESERVE, account, 10_000);
+        sim.submit(1 + i as u64 % n, 99, 100 + i as u64, fund);
+        sim.run(40);
+    }
+    sim.run(300);
+
+    // Every request we sent and what came back.
+    let mut sent: BTreeMap<u64, (u128, Vec<u8>)> = BTreeMap::new();
+    let mut next_id: u128 = 5000;
+    for round in 0..300u64 {
+        let from = accounts[1 + sim.rng.below(5) as usize];
+        let to = accounts[1 + sim.rng.below(5) as usize];
+        if from != to {
+            next_id += 1;
+            let amount = 1 + sim.rng.below(3000);
+            let cmd = transfer(next_id, from, to, amount);
+            let via = 1 + sim.rng.below(n);
+            sent.insert(round, (next_id, cmd.clone()));
+            sim.submit(via, 1, round, cmd);
+        }
+        let pause = 1 + sim.rng.below(4);
+        sim.run(pause);
+        if crashes && round % 60 == 30 {
+            let victim = sim.leader().unwrap_or(1 + sim.rng.below(n));
+            sim.crash(victim);
+            sim.run(80);
+            sim.restart(victim);
+        }
+        if partitions && round % 100 == 50 {
+            let isolated = sim.leader().unwrap_or(1);
+            for other in 1..=n {
+                if other != isolated {
+                    sim.cut.push((isolated, other));
+                    sim.cut.push((other, isolated));
+                }
+            }
+            sim.run(150);
+            sim.cut.clear();
+        }
+    }
+    sim.loss_pct = 0;
+    sim.settle_and_check(&accounts);
+
+    // Acknowledged transfers are applied, exactly once, on every node;
+    // failed ones are not.
+    let replies: BTreeMap<u64, ClientReply> = sim
+        .replies
+        .iter()
+        .filter(|(c, _)| *c == 1)
+        .map(|(_, r)| (r.request_id, r.clone()))
+        .collect();
+    let mut acked = 0;
+    for (round, (id, _)) in &sent {
+        let Some(reply) = replies.get(round) else {
+            continue;
+        };
+        for node in sim.nodes.values() {
+            let applied = node.ledger().transfer_outcome(*id);
+            match outcome_of(reply) {
+                Some(Outcome::Ok) => {
+                    acked += 1;
+                    assert!(
+                        applied.is_some(),
+                        "acked transfer {id} not applied on node {}",
+                        node.id()
+                    );
+                }
+                Some(_) => assert!(applied.is_none(), "refused transfer {id} applied"),
+                None => {
+                    assert!(
+                        matches!(
+                            reply.body,
+                            ReplyBody::Error(
+                                ReplyError::Timeout | ReplyError::Unavailable | ReplyError::Busy
+                            )
+                        ),
+                        "unexpected reply {reply:?}"
+                    );
+                }
+            }
+        }
+    }
+    assert!(acked > 0, "no transfer was acknowledged at all");
+    // Reads through every node agree with the replicas' state.
+    for via in 1..=n {
+        let balance = sim.read_balance(via, 10);
+        assert_eq!(balance, sim.nodes[&via].ledger().balance(10));
+    }
+}
+
+#[test]
+fn three_nodes_commit_transfers_through_every_node() {
+    run_cluster(3, 1, 0, false, false);
+}
+
+#[test]
+fn five_nodes_with_message_loss() {
+    run_cluster(5, 2, 10, false, false);
+}
+
+#[test]
+fn leader_crashes_lose_unflushed_writes_and_restart_from_disk() {
+    for seed in 10..13 {
+        run_cluster(3, seed, 5, true, false);
+    }
+}
+
+#[test]
+fn isolated_leaders_step_down_and_nothing_acknowledged_is_lost() {
+    for seed in 20..23 {
+        run_cluster(3, seed, 0, true, true);
+    }
+}
+
+#[test]
+fn a_restarted_node_replays_the_ledger_from_disk() {
+    let mut sim = Sim::new(3, 42);
+    let leader = sim.wait_leader();
+    sim.submit(leader, 5, 1, create_account(10));
+    sim.run(100);
+    let follower = if leader == 2 { 3 } else { 2 };
+    sim.submit(follower, 5, 2, transfer(77, RESERVE, 10, 500));
+    sim.run(100);
+    let before = sim.nodes[&3].ledger().chain_head();
+    assert_eq!(
+        sim.nodes[&3].ledger().balance(10),
+        Some(500),
+        "replies: {:?}",
+        sim.replies
+    );
+    sim.crash(3);
+    sim.restart(3);
+    sim.run(200);
+    assert_eq!(sim.nodes[&3].ledger().balance(10), Some(500));
+    assert_eq!(sim.nodes[&3].ledger().chain_head(), before);
+}
+
+#[test]
+fn malformed_or_oversized_submits_are_refused_not_proposed() {
+    let mut sim = Sim::new(3, 5);
+    let leader = sim.wait_leader();
+    let before = sim.nodes[&leader].raft().last_index();
+    sim.submit(leader, 3, 1, vec![0xff; 10]);
+    sim.submit(leader, 3, 2, vec![1; MAX_COMMAND_BYTES + 1]);
+    sim.run(5);
+    let refused = sim
+        .replies
+        .iter()
+        .filter(|(c, r)| *c == 3 && r.body == ReplyBody::Error(ReplyError::BadRequest))
+        .count();
+    assert_eq!(refused, 2);
+    assert_eq!(sim.nodes[&leader].raft().last_index(), before);
+}
+
+#[test]
+fn the_largest_command_fits_one_append_datagram() {
+    // Seven transfers (3 + 7 * 145 bytes) is the most a MAX_COMMAND_BYTES
+    // command can carry.
+    let commands: Vec<_> = (0..7u128)
+        .map(|i| {
+            Transfer {
+                id: u128::MAX - i,
+                from: u128::MAX,
+                to: u128::MAX - 1,
+                amount: u64::MAX,
+                client: u128::MAX,
+                seq: u64::MAX,
+            }
+            .sign(&owner(3), CLUSTER as u128)
+        })
+        .collect();
+    let command = Entry::new(commands).unwrap().encode();
+    assert!(command.len() <= MAX_COMMAND_BYTES, "{}", command.len());
+    let mut sim = Sim::new(3, 6);
+    let leader = sim.wait_leader();
+    // Sim::collect asserts every peer message fits a datagram.
+    sim.submit(leader, 4, 1, command);
+    sim.run(100);
+    assert!(sim
+        .replies
+        .iter()
+        .any(|(c, r)| *c == 4 && matches!(r.body, ReplyBody::Ok { .. })));
+}
+
+#[test]
+fn envelopes_decode_totally() {
+    for len in 0..64 {
+        for byte in [0u8, 1, 2, 3, 0xff] {
+            let _ = Envelope::decode(&vec![byte; len]);
+        }
+    }
+    let mut bytes = Vec::new();
+    Envelope {
+        lamport: 3,
+        hlc: 4,
+        body: Body::ChainCheck {
+            index: 16,
+            head: [9; 32],
+        },
+    }
+    .encode(&mut bytes);
+    assert_eq!(
+        Envelope::decode(&bytes).unwrap().body,
+        Body::ChainCheck {
+            index: 16,
+            head: [9; 32]
+        }
+    );
+    bytes.push(0);
+    assert!(Envelope::decode(&bytes).is_err());
+}
