@@ -173,7 +173,7 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
         raft_config.max_bytes_per_msg = MAX_APPEND_BYTES;
         raft_config.max_entries_per_msg = 64;
         let raft = Raft::new(raft_config, log, config.seed).map_err(NodeError::Raft)?;
-        let ledger = Ledger::genesis(config.genesis.clone()).map_err(NodeError::Genesis)?;
+        let ledger = Ledger::genesis(config.genesis).map_err(NodeError::Genesis)?;
         Ok(Node {
             config,
             raft,
@@ -247,7 +247,7 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
             self.metrics.client_timeouts += 1;
             self.reply_error(waiting, ReplyError::Unavailable);
         }
-        if self.config.chain_check_ticks > 0 && now % self.config.chain_check_ticks == 0 {
+        if self.config.chain_check_ticks > 0 && now.is_multiple_of(self.config.chain_check_ticks) {
             if let Some(&(index, head)) = self.checkpoints.back() {
                 for &peer in &self.config.voters {
                     if peer != self.config.id {
@@ -447,7 +447,7 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
             }
         }
         self.applied = entry.index;
-        if entry.index % CHECKPOINT_EVERY == 0 {
+        if entry.index.is_multiple_of(CHECKPOINT_EVERY) {
             self.checkpoints
                 .push_back((entry.index, self.ledger.chain_head().1));
             if self.checkpoints.len() > CHECKPOINTS_KEPT {
