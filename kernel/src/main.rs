@@ -23,6 +23,7 @@
 extern crate alloc;
 
 mod arch;
+mod consensus;
 mod console;
 mod drivers;
 mod executor;
@@ -95,10 +96,10 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
         Mode::SelfTest => selftest::run_and_exit(),
         Mode::SelfTestPageFault => selftest::provoke_page_fault(),
         Mode::Node | Mode::NetBench | Mode::NetBenchRaw => {
-            // Raft is not wired yet: the log was recovered (or formatted)
-            // and reported above; nothing writes to it in these modes.
-            drop(store);
-            network::start(&config);
+            // In `mode = node` the consensus node takes the disk; the
+            // benchmarks leave it alone.
+            network::start(&config, store.filter(|_| config.mode == Mode::Node));
+            executor::spawn(console::shell());
             executor::spawn(heartbeat());
             executor::run()
         }

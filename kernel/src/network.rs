@@ -150,7 +150,7 @@ fn bench_peer(config: &Config) -> Option<u8> {
     (config.node_id < lowest_peer).then_some(lowest_peer)
 }
 
-pub fn start(config: &Config) {
+pub fn start(config: &Config, store: Option<crate::storage::DiskStore>) {
     let mut nics = drivers::claim_virtio(DeviceType::Network).into_iter();
     if config.mode == Mode::NetBenchRaw {
         let Some(device) = nics.next() else {
@@ -208,6 +208,9 @@ pub fn start(config: &Config) {
 
     let epoch = time::wall_clock_millis();
     let peers = lan.as_ref().and_then(|_| peer_setup(config, epoch));
+    if config.mode == Mode::Node {
+        crate::consensus::start(config, store, peers.is_some());
+    }
     let mut status = NetworkStatus {
         lan: lan.as_ref().map(|((_, mac), cidr)| (*cidr, *mac)),
         client: client.as_ref().map(|((_, mac), cidr)| (*cidr, *mac)),
@@ -238,6 +241,7 @@ pub fn start(config: &Config) {
         client_socket: None,
         client_port: config.client_port,
         next_ping_ms: 0,
+        next_tick_ms: 0,
         nonce: 0,
         outstanding: BTreeMap::new(),
         datagram: Vec::new(),
@@ -305,6 +309,8 @@ struct NetworkTask {
     client_socket: Option<SocketHandle>,
     client_port: u16,
     next_ping_ms: u64,
+    /// When the consensus node's next Raft tick is due.
+    next_tick_ms: u64,
     nonce: u64,
     /// Ping nonce -> (peer, sent at µs).
     outstanding: BTreeMap<u64, (u8, u64)>,
@@ -383,6 +389,7 @@ impl NetworkTask {
             self.peer_traffic();
             self.serve_status();
             self.serve_clients();
+            self.run_consensus();
             for port in [self.lan.as_mut(), self.client.as_mut()]
                 .into_iter()
                 .flatten()
@@ -404,6 +411,9 @@ impl NetworkTask {
         };
         if self.bench.is_some() {
             wait_ms = wait_ms.min(10); // loss timeouts and the hand-off between phases
+        }
+        if self.next_tick_ms != 0 {
+            wait_ms = wait_ms.min(self.next_tick_ms.saturating_sub(now_ms));
         }
         let mut irqs: Vec<&DeviceIrq> = Vec::new();
         for port in [self.lan.as_mut(), self.client.as_mut()]
@@ -477,7 +487,9 @@ impl NetworkTask {
                                 log::info!("net: peer {peer} reachable, rtt {} us", p.last_rtt_us);
                             }
                         }
-                        PeerBody::Raft(_) => {}
+                        PeerBody::Raft(payload) => {
+                            crate::consensus::on_peer_payload(message.from, payload)
+                        }
                     },
                     Err(reject) => {
                         log::debug!("net: dropped a datagram from {}: {reject:?}", meta.endpoint)
@@ -579,6 +591,49 @@ impl NetworkTask {
         status.auth = auth.counters();
     }
 
+    /// Raft ticks, the Ready loop (persist + flush first), then the
+    /// messages and client replies it produced.
+    fn run_consensus(&mut self) {
+        if !crate::consensus::running() {
+            return;
+        }
+        let now_ms = time::monotonic_ns() / 1_000_000;
+        crate::consensus::tick_until(&mut self.next_tick_ms, now_ms);
+        let (outbox, replies) = crate::consensus::drive();
+        if let (Some(lan), Some(auth)) = (self.lan.as_mut(), self.auth.as_mut()) {
+            let status = STATUS.lock();
+            for (to, payload) in outbox {
+                let (Ok(peer), Some(status)) = (u8::try_from(to), status.as_ref()) else {
+                    continue;
+                };
+                let (Some(&handle), Some(p)) =
+                    (self.peer_sockets.get(&peer), status.peers.get(&peer))
+                else {
+                    continue;
+                };
+                if auth
+                    .seal(to, &PeerBody::Raft(&payload), &mut self.datagram)
+                    .is_ok()
+                {
+                    let endpoint = IpEndpoint::new(IpAddress::Ipv4(ipv4(p.ip)), self.peer_port);
+                    // A full socket drops the message; Raft retransmits.
+                    let _ = lan
+                        .sockets
+                        .get_mut::<udp::Socket>(handle)
+                        .send_slice(&self.datagram, endpoint);
+                }
+            }
+        }
+        if let (Some(client), Some(handle)) = (self.client.as_mut(), self.client_socket) {
+            let socket = client.sockets.get_mut::<udp::Socket>(handle);
+            for (endpoint, reply) in replies {
+                if let Ok(bytes) = reply.encode() {
+                    let _ = socket.send_slice(&bytes, endpoint);
+                }
+            }
+        }
+    }
+
     fn publish_counters(&mut self) {
         let mut status = STATUS.lock();
         if let Some(status) = status.as_mut() {
@@ -606,6 +661,11 @@ impl NetworkTask {
                     continue;
                 }
             };
+            if crate::consensus::running() {
+                crate::consensus::on_client(meta.endpoint, request);
+                answered += 1;
+                continue;
+            }
             let reply = ClientReply {
                 cluster_id: self.cluster_id,
                 node: self.node_id as u64,
@@ -649,9 +709,15 @@ impl NetworkTask {
         }
         let mut consumed = [0u8; MAX_REQUEST_BYTES];
         let _ = socket.recv_slice(&mut consumed[..len]);
+        let mut content_type = "application/json";
         let (code, body) = if head.starts_with(b"GET /status ") || head.starts_with(b"GET /status?")
         {
             ("200 OK", status_json(self.node_id, self.cluster_id))
+        } else if head.starts_with(b"GET /metrics ") {
+            content_type = "text/plain; version=0.0.4";
+            let mut text = String::new();
+            crate::consensus::metrics_text(&mut text, self.node_id);
+            ("200 OK", text)
         } else if !complete {
             (
                 "400 Bad Request",
@@ -660,13 +726,13 @@ impl NetworkTask {
         } else {
             (
                 "404 Not Found",
-                String::from("{\"error\":\"try GET /status\"}"),
+                String::from("{\"error\":\"try GET /status or GET /metrics\"}"),
             )
         };
         let mut response = String::new();
         let _ = write!(
             response,
-            "HTTP/1.1 {code}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            "HTTP/1.1 {code}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         );
         let _ = socket.send_slice(response.as_bytes());
@@ -770,5 +836,9 @@ fn status_json(node_id: u8, cluster_id: u64) -> String {
         "],\"peer_messages\":{{\"accepted\":{},\"malformed\":{},\"wrong_cluster\":{},\"misdirected\":{},\"unknown_sender\":{},\"wrong_scheme\":{},\"forged\":{},\"replayed\":{},\"too_old\":{},\"stale_epoch\":{}}},\"status_requests\":{},\"client_requests\":{},\"client_rejected\":{}}}",
         a.accepted, a.malformed, a.wrong_cluster, a.misdirected, a.unknown_sender, a.wrong_scheme, a.forged, a.replayed, a.too_old, a.stale_epoch, status.status_requests, status.client_requests, status.client_rejected
     );
+    out.pop(); // the closing brace: one more member follows
+    out.push_str(",\"raft\":");
+    crate::consensus::status_json(&mut out);
+    out.push('}');
     out
 }

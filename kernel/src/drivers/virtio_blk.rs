@@ -180,8 +180,10 @@ impl BlockDevice for VirtioBlk {
         if !self.has_flush {
             return Err(DeviceError::FlushUnsupported);
         }
+        let started = crate::time::monotonic_ns();
         let result = self.blk.flush();
         self.acknowledge();
+        crate::consensus::record_flush((crate::time::monotonic_ns() - started) / 1_000);
         result.map_err(io_code)
     }
 

@@ -1,0 +1,566 @@
+//! The consensus node in the kernel: the portable `continuum-node` state
+//! machine (Raft over the WAL, the bank, client requests) wired to the
+//! network task, the clocks, the status pages and the console shell.
+//!
+//! This module owns no decision. It builds the node from the config and the
+//! disk opened at boot, and offers the network task four verbs:
+//! [`on_peer_payload`] (an authenticated peer datagram), [`on_client`] (a
+//! decoded client request), [`tick_until`] (Raft's 10 ms ticks) and
+//! [`drive`] (the Ready loop: persist + flush, then hand back the messages
+//! to send and the client replies). Clocks: every outgoing envelope carries
+//! the Lamport clock (`send`) and the HLC; every incoming one advances both
+//! (`recv`, `update`). An HLC more than the configured max offset ahead of
+//! local physical time is *not* adopted: it is counted per peer as skew and
+//! reported on `/status` and `/metrics`.
+//!
+//! The node lives in [`NODE`], a lock only ever taken from tasks (never from
+//! an interrupt handler) on the one CPU, so it cannot contend; the console
+//! shell and the status server read through it.
+
+use crate::drivers::virtio_blk::VirtioBlk;
+use crate::storage::DiskStore;
+use crate::time::{self, KernelClock, HLC};
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::vec::Vec;
+use continuum_bank::{GenesisConfig, Limits};
+use continuum_clock::{HlcTimestamp, LamportClock};
+use continuum_config::Config;
+use continuum_net::client::{ClientReply, ClientRequest};
+use continuum_node::{Envelope, Hex, Node, NodeConfig, NodeError};
+use continuum_raft::Role;
+use core::fmt::Write;
+use smoltcp::wire::IpEndpoint;
+use spin::Mutex;
+
+/// Raft's logical tick.
+pub const TICK_MS: u64 = 10;
+
+/// Bank limits, identical on every node (they decide outcomes such as
+/// `TransfersFull`, so they are part of the replicated state's definition).
+/// Sized for the default 64 MiB node heap: worst case ~24 MiB of ledger.
+pub const LIMITS: Limits = Limits {
+    max_accounts: 16_384,
+    max_transfers: 131_072,
+    max_sessions: 16_384,
+};
+
+pub type KernelNode = Node<VirtioBlk, IpEndpoint>;
+
+pub static NODE: Mutex<Option<KernelNode>> = Mutex::new(None);
+static LAMPORT: LamportClock = LamportClock::new();
+
+/// Per-peer clock observations.
+#[derive(Clone, Copy, Default)]
+struct PeerClock {
+    /// Remote HLC milliseconds minus local wall milliseconds at receipt
+    /// (one-way: includes the network delay).
+    offset_ms: i64,
+    skew_rejections: u64,
+}
+
+static PEER_CLOCKS: Mutex<BTreeMap<u64, PeerClock>> = Mutex::new(BTreeMap::new());
+static DECODE_ERRORS: Mutex<u64> = Mutex::new(0);
+
+/// Builds the node when this kernel runs one: `mode = node`, a disk, a
+/// replication LAN with keys, and the bank's genesis. Returns whether it did;
+/// says on the console why not. Halts on a config or disk it cannot trust.
+pub fn start(config: &Config, store: Option<DiskStore>, lan_ready: bool) -> bool {
+    let Some(store) = store else {
+        log::warn!("consensus: no disk, so this node cannot vote or store the log; clients get Unavailable");
+        return false;
+    };
+    if !lan_ready {
+        log::warn!("consensus: no authenticated replication LAN; clients get Unavailable");
+        return false;
+    }
+    let Some(operator_key) = config.operator_key else {
+        crate::halt_with(format_args!(
+            "consensus: operator_key is not set, so the bank has no genesis; refusing to start"
+        ))
+    };
+    let mut voters: Vec<u64> = config.peers().map(|p| u64::from(p.id)).collect();
+    voters.push(u64::from(config.node_id));
+    voters.sort_unstable();
+    let election_ticks = u64::from(config.election_ms) / TICK_MS;
+    let node_config = NodeConfig {
+        id: u64::from(config.node_id),
+        voters,
+        cluster_id: config.cluster_id,
+        genesis: GenesisConfig {
+            cluster_id: u128::from(config.cluster_id),
+            operator_key,
+            reserve_account: config.reserve_account,
+            supply: config.supply,
+            limits: LIMITS,
+        },
+        election_ticks,
+        heartbeat_ticks: (u64::from(config.heartbeat_ms) / TICK_MS).max(1),
+        request_timeout_ticks: (election_ticks * 4).max(300),
+        chain_check_ticks: 100,
+        seed: time::rdtsc() ^ u64::from(config.node_id),
+    };
+    let started = time::monotonic_ns();
+    match Node::new(node_config, store) {
+        Ok(node) => {
+            let raft = node.raft();
+            log::info!(
+                "consensus: node {} of {} voters, term {}, commit {}, log {}..={}, replaying the ledger ({} ms to open)",
+                node.id(),
+                raft.voters().len(),
+                raft.term(),
+                raft.commit_index(),
+                raft.storage().store().first_index(),
+                raft.last_index(),
+                (time::monotonic_ns() - started) / 1_000_000
+            );
+            *NODE.lock() = Some(node);
+            true
+        }
+        Err(error) => fatal(error),
+    }
+}
+
+fn fatal(error: NodeError) -> ! {
+    crate::halt_with(format_args!("consensus: {error}"))
+}
+
+fn hlc_packed() -> u64 {
+    time::hlc_now().map_or(0, |t| t.packed())
+}
+
+/// Whether a node runs here.
+pub fn running() -> bool {
+    NODE.lock().is_some()
+}
+
+/// Handles the payload of an authenticated `PeerBody::Raft` datagram.
+pub fn on_peer_payload(from: u64, payload: &[u8]) {
+    let envelope = match Envelope::decode(payload) {
+        Ok(envelope) => envelope,
+        Err(error) => {
+            *DECODE_ERRORS.lock() += 1;
+            log::debug!("consensus: undecodable envelope from {from}: {error}");
+            return;
+        }
+    };
+    let _ = LAMPORT.recv(envelope.lamport);
+    let remote = HlcTimestamp::from_packed(envelope.hlc);
+    let skewed = HLC.update(remote, &KernelClock).is_err();
+    {
+        let mut clocks = PEER_CLOCKS.lock();
+        let entry = clocks.entry(from).or_default();
+        entry.offset_ms = remote.millis() as i64 - time::wall_clock_millis() as i64;
+        if skewed {
+            entry.skew_rejections += 1;
+        }
+    }
+    let mut node = NODE.lock();
+    let Some(node) = node.as_mut() else { return };
+    if let Err(error) = node.on_peer(from, envelope.body, hlc_packed()) {
+        fatal(error)
+    }
+}
+
+/// Hands a decoded client request to the node.
+pub fn on_client(from: IpEndpoint, request: ClientRequest) {
+    let mut node = NODE.lock();
+    if let Some(node) = node.as_mut() {
+        node.on_client(from, request, hlc_packed());
+    }
+}
+
+/// Runs the Raft ticks due by `now_ms`; returns when the next one is due.
+pub fn tick_until(next_tick_ms: &mut u64, now_ms: u64) {
+    let mut node = NODE.lock();
+    let Some(node) = node.as_mut() else { return };
+    if *next_tick_ms == 0 {
+        *next_tick_ms = now_ms;
+    }
+    // After a long stall (a paused VM) do not replay every missed tick at
+    // once: a burst would fire elections; a few catch-up ticks suffice.
+    if now_ms.saturating_sub(*next_tick_ms) > 10 * TICK_MS {
+        *next_tick_ms = now_ms - 10 * TICK_MS;
+    }
+    while *next_tick_ms <= now_ms {
+        node.tick();
+        *next_tick_ms += TICK_MS;
+    }
+}
+
+/// The Ready loop. Returns envelopes to send (peer id, bytes) and client
+/// replies. Halts on a persistence failure or divergence.
+pub fn drive() -> (Vec<(u64, Vec<u8>)>, Vec<(IpEndpoint, ClientReply)>) {
+    let mut node = NODE.lock();
+    let Some(node) = node.as_mut() else {
+        return (Vec::new(), Vec::new());
+    };
+    if let Err(error) = node.drive() {
+        fatal(error)
+    }
+    report_role(node);
+    let hlc = hlc_packed();
+    let outbox = node
+        .take_outbox()
+        .into_iter()
+        .map(|(to, body)| {
+            let mut bytes = Vec::new();
+            Envelope {
+                lamport: LAMPORT.send(),
+                hlc,
+                body,
+            }
+            .encode(&mut bytes);
+            (to, bytes)
+        })
+        .collect();
+    (outbox, node.take_replies())
+}
+
+/// Last (role, term, leader) printed, so changes are logged once.
+static SEEN_ROLE: Mutex<(Option<Role>, u64, u64)> = Mutex::new((None, 0, 0));
+
+fn report_role(node: &KernelNode) {
+    let raft = node.raft();
+    let now = (Some(raft.role()), raft.term(), raft.leader());
+    let mut seen = SEEN_ROLE.lock();
+    if *seen == now {
+        return;
+    }
+    *seen = now;
+    match raft.role() {
+        Role::Leader => log::info!("raft: leader of term {}", raft.term()),
+        Role::Follower if raft.leader() != 0 => {
+            log::info!(
+                "raft: following node {} in term {}",
+                raft.leader(),
+                raft.term()
+            )
+        }
+        role => log::info!(
+            "raft: {} in term {}, no leader known",
+            role_name(role),
+            raft.term()
+        ),
+    }
+}
+
+fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Leader => "leader",
+        Role::Candidate => "candidate",
+        Role::PreCandidate => "pre-candidate",
+        Role::Follower => "follower",
+    }
+}
+
+/// The `"raft"` member of `/status` (a JSON object), or `null`.
+pub fn status_json(out: &mut String) {
+    let node = NODE.lock();
+    let Some(node) = node.as_ref() else {
+        out.push_str("null");
+        return;
+    };
+    let raft = node.raft();
+    let (head_index, head) = node.ledger().chain_head();
+    let m = node.metrics();
+    let log = raft.storage();
+    let _ = write!(
+        out,
+        "{{\"role\":\"{}\",\"term\":{},\"leader\":{},\"commit\":{},\"applied\":{},\"last_index\":{},\"chain_head\":{{\"index\":{head_index},\"hash\":\"{}\"}},\"lamport\":{},",
+        role_name(raft.role()),
+        raft.term(),
+        raft.leader(),
+        raft.commit_index(),
+        node.applied(),
+        raft.last_index(),
+        Hex(&head),
+        LAMPORT.current(),
+    );
+    out.push_str("\"peers\":[");
+    let clocks = PEER_CLOCKS.lock();
+    let mut first = true;
+    for &peer in raft.voters() {
+        if peer == node.id() {
+            continue;
+        }
+        let matched = raft.progress(peer).map_or(0, |p| p.matched);
+        let clock = clocks.get(&peer).copied().unwrap_or_default();
+        let _ = write!(
+            out,
+            "{}{{\"id\":{peer},\"match_index\":{matched},\"offset_ms\":{},\"skew_rejections\":{}}}",
+            if first { "" } else { "," },
+            clock.offset_ms,
+            clock.skew_rejections
+        );
+        first = false;
+    }
+    let (writes, reads) = node.waiting();
+    let _ = write!(
+        out,
+        "],\"counters\":{{\"proposals\":{},\"forwarded\":{},\"committed_entries\":{},\"applied_commands\":{},\"client_requests\":{},\"client_bad_requests\":{},\"client_timeouts\":{},\"reads_served\":{},\"raft_rejected\":{},\"leader_changes\":{},\"elections\":{},\"chain_checks_matched\":{},\"chain_checks_mismatched\":{},\"wal_bytes\":{},\"flushes\":{},\"envelope_decode_errors\":{}}},\"waiting\":{{\"writes\":{writes},\"reads\":{reads}}}}}",
+        m.proposals,
+        m.forwarded,
+        m.committed_entries,
+        m.applied_commands,
+        m.client_requests,
+        m.client_bad_requests,
+        m.client_timeouts,
+        m.reads_served,
+        m.raft_rejected,
+        m.leader_changes,
+        raft.stats().elections_started,
+        m.chain_checks_matched,
+        m.chain_checks_mismatched,
+        log.bytes_written,
+        log.flushes,
+        *DECODE_ERRORS.lock(),
+    );
+}
+
+/// Flush latency histogram buckets (µs) for `/metrics`.
+pub const FLUSH_BUCKETS_US: [u64; 8] = [100, 250, 500, 1_000, 2_500, 5_000, 10_000, 50_000];
+static FLUSH_HISTOGRAM: Mutex<([u64; 9], u64, u64)> = Mutex::new(([0; 9], 0, 0));
+
+/// Records one disk flush's latency (called by the virtio-blk driver).
+pub fn record_flush(micros: u64) {
+    let mut h = FLUSH_HISTOGRAM.lock();
+    let bucket = FLUSH_BUCKETS_US
+        .iter()
+        .position(|&b| micros <= b)
+        .unwrap_or(FLUSH_BUCKETS_US.len());
+    h.0[bucket] += 1;
+    h.1 += 1;
+    h.2 += micros;
+}
+
+/// Prometheus text exposition of the node's metrics.
+pub fn metrics_text(out: &mut String, node_id: u8) {
+    let node = NODE.lock();
+    let Some(node) = node.as_ref() else {
+        let _ = writeln!(
+            out,
+            "# no consensus node runs here\ncontinuum_node_running{{node=\"{node_id}\"}} 0"
+        );
+        return;
+    };
+    let raft = node.raft();
+    let m = node.metrics();
+    let log = raft.storage();
+    let l = node_id;
+    let gauge = |out: &mut String, name: &str, help: &str, value: u64| {
+        let _ = writeln!(out, "# HELP continuum_{name} {help}\n# TYPE continuum_{name} gauge\ncontinuum_{name}{{node=\"{l}\"}} {value}");
+    };
+    let counter = |out: &mut String, name: &str, help: &str, value: u64| {
+        let _ = writeln!(out, "# HELP continuum_{name} {help}\n# TYPE continuum_{name} counter\ncontinuum_{name}{{node=\"{l}\"}} {value}");
+    };
+    gauge(out, "node_running", "1 when a consensus node runs", 1);
+    gauge(out, "raft_term", "Current Raft term", raft.term());
+    gauge(
+        out,
+        "raft_is_leader",
+        "1 on the leader",
+        u64::from(raft.role() == Role::Leader),
+    );
+    gauge(
+        out,
+        "raft_leader",
+        "Known leader id (0 = none)",
+        raft.leader(),
+    );
+    gauge(
+        out,
+        "raft_commit_index",
+        "Highest committed log index",
+        raft.commit_index(),
+    );
+    gauge(
+        out,
+        "raft_applied_index",
+        "Highest applied log index",
+        node.applied(),
+    );
+    gauge(out, "raft_last_index", "Last log index", raft.last_index());
+    counter(
+        out,
+        "proposals_total",
+        "Entries proposed by this node as leader",
+        m.proposals,
+    );
+    counter(
+        out,
+        "forwarded_total",
+        "Client writes forwarded to the leader",
+        m.forwarded,
+    );
+    counter(
+        out,
+        "committed_entries_total",
+        "Entries applied after commit",
+        m.committed_entries,
+    );
+    counter(
+        out,
+        "client_requests_total",
+        "Client requests handed to the node",
+        m.client_requests,
+    );
+    counter(
+        out,
+        "client_timeouts_total",
+        "Client requests answered Timeout/Unavailable after waiting",
+        m.client_timeouts,
+    );
+    counter(
+        out,
+        "reads_served_total",
+        "Linearizable reads served",
+        m.reads_served,
+    );
+    counter(
+        out,
+        "raft_rejected_total",
+        "Peer messages rejected by the node",
+        m.raft_rejected,
+    );
+    counter(
+        out,
+        "elections_total",
+        "Elections started",
+        raft.stats().elections_started,
+    );
+    counter(
+        out,
+        "leader_changes_total",
+        "Leader changes seen",
+        m.leader_changes,
+    );
+    counter(
+        out,
+        "wal_bytes_total",
+        "Entry bytes appended to the WAL",
+        log.bytes_written,
+    );
+    counter(out, "wal_flushes_total", "WAL flushes", log.flushes);
+    let skew: u64 = PEER_CLOCKS.lock().values().map(|c| c.skew_rejections).sum();
+    counter(
+        out,
+        "hlc_skew_rejections_total",
+        "Peer timestamps too far ahead, not adopted",
+        skew,
+    );
+    let h = FLUSH_HISTOGRAM.lock();
+    let _ = writeln!(out, "# HELP continuum_flush_seconds Disk cache-flush latency\n# TYPE continuum_flush_seconds histogram");
+    let mut cumulative = 0;
+    for (i, bound) in FLUSH_BUCKETS_US.iter().enumerate() {
+        cumulative += h.0[i];
+        let _ = writeln!(
+            out,
+            "continuum_flush_seconds_bucket{{node=\"{l}\",le=\"{}.{:06}\"}} {cumulative}",
+            bound / 1_000_000,
+            bound % 1_000_000
+        );
+    }
+    let _ = writeln!(
+        out,
+        "continuum_flush_seconds_bucket{{node=\"{l}\",le=\"+Inf\"}} {}",
+        h.1
+    );
+    let _ = writeln!(
+        out,
+        "continuum_flush_seconds_sum{{node=\"{l}\"}} {}.{:06}",
+        h.2 / 1_000_000,
+        h.2 % 1_000_000
+    );
+    let _ = writeln!(out, "continuum_flush_seconds_count{{node=\"{l}\"}} {}", h.1);
+}
+
+/// Runs one console shell command and returns its output.
+pub fn console_command(line: &str) -> String {
+    let mut out = String::new();
+    let mut words = line.split_whitespace();
+    let node = NODE.lock();
+    match (words.next(), node.as_ref()) {
+        (None, _) => {}
+        (Some("help"), _) => {
+            out.push_str("commands: status, log [n], balance <account id>, peers, help\n")
+        }
+        (Some(_), None) => {
+            out.push_str("no consensus node runs on this kernel (see the boot log)\n")
+        }
+        (Some("status"), Some(node)) => {
+            let raft = node.raft();
+            let (index, head) = node.ledger().chain_head();
+            let _ = writeln!(
+                out,
+                "node {} {} term {} leader {} commit {} applied {} last {}\nchain head {index} {}",
+                node.id(),
+                role_name(raft.role()),
+                raft.term(),
+                raft.leader(),
+                raft.commit_index(),
+                node.applied(),
+                raft.last_index(),
+                Hex(&head)
+            );
+        }
+        (Some("peers"), Some(node)) => {
+            let raft = node.raft();
+            let clocks = PEER_CLOCKS.lock();
+            for &peer in raft.voters().iter().filter(|&&p| p != node.id()) {
+                let clock = clocks.get(&peer).copied().unwrap_or_default();
+                let _ = writeln!(
+                    out,
+                    "peer {peer}: match {} offset {} ms skew rejections {}",
+                    raft.progress(peer).map_or(0, |p| p.matched),
+                    clock.offset_ms,
+                    clock.skew_rejections
+                );
+            }
+        }
+        (Some("balance"), Some(node)) => match words.next().map(str::parse::<u128>) {
+            Some(Ok(account)) => match node.ledger().balance(account) {
+                Some(balance) => {
+                    let _ = writeln!(
+                        out,
+                        "account {account}: {balance} (local, applied index {})",
+                        node.applied()
+                    );
+                }
+                None => {
+                    let _ = writeln!(out, "account {account}: no such account");
+                }
+            },
+            _ => out.push_str("usage: balance <account id>\n"),
+        },
+        (Some("log"), Some(node)) => {
+            let n = match words.next().map(str::parse::<u64>) {
+                None => Ok(10),
+                Some(Ok(n)) => Ok(n.min(100)),
+                Some(Err(_)) => Err(()),
+            };
+            match n {
+                Err(()) => out.push_str("usage: log [n]\n"),
+                Ok(n) => {
+                    let raft = node.raft();
+                    let last = raft.last_index();
+                    let first = last.saturating_sub(n).max(1);
+                    for index in first..=last {
+                        let _ = writeln!(
+                            out,
+                            "{index} term {} chain {}",
+                            raft.log_term(index).unwrap_or(0),
+                            raft.log_chain_hash(index)
+                                .as_ref()
+                                .map_or(String::from("?"), |h| alloc::format!("{}", Hex(h)))
+                        );
+                    }
+                }
+            }
+        }
+        (Some(other), Some(_)) => {
+            let _ = writeln!(out, "unknown command `{other}`; try help");
+        }
+    }
+    out
+}
