@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 static ONE_CLUSTER: Mutex<()> = Mutex::new(());
 
 fn one_cluster() -> std::sync::MutexGuard<'static, ()> {
-    ONE_CLUSTER.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    ONE_CLUSTER
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[test]
