@@ -384,6 +384,12 @@ impl Cluster {
         self.vms.iter_mut().find(|vm| vm.name() == name)
     }
 
+    /// How node `id`'s last QEMU ended, if it has (`None` while it runs or
+    /// if it never started).
+    pub fn exit_status(&mut self, id: u8) -> Option<std::process::ExitStatus> {
+        self.vm_mut(id).and_then(|vm| vm.exit_status())
+    }
+
     /// What node `id`'s VM is doing.
     pub fn node_state(&mut self, id: u8) -> NodeState {
         let paused = self.paused.contains(&id);

@@ -615,11 +615,17 @@ pub fn free_udp_port() -> u16 {
 
 /// `GET path` from 127.0.0.1:`port`; the body if the answer is 200.
 pub fn http_get(port: u16, path: &str) -> Result<String, String> {
-    use std::io::{Read, Write};
+    http_get_timeout(port, path, Duration::from_secs(5))
+}
+
+/// [`http_get`] that gives up after `timeout` (connect and each read).
+pub fn http_get_timeout(port: u16, path: &str, timeout: Duration) -> Result<String, String> {
+    use std::io::Read;
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let mut stream =
-        std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+        std::net::TcpStream::connect_timeout(&addr, timeout).map_err(|e| e.to_string())?;
     stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
+        .set_read_timeout(Some(timeout))
         .map_err(|e| e.to_string())?;
     write!(
         stream,
