@@ -160,14 +160,23 @@ impl Layout {
         self.run_dir().join("supervisor.log")
     }
 
+    /// Creates `keys/` readable by its owner only.
+    fn create_keys_dir(&self) -> Result<(), CliError> {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(self.keys_dir())
+            .map_err(CliError::io_path("create", &self.keys_dir()))
+    }
+
     /// Writes a new cluster: facts, node configs, operator key. Refuses a
     /// directory that already has one.
     pub fn init(&self, plan: &ClusterPlan) -> Result<Vec<PathBuf>, CliError> {
         if self.facts_path().exists() {
             return Err(CliError::AlreadyInitialised(self.dir.clone()));
         }
-        std::fs::create_dir_all(self.keys_dir())
-            .map_err(CliError::io_path("create", &self.keys_dir()))?;
+        self.create_keys_dir()?;
         let mut written = Vec::new();
         // Secrets first: a cluster.json only appears once its keys exist.
         write_secret(
@@ -259,8 +268,7 @@ impl Layout {
         if path.exists() {
             return Ok((read_key(&path)?, path, false));
         }
-        std::fs::create_dir_all(self.keys_dir())
-            .map_err(CliError::io_path("create", &self.keys_dir()))?;
+        self.create_keys_dir()?;
         let key = continuum_tests::plan::random_key()
             .map_err(CliError::io("cannot read /dev/urandom"))?;
         write_secret(&path, &format!("{}\n", hex(&key.to_bytes())))?;

@@ -25,17 +25,25 @@ pub fn gather(state: &RunState) -> Vec<NodeView> {
             .iter()
             .map(|node| {
                 scope.spawn(move || {
-                    let status = if node.state == "down" {
-                        Err("not running".to_owned())
-                    } else {
-                        continuum_tests::http_get_timeout(
+                    let status = match node.state.as_str() {
+                        "down" => Err("not running".to_owned()),
+                        // Its CPUs are stopped: it cannot answer.
+                        "paused" => Err("paused".to_owned()),
+                        _ => continuum_tests::http_get_timeout(
                             node.status_port,
                             "/status",
                             STATUS_TIMEOUT,
                         )
+                        .map_err(|e| {
+                            if e.contains("os error 11") || e.contains("timed out") {
+                                format!("no answer in {} ms", STATUS_TIMEOUT.as_millis())
+                            } else {
+                                e
+                            }
+                        })
                         .and_then(|body| {
                             serde_json::from_str(&body).map_err(|e| format!("bad JSON: {e}"))
-                        })
+                        }),
                     };
                     NodeView {
                         run: node.clone(),
