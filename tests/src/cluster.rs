@@ -18,13 +18,16 @@
 use crate::client::{Client, ClientError, Endpoint};
 use crate::plan::ClusterPlan;
 use crate::{free_port, free_udp_port, http_get, Images, Vm, VmConfig};
-use continuum_fabric::{Fabric, FabricConfig, FabricHandle, LinkFaults};
+use continuum_fabric::{Fabric, FabricConfig, FabricHandle};
 use ed25519_dalek::SigningKey;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+pub use crate::inspect::{ip_text, mac_text, peer_field, peer_reachable, udp_frame};
 pub use crate::plan::{lan_ip, lan_mac};
+use crate::shapes::loss_faults;
+pub use crate::shapes::{shape_bridge, shape_halves, shape_ring};
 
 /// The cluster id every test cluster uses.
 pub const CLUSTER_ID: u64 = 7;
@@ -648,107 +651,4 @@ impl Drop for Cluster {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
-}
-
-fn loss_faults(percent: f64) -> Result<LinkFaults, String> {
-    if !(0.0..=100.0).contains(&percent) {
-        return Err(format!("loss must be 0 to 100 percent, got {percent}"));
-    }
-    Ok(LinkFaults {
-        drop: percent / 100.0,
-        ..LinkFaults::default()
-    })
-}
-
-/// Halves: the first `n / 2` nodes against the rest.
-pub fn shape_halves(ids: &[u8]) -> Vec<Vec<u8>> {
-    let (low, high) = ids.split_at(ids.len() / 2);
-    vec![low.to_vec(), high.to_vec()]
-}
-
-/// Ring: each node with its successor (and so with both neighbours).
-pub fn shape_ring(ids: &[u8]) -> Vec<Vec<u8>> {
-    (0..ids.len())
-        .map(|i| vec![ids[i], ids[(i + 1) % ids.len()]])
-        .collect()
-}
-
-/// Bridge: the lower half plus the middle node, and the middle node plus
-/// the upper half; only the middle node sees everyone.
-pub fn shape_bridge(ids: &[u8]) -> Vec<Vec<u8>> {
-    let middle = ids.len() / 2;
-    vec![ids[..=middle].to_vec(), ids[middle..].to_vec()]
-}
-
-pub fn ip_text(ip: [u8; 4]) -> String {
-    format!("{}.{}.{}.{}", ip[0], ip[1], ip[2], ip[3])
-}
-
-pub fn mac_text(mac: [u8; 6]) -> String {
-    mac.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
-}
-
-/// Whether node status `s` reports peer `peer` reachable.
-pub fn peer_reachable(s: &serde_json::Value, peer: u8) -> bool {
-    peer_field(s, peer, "reachable").and_then(|v| v.as_bool()) == Some(true)
-}
-
-pub fn peer_field<'a>(
-    s: &'a serde_json::Value,
-    peer: u8,
-    field: &str,
-) -> Option<&'a serde_json::Value> {
-    s["peers"]
-        .as_array()?
-        .iter()
-        .find(|p| p["id"] == peer)?
-        .get(field)
-}
-
-/// An Ethernet + IPv4 + UDP frame carrying `payload` (for injection).
-pub fn udp_frame(
-    src_mac: [u8; 6],
-    dst_mac: [u8; 6],
-    src: [u8; 4],
-    dst: [u8; 4],
-    port: u16,
-    payload: &[u8],
-) -> Vec<u8> {
-    let mut frame = Vec::with_capacity(42 + payload.len());
-    frame.extend_from_slice(&dst_mac);
-    frame.extend_from_slice(&src_mac);
-    frame.extend_from_slice(&[0x08, 0x00]);
-    let total = (20 + 8 + payload.len()) as u16;
-    let mut ip = vec![
-        0x45,
-        0,
-        (total >> 8) as u8,
-        total as u8,
-        0,
-        0,
-        0x40,
-        0,
-        64,
-        17,
-        0,
-        0,
-    ];
-    ip.extend_from_slice(&src);
-    ip.extend_from_slice(&dst);
-    let sum = ip
-        .chunks(2)
-        .fold(0u32, |s, w| s + u16::from_be_bytes([w[0], w[1]]) as u32);
-    let folded = !(((sum & 0xffff) + (sum >> 16)) as u16);
-    ip[10..12].copy_from_slice(&folded.to_be_bytes());
-    frame.extend_from_slice(&ip);
-    let udp_len = (8 + payload.len()) as u16;
-    frame.extend_from_slice(&port.to_be_bytes());
-    frame.extend_from_slice(&port.to_be_bytes());
-    frame.extend_from_slice(&udp_len.to_be_bytes());
-    frame.extend_from_slice(&[0, 0]); // no checksum (allowed for UDP over IPv4, RFC 768)
-    frame.extend_from_slice(payload);
-    frame
 }

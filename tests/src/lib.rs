@@ -17,12 +17,16 @@
 //!
 //! Modules: [`cluster`] (a fabric and one VM per node, fault verbs),
 //! [`plan`] (cluster identity: keys, genesis, node configs), [`client`] (the
-//! client protocol with retries), [`qmp`] (QEMU's machine protocol).
+//! client protocol with retries), [`qmp`] (QEMU's machine protocol),
+//! [`shapes`] (partition shapes, loss plans), [`inspect`] (status fields,
+//! injected frames).
 
 pub mod client;
 pub mod cluster;
+pub mod inspect;
 pub mod plan;
 pub mod qmp;
+pub mod shapes;
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
