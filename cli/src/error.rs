@@ -123,3 +123,66 @@ impl From<ClientError> for CliError {
         CliError::Client(e)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn unknown_outcomes_exit_3_and_everything_else_1() {
+        let unknown = CliError::Client(ClientError::OutcomeUnknown {
+            last: "timed out".into(),
+            waited: Duration::from_secs(30),
+        });
+        assert_eq!(unknown.exit_code(), 3);
+        assert_eq!(unknown.kind(), "outcome_unknown");
+        let silent_write = CliError::Client(ClientError::Unreachable {
+            tried: vec!["127.0.0.1:9".parse().unwrap()],
+            refused: vec![],
+            waited: Duration::from_secs(1),
+            maybe_applied: true,
+        });
+        assert_eq!(silent_write.exit_code(), 3);
+        let silent_read = CliError::Client(ClientError::Unreachable {
+            tried: vec!["127.0.0.1:9".parse().unwrap()],
+            refused: vec!["127.0.0.1:9".parse().unwrap()],
+            waited: Duration::from_secs(1),
+            maybe_applied: false,
+        });
+        assert_eq!(silent_read.exit_code(), 1);
+        assert_eq!(silent_read.kind(), "unreachable");
+        let text = silent_read.to_string();
+        assert!(
+            text.contains("tried UDP 127.0.0.1:9")
+                && text.contains("nothing listens on 127.0.0.1:9"),
+            "{text}"
+        );
+        assert_eq!(CliError::UnknownAccount(12).exit_code(), 1);
+    }
+
+    #[test]
+    fn messages_say_what_to_do_next() {
+        let dir = PathBuf::from("/tmp/c");
+        assert_eq!(
+            CliError::NotInitialised(dir.clone()).to_string(),
+            "no cluster in /tmp/c: create one with `continuum --dir /tmp/c cluster init`"
+        );
+        assert!(CliError::AlreadyInitialised(dir)
+            .to_string()
+            .contains("use another --dir"));
+        assert_eq!(
+            CliError::UnknownAccount(12).to_string(),
+            "unknown account 12"
+        );
+        let missing = CliError::MissingKey {
+            account: 7,
+            path: "/tmp/c/keys/account-7.key".into(),
+        };
+        assert_eq!(
+            missing.to_string(),
+            "no key for account 7: /tmp/c/keys/account-7.key does not exist (accounts opened with `continuum account create` keep their owner key there)"
+        );
+        assert_eq!(missing.kind(), "missing_key");
+    }
+}
