@@ -62,6 +62,8 @@ const UDP_BYTES: usize = 64 * 1024;
 /// next hop is not yet resolved (ARP) at the head of its socket's queue: one
 /// dead peer sharing a socket would silence the node towards every peer.
 const PEER_SOCKET_BASE: u16 = 49_152;
+/// Listening status sockets (see `NetworkTask::status_sockets`).
+const STATUS_SOCKETS: usize = 8;
 /// Largest HTTP request head we read before answering 400.
 const MAX_REQUEST_BYTES: usize = 2048;
 
@@ -237,7 +239,7 @@ pub fn start(config: &Config, store: Option<crate::storage::DiskStore>) {
         auth: peers,
         peer_socket: None,
         peer_sockets: BTreeMap::new(),
-        status_socket: None,
+        status_sockets: Vec::new(),
         client_socket: None,
         client_port: config.client_port,
         next_ping_ms: 0,
@@ -305,7 +307,10 @@ struct NetworkTask {
     peer_socket: Option<SocketHandle>,
     /// Sending (and reply-receiving) socket per peer.
     peer_sockets: BTreeMap<u8, SocketHandle>,
-    status_socket: Option<SocketHandle>,
+    /// Listening HTTP sockets: a closed connection sits in TIME-WAIT for
+    /// smoltcp's 10 s, so one socket alone would refuse status requests
+    /// for 10 s after each answer.
+    status_sockets: Vec<SocketHandle>,
     client_socket: Option<SocketHandle>,
     client_port: u16,
     next_ping_ms: u64,
@@ -356,11 +361,13 @@ impl NetworkTask {
             }
         }
         if let Some(client) = self.client.as_mut() {
-            let socket = tcp::Socket::new(
-                tcp::SocketBuffer::new(vec![0; 4096]),
-                tcp::SocketBuffer::new(vec![0; 16 * 1024]),
-            );
-            self.status_socket = Some(client.sockets.add(socket));
+            for _ in 0..STATUS_SOCKETS {
+                let socket = tcp::Socket::new(
+                    tcp::SocketBuffer::new(vec![0; 4096]),
+                    tcp::SocketBuffer::new(vec![0; 16 * 1024]),
+                );
+                self.status_sockets.push(client.sockets.add(socket));
+            }
             let rx = udp::PacketBuffer::new(
                 vec![udp::PacketMetadata::EMPTY; UDP_PACKETS],
                 vec![0; UDP_BYTES],
@@ -686,7 +693,13 @@ impl NetworkTask {
     }
 
     fn serve_status(&mut self) {
-        let (Some(client), Some(handle)) = (self.client.as_mut(), self.status_socket) else {
+        for i in 0..self.status_sockets.len() {
+            self.serve_status_socket(self.status_sockets[i]);
+        }
+    }
+
+    fn serve_status_socket(&mut self, handle: SocketHandle) {
+        let Some(client) = self.client.as_mut() else {
             return;
         };
         let socket = client.sockets.get_mut::<tcp::Socket>(handle);

@@ -358,8 +358,18 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
                 }
             }
             Body::ChainCheck { index, head } => {
-                self.peer_heads.entry(index).or_default().insert(from, head);
-                self.compare_heads()?;
+                // Only indexes a checkpoint can exist for; bounded memory.
+                if index.is_multiple_of(CHECKPOINT_EVERY)
+                    && self.config.voters.contains(&from)
+                    && index + CHECKPOINT_EVERY * CHECKPOINTS_KEPT as u64 > self.applied
+                {
+                    self.count_report(index, &head);
+                    self.peer_heads.entry(index).or_default().insert(from, head);
+                    if self.peer_heads.len() > 2 * CHECKPOINTS_KEPT {
+                        self.peer_heads.pop_last();
+                    }
+                    self.compare_heads()?;
+                }
             }
         }
         Ok(())
@@ -499,32 +509,26 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
     }
 
     /// Halts this node if a majority of the cluster (peers alone) agree on
-    /// a different head at an index it applied.
+    /// a different head at an index it applied. Peers' reports are kept
+    /// (one per peer and index) while the index is inside the checkpoint
+    /// window, so reports arriving one by one add up; reports for an index
+    /// this node has not applied yet wait for it.
     fn compare_heads(&mut self) -> Result<(), NodeError> {
         let majority = self.config.voters.len() / 2 + 1;
-        let oldest = self.checkpoints.front().map_or(u64::MAX, |&(i, _)| i);
-        let mut verdict = Ok(());
-        let mut settled = Vec::new();
+        if let Some(&(oldest, _)) = self.checkpoints.front() {
+            self.peer_heads.retain(|&index, _| index >= oldest);
+        }
         for (&index, heads) in &self.peer_heads {
             let Some(&(_, mine)) = self.checkpoints.iter().find(|&&(i, _)| i == index) else {
-                if index < oldest {
-                    settled.push(index); // too old to compare any more
-                }
                 continue;
             };
             let mut disagreeing: BTreeMap<[u8; 32], usize> = BTreeMap::new();
-            for head in heads.values() {
-                if *head == mine {
-                    self.metrics.chain_checks_matched += 1;
-                } else {
-                    self.metrics.chain_checks_mismatched += 1;
-                    *disagreeing.entry(*head).or_default() += 1;
-                }
+            for head in heads.values().filter(|&&head| head != mine) {
+                *disagreeing.entry(*head).or_default() += 1;
             }
-            settled.push(index);
             if let Some((&theirs, &peers)) = disagreeing.iter().max_by_key(|(_, &n)| n) {
                 if peers >= majority {
-                    verdict = Err(NodeError::Diverged {
+                    return Err(NodeError::Diverged {
                         index,
                         mine,
                         theirs,
@@ -533,11 +537,18 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
                 }
             }
         }
-        // Heads counted once; a later report for the same index is counted again.
-        for index in settled {
-            self.peer_heads.remove(&index);
+        Ok(())
+    }
+
+    /// Counts one peer report against this node's checkpoint (metrics).
+    fn count_report(&mut self, index: u64, head: &[u8; 32]) {
+        if let Some(&(_, mine)) = self.checkpoints.iter().find(|&&(i, _)| i == index) {
+            if mine == *head {
+                self.metrics.chain_checks_matched += 1;
+            } else {
+                self.metrics.chain_checks_mismatched += 1;
+            }
         }
-        verdict
     }
 
     fn reply_error(&mut self, waiting: Waiting<A>, error: ReplyError) {

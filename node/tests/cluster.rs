@@ -545,3 +545,55 @@ fn envelopes_decode_totally() {
     bytes.push(0);
     assert!(Envelope::decode(&bytes).is_err());
 }
+
+#[test]
+fn a_node_whose_chain_head_a_majority_contradicts_halts_and_a_lone_dissenter_does_not() {
+    let mut sim = Sim::new(3, 77);
+    let leader = sim.wait_leader();
+    sim.submit(leader, 6, 1, create_account(10));
+    sim.run(50);
+    for i in 0..20u128 {
+        sim.submit(leader, 6, 10 + i as u64, transfer(300 + i, RESERVE, 10, 1));
+        sim.run(5);
+    }
+    sim.run(100);
+    let node = sim.nodes.get_mut(&1).unwrap();
+    assert!(node.applied() >= 16, "applied only {}", node.applied());
+    let forged = [0xee; 32];
+    // One peer disagreeing is that peer's problem, not ours.
+    node.on_peer(
+        2,
+        Body::ChainCheck {
+            index: 16,
+            head: forged,
+        },
+        0,
+    )
+    .expect("a lone dissenter does not halt this node");
+    assert!(node.metrics().chain_checks_mismatched >= 1);
+    // Both peers (a majority of three) agreeing on another head: we diverged.
+    node.on_peer(
+        2,
+        Body::ChainCheck {
+            index: 16,
+            head: forged,
+        },
+        0,
+    )
+    .expect("one report is not a majority");
+    match node.on_peer(
+        3,
+        Body::ChainCheck {
+            index: 16,
+            head: forged,
+        },
+        0,
+    ) {
+        Err(continuum_node::NodeError::Diverged {
+            index: 16,
+            peers: 2,
+            ..
+        }) => {}
+        other => panic!("expected divergence, got {other:?}"),
+    }
+}

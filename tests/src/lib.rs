@@ -21,6 +21,7 @@
 //! [`shapes`] (partition shapes, loss plans), [`inspect`] (status fields,
 //! injected frames).
 
+pub mod bank;
 pub mod client;
 pub mod cluster;
 pub mod inspect;
