@@ -11,7 +11,7 @@
 //! takes ~20 s to load under TCG (shared/PLATFORM.md). Long-lived users (the
 //! `continuum` CLI) point a VM at prebuilt images instead
 //! ([`VmConfig::prebuilt_images`]), keep its files in a directory of their
-//! own ([`VmConfig::run_dir`]), append its console to a file as it arrives
+//! own ([`VmConfig::files_in`]), append its console to a file as it arrives
 //! ([`VmConfig::console_log`]) and pause or resume it over QMP
 //! ([`VmConfig::qmp`], [`Vm::pause`]).
 //!
