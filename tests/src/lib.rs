@@ -8,14 +8,31 @@
 //! and the whole serial log printed when a test fails.
 //!
 //! Images are built once per test process, in release mode: a debug kernel
-//! takes ~20 s to load under TCG (shared/PLATFORM.md).
+//! takes ~20 s to load under TCG (shared/PLATFORM.md). Long-lived users (the
+//! `continuum` CLI) point a VM at prebuilt images instead
+//! ([`VmConfig::prebuilt_images`]), keep its files in a directory of their
+//! own ([`VmConfig::files_in`]), append its console to a file as it arrives
+//! ([`VmConfig::console_log`]) and pause or resume it over QMP
+//! ([`VmConfig::qmp`], [`Vm::pause`]).
+//!
+//! Modules: [`cluster`] (a fabric and one VM per node, fault verbs),
+//! [`plan`] (cluster identity: keys, genesis, node configs), [`client`] (the
+//! client protocol with retries), [`qmp`] (QEMU's machine protocol),
+//! [`shapes`] (partition shapes, loss plans), [`inspect`] (status fields,
+//! injected frames).
 
 pub mod bank;
+pub mod client;
 pub mod cluster;
+pub mod inspect;
+pub mod plan;
+pub mod qmp;
+pub mod shapes;
 
-use std::io::{BufRead, BufReader};
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -89,7 +106,7 @@ impl Accel {
 }
 
 /// Paths of the built artefacts.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Images {
     pub kernel: PathBuf,
     pub bios: PathBuf,
@@ -137,6 +154,29 @@ pub fn images() -> &'static Images {
             uefi: out.join("continuum-uefi.img"),
         }
     })
+}
+
+/// File names of the images inside an image directory (`continuum-boot`'s output).
+pub const BIOS_IMAGE: &str = "continuum-bios.img";
+pub const UEFI_IMAGE: &str = "continuum-uefi.img";
+
+/// Images already built into `dir` (by `qemu/build.sh`), without building.
+/// Fails with a message naming the missing file and how to build it.
+pub fn prebuilt_images(dir: &Path) -> Result<Images, String> {
+    let images = Images {
+        kernel: workspace_root().join("kernel/target/x86_64-unknown-none/release/continuum-kernel"),
+        bios: dir.join(BIOS_IMAGE),
+        uefi: dir.join(UEFI_IMAGE),
+    };
+    for image in [&images.bios, &images.uefi] {
+        if !image.is_file() {
+            return Err(format!(
+                "no kernel image {}: build the images with qemu/build.sh",
+                image.display()
+            ));
+        }
+    }
+    Ok(images)
 }
 
 fn run_checked(command: &mut Command) {
@@ -238,6 +278,19 @@ pub struct VmConfig {
     pub disk: Option<Disk>,
     /// Extra QEMU arguments (NICs, disks), appended in order.
     pub extra_args: Vec<String>,
+    /// Where the VM's files go (config, serial log, QMP socket). Default
+    /// `target/qemu-runs/<name>` in the workspace.
+    pub run_dir: Option<PathBuf>,
+    /// Boot these prebuilt images instead of building them (default: build
+    /// once per process with [`images`]).
+    pub images: Option<Images>,
+    /// Append every console line to this file as it arrives (QEMU's own
+    /// stderr lines prefixed `qemu: `), across restarts. Default none: the
+    /// console is only kept in memory and written to `serial.log` at exit.
+    pub console_log: Option<PathBuf>,
+    /// Open a QMP socket (`qmp.sock` in the run directory) so the VM can be
+    /// paused and resumed. Default off.
+    pub qmp: bool,
 }
 
 impl VmConfig {
@@ -252,7 +305,35 @@ impl VmConfig {
             timeout: DEFAULT_TIMEOUT,
             disk: None,
             extra_args: Vec::new(),
+            run_dir: None,
+            images: None,
+            console_log: None,
+            qmp: false,
         }
+    }
+    /// Keeps the VM's files in `dir` instead of `target/qemu-runs/<name>`.
+    pub fn files_in(mut self, dir: &Path) -> Self {
+        self.run_dir = Some(dir.to_owned());
+        self
+    }
+    /// Boots `images` (see [`prebuilt_images`]) instead of building.
+    pub fn prebuilt_images(mut self, images: &Images) -> Self {
+        self.images = Some(images.clone());
+        self
+    }
+    /// Appends the console to `path` live (see the field).
+    pub fn console_log(mut self, path: &Path) -> Self {
+        self.console_log = Some(path.to_owned());
+        self
+    }
+    /// Opens a QMP socket for [`Vm::pause`] and [`Vm::resume`].
+    pub fn qmp(mut self) -> Self {
+        self.qmp = true;
+        self
+    }
+    /// The QMP socket's path (whether or not QMP is enabled).
+    pub fn qmp_path(&self) -> PathBuf {
+        self.run_dir().join("qmp.sock")
     }
     /// Attaches `path` (a raw image) as a virtio-blk disk.
     pub fn disk(mut self, path: &Path, cache: DiskCache) -> Self {
@@ -308,14 +389,21 @@ impl VmConfig {
     }
 
     /// Where this VM's files (config, serial log) go.
-    fn run_dir(&self) -> PathBuf {
-        let dir = workspace_root().join("target/qemu-runs").join(&self.name);
-        std::fs::create_dir_all(&dir).expect("cannot create target/qemu-runs");
+    pub fn run_dir(&self) -> PathBuf {
+        let dir = match &self.run_dir {
+            Some(dir) => dir.clone(),
+            None => workspace_root().join("target/qemu-runs").join(&self.name),
+        };
+        std::fs::create_dir_all(&dir)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
         dir
     }
 
     fn command(&self) -> Command {
-        let images = images();
+        let images = match &self.images {
+            Some(images) => images,
+            None => images(),
+        };
         let dir = self.run_dir();
         let mut qemu = Command::new("qemu-system-x86_64");
         qemu.args([
@@ -385,6 +473,15 @@ impl VmConfig {
                 &format!("name=opt/continuum/config,file={}", path.display()),
             ]);
         }
+        if self.qmp {
+            let path = self.qmp_path();
+            // A socket file left by a killed QEMU would make the bind fail.
+            let _ = std::fs::remove_file(&path);
+            qemu.args([
+                "-qmp",
+                &format!("unix:{},server=on,wait=off", path.display()),
+            ]);
+        }
         qemu.args(&self.extra_args);
         qemu.stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -392,27 +489,56 @@ impl VmConfig {
         qemu
     }
 
-    /// Starts the VM.
+    /// Starts the VM. Panics if QEMU cannot be started.
     pub fn start(&self) -> Vm {
+        self.try_start().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Starts the VM, or says why QEMU could not be started.
+    pub fn try_start(&self) -> Result<Vm, String> {
         let mut command = self.command();
         let started = Instant::now();
+        let log = match &self.console_log {
+            Some(path) => Some(Arc::new(Mutex::new(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(|e| format!("cannot open console log {}: {e}", path.display()))?,
+            ))),
+            None => None,
+        };
         let mut child = command
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start qemu-system-x86_64 (run qemu/setup.sh): {e}"));
+            .map_err(|e| format!("cannot start qemu-system-x86_64 (run qemu/setup.sh): {e}"))?;
+        if let Some(log) = &log {
+            let _ = writeln!(
+                log.lock().unwrap(),
+                "--- harness: {} started, QEMU pid {} ---",
+                self.name,
+                child.id()
+            );
+        }
         let console = Arc::new(Console::default());
         let stdout = child.stdout.take().expect("stdout is piped");
         let stderr = child.stderr.take().expect("stderr is piped");
         let readers = [
-            spawn_reader(stdout, console.clone(), started, Stream::Serial),
-            spawn_reader(stderr, console.clone(), started, Stream::QemuStderr),
+            spawn_reader(
+                stdout,
+                console.clone(),
+                started,
+                Stream::Serial,
+                log.clone(),
+            ),
+            spawn_reader(stderr, console.clone(), started, Stream::QemuStderr, log),
         ];
-        Vm {
+        Ok(Vm {
             config: self.clone(),
             child,
             console,
             started,
             readers: Some(readers),
-        }
+        })
     }
 
     /// Boots, waits for QEMU to exit (or kills it at the timeout), returns
@@ -441,6 +567,7 @@ fn spawn_reader(
     console: Arc<Console>,
     started: Instant,
     stream: Stream,
+    log: Option<Arc<Mutex<File>>>,
 ) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         for line in BufReader::new(pipe).split(b'\n') {
@@ -448,6 +575,15 @@ fn spawn_reader(
             let text = String::from_utf8_lossy(&line)
                 .trim_end_matches('\r')
                 .to_owned();
+            if let Some(log) = &log {
+                // Best effort: a full disk must not stop the console capture.
+                let prefix = if stream == Stream::QemuStderr {
+                    "qemu: "
+                } else {
+                    ""
+                };
+                let _ = writeln!(log.lock().unwrap(), "{prefix}{text}");
+            }
             match stream {
                 Stream::Serial => console
                     .lines
@@ -484,11 +620,17 @@ pub fn free_udp_port() -> u16 {
 
 /// `GET path` from 127.0.0.1:`port`; the body if the answer is 200.
 pub fn http_get(port: u16, path: &str) -> Result<String, String> {
-    use std::io::{Read, Write};
+    http_get_timeout(port, path, Duration::from_secs(5))
+}
+
+/// [`http_get`] that gives up after `timeout` (connect and each read).
+pub fn http_get_timeout(port: u16, path: &str, timeout: Duration) -> Result<String, String> {
+    use std::io::Read;
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let mut stream =
-        std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+        std::net::TcpStream::connect_timeout(&addr, timeout).map_err(|e| e.to_string())?;
     stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
+        .set_read_timeout(Some(timeout))
         .map_err(|e| e.to_string())?;
     write!(
         stream,
@@ -586,6 +728,52 @@ impl Vm {
             lines: self.console.lines.lock().unwrap().clone(),
             qemu_stderr: self.console.qemu_stderr.lock().unwrap().clone(),
         }
+    }
+
+    /// The VM's name (from its config).
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    /// What this VM was started with.
+    pub fn config(&self) -> &VmConfig {
+        &self.config
+    }
+
+    /// QEMU's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// QEMU's exit status if it has exited (reaps it), `None` while it runs.
+    pub fn exit_status(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// Whether QEMU is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.exit_status().is_none()
+    }
+
+    /// Stops the guest's CPUs (QMP `stop`): to its peers the node is
+    /// frozen, as a long GC pause or a stalled host would make it. Needs
+    /// [`VmConfig::qmp`].
+    pub fn pause(&self) -> Result<(), qmp::QmpError> {
+        qmp::execute(&self.config.qmp_path(), "stop").map(|_| ())
+    }
+
+    /// Resumes a paused guest (QMP `cont`).
+    pub fn resume(&self) -> Result<(), qmp::QmpError> {
+        qmp::execute(&self.config.qmp_path(), "cont").map(|_| ())
+    }
+
+    /// Whether the guest runs (`true`) or is paused (`false`), from QMP
+    /// `query-status`.
+    pub fn guest_running(&self) -> Result<bool, qmp::QmpError> {
+        let status = qmp::execute(&self.config.qmp_path(), "query-status")?;
+        status["running"]
+            .as_bool()
+            .ok_or_else(|| qmp::QmpError::Protocol(format!("query-status answered {status}")))
     }
 
     /// Kills QEMU with SIGKILL, as a crash would, and waits for it.

@@ -1,0 +1,358 @@
+//! The command line (clap derive). Parsing only: every value that clap can
+//! check (ranges, numbers, group syntax) is checked here, so a command
+//! starts with arguments that make sense.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// Run a local Continuum cluster in QEMU, move money on it, and break it on purpose.
+#[derive(Parser, Debug)]
+#[command(name = "continuum", version, propagate_version = true)]
+pub struct Cli {
+    /// The cluster directory (cluster.json, node configs, keys/, run/).
+    #[arg(
+        long,
+        global = true,
+        env = "CONTINUUM_DIR",
+        default_value = "continuum-cluster"
+    )]
+    pub dir: PathBuf,
+    /// Print results as JSON (one object) instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// How long a request to the cluster may take, retries included (seconds).
+    #[arg(long, global = true, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub timeout: u64,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create, start, stop and inspect the local cluster.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+    /// Accounts of the ledger.
+    #[command(subcommand)]
+    Account(AccountCommand),
+    /// Move money: signed with the debited account's key from <dir>/keys.
+    Transfer(TransferArgs),
+    /// The balance of an account (a linearizable read).
+    Balance {
+        /// Account id.
+        #[arg(value_parser = parse_u128)]
+        account: u128,
+    },
+    /// Whether a transfer applied, and at which log index.
+    Outcome {
+        /// Transfer id (as printed by `transfer`).
+        #[arg(value_parser = parse_u128)]
+        transfer_id: u128,
+    },
+    /// A live table of the nodes (role, term, leader, commit/applied, chain head), every second until Ctrl-C.
+    Watch {
+        /// Stop after this many refreshes (default: until Ctrl-C).
+        #[arg(long)]
+        count: Option<u64>,
+    },
+    /// Inject faults: partitions, loss, crashes, pauses.
+    #[command(subcommand)]
+    Nemesis(NemesisCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ClusterCommand {
+    /// Generate a new cluster: ids, node keys, operator key, genesis.
+    Init {
+        /// Number of nodes.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=9))]
+        nodes: u8,
+        /// Derive every key and the cluster id from this seed (reproducible
+        /// clusters for tests); default: random keys.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Money in the reserve account at genesis.
+        #[arg(long, default_value_t = continuum_tests::plan::DEFAULT_SUPPLY, value_parser = clap::value_parser!(u64).range(1..))]
+        supply: u64,
+        /// Raft election timeout base (ms); 1000 suits TCG emulation.
+        #[arg(long, default_value_t = continuum_tests::plan::DEFAULT_ELECTION_MS, value_parser = clap::value_parser!(u32).range(100..=60_000))]
+        election_ms: u32,
+        /// Raft heartbeat interval (ms), at most a third of the election timeout.
+        #[arg(long, default_value_t = continuum_tests::plan::DEFAULT_HEARTBEAT_MS, value_parser = clap::value_parser!(u32).range(10..=10_000))]
+        heartbeat_ms: u32,
+    },
+    /// Start the fabric and one QEMU per node (in the background unless --foreground).
+    Up {
+        /// Boot nodes 1..=N only (default: every member).
+        #[arg(long, value_parser = clap::value_parser!(u8).range(1..=9))]
+        nodes: Option<u8>,
+        /// Stay in the foreground; Ctrl-C stops everything.
+        #[arg(long)]
+        foreground: bool,
+        /// Directory with continuum-bios.img (built by qemu/build.sh).
+        #[arg(long, env = "CONTINUUM_IMAGES")]
+        images: Option<PathBuf>,
+        /// Size of each node's disk image, created on first start (MiB, sparse).
+        #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(16..=65_536))]
+        disk_mib: u64,
+    },
+    /// Stop the cluster started by `up` (disks are kept).
+    Down,
+    /// Every node: process, role, term, leader, commit/applied, chain head.
+    Status,
+    /// Wait until the cluster serves a linearizable read (a leader with a quorum).
+    Wait,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AccountCommand {
+    /// Open an account (signed by the operator key); its owner key is
+    /// generated into <dir>/keys/account-<id>.key.
+    Create {
+        /// Account id.
+        #[arg(long, value_parser = parse_u128)]
+        id: u128,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct TransferArgs {
+    /// Debited account (its key must be in <dir>/keys).
+    #[arg(long, value_parser = parse_u128)]
+    pub from: u128,
+    /// Credited account.
+    #[arg(long, value_parser = parse_u128)]
+    pub to: u128,
+    /// Amount to move.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub amount: u64,
+    /// Transfer id (default: random). Re-running with the same id and
+    /// fields never moves the money twice.
+    #[arg(long, value_parser = parse_u128)]
+    pub id: Option<u128>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum NemesisCommand {
+    /// Replace the partitions: nodes talk only within a group.
+    Partition {
+        /// Groups of node ids, e.g. `1,2/3` (groups may overlap: `1,2,3/3,4,5`).
+        #[arg(long, value_parser = parse_groups, conflicts_with = "shape", required_unless_present = "shape")]
+        groups: Option<Groups>,
+        /// A named shape over all nodes.
+        #[arg(long)]
+        shape: Option<Shape>,
+    },
+    /// Cut every link of one node.
+    Isolate {
+        #[arg(value_parser = clap::value_parser!(u8).range(1..))]
+        node: u8,
+    },
+    /// Remove all partitions and all packet loss.
+    Heal,
+    /// kill -9 a node's QEMU (a crash).
+    Kill {
+        #[arg(value_parser = clap::value_parser!(u8).range(1..))]
+        node: u8,
+    },
+    /// kill -9 a node (if running), then boot it again on the same disk.
+    Restart {
+        #[arg(value_parser = clap::value_parser!(u8).range(1..))]
+        node: u8,
+    },
+    /// Freeze a node's CPUs (QMP stop).
+    Pause {
+        #[arg(value_parser = clap::value_parser!(u8).range(1..))]
+        node: u8,
+    },
+    /// Unfreeze a paused node (QMP cont).
+    Resume {
+        #[arg(value_parser = clap::value_parser!(u8).range(1..))]
+        node: u8,
+    },
+    /// Drop a percentage of frames on every link, or on one directed link.
+    Loss {
+        /// 0 to 100 (0 removes the loss).
+        #[arg(long, value_parser = parse_percent)]
+        percent: f64,
+        /// Only frames from this node...
+        #[arg(long, requires = "to", value_parser = clap::value_parser!(u8).range(1..))]
+        from: Option<u8>,
+        /// ...to this node.
+        #[arg(long, requires = "from", value_parser = clap::value_parser!(u8).range(1..))]
+        to: Option<u8>,
+    },
+}
+
+/// Named partition shapes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Shape {
+    /// The lower half of the nodes against the rest.
+    Halves,
+    /// Each node sees only its two ring neighbours.
+    Ring,
+    /// Two halves that both see the middle node.
+    Bridge,
+}
+
+/// A decimal u128 (account and transfer ids).
+pub fn parse_u128(text: &str) -> Result<u128, String> {
+    text.parse::<u128>()
+        .map_err(|_| format!("`{text}` is not an id (a whole number from 0 to 2^128-1)"))
+}
+
+/// Partition groups of node ids.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Groups(pub Vec<Vec<u8>>);
+
+/// `1,2/3` → [[1,2],[3]].
+pub fn parse_groups(text: &str) -> Result<Groups, String> {
+    text.split('/')
+        .map(|group| {
+            if group.trim().is_empty() {
+                return Err(format!("empty group in `{text}` (expected e.g. 1,2/3)"));
+            }
+            group
+                .split(',')
+                .map(|id| match id.trim().parse::<u8>() {
+                    Ok(id) if id > 0 => Ok(id),
+                    _ => Err(format!(
+                        "`{id}` in `{text}` is not a node id (1..=255; expected e.g. 1,2/3)"
+                    )),
+                })
+                .collect()
+        })
+        .collect::<Result<_, _>>()
+        .map(Groups)
+}
+
+/// A percentage 0..=100.
+pub fn parse_percent(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(p) if (0.0..=100.0).contains(&p) => Ok(p),
+        _ => Err(format!("`{text}` is not a percentage from 0 to 100")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::error::ErrorKind;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("continuum").chain(args.iter().copied()))
+    }
+
+    fn error(args: &[&str]) -> String {
+        parse(args).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn commands_parse_with_global_options_anywhere() {
+        let cli = parse(&[
+            "transfer", "--from", "10", "--to", "11", "--amount", "250", "--dir", "d", "--json",
+        ])
+        .unwrap();
+        assert_eq!(cli.dir, PathBuf::from("d"));
+        assert!(cli.json);
+        match cli.command {
+            Command::Transfer(t) => {
+                assert_eq!((t.from, t.to, t.amount, t.id), (10, 11, 250, None))
+            }
+            other => panic!("{other:?}"),
+        }
+        let cli = parse(&[
+            "--dir", "x", "cluster", "init", "--nodes", "5", "--seed", "42",
+        ])
+        .unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Cluster(ClusterCommand::Init {
+                nodes: 5,
+                seed: Some(42),
+                ..
+            })
+        ));
+        let cli = parse(&["balance", "340282366920938463463374607431768211455"]).unwrap();
+        assert!(matches!(cli.command, Command::Balance { account } if account == u128::MAX));
+        let cli = parse(&["nemesis", "partition", "--groups", "1,2/3"]).unwrap();
+        match cli.command {
+            Command::Nemesis(NemesisCommand::Partition { groups, shape }) => {
+                assert_eq!(groups, Some(Groups(vec![vec![1, 2], vec![3]])));
+                assert_eq!(shape, None);
+            }
+            other => panic!("{other:?}"),
+        }
+        let cli = parse(&[
+            "nemesis",
+            "loss",
+            "--percent",
+            "12.5",
+            "--from",
+            "1",
+            "--to",
+            "2",
+        ])
+        .unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Nemesis(NemesisCommand::Loss { percent, from: Some(1), to: Some(2) }) if percent == 12.5
+        ));
+    }
+
+    #[test]
+    fn bad_arguments_are_refused_with_a_reason() {
+        assert!(error(&["transfer", "--from", "10", "--to", "11", "--amount", "0"]).contains("0"));
+        assert!(
+            error(&["transfer", "--from", "ten", "--to", "11", "--amount", "5"])
+                .contains("`ten` is not an id")
+        );
+        assert!(error(&["transfer", "--from", "1", "--to", "2"]).contains("--amount"));
+        assert!(error(&["cluster", "init", "--nodes", "10"]).contains("10"));
+        assert!(error(&["nemesis", "partition", "--groups", "1,,2"]).contains("is not a node id"));
+        assert!(error(&["nemesis", "partition", "--groups", "1/"]).contains("empty group"));
+        assert!(error(&["nemesis", "partition", "--groups", "0/1"]).contains("`0`"));
+        assert_eq!(
+            parse(&["nemesis", "partition"]).unwrap_err().kind(),
+            ErrorKind::MissingRequiredArgument
+        );
+        assert_eq!(
+            parse(&["nemesis", "partition", "--groups", "1/2", "--shape", "ring"])
+                .unwrap_err()
+                .kind(),
+            ErrorKind::ArgumentConflict
+        );
+        assert!(error(&["nemesis", "loss", "--percent", "101"]).contains("percentage"));
+        assert_eq!(
+            parse(&["nemesis", "loss", "--percent", "5", "--from", "1"])
+                .unwrap_err()
+                .kind(),
+            ErrorKind::MissingRequiredArgument
+        );
+        assert!(error(&["nemesis", "kill", "0"]).contains("0"));
+        assert_eq!(
+            parse(&["frobnicate"]).unwrap_err().kind(),
+            ErrorKind::InvalidSubcommand
+        );
+        assert!(error(&["--timeout", "0", "cluster", "status"]).contains("0"));
+    }
+
+    #[test]
+    fn group_syntax() {
+        assert_eq!(parse_groups("1,2/3").unwrap().0, vec![vec![1, 2], vec![3]]);
+        assert_eq!(
+            parse_groups("1,2,3/3,4,5").unwrap().0,
+            vec![vec![1, 2, 3], vec![3, 4, 5]]
+        );
+        assert_eq!(parse_groups(" 1 , 2 ").unwrap().0, vec![vec![1, 2]]);
+        assert!(parse_groups("").is_err());
+        assert!(parse_groups("256").is_err());
+        assert!(parse_groups("a/b").is_err());
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,202 @@
+//! `continuum`: the host CLI of a local Continuum cluster.
+//!
+//! * `cluster init | up | down | status | wait`: make a cluster (keys,
+//!   genesis, node configs in a directory), boot it in QEMU on the fabric
+//!   switch with one disk per node, stop it, look at it.
+//! * `account create`, `transfer`, `balance`, `outcome`: the bank, over the
+//!   client protocol with retries (`continuum_tests::client`).
+//! * `watch`: a live table of the nodes.
+//! * `nemesis`: partitions, loss, kill -9, restart, pause, resume.
+//!
+//! The cluster-launch code is the test harness's (`continuum_tests`), so
+//! what the CLI runs is what the QEMU tests run. Module map: [`args`] (the
+//! command line), [`layout`] (the cluster directory), [`supervisor`]
+//! (`cluster up`/`down` and the control socket), [`ledger`] (bank
+//! commands), [`status`] (`cluster status`, `watch`), [`nemesis`].
+//!
+//! Exit codes: 0 success, 1 error or rejected command, 2 bad arguments,
+//! 3 a write whose outcome is unknown (query it with `outcome`).
+
+mod args;
+mod error;
+mod layout;
+mod ledger;
+mod nemesis;
+mod status;
+mod supervisor;
+
+use args::{AccountCommand, Cli, ClusterCommand, Command};
+use clap::Parser;
+use continuum_tests::plan::ClusterPlan;
+use error::CliError;
+use layout::Layout;
+use serde_json::json;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let json = cli.json;
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            if json {
+                println!(
+                    "{}",
+                    json!({"error": error.to_string(), "kind": error.kind()})
+                );
+            }
+            eprintln!("continuum: {error}");
+            ExitCode::from(error.exit_code())
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), CliError> {
+    let dir = std::path::absolute(&cli.dir).map_err(CliError::io_path("resolve", &cli.dir))?;
+    let layout = Layout::new(&dir);
+    let timeout = Duration::from_secs(cli.timeout);
+    let json = cli.json;
+    match cli.command {
+        Command::Cluster(ClusterCommand::Init {
+            nodes,
+            seed,
+            supply,
+            election_ms,
+            heartbeat_ms,
+        }) => init(
+            &layout,
+            nodes,
+            seed,
+            supply,
+            election_ms,
+            heartbeat_ms,
+            json,
+        ),
+        Command::Cluster(ClusterCommand::Up {
+            nodes,
+            foreground,
+            images,
+            disk_mib,
+        }) => {
+            let options = supervisor::UpOptions {
+                nodes,
+                images: images
+                    .unwrap_or_else(|| continuum_tests::workspace_root().join("target/images")),
+                disk_mib,
+            };
+            if foreground {
+                supervisor::run_foreground(&layout, &options, json)
+            } else {
+                supervisor::start_background(&layout, &options, json)
+            }
+        }
+        Command::Cluster(ClusterCommand::Down) => supervisor::down(&layout, json),
+        Command::Cluster(ClusterCommand::Status) => status::status(&layout, json),
+        Command::Cluster(ClusterCommand::Wait) => ledger::wait(&layout, timeout, json),
+        Command::Account(AccountCommand::Create { id }) => {
+            ledger::create_account(&layout, id, timeout, json)
+        }
+        Command::Transfer(t) => {
+            ledger::transfer(&layout, t.from, t.to, t.amount, t.id, timeout, json)
+        }
+        Command::Balance { account } => ledger::balance(&layout, account, timeout, json),
+        Command::Outcome { transfer_id } => ledger::outcome(&layout, transfer_id, timeout, json),
+        Command::Watch { count } => watch(&layout, count, json),
+        Command::Nemesis(command) => nemesis::run(&layout, &command, json),
+    }
+}
+
+fn init(
+    layout: &Layout,
+    nodes: u8,
+    seed: Option<u64>,
+    supply: u64,
+    election_ms: u32,
+    heartbeat_ms: u32,
+    json: bool,
+) -> Result<(), CliError> {
+    let mut plan = match seed {
+        Some(seed) => ClusterPlan::from_seed(seed, nodes),
+        None => ClusterPlan::random(nodes),
+    }
+    .map_err(|e| CliError::Other(e.to_string()))?;
+    plan.supply = supply;
+    plan.election_ms = election_ms;
+    plan.heartbeat_ms = heartbeat_ms;
+    // Check before writing anything (e.g. heartbeat above a third of the election timeout).
+    plan.node_config(plan.nodes[0].id)
+        .map_err(|e| CliError::Other(e.to_string()))?;
+    layout.init(&plan)?;
+    let facts = plan.facts();
+    if json {
+        println!("{}", json!({"dir": layout.dir, "cluster": facts}));
+        return Ok(());
+    }
+    println!(
+        "cluster {} initialised in {} ({} nodes{})",
+        facts.cluster_id,
+        layout.dir.display(),
+        facts.members.len(),
+        seed.map_or(String::new(), |s| format!(", keys from seed {s}"))
+    );
+    println!("  cluster.json         public facts: ids, addresses, public keys, genesis");
+    println!("  node-<id>.conf       node configs with each node's secret key (mode 0600)");
+    println!(
+        "  keys/operator.key    operator secret key (mode 0600): opens accounts, owns reserve account {}",
+        facts.reserve_account
+    );
+    println!(
+        "genesis: {} in reserve account {}; Raft election {} ms, heartbeat {} ms",
+        facts.supply, facts.reserve_account, facts.election_ms, facts.heartbeat_ms
+    );
+    println!("next: continuum --dir {} cluster up", layout.dir.display());
+    Ok(())
+}
+
+/// `watch`: the status table every second until Ctrl-C (or `--count`).
+fn watch(layout: &Layout, count: Option<u64>, json: bool) -> Result<(), CliError> {
+    let stop = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&stop))
+        .map_err(CliError::io("cannot handle Ctrl-C"))?;
+    let mut refreshes = 0u64;
+    while !stop.load(Ordering::Relaxed) && count.is_none_or(|c| refreshes < c) {
+        let started = Instant::now();
+        let state = layout.running_state()?;
+        let views = status::gather(&state);
+        refreshes += 1;
+        if json {
+            let nodes: Vec<_> = views
+                .iter()
+                .map(|v| json!({"id": v.run.id, "process": v.run.state, "status": v.status.as_ref().ok()}))
+                .collect();
+            println!(
+                "{}",
+                json!({"leader": status::leader(&views), "nodes": nodes})
+            );
+        } else {
+            // Clear the screen and home the cursor only on a terminal, so a
+            // redirected watch is a plain log of tables.
+            use std::io::IsTerminal;
+            if std::io::stdout().is_terminal() {
+                print!("\x1b[2J\x1b[H");
+            }
+            println!(
+                "cluster {} — leader: {} — {} (Ctrl-C stops)",
+                state.cluster_id,
+                status::leader(&views).map_or("none".into(), |l| format!("node {l}")),
+                layout.dir.display()
+            );
+            print!("{}", status::table(&views));
+            println!();
+        }
+        let rest = Duration::from_secs(1).saturating_sub(started.elapsed());
+        let until = Instant::now() + rest;
+        while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    Ok(())
+}

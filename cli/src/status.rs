@@ -1,0 +1,214 @@
+//! `cluster status` and `watch`: every node's `GET /status`, fetched in
+//! parallel with a short timeout (a paused node must not hold up the
+//! table), shown as one row per node.
+
+use crate::layout::{Layout, NodeRun, RunState};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// How long one node's `/status` may take before its row says so.
+pub const STATUS_TIMEOUT: Duration = Duration::from_millis(800);
+
+/// One node as the supervisor and the node itself see it.
+#[derive(Clone, Debug)]
+pub struct NodeView {
+    pub run: NodeRun,
+    /// The node's `/status`, or why it could not be read.
+    pub status: Result<Value, String>,
+}
+
+/// Reads every node's `/status` at once.
+pub fn gather(state: &RunState) -> Vec<NodeView> {
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = state
+            .nodes
+            .iter()
+            .map(|node| {
+                scope.spawn(move || {
+                    let status = match node.state.as_str() {
+                        "down" => Err("not running".to_owned()),
+                        // Its CPUs are stopped: it cannot answer.
+                        "paused" => Err("paused".to_owned()),
+                        _ => continuum_tests::http_get_timeout(
+                            node.status_port,
+                            "/status",
+                            STATUS_TIMEOUT,
+                        )
+                        .map_err(|e| {
+                            if e.contains("os error 11") || e.contains("timed out") {
+                                format!("no answer in {} ms", STATUS_TIMEOUT.as_millis())
+                            } else {
+                                e
+                            }
+                        })
+                        .and_then(|body| {
+                            serde_json::from_str(&body).map_err(|e| format!("bad JSON: {e}"))
+                        }),
+                    };
+                    NodeView {
+                        run: node.clone(),
+                        status,
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("status thread panicked"))
+            .collect()
+    })
+}
+
+/// The leader most nodes agree on, if any node leads.
+pub fn leader(views: &[NodeView]) -> Option<u64> {
+    views.iter().find_map(|v| {
+        let raft = &v.status.as_ref().ok()?["raft"];
+        (raft["role"] == "leader")
+            .then(|| raft["leader"].as_u64())
+            .flatten()
+    })
+}
+
+fn cell(value: &Value) -> String {
+    match value {
+        Value::Null => "-".into(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The table `cluster status` and `watch` print.
+pub fn table(views: &[NodeView]) -> String {
+    let mut out = format!(
+        "{:<5} {:<8} {:<14} {:>5} {:>6} {:>7} {:>7}  {}\n",
+        "node", "process", "role", "term", "leader", "commit", "applied", "chain head"
+    );
+    for view in views {
+        let (role, term, leader, commit, applied, head) = match &view.status {
+            Ok(status) if status["raft"].is_object() => {
+                let raft = &status["raft"];
+                let hash = raft["chain_head"]["hash"].as_str().unwrap_or("");
+                (
+                    cell(&raft["role"]),
+                    cell(&raft["term"]),
+                    match raft["leader"].as_u64() {
+                        Some(0) | None => "-".into(),
+                        Some(id) => id.to_string(),
+                    },
+                    cell(&raft["commit"]),
+                    cell(&raft["applied"]),
+                    format!(
+                        "{} {}",
+                        cell(&raft["chain_head"]["index"]),
+                        &hash[..hash.len().min(16)]
+                    ),
+                )
+            }
+            Ok(_) => (
+                "no consensus (see console)".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+            ),
+            Err(why) => (
+                format!("({why})"),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+            ),
+        };
+        out.push_str(&format!(
+            "{:<5} {:<8} {:<14} {:>5} {:>6} {:>7} {:>7}  {}\n",
+            view.run.id, view.run.state, role, term, leader, commit, applied, head
+        ));
+    }
+    out
+}
+
+/// `cluster status`.
+pub fn status(layout: &Layout, json: bool) -> Result<(), crate::error::CliError> {
+    let state = layout.running_state()?;
+    let views = gather(&state);
+    if json {
+        let nodes: Vec<Value> = views
+            .iter()
+            .map(|v| {
+                json!({
+                    "id": v.run.id,
+                    "process": v.run.state,
+                    "pid": v.run.pid,
+                    "status_port": v.run.status_port,
+                    "client_port": v.run.client_port,
+                    "console": v.run.console,
+                    "status": v.status.as_ref().ok(),
+                    "status_error": v.status.as_ref().err(),
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            json!({
+                "cluster_id": state.cluster_id,
+                "supervisor_pid": state.supervisor_pid,
+                "leader": leader(&views),
+                "nodes": nodes,
+            })
+        );
+    } else {
+        println!(
+            "cluster {} (supervisor pid {}), leader: {}",
+            state.cluster_id,
+            state.supervisor_pid,
+            leader(&views).map_or("none".into(), |l| format!("node {l}"))
+        );
+        print!("{}", table(&views));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(id: u8, status: Result<Value, String>) -> NodeView {
+        NodeView {
+            run: NodeRun {
+                id,
+                state: "running".into(),
+                pid: Some(1),
+                status_port: 1,
+                client_port: 2,
+                console: "c".into(),
+                disk: "d".into(),
+                last_exit: None,
+            },
+            status,
+        }
+    }
+
+    #[test]
+    fn the_table_shows_raft_fields_and_why_a_node_is_missing() {
+        let leader_status = json!({"raft": {"role": "leader", "term": 3, "leader": 1, "commit": 9,
+            "applied": 9, "chain_head": {"index": 9, "hash": "00112233445566778899aabbccddeeff00"}}});
+        let views = [
+            view(1, Ok(leader_status)),
+            view(2, Ok(json!({"raft": null}))),
+            view(3, Err("connection refused".into())),
+        ];
+        assert_eq!(leader(&views), Some(1));
+        let text = table(&views);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[1].contains("leader") && lines[1].contains("9 0011223344556677"),
+            "{text}"
+        );
+        assert!(!lines[1].contains("8899"), "hash shortened: {text}");
+        assert!(lines[2].contains("no consensus"), "{text}");
+        assert!(lines[3].contains("(connection refused)"), "{text}");
+        assert_eq!(leader(&views[1..]), None);
+    }
+}

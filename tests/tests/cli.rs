@@ -1,0 +1,276 @@
+//! The `continuum` CLI against a real 3-node cluster in QEMU: init, up in
+//! the background, wait for a leader, accounts and transfers with their
+//! outcomes and error messages, a leader crash and restart, a pause, a
+//! partition, exactly-once on a re-run, and down.
+//!
+//! The binary is built once with cargo (it belongs to another package of
+//! the workspace) and run as a user would, in a temporary cluster directory.
+
+use continuum_tests::{images, workspace_root};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+/// Builds `continuum` (debug) and returns its path.
+fn cli_binary() -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(workspace_root())
+        .args(["build", "-p", "continuum-cli"])
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "building continuum-cli failed");
+    workspace_root().join("target/debug/continuum")
+}
+
+struct Cli {
+    binary: PathBuf,
+    dir: PathBuf,
+}
+
+impl Cli {
+    fn run(&self, args: &[&str]) -> Output {
+        let output = Command::new(&self.binary)
+            .arg("--dir")
+            .arg(&self.dir)
+            .args(args)
+            .output()
+            .expect("continuum runs");
+        eprintln!(
+            "$ continuum {}\n{}{}(exit {:?})",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr),
+            output.status.code()
+        );
+        output
+    }
+
+    /// Runs and expects exit 0; returns stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let output = self.run(args);
+        assert!(
+            output.status.success(),
+            "`continuum {}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).expect("UTF-8 output")
+    }
+
+    /// Runs and expects exit `code`; returns stderr.
+    fn fails(&self, args: &[&str], code: i32) -> String {
+        let output = self.run(args);
+        assert_eq!(
+            output.status.code(),
+            Some(code),
+            "`continuum {}`",
+            args.join(" ")
+        );
+        String::from_utf8(output.stderr).expect("UTF-8 output")
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        serde_json::from_str(&self.ok(&all)).expect("JSON output")
+    }
+
+    /// Polls `cluster status --json` until `check` holds.
+    fn wait_status(&self, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(180);
+        loop {
+            let status = self.json(&["cluster", "status"]);
+            if check(&status) {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}: {status}"
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+}
+
+/// Stops the cluster even when the test fails.
+struct Down<'a>(&'a Cli);
+
+impl Drop for Down<'_> {
+    fn drop(&mut self) {
+        let _ = Command::new(&self.0.binary)
+            .arg("--dir")
+            .arg(&self.0.dir)
+            .args(["cluster", "down"])
+            .output();
+    }
+}
+
+fn leader(status: &Value) -> Option<u64> {
+    status["leader"].as_u64()
+}
+
+fn all_applied_same_head(status: &Value, nodes: usize) -> bool {
+    let heads: Vec<&Value> = status["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| &n["status"]["raft"]["chain_head"])
+        .collect();
+    heads.len() == nodes && heads.iter().all(|h| h.is_object() && *h == heads[0])
+}
+
+fn dir_for(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ctm-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn images_dir() -> &'static Path {
+    images().bios.parent().expect("images live in a directory")
+}
+
+#[test]
+fn the_cli_runs_a_cluster_moves_money_and_survives_faults() {
+    let cli = Cli {
+        binary: cli_binary(),
+        dir: dir_for("cli3"),
+    };
+    let images = images_dir().to_str().expect("UTF-8 path").to_owned();
+
+    // Not initialised yet: every command says how to start.
+    assert!(cli.fails(&["balance", "1"], 1).contains("cluster init"));
+    cli.ok(&["cluster", "init", "--nodes", "3", "--seed", "7"]);
+    assert!(cli
+        .fails(&["cluster", "init"], 1)
+        .contains("already holds a cluster"));
+    assert!(cli.fails(&["balance", "1"], 1).contains("is not running"));
+
+    let up = cli.ok(&["cluster", "up", "--images", &images]);
+    let _down = Down(&cli);
+    assert!(up.contains("3 of 3 nodes started"), "{up}");
+    assert!(cli
+        .fails(&["cluster", "up", "--images", &images], 1)
+        .contains("already up"));
+    cli.ok(&["--timeout", "180", "cluster", "wait"]);
+
+    // Accounts and transfers, with the bank's answers.
+    assert!(cli
+        .ok(&["account", "create", "--id", "10"])
+        .contains("account 10 created"));
+    assert!(cli
+        .ok(&["account", "create", "--id", "11"])
+        .contains("account 11 created"));
+    assert!(cli
+        .ok(&["account", "create", "--id", "11"])
+        .contains("already exists with this owner key"));
+    let funded = cli.json(&[
+        "transfer", "--from", "1", "--to", "10", "--amount", "5000", "--id", "100",
+    ]);
+    assert_eq!(funded["outcome"], "ok", "{funded}");
+    cli.ok(&[
+        "transfer", "--from", "10", "--to", "11", "--amount", "2000", "--id", "101",
+    ]);
+    assert!(cli
+        .fails(
+            &["transfer", "--from", "10", "--to", "11", "--amount", "4000"],
+            1
+        )
+        .contains("insufficient funds in account 10"));
+    assert!(cli
+        .fails(
+            &["transfer", "--from", "10", "--to", "12", "--amount", "1"],
+            1
+        )
+        .contains("unknown account 12"));
+    assert!(cli
+        .fails(
+            &["transfer", "--from", "12", "--to", "10", "--amount", "1"],
+            1
+        )
+        .contains("no key for account 12"));
+    let balance = cli.json(&["balance", "11"]);
+    assert_eq!(balance["balance"], 2000, "{balance}");
+    assert!(cli
+        .fails(&["balance", "12"], 1)
+        .contains("unknown account 12"));
+    let outcome = cli.json(&["outcome", "101"]);
+    assert_eq!(outcome["applied"], true, "{outcome}");
+
+    // Kill the leader: the others elect a new one and take writes.
+    let status = cli.wait_status("a leader", |s| leader(s).is_some());
+    let old_leader = leader(&status).unwrap().to_string();
+    cli.ok(&["nemesis", "kill", &old_leader]);
+    let moved = cli.json(&[
+        "transfer", "--from", "10", "--to", "11", "--amount", "100", "--id", "102",
+    ]);
+    assert_eq!(moved["outcome"], "ok", "{moved}");
+    assert_ne!(moved["position"]["node"].to_string(), old_leader);
+    // Restart it on its disk: it catches up to the same receipt chain.
+    cli.ok(&["nemesis", "restart", &old_leader]);
+    cli.wait_status("all three on one chain head", |s| {
+        all_applied_same_head(s, 3)
+    });
+
+    // A re-run of an applied transfer moves nothing.
+    let again = cli.ok(&[
+        "transfer", "--from", "10", "--to", "11", "--amount", "2000", "--id", "101",
+    ]);
+    assert!(again.contains("already applied"), "{again}");
+    assert_eq!(cli.json(&["balance", "11"])["balance"], 2100);
+
+    // Pause a follower, write, resume: it catches up.
+    let status = cli.wait_status("a leader", |s| leader(s).is_some());
+    let follower = (1..=3u64)
+        .find(|&n| Some(n) != leader(&status))
+        .unwrap()
+        .to_string();
+    cli.ok(&["nemesis", "pause", &follower]);
+    cli.ok(&[
+        "transfer", "--from", "10", "--to", "11", "--amount", "1", "--id", "103",
+    ]);
+    cli.ok(&["nemesis", "resume", &follower]);
+    cli.wait_status("the resumed follower caught up", |s| {
+        all_applied_same_head(s, 3)
+    });
+
+    // A minority partition cannot stop the majority.
+    let status = cli.wait_status("a leader", |s| leader(s).is_some());
+    let minority = leader(&status).unwrap();
+    let majority: Vec<String> = (1..=3u64)
+        .filter(|&n| n != minority)
+        .map(|n| n.to_string())
+        .collect();
+    cli.ok(&[
+        "nemesis",
+        "partition",
+        "--groups",
+        &format!("{}/{minority}", majority.join(",")),
+    ]);
+    cli.ok(&[
+        "--timeout",
+        "120",
+        "transfer",
+        "--from",
+        "10",
+        "--to",
+        "11",
+        "--amount",
+        "1",
+        "--id",
+        "104",
+    ]);
+    cli.ok(&["nemesis", "heal"]);
+    cli.wait_status("healed cluster on one chain head", |s| {
+        all_applied_same_head(s, 3)
+    });
+    assert_eq!(
+        cli.json(&["balance", "10"])["balance"],
+        5000 - 2000 - 100 - 1 - 1
+    );
+
+    assert!(cli.ok(&["cluster", "down"]).contains("cluster stopped"));
+    assert!(cli.fails(&["cluster", "status"], 1).contains("stopped"));
+    let _ = std::fs::remove_dir_all(&cli.dir);
+}
