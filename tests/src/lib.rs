@@ -10,6 +10,7 @@
 //! Images are built once per test process, in release mode: a debug kernel
 //! takes ~20 s to load under TCG (shared/PLATFORM.md).
 
+pub mod checker;
 pub mod cluster;
 
 use std::io::{BufRead, BufReader};
