@@ -167,12 +167,20 @@ pub fn check_invariants(history: &History) -> Result<Vec<Violation>, HistoryErro
 }
 
 /// The linearizability search alone.
-pub fn check_linearizability(history: &History, options: &Options) -> Result<Verdict, HistoryError> {
+pub fn check_linearizability(
+    history: &History,
+    options: &Options,
+) -> Result<Verdict, HistoryError> {
     model::validate(history)?;
     let log = if options.follow_log {
         LogUse::Follow { complete: true }
     } else {
         LogUse::Ignore
     };
-    Ok(report::verdict(history, log, &options.budget, options.minimize))
+    Ok(report::verdict(
+        history,
+        log,
+        &options.budget,
+        options.minimize,
+    ))
 }

@@ -144,10 +144,7 @@ fn reads(history: &History, supply: u64) -> Vec<Violation> {
     violations
 }
 
-fn exactly_once(
-    history: &History,
-    applied: &[super::history::AppliedTransfer],
-) -> Vec<Violation> {
+fn exactly_once(history: &History, applied: &[super::history::AppliedTransfer]) -> Vec<Violation> {
     let mut violations = Vec::new();
     let mut log: BTreeMap<TransferId, Vec<&super::history::AppliedTransfer>> = BTreeMap::new();
     for entry in applied {

@@ -81,7 +81,10 @@ impl fmt::Display for HistoryError {
             HistoryError::NoAccounts => write!(f, "history has no initial balances"),
             HistoryError::SupplyOverflow => write!(f, "initial balances sum past u64::MAX"),
             HistoryError::UnknownAccount { op, account } => {
-                write!(f, "op #{op} uses account {account}, which has no initial balance")
+                write!(
+                    f,
+                    "op #{op} uses account {account}, which has no initial balance"
+                )
             }
             HistoryError::SameAccount { op } => write!(f, "op #{op} transfers to its own account"),
             HistoryError::ZeroAmount { op } => write!(f, "op #{op} transfers 0"),
@@ -102,7 +105,10 @@ impl fmt::Display for HistoryError {
                 op,
                 accounts,
                 values,
-            } => write!(f, "op #{op} reads {accounts} accounts but returned {values} balances"),
+            } => write!(
+                f,
+                "op #{op} reads {accounts} accounts but returned {values} balances"
+            ),
             HistoryError::TransferIdReused { id, first, op } => write!(
                 f,
                 "ops #{first} and #{op} use transfer id {id:#x} with different fields"
@@ -167,7 +173,11 @@ pub(crate) fn validate(history: &History) -> Result<u64, HistoryError> {
                 }
                 if let Some((first, call)) = transfers.insert(*id, (i, &op.call)) {
                     if *call != op.call {
-                        return Err(HistoryError::TransferIdReused { id: *id, first, op: i });
+                        return Err(HistoryError::TransferIdReused {
+                            id: *id,
+                            first,
+                            op: i,
+                        });
                     }
                     transfers.insert(*id, (first, call));
                 }

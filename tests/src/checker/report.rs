@@ -8,8 +8,8 @@
 //! shows that prefix's furthest linearization, the op it could not place,
 //! and the ops concurrent with it.
 
-use super::history::{fmt_ms, AccountId, History, TransferId};
-use super::model::{LogUse, Prepared};
+use super::history::{fmt_ms, AccountId, History, OpResult, TransferId};
+use super::model::{Action, Expect, LogUse, Prepared, State};
 use super::wgl::{search, Budget, Deepest, Exhausted, Outcome, Search, SearchStats};
 use std::collections::BTreeMap;
 use std::fmt::{self, Write};
@@ -100,8 +100,11 @@ pub(crate) fn verdict(history: &History, log: LogUse, budget: &Budget, minimize:
         Outcome::GaveUp(exhausted) => Verdict::Unknown { exhausted, stats },
         Outcome::NotLinearizable => {
             let (prepared, deepest, cut) = if minimize {
-                shortest_failing_prefix(history, log, budget, &full)
-                    .unwrap_or((full, run.deepest, None))
+                shortest_failing_prefix(history, log, budget, &full).unwrap_or((
+                    full,
+                    run.deepest,
+                    None,
+                ))
             } else {
                 (full, run.deepest, None)
             };
@@ -160,6 +163,53 @@ fn shortest_failing_prefix(
     Some(best)
 }
 
+/// Why the model refuses `op` in `state`, in one line.
+fn explain(prepared: &Prepared, op: usize, state: &State) -> String {
+    let account = |a: usize| prepared.accounts[a];
+    match &prepared.ops[op].action {
+        Action::Read { values } => {
+            let mut parts = Vec::new();
+            for (a, v) in values {
+                if state.balances[*a] != *v {
+                    parts.push(format!(
+                        "read {} in account {}, the model has {}",
+                        v,
+                        account(*a),
+                        state.balances[*a]
+                    ));
+                }
+            }
+            parts.join("; ")
+        }
+        Action::Transfer {
+            from,
+            amount,
+            expect,
+            log_group,
+            ..
+        } => {
+            let balance = state.balances[*from];
+            match expect {
+                Expect::InsufficientFunds => format!(
+                    "failed for insufficient funds, but the model has {balance} in account {}",
+                    account(*from)
+                ),
+                _ if balance < *amount => format!(
+                    "the model has only {balance} in account {} to pay {amount}",
+                    account(*from)
+                ),
+                _ if prepared.log_mode && log_group.is_none() => {
+                    "acknowledged, but not in the applied log".to_string()
+                }
+                _ => format!(
+                    "its log entry is not next: {} of the applied log's entries have taken effect",
+                    state.log_applied
+                ),
+            }
+        }
+    }
+}
+
 fn describe(
     history: &History,
     prepared: &Prepared,
@@ -211,7 +261,11 @@ fn describe(
     let show = |i: usize| format!("#{i} {}", history.ops[i]);
     match cut {
         Some(t) => {
-            let _ = write!(text, "shortest failing prefix: ops invoked by {}", fmt_ms(t));
+            let _ = write!(
+                text,
+                "shortest failing prefix: ops invoked by {}",
+                fmt_ms(t)
+            );
             if let Some(end) = prepared.ops.iter().find(|op| op.complete == Some(t)) {
                 let _ = write!(text, " (ends with the completion of #{})", end.source);
             }
@@ -246,12 +300,17 @@ fn describe(
                 "no order of the remaining ops lets this one take effect before it completes:"
             );
             let _ = writeln!(text, "  {}", show(s));
+            if let Some(op) = stuck_model {
+                let _ = writeln!(text, "  ({})", explain(prepared, op, &state));
+            }
             let _ = writeln!(text, "ops concurrent with #{s} ({}):", concurrent.len());
             for i in concurrent.iter().take(SHOWN_CONCURRENT) {
-                let mark = if linearized.contains(i) {
-                    "linearized  "
-                } else {
-                    "not placed  "
+                let open = history.ops[*i].result == OpResult::Unknown;
+                let mark = match (open, linearized.contains(i)) {
+                    (false, true) => "placed       ",
+                    (false, false) => "not placed   ",
+                    (true, true) => "took effect  ",
+                    (true, false) => "no effect    ",
                 };
                 let _ = writeln!(text, "  {mark}{}", show(*i));
             }

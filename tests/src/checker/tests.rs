@@ -79,7 +79,13 @@ fn refused() -> OpResult {
     })
 }
 
-fn applied(id: TransferId, from: AccountId, to: AccountId, amount: u64, index: u64) -> AppliedTransfer {
+fn applied(
+    id: TransferId,
+    from: AccountId,
+    to: AccountId,
+    amount: u64,
+    index: u64,
+) -> AppliedTransfer {
     AppliedTransfer {
         id,
         from,
@@ -286,7 +292,10 @@ fn read_of_a_transfer_not_yet_invoked_is_caught() {
     // The same with the transfer unanswered: it still cannot act early.
     let h = history(
         &[(A, 100), (B, 0)],
-        vec![op(0, 0, 10, read(B), bal(30)), open(1, 20, xfer(1, A, B, 30))],
+        vec![
+            op(0, 0, 10, read(B), bal(30)),
+            open(1, 20, xfer(1, A, B, 30)),
+        ],
     );
     assert!(verdict(&h, &plain()).is_violation());
 }
@@ -486,7 +495,9 @@ fn log_mode_requires_the_whole_log_to_apply() {
     let cx = counterexample(&v);
     assert_eq!(cx.stuck, None);
     assert_eq!(cx.unapplied_log, vec![(2, 2)]);
-    assert!(cx.to_string().contains("could not take effect in log order"));
+    assert!(cx
+        .to_string()
+        .contains("could not take effect in log order"));
     assert!(verdict(&h, &plain()).is_linearizable());
 }
 
@@ -497,7 +508,10 @@ fn log_mode_rejects_an_acknowledged_transfer_missing_from_the_log() {
         vec![op(0, 0, 10, xfer(1, A, B, 30), ok())],
     );
     h.applied = Some(vec![]);
-    assert_eq!(counterexample(&verdict(&h, &Options::default())).stuck, Some(0));
+    assert_eq!(
+        counterexample(&verdict(&h, &Options::default())).stuck,
+        Some(0)
+    );
 }
 
 // ---- invariants ----------------------------------------------------------------
@@ -530,7 +544,11 @@ fn partial_read_above_the_supply_breaks_conservation() {
     );
     assert!(matches!(
         violations(&h)[..],
-        [Violation::Conservation { op: 0, sum: 101, .. }]
+        [Violation::Conservation {
+            op: 0,
+            sum: 101,
+            ..
+        }]
     ));
 }
 
@@ -817,7 +835,13 @@ fn history_file_round_trip() {
             open(1, 5, xfer(3, u128::MAX - 1, 1 << 100, 1)),
             op(2, 20, 30, read(1 << 100), bal(30)),
             op(2, 40, 50, read_all(&[1 << 100]), refused()),
-            op(2, 60, 70, xfer(4, 1 << 100, u128::MAX - 1, 99), insufficient()),
+            op(
+                2,
+                60,
+                70,
+                xfer(4, 1 << 100, u128::MAX - 1, 99),
+                insufficient(),
+            ),
         ],
     );
     h.applied = Some(vec![applied(u128::MAX, u128::MAX - 1, 1 << 100, 30, 2)]);
@@ -835,10 +859,7 @@ fn history_file_round_trip() {
         Err(HistoryFileError::Json(_))
     ));
     std::fs::remove_dir_all(&dir).unwrap();
-    assert!(matches!(
-        History::load(&path),
-        Err(HistoryFileError::Io(_))
-    ));
+    assert!(matches!(History::load(&path), Err(HistoryFileError::Io(_))));
 }
 
 #[test]

@@ -222,7 +222,7 @@ pub(crate) fn search(prepared: &Prepared, budget: &Budget) -> Search {
             Some(Exhausted::Steps)
         } else if memo.len() > budget.max_configurations {
             Some(Exhausted::Configurations)
-        } else if stats.steps % 4096 == 0 && started.elapsed() > budget.max_time {
+        } else if stats.steps.is_multiple_of(4096) && started.elapsed() > budget.max_time {
             Some(Exhausted::Time)
         } else {
             None

@@ -7,8 +7,8 @@
 
 use super::super::*;
 use proptest::prelude::*;
-use std::collections::BTreeMap;
-use std::time::Instant;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
 
 /// splitmix64: a deterministic generator, so a seed replays a history.
 struct Rng(u64);
@@ -56,7 +56,7 @@ fn generate(seed: u64, shape: Shape) -> History {
         .collect();
     let initial: Vec<u64> = accounts.iter().map(|_| rng.below(101)).collect();
     let mut ledger = initial.clone();
-    let mut applied_ids: BTreeMap<TransferId, u64> = BTreeMap::new();
+    let mut applied_ids: BTreeSet<TransferId> = BTreeSet::new();
     let mut log = Vec::new();
     let mut unanswered: Vec<(TransferId, usize, usize, u64)> = Vec::new();
     let mut next_id: TransferId = 1 << 64;
@@ -68,16 +68,15 @@ fn generate(seed: u64, shape: Shape) -> History {
         let process = rng.below(shape.processes as u64) as usize;
         let roll = rng.below(100);
         if roll < 50 {
-            let (id, from, to, amount) =
-                if !unanswered.is_empty() && rng.percent(shape.retry_pct) {
-                    unanswered.swap_remove(rng.below(unanswered.len() as u64) as usize)
-                } else {
-                    let from = rng.below(shape.accounts as u64) as usize;
-                    let to = (from + 1 + rng.below(shape.accounts as u64 - 1) as usize)
-                        % shape.accounts;
-                    next_id += 1;
-                    (next_id, from, to, 1 + rng.below(60))
-                };
+            let (id, from, to, amount) = if !unanswered.is_empty() && rng.percent(shape.retry_pct) {
+                unanswered.swap_remove(rng.below(unanswered.len() as u64) as usize)
+            } else {
+                let from = rng.below(shape.accounts as u64) as usize;
+                let to =
+                    (from + 1 + rng.below(shape.accounts as u64 - 1) as usize) % shape.accounts;
+                next_id += 1;
+                (next_id, from, to, 1 + rng.below(60))
+            };
             let call = Call::Transfer {
                 id,
                 from: accounts[from],
@@ -89,12 +88,12 @@ fn generate(seed: u64, shape: Shape) -> History {
                 executed.push((None, point, call, OpResult::Unknown));
                 continue;
             }
-            let result = if applied_ids.contains_key(&id) {
+            let result = if applied_ids.contains(&id) {
                 OpResult::Ok(Value::Transferred)
             } else if ledger[from] >= amount {
                 ledger[from] -= amount;
                 ledger[to] += amount;
-                applied_ids.insert(id, k as u64 + 1);
+                applied_ids.insert(id);
                 log.push(AppliedTransfer {
                     id,
                     from: accounts[from],
@@ -157,25 +156,27 @@ fn generate(seed: u64, shape: Shape) -> History {
     let ops = executed
         .into_iter()
         .zip(intervals)
-        .map(|((process, point, call, result), (invoke, complete))| match process {
-            Some(p) => Op {
-                process: p,
-                invoke_ns: invoke,
-                complete_ns: complete,
-                call,
-                result,
-            },
-            None => {
-                timed_out_clients += 1;
-                Op {
-                    process: shape.processes + timed_out_clients,
-                    invoke_ns: point.saturating_sub(rng.below(20 * SPACING)),
-                    complete_ns: None,
+        .map(
+            |((process, point, call, result), (invoke, complete))| match process {
+                Some(p) => Op {
+                    process: p,
+                    invoke_ns: invoke,
+                    complete_ns: complete,
                     call,
                     result,
+                },
+                None => {
+                    timed_out_clients += 1;
+                    Op {
+                        process: shape.processes + timed_out_clients,
+                        invoke_ns: point.saturating_sub(rng.below(20 * SPACING)),
+                        complete_ns: None,
+                        call,
+                        result,
+                    }
                 }
-            }
-        })
+            },
+        )
         .collect();
     History {
         initial_balances: accounts.iter().copied().zip(initial).collect(),
@@ -194,10 +195,10 @@ fn assert_valid_witness(h: &History, witness: &[usize]) {
         position[*i] = Some(pos);
     }
     for (i, op) in h.ops.iter().enumerate() {
-        let needed = match (&op.call, &op.result) {
-            (_, OpResult::Unknown) | (_, OpResult::Fail(Fail::NotApplied { .. })) => false,
-            _ => true,
-        };
+        let needed = !matches!(
+            op.result,
+            OpResult::Unknown | OpResult::Fail(Fail::NotApplied { .. })
+        );
         assert!(!needed || position[i].is_some(), "op #{i} missing");
     }
     for (pos, i) in witness.iter().enumerate() {
@@ -212,7 +213,7 @@ fn assert_valid_witness(h: &History, witness: &[usize]) {
         }
     }
     let mut ledger = h.initial_balances.clone();
-    let mut applied = std::collections::BTreeSet::new();
+    let mut applied = BTreeSet::new();
     for i in witness {
         let op = &h.ops[*i];
         match &op.call {
@@ -374,7 +375,15 @@ fn timing() {
             retry_pct,
         };
         let h = generate(0x5eed, shape);
-        for (mode, options) in [("log mode", Options::default()), ("plain", plain())] {
+        // Plain mode can blow up on many unanswered ops: bound it here.
+        let plain_bounded = Options {
+            budget: Budget {
+                max_time: Duration::from_secs(10),
+                ..Budget::default()
+            },
+            ..plain()
+        };
+        for (mode, options) in [("log mode", Options::default()), ("plain", plain_bounded)] {
             let start = Instant::now();
             let v = check_linearizability(&h, &options).unwrap();
             let elapsed = start.elapsed();
@@ -392,10 +401,47 @@ fn timing() {
                     Verdict::Unknown { exhausted, .. } => format!("unknown ({exhausted:?})"),
                 }
             );
-            assert!(!v.is_violation(), "a real execution judged not linearizable");
+            assert!(
+                !v.is_violation(),
+                "a real execution judged not linearizable"
+            );
             if mode == "log mode" {
                 assert!(v.is_linearizable(), "log mode must decide: {v:?}");
             }
+        }
+    }
+}
+
+#[test]
+fn report_on_a_generated_failure_explains_the_op() {
+    let shape = Shape {
+        accounts: 3,
+        processes: 5,
+        ops: 300,
+        unknown_pct: 5,
+        lost_pct: 2,
+        retry_pct: 20,
+    };
+    let mut h = generate(7, shape);
+    let victim = (150..300)
+        .find(|i| matches!(h.ops[*i].result, OpResult::Ok(Value::Balance(_))))
+        .expect("a read among 150 ops");
+    let supply = h.supply().unwrap();
+    h.ops[victim].result = OpResult::Ok(Value::Balance(supply + 1));
+    for options in [Options::default(), plain()] {
+        let report = check(&h, &options).unwrap();
+        let text = report.to_string();
+        assert!(text.contains("impossible balance"), "{text}");
+        assert!(
+            text.contains(&format!("read {} in account", supply + 1)),
+            "{text}"
+        );
+        match &report.linearizability {
+            Verdict::NotLinearizable { counterexample, .. } => {
+                assert_eq!(counterexample.stuck, Some(victim));
+                assert_eq!(counterexample.prefix_end_ns, h.ops[victim].complete_ns);
+            }
+            other => panic!("{other:?}"),
         }
     }
 }
