@@ -108,7 +108,7 @@ pub struct Options {
     /// module doc); `false` checks plain linearizability.
     pub follow_log: bool,
     /// On failure, bisect for the shortest failing prefix (up to
-    /// `log2(ops) + 1` more searches, each within `budget`).
+    /// `log2(ops) + 1` more searches, sharing one more `budget.max_time`).
     pub minimize: bool,
 }
 

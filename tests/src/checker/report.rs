@@ -13,6 +13,7 @@ use super::model::{Action, Expect, LogUse, Prepared, State};
 use super::wgl::{search, Budget, Deepest, Exhausted, Outcome, Search, SearchStats};
 use std::collections::BTreeMap;
 use std::fmt::{self, Write};
+use std::time::Instant;
 
 /// The outcome of the linearizability search.
 #[derive(Clone, Debug)]
@@ -119,9 +120,10 @@ pub(crate) fn verdict(history: &History, log: LogUse, budget: &Budget, minimize:
 
 type Failure = (Prepared, Option<Deepest>, Option<u64>);
 
-/// Bisects over completion times for the earliest cut that fails. `None`
-/// when no cut fails (only the complete-log requirement does) or a search
-/// ran out of budget before any failing cut was found.
+/// Bisects over completion times for the earliest cut that fails, within
+/// one more `budget.max_time` in all. `None` when no cut fails (only the
+/// complete-log requirement does) or the budget ran out before any failing
+/// cut was found; a budget spent midway keeps the shortest found so far.
 fn shortest_failing_prefix(
     history: &History,
     log: LogUse,
@@ -135,11 +137,18 @@ fn shortest_failing_prefix(
     let mut times: Vec<u64> = full.ops.iter().filter_map(|op| op.complete).collect();
     times.sort_unstable();
     times.dedup();
+    // All bisection searches share one time budget.
+    let deadline = Instant::now() + budget.max_time;
     let fails = |t: u64| -> Option<Option<Failure>> {
+        let left = deadline.checked_duration_since(Instant::now())?;
         let prepared = Prepared::new(history, cut_log, Some(t));
+        let budget = Budget {
+            max_time: left,
+            ..*budget
+        };
         let Search {
             outcome, deepest, ..
-        } = search(&prepared, budget);
+        } = search(&prepared, &budget);
         match outcome {
             Outcome::NotLinearizable => Some(Some((prepared, deepest, Some(t)))),
             Outcome::Linearizable(_) => Some(None),

@@ -31,18 +31,19 @@ pub struct Budget {
     pub max_steps: u64,
     /// Wall-clock time.
     pub max_time: Duration,
-    /// Memoized configurations; each costs ~(ops/8 + 8 × accounts) bytes.
+    /// Memoized configurations; each holds the linearized bitset and a
+    /// state, ~430 bytes for 2,000 ops over 5 accounts.
     pub max_configurations: usize,
 }
 
 impl Default for Budget {
-    /// 100 M steps, 60 s, 4 M configurations (≤ ~1.5 GB for 2,000 ops):
-    /// a linearizable 2,000-op history needs a few thousand steps.
+    /// 100 M steps, 60 s, 2 M configurations (~0.9 GB at 2,000 ops): a
+    /// linearizable 2,000-op history needs a few thousand of each.
     fn default() -> Self {
         Budget {
             max_steps: 100_000_000,
             max_time: Duration::from_secs(60),
-            max_configurations: 4_000_000,
+            max_configurations: 2_000_000,
         }
     }
 }
