@@ -22,6 +22,7 @@
 //! injected frames).
 
 pub mod bank;
+pub mod checker;
 pub mod client;
 pub mod cluster;
 pub mod inspect;
