@@ -237,6 +237,9 @@ pub struct VmConfig {
     pub disk: Option<Disk>,
     /// Extra QEMU arguments (NICs, disks), appended in order.
     pub extra_args: Vec<String>,
+    /// Boot this image from an emulated USB stick instead of the default
+    /// image as a disk (see [`VmConfig::usb_stick`]).
+    pub usb_stick: Option<PathBuf>,
 }
 
 impl VmConfig {
@@ -251,7 +254,15 @@ impl VmConfig {
             timeout: DEFAULT_TIMEOUT,
             disk: None,
             extra_args: Vec::new(),
+            usb_stick: None,
         }
+    }
+    /// Boots `image` (a BIOS or UEFI image matching [`VmConfig::firmware`])
+    /// from a USB stick on an xHCI controller, as a PC boots a node's
+    /// stick, instead of the default image. Opened with `snapshot=on`.
+    pub fn usb_stick(mut self, image: &Path) -> Self {
+        self.usb_stick = Some(image.to_owned());
+        self
     }
     /// Attaches `path` (a raw image) as a virtio-blk disk.
     pub fn disk(mut self, path: &Path, cache: DiskCache) -> Self {
@@ -356,10 +367,23 @@ impl VmConfig {
         };
         // snapshot=on: the image is shared by concurrent tests; writes go to
         // a temporary overlay.
-        qemu.args([
-            "-drive",
-            &format!("format=raw,file={},snapshot=on", image.display()),
-        ]);
+        match &self.usb_stick {
+            Some(stick) => qemu.args([
+                "-device",
+                "qemu-xhci,id=xhci",
+                "-drive",
+                &format!(
+                    "if=none,id=stick,format=raw,file={},snapshot=on",
+                    stick.display()
+                ),
+                "-device",
+                "usb-storage,bus=xhci.0,drive=stick,bootindex=0",
+            ]),
+            None => qemu.args([
+                "-drive",
+                &format!("format=raw,file={},snapshot=on", image.display()),
+            ]),
+        };
         if let Some(disk) = &self.disk {
             qemu.args([
                 "-drive",
