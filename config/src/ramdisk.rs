@@ -174,7 +174,10 @@ mod tests {
             for bit in 0..8 {
                 let mut bad = good.clone();
                 bad[at] ^= 1 << bit;
-                assert!(open(&bad).is_err(), "flip of bit {bit} in byte {at} went unnoticed");
+                assert!(
+                    open(&bad).is_err(),
+                    "flip of bit {bit} in byte {at} went unnoticed"
+                );
             }
         }
     }
