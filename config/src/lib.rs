@@ -2,7 +2,8 @@
 //!
 //! Every Continuum node boots the same kernel image; what makes it *this*
 //! node is a short text file that QEMU hands over through `fw_cfg`
-//! (`opt/continuum/config`) or that `boot/` bakes into a USB image. The same
+//! (`opt/continuum/config`) or that `boot/` bakes into a USB image (sealed
+//! with a checksum, see [`ramdisk`]). The same
 //! parser runs in the kernel (before the heap exists, so it never allocates)
 //! and on the host (so tools can validate a config before booting it).
 //!
@@ -43,6 +44,7 @@
 #![forbid(unsafe_code)]
 
 mod parse;
+pub mod ramdisk;
 
 pub use parse::{ConfigError, ConfigErrorKind};
 

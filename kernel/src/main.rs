@@ -5,8 +5,10 @@
 //! 1. **Console** first, so every later failure can be reported.
 //! 2. **GDT/TSS and IDT**, so a fault during bring-up prints an address
 //!    instead of triple-faulting into a silent reset.
-//! 3. **Config** from `fw_cfg`, parsed without a heap, because the heap size
-//!    comes from it. A bad config is reported and the node halts.
+//! 3. **Config** from the bootloader ramdisk (a USB image written by
+//!    `continuum-boot`), else QEMU's `fw_cfg`, else defaults; parsed without
+//!    a heap, because the heap size comes from it. A bad config is reported
+//!    and the node halts.
 //! 4. **Memory**: frame allocator from the bootloader's map, then the heap.
 //! 5. **Time**: TSC calibrated against CPUID or the PIT, wall clock from the
 //!    CMOS RTC, the local APIC timer as the one interrupt that wakes us.
@@ -62,7 +64,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     gdt::init();
     interrupts::init_idt();
 
-    let config = load_config();
+    let config = load_config(boot_info);
     console::set_level(config.log_level);
     if config.mode != Mode::Node {
         // From here on a panic or CPU exception ends the QEMU run with a code
@@ -117,15 +119,47 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     }
 }
 
-/// Reads the node config from QEMU's `fw_cfg`, or falls back to defaults
-/// when there is none. A config that is present but bad halts the node: a
-/// node that guesses its identity can split a cluster.
-fn load_config() -> Config {
+/// Finds the node config: the ramdisk the bootloader loaded (USB images
+/// carry the config there, sealed by `continuum_config::ramdisk`), else
+/// QEMU's `fw_cfg`, else the defaults; the console says which. A config
+/// that is present but bad or damaged halts the node: a node that guesses
+/// its identity can split a cluster.
+///
+/// Runs before `memory::init`: the ramdisk lies in memory the bootloader
+/// reserved for it, and nothing of it is kept once the config is parsed.
+fn load_config(boot_info: &BootInfo) -> Config {
+    if let Some(addr) = boot_info.ramdisk_addr.into_option() {
+        let len = boot_info.ramdisk_len as usize;
+        // SAFETY: the bootloader mapped `ramdisk_len` bytes of the loaded
+        // ramdisk file at `ramdisk_addr` and does not change them; the slice
+        // is only read, and dropped before this function returns.
+        let ramdisk = unsafe { core::slice::from_raw_parts(addr as *const u8, len) };
+        let text = match continuum_config::ramdisk::open(ramdisk) {
+            Ok(text) => text,
+            Err(error) => halt_with(format_args!(
+                "config: the boot image's config ramdisk ({len} bytes) is unusable: {error}; refusing to start"
+            )),
+        };
+        return match Config::parse(text) {
+            Ok(config) => {
+                log::info!(
+                    "config: {} bytes from the boot image (bootloader ramdisk), checksum ok",
+                    text.len()
+                );
+                config
+            }
+            Err(error) => halt_with(format_args!(
+                "{error} (in the boot image's config ramdisk); refusing to start"
+            )),
+        };
+    }
     let mut buffer = [0u8; continuum_config::MAX_CONFIG_BYTES];
     let bytes = match fw_cfg::read_file("opt/continuum/config", &mut buffer) {
         Ok(Some(bytes)) => bytes,
         Ok(None) => {
-            log::info!("config: none in fw_cfg, using defaults");
+            log::info!(
+                "config: none in fw_cfg, using defaults (the boot image has no config ramdisk)"
+            );
             return Config::default();
         }
         Err(error) => halt_with(format_args!("config: cannot read fw_cfg: {error}")),

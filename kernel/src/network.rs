@@ -1,7 +1,8 @@
 //! The network task: the replication LAN and the client network, driven by
 //! smoltcp over the NIC trait (`continuum_net::nic`).
 //!
-//! * **LAN** (first virtio-net NIC, when `lan_ip` is configured): UDP on
+//! * **LAN** (first NIC in PCI order — virtio-net or Intel e1000-class,
+//!   see `drivers::nic` — when `lan_ip` is configured): UDP on
 //!   `peer_port`. Every datagram is sealed and opened by
 //!   `continuum_net::PeerAuth` (HMAC-SHA256 with pairwise keys derived from
 //!   the members' Ed25519 keys, per-sender sequence numbers in a replay
@@ -24,7 +25,7 @@
 //! the WAL is wired in, the epoch comes from disk instead.
 
 use crate::arch::x86_64::device_irq::DeviceIrq;
-use crate::drivers::{self, virtio_net::VirtioNic};
+use crate::drivers::{self, nic::AnyNic};
 use crate::netbench::NetBench;
 use crate::{executor, time};
 use alloc::collections::BTreeMap;
@@ -46,7 +47,6 @@ use smoltcp::socket::{tcp, udp};
 use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpEndpoint, Ipv4Address};
 use spin::Mutex;
-use virtio_drivers::transport::DeviceType;
 
 /// How often each peer is pinged.
 pub const PING_INTERVAL_MS: u64 = 1_000;
@@ -96,7 +96,7 @@ pub struct NetworkStatus {
 static STATUS: Mutex<Option<NetworkStatus>> = Mutex::new(None);
 
 struct Port {
-    device: NicDevice<VirtioNic>,
+    device: NicDevice<AnyNic>,
     iface: Interface,
     sockets: SocketSet<'static>,
     irq: Option<DeviceIrq>,
@@ -111,12 +111,7 @@ fn ipv4(a: [u8; 4]) -> Ipv4Address {
 }
 
 impl Port {
-    fn new(
-        nic: VirtioNic,
-        irq: Option<DeviceIrq>,
-        cidr: Ipv4Cidr,
-        gateway: Option<[u8; 4]>,
-    ) -> Port {
+    fn new(nic: AnyNic, irq: Option<DeviceIrq>, cidr: Ipv4Cidr, gateway: Option<[u8; 4]>) -> Port {
         let mut device = NicDevice::new(nic);
         let mut config =
             IfaceConfig::new(HardwareAddress::Ethernet(EthernetAddress(device.nic.mac())));
@@ -153,17 +148,15 @@ fn bench_peer(config: &Config) -> Option<u8> {
 }
 
 pub fn start(config: &Config, store: Option<crate::storage::DiskStore>) {
-    let mut nics = drivers::claim_virtio(DeviceType::Network).into_iter();
+    let mut nics = drivers::claim_nics().into_iter();
     if config.mode == Mode::NetBenchRaw {
         let Some(device) = nics.next() else {
             crate::halt_with(format_args!("net-bench-raw: no NIC"));
         };
-        match VirtioNic::new(device.transport) {
-            Ok(nic) => executor::spawn(crate::netbench::raw(
-                nic,
-                device.irq,
-                bench_peer(config).is_some(),
-            )),
+        match device.start() {
+            Ok((nic, irq)) => {
+                executor::spawn(crate::netbench::raw(nic, irq, bench_peer(config).is_some()))
+            }
             Err(error) => crate::halt_with(format_args!("net-bench-raw: NIC failed: {error}")),
         }
         return;
@@ -171,22 +164,21 @@ pub fn start(config: &Config, store: Option<crate::storage::DiskStore>) {
     let mut take_port = |role: &str, cidr: Ipv4Cidr, gateway: Option<[u8; 4]>| {
         let device = nics.next()?;
         let (b, d, f) = device.location;
-        match VirtioNic::new(device.transport) {
-            Ok(nic) => {
+        let model = device.model();
+        match device.start() {
+            Ok((nic, irq)) => {
                 let mac = nic.mac();
                 log::info!(
-                    "net: {role} on {b:02x}:{d:02x}.{f}, mac {}, {}, {}",
+                    "net: {role} on {b:02x}:{d:02x}.{f} ({model}), mac {}, {}, {}",
                     fmt_mac(mac),
                     fmt_cidr(cidr),
-                    device
-                        .irq
-                        .as_ref()
+                    irq.as_ref()
                         .map_or(String::from("polled"), |i| alloc::format!(
                             "irq gsi {}",
                             i.gsi()
                         ))
                 );
-                Some((Port::new(nic, device.irq, cidr, gateway), mac))
+                Some((Port::new(nic, irq, cidr, gateway), mac))
             }
             Err(error) => {
                 log::error!("net: {role} NIC {b:02x}:{d:02x}.{f} failed to start: {error}");

@@ -292,6 +292,9 @@ pub struct VmConfig {
     /// Open a QMP socket (`qmp.sock` in the run directory) so the VM can be
     /// paused and resumed. Default off.
     pub qmp: bool,
+    /// Boot this image from an emulated USB stick instead of the default
+    /// image as a disk (see [`VmConfig::usb_stick`]).
+    pub usb_stick: Option<PathBuf>,
 }
 
 impl VmConfig {
@@ -310,6 +313,7 @@ impl VmConfig {
             images: None,
             console_log: None,
             qmp: false,
+            usb_stick: None,
         }
     }
     /// Keeps the VM's files in `dir` instead of `target/qemu-runs/<name>`.
@@ -335,6 +339,13 @@ impl VmConfig {
     /// The QMP socket's path (whether or not QMP is enabled).
     pub fn qmp_path(&self) -> PathBuf {
         self.run_dir().join("qmp.sock")
+    }
+    /// Boots `image` (a BIOS or UEFI image matching [`VmConfig::firmware`])
+    /// from a USB stick on an xHCI controller, as a PC boots a node's
+    /// stick, instead of the default image. Opened with `snapshot=on`.
+    pub fn usb_stick(mut self, image: &Path) -> Self {
+        self.usb_stick = Some(image.to_owned());
+        self
     }
     /// Attaches `path` (a raw image) as a virtio-blk disk.
     pub fn disk(mut self, path: &Path, cache: DiskCache) -> Self {
@@ -446,10 +457,23 @@ impl VmConfig {
         };
         // snapshot=on: the image is shared by concurrent tests; writes go to
         // a temporary overlay.
-        qemu.args([
-            "-drive",
-            &format!("format=raw,file={},snapshot=on", image.display()),
-        ]);
+        match &self.usb_stick {
+            Some(stick) => qemu.args([
+                "-device",
+                "qemu-xhci,id=xhci",
+                "-drive",
+                &format!(
+                    "if=none,id=stick,format=raw,file={},snapshot=on",
+                    stick.display()
+                ),
+                "-device",
+                "usb-storage,bus=xhci.0,drive=stick,bootindex=0",
+            ]),
+            None => qemu.args([
+                "-drive",
+                &format!("format=raw,file={},snapshot=on", image.display()),
+            ]),
+        };
         if let Some(disk) = &self.disk {
             qemu.args([
                 "-drive",
