@@ -508,7 +508,8 @@ impl VmConfig {
             ]);
         }
         qemu.args(&self.extra_args);
-        qemu.stdin(Stdio::null())
+        // Piped so a test can type into the serial console (`Vm::type_console`).
+        qemu.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         qemu
@@ -686,6 +687,19 @@ pub struct Vm {
 }
 
 impl Vm {
+    /// Types `text` into the serial console (COM1), as a person at the
+    /// console would; end it with `\n` to submit a shell line.
+    pub fn type_console(&mut self, text: &str) -> std::io::Result<()> {
+        use std::io::Write as _;
+        let stdin = self
+            .child
+            .stdin
+            .as_mut()
+            .ok_or_else(|| std::io::Error::other("the VM's console input is closed"))?;
+        stdin.write_all(text.as_bytes())?;
+        stdin.flush()
+    }
+
     /// Waits until a console line contains `needle`; returns that line and
     /// when it arrived (since QEMU start). Panics, printing the console, if
     /// the VM exits or the timeout passes first.
