@@ -62,15 +62,22 @@ fn write(base: u64, register: u32, value: u32) {
 }
 
 /// Applies `f(base, pin)` to the chip that owns `gsi`; false if none does.
+/// Runs `f` on the chip that owns `gsi`, with interrupts off: the device
+/// interrupt handler masks pins through here too, so a task holding the
+/// lock when an interrupt arrives would otherwise deadlock its own CPU (seen
+/// under load: a node hung in `on_interrupt` spinning on this lock), and
+/// the select-then-access register pair must not be split by the handler.
 fn with_pin(gsi: u32, f: impl FnOnce(u64, u32)) -> bool {
-    let chips = CHIPS.lock();
-    for chip in chips.iter().flatten() {
-        if (chip.gsi_base..chip.gsi_base + chip.pins).contains(&gsi) {
-            f(chip.base, gsi - chip.gsi_base);
-            return true;
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        let chips = CHIPS.lock();
+        for chip in chips.iter().flatten() {
+            if (chip.gsi_base..chip.gsi_base + chip.pins).contains(&gsi) {
+                f(chip.base, gsi - chip.gsi_base);
+                return true;
+            }
         }
-    }
-    false
+        false
+    })
 }
 
 /// Routes `gsi` to `vector` on the boot CPU (APIC id 0), level-triggered
