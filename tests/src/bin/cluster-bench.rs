@@ -27,7 +27,10 @@
 //!    counter so all clients stay busy until the end. Transfers/s is
 //!    recorded transfers over the time from the start of the recorded run
 //!    to the last reply. The leader's WAL counters (`/status`) give entries
-//!    committed per leader flush: how much group commit happened.
+//!    committed per leader flush: how much group commit happened. While
+//!    clients run, every node's `/status` is fetched every [`WATCH_EVERY`];
+//!    a node silent for [`HUNG_AFTER`] aborts the run (a stopped node would
+//!    otherwise leave a 2-node cluster measured under a 3-node label).
 //! 3. **Failover**: `--kills` times, SIGKILL the leader's QEMU, then submit
 //!    one transfer to the survivors, a new attempt every [`PROBE_RESEND`]
 //!    alternating between them, until one attempt is answered `Ok`
@@ -70,6 +73,10 @@ const MAX_KILLS: u64 = 1_000;
 const PROBE_RESEND: Duration = Duration::from_millis(100);
 /// Give up on a failover after this long.
 const PROBE_PATIENCE: Duration = Duration::from_secs(120);
+/// While clients run, every node's `/status` is fetched this often...
+const WATCH_EVERY: Duration = Duration::from_secs(5);
+/// ...and a node that has not answered for this long has stopped.
+const HUNG_AFTER: Duration = Duration::from_secs(20);
 /// Disk image of the `wal-bench` VM, MiB (sparse; batch 1 writes little).
 const WAL_BENCH_DISK_MIB: u64 = 256;
 
@@ -544,6 +551,7 @@ fn drive(
         .collect();
     start.wait();
     let began = Instant::now();
+    watch(nodes, &threads)?;
     let mut samples = Vec::new();
     let mut last = began;
     for thread in threads {
@@ -554,6 +562,40 @@ fn drive(
         last = last.max(done);
     }
     Ok((last - began, samples))
+}
+
+/// Waits for `threads` to finish while checking, every [`WATCH_EVERY`],
+/// that every node still answers `/status`. A node silent for
+/// [`HUNG_AFTER`] has stopped (its clients would crawl on through 3 s
+/// retries to the other nodes and the figures would describe a 2-node
+/// cluster): an error with the tail of its console.
+fn watch<T>(nodes: &Nodes, threads: &[std::thread::JoinHandle<T>]) -> Result<(), String> {
+    let mut silent_since: Vec<Option<Instant>> = vec![None; nodes.vms.len()];
+    let mut next_check = Instant::now() + WATCH_EVERY;
+    while !threads.iter().all(|t| t.is_finished()) {
+        std::thread::sleep(Duration::from_millis(20));
+        if Instant::now() < next_check {
+            continue;
+        }
+        for id in 1..=nodes.vms.len() {
+            if bank::status(nodes, id).is_some() {
+                silent_since[id - 1] = None;
+                continue;
+            }
+            let since = *silent_since[id - 1].get_or_insert_with(Instant::now);
+            if since.elapsed() >= HUNG_AFTER {
+                let console = nodes.vms[id - 1].console_text();
+                let tail: Vec<&str> = console.lines().rev().take(15).collect();
+                return Err(format!(
+                    "node {id} has not answered /status for {:?}: it stopped; benchmark aborted. Last console lines:\n{}",
+                    since.elapsed(),
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                ));
+            }
+        }
+        next_check = Instant::now() + WATCH_EVERY;
+    }
+    Ok(())
 }
 
 fn committed_outcome(reply: &ClientReply) -> Option<Outcome> {
