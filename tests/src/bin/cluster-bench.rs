@@ -109,9 +109,7 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
         if flag == "--help" || flag == "-h" {
             return Err(String::new());
         }
-        let value = args
-            .next()
-            .ok_or_else(|| format!("{flag} needs a value"))?;
+        let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
         let number = |range: std::ops::RangeInclusive<u64>| -> Result<u64, String> {
             value
                 .parse::<u64>()
@@ -180,7 +178,12 @@ fn run(options: &Options, args: &[String]) -> Result<(), String> {
         let (from, to) = accounts_of(c);
         for account in [from, to] {
             expect_ok(
-                submit(&mut client, &nodes, account as usize % 3, create_account(account)),
+                submit(
+                    &mut client,
+                    &nodes,
+                    account as usize % 3,
+                    create_account(account),
+                ),
                 &format!("create account {account}"),
             )?;
         }
@@ -246,7 +249,6 @@ fn expect_ok((outcome, _index): (Outcome, u64), what: &str) -> Result<(), String
     }
 }
 
-
 // ---------------------------------------------------------------- machine
 
 struct Machine {
@@ -297,12 +299,17 @@ fn load_average() -> String {
         .unwrap_or_else(|| "unknown".to_owned())
 }
 
-/// Now as `YYYY-MM-DD HH:MM:SS UTC` (civil-from-days, Howard Hinnant's
-/// algorithm; the standard library has no calendar).
+/// Now as `YYYY-MM-DD HH:MM:SS UTC`.
 fn utc_now() -> String {
     let secs = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs()) as i64;
+    utc_text(secs)
+}
+
+/// Unix seconds as `YYYY-MM-DD HH:MM:SS UTC` (civil-from-days, Howard
+/// Hinnant's algorithm; the standard library has no calendar).
+fn utc_text(secs: i64) -> String {
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
@@ -358,7 +365,10 @@ fn net_bench() -> Result<Rtt, String> {
         nodes: 2,
         phantom_members: vec![],
         seed: 1,
-        extra_config: vec![(1, "mode = net-bench".into()), (2, "mode = net-bench".into())],
+        extra_config: vec![
+            (1, "mode = net-bench".into()),
+            (2, "mode = net-bench".into()),
+        ],
     });
     let run = cluster.vms.remove(0).wait_exit();
     if run.exit != Exit::Success {
@@ -772,7 +782,10 @@ impl Report<'_> {
         let floor_us = self.rtt.p50_us as f64
             + (self.flush_before.p50_us + self.flush_after.p50_us) as f64 / 2.0;
         let _ = writeln!(out, "\n## Floor\n");
-        let _ = writeln!(out, "| what | p50 µs | p99 µs | notes |\n|---|---:|---:|---|");
+        let _ = writeln!(
+            out,
+            "| what | p50 µs | p99 µs | notes |\n|---|---:|---:|---|"
+        );
         let _ = writeln!(
             out,
             "| UDP round trip node to node through the fabric | {} | {} | net-bench: authenticated peer messages, 2 VMs, 1,000 closed-loop round trips; {} messages/s at 32 in flight |",
@@ -795,10 +808,7 @@ impl Report<'_> {
             out,
             "| clients | transfers | transfers/s | p50 ms | p99 ms | max ms | p50 / floor | p50 answered by leader / follower ms | retried (`Exists`) | leader entries per flush |"
         );
-        let _ = writeln!(
-            out,
-            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-        );
+        let _ = writeln!(out, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         for p in &self.phases {
             let all = sorted(p.samples.iter().map(|s| s.latency));
             let by_leader = sorted(
@@ -856,7 +866,10 @@ impl Report<'_> {
         let f = &self.failover;
         let kills = sorted(f.samples.iter().copied());
         let catch_up = sorted(f.catch_up.iter().copied());
-        let _ = writeln!(out, "\n## Failover (SIGKILL the leader → first committed write through a survivor)\n");
+        let _ = writeln!(
+            out,
+            "\n## Failover (SIGKILL the leader → first committed write through a survivor)\n"
+        );
         let _ = writeln!(
             out,
             "| kills | p50 ms | p99 ms | max ms | min ms | restart → converged p50 s | max s |\n|---:|---:|---:|---:|---:|---:|---:|"
@@ -876,12 +889,61 @@ impl Report<'_> {
             out,
             "\nFailover samples in kill order, ms (a new attempt every {} ms): {}",
             PROBE_RESEND.as_millis(),
-            f.samples.iter().map(|&d| ms(d)).collect::<Vec<_>>().join(", ")
+            f.samples
+                .iter()
+                .map(|&d| ms(d))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
         let _ = writeln!(out, "\nKernel result lines:\n");
-        for line in [&self.rtt.line, &self.flush_before.line, &self.flush_after.line] {
+        for line in [
+            &self.rtt.line,
+            &self.flush_before.line,
+            &self.flush_after.line,
+        ] {
             let _ = writeln!(out, "    {line}");
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn figures_are_read_from_both_kernel_line_styles() {
+        let net = "net-bench authenticated peer messages: rtt_p50_us=252 rtt_p99_us=3516 round_trips_per_s=5170 messages_per_s=10340 lost=0 window=32";
+        assert_eq!(figure(net, "rtt_p50_us"), Some(252));
+        assert_eq!(figure(net, "messages_per_s"), Some(10340));
+        assert_eq!(figure(net, "rtt_p90_us"), None);
+        let wal = "wal-bench: batch 1 rounds 4000 entries 4000 appends_per_s 1378 flush_p50_us 110 flush_p99_us 7927 round_p50_us 144 round_p99_us 8588";
+        assert_eq!(figure(wal, "batch"), Some(1));
+        assert_eq!(figure(wal, "flush_p50_us"), Some(110));
+        assert_eq!(figure(wal, "flush_p99_us"), Some(7927));
+        assert_eq!(figure(wal, "rounds"), Some(4000));
+    }
+
+    #[test]
+    fn calendar_dates() {
+        assert_eq!(utc_text(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc_text(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(utc_text(1_796_111_666), "2026-12-01 07:54:26 UTC");
+    }
+
+    #[test]
+    fn options_are_checked() {
+        let args = |s: &str| s.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
+        let o = parse_options(&args(
+            "--clients 4 --transfers 10 --kills 3 --warmup 0 --out x.md",
+        ))
+        .unwrap();
+        assert_eq!((o.clients, o.transfers, o.kills, o.warmup), (4, 10, 3, 0));
+        assert_eq!(o.out, PathBuf::from("x.md"));
+        assert!(parse_options(&args("--clients 0")).is_err());
+        assert!(parse_options(&args("--transfers 50001")).is_err());
+        assert!(parse_options(&args("--kills")).is_err());
+        assert!(parse_options(&args("--speed 3")).is_err());
+        assert!(parse_options(&args("--clients many")).is_err());
     }
 }
