@@ -221,6 +221,11 @@ pub fn raft_field(status: &serde_json::Value, field: &str) -> u64 {
 }
 
 impl Nodes {
+    /// The directory holding the nodes' disks and the fabric's sockets.
+    pub fn dir(&self) -> &std::path::Path {
+        &self._dir
+    }
+
     /// Waits until every running node reports the same leader; returns it.
     pub fn wait_for_leader(&mut self) -> usize {
         self.wait_for_leader_among(
