@@ -135,6 +135,13 @@ impl<D: BlockDevice> DiskLog<D> {
     /// hard state, one flush. Call before sending the Ready's messages.
     pub fn persist(&mut self, ready: &Ready) -> Result<(), PersistError> {
         let store = self.store.get_mut();
+        // Term and vote as last written (commit-only writes keep them).
+        let vote_changed = ready.hard_state.is_some_and(|hs| {
+            let durable = store.hard_state();
+            hs.term != durable.term
+                || (hs.vote != NO_NODE) != durable.vote.is_some()
+                || durable.vote.is_some_and(|v| v != hs.vote)
+        });
         if let Some(from) = ready.truncate_from {
             if from <= store.last_index() {
                 store.truncate_from(from).map_err(PersistError)?;
@@ -169,8 +176,13 @@ impl<D: BlockDevice> DiskLog<D> {
                 })
                 .map_err(PersistError)?;
         }
-        if ready.truncate_from.is_some() || !ready.entries.is_empty() || ready.hard_state.is_some()
-        {
+        // A flush is owed for new entries, a truncation, or a new term or
+        // vote. A hard state whose only change is the commit index is
+        // written but not flushed (as etcd's `MustSync`): a commit index
+        // lost in a crash is learnt again from the leader, and nothing this
+        // node says depends on it having been durable. It becomes durable
+        // with the next flush.
+        if ready.truncate_from.is_some() || !ready.entries.is_empty() || vote_changed {
             store.sync().map_err(PersistError)?;
             self.flushes += 1;
         }

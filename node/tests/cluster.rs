@@ -597,3 +597,45 @@ fn a_node_whose_chain_head_a_majority_contradicts_halts_and_a_lone_dissenter_doe
         other => panic!("expected divergence, got {other:?}"),
     }
 }
+
+#[test]
+fn only_new_entries_terms_and_votes_cost_a_flush_not_a_moved_commit_index() {
+    use continuum_node::DiskLog;
+    use continuum_raft::{compute_chain_hash, EntryKind, HardState, Ready, GENESIS_CHAIN_HASH};
+    let (store, _) = Store::format(MemDisk::new(4096), identity(1)).unwrap();
+    let mut log = DiskLog::new(store, vec![1, 2, 3]).unwrap();
+    let entry = continuum_raft::Entry {
+        index: 1,
+        term: 1,
+        kind: EntryKind::Normal,
+        data: vec![1, 2, 3],
+        chain_hash: compute_chain_hash(&GENESIS_CHAIN_HASH, 1, 1, EntryKind::Normal, &[1, 2, 3]),
+    };
+    let ready = |hard_state, entries| Ready {
+        soft_state: None,
+        hard_state,
+        entries,
+        truncate_from: None,
+        messages: vec![],
+        committed_entries: vec![],
+        read_states: vec![],
+    };
+    let hs = |term, vote, commit| Some(HardState { term, vote, commit });
+    log.persist(&ready(hs(1, 1, 0), vec![entry])).unwrap();
+    assert_eq!(log.flushes, 1, "entries and a vote are flushed");
+    log.persist(&ready(hs(1, 1, 1), vec![])).unwrap();
+    assert_eq!(
+        log.flushes, 1,
+        "a commit index alone is written, not flushed"
+    );
+    log.persist(&ready(hs(2, 0, 1), vec![])).unwrap();
+    assert_eq!(log.flushes, 2, "a new term is flushed");
+    log.persist(&ready(hs(2, 3, 1), vec![])).unwrap();
+    assert_eq!(log.flushes, 3, "a vote is flushed");
+    // After a crash that loses unflushed writes the vote and the entry are there.
+    let mut disk = log.into_store().into_device();
+    disk.crash(CrashMode::LoseUnflushed);
+    let (store, _) = Store::open(disk, identity(1)).unwrap();
+    assert_eq!(store.hard_state().vote, Some(3));
+    assert_eq!(store.last_index(), 1);
+}
