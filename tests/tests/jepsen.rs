@@ -126,6 +126,25 @@ fn client_thread(
     }
 }
 
+/// The last console lines of every node, for failure messages.
+fn consoles(cluster: &Cluster) -> String {
+    let mut out = String::new();
+    for id in 1..=3u8 {
+        let text = cluster
+            .console_path(id)
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = &lines[lines.len().saturating_sub(40)..];
+        out.push_str(&format!(
+            "--- node {id} (last {} lines) ---\n{}\n",
+            tail.len(),
+            tail.join("\n")
+        ));
+    }
+    out
+}
+
 #[test]
 fn jepsen_bank_under_partitions_crashes_pauses_and_loss() {
     let seed = env_u64("CONTINUUM_JEPSEN_SEED").unwrap_or_else(|| {
@@ -235,12 +254,20 @@ fn jepsen_bank_under_partitions_crashes_pauses_and_loss() {
     }
 
     // Quiet cluster: fetch where every attempted transfer applied.
-    cluster.wait_leader(WAIT).unwrap();
-    let mut reader = cluster.client().unwrap();
+    if let Err(e) = cluster.wait_leader(WAIT) {
+        panic!("no leader after the run: {e}\n{}", consoles(&cluster));
+    }
+    let mut reader = cluster.client().unwrap().with_policy(RetryPolicy {
+        deadline: Duration::from_secs(120),
+        ..RetryPolicy::default()
+    });
     let sent = sent.lock().unwrap().clone();
     let mut applied = Vec::new();
     for (&id, &(from, to, amount)) in &sent {
-        if let Some(index) = reader.outcome(id).expect("outcome query").value {
+        let answer = reader
+            .outcome(id)
+            .unwrap_or_else(|e| panic!("outcome of transfer {id}: {e:?}\n{}", consoles(&cluster)));
+        if let Some(index) = answer.value {
             applied.push(AppliedTransfer {
                 id,
                 from,
