@@ -46,6 +46,10 @@ pub const LIMITS: Limits = Limits {
 };
 
 pub type KernelNode = Node<VirtioBlk, IpEndpoint>;
+/// Envelopes to send: (peer id, encoded envelope).
+pub type Outbox = Vec<(u64, Vec<u8>)>;
+/// Client replies to send: (client address, reply).
+pub type Replies = Vec<(IpEndpoint, ClientReply)>;
 
 pub static NODE: Mutex<Option<KernelNode>> = Mutex::new(None);
 static LAMPORT: LamportClock = LamportClock::new();
@@ -190,7 +194,7 @@ pub fn tick_until(next_tick_ms: &mut u64, now_ms: u64) {
 
 /// The Ready loop. Returns envelopes to send (peer id, bytes) and client
 /// replies. Halts on a persistence failure or divergence.
-pub fn drive() -> (Vec<(u64, Vec<u8>)>, Vec<(IpEndpoint, ClientReply)>) {
+pub fn drive() -> (Outbox, Replies) {
     let mut node = NODE.lock();
     let Some(node) = node.as_mut() else {
         return (Vec::new(), Vec::new());
