@@ -30,6 +30,9 @@ const OPENING_BALANCE: u64 = 1_000;
 const CLIENTS: usize = 5;
 const WAIT: Duration = Duration::from_secs(180);
 
+/// Every transfer a client attempted: id -> (from, to, amount).
+type Attempted = BTreeMap<u128, (u128, u128, u64)>;
+
 struct Rng(u64);
 impl Rng {
     fn next(&mut self) -> u64 {
@@ -76,9 +79,9 @@ fn client_thread(
     cluster_id: u64,
     recorder: Arc<Recorder>,
     stop: Arc<AtomicBool>,
-    sent: Arc<Mutex<BTreeMap<u128, (u128, u128, u64)>>>,
+    sent: Arc<Mutex<Attempted>>,
 ) {
-    let mut rng = Rng(seed ^ (process as u64 + 1) * 0x1234_5678);
+    let mut rng = Rng(seed ^ ((process as u64 + 1) * 0x1234_5678));
     let mut next_id = (process as u128 + 1) << 64;
     while !stop.load(Ordering::Relaxed) {
         if rng.below(3) == 0 {
