@@ -60,13 +60,6 @@ fn three_nodes_elect_and_replicate_transfers() {
         };
         assert_eq!(decode_balance_answer(&outcome).unwrap(), Some(2_000));
     }
-    // The console shell answers on COM1.
-    nodes.vms[0].type_console("balance 11\n").unwrap();
-    nodes.vms[0].wait_for_line("account 11: 2000");
-    nodes.vms[0].type_console("status\n").unwrap();
-    nodes.vms[0].wait_for_line("chain head");
-    nodes.vms[0].type_console("frobnicate\n").unwrap();
-    nodes.vms[0].wait_for_line("unknown command `frobnicate`");
     let status = http_get(nodes.status[0], "/status").unwrap();
     assert!(status.contains("\"raft\":{\"role\""), "{status}");
     let metrics = http_get(nodes.status[1], "/metrics").unwrap();
