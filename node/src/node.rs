@@ -174,6 +174,11 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
         raft_config.max_entries_per_msg = 64;
         let raft = Raft::new(raft_config, log, config.seed).map_err(NodeError::Raft)?;
         let ledger = Ledger::genesis(config.genesis).map_err(NodeError::Genesis)?;
+        // Tags restart above anything a previous incarnation issued that
+        // may still be in the log: one that collides would answer a new
+        // client with an old outcome. The term only grows, so
+        // (term + 1) << 32 is fresh across restarts.
+        let next_tag = (raft.term() + 1) << 32;
         Ok(Node {
             config,
             raft,
@@ -181,11 +186,7 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
             writes: BTreeMap::new(),
             reads: BTreeMap::new(),
             confirmed: Vec::new(),
-            // Tags restart above anything a previous incarnation issued
-            // that may still be in the log: one that collides would answer
-            // a new client with an old outcome. The term only grows, so
-            // (term << 32) is fresh across restarts.
-            next_tag: 1,
+            next_tag,
             ticks: 0,
             applied: 0,
             checkpoints: VecDeque::new(),
@@ -195,13 +196,7 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
             leader_seen: continuum_raft::NO_NODE,
             hlc: 0,
             metrics: Metrics::default(),
-        }
-        .with_fresh_tags())
-    }
-
-    fn with_fresh_tags(mut self) -> Self {
-        self.next_tag = (self.raft.term() + 1) << 32;
-        self
+        })
     }
 
     /// This node's id.

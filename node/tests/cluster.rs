@@ -5,6 +5,7 @@
 //! exactly once everywhere, all replicas agree (balances, chain heads),
 //! and money is conserved.
 
+use continuum_raft::SplitMix64;
 use std::collections::{BTreeMap, VecDeque};
 
 use continuum_bank::{
@@ -21,20 +22,6 @@ use ed25519_dalek::SigningKey;
 const CLUSTER: u64 = 9;
 const SUPPLY: u64 = 1_000_000;
 const RESERVE: u128 = 1;
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 fn operator() -> SigningKey {
     SigningKey::from_bytes(&[7; 32])
@@ -84,7 +71,7 @@ type Client = u64; // request id namespace: the client address is its id
 struct Sim {
     n: u64,
     seed: u64,
-    rng: Rng,
+    rng: SplitMix64,
     nodes: BTreeMap<u64, Node<MemDisk, Client>>,
     /// Disks of crashed nodes.
     down: BTreeMap<u64, MemDisk>,
@@ -108,7 +95,7 @@ impl Sim {
         Sim {
             n,
             seed,
-            rng: Rng(seed),
+            rng: SplitMix64::new(seed),
             nodes,
             down: BTreeMap::new(),
             wire: VecDeque::new(),
@@ -139,7 +126,7 @@ impl Sim {
                 "a peer message of {} bytes does not fit a datagram",
                 bytes.len()
             );
-            let delay = 1 + self.rng.below(3);
+            let delay = 1 + self.rng.gen_range(0, 3);
             self.wire.push_back((self.step + delay, id, to, bytes));
         }
         for (client, reply) in node.take_replies() {
@@ -161,7 +148,7 @@ impl Sim {
                     later.push_back((at, from, to, bytes));
                     continue;
                 }
-                if self.cut.contains(&(from, to)) || self.rng.below(100) < self.loss_pct {
+                if self.cut.contains(&(from, to)) || self.rng.gen_range(0, 100) < self.loss_pct {
                     continue;
                 }
                 let Some(node) = self.nodes.get_mut(&to) else {
@@ -344,20 +331,20 @@ fn run_cluster(n: u64, seed: u64, loss_pct: u64, crashes: bool, partitions: bool
     let mut sent: BTreeMap<u64, (u128, Vec<u8>)> = BTreeMap::new();
     let mut next_id: u128 = 5000;
     for round in 0..300u64 {
-        let from = accounts[1 + sim.rng.below(5) as usize];
-        let to = accounts[1 + sim.rng.below(5) as usize];
+        let from = accounts[1 + sim.rng.gen_range(0, 5) as usize];
+        let to = accounts[1 + sim.rng.gen_range(0, 5) as usize];
         if from != to {
             next_id += 1;
-            let amount = 1 + sim.rng.below(3000);
+            let amount = 1 + sim.rng.gen_range(0, 3000);
             let cmd = transfer(next_id, from, to, amount);
-            let via = 1 + sim.rng.below(n);
+            let via = 1 + sim.rng.gen_range(0, n);
             sent.insert(round, (next_id, cmd.clone()));
             sim.submit(via, 1, round, cmd);
         }
-        let pause = 1 + sim.rng.below(4);
+        let pause = 1 + sim.rng.gen_range(0, 4);
         sim.run(pause);
         if crashes && round % 60 == 30 {
-            let victim = sim.leader().unwrap_or(1 + sim.rng.below(n));
+            let victim = sim.leader().unwrap_or(1 + sim.rng.gen_range(0, n));
             sim.crash(victim);
             sim.run(80);
             sim.restart(victim);

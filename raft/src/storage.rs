@@ -28,8 +28,9 @@ pub struct HardState {
     pub commit: u64,
 }
 
-/// Cluster membership. Only voters for now; joint consensus / learners come
-/// with membership changes (a later issue).
+/// Cluster membership: the voting members, fixed by the node configs.
+/// Membership changes (joint consensus, learners) are not implemented; the
+/// type is where their fields will go.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ConfState {
     /// Voting members, including this node. Sorted, unique, non-zero.

@@ -196,6 +196,19 @@ pub fn create_account(id: u128) -> Vec<u8> {
 
 pub fn transfer(id: u128, from: u128, to: u128, amount: u64) -> Vec<u8> {
     let key = if from == 1 { operator() } else { owner(from) };
+    signed_transfer(&key, CLUSTER_ID, id, from, to, amount)
+}
+
+/// A single-transfer entry signed with `key`, in its own session
+/// (`client = id`, `seq = 1`), so retries are deduplicated by the id alone.
+pub fn signed_transfer(
+    key: &SigningKey,
+    cluster_id: u64,
+    id: u128,
+    from: u128,
+    to: u128,
+    amount: u64,
+) -> Vec<u8> {
     Entry::single(
         Transfer {
             id,
@@ -205,7 +218,7 @@ pub fn transfer(id: u128, from: u128, to: u128, amount: u64) -> Vec<u8> {
             client: id,
             seq: 1,
         }
-        .sign(&key, CLUSTER_ID as u128),
+        .sign(key, u128::from(cluster_id)),
     )
     .encode()
 }

@@ -11,7 +11,9 @@
 //! On failure the seed, the history (`History::load` re-checks it) and the
 //! nemesis log are saved under `target/jepsen/<seed>/`.
 
-use continuum_bank::{AccountFlags, Entry, Outcome, Transfer};
+use continuum_bank::{AccountFlags, Outcome};
+use continuum_raft::SplitMix64;
+use continuum_tests::bank::signed_transfer;
 use continuum_tests::checker::{
     self, AppliedTransfer, Call, Fail, OpResult, Options, Recorder, Value,
 };
@@ -33,43 +35,12 @@ const WAIT: Duration = Duration::from_secs(180);
 /// Every transfer a client attempted: id -> (from, to, amount).
 type Attempted = BTreeMap<u128, (u128, u128, u64)>;
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 fn owner(account: u128) -> ed25519_dalek::SigningKey {
     derived_key(NAME, "owner", account as u8)
 }
 
 fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())
-}
-
-/// A signed single-transfer entry. Each transfer has its own session
-/// (`client = id`, `seq = 1`), so retries are deduplicated by the id alone.
-fn transfer_entry(cluster_id: u64, id: u128, from: u128, to: u128, amount: u64) -> Vec<u8> {
-    Entry::single(
-        Transfer {
-            id,
-            from,
-            to,
-            amount,
-            client: id,
-            seq: 1,
-        }
-        .sign(&owner(from), u128::from(cluster_id)),
-    )
-    .encode()
 }
 
 fn client_thread(
@@ -81,11 +52,11 @@ fn client_thread(
     stop: Arc<AtomicBool>,
     sent: Arc<Mutex<Attempted>>,
 ) {
-    let mut rng = Rng(seed ^ ((process as u64 + 1) * 0x1234_5678));
+    let mut rng = SplitMix64::new(seed ^ ((process as u64 + 1) * 0x1234_5678));
     let mut next_id = (process as u128 + 1) << 64;
     while !stop.load(Ordering::Relaxed) {
-        if rng.below(3) == 0 {
-            let account = ACCOUNTS[rng.below(ACCOUNTS.len() as u64) as usize];
+        if rng.gen_range(0, 3) == 0 {
+            let account = ACCOUNTS[rng.gen_range(0, ACCOUNTS.len() as u64) as usize];
             let invocation = recorder.invoke(process, Call::ReadBalance { account });
             let result = match client.balance(account) {
                 Ok(read) => OpResult::Ok(Value::Balance(read.value.unwrap_or(0))),
@@ -94,18 +65,18 @@ fn client_thread(
             recorder.complete(invocation, result);
             continue;
         }
-        let from = ACCOUNTS[rng.below(ACCOUNTS.len() as u64) as usize];
+        let from = ACCOUNTS[rng.gen_range(0, ACCOUNTS.len() as u64) as usize];
         let to = loop {
-            let to = ACCOUNTS[rng.below(ACCOUNTS.len() as u64) as usize];
+            let to = ACCOUNTS[rng.gen_range(0, ACCOUNTS.len() as u64) as usize];
             if to != from {
                 break to;
             }
         };
-        let amount = 1 + rng.below(400);
+        let amount = 1 + rng.gen_range(0, 400);
         next_id += 1;
         let id = next_id;
         sent.lock().unwrap().insert(id, (from, to, amount));
-        let entry = transfer_entry(cluster_id, id, from, to, amount);
+        let entry = signed_transfer(&owner(from), cluster_id, id, from, to, amount);
         let invocation = recorder.invoke(
             process,
             Call::Transfer {
@@ -212,13 +183,13 @@ fn jepsen_bank_under_partitions_crashes_pauses_and_loss() {
         .collect();
 
     // The nemesis: a fault for 3-6 s, then 2-4 s of calm, until time is up.
-    let mut rng = Rng(seed);
+    let mut rng = SplitMix64::new(seed);
     let mut log = Vec::new();
     let started = Instant::now();
     let ids = [1u8, 2, 3];
     while started.elapsed() < run_for {
-        let victim = ids[rng.below(3) as usize];
-        let fault = rng.below(6);
+        let victim = ids[rng.gen_range(0, 3) as usize];
+        let fault = rng.gen_range(0, 6);
         let what = match fault {
             0 => cluster
                 .partition_halves()
@@ -241,7 +212,7 @@ fn jepsen_bank_under_partitions_crashes_pauses_and_loss() {
         }
         .unwrap_or_else(|e| panic!("nemesis: {e}"));
         log.push(format!("{:>6.1?} {what}", started.elapsed()));
-        std::thread::sleep(Duration::from_millis(3_000 + rng.below(3_000)));
+        std::thread::sleep(Duration::from_millis(3_000 + rng.gen_range(0, 3_000)));
         match fault {
             3 => cluster.start_node(victim),
             4 => cluster.resume(victim),
@@ -249,7 +220,7 @@ fn jepsen_bank_under_partitions_crashes_pauses_and_loss() {
         }
         .unwrap_or_else(|e| panic!("nemesis undo: {e}"));
         log.push(format!("{:>6.1?} healed", started.elapsed()));
-        std::thread::sleep(Duration::from_millis(2_000 + rng.below(2_000)));
+        std::thread::sleep(Duration::from_millis(2_000 + rng.gen_range(0, 2_000)));
     }
     stop.store(true, Ordering::Relaxed);
     for client in clients {

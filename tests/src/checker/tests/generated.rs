@@ -6,30 +6,10 @@
 //! once a value no execution can produce is planted in it.
 
 use super::super::*;
+use continuum_raft::SplitMix64;
 use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
-
-/// splitmix64: a deterministic generator, so a seed replays a history.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn percent(&mut self, p: u64) -> bool {
-        self.below(100) < p
-    }
-}
 
 #[derive(Clone, Copy, Debug)]
 struct Shape {
@@ -49,12 +29,12 @@ const SPACING: u64 = 1_000;
 
 /// A linearizable history with its applied log.
 fn generate(seed: u64, shape: Shape) -> History {
-    let mut rng = Rng(seed);
+    let mut rng = SplitMix64::new(seed);
     // Large ids exercise the u128 paths.
     let accounts: Vec<AccountId> = (0..shape.accounts as u128)
         .map(|i| (1 << 100) + i)
         .collect();
-    let initial: Vec<u64> = accounts.iter().map(|_| rng.below(101)).collect();
+    let initial: Vec<u64> = accounts.iter().map(|_| rng.gen_range(0, 101)).collect();
     let mut ledger = initial.clone();
     let mut applied_ids: BTreeSet<TransferId> = BTreeSet::new();
     let mut log = Vec::new();
@@ -65,17 +45,17 @@ fn generate(seed: u64, shape: Shape) -> History {
     let mut executed: Vec<(Option<usize>, u64, Call, OpResult)> = Vec::new();
     for k in 0..shape.ops {
         let point = (k as u64 + 1) * SPACING;
-        let process = rng.below(shape.processes as u64) as usize;
-        let roll = rng.below(100);
+        let process = rng.gen_range(0, shape.processes as u64) as usize;
+        let roll = rng.gen_range(0, 100);
         if roll < 50 {
-            let (id, from, to, amount) = if !unanswered.is_empty() && rng.percent(shape.retry_pct) {
-                unanswered.swap_remove(rng.below(unanswered.len() as u64) as usize)
+            let (id, from, to, amount) = if !unanswered.is_empty() && rng.chance(shape.retry_pct) {
+                unanswered.swap_remove(rng.gen_range(0, unanswered.len() as u64) as usize)
             } else {
-                let from = rng.below(shape.accounts as u64) as usize;
-                let to =
-                    (from + 1 + rng.below(shape.accounts as u64 - 1) as usize) % shape.accounts;
+                let from = rng.gen_range(0, shape.accounts as u64) as usize;
+                let to = (from + 1 + rng.gen_range(0, shape.accounts as u64 - 1) as usize)
+                    % shape.accounts;
                 next_id += 1;
-                (next_id, from, to, 1 + rng.below(60))
+                (next_id, from, to, 1 + rng.gen_range(0, 60))
             };
             let call = Call::Transfer {
                 id,
@@ -83,7 +63,7 @@ fn generate(seed: u64, shape: Shape) -> History {
                 to: accounts[to],
                 amount,
             };
-            if rng.percent(shape.lost_pct) {
+            if rng.chance(shape.lost_pct) {
                 unanswered.push((id, from, to, amount));
                 executed.push((None, point, call, OpResult::Unknown));
                 continue;
@@ -105,14 +85,14 @@ fn generate(seed: u64, shape: Shape) -> History {
             } else {
                 OpResult::Fail(Fail::InsufficientFunds)
             };
-            if rng.percent(shape.unknown_pct) {
+            if rng.chance(shape.unknown_pct) {
                 unanswered.push((id, from, to, amount));
                 executed.push((None, point, call, OpResult::Unknown));
             } else {
                 executed.push((Some(process), point, call, result));
             }
         } else if roll < 85 {
-            let a = rng.below(shape.accounts as u64) as usize;
+            let a = rng.gen_range(0, shape.accounts as u64) as usize;
             let call = Call::ReadBalance {
                 account: accounts[a],
             };
@@ -145,9 +125,11 @@ fn generate(seed: u64, shape: Shape) -> History {
         for (n, &i) in list.iter().enumerate() {
             let point = executed[i].1;
             let next_point = list.get(n + 1).map_or(u64::MAX, |j| executed[*j].1);
-            let invoke = point.saturating_sub(rng.below(3 * SPACING)).max(free_from);
+            let invoke = point
+                .saturating_sub(rng.gen_range(0, 3 * SPACING))
+                .max(free_from);
             let room = (next_point - point - 1).min(3 * SPACING);
-            let complete = point + rng.below(room + 1);
+            let complete = point + rng.gen_range(0, room + 1);
             intervals[i] = (invoke, Some(complete));
             free_from = complete + 1;
         }
@@ -169,7 +151,7 @@ fn generate(seed: u64, shape: Shape) -> History {
                     timed_out_clients += 1;
                     Op {
                         process: shape.processes + timed_out_clients,
-                        invoke_ns: point.saturating_sub(rng.below(20 * SPACING)),
+                        invoke_ns: point.saturating_sub(rng.gen_range(0, 20 * SPACING)),
                         complete_ns: None,
                         call,
                         result,
