@@ -121,40 +121,103 @@ pub fn workspace_root() -> PathBuf {
         .to_owned()
 }
 
-/// Builds the release kernel and the image tool, then both images; once per
-/// process. Panics with cargo's output if the build fails.
+/// The kernel images the QEMU tests boot: `target/images`, built by
+/// `qemu/build.sh` (which `qemu/test.sh` runs first). Tests never build
+/// images themselves: a build inside a test ran under that test's timeout,
+/// and with `CARGO_TARGET_DIR` set it could wait for ever on cargo's lock.
+/// Panics with the command to run when the images are missing or older than
+/// a source file they are built from.
 pub fn images() -> &'static Images {
     static IMAGES: OnceLock<Images> = OnceLock::new();
     IMAGES.get_or_init(|| {
-        let root = workspace_root();
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        // Two invocations: the kernel is a workspace of its own (root Cargo.toml).
-        run_checked(Command::new(&cargo).current_dir(&root).args([
-            "build",
-            "--release",
-            "--manifest-path",
-            "kernel/Cargo.toml",
-        ]));
-        run_checked(Command::new(&cargo).current_dir(&root).args([
-            "build",
-            "--release",
-            "-p",
-            "continuum-boot",
-        ]));
-        let target = root.join("target");
-        let kernel = root.join("kernel/target/x86_64-unknown-none/release/continuum-kernel");
-        let out = target.join("images");
-        run_checked(
-            Command::new(target.join("release/continuum-boot"))
-                .arg(&kernel)
-                .arg(&out),
-        );
-        Images {
-            kernel,
-            bios: out.join("continuum-bios.img"),
-            uefi: out.join("continuum-uefi.img"),
+        let dir = workspace_root().join("target/images");
+        let images = prebuilt_images(&dir).unwrap_or_else(|e| panic!("{e}"));
+        if let Some(newer) = newer_source_than(&images) {
+            panic!(
+                "the kernel images in {} are older than {}: rebuild them with qemu/build.sh \
+                 (qemu/test.sh does that before the tests)",
+                dir.display(),
+                newer.display()
+            );
         }
+        images
     })
+}
+
+/// The crates whose sources end up in the kernel image.
+const IMAGE_SOURCES: &[&str] = &[
+    "kernel/src",
+    "kernel/Cargo.toml",
+    "kernel/Cargo.lock",
+    "boot/src",
+    "bank/src",
+    "clock/src",
+    "config/src",
+    "net/src",
+    "node/src",
+    "raft/src",
+    "storage/src",
+];
+
+/// A source file modified after the oldest of the images, if any.
+fn newer_source_than(images: &Images) -> Option<PathBuf> {
+    let built = [&images.kernel, &images.bios, &images.uefi]
+        .iter()
+        .map(|path| modified(path))
+        .min()
+        .flatten()?;
+    let root = workspace_root();
+    let mut pending: Vec<PathBuf> = IMAGE_SOURCES.iter().map(|p| root.join(p)).collect();
+    while let Some(path) = pending.pop() {
+        if path.is_dir() {
+            if let Ok(entries) = std::fs::read_dir(&path) {
+                pending.extend(entries.filter_map(|e| e.ok()).map(|e| e.path()));
+            }
+        } else if modified(&path).is_some_and(|t| t > built) {
+            return Some(path);
+        }
+    }
+    None
+}
+
+fn modified(path: &Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// The cargo target directory this process was built in (`target/` unless
+/// the user set `CARGO_TARGET_DIR` or `build.target-dir`), found from the
+/// running executable: test binaries live in `<target>/<profile>/deps/`,
+/// binaries in `<target>/<profile>/`. Cargo marks the root with
+/// `CACHEDIR.TAG`.
+pub fn cargo_target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the running executable has a path");
+    exe.ancestors()
+        .skip(1)
+        .find(|dir| dir.join("CACHEDIR.TAG").is_file())
+        .map(Path::to_owned)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+/// `cargo build <args>` of a host binary of this workspace into
+/// [`cargo_target_dir`], returning the path of `<profile>/<binary>`. The
+/// target dir is passed explicitly: cargo hands test processes a
+/// `CARGO_TARGET_DIR` meant for the bootloader's nested builds
+/// (`.cargo/config.toml`).
+pub fn cargo_build_bin(package: &str, binary: &str, release: bool) -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let target = cargo_target_dir();
+    let mut command = Command::new(cargo);
+    command
+        .current_dir(workspace_root())
+        .args(["build", "-q", "-p", package, "--target-dir"])
+        .arg(&target);
+    if release {
+        command.arg("--release");
+    }
+    run_checked(&mut command);
+    target
+        .join(if release { "release" } else { "debug" })
+        .join(binary)
 }
 
 /// File names of the images inside an image directory (`continuum-boot`'s output).

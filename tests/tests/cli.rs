@@ -14,14 +14,7 @@ use std::time::{Duration, Instant};
 
 /// Builds `continuum` (debug) and returns its path.
 fn cli_binary() -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .current_dir(workspace_root())
-        .args(["build", "-p", "continuum-cli"])
-        .status()
-        .expect("cargo runs");
-    assert!(status.success(), "building continuum-cli failed");
-    workspace_root().join("target/debug/continuum")
+    continuum_tests::cargo_build_bin("continuum-cli", "continuum", false)
 }
 
 struct Cli {

@@ -77,8 +77,15 @@ impl Stick {
 /// Runs `continuum-boot` with `args` (plus `--kernel`), returning its exit
 /// status and everything it printed.
 fn boot_tool(args: &[&str]) -> (bool, String) {
-    let images = images(); // builds the kernel and the tool
-    let output = Command::new(workspace_root().join("target/release/continuum-boot"))
+    let images = images();
+    // qemu/build.sh built the tool beside the images, in cargo's target dir.
+    let tool = continuum_tests::cargo_target_dir().join("release/continuum-boot");
+    assert!(
+        tool.is_file(),
+        "no image tool at {}: build it with qemu/build.sh",
+        tool.display()
+    );
+    let output = Command::new(&tool)
         .args(args)
         .arg("--kernel")
         .arg(&images.kernel)
