@@ -38,11 +38,11 @@
 //! # Driving it (the node's view)
 //!
 //! ```text
-//! boot:     epoch = persisted_epoch + 1; persist + flush epoch
+//! boot:     epoch = above every epoch used before (the kernel: RTC ms at boot)
 //!           auth = PeerAuth::new(PeerConfig { cluster_id, me, epoch, scheme, .. })
 //! send:     auth.seal(to, &PeerBody::Raft(bytes), &mut datagram)  -> UDP send
 //! receive:  match auth.open(&datagram) {
-//!               Ok(msg)  => raft.step(msg.from, msg.body),
+//!               Ok(msg)  => node.on_peer(msg.from, msg.body),
 //!               Err(why) => {}   // already counted in auth.counters()
 //!           }
 //! clients:  ClientRequest::decode(&datagram) / ClientReply::encode(..)
@@ -52,7 +52,10 @@
 //! epoch it used before, and must be durable *before* the first message of
 //! the new boot is sent. Receivers accept a higher epoch from a peer (and
 //! reset that peer's replay window) but reject any lower one, so
-//! (epoch, sequence) pairs are never reused across restarts.
+//! (epoch, sequence) pairs are never reused across restarts. The kernel
+//! does not persist an epoch: it uses the RTC wall clock in milliseconds at
+//! boot, which keeps the contract only while the RTC never steps back by
+//! more than a reboot takes.
 #![no_std]
 #![forbid(unsafe_code)]
 
