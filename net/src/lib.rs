@@ -20,7 +20,8 @@
 //! 64-byte Ed25519 signature) over everything before it. *Client* messages
 //! ([`client`]) carry the payload right after the common header; they are not
 //! authenticated here because the commands inside them are signed by the
-//! account owner (DESIGN.md §2) and the reply is informational.
+//! account owner (checked by the bank when the entry is applied) and the
+//! reply is informational.
 //!
 //! A datagram never exceeds [`MAX_DATAGRAM_BYTES`] (1472: the UDP payload of
 //! one 1500-byte Ethernet frame, so no IP fragmentation is ever needed). Raft
