@@ -12,11 +12,12 @@
 //!   every peer each [`PING_INTERVAL_MS`], whose round trips `/status`
 //!   reports per peer.
 //! * **Client network** (the next NIC): TCP `status_port` serves
-//!   `GET /status` (JSON) and `GET /metrics` (Prometheus text); UDP `client_port` takes client requests in the
-//!   `continuum_net::client` format: with a consensus node running, every
-//!   well-formed request goes to it; without one (no disk, no
-//!   authenticated LAN) it is answered `Unavailable`. Malformed requests
-//!   and requests for another cluster are counted and dropped.
+//!   `GET /status` (JSON) and `GET /metrics` (Prometheus text); UDP
+//!   `client_port` takes client requests in the `continuum_net::client`
+//!   format: with a consensus node running, every well-formed request
+//!   goes to it; without one (no disk, no authenticated LAN) it is
+//!   answered `Unavailable`. Malformed requests and requests for another
+//!   cluster are counted and dropped.
 //!
 //! Each turn also runs the consensus node (`run_consensus`: Raft ticks,
 //! the Ready loop with its disk writes, then the messages and client

@@ -26,8 +26,8 @@
 //!         store.append(&records(ready.entries))?;                 // one write per 1 MiB
 //!     }
 //!     if let Some(hs) = ready.hard_state { store.set_hard_state(hs)?; }
-//!     store.sync()?;                                               // one flush (the node skips it
-//!                                                                  // when only the commit changed)
+//!     // the node skips the flush when only the commit index changed
+//!     store.sync()?;                                               // one flush
 //!     send(ready.messages);                                        // only now: persistence before speech
 //!     raft.advance(ready);
 //! }
