@@ -78,7 +78,7 @@ pub enum Mode {
     /// Touch an unmapped address on purpose, to prove that a page fault is
     /// reported (address, error code) and turned into an exit code, not a hang.
     SelfTestPageFault,
-    /// Storage exercise (until Raft drives the log): append entries with
+    /// Storage exercise, without Raft: append entries with
     /// deterministic payloads in batches forever, printing
     /// `wal: acked through index N term T` only after the batch's flush
     /// returned, and persist a changing hard state (term, vote), printed

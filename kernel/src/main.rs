@@ -180,8 +180,8 @@ pub fn halt_with(message: core::fmt::Arguments) -> ! {
     arch::x86_64::halt_forever()
 }
 
-/// The node's pulse until the consensus tasks exist: proves on the console
-/// that time, interrupts and the executor keep running.
+/// The node's pulse: proves on the console that time, interrupts and the
+/// executor keep running.
 async fn heartbeat() {
     let mut beats = 0u64;
     loop {

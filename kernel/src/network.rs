@@ -7,22 +7,31 @@
 //!   `continuum_net::PeerAuth` (HMAC-SHA256 with pairwise keys derived from
 //!   the members' Ed25519 keys, per-sender sequence numbers in a replay
 //!   window, a boot epoch). Anything that fails to open is dropped and
-//!   counted by cause. Until Raft runs here, the traffic is a liveness ping
-//!   to every peer each [`PING_INTERVAL_MS`].
+//!   counted by cause. The traffic is the consensus node's envelopes
+//!   (`PeerBody::Raft`, see [`crate::consensus`]) and a liveness ping to
+//!   every peer each [`PING_INTERVAL_MS`], whose round trips `/status`
+//!   reports per peer.
 //! * **Client network** (the next NIC): TCP `status_port` serves
-//!   `GET /status` as JSON; UDP `client_port` takes client requests in the
-//!   `continuum_net::client` format. Until the replicated ledger runs on
-//!   the node, every well-formed request is answered `Unavailable` (no
-//!   leader, no quorum) — the truth — and malformed ones are counted.
+//!   `GET /status` (JSON) and `GET /metrics` (Prometheus text); UDP
+//!   `client_port` takes client requests in the `continuum_net::client`
+//!   format: with a consensus node running, every well-formed request
+//!   goes to it; without one (no disk, no authenticated LAN) it is
+//!   answered `Unavailable`. Malformed requests and requests for another
+//!   cluster are counted and dropped.
 //!
-//! The task sleeps until a NIC interrupt, smoltcp's `poll_delay`, or the
-//! next ping is due — whichever is first. NICs without a routable interrupt
+//! Each turn also runs the consensus node (`run_consensus`: Raft ticks,
+//! the Ready loop with its disk writes, then the messages and client
+//! replies it produced); the node has no task of its own. The task sleeps
+//! until a NIC interrupt, smoltcp's `poll_delay`, the next ping or the
+//! next Raft tick is due — whichever is first. NICs without a routable interrupt
 //! are polled every [`POLL_FALLBACK_MS`] instead (and the console says so).
 //!
 //! The boot epoch is the wall clock in milliseconds at boot, the way
 //! WireGuard uses a timestamp to order handshakes: it grows across restarts
-//! as long as the RTC does not step back by more than a reboot takes. Once
-//! the WAL is wired in, the epoch comes from disk instead.
+//! as long as the RTC does not step back by more than a reboot takes. It
+//! is not persisted: a node whose RTC steps back that far sends epochs its
+//! peers refuse (`StaleEpoch`) until its clock passes the old epoch or they
+//! restart.
 
 use crate::arch::x86_64::device_irq::DeviceIrq;
 use crate::drivers::{self, nic::AnyNic};

@@ -8,7 +8,8 @@
 //!   (re-verified against the record checksums).
 //! * Writes happen only in [`DiskLog::persist`]: truncate a conflicting
 //!   suffix (durable on return), append the Ready's entries as one batch,
-//!   write the hard state, then **one flush**. Only after `persist`
+//!   write the hard state, then **one flush** (none when the only change is
+//!   the commit index, see `persist`). Only after `persist`
 //!   returned `Ok` may the Ready's messages be sent (persistence before
 //!   speech). Group commit falls out: everything proposed between two
 //!   Readies is one write and one flush.

@@ -9,8 +9,8 @@
 //!   them. Inputs: [`Node::tick`] (every 10 ms), [`Node::on_peer`] (an
 //!   authenticated peer datagram's [`Envelope`] body), [`Node::on_client`]
 //!   (a decoded client request). Then [`Node::drive`], which loops over
-//!   Raft's Readies: **persist (one write + one flush), then queue the
-//!   messages**, apply committed entries to the ledger, answer clients.
+//!   Raft's Readies: **persist (one write, at most one flush), then queue
+//!   the messages**, apply committed entries to the ledger, answer clients.
 //!   Outputs: [`Node::take_outbox`] (peer bodies to wrap in envelopes with
 //!   the node's Lamport and HLC clocks) and [`Node::take_replies`].
 //!
@@ -42,8 +42,8 @@
 //!
 //! ## Restart
 //! The node rebuilds the ledger by replaying the committed log from disk
-//! (Raft delivers it again from applied index 0). Snapshots are a later
-//! issue; until then the disk must hold the whole log.
+//! (Raft delivers it again from applied index 0). There are no snapshots:
+//! the disk must hold the whole log, and a restart replays all of it.
 
 #![no_std]
 #![forbid(unsafe_code)]

@@ -163,8 +163,8 @@ pub struct Node<D: BlockDevice, A: Clone> {
 
 impl<D: BlockDevice, A: Clone> Node<D, A> {
     /// Starts (or restarts) a node on an opened store: rebuilds the ledger
-    /// by replaying the committed log from the start (snapshots are a later
-    /// issue) as Raft hands the entries back.
+    /// by replaying the committed log from the start (there are no
+    /// snapshots) as Raft hands the entries back.
     pub fn new(config: NodeConfig, store: Store<D>) -> Result<Node<D, A>, NodeError> {
         let log = DiskLog::new(store, config.voters.clone()).map_err(NodeError::Open)?;
         let mut raft_config = RaftConfig::new(config.id);
@@ -370,7 +370,7 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
         Ok(())
     }
 
-    /// Runs Raft's Ready loop: persist (one write + one flush per Ready),
+    /// Runs Raft's Ready loop: persist (one write, at most one flush, per Ready),
     /// queue the messages, apply committed entries, answer clients. Call
     /// after every batch of inputs; then send [`Node::take_outbox`] and
     /// [`Node::take_replies`].

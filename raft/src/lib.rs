@@ -40,7 +40,8 @@
 //!
 //! Between [`Raft::ready`] and [`Raft::advance`] the node takes no input
 //! (it panics if it does): this keeps the unstable-log bookkeeping trivially
-//! correct. The kernel's WAL task therefore persists one Ready at a time;
+//! correct. The node (`continuum_node::Node::drive`) therefore persists one
+//! Ready at a time;
 //! batching happens inside Raft (proposals between two Readies share one
 //! AppendEntries per follower).
 //!
@@ -53,10 +54,10 @@
 //! leader no-op on election (§8), probe/replicate flow control with a
 //! bounded pipeline (thesis §10.2.2), ReadIndex and opt-in, drift-bounded
 //! lease reads (thesis §6.4, see [`read_only`]), leadership transfer (thesis §3.10), and a SHA-256 hash
-//! chain over the log verified by followers ([`entry`]). Snapshots
-//! (InstallSnapshot, §7) and membership changes (§6) are a later issue; the
-//! storage offset ([`Storage::first_index`]), [`ConfState`] and
-//! [`SnapshotMetadata`] are shaped for them.
+//! chain over the log verified by followers ([`entry`]). Not implemented:
+//! snapshots (InstallSnapshot, §7) and membership changes (§6); the storage
+//! offset ([`Storage::first_index`]), [`ConfState`] and [`SnapshotMetadata`]
+//! leave room for them.
 //!
 //! # Identifiers and randomness
 //!

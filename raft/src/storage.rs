@@ -1,14 +1,15 @@
 //! The stable-storage interface Raft reads from, and an in-memory version.
 //!
 //! Raft never writes storage itself: it hands entries and hard state to the
-//! caller in a [`crate::Ready`], the caller makes them durable (the kernel:
-//! WAL append + flush on virtio-blk) and then calls [`crate::Raft::advance`].
+//! caller in a [`crate::Ready`], the caller makes them durable (the node:
+//! `continuum_node::DiskLog::persist`, a WAL append + flush on virtio-blk)
+//! and then calls [`crate::Raft::advance`].
 //! Raft reads back through this trait.
 //!
 //! Indexes: the log holds entries `first_index()..=last_index()`. The entry
-//! at `first_index() - 1` may be gone (compacted into a snapshot, a later
-//! issue) but its term and chain hash must stay readable; with no snapshot it
-//! is the virtual entry 0 with term 0 and [`GENESIS_CHAIN_HASH`].
+//! at `first_index() - 1` may be gone (compacted into a snapshot; nothing
+//! compacts today) but its term and chain hash must stay readable; with no
+//! snapshot it is the virtual entry 0 with term 0 and [`GENESIS_CHAIN_HASH`].
 
 use crate::entry::{ChainHash, Entry, GENESIS_CHAIN_HASH};
 use crate::NodeId;
@@ -39,7 +40,7 @@ pub struct ConfState {
 
 /// Metadata of a snapshot: the last index/term/hash it covers and the
 /// membership at that point. Snapshot creation and install (InstallSnapshot,
-/// Raft §7) are a later issue; storage already offsets the log by it.
+/// Raft §7) are not implemented; storage already offsets the log by it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SnapshotMetadata {
     /// Last log index covered by the snapshot.

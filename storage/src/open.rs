@@ -32,12 +32,12 @@ pub const DEFAULT_MAX_ENTRIES: usize = 1 << 20;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OpenOptions {
     /// Accept a device without a cache-flush command. Default `false`;
-    /// only for benchmarks (the kernel's `unsafe-no-flush` config): with
+    /// only for benchmarks (the node config's `unsafe_no_flush`): with
     /// it set, "durable" means nothing.
     pub unsafe_no_flush: bool,
     /// Most records the in-memory index holds (24 bytes each). Default
-    /// [`DEFAULT_MAX_ENTRIES`]; appends beyond it fail until snapshots
-    /// compact the log (a later issue).
+    /// [`DEFAULT_MAX_ENTRIES`]; appends beyond it fail (nothing compacts
+    /// the log: there are no snapshots).
     pub max_entries: usize,
 }
 

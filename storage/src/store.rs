@@ -1,6 +1,6 @@
 //! The open store: append, sync, hard state, truncation and reads.
 //!
-//! Durability contract (the kernel's WAL task relies on it):
+//! Durability contract (`continuum_node::DiskLog::persist` relies on it):
 //! * [`Store::append`] and [`Store::set_hard_state`] only *write*; nothing
 //!   is durable until [`Store::sync`] returns `Ok`. Acknowledge an append
 //!   (AppendEntries response, client reply) or a vote only after that

@@ -22,17 +22,17 @@
 //!   torn write of any prefix, so the split adds no new failure mode.
 //!
 //! # Completion: blocking, not interrupt-driven
-//! The [`BlockDevice`] trait is synchronous (the store's WAL task owns the
-//! device and has nothing else to do while it waits), and `VirtIOBlk` has
-//! no non-blocking flush. So every request uses the blocking calls
+//! The [`BlockDevice`] trait is synchronous (the store calls it from the
+//! consensus node's Ready loop, inside the network task), and `VirtIOBlk`
+//! has no non-blocking flush. So every request uses the blocking calls
 //! (`read_blocks`/`write_blocks`/`flush`), which notify the device and spin
 //! on the used ring. Used-buffer interrupts are suppressed
 //! (`disable_interrupts`) and the ISR is acknowledged after every request,
 //! so a disk sharing a PCI INTx line with the NIC never holds that
 //! level-triggered line asserted. Cost: while a request is in flight the
-//! executor runs nothing else on this CPU. An async `BlockDevice` (and
-//! `DeviceIrq::wait`) is the way out once Raft and the network share the
-//! CPU with the WAL writer.
+//! executor runs nothing else on this CPU: no network, no apply, no
+//! console. An async `BlockDevice` completed through `DeviceIrq::wait`
+//! would let the other work run during a flush; there is none today.
 
 use super::virtio::KernelHal;
 use alloc::vec;

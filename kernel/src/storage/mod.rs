@@ -7,7 +7,8 @@
 //! module is the kernel's wiring of it onto virtio-blk
 //! ([`crate::drivers::virtio_blk`]).
 //!
-//! Until Raft runs in the kernel, two config modes drive the log directly:
+//! In `mode = node` the store goes to the consensus node
+//! ([`crate::consensus`]). Two test modes drive the log directly instead:
 //! [`exercise`] (`mode = wal-exercise`, for the kill -9 tests) and
 //! [`bench`] (`mode = wal-bench`).
 //!
