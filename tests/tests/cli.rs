@@ -6,7 +6,7 @@
 //! The binary is built once with cargo (it belongs to another package of
 //! the workspace) and run as a user would, in a temporary cluster directory.
 
-use continuum_tests::{images, workspace_root};
+use continuum_tests::images;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
