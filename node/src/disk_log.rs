@@ -168,6 +168,12 @@ impl<D: BlockDevice> DiskLog<D> {
         self.store.borrow().boot_generation()
     }
 
+    /// The device, mutably: for fault injection in tests (power cuts
+    /// inside [`DiskLog::persist`]). Writing to it breaks the log.
+    pub fn device_mut(&mut self) -> &mut D {
+        self.store.get_mut().device_mut()
+    }
+
     /// The store (status, metrics).
     pub fn store(&self) -> core::cell::Ref<'_, Store<D>> {
         self.store.borrow()
