@@ -645,6 +645,11 @@ fn a_read_index_response_delayed_across_a_restart_answers_no_new_read() {
     sim.submit(leader, 8, 1, create_account(10));
     sim.run(60);
     let follower = if leader == 1 { 2 } else { 1 };
+    // The incarnation whose read goes stale boots in the leader's term, as
+    // the next one will.
+    sim.crash(follower);
+    sim.restart(follower);
+    sim.run(20);
     let ask = |sim: &mut Sim, request_id| {
         let request = ClientRequest {
             cluster_id: CLUSTER,

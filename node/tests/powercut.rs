@@ -347,8 +347,8 @@ impl Sim {
         }
         let copies = if self.faults && self.rng.chance(3) { 2 } else { 1 };
         for _ in 0..copies {
-            let delay = if self.faults && self.rng.chance(2) {
-                self.rng.gen_range(100_000, 3_000_000)
+            let delay = if self.faults && self.rng.chance(5) {
+                self.rng.gen_range(50_000, 3_000_000)
             } else {
                 self.rng.gen_range(500, 6_000)
             };
@@ -488,7 +488,7 @@ impl Sim {
         }
         let request_id = self.next_request;
         self.next_request += 1;
-        let op = if self.rng.chance(30) {
+        let op = if self.rng.chance(50) {
             let account = ACCOUNTS[self.rng.gen_range(0, 4) as usize];
             let required = self.committed.len() as u64;
             self.pending.insert(request_id, Pending::Read { required });

@@ -22,9 +22,15 @@
 //! stopping point (the store syncs before it lets more than that be
 //! unsynced), so the search is bounded by [`WITNESS_WINDOW_BYTES`].
 //!
-//! Known limit: corruption of a record flushed after the last hard-state
-//! write and not followed by any later batch leaves no witness and is
-//! indistinguishable from a torn tail; it is truncated and reported.
+//! Known limit: corruption of a record flushed after the last *flushed*
+//! hard-state write and not followed by any later batch leaves no witness
+//! and is indistinguishable from a torn tail; it is truncated and
+//! reported. [`crate::Store::witness_pending`] tells a caller when such
+//! records exist, so it can close the window by flushing its next
+//! hard-state write (the node's `DiskLog` does).
+//!
+//! A slot whose commit index exceeds the recovered log is clamped by
+//! `open` and reported ([`RecoveryReport::commit_clamped`]).
 
 use alloc::vec::Vec;
 use core::fmt;
