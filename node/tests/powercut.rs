@@ -384,7 +384,7 @@ impl Sim {
         let flip_at = self.rng.next_u64();
         let node_seed = self.rng.next_u64();
         let n = self.n;
-        let downtime = self.rng.gen_range(20_000, 800_000);
+        let downtime = self.rng.gen_range(20_000, 300_000);
         let sim_node = self.sim_node(id);
         let node = sim_node.node.take().expect("a node to crash");
         let last = node.raft().storage().last_index();
@@ -488,7 +488,7 @@ impl Sim {
         }
         let request_id = self.next_request;
         self.next_request += 1;
-        let op = if self.rng.chance(50) {
+        let op = if self.rng.chance(60) {
             let account = ACCOUNTS[self.rng.gen_range(0, 4) as usize];
             let required = self.committed.len() as u64;
             self.pending.insert(request_id, Pending::Read { required });
