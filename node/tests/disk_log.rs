@@ -5,8 +5,7 @@
 
 use continuum_node::DiskLog;
 use continuum_raft::{
-    compute_chain_hash, ChainHash, Entry, EntryKind, HardState, Ready, Storage,
-    GENESIS_CHAIN_HASH,
+    compute_chain_hash, ChainHash, Entry, EntryKind, HardState, Ready, Storage, GENESIS_CHAIN_HASH,
 };
 use continuum_storage::{CrashMode, Identity, MemDisk, OpenError, Record, Store, StoreError};
 
@@ -81,7 +80,10 @@ fn a_power_cut_inside_persist_never_leaves_a_commit_beyond_the_log() {
             assert!(store.hard_state().commit <= store.last_index());
         }
     }
-    assert!(slot_without_wal > 0, "no run lost the batch behind the slot");
+    assert!(
+        slot_without_wal > 0,
+        "no run lost the batch behind the slot"
+    );
 }
 
 /// Bug 4: a flushed, acknowledged last record that later reads back

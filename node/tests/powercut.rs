@@ -33,7 +33,9 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 
-use continuum_bank::{AccountFlags, CreateAccount, Entry, GenesisConfig, Limits, Outcome, Transfer};
+use continuum_bank::{
+    AccountFlags, CreateAccount, Entry, GenesisConfig, Limits, Outcome, Transfer,
+};
 use continuum_net::client::{ClientReply, ClientRequest, ReplyBody, RequestOp};
 use continuum_node::{Body, Envelope, Node, NodeConfig, NodeError};
 use continuum_raft::{ChainHash, MessageBody, Role, SplitMix64, Storage};
@@ -307,7 +309,11 @@ impl Sim {
         if cut {
             let at = self.rng.gen_range(0, 4);
             let keep = self.rng.gen_range(0, 2048) as usize;
-            self.sim_node(id).disk.0.borrow_mut().cut_power_after(at, keep);
+            self.sim_node(id)
+                .disk
+                .0
+                .borrow_mut()
+                .cut_power_after(at, keep);
         }
         let sim_node = self.sim_node(id);
         let result = sim_node.node.as_mut().expect("up node").drive();
@@ -345,7 +351,11 @@ impl Sim {
         if self.cuts.contains(&(from, to)) || (self.faults && self.rng.chance(3)) {
             return;
         }
-        let copies = if self.faults && self.rng.chance(3) { 2 } else { 1 };
+        let copies = if self.faults && self.rng.chance(3) {
+            2
+        } else {
+            1
+        };
         for _ in 0..copies {
             let delay = if self.faults && self.rng.chance(5) {
                 self.rng.gen_range(50_000, 3_000_000)
@@ -410,13 +420,16 @@ impl Sim {
         let store = Store::open(sim_node.disk.clone(), identity(id));
         let line = match store {
             Ok((store, report)) => {
-                let clamp = report.commit_clamped.map(|c| format!(", commit {c} clamped"));
+                let clamp = report
+                    .commit_clamped
+                    .map(|c| format!(", commit {c} clamped"));
                 match Node::new(config(id, n, node_seed), store) {
                     Ok(node) => {
                         sim_node.node = Some(node);
                         format!(
                             "  node {id}: crash {mode:?}{}; recovers {}..={}{}",
-                            flipped.map_or(String::new(), |i| format!(", bit flipped in record {i}")),
+                            flipped
+                                .map_or(String::new(), |i| format!(", bit flipped in record {i}")),
                             report.first_index,
                             report.last_index,
                             clamp.unwrap_or_default()
@@ -474,7 +487,9 @@ impl Sim {
     }
 
     fn up_ids(&self) -> Vec<u64> {
-        (1..=self.n).filter(|&id| self.nodes[(id - 1) as usize].up).collect()
+        (1..=self.n)
+            .filter(|&id| self.nodes[(id - 1) as usize].up)
+            .collect()
     }
 
     fn random_node(&mut self) -> u64 {
@@ -628,7 +643,11 @@ impl Sim {
             Event::Deliver { from, to, bytes } => {
                 if self.nodes[(to - 1) as usize].up {
                     let envelope = Envelope::decode(&bytes).expect("our own encoding");
-                    self.log(format!("t={} {from} -> {to}: {}", self.now, describe(&envelope.body)));
+                    self.log(format!(
+                        "t={} {from} -> {to}: {}",
+                        self.now,
+                        describe(&envelope.body)
+                    ));
                     let now = self.now;
                     let node = self.sim_node(to).node.as_mut().expect("up");
                     if let Err(e) = node.on_peer(from, envelope.body, now) {
@@ -678,7 +697,10 @@ impl Sim {
             if raft.role() == Role::Leader {
                 let first = *self.leaders.entry(raft.term()).or_insert(id);
                 if first != id {
-                    return Err(format!("two leaders in term {}: {first} and {id}", raft.term()));
+                    return Err(format!(
+                        "two leaders in term {}: {first} and {id}",
+                        raft.term()
+                    ));
                 }
             }
             // Committed prefixes identical (the chain hash covers the prefix).
@@ -689,14 +711,18 @@ impl Sim {
                 return Err(format!("node {id} committed a different entry at {at}"));
             }
             for i in known + 1..=commit {
-                self.committed
-                    .push(raft.log_chain_hash(i).expect("committed entries are in the log"));
+                self.committed.push(
+                    raft.log_chain_hash(i)
+                        .expect("committed entries are in the log"),
+                );
             }
             // Equal applied index => equal receipt chain head.
             let (applied, head) = node.ledger().chain_head();
             let seen = *self.heads.entry(applied).or_insert(head);
             if seen != head {
-                return Err(format!("node {id}: another receipt chain head at applied index {applied}"));
+                return Err(format!(
+                    "node {id}: another receipt chain head at applied index {applied}"
+                ));
             }
             if applied != sim_node.checked_applied {
                 self.check_ledger(index)?;
@@ -713,9 +739,9 @@ impl Sim {
                 .iter()
                 .filter(|n| {
                     n.corrupted
-                        || n.node
-                            .as_ref()
-                            .is_some_and(|node| node.raft().storage().chain_hash(last).ok() == Some(hash))
+                        || n.node.as_ref().is_some_and(|node| {
+                            node.raft().storage().chain_hash(last).ok() == Some(hash)
+                        })
                 })
                 .count();
             if holders < quorum {
@@ -740,7 +766,9 @@ impl Sim {
             .map(|a| ledger.balance(a).unwrap_or(0))
             .sum();
         if total != SUPPLY {
-            return Err(format!("node {id}: {total} in accounts, supply is {SUPPLY}"));
+            return Err(format!(
+                "node {id}: {total} in accounts, supply is {SUPPLY}"
+            ));
         }
         let mut implied: BTreeMap<u128, i128> = BTreeMap::new();
         implied.insert(RESERVE, SUPPLY as i128);
@@ -766,7 +794,9 @@ impl Sim {
                 ));
             }
             if self.acked.get(&tid).is_some_and(|&at| at != t.index) {
-                return Err(format!("node {id}: transfer {tid} not at its acknowledged index"));
+                return Err(format!(
+                    "node {id}: transfer {tid} not at its acknowledged index"
+                ));
             }
             *implied.entry(from).or_default() -= amount as i128;
             *implied.entry(to).or_default() += amount as i128;
@@ -889,7 +919,10 @@ fn sweep(filter: impl Fn(u64) -> bool) {
         seeds.len()
     );
     if seeds.len() >= 100 {
-        assert!(writes > 0 && reads > 0 && cuts > 0, "the simulation did nothing");
+        assert!(
+            writes > 0 && reads > 0 && cuts > 0,
+            "the simulation did nothing"
+        );
     }
 }
 
