@@ -12,7 +12,8 @@ use continuum_net::client::{
     ReplyError, RequestOp,
 };
 use continuum_raft::{
-    Config as RaftConfig, ConfigError, EntryKind, NodeId, ProposeError, Raft, ReadIndexError, Role,
+    Config as RaftConfig, ConfigError, EntryKind, MessageBody, NodeId, ProposeError, Raft,
+    ReadIndexError, Role,
 };
 use continuum_storage::{BlockDevice, Store, StoreError};
 
@@ -167,6 +168,7 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
     /// snapshots) as Raft hands the entries back.
     pub fn new(config: NodeConfig, store: Store<D>) -> Result<Node<D, A>, NodeError> {
         let log = DiskLog::new(store, config.voters.clone()).map_err(NodeError::Open)?;
+        let next_tag = first_tag(log.boot_generation());
         let mut raft_config = RaftConfig::new(config.id);
         raft_config.election_ticks = config.election_ticks;
         raft_config.heartbeat_ticks = config.heartbeat_ticks;
@@ -174,11 +176,6 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
         raft_config.max_entries_per_msg = 64;
         let raft = Raft::new(raft_config, log, config.seed).map_err(NodeError::Raft)?;
         let ledger = Ledger::genesis(config.genesis).map_err(NodeError::Genesis)?;
-        // Tags restart above anything a previous incarnation issued that
-        // may still be in the log: one that collides would answer a new
-        // client with an old outcome. The term only grows, so
-        // (term + 1) << 32 is fresh across restarts.
-        let next_tag = (raft.term() + 1) << 32;
         Ok(Node {
             config,
             raft,
@@ -270,7 +267,7 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
             return self.reply_error(waiting, ReplyError::BadRequest);
         }
         let tag = self.next_tag;
-        self.next_tag += 1;
+        self.next_tag = tag_after(tag);
         match &waiting.op {
             RequestOp::Submit { command } => {
                 if command.len() > MAX_COMMAND_BYTES
@@ -327,7 +324,13 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
         self.hlc = self.hlc.max(hlc);
         match body {
             Body::Raft(message) => {
-                if message.from != from || self.raft.step(message).is_err() {
+                // A ReadIndex response must answer a read this boot is
+                // waiting for (tags never repeat across boots): one for an
+                // earlier incarnation's read, delayed across a restart,
+                // would otherwise serve a new read at an old index.
+                let unasked = matches!(message.body,
+                    MessageBody::ReadIndexResponse { ctx, .. } if !self.reads.contains_key(&ctx));
+                if message.from != from || unasked || self.raft.step(message).is_err() {
                     self.metrics.raft_rejected += 1;
                 }
             }
@@ -356,7 +359,8 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
                 // Only indexes a checkpoint can exist for; bounded memory.
                 if index.is_multiple_of(CHECKPOINT_EVERY)
                     && self.config.voters.contains(&from)
-                    && index + CHECKPOINT_EVERY * CHECKPOINTS_KEPT as u64 > self.applied
+                    && index.saturating_add(CHECKPOINT_EVERY * CHECKPOINTS_KEPT as u64)
+                        > self.applied
                 {
                     self.count_report(index, &head);
                     self.peer_heads.entry(index).or_default().insert(from, head);
@@ -576,6 +580,25 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
     pub fn role(&self) -> Role {
         self.raft.role()
     }
+}
+
+/// Request tags (entry header tags and ReadIndex contexts) are
+/// `boot << 32 | sequence`: `boot` is the low 32 bits of the store's boot
+/// generation, which is persisted and bumped by every open, so no tag of
+/// this boot equals one an earlier incarnation issued that may still sit
+/// in the log or in a delayed ReadIndex response (a repeat would answer a
+/// new request with an old outcome or index). Within a boot the sequence
+/// wraps after 2^32 requests, and boots wrap after 2^32 restarts; a
+/// request waiting that long has long timed out. Total for every input.
+const TAG_SEQUENCE_BITS: u32 = 32;
+
+fn first_tag(boot_generation: u64) -> u64 {
+    boot_generation.wrapping_shl(TAG_SEQUENCE_BITS)
+}
+
+fn tag_after(tag: u64) -> u64 {
+    let sequence = (1u64 << TAG_SEQUENCE_BITS) - 1;
+    (tag & !sequence) | (tag.wrapping_add(1) & sequence)
 }
 
 fn drain_expired<A>(map: &mut BTreeMap<u64, Waiting<A>>, now: u64) -> Vec<(u64, Waiting<A>)> {

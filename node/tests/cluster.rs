@@ -586,7 +586,7 @@ fn a_node_whose_chain_head_a_majority_contradicts_halts_and_a_lone_dissenter_doe
 }
 
 #[test]
-fn only_new_entries_terms_and_votes_cost_a_flush_not_a_moved_commit_index() {
+fn only_new_entries_terms_votes_and_witnesses_cost_a_flush_not_a_moved_commit_index() {
     use continuum_node::DiskLog;
     use continuum_raft::{compute_chain_hash, EntryKind, HardState, Ready, GENESIS_CHAIN_HASH};
     let (store, _) = Store::format(MemDisk::new(4096), identity(1)).unwrap();
@@ -612,17 +612,126 @@ fn only_new_entries_terms_and_votes_cost_a_flush_not_a_moved_commit_index() {
     assert_eq!(log.flushes, 1, "entries and a vote are flushed");
     log.persist(&ready(hs(1, 1, 1), vec![])).unwrap();
     assert_eq!(
-        log.flushes, 1,
+        log.flushes, 2,
+        "the first hard state after a batch is flushed: its slot witnesses the batch"
+    );
+    log.persist(&ready(hs(1, 1, 2), vec![])).unwrap();
+    assert_eq!(
+        log.flushes, 2,
         "a commit index alone is written, not flushed"
     );
     log.persist(&ready(hs(2, 0, 1), vec![])).unwrap();
-    assert_eq!(log.flushes, 2, "a new term is flushed");
+    assert_eq!(log.flushes, 3, "a new term is flushed");
     log.persist(&ready(hs(2, 3, 1), vec![])).unwrap();
-    assert_eq!(log.flushes, 3, "a vote is flushed");
+    assert_eq!(log.flushes, 4, "a vote is flushed");
     // After a crash that loses unflushed writes the vote and the entry are there.
     let mut disk = log.into_store().into_device();
     disk.crash(CrashMode::LoseUnflushed);
     let (store, _) = Store::open(disk, identity(1)).unwrap();
     assert_eq!(store.hard_state().vote, Some(3));
     assert_eq!(store.last_index(), 1);
+}
+
+/// Issue 13, bug 2: a ReadIndex response delayed across a restart (same
+/// term) must not answer the next incarnation's read. Before the fix both
+/// incarnations numbered their reads from (term + 1) << 32, so the old
+/// response carried the new read's context and served it at an index
+/// before a write acknowledged before that read was issued.
+#[test]
+fn a_read_index_response_delayed_across_a_restart_answers_no_new_read() {
+    use continuum_raft::MessageBody;
+    let mut sim = Sim::new(3, 31);
+    let leader = sim.wait_leader();
+    sim.submit(leader, 8, 1, create_account(10));
+    sim.run(60);
+    let follower = if leader == 1 { 2 } else { 1 };
+    // The incarnation whose read goes stale boots in the leader's term, as
+    // the next one will.
+    sim.crash(follower);
+    sim.restart(follower);
+    sim.run(20);
+    let ask = |sim: &mut Sim, request_id| {
+        let request = ClientRequest {
+            cluster_id: CLUSTER,
+            client_id: 8,
+            request_id,
+            op: RequestOp::QueryBalance { account: 10 },
+        };
+        let step = sim.step;
+        sim.nodes
+            .get_mut(&follower)
+            .unwrap()
+            .on_client(8, request, step);
+        sim.collect(follower);
+    };
+    let is_response = |bytes: &[u8]| {
+        matches!(
+            Envelope::decode(bytes).map(|e| e.body),
+            Ok(Body::Raft(m)) if matches!(m.body, MessageBody::ReadIndexResponse { .. })
+        )
+    };
+    // First incarnation's read: let the leader answer, hold the answer.
+    ask(&mut sim, 100);
+    let mut held = None;
+    for _ in 0..20 {
+        sim.run(1);
+        if let Some(pos) = sim
+            .wire
+            .iter()
+            .position(|(_, _, to, bytes)| *to == follower && is_response(bytes))
+        {
+            held = sim.wire.remove(pos);
+            break;
+        }
+    }
+    let (_, from, _, stale) = held.expect("the leader answered the read");
+    // A write is acknowledged after that answer was produced; the follower
+    // does not receive it (the leader's messages to it are cut).
+    sim.cut.push((leader, follower));
+    sim.submit(leader, 8, 2, transfer(77, RESERVE, 10, 500));
+    sim.run(60);
+    let write_index = sim
+        .replies
+        .iter()
+        .find_map(|(c, r)| match &r.body {
+            ReplyBody::Ok { index, .. } if *c == 8 && r.request_id == 2 => Some(*index),
+            _ => None,
+        })
+        .expect("the write was acknowledged");
+    let term = sim.nodes[&follower].raft().term();
+    sim.crash(follower);
+    sim.restart(follower);
+    // The new incarnation hears the leader of the same term once.
+    let last = sim.nodes[&follower].raft().last_index();
+    let heartbeat = continuum_raft::Message {
+        from: leader,
+        to: follower,
+        term,
+        body: MessageBody::Heartbeat {
+            commit: last,
+            read_seq: 0,
+        },
+    };
+    let node = sim.nodes.get_mut(&follower).unwrap();
+    node.on_peer(leader, Body::Raft(heartbeat), 0).unwrap();
+    sim.collect(follower);
+    assert_eq!(sim.nodes[&follower].raft().leader(), leader);
+    assert!(sim.nodes[&follower].applied() < write_index);
+    // Its first read; then the old incarnation's answer arrives.
+    ask(&mut sim, 101);
+    let envelope = Envelope::decode(&stale).unwrap();
+    let node = sim.nodes.get_mut(&follower).unwrap();
+    node.on_peer(from, envelope.body, 0).unwrap();
+    sim.collect(follower);
+    sim.run(20);
+    let stale_answer = sim.replies.iter().find_map(|(c, r)| match &r.body {
+        ReplyBody::Ok { index, .. } if *c == 8 && r.request_id == 101 && *index < write_index => {
+            Some(*index)
+        }
+        _ => None,
+    });
+    assert_eq!(
+        stale_answer, None,
+        "a read issued after the write acknowledged at {write_index} was served at an older index"
+    );
 }

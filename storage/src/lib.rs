@@ -105,6 +105,10 @@
 //! | 88 | n | payload |
 //! | 88+n | 4 | CRC-32C |
 //!
+//! [`Store::boot_generation`] is unique per boot and strictly increasing
+//! (every open bumps the WAL generation durably): ids that must never
+//! repeat across restarts are built from it.
+//!
 //! Recovery (see `recovery.rs`) accepts the longest prefix of records that
 //! each checksum and continue the log (epoch, index, link to the previous
 //! checksum, generation vs. the truncation marker), truncates a torn tail,

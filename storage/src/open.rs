@@ -12,7 +12,8 @@
 //!    number is current.
 //! 4. Scan the WAL (`recovery.rs`): refuse on mid-log corruption, drop a
 //!    torn tail.
-//! 5. Bump the WAL generation in a new slot write and flush, so nothing
+//! 5. Clamp a commit index beyond the recovered log (reported loudly).
+//!    Bump the WAL generation in a new slot write and flush, so nothing
 //!    past the recovered end can ever be read as a continuation.
 
 use crate::device::{BlockDevice, BLOCK_SIZE};
@@ -238,10 +239,20 @@ impl<D: BlockDevice> Store<D> {
 
         let records = found_log.index.len() as u64;
         let last_index = (slot.log_start_index + records).saturating_sub(1);
+        // A commit index beyond the log can only come from a slot that
+        // reached the media before the entries it covers (a writer that
+        // broke the ordering rule, or an older build). Raft cannot start
+        // with it; the entries are re-learnt from the leader.
+        let mut hard_state = slot.hard_state;
+        let commit_clamped = (hard_state.commit > last_index).then(|| {
+            let on_disk = hard_state.commit;
+            hard_state.commit = last_index;
+            on_disk
+        });
         // Step 5: everything past the recovered end is dead from now on.
         let bumped = SlotState {
             seq: slot.seq.saturating_add(1),
-            hard_state: slot.hard_state,
+            hard_state,
             wal_generation: slot.wal_generation.saturating_add(1),
             wal_truncated_from: last_index + 1,
             log_start_index: slot.log_start_index,
@@ -255,7 +266,8 @@ impl<D: BlockDevice> Store<D> {
             formatted: false,
             format_epoch: epoch,
             superblock_repaired,
-            hard_state: slot.hard_state,
+            hard_state,
+            commit_clamped,
             slot_defect,
             records,
             first_index: slot.log_start_index,
