@@ -49,7 +49,8 @@ fn reply_body() -> impl Strategy<Value = ReplyBody> {
             Just(ReplyError::Busy),
             Just(ReplyError::Unavailable),
             Just(ReplyError::BadRequest),
-            Just(ReplyError::Timeout)
+            Just(ReplyError::Timeout),
+            Just(ReplyError::BadSignature)
         ]
         .prop_map(ReplyBody::Error),
     ]
