@@ -179,7 +179,9 @@ pub fn on_client(from: IpEndpoint, request: ClientRequest) {
 /// `continuum_node::admission`) is not spent. When it is, the network task
 /// leaves datagrams in the client socket for the next pass.
 pub fn can_admit() -> bool {
-    NODE.lock().as_ref().is_some_and(|node| node.admission_budget() > 0)
+    NODE.lock()
+        .as_ref()
+        .is_some_and(|node| node.admission_budget() > 0)
 }
 
 /// Runs the Raft ticks due by `now_ms`; returns when the next one is due.
