@@ -56,6 +56,7 @@ extern crate alloc;
 
 pub mod admission;
 mod disk_log;
+pub mod fuzz_check;
 mod node;
 pub mod wire;
 
