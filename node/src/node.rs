@@ -330,11 +330,17 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
                     tag,
                     hlc,
                 };
-                // An unresolved command is only ever forwarded (checked
-                // above: this node is not the leader, so propose refuses).
-                match self.raft.propose(header.wrap(command)) {
+                // An unresolved command is only ever forwarded, never
+                // proposed here (this node is not the leader: checked above).
+                let proposed = if admitted {
+                    self.raft.propose(header.wrap(command))
+                } else {
+                    Err(ProposeError::NotLeader {
+                        leader: self.raft.leader(),
+                    })
+                };
+                match proposed {
                     Ok(_) => {
-                        assert!(admitted, "an unchecked command reached the log");
                         self.metrics.proposals += 1;
                         self.writes.insert(tag, waiting);
                     }
