@@ -67,10 +67,12 @@ pub enum ClusterCommand {
         /// Number of nodes.
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=9))]
         nodes: u8,
-        /// Derive every key and the cluster id from this seed (reproducible
-        /// clusters for tests); default: random keys.
-        #[arg(long)]
-        seed: Option<u64>,
+        /// INSECURE, for tests only: derive every key and the cluster id
+        /// from SEED (reproducible clusters). Anyone can recover the seed
+        /// from the public cluster id and then holds every key; `cluster up`
+        /// warns on every start. Default: random keys.
+        #[arg(long = "insecure-test-keys", value_name = "SEED")]
+        insecure_test_keys: Option<u64>,
         /// Money in the reserve account at genesis.
         #[arg(long, default_value_t = continuum_tests::plan::DEFAULT_SUPPLY, value_parser = clap::value_parser!(u64).range(1..))]
         supply: u64,
@@ -262,17 +264,26 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let cli = parse(&[
-            "--dir", "x", "cluster", "init", "--nodes", "5", "--seed", "42",
+            "--dir",
+            "x",
+            "cluster",
+            "init",
+            "--nodes",
+            "5",
+            "--insecure-test-keys",
+            "42",
         ])
         .unwrap();
         assert!(matches!(
             cli.command,
             Command::Cluster(ClusterCommand::Init {
                 nodes: 5,
-                seed: Some(42),
+                insecure_test_keys: Some(42),
                 ..
             })
         ));
+        // The old spelling is gone: seeded keys must be asked for by name.
+        assert!(parse(&["cluster", "init", "--seed", "42"]).is_err());
         let cli = parse(&["balance", "340282366920938463463374607431768211455"]).unwrap();
         assert!(matches!(cli.command, Command::Balance { account } if account == u128::MAX));
         let cli = parse(&["nemesis", "partition", "--groups", "1,2/3"]).unwrap();

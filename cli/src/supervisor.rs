@@ -152,6 +152,9 @@ pub fn run_foreground(layout: &Layout, options: &UpOptions, json: bool) -> Resul
     let _ = std::fs::remove_file(&control_path);
     let listener =
         UnixListener::bind(&control_path).map_err(CliError::io_path("listen on", &control_path))?;
+    // It kills, restarts and pauses nodes: owner only (run/ is 0700 too).
+    continuum_tests::private::restrict(&control_path)
+        .map_err(CliError::io_path("restrict", &control_path))?;
     listener
         .set_nonblocking(true)
         .map_err(CliError::io_path("configure", &control_path))?;
@@ -312,7 +315,8 @@ pub fn start_background(layout: &Layout, options: &UpOptions, json: bool) -> Res
     check_not_running(layout)?;
     continuum_tests::prebuilt_images(&options.images).map_err(CliError::Other)?;
     let run_dir = layout.run_dir();
-    std::fs::create_dir_all(&run_dir).map_err(CliError::io_path("create", &run_dir))?;
+    continuum_tests::private::create_private_dir(&run_dir)
+        .map_err(CliError::io_path("create", &run_dir))?;
     let log_path = layout.supervisor_log_path();
     let log = std::fs::File::create(&log_path).map_err(CliError::io_path("create", &log_path))?;
     let log_err = log

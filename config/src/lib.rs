@@ -43,6 +43,7 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+pub mod fuzz_check;
 mod parse;
 pub mod ramdisk;
 

@@ -174,6 +174,16 @@ pub fn on_client(from: IpEndpoint, request: ClientRequest) {
     }
 }
 
+/// Whether the node can take another client request this pass: its
+/// admission budget (signature verifications until the next [`drive`],
+/// `continuum_node::admission`) is not spent. When it is, the network task
+/// leaves datagrams in the client socket for the next pass.
+pub fn can_admit() -> bool {
+    NODE.lock()
+        .as_ref()
+        .is_some_and(|node| node.admission_budget() > 0)
+}
+
 /// Runs the Raft ticks due by `now_ms`; returns when the next one is due.
 pub fn tick_until(next_tick_ms: &mut u64, now_ms: u64) {
     let mut node = NODE.lock();
@@ -302,13 +312,16 @@ pub fn status_json(out: &mut String) {
     let (writes, reads) = node.waiting();
     let _ = write!(
         out,
-        "],\"counters\":{{\"proposals\":{},\"forwarded\":{},\"committed_entries\":{},\"applied_commands\":{},\"client_requests\":{},\"client_bad_requests\":{},\"client_timeouts\":{},\"reads_served\":{},\"raft_rejected\":{},\"leader_changes\":{},\"elections\":{},\"chain_checks_matched\":{},\"chain_checks_mismatched\":{},\"wal_bytes\":{},\"flushes\":{},\"envelope_decode_errors\":{}}},\"waiting\":{{\"writes\":{writes},\"reads\":{reads}}}}}",
+        "],\"counters\":{{\"proposals\":{},\"forwarded\":{},\"committed_entries\":{},\"applied_commands\":{},\"client_requests\":{},\"client_bad_requests\":{},\"client_bad_signatures\":{},\"client_busy\":{},\"forwards_refused\":{},\"client_timeouts\":{},\"reads_served\":{},\"raft_rejected\":{},\"leader_changes\":{},\"elections\":{},\"chain_checks_matched\":{},\"chain_checks_mismatched\":{},\"wal_bytes\":{},\"flushes\":{},\"envelope_decode_errors\":{}}},\"waiting\":{{\"writes\":{writes},\"reads\":{reads}}}}}",
         m.proposals,
         m.forwarded,
         m.committed_entries,
         m.applied_commands,
         m.client_requests,
         m.client_bad_requests,
+        m.client_bad_signatures,
+        m.client_busy,
+        m.forwards_refused,
         m.client_timeouts,
         m.reads_served,
         m.raft_rejected,

@@ -66,6 +66,7 @@ pub mod client;
 pub mod fuzz_check;
 pub mod header;
 pub mod hmac;
+pub mod http;
 pub mod keys;
 pub mod nic;
 pub mod peer;
@@ -80,6 +81,7 @@ pub use header::{
 pub use keys::{derive_link_keys, KeyError, LinkKeys};
 pub use peer::{AuthScheme, PeerBody, PeerFrame, PEER_HEADER_BYTES};
 pub use peer_auth::{
-    PeerAuth, PeerConfig, PeerMessage, PeerReject, RejectCounters, SealError, MAX_CLUSTER_MEMBERS,
+    persisted_boot_epoch, PeerAuth, PeerConfig, PeerMessage, PeerReject, RejectCounters, SealError,
+    MAX_CLUSTER_MEMBERS, PERSISTED_EPOCH_BIT,
 };
 pub use replay::{ReplayError, ReplayWindow, REPLAY_WINDOW_BITS};

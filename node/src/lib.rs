@@ -16,9 +16,13 @@
 //!
 //! ## The path of a write
 //! A client sends `Submit{command}` to any node. The node checks it decodes
-//! as a bank entry and fits one datagram ([`MAX_COMMAND_BYTES`]), tags it,
-//! and either proposes it (leader) or forwards it to the leader in a
-//! [`Body::Forward`] (follower: atomic broadcast, any node accepts). The
+//! as a bank entry and fits one datagram ([`MAX_COMMAND_BYTES`]), verifies
+//! every signature in it ([`admission`]: a forged command gets
+//! `BadSignature` and never reaches the log), tags it, and either proposes
+//! it (leader) or forwards it to the leader in a [`Body::Forward`]
+//! (follower: atomic broadcast, any node accepts). Every queue a request
+//! waits in is bounded ([`MAX_WAITING_WRITES`], [`MAX_WAITING_READS`]):
+//! past the bound the client gets `Busy`. The
 //! leader stamps its HLC and proposes `origin | tag | hlc | command`
 //! ([`EntryHeader`]). Every node applies committed entries in log order;
 //! the origin node, on applying its own tagged entry, answers the client
@@ -50,13 +54,15 @@
 
 extern crate alloc;
 
+pub mod admission;
 mod disk_log;
+pub mod fuzz_check;
 mod node;
 pub mod wire;
 
 pub use disk_log::{DiskLog, PersistError, ENTRY_CACHE_BYTES};
 pub use node::{
     Hex, Metrics, Node, NodeConfig, NodeError, CHECKPOINTS_KEPT, CHECKPOINT_EVERY,
-    MAX_APPEND_BYTES, MAX_COMMAND_BYTES,
+    MAX_APPEND_BYTES, MAX_COMMAND_BYTES, MAX_WAITING_READS, MAX_WAITING_WRITES,
 };
 pub use wire::{Body, EntryHeader, Envelope, WireError};

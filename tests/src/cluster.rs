@@ -255,7 +255,7 @@ impl Cluster {
 
     /// Starts the fabric and boots every node of `spec` marked `boot`.
     pub fn launch(spec: LaunchSpec) -> Result<Cluster, String> {
-        std::fs::create_dir_all(&spec.dir)
+        crate::private::create_private_dir(&spec.dir)
             .map_err(|e| format!("cannot create {}: {e}", spec.dir.display()))?;
         let fabric_config = FabricConfig {
             dir: spec.dir.join("fabric"),
@@ -421,7 +421,7 @@ impl Cluster {
         if let Some(mib) = self.spec.disk_mib {
             let disk = dir.join("disk.img");
             if !disk.exists() {
-                std::fs::create_dir_all(&dir)
+                crate::private::create_private_dir(&dir)
                     .and_then(|()| std::fs::File::create(&disk))
                     .and_then(|file| file.set_len(mib * 1024 * 1024))
                     .map_err(|e| format!("cannot create disk {}: {e}", disk.display()))?;

@@ -27,6 +27,7 @@ pub mod client;
 pub mod cluster;
 pub mod inspect;
 pub mod plan;
+pub mod private;
 pub mod qmp;
 pub mod shapes;
 
@@ -469,7 +470,8 @@ impl VmConfig {
             Some(dir) => dir.clone(),
             None => workspace_root().join("target/qemu-runs").join(&self.name),
         };
-        std::fs::create_dir_all(&dir)
+        // It holds node.cfg (the node's secret key) and the QMP socket.
+        private::create_private_dir(&dir)
             .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
         dir
     }
@@ -555,7 +557,7 @@ impl VmConfig {
         }
         if let Some(text) = &self.node_config {
             let path = dir.join("node.cfg");
-            std::fs::write(&path, text).expect("cannot write node config");
+            private::write_private(&path, text.as_bytes()).expect("cannot write node config");
             qemu.args([
                 "-fw_cfg",
                 &format!("name=opt/continuum/config,file={}", path.display()),

@@ -30,6 +30,20 @@ use virtio_drivers::transport::DeviceType;
 /// The store over the node's disk.
 pub type DiskStore = Store<VirtioBlk>;
 
+/// The WAL generation this boot's open bumped and flushed (0: no disk
+/// opened). Every open bumps it durably before returning, so it grows
+/// across boots: the network task derives the peer boot epoch from it
+/// (`continuum_net::persisted_boot_epoch`) before sealing anything.
+static BOOT_WAL_GENERATION: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// This boot's durable WAL generation, if a disk was opened.
+pub fn boot_wal_generation() -> Option<u64> {
+    match BOOT_WAL_GENERATION.load(core::sync::atomic::Ordering::SeqCst) {
+        0 => None,
+        generation => Some(generation),
+    }
+}
+
 /// The identity a disk must carry to be this node's.
 pub fn identity(config: &Config) -> Identity {
     Identity {
@@ -95,6 +109,7 @@ pub fn open_at_boot(config: &Config) -> Option<DiskStore> {
         Ok(opened) => opened,
         Err(error) => refuse(format_args!("{error}")),
     };
+    BOOT_WAL_GENERATION.store(report.wal_generation, core::sync::atomic::Ordering::SeqCst);
     for line in alloc::format!("{report}").lines() {
         log::info!("{line}");
     }
