@@ -120,8 +120,8 @@ fn a_torn_unacknowledged_batch_is_still_dropped() {
     let mut disk = log.into_store().into_device();
     let (store, _) = Store::open(&mut disk, identity()).expect("reopen");
     let mut log = DiskLog::new(store, vec![1, 2, 3]).expect("log");
-    // The WAL write is torn after 300 bytes (power lost during it).
-    log.device_mut().cut_power_after(0, 300);
+    // The WAL write is torn after 100 bytes, inside record 3 (power lost during it).
+    log.device_mut().cut_power_after(0, 100);
     assert!(log.persist(&ready(2, entries(3, prev, 4))).is_err());
     drop(log);
     disk.crash(CrashMode::LoseUnflushed);
