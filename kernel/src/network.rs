@@ -762,6 +762,8 @@ impl NetworkTask {
             return;
         }
         if socket.state() == tcp::State::Listen {
+            // Also after a handshake the client reset: a fresh connection.
+            *conn = StatusConn::default();
             return;
         }
         let started = *conn.started_ms.get_or_insert(now_ms);
@@ -777,11 +779,13 @@ impl NetworkTask {
         let head = http::parse_head(&request[..len]);
         if head == Head::Incomplete {
             // The peer closed (CLOSE-WAIT) or the deadline passed: the head
-            // can never complete in time. Abort even with unread bytes.
-            if socket.state() == tcp::State::CloseWait
-                || !socket.may_recv()
-                || age_ms >= STATUS_HEAD_DEADLINE_MS
-            {
+            // can never complete in time. Abort even with unread bytes. (A
+            // socket still in the handshake cannot receive yet: only the
+            // deadline applies to it.)
+            let handshaking = socket.state() == tcp::State::SynReceived;
+            let peer_closed =
+                socket.state() == tcp::State::CloseWait || (!handshaking && !socket.may_recv());
+            if peer_closed || age_ms >= STATUS_HEAD_DEADLINE_MS {
                 socket.abort();
                 count_status(|s| s.status_aborted += 1);
             }

@@ -118,6 +118,7 @@ fn half_open_and_idle_connections_do_not_stop_status(nodes: &Nodes) {
             Ok(body) => break body,
             Err(e) if since.elapsed() < Duration::from_secs(30) => {
                 eprintln!("status not answered yet: {e}");
+                std::thread::sleep(Duration::from_millis(200));
             }
             Err(e) => panic!("/status never answered after half-open connections: {e}"),
         }
