@@ -95,6 +95,10 @@ pub enum ClusterCommand {
         /// Size of each node's disk image, created on first start (MiB, sparse).
         #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(16..=65_536))]
         disk_mib: u64,
+        /// Controller each node's disk sits behind: virtio, nvme or ahci. A
+        /// member's `"disk"` in cluster.json overrides it for that node.
+        #[arg(long, default_value = "virtio")]
+        disk: continuum_tests::DiskKind,
     },
     /// Stop the cluster started by `up` (disks are kept).
     Down,

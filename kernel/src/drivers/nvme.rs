@@ -100,6 +100,8 @@ pub enum InitError {
     Fatal,
     Command(CommandError),
     NoNamespace,
+    /// CAP.DSTRD puts queue 1's doorbells beyond the mapped BAR.
+    DoorbellsOutsideBar,
     /// The namespace's LBA size is not 512 bytes.
     BlockSize {
         bytes: u64,
@@ -122,6 +124,9 @@ impl fmt::Display for InitError {
             InitError::Fatal => f.write_str("controller fatal status (CSTS.CFS)"),
             InitError::Command(e) => write!(f, "{e}"),
             InitError::NoNamespace => f.write_str("no active namespace"),
+            InitError::DoorbellsOutsideBar => {
+                f.write_str("the doorbell stride puts queue 1's doorbells outside BAR 0")
+            }
             InitError::BlockSize { bytes } => write!(
                 f,
                 "namespace uses {bytes}-byte blocks; the log needs {BLOCK_SIZE}-byte (512e) blocks"
@@ -213,8 +218,8 @@ impl Nvme {
     /// Resets and initialises the controller behind BAR 0 (`bar_phys`,
     /// `bar_len`), which the caller has enabled for memory and bus mastering.
     pub fn new(bar_phys: u64, bar_len: u64, location: (u8, u8, u8)) -> Result<Nvme, InitError> {
-        // Map the registers plus the first doorbell page.
-        let regs = Regs::map(bar_phys, (bar_len as usize).min(0x4000));
+        // The registers and the doorbells (at most 64 KiB of the BAR).
+        let regs = Regs::map(bar_phys, (bar_len as usize).min(0x1_0000));
         let cap = regs.read64(REG_CAP);
         if cap >> 37 & 1 == 0 {
             return Err(InitError::NoNvmCommandSet);
@@ -228,9 +233,13 @@ impl Nvme {
         let ready_timeout_ms = ((cap >> 24) & 0xff).max(1) * 500; // CAP.TO
                                                                   // CAP.MQES is 0's based and at least 1 (§3.1.1): two entries or more.
         let entries = ((cap & 0xffff) + 1).clamp(2, u64::from(QUEUE_ENTRIES)) as u16;
+        let doorbell_stride = 4usize << ((cap >> 32) & 0xf);
+        if DOORBELLS + 4 * doorbell_stride > (bar_len as usize).min(0x1_0000) {
+            return Err(InitError::DoorbellsOutsideBar);
+        }
         let mut nvme = Nvme {
             regs,
-            doorbell_stride: 4 << ((cap >> 32) & 0xf),
+            doorbell_stride,
             admin: QueuePair::new(0, entries)?,
             io: QueuePair::new(1, entries)?,
             nsid: 0,
@@ -269,7 +278,9 @@ impl Nvme {
         regs.write32(REG_AQA, size << 16 | size);
         regs.write64(REG_ASQ, self.admin.sq.phys);
         regs.write64(REG_ACQ, self.admin.cq.phys);
-        // CSS = 0 (NVM), MPS = 0 (4 KiB), AMS = 0 (round robin).
+        // CSS = 0 (NVM), MPS = 0 (4 KiB), AMS = 0 (round robin); the
+        // fields are set while disabled, then EN (§7.6.1 step 5-6).
+        regs.write32(REG_CC, CC_ENTRY_SIZES);
         regs.write32(REG_CC, CC_ENTRY_SIZES | CC_EN);
         let ready = poll_until(timeout_ms, || {
             regs.read32(REG_CSTS) & (CSTS_RDY | CSTS_CFS) != 0

@@ -28,7 +28,7 @@
 //! Console lines the host tests parse (keep them stable):
 //! * `storage: disk <kind> ...` once per disk found, and
 //!   `storage: using <kind> ...` for the one chosen;
-//! * `storage: leaving <kind> ... alone` for a disk skipped as not ours;
+//! * `storage: leaving untouched: <kind> ...` for a disk skipped as not ours;
 //! * `storage: recovered last index N last term L hard state term T vote V commit C`
 //!   after every open (`vote none` when there is no vote);
 //! * `storage: refusing to start: ...` followed by `halted` on any refusal;
@@ -121,7 +121,7 @@ pub fn open_at_boot(config: &Config) -> Option<DiskStore> {
         for (disk, contents) in &found {
             if !matches!(contents, Contents::Continuum(_) | Contents::Blank) {
                 log::warn!(
-                    "storage: leaving {} alone: it holds {contents}, so it is not this node's. \
+                    "storage: leaving untouched: {}: it holds {contents}, so it is not this node's. \
                      To give it to this node, destroying what is on it, set `disk = {}` and \
                      `format = this-disk` in the node config",
                     disk.info(),
