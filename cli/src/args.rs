@@ -342,6 +342,20 @@ mod tests {
     }
 
     #[test]
+    fn cluster_up_takes_a_disk_kind() {
+        use continuum_tests::DiskKind;
+        let disk = |args: &[&str]| match parse(args).unwrap().command {
+            Command::Cluster(ClusterCommand::Up { disk, .. }) => disk,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(disk(&["cluster", "up"]), DiskKind::Virtio);
+        assert_eq!(disk(&["cluster", "up", "--disk", "nvme"]), DiskKind::Nvme);
+        assert_eq!(disk(&["cluster", "up", "--disk", "ahci"]), DiskKind::Ahci);
+        assert!(error(&["cluster", "up", "--disk", "scsi"])
+            .contains("unknown disk kind `scsi` (expected virtio, nvme or ahci)"));
+    }
+
+    #[test]
     fn group_syntax() {
         assert_eq!(parse_groups("1,2/3").unwrap().0, vec![vec![1, 2], vec![3]]);
         assert_eq!(

@@ -84,11 +84,11 @@ pub enum Mode {
     /// deterministic payloads in batches forever, printing
     /// `wal: acked through index N term T` only after the batch's flush
     /// returned, and persist a changing hard state (term, vote), printed
-    /// after its flush. Needs a virtio-blk disk. Used by the kill -9 tests.
+    /// after its flush. Needs a disk. Used by the kill -9 tests.
     WalExercise,
     /// Storage benchmark: appends/s and flush latency p50/p99 for batch
     /// sizes 1, 16 and 256 on the attached disk, printed as a table; then
-    /// exits QEMU through `isa-debug-exit`. Needs a virtio-blk disk.
+    /// exits QEMU through `isa-debug-exit`. Needs a disk.
     WalBench,
     /// Run as a node, and if this is the lowest node id, measure round
     /// trips and message rate of authenticated peer messages to the next

@@ -170,6 +170,29 @@ fn a_disk_with_a_partition_table_is_refused_and_left_byte_identical() {
 }
 
 #[test]
+fn a_disk_with_a_filesystem_but_zeroed_first_blocks_is_left_byte_identical() {
+    // A whole-disk btrfs keeps its superblock at 64 KiB ("_BHRfS_M" at
+    // +0x40); blocks 0 and 1 stay zero, so the store alone would take
+    // the disk for blank. The blank check must look further.
+    let disk = disk_path("disk-btrfs");
+    let mut image = vec![0u8; (DISK_MIB * 1024 * 1024) as usize];
+    image[0x10040..0x10048].copy_from_slice(b"_BHRfS_M");
+    std::fs::write(&disk, &image).unwrap();
+    let mut vm = VmConfig::new("disk-btrfs")
+        .disk_of(DiskKind::Virtio, &disk, DiskCache::Writeback)
+        .node_config(EXERCISE)
+        .start();
+    let (_, line) = vm.wait_for_line("storage: leaving untouched: virtio ");
+    vm.wait_for_line("halted");
+    vm.kill();
+    assert!(line.contains("data of unknown kind"), "{line}");
+    assert!(
+        std::fs::read(&disk).unwrap() == image,
+        "the disk with a filesystem was modified"
+    );
+}
+
+#[test]
 fn a_cluster_on_three_kinds_of_disk_moves_money_and_survives_a_leader_kill() {
     let mut nodes = start_with_disks("mixed-disks", &DISK_KINDS);
     for (i, kind) in DISK_KINDS.iter().enumerate() {
