@@ -2,7 +2,11 @@
 //! portable traits the rest of the node uses.
 //!
 //! [`probe`] runs once at boot: it reads the interrupt routing from ACPI,
-//! scans PCI, and keeps what it found for the drivers to claim.
+//! scans PCI, and keeps what it found for the drivers to claim:
+//! [`claim_nics`] (virtio-net, e1000 class) and [`claim_disks`]
+//! (virtio-blk, NVMe, AHCI; each implements the store's `BlockDevice`,
+//! what they share is in [`blockdev`]). Drivers never call up into the
+//! node: the storage module wraps the disk it chose.
 
 pub mod ahci;
 pub mod blockdev;

@@ -102,41 +102,7 @@ pub fn open_at_boot(config: &Config) -> Option<DiskStore> {
         return None;
     }
     let expected = identity(config);
-    let chosen = if config.disk != DiskPin::Any {
-        match found.iter().position(|(d, _)| pinned(&config.disk, d.info())) {
-            Some(at) => at,
-            None => refuse(format_args!(
-                "the config pins disk = {} and no such disk was found (the disks seen are listed above)",
-                config.disk
-            )),
-        }
-    } else {
-        let ours = found
-            .iter()
-            .position(|(_, c)| *c == Contents::Continuum(Some(expected)));
-        let any_log = found
-            .iter()
-            .position(|(_, c)| matches!(c, Contents::Continuum(_)));
-        let blank = found.iter().position(|(_, c)| *c == Contents::Blank);
-        for (disk, contents) in &found {
-            if !matches!(contents, Contents::Continuum(_) | Contents::Blank) {
-                log::warn!(
-                    "storage: leaving untouched: {}: it holds {contents}, so it is not this node's. \
-                     To give it to this node, destroying what is on it, set `disk = {}` and \
-                     `format = this-disk` in the node config",
-                    disk.info(),
-                    pin_text(disk.info())
-                );
-            }
-        }
-        match ours.or(any_log).or(blank) {
-            Some(at) => at,
-            None => {
-                log::warn!("storage: no usable disk");
-                return None;
-            }
-        }
-    };
+    let chosen = choose(config, expected, &found)?;
     let (disk, contents) = found.swap_remove(chosen);
     log::info!("storage: using {}", disk.info());
     if !disk.supports_flush() {
@@ -190,6 +156,43 @@ pub fn open_at_boot(config: &Config) -> Option<DiskStore> {
     };
     log::info!("storage: recovered last index {last} last term {last_term} hard state {hs}");
     Some(store)
+}
+
+/// Which of the `found` disks holds (or gets) the log; `None` when none
+/// is usable. See the module docs for the order.
+fn choose(config: &Config, expected: Identity, found: &[(NodeDisk, Contents)]) -> Option<usize> {
+    if config.disk != DiskPin::Any {
+        return match found.iter().position(|(d, _)| pinned(&config.disk, d.info())) {
+            Some(at) => Some(at),
+            None => refuse(format_args!(
+                "the config pins disk = {} and no such disk was found (the disks seen are listed above)",
+                config.disk
+            )),
+        };
+    }
+    for (disk, contents) in found {
+        if !matches!(contents, Contents::Continuum(_) | Contents::Blank) {
+            log::warn!(
+                "storage: leaving untouched: {}: it holds {contents}, so it is not this node's. \
+                 To give it to this node, destroying what is on it, set `disk = {}` and \
+                 `format = this-disk` in the node config",
+                disk.info(),
+                pin_text(disk.info())
+            );
+        }
+    }
+    let ours = found
+        .iter()
+        .position(|(_, c)| *c == Contents::Continuum(Some(expected)));
+    let any_log = found
+        .iter()
+        .position(|(_, c)| matches!(c, Contents::Continuum(_)));
+    let blank = found.iter().position(|(_, c)| *c == Contents::Blank);
+    let chosen = ours.or(any_log).or(blank);
+    if chosen.is_none() {
+        log::warn!("storage: no usable disk");
+    }
+    chosen
 }
 
 /// Reports why the disk is refused and halts: a node that runs on a
