@@ -2,8 +2,8 @@
 //! before the heap exists, on bytes that came from outside.
 
 use crate::{
-    Config, DiskPin, FormatPolicy, Ipv4Cidr, LogLevel, Mode, Peer, ELECTION_MS_RANGE, HEAP_MIB_RANGE, HEARTBEAT_MS_RANGE,
-    MAX_CONFIG_BYTES, MAX_PEERS, MAX_SERIAL_BYTES,
+    Config, DiskPin, FormatPolicy, Ipv4Cidr, LogLevel, Mode, Peer, ELECTION_MS_RANGE,
+    HEAP_MIB_RANGE, HEARTBEAT_MS_RANGE, MAX_CONFIG_BYTES, MAX_PEERS, MAX_SERIAL_BYTES,
 };
 use core::fmt;
 

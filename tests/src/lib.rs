@@ -551,7 +551,10 @@ impl VmConfig {
             // (`ide.0` is the chipset's IDE/AHCI bus on both pc and q35).
             None if self.disk.as_ref().is_some_and(|d| d.kind == DiskKind::Ahci) => qemu.args([
                 "-drive",
-                &format!("if=none,id=boot,format=raw,file={},snapshot=on", image.display()),
+                &format!(
+                    "if=none,id=boot,format=raw,file={},snapshot=on",
+                    image.display()
+                ),
                 "-device",
                 "ide-hd,drive=boot,bus=ide.0,bootindex=0",
             ]),
@@ -578,10 +581,9 @@ impl VmConfig {
                         "virtio-blk-pci,drive=disk0,disable-legacy=on"
                     },
                 ]),
-                DiskKind::Nvme => qemu.args([
-                    "-device",
-                    &format!("nvme,serial={DISK_SERIAL},drive=disk0"),
-                ]),
+                DiskKind::Nvme => {
+                    qemu.args(["-device", &format!("nvme,serial={DISK_SERIAL},drive=disk0")])
+                }
                 DiskKind::Ahci => qemu.args([
                     "-device",
                     "ahci,id=ahci0",

@@ -59,7 +59,8 @@ fn each_disk_kind_is_listed_formatted_and_used() {
             "{kind}: a blank disk is formatted:\n{text}"
         );
         assert!(
-            text.contains(&format!("storage: disk {kind} ")) && text.contains("holds nothing (blank)"),
+            text.contains(&format!("storage: disk {kind} "))
+                && text.contains("holds nothing (blank)"),
             "{kind}: every disk is listed with what it holds:\n{text}"
         );
         // What the node wrote is the store's format, at LBA 0.
@@ -105,7 +106,10 @@ fn partitioned_image(path: &std::path::Path) -> Vec<u8> {
     image[510] = 0x55;
     image[511] = 0xaa;
     image[512..520].copy_from_slice(b"EFI PART");
-    for (i, byte) in image[1024 * 1024..1024 * 1024 + 4096].iter_mut().enumerate() {
+    for (i, byte) in image[1024 * 1024..1024 * 1024 + 4096]
+        .iter_mut()
+        .enumerate()
+    {
         *byte = (i * 7 + 3) as u8;
     }
     std::fs::write(path, &image).unwrap();

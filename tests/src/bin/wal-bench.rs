@@ -70,7 +70,9 @@ fn main() {
     while let Some(arg) = args.next() {
         let kind = match (arg.as_str(), args.next()) {
             ("--disk", Some(kind)) => kind.parse::<DiskKind>(),
-            _ => Err(format!("usage: wal-bench [--disk virtio|nvme|ahci]... (got `{arg}`)")),
+            _ => Err(format!(
+                "usage: wal-bench [--disk virtio|nvme|ahci]... (got `{arg}`)"
+            )),
         };
         match kind {
             Ok(kind) => kinds.push(kind),
