@@ -30,7 +30,8 @@
 //! command is submitted (SQ tail doorbell, §3.1.24) and the driver spins on
 //! the next completion entry's phase tag (§4.6: it flips each pass through
 //! the queue) for at most [`ADMIN_TIMEOUT_MS`] / [`IO_TIMEOUT_MS`]; a
-//! timeout is an I/O error with [`TIMEOUT_CODE`]. Controller interrupts are
+//! timeout is an I/O error with [`TIMEOUT_CODE`], and so is every later
+//! command (the lost command could still complete into the queue). Controller interrupts are
 //! masked (INTMS, §3.1.3) and PCI INTx is disabled, so the disk never holds
 //! a shared interrupt line asserted.
 
@@ -77,9 +78,14 @@ const CQ_ENTRY_BYTES: usize = 16;
 pub const ADMIN_TIMEOUT_MS: u64 = 5_000;
 /// Longest wait for a read, write or flush before it is an I/O error.
 pub const IO_TIMEOUT_MS: u64 = 30_000;
-/// [`DeviceError::Io`] code of a command that did not complete in time
-/// (other codes are the NVMe status: SCT << 8 | SC, §4.6.1.2).
+/// [`DeviceError::Io`] code of a command that did not complete in time,
+/// and of every command after it: a controller that lost a command is not
+/// trusted again until reboot (other codes are the NVMe status, SCT << 8 |
+/// SC, §4.6.1.2).
 pub const TIMEOUT_CODE: u32 = 0x1_0000;
+/// Status reported when a completion names another command than the one
+/// in flight (a controller bug); the controller is not used again.
+const STATUS_WRONG_COMPLETION: u16 = 0xffff;
 
 /// Why an NVMe controller could not be brought up.
 #[derive(Debug)]
@@ -207,6 +213,9 @@ pub struct Nvme {
     capacity_blocks: u64,
     max_transfer_bytes: usize,
     next_command_id: u16,
+    /// Set when a command timed out or completed out of turn: the queues no
+    /// longer match the controller's view, so nothing more is submitted.
+    broken: bool,
     /// Data staging buffer, [`MAX_TRANSFER_BYTES`].
     buffer: Dma,
     /// One page of PRP entries for transfers of more than two pages.
@@ -246,6 +255,7 @@ impl Nvme {
             capacity_blocks: 0,
             max_transfer_bytes: MAX_TRANSFER_BYTES,
             next_command_id: 0,
+            broken: false,
             buffer: Dma::alloc(MAX_TRANSFER_BYTES).ok_or(InitError::NoMemory)?,
             prp_list: Dma::alloc(PAGE).ok_or(InitError::NoMemory)?,
             info: DiskInfo {
@@ -395,6 +405,14 @@ impl Nvme {
         timeout_ms: u64,
     ) -> Result<u32, CommandError> {
         let opcode = command[0] as u8;
+        let error = |status| CommandError {
+            opcode,
+            admin,
+            status,
+        };
+        if self.broken {
+            return Err(error(None));
+        }
         let command_id = self.next_command_id;
         self.next_command_id = self.next_command_id.wrapping_add(1);
         command[0] |= u32::from(command_id) << 16;
@@ -417,12 +435,8 @@ impl Nvme {
         let arrived = poll_until(timeout_ms, || {
             (cq.read32(entry + 12) >> 16 & 1 == 1) == phase
         });
-        let error = |status| CommandError {
-            opcode,
-            admin,
-            status,
-        };
         if !arrived {
+            self.broken = true;
             return Err(error(None));
         }
         fence(Ordering::SeqCst);
@@ -434,11 +448,10 @@ impl Nvme {
         }
         regs.write32(DOORBELLS + (2 * qid + 1) * stride, u32::from(queue.cq_head));
         // One command in flight at a time: the completion must be ours.
-        assert_eq!(
-            dw3 & 0xffff,
-            u32::from(command_id),
-            "nvme: completion for another command"
-        );
+        if dw3 & 0xffff != u32::from(command_id) {
+            self.broken = true;
+            return Err(error(Some(STATUS_WRONG_COMPLETION)));
+        }
         // Status field (§4.6.1): SC in bits 24:17, SCT in 27:25.
         let status = ((dw3 >> 17) & 0xff) | ((dw3 >> 25) & 0x7) << 8;
         if status != 0 {
