@@ -228,3 +228,61 @@ fn a_cluster_on_three_kinds_of_disk_moves_money_and_survives_a_leader_kill() {
     nodes.wait_converged(&[1, 2, 3]);
     assert_eq!(nodes.balance(&mut client, old - 1, 10), Some(500));
 }
+
+#[test]
+fn cluster_up_puts_each_node_on_the_disk_kind_asked_for() {
+    // `cluster up --disk nvme` for the cluster, `"disk": "ahci"` for node 1
+    // in cluster.json: node 1 boots on AHCI, node 2 on NVMe.
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let built = std::process::Command::new(cargo)
+        .current_dir(workspace_root())
+        .args(["build", "-p", "continuum-cli"])
+        .status()
+        .expect("cargo runs");
+    assert!(built.success(), "building continuum-cli failed");
+    let binary = workspace_root().join("target/debug/continuum");
+    let dir = std::env::temp_dir().join(format!("ctm-cli-disks-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let images = continuum_tests::images();
+    let images_dir = images.bios.parent().unwrap().to_owned();
+    let run = |args: &[&str]| {
+        let output = std::process::Command::new(&binary)
+            .arg("--dir")
+            .arg(&dir)
+            .args(args)
+            .output()
+            .expect("continuum runs");
+        assert!(
+            output.status.success(),
+            "continuum {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    run(&["cluster", "init", "--nodes", "3", "--seed", "17"]);
+    let facts_path = dir.join("cluster.json");
+    let mut facts: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&facts_path).unwrap()).unwrap();
+    facts["members"][0]["disk"] = "ahci".into();
+    std::fs::write(&facts_path, facts.to_string()).unwrap();
+    let images_arg = images_dir.to_str().unwrap();
+    run(&[
+        "cluster", "up", "--images", images_arg, "--nodes", "2", "--disk", "nvme",
+    ]);
+    let wanted = [(1, "storage: using ahci "), (2, "storage: using nvme ")];
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    let mut missing: Vec<(u8, &str)> = wanted.to_vec();
+    while !missing.is_empty() && std::time::Instant::now() < deadline {
+        missing.retain(|(id, line)| {
+            let log = dir.join(format!("run/node-{id}/console.log"));
+            !std::fs::read_to_string(log).is_ok_and(|text| text.contains(line))
+        });
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    run(&["cluster", "down"]);
+    assert!(
+        missing.is_empty(),
+        "never seen: {missing:?} (in {})",
+        dir.display()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
