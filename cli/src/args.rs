@@ -97,6 +97,10 @@ pub enum ClusterCommand {
         /// Size of each node's disk image, created on first start (MiB, sparse).
         #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(16..=65_536))]
         disk_mib: u64,
+        /// Controller each node's disk sits behind: virtio, nvme or ahci. A
+        /// member's `"disk"` in cluster.json overrides it for that node.
+        #[arg(long, default_value = "virtio")]
+        disk: continuum_tests::DiskKind,
     },
     /// Stop the cluster started by `up` (disks are kept).
     Down,
@@ -346,6 +350,20 @@ mod tests {
             ErrorKind::InvalidSubcommand
         );
         assert!(error(&["--timeout", "0", "cluster", "status"]).contains("0"));
+    }
+
+    #[test]
+    fn cluster_up_takes_a_disk_kind() {
+        use continuum_tests::DiskKind;
+        let disk = |args: &[&str]| match parse(args).unwrap().command {
+            Command::Cluster(ClusterCommand::Up { disk, .. }) => disk,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(disk(&["cluster", "up"]), DiskKind::Virtio);
+        assert_eq!(disk(&["cluster", "up", "--disk", "nvme"]), DiskKind::Nvme);
+        assert_eq!(disk(&["cluster", "up", "--disk", "ahci"]), DiskKind::Ahci);
+        assert!(error(&["cluster", "up", "--disk", "scsi"])
+            .contains("unknown disk kind `scsi` (expected virtio, nvme or ahci)"));
     }
 
     #[test]

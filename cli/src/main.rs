@@ -80,8 +80,10 @@ fn run(cli: Cli) -> Result<(), CliError> {
             foreground,
             images,
             disk_mib,
+            disk,
         }) => {
             let options = supervisor::UpOptions {
+                disk,
                 nodes,
                 images: images
                     .unwrap_or_else(|| continuum_tests::workspace_root().join("target/images")),

@@ -64,6 +64,8 @@ pub struct UpOptions {
     pub nodes: Option<u8>,
     pub images: PathBuf,
     pub disk_mib: u64,
+    /// Disk kind of members whose cluster.json entry names none.
+    pub disk: continuum_tests::DiskKind,
 }
 
 /// Fails if a supervisor of this directory is alive.
@@ -130,6 +132,12 @@ pub fn run_foreground(layout: &Layout, options: &UpOptions, json: bool) -> Resul
     for (i, &id) in members.iter().enumerate() {
         let mut node = NodeLaunch::new(id, layout.node_config(id)?);
         node.boot = i < boot;
+        node.disk_kind = facts
+            .members
+            .iter()
+            .find(|m| m.id == id)
+            .and_then(|m| m.disk)
+            .unwrap_or(options.disk);
         nodes.push(node);
     }
     let run_dir = layout.run_dir();
@@ -329,6 +337,7 @@ pub fn start_background(layout: &Layout, options: &UpOptions, json: bool) -> Res
         .arg(&layout.dir)
         .args(["cluster", "up", "--foreground", "--disk-mib"])
         .arg(options.disk_mib.to_string())
+        .args(["--disk", options.disk.name()])
         .arg("--images")
         .arg(&options.images);
     if let Some(nodes) = options.nodes {

@@ -17,7 +17,7 @@
 //! an interrupt handler) on the one CPU, so it cannot contend; the console
 //! shell and the status server read through it.
 
-use crate::drivers::virtio_blk::VirtioBlk;
+use crate::storage::disk::NodeDisk;
 use crate::storage::DiskStore;
 use crate::time::{self, KernelClock, HLC};
 use alloc::collections::BTreeMap;
@@ -45,7 +45,7 @@ pub const LIMITS: Limits = Limits {
     max_sessions: 16_384,
 };
 
-pub type KernelNode = Node<VirtioBlk, IpEndpoint>;
+pub type KernelNode = Node<NodeDisk, IpEndpoint>;
 /// Envelopes to send: (peer id, encoded envelope).
 pub type Outbox = Vec<(u64, Vec<u8>)>;
 /// Client replies to send: (client address, reply).
@@ -339,7 +339,7 @@ pub fn status_json(out: &mut String) {
 pub const FLUSH_BUCKETS_US: [u64; 8] = [100, 250, 500, 1_000, 2_500, 5_000, 10_000, 50_000];
 static FLUSH_HISTOGRAM: Mutex<([u64; 9], u64, u64)> = Mutex::new(([0; 9], 0, 0));
 
-/// Records one disk flush's latency (called by the virtio-blk driver).
+/// Records one disk flush's latency (called by `storage::disk::NodeDisk`).
 pub fn record_flush(micros: u64) {
     let mut h = FLUSH_HISTOGRAM.lock();
     let bucket = FLUSH_BUCKETS_US

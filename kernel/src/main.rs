@@ -107,7 +107,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
         }
         Mode::WalExercise | Mode::WalBench => {
             let Some(store) = store else {
-                halt_with(format_args!("mode {} needs a virtio-blk disk", config.mode))
+                halt_with(format_args!("mode {} needs a disk", config.mode))
             };
             if config.mode == Mode::WalBench {
                 storage::bench::run_and_exit(store)

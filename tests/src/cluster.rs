@@ -71,6 +71,8 @@ pub struct NodeLaunch {
     pub client_port: u16,
     /// Boot it in [`Cluster::launch`] (otherwise only [`Cluster::start_node`] does).
     pub boot: bool,
+    /// The controller its disk sits behind (when the spec has disks).
+    pub disk_kind: crate::DiskKind,
 }
 
 impl NodeLaunch {
@@ -82,6 +84,7 @@ impl NodeLaunch {
             status_port: free_port(),
             client_port: free_udp_port(),
             boot: true,
+            disk_kind: crate::DiskKind::Virtio,
         }
     }
 }
@@ -426,7 +429,7 @@ impl Cluster {
                     .and_then(|file| file.set_len(mib * 1024 * 1024))
                     .map_err(|e| format!("cannot create disk {}: {e}", disk.display()))?;
             }
-            vm = vm.disk(&disk, crate::DiskCache::Writeback);
+            vm = vm.disk_of(node.disk_kind, &disk, crate::DiskCache::Writeback);
         }
         if let Some(images) = &self.spec.images {
             vm = vm.prebuilt_images(images);

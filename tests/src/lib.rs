@@ -310,11 +310,77 @@ impl DiskCache {
     }
 }
 
-/// A raw image attached as a modern virtio-blk PCI disk.
+/// Which controller a disk image sits behind in the guest.
+///
+/// * `Virtio`: a modern virtio-blk PCI device (`virtio-blk-pci`).
+/// * `Nvme`: an NVMe controller (`-device nvme`) with serial
+///   [`DISK_SERIAL`], one namespace.
+/// * `Ahci`: a SATA disk (`ide-hd`, serial [`DISK_SERIAL`]) on port 0 of
+///   its own AHCI controller (`-device ahci`). On `q35` the chipset's
+///   AHCI controller also exists (holding the boot image); the added one
+///   comes first in PCI order, so `disk = ahci:0` names the test disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DiskKind {
+    #[default]
+    Virtio,
+    Nvme,
+    Ahci,
+}
+
+/// Every disk kind, for tests that run on each.
+pub const DISK_KINDS: [DiskKind; 3] = [DiskKind::Virtio, DiskKind::Nvme, DiskKind::Ahci];
+
+/// The serial number the harness gives NVMe and AHCI test disks.
+pub const DISK_SERIAL: &str = "CONTINUUM-DISK0";
+
+impl DiskKind {
+    /// The `--disk` / cluster-file spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            DiskKind::Virtio => "virtio",
+            DiskKind::Nvme => "nvme",
+            DiskKind::Ahci => "ahci",
+        }
+    }
+
+    /// The node config value (`disk = ...`) that pins the harness's disk
+    /// of this kind.
+    pub fn config_pin(self) -> String {
+        match self {
+            DiskKind::Virtio => "virtio:0".into(),
+            DiskKind::Nvme => format!("nvme:{DISK_SERIAL}"),
+            DiskKind::Ahci => "ahci:0".into(),
+        }
+    }
+}
+
+impl std::fmt::Display for DiskKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for DiskKind {
+    type Err = String;
+    fn from_str(text: &str) -> Result<DiskKind, String> {
+        match text {
+            "virtio" => Ok(DiskKind::Virtio),
+            "nvme" => Ok(DiskKind::Nvme),
+            "ahci" => Ok(DiskKind::Ahci),
+            other => Err(format!(
+                "unknown disk kind `{other}` (expected virtio, nvme or ahci)"
+            )),
+        }
+    }
+}
+
+/// A raw image attached as a disk of [`Disk::kind`].
 #[derive(Clone, Debug)]
 pub struct Disk {
     pub path: PathBuf,
     pub cache: DiskCache,
+    pub kind: DiskKind,
 }
 
 /// Creates (or truncates to) a blank, sparse raw image of `mib` MiB.
@@ -339,7 +405,7 @@ pub struct VmConfig {
     /// Text of the node config passed through fw_cfg; `None` passes none.
     pub node_config: Option<String>,
     pub timeout: Duration,
-    /// A virtio-blk disk, if any.
+    /// A disk (virtio-blk, NVMe or AHCI), if any.
     pub disk: Option<Disk>,
     /// Extra QEMU arguments (NICs, disks), appended in order.
     pub extra_args: Vec<String>,
@@ -412,10 +478,21 @@ impl VmConfig {
         self
     }
     /// Attaches `path` (a raw image) as a virtio-blk disk.
-    pub fn disk(mut self, path: &Path, cache: DiskCache) -> Self {
+    pub fn disk(self, path: &Path, cache: DiskCache) -> Self {
+        self.disk_of(DiskKind::Virtio, path, cache)
+    }
+    /// Attaches `path` (a raw image) as a disk of `kind`.
+    /// `DiskCache::WritethroughNoFlush` models a disk without a flush
+    /// command, which only virtio-blk can be: NVMe and AHCI always offer one.
+    pub fn disk_of(mut self, kind: DiskKind, path: &Path, cache: DiskCache) -> Self {
+        assert!(
+            kind == DiskKind::Virtio || cache != DiskCache::WritethroughNoFlush,
+            "only a virtio-blk disk can be made to lack a flush command"
+        );
         self.disk = Some(Disk {
             path: path.to_owned(),
             cache,
+            kind,
         });
         self
     }
@@ -534,6 +611,18 @@ impl VmConfig {
                 "-device",
                 "usb-storage,bus=xhci.0,drive=stick,bootindex=0",
             ]),
+            // Behind an added AHCI controller the test disk would come
+            // first in the firmware's boot order: pin the image instead
+            // (`ide.0` is the chipset's IDE/AHCI bus on both pc and q35).
+            None if self.disk.as_ref().is_some_and(|d| d.kind == DiskKind::Ahci) => qemu.args([
+                "-drive",
+                &format!(
+                    "if=none,id=boot,format=raw,file={},snapshot=on",
+                    image.display()
+                ),
+                "-device",
+                "ide-hd,drive=boot,bus=ide.0,bootindex=0",
+            ]),
             None => qemu.args([
                 "-drive",
                 &format!("format=raw,file={},snapshot=on", image.display()),
@@ -547,13 +636,26 @@ impl VmConfig {
                     disk.path.display(),
                     disk.cache.qemu_name()
                 ),
-                "-device",
-                if disk.cache == DiskCache::WritethroughNoFlush {
-                    "virtio-blk-pci,drive=disk0,disable-legacy=on,config-wce=off"
-                } else {
-                    "virtio-blk-pci,drive=disk0,disable-legacy=on"
-                },
             ]);
+            match disk.kind {
+                DiskKind::Virtio => qemu.args([
+                    "-device",
+                    if disk.cache == DiskCache::WritethroughNoFlush {
+                        "virtio-blk-pci,drive=disk0,disable-legacy=on,config-wce=off"
+                    } else {
+                        "virtio-blk-pci,drive=disk0,disable-legacy=on"
+                    },
+                ]),
+                DiskKind::Nvme => {
+                    qemu.args(["-device", &format!("nvme,serial={DISK_SERIAL},drive=disk0")])
+                }
+                DiskKind::Ahci => qemu.args([
+                    "-device",
+                    "ahci,id=ahci0",
+                    "-device",
+                    &format!("ide-hd,drive=disk0,bus=ahci0.0,serial={DISK_SERIAL}"),
+                ]),
+            };
         }
         if let Some(text) = &self.node_config {
             let path = dir.join("node.cfg");

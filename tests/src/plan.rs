@@ -309,6 +309,7 @@ impl ClusterPlan {
                     lan_ip: lan_ip(n.id),
                     lan_mac: crate::cluster::mac_text(lan_mac(n.id)),
                     public_key: hex(n.key.verifying_key().as_bytes()),
+                    disk: None,
                 })
                 .collect(),
             operator_key: hex(self.operator.verifying_key().as_bytes()),
@@ -351,6 +352,10 @@ pub struct MemberFacts {
     pub lan_mac: String,
     /// Ed25519 public key (hex).
     pub public_key: String,
+    /// The kind of disk this node boots with under `cluster up` (`virtio`,
+    /// `nvme`, `ahci`); absent: `cluster up --disk` decides (default virtio).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk: Option<crate::DiskKind>,
 }
 
 impl ClusterFacts {
