@@ -233,14 +233,7 @@ fn a_cluster_on_three_kinds_of_disk_moves_money_and_survives_a_leader_kill() {
 fn cluster_up_puts_each_node_on_the_disk_kind_asked_for() {
     // `cluster up --disk nvme` for the cluster, `"disk": "ahci"` for node 1
     // in cluster.json: node 1 boots on AHCI, node 2 on NVMe.
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let built = std::process::Command::new(cargo)
-        .current_dir(workspace_root())
-        .args(["build", "-p", "continuum-cli"])
-        .status()
-        .expect("cargo runs");
-    assert!(built.success(), "building continuum-cli failed");
-    let binary = workspace_root().join("target/debug/continuum");
+    let binary = continuum_tests::cargo_build_bin("continuum-cli", "continuum", false);
     let dir = std::env::temp_dir().join(format!("ctm-cli-disks-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let images = continuum_tests::images();
@@ -258,7 +251,7 @@ fn cluster_up_puts_each_node_on_the_disk_kind_asked_for() {
             String::from_utf8_lossy(&output.stderr)
         );
     };
-    run(&["cluster", "init", "--nodes", "3", "--seed", "17"]);
+    run(&["cluster", "init", "--nodes", "3", "--insecure-test-keys", "17"]);
     let facts_path = dir.join("cluster.json");
     let mut facts: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&facts_path).unwrap()).unwrap();
