@@ -19,6 +19,9 @@
 //!   persist began (the entries of this Ready are not): a commit lost that
 //!   way is learnt again from the leader, whereas a commit beyond the log
 //!   would stop the node from ever starting.
+//! * A commit index on disk beyond the log (written by a build without the
+//!   rule above; the open report prints a WARNING) is clamped to the last
+//!   index in the hard state handed to Raft.
 //! * Witness: recovery tells a corrupt acknowledged record from a torn
 //!   tail only if a flushed slot records the WAL as flushed past it. So a
 //!   hard-state write that follows flushed but unwitnessed records is
@@ -262,12 +265,16 @@ impl<D: BlockDevice> DiskLog<D> {
 
 impl<D: BlockDevice> Storage for DiskLog<D> {
     fn initial_state(&self) -> (HardState, ConfState) {
-        let hs = self.store.borrow().hard_state();
+        let store = self.store.borrow();
+        let hs = store.hard_state();
         (
             HardState {
                 term: hs.term,
                 vote: hs.vote.unwrap_or(NO_NODE),
-                commit: hs.commit,
+                // A slot that reached the disk before its entries (an older
+                // build; the open report prints a WARNING): Raft must not
+                // start with a commit beyond its log.
+                commit: hs.commit.min(store.last_index()),
             },
             ConfState {
                 voters: self.voters.clone(),

@@ -154,12 +154,27 @@ fn transfer(id: u128, from: u128, to: u128, amount: u64) -> Op {
 
 #[derive(Debug)]
 enum Event {
-    Tick { node: u64, epoch: u64 },
-    Deliver { from: u64, to: u64, bytes: Vec<u8> },
+    Tick {
+        node: u64,
+        epoch: u64,
+    },
+    Deliver {
+        from: u64,
+        to: u64,
+        bytes: Vec<u8>,
+    },
     Client,
+    /// A client that was waiting on a restarted node comes back to it.
+    ClientVia {
+        node: u64,
+    },
     Nemesis,
-    Restart { node: u64 },
-    Heal { link: (u64, u64) },
+    Restart {
+        node: u64,
+    },
+    Heal {
+        link: (u64, u64),
+    },
 }
 
 struct SimNode {
@@ -483,6 +498,10 @@ impl Sim {
         let epoch = sim_node.epoch;
         self.log(format!("  node {id}: restarts"));
         self.schedule(1, Event::Tick { node: id, epoch });
+        for _ in 0..3 {
+            let after = self.rng.gen_range(5_000, 80_000);
+            self.schedule(after, Event::ClientVia { node: id });
+        }
         Ok(())
     }
 
@@ -498,6 +517,10 @@ impl Sim {
 
     fn client_action(&mut self) -> Check {
         let via = self.random_node();
+        self.client_action_via(via)
+    }
+
+    fn client_action_via(&mut self, via: u64) -> Check {
         if !self.nodes[(via - 1) as usize].up {
             return Ok(());
         }
@@ -654,6 +677,11 @@ impl Sim {
                         return Err(format!("node {to} halted: {e}"));
                     }
                     self.drive(to)?;
+                }
+            }
+            Event::ClientVia { node } => {
+                if self.faults {
+                    self.client_action_via(node)?;
                 }
             }
             Event::Client => {

@@ -12,8 +12,8 @@
 //!    number is current.
 //! 4. Scan the WAL (`recovery.rs`): refuse on mid-log corruption, drop a
 //!    torn tail.
-//! 5. Clamp a commit index beyond the recovered log (reported loudly).
-//!    Bump the WAL generation in a new slot write and flush, so nothing
+//! 5. Report a commit index beyond the recovered log (loudly; Raft's
+//!    adapter must clamp it). Bump the WAL generation in a new slot write and flush, so nothing
 //!    past the recovered end can ever be read as a continuation.
 
 use crate::device::{BlockDevice, BLOCK_SIZE};
@@ -242,13 +242,10 @@ impl<D: BlockDevice> Store<D> {
         // A commit index beyond the log can only come from a slot that
         // reached the media before the entries it covers (a writer that
         // broke the ordering rule, or an older build). Raft cannot start
-        // with it; the entries are re-learnt from the leader.
-        let mut hard_state = slot.hard_state;
-        let commit_clamped = (hard_state.commit > last_index).then(|| {
-            let on_disk = hard_state.commit;
-            hard_state.commit = last_index;
-            on_disk
-        });
+        // with it: reported loudly; the Raft adapter clamps it (the store
+        // keeps the hard state opaque).
+        let hard_state = slot.hard_state;
+        let commit_clamped = (hard_state.commit > last_index).then_some(hard_state.commit);
         // Step 5: everything past the recovered end is dead from now on.
         let bumped = SlotState {
             seq: slot.seq.saturating_add(1),

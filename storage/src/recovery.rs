@@ -29,8 +29,8 @@
 //! records exist, so it can close the window by flushing its next
 //! hard-state write (the node's `DiskLog` does).
 //!
-//! A slot whose commit index exceeds the recovered log is clamped by
-//! `open` and reported ([`RecoveryReport::commit_clamped`]).
+//! A slot whose commit index exceeds the recovered log is reported
+//! ([`RecoveryReport::commit_clamped`]) for the Raft adapter to clamp.
 
 use alloc::vec::Vec;
 use core::fmt;
@@ -349,11 +349,12 @@ pub struct RecoveryReport {
     /// A superblock copy was invalid or stale and has been rewritten
     /// (which copy, and what was wrong with it).
     pub superblock_repaired: Option<(usize, crate::layout::SuperblockDefect)>,
-    /// The hard state recovered (commit clamped to `last_index`).
+    /// The hard state recovered.
     pub hard_state: crate::hard_state::HardState,
-    /// The slot's commit index, when it exceeded the recovered log and was
-    /// clamped to `last_index` (the slot had reached the media before the
-    /// entries it covers).
+    /// The slot's commit index, when it exceeds the recovered log (the
+    /// slot reached the media before the entries it covers). The store
+    /// keeps it as written; a Raft adapter must clamp it to `last_index`
+    /// (the node's `DiskLog` does).
     pub commit_clamped: Option<u64>,
     /// The hard-state slot not chosen was unreadable (a torn update).
     pub slot_defect: Option<crate::hard_state::SlotDefect>,
@@ -397,7 +398,7 @@ impl fmt::Display for RecoveryReport {
         if let Some(on_disk) = self.commit_clamped {
             writeln!(
                 f,
-                "storage: WARNING: hard state commit {on_disk} is beyond the last durable index {}; clamped to {} (the slot reached the disk before its entries)",
+                "storage: WARNING: hard state commit {on_disk} is beyond the last durable index {}; Raft starts from commit {} (the slot reached the disk before its entries)",
                 self.last_index, self.last_index
             )?;
         }
