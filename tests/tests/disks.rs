@@ -251,7 +251,14 @@ fn cluster_up_puts_each_node_on_the_disk_kind_asked_for() {
             String::from_utf8_lossy(&output.stderr)
         );
     };
-    run(&["cluster", "init", "--nodes", "3", "--insecure-test-keys", "17"]);
+    run(&[
+        "cluster",
+        "init",
+        "--nodes",
+        "3",
+        "--insecure-test-keys",
+        "17",
+    ]);
     let facts_path = dir.join("cluster.json");
     let mut facts: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&facts_path).unwrap()).unwrap();
