@@ -130,6 +130,13 @@ pub struct TransferArgs {
     /// fields never moves the money twice.
     #[arg(long, value_parser = parse_u128)]
     pub id: Option<u128>,
+    /// When the transfer stops being valid, in cluster HLC milliseconds
+    /// since the Unix epoch (default: now + 9.5 min, inside the cluster's
+    /// 10-minute maximum window). Applied later it is refused `expired`,
+    /// and after it the cluster forgets the id. To re-run a transfer whose
+    /// outcome is unknown, pass the same --id and --expires-at (printed).
+    #[arg(long)]
+    pub expires_at: Option<u64>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -257,7 +264,10 @@ mod tests {
         assert!(cli.json);
         match cli.command {
             Command::Transfer(t) => {
-                assert_eq!((t.from, t.to, t.amount, t.id), (10, 11, 250, None))
+                assert_eq!(
+                    (t.from, t.to, t.amount, t.id, t.expires_at),
+                    (10, 11, 250, None, None)
+                )
             }
             other => panic!("{other:?}"),
         }

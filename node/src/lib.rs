@@ -20,7 +20,9 @@
 //! and either proposes it (leader) or forwards it to the leader in a
 //! [`Body::Forward`] (follower: atomic broadcast, any node accepts). The
 //! leader stamps its HLC and proposes `origin | tag | hlc | command`
-//! ([`EntryHeader`]). Every node applies committed entries in log order;
+//! ([`EntryHeader`]); that HLC's milliseconds are the bank's log time for
+//! the entry (expiry of signed commands, `continuum_bank::Ledger::apply`).
+//! Every node applies committed entries in log order;
 //! the origin node, on applying its own tagged entry, answers the client
 //! with the bank outcomes, the entry's index, term and HLC, and the receipt
 //! chain head. A request not answered within `request_timeout_ticks` gets
@@ -56,7 +58,7 @@ pub mod wire;
 
 pub use disk_log::{DiskLog, PersistError, ENTRY_CACHE_BYTES};
 pub use node::{
-    Hex, Metrics, Node, NodeConfig, NodeError, CHECKPOINTS_KEPT, CHECKPOINT_EVERY,
+    transfer_answer, Hex, Metrics, Node, NodeConfig, NodeError, CHECKPOINTS_KEPT, CHECKPOINT_EVERY,
     MAX_APPEND_BYTES, MAX_COMMAND_BYTES,
 };
 pub use wire::{Body, EntryHeader, Envelope, WireError};
