@@ -90,10 +90,14 @@ pub mod read_only;
 mod ready;
 mod replication;
 pub mod rng;
+mod snapshot;
 pub mod storage;
 
 pub use client::{ProposeError, ReadIndexError, TransferError};
-pub use codec::{check_decode_canonical, DecodeError, MAX_ENTRIES_PER_MESSAGE, MAX_MESSAGE_BYTES};
+pub use codec::{
+    check_decode_canonical, DecodeError, MAX_ENTRIES_PER_MESSAGE, MAX_MESSAGE_BYTES,
+    MAX_SNAPSHOT_CHUNK_BYTES,
+};
 pub use config::{Config, ConfigError, ReadOnlyOption, MAX_ENTRY_DATA_BYTES};
 pub use entry::{compute_chain_hash, ChainHash, Entry, EntryKind, GENESIS_CHAIN_HASH};
 pub use message::{Message, MessageBody};
@@ -102,7 +106,10 @@ pub use raft::{Raft, Role, SoftState, Stats, StepError};
 pub use read_only::ReadState;
 pub use ready::Ready;
 pub use rng::SplitMix64;
-pub use storage::{ConfState, HardState, MemStorage, SnapshotMetadata, Storage, StorageError};
+pub use snapshot::snapshot_digest;
+pub use storage::{
+    ConfState, HardState, MemStorage, Snapshot, SnapshotMetadata, Storage, StorageError,
+};
 
 /// Identifier of a cluster member. Non-zero.
 pub type NodeId = u64;
