@@ -111,7 +111,7 @@ fn lost_chunks_are_resent_and_the_transfer_resumes() {
         match m.body {
             MessageBody::InstallSnapshot { .. } | MessageBody::InstallSnapshotResponse { .. } => {
                 *n += 1;
-                *n % 3 != 0
+                !(*n).is_multiple_of(3)
             }
             _ => true,
         }
@@ -144,7 +144,7 @@ fn a_follower_restarting_mid_install_keeps_its_old_state() {
     net.heal();
     net.tick_all(5);
     assert!(*chunks.borrow() >= 2);
-    assert!(net.installed.get(&3).is_none());
+    assert!(!net.installed.contains_key(&3));
     // Crash and restart node 3: its storage never saw the partial snapshot.
     let storage = net.nodes.remove(&3).unwrap().into_storage();
     assert_eq!(storage.first_index(), 1, "old state: the full, short log");
@@ -219,7 +219,7 @@ fn a_corrupt_chunk_is_refused() {
     });
     net.heal();
     net.tick_all(20);
-    assert!(net.installed.get(&3).is_none());
+    assert!(!net.installed.contains_key(&3));
     assert!(net.node(3).stats().ignored_messages > 0);
     assert!(net.node(3).last_index() < net.node(1).last_index());
 }

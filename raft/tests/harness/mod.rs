@@ -9,6 +9,9 @@ use continuum_raft::{
 };
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
+/// Decides per message whether it is delivered (false: lost).
+pub type DeliverFilter = Box<dyn FnMut(&Message) -> bool>;
+
 pub struct Net {
     pub nodes: BTreeMap<NodeId, Raft<MemStorage>>,
     pub cut: BTreeSet<(NodeId, NodeId)>,
@@ -19,7 +22,7 @@ pub struct Net {
     /// Rewrites messages in flight (e.g. strips entries), when set.
     pub rewrite: Option<fn(&mut Message)>,
     /// Decides per message whether it is delivered (false: lost), when set.
-    pub deliver: Option<Box<dyn FnMut(&Message) -> bool>>,
+    pub deliver: Option<DeliverFilter>,
     /// Snapshots each node installed from a Ready, in order.
     pub installed: BTreeMap<NodeId, Vec<Snapshot>>,
 }
