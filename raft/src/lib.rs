@@ -22,6 +22,9 @@
 //!     // Message::decode; node.propose(bytes) on the leader; node.read_index(id).
 //!     while node.has_ready() {
 //!         let ready = node.ready();
+//!         // 0. a follower may get a snapshot (InstallSnapshot): install it in
+//!         //    storage and restore the application from it, before the rest.
+//!         if let Some(snapshot) = ready.snapshot { node.storage_mut().apply_snapshot(snapshot); }
 //!         // 1. persist (truncate at ready.truncate_from, append ready.entries,
 //!         //    store ready.hard_state), then flush.
 //!         if let Some(hs) = ready.hard_state { node.storage_mut().set_hard_state(hs); }
@@ -53,10 +56,13 @@
 //! leader no-op on election (§8), probe/replicate flow control with a
 //! bounded pipeline (thesis §10.2.2), ReadIndex and opt-in, drift-bounded
 //! lease reads (thesis §6.4, see [`read_only`]), leadership transfer (thesis §3.10), and a SHA-256 hash
-//! chain over the log verified by followers ([`entry`]). Snapshots
-//! (InstallSnapshot, §7) and membership changes (§6) are a later issue; the
-//! storage offset ([`Storage::first_index`]), [`ConfState`] and
-//! [`SnapshotMetadata`] are shaped for them.
+//! chain over the log verified by followers ([`entry`]). Log compaction and
+//! InstallSnapshot (§7): the application compacts storage into a
+//! [`Snapshot`] of its state ([`MemStorage::compact`]); a leader whose
+//! follower needs a compacted entry sends that snapshot in verified,
+//! resumable chunks (`snapshot.rs`), and the follower's Ready carries it.
+//! Membership changes (§6) are not implemented; [`ConfState`] is shaped
+//! for them.
 //!
 //! # Identifiers and randomness
 //!
