@@ -43,11 +43,17 @@ pub enum Command {
         #[arg(value_parser = parse_u128)]
         account: u128,
     },
-    /// Whether a transfer applied, and at which log index.
+    /// Whether a transfer applied or was rejected, and at which log index;
+    /// with --expires-at, also whether it expired from the dedup window.
     Outcome {
         /// Transfer id (as printed by `transfer`).
         #[arg(value_parser = parse_u128)]
         transfer_id: u128,
+        /// The transfer's expires_at (as printed by `transfer --json`): if
+        /// the cluster has no decision and its log time is past it, the
+        /// transfer expired from the dedup window and can never apply.
+        #[arg(long)]
+        expires_at: Option<u64>,
     },
     /// A live table of the nodes (role, term, leader, commit/applied, chain head), every second until Ctrl-C.
     Watch {
@@ -252,6 +258,33 @@ mod tests {
 
     fn error(args: &[&str]) -> String {
         parse(args).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn outcome_and_transfer_take_an_expiry() {
+        let cli = parse(&["--dir", "x", "outcome", "5", "--expires-at", "9"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Outcome {
+                transfer_id: 5,
+                expires_at: Some(9)
+            }
+        ));
+        let cli = parse(&[
+            "--dir",
+            "x",
+            "transfer",
+            "--from",
+            "1",
+            "--to",
+            "2",
+            "--amount",
+            "3",
+            "--expires-at",
+            "77",
+        ])
+        .unwrap();
+        assert!(matches!(cli.command, Command::Transfer(t) if t.expires_at == Some(77)));
     }
 
     #[test]

@@ -266,10 +266,11 @@ pub fn balance(
     }
 }
 
-/// `outcome <transfer id>`.
+/// `outcome <transfer id> [--expires-at MS]`.
 pub fn outcome(
     layout: &Layout,
     transfer_id: u128,
+    expires_at: Option<u64>,
     timeout: Duration,
     json: bool,
 ) -> Result<(), CliError> {
@@ -284,7 +285,11 @@ pub fn outcome(
                 outcome_code,
             } => ("rejected", Some(index), Some(outcome_code), None),
             TransferAnswer::NotDecided { log_time_ms } => {
-                ("not_decided", None, None, Some(log_time_ms))
+                if expires_at.is_some_and(|e| read.value.expired(e)) {
+                    ("expired", None, None, Some(log_time_ms))
+                } else {
+                    ("not_decided", None, None, Some(log_time_ms))
+                }
             }
         };
         println!(
@@ -305,10 +310,19 @@ pub fn outcome(
                 .map_or_else(|| format!("outcome code {outcome_code}"), |o| o.to_string());
             println!("transfer {transfer_id}: rejected at index {index}: {why} (it can never apply)")
         }
-        TransferAnswer::NotDecided { log_time_ms } => println!(
-            "transfer {transfer_id}: no decision in the dedup window (as of index {}, log time {log_time_ms} ms): if its expires_at is below {log_time_ms} it expired from the dedup window and can never apply; otherwise it was not submitted or not yet applied",
-            p.index
-        ),
+        TransferAnswer::NotDecided { log_time_ms } => match expires_at {
+            Some(e) if read.value.expired(e) => println!(
+                "transfer {transfer_id}: expired from the dedup window (log time {log_time_ms} ms is past its expires_at {e}): it did not apply and never can"
+            ),
+            Some(e) => println!(
+                "transfer {transfer_id}: not applied yet (as of index {}, log time {log_time_ms} ms); it may still apply until {e}",
+                p.index
+            ),
+            None => println!(
+                "transfer {transfer_id}: no decision in the dedup window (as of index {}, log time {log_time_ms} ms): if its expires_at is below {log_time_ms} it expired from the dedup window and can never apply; otherwise it was not submitted or not yet applied",
+                p.index
+            ),
+        },
     }
     Ok(())
 }

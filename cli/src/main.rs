@@ -110,7 +110,10 @@ fn run(cli: Cli) -> Result<(), CliError> {
             ledger::transfer(&layout, what, timeout, json)
         }
         Command::Balance { account } => ledger::balance(&layout, account, timeout, json),
-        Command::Outcome { transfer_id } => ledger::outcome(&layout, transfer_id, timeout, json),
+        Command::Outcome {
+            transfer_id,
+            expires_at,
+        } => ledger::outcome(&layout, transfer_id, expires_at, timeout, json),
         Command::Watch { count } => watch(&layout, count, json),
         Command::Nemesis(command) => nemesis::run(&layout, &command, json),
     }
