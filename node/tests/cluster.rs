@@ -737,6 +737,7 @@ fn only_new_entries_terms_and_votes_cost_a_flush_not_a_moved_commit_index() {
     };
     let ready = |hard_state, entries| Ready {
         soft_state: None,
+        snapshot: None,
         hard_state,
         entries,
         truncate_from: None,
