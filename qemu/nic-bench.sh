@@ -14,6 +14,8 @@ done
 
 qemu/build.sh >/dev/null
 cargo build --release -q -p continuum-fabric
+. qemu/lib.sh
+fabric_bin=$(cargo_target_dir)/release/continuum-fabric
 run_dir=$(mktemp -d "${TMPDIR:-/tmp}/continuum-nic-bench.XXXXXX")
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$run_dir"' EXIT
 
@@ -35,7 +37,7 @@ run() {
     virtio) device="virtio-net-pci,disable-legacy=on" ;;
     *) device=$model ;;
   esac
-  ./target/release/continuum-fabric --dir "$dir" --nodes 2 >"$dir/fabric.log" 2>&1 &
+  "$fabric_bin" --dir "$dir" --nodes 2 >"$dir/fabric.log" 2>&1 &
   local fabric=$!
   for _ in $(seq 50); do [ -S "$dir/switch-2.sock" ] && break; sleep 0.1; done
   for id in 1 2; do

@@ -128,7 +128,8 @@ dir=${dir:-target/cluster-$nodes}
 qemu/setup.sh
 qemu/build.sh
 cargo build -p continuum-cli
-cli=target/debug/continuum
+. qemu/lib.sh
+cli=$(cargo_target_dir)/debug/continuum
 continuum() { "$cli" --dir "$dir" "$@"; }
 
 if [ ! -f "$dir/cluster.json" ]; then

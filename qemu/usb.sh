@@ -51,9 +51,8 @@ else
 fi
 
 qemu/setup.sh
-cargo build --release --manifest-path kernel/Cargo.toml
-cargo build --release -p continuum-boot
-report=$(./target/release/continuum-boot "${tool_args[@]}")
+qemu/build.sh >/dev/null
+report=$(cargo run --release -q -p continuum-boot -- "${tool_args[@]}")
 echo "$report"
 [ "$boot" = yes ] || exit 0
 

@@ -201,3 +201,17 @@ pub fn apply_script(data: &[u8]) {
     let restored = Ledger::restore(&snap).expect("own snapshot restores");
     assert_eq!(restored.snapshot(), snap);
 }
+
+/// Restores arbitrary bytes as a snapshot: never panics, and whatever
+/// restores is canonical (its own snapshot is exactly the input) and
+/// satisfies the ledger invariants. Panics on any violation.
+pub fn restore_snapshot(bytes: &[u8]) {
+    if let Ok(ledger) = Ledger::restore(bytes) {
+        ledger.assert_invariants();
+        assert_eq!(
+            ledger.snapshot(),
+            bytes,
+            "snapshot encoding is not canonical"
+        );
+    }
+}

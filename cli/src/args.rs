@@ -73,10 +73,12 @@ pub enum ClusterCommand {
         /// Number of nodes.
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=9))]
         nodes: u8,
-        /// Derive every key and the cluster id from this seed (reproducible
-        /// clusters for tests); default: random keys.
-        #[arg(long)]
-        seed: Option<u64>,
+        /// INSECURE, for tests only: derive every key and the cluster id
+        /// from SEED (reproducible clusters). Anyone can recover the seed
+        /// from the public cluster id and then holds every key; `cluster up`
+        /// warns on every start. Default: random keys.
+        #[arg(long = "insecure-test-keys", value_name = "SEED")]
+        insecure_test_keys: Option<u64>,
         /// Money in the reserve account at genesis.
         #[arg(long, default_value_t = continuum_tests::plan::DEFAULT_SUPPLY, value_parser = clap::value_parser!(u64).range(1..))]
         supply: u64,
@@ -101,6 +103,10 @@ pub enum ClusterCommand {
         /// Size of each node's disk image, created on first start (MiB, sparse).
         #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(16..=65_536))]
         disk_mib: u64,
+        /// Controller each node's disk sits behind: virtio, nvme or ahci. A
+        /// member's `"disk"` in cluster.json overrides it for that node.
+        #[arg(long, default_value = "virtio")]
+        disk: continuum_tests::DiskKind,
     },
     /// Stop the cluster started by `up` (disks are kept).
     Down,
@@ -305,17 +311,26 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let cli = parse(&[
-            "--dir", "x", "cluster", "init", "--nodes", "5", "--seed", "42",
+            "--dir",
+            "x",
+            "cluster",
+            "init",
+            "--nodes",
+            "5",
+            "--insecure-test-keys",
+            "42",
         ])
         .unwrap();
         assert!(matches!(
             cli.command,
             Command::Cluster(ClusterCommand::Init {
                 nodes: 5,
-                seed: Some(42),
+                insecure_test_keys: Some(42),
                 ..
             })
         ));
+        // The old spelling is gone: seeded keys must be asked for by name.
+        assert!(parse(&["cluster", "init", "--seed", "42"]).is_err());
         let cli = parse(&["balance", "340282366920938463463374607431768211455"]).unwrap();
         assert!(matches!(cli.command, Command::Balance { account } if account == u128::MAX));
         let cli = parse(&["nemesis", "partition", "--groups", "1,2/3"]).unwrap();
@@ -378,6 +393,20 @@ mod tests {
             ErrorKind::InvalidSubcommand
         );
         assert!(error(&["--timeout", "0", "cluster", "status"]).contains("0"));
+    }
+
+    #[test]
+    fn cluster_up_takes_a_disk_kind() {
+        use continuum_tests::DiskKind;
+        let disk = |args: &[&str]| match parse(args).unwrap().command {
+            Command::Cluster(ClusterCommand::Up { disk, .. }) => disk,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(disk(&["cluster", "up"]), DiskKind::Virtio);
+        assert_eq!(disk(&["cluster", "up", "--disk", "nvme"]), DiskKind::Nvme);
+        assert_eq!(disk(&["cluster", "up", "--disk", "ahci"]), DiskKind::Ahci);
+        assert!(error(&["cluster", "up", "--disk", "scsi"])
+            .contains("unknown disk kind `scsi` (expected virtio, nvme or ahci)"));
     }
 
     #[test]

@@ -76,6 +76,7 @@ impl CliError {
             CliError::Client(ClientError::Unreachable { .. }) => "unreachable",
             CliError::Client(ClientError::Unavailable { .. }) => "unavailable",
             CliError::Client(ClientError::OutcomeUnknown { .. }) => "outcome_unknown",
+            CliError::Client(ClientError::BadSignature { .. }) => "bad_signature",
             CliError::Client(_) => "client",
             CliError::Io { .. } => "io",
             CliError::Other(_) => "error",

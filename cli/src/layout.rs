@@ -97,8 +97,12 @@ pub fn write_secret(path: &Path, text: &str) -> Result<(), CliError> {
         .map_err(CliError::io_path("write", path))
 }
 
-/// Reads a key file.
+/// Reads a key file; refuses one that group or others can read.
 pub fn read_key(path: &Path) -> Result<SigningKey, CliError> {
+    continuum_tests::private::check_private(path).map_err(|why| CliError::BadKeyFile {
+        path: path.to_owned(),
+        why,
+    })?;
     let text = std::fs::read_to_string(path).map_err(CliError::io_path("read", path))?;
     let seed = parse_hex32(&text).ok_or_else(|| CliError::BadKeyFile {
         path: path.to_owned(),
@@ -214,9 +218,14 @@ impl Layout {
         })
     }
 
-    /// A node's config text.
+    /// A node's config text (it holds the node's secret key: refused if
+    /// group or others can read it).
     pub fn node_config(&self, id: u8) -> Result<String, CliError> {
         let path = self.node_config_path(id);
+        continuum_tests::private::check_private(&path).map_err(|why| CliError::BadKeyFile {
+            path: path.clone(),
+            why,
+        })?;
         std::fs::read_to_string(&path).map_err(CliError::io_path("read", &path))
     }
 
@@ -370,6 +379,25 @@ mod tests {
         std::fs::write(&path, "not a key").unwrap();
         let bad = layout.signing_key(&facts, 10).unwrap_err().to_string();
         assert!(bad.contains("64 hex digits"), "{bad}");
+        // Secrets that others can read are refused, with the fix.
+        for secret in [layout.operator_key_path(), layout.node_config_path(2)] {
+            std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o640)).unwrap();
+        }
+        let open = layout.operator_key(&facts).unwrap_err().to_string();
+        assert!(
+            open.contains(&format!(
+                "chmod 600 {}",
+                layout.operator_key_path().display()
+            )),
+            "{open}"
+        );
+        let open = layout.node_config(2).unwrap_err().to_string();
+        assert!(open.contains("chmod 600"), "{open}");
+        let keys_mode = std::fs::metadata(layout.keys_dir())
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(keys_mode & 0o777, 0o700);
         let _ = std::fs::remove_dir_all(&layout.dir);
     }
 

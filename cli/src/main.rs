@@ -62,7 +62,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Cluster(ClusterCommand::Init {
             nodes,
-            seed,
+            insecure_test_keys: seed,
             supply,
             election_ms,
             heartbeat_ms,
@@ -80,13 +80,18 @@ fn run(cli: Cli) -> Result<(), CliError> {
             foreground,
             images,
             disk_mib,
+            disk,
         }) => {
             let options = supervisor::UpOptions {
+                disk,
                 nodes,
                 images: images
                     .unwrap_or_else(|| continuum_tests::workspace_root().join("target/images")),
                 disk_mib,
             };
+            if layout.facts()?.insecure_test_keys {
+                eprintln!("{INSECURE_KEYS_WARNING}");
+            }
             if foreground {
                 supervisor::run_foreground(&layout, &options, json)
             } else {
@@ -119,6 +124,10 @@ fn run(cli: Cli) -> Result<(), CliError> {
     }
 }
 
+/// Printed by `cluster up` (every start) and `cluster init` for a cluster
+/// made with `--insecure-test-keys`.
+pub const INSECURE_KEYS_WARNING: &str = "continuum: WARNING: this cluster's keys were derived from a seed (--insecure-test-keys): anyone who knows or guesses the seed (the public cluster id gives it away) holds the operator and node keys. Use it for tests only; `cluster init` without the flag makes random keys.";
+
 fn init(
     layout: &Layout,
     nodes: u8,
@@ -141,6 +150,9 @@ fn init(
         .map_err(|e| CliError::Other(e.to_string()))?;
     layout.init(&plan)?;
     let facts = plan.facts();
+    if facts.insecure_test_keys {
+        eprintln!("{INSECURE_KEYS_WARNING}");
+    }
     if json {
         println!("{}", json!({"dir": layout.dir, "cluster": facts}));
         return Ok(());

@@ -64,6 +64,8 @@ pub struct UpOptions {
     pub nodes: Option<u8>,
     pub images: PathBuf,
     pub disk_mib: u64,
+    /// Disk kind of members whose cluster.json entry names none.
+    pub disk: continuum_tests::DiskKind,
 }
 
 /// Fails if a supervisor of this directory is alive.
@@ -130,6 +132,12 @@ pub fn run_foreground(layout: &Layout, options: &UpOptions, json: bool) -> Resul
     for (i, &id) in members.iter().enumerate() {
         let mut node = NodeLaunch::new(id, layout.node_config(id)?);
         node.boot = i < boot;
+        node.disk_kind = facts
+            .members
+            .iter()
+            .find(|m| m.id == id)
+            .and_then(|m| m.disk)
+            .unwrap_or(options.disk);
         nodes.push(node);
     }
     let run_dir = layout.run_dir();
@@ -152,6 +160,9 @@ pub fn run_foreground(layout: &Layout, options: &UpOptions, json: bool) -> Resul
     let _ = std::fs::remove_file(&control_path);
     let listener =
         UnixListener::bind(&control_path).map_err(CliError::io_path("listen on", &control_path))?;
+    // It kills, restarts and pauses nodes: owner only (run/ is 0700 too).
+    continuum_tests::private::restrict(&control_path)
+        .map_err(CliError::io_path("restrict", &control_path))?;
     listener
         .set_nonblocking(true)
         .map_err(CliError::io_path("configure", &control_path))?;
@@ -312,7 +323,8 @@ pub fn start_background(layout: &Layout, options: &UpOptions, json: bool) -> Res
     check_not_running(layout)?;
     continuum_tests::prebuilt_images(&options.images).map_err(CliError::Other)?;
     let run_dir = layout.run_dir();
-    std::fs::create_dir_all(&run_dir).map_err(CliError::io_path("create", &run_dir))?;
+    continuum_tests::private::create_private_dir(&run_dir)
+        .map_err(CliError::io_path("create", &run_dir))?;
     let log_path = layout.supervisor_log_path();
     let log = std::fs::File::create(&log_path).map_err(CliError::io_path("create", &log_path))?;
     let log_err = log
@@ -325,6 +337,7 @@ pub fn start_background(layout: &Layout, options: &UpOptions, json: bool) -> Res
         .arg(&layout.dir)
         .args(["cluster", "up", "--foreground", "--disk-mib"])
         .arg(options.disk_mib.to_string())
+        .args(["--disk", options.disk.name()])
         .arg("--images")
         .arg(&options.images);
     if let Some(nodes) = options.nodes {

@@ -22,6 +22,8 @@
 //! log_level  = info
 //! mode       = node   # or selftest, wal-exercise, wal-bench, net-bench, ...
 //! unsafe_no_flush = false
+//! disk       = nvme:S3EVNX0K123456   # or ahci:<port>, virtio:<n>; default: any
+//! format     = blank-only            # or this-disk (needs `disk`)
 //! # networking (see the field docs)
 //! secret_key = 9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60
 //! lan_ip     = 10.7.0.1/24
@@ -43,6 +45,7 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+pub mod fuzz_check;
 mod parse;
 pub mod ramdisk;
 
@@ -78,15 +81,15 @@ pub enum Mode {
     /// Touch an unmapped address on purpose, to prove that a page fault is
     /// reported (address, error code) and turned into an exit code, not a hang.
     SelfTestPageFault,
-    /// Storage exercise (until Raft drives the log): append entries with
+    /// Storage exercise, without Raft: append entries with
     /// deterministic payloads in batches forever, printing
     /// `wal: acked through index N term T` only after the batch's flush
     /// returned, and persist a changing hard state (term, vote), printed
-    /// after its flush. Needs a virtio-blk disk. Used by the kill -9 tests.
+    /// after its flush. Needs a disk. Used by the kill -9 tests.
     WalExercise,
     /// Storage benchmark: appends/s and flush latency p50/p99 for batch
     /// sizes 1, 16 and 256 on the attached disk, printed as a table; then
-    /// exits QEMU through `isa-debug-exit`. Needs a virtio-blk disk.
+    /// exits QEMU through `isa-debug-exit`. Needs a disk.
     WalBench,
     /// Run as a node, and if this is the lowest node id, measure round
     /// trips and message rate of authenticated peer messages to the next
@@ -106,6 +109,73 @@ pub const HEARTBEAT_MS_RANGE: core::ops::RangeInclusive<u32> = 10..=10_000;
 /// Most peers a node can have (a 9-node cluster); bounds the fixed table
 /// the parser fills without a heap.
 pub const MAX_PEERS: usize = 8;
+
+/// Longest NVMe serial number (Identify Controller bytes 4..24).
+pub const MAX_SERIAL_BYTES: usize = 20;
+
+/// Which disk holds this node's log (`disk = ...`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DiskPin {
+    /// The first usable disk in PCI order (one holding this node's log,
+    /// else the first blank one). The default.
+    Any,
+    /// The `n`-th virtio-blk disk in PCI order, from 0 (`virtio:<n>`).
+    Virtio { index: u8 },
+    /// The NVMe disk with this serial number (`nvme:<serial>`), as the
+    /// console lists it; ASCII without blanks, at most
+    /// [`MAX_SERIAL_BYTES`].
+    Nvme {
+        serial: [u8; MAX_SERIAL_BYTES],
+        len: u8,
+    },
+    /// The SATA disk on this port of the first AHCI controller (PCI order)
+    /// that has a disk on that port (`ahci:<port>`, 0..=31).
+    Ahci { port: u8 },
+}
+
+impl DiskPin {
+    /// The serial of an `nvme:` pin.
+    pub fn nvme_serial(&self) -> Option<&str> {
+        match self {
+            DiskPin::Nvme { serial, len } => {
+                core::str::from_utf8(&serial[..usize::from(*len)]).ok()
+            }
+            _ => None,
+        }
+    }
+}
+
+impl core::fmt::Display for DiskPin {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            DiskPin::Any => f.write_str("any"),
+            DiskPin::Virtio { index } => write!(f, "virtio:{index}"),
+            DiskPin::Nvme { .. } => write!(f, "nvme:{}", self.nvme_serial().unwrap_or("?")),
+            DiskPin::Ahci { port } => write!(f, "ahci:{port}"),
+        }
+    }
+}
+
+/// What the node may format (`format = ...`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FormatPolicy {
+    /// Format only a disk whose first and last MiB are all zeros. The default.
+    BlankOnly,
+    /// Also format the disk `disk` names when it holds something that is
+    /// not a Continuum log (a partition table, a filesystem): its contents
+    /// are destroyed. A Continuum log of another node or cluster is still
+    /// refused. Needs `disk` set to a specific disk.
+    ThisDisk,
+}
+
+impl core::fmt::Display for FormatPolicy {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            FormatPolicy::BlankOnly => "blank-only",
+            FormatPolicy::ThisDisk => "this-disk",
+        })
+    }
+}
 
 /// An IPv4 address with its prefix length, as in `10.7.0.1/24`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -142,11 +212,18 @@ pub struct Config {
     pub log_level: LogLevel,
     /// What to do after boot. Default [`Mode::Node`].
     pub mode: Mode,
-    /// Accept a virtio-blk disk without a cache-flush command
-    /// (`VIRTIO_BLK_F_FLUSH`). Default `false`: such a disk is refused,
+    /// Accept a disk that has a volatile write cache but no cache-flush
+    /// command (virtio-blk without `VIRTIO_BLK_F_FLUSH`, a SATA disk with
+    /// its write cache on and no FLUSH CACHE EXT). Default `false`: such a disk is refused,
     /// because nothing written to it is ever known to be durable. Only for
     /// benchmarks; with it set, an acknowledged entry can be lost.
     pub unsafe_no_flush: bool,
+    /// Which disk holds the log. Default [`DiskPin::Any`]; pin one on a
+    /// machine with several disks, or to let `format = this-disk` act.
+    pub disk: DiskPin,
+    /// What the node may format. Default [`FormatPolicy::BlankOnly`]: a
+    /// disk with anything on it that is not this node's log is left alone.
+    pub format: FormatPolicy,
     /// This node's Ed25519 secret key (the 32-byte seed, hex). Default none:
     /// without it the node cannot authenticate to peers and runs without
     /// the replication LAN. Keep config files with keys private.
@@ -200,6 +277,8 @@ impl Default for Config {
             log_level: LogLevel::Info,
             mode: Mode::Node,
             unsafe_no_flush: false,
+            disk: DiskPin::Any,
+            format: FormatPolicy::BlankOnly,
             secret_key: None,
             lan_ip: None,
             peers: [None; MAX_PEERS],

@@ -2,8 +2,8 @@
 //! before the heap exists, on bytes that came from outside.
 
 use crate::{
-    Config, Ipv4Cidr, LogLevel, Mode, Peer, ELECTION_MS_RANGE, HEAP_MIB_RANGE, HEARTBEAT_MS_RANGE,
-    MAX_CONFIG_BYTES, MAX_PEERS,
+    Config, DiskPin, FormatPolicy, Ipv4Cidr, LogLevel, Mode, Peer, ELECTION_MS_RANGE,
+    HEAP_MIB_RANGE, HEARTBEAT_MS_RANGE, MAX_CONFIG_BYTES, MAX_PEERS, MAX_SERIAL_BYTES,
 };
 use core::fmt;
 
@@ -50,7 +50,7 @@ impl fmt::Display for ConfigError {
             ConfigErrorKind::NotUtf8 => f.write_str("file is not UTF-8 text"),
             ConfigErrorKind::MissingEquals => f.write_str("expected `key = value`"),
             ConfigErrorKind::UnknownKey => {
-                f.write_str("unknown key (known: node_id, cluster_id, heap_mib, log_level, mode, unsafe_no_flush)")
+                f.write_str("unknown key (known: node_id, cluster_id, heap_mib, log_level, mode, unsafe_no_flush, disk, format, ...)")
             }
             ConfigErrorKind::DuplicateKey => f.write_str("key given more than once"),
             ConfigErrorKind::TooManyPeers => write!(f, "more than {MAX_PEERS} peers"),
@@ -222,6 +222,20 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
                 };
                 17
             }
+            "disk" => {
+                config.disk = disk_pin(value).ok_or(err(bad(
+                    "nvme:<serial>, ahci:<port 0..=31> or virtio:<index 0..=255>",
+                )))?;
+                18
+            }
+            "format" => {
+                config.format = match value {
+                    "blank-only" => FormatPolicy::BlankOnly,
+                    "this-disk" => FormatPolicy::ThisDisk,
+                    _ => return Err(err(bad("blank-only or this-disk"))),
+                };
+                19
+            }
             _ => return Err(err(ConfigErrorKind::UnknownKey)),
         };
         if seen & (1 << bit) != 0 {
@@ -237,7 +251,49 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
             "heartbeat_ms at most a third of election_ms (a leader must be heard several times per election timeout)",
         )));
     }
+    if config.format == FormatPolicy::ThisDisk && config.disk == DiskPin::Any {
+        return Err(whole(bad(
+            "`disk = nvme:<serial> | ahci:<port> | virtio:<n>` with `format = this-disk` (it formats the disk named there, and only that one)",
+        )));
+    }
     Ok(config)
+}
+
+fn disk_pin(text: &str) -> Option<DiskPin> {
+    let (kind, unit) = text.split_once(':')?;
+    match kind {
+        "virtio" => Some(DiskPin::Virtio {
+            index: number(unit)?,
+        }),
+        "ahci" => match number(unit)? {
+            port @ 0..=31 => Some(DiskPin::Ahci { port }),
+            _ => None,
+        },
+        "nvme" => {
+            let bytes = unit.as_bytes();
+            if bytes.is_empty()
+                || bytes.len() > MAX_SERIAL_BYTES
+                || !bytes.iter().all(|b| b.is_ascii_graphic())
+            {
+                return None;
+            }
+            let mut serial = [0u8; MAX_SERIAL_BYTES];
+            serial[..bytes.len()].copy_from_slice(bytes);
+            Some(DiskPin::Nvme {
+                serial,
+                len: bytes.len() as u8,
+            })
+        }
+        _ => None,
+    }
+}
+
+/// A decimal `u8` in one spelling (no sign, no leading zeros).
+fn number(text: &str) -> Option<u8> {
+    let ok = !text.is_empty()
+        && text.bytes().all(|b| b.is_ascii_digit())
+        && (text.len() == 1 || !text.starts_with('0'));
+    ok.then(|| text.parse().ok()).flatten()
 }
 
 fn ipv4(text: &str) -> Option<[u8; 4]> {
@@ -365,6 +421,55 @@ mod tests {
         ] {
             assert!(parse(text.as_bytes()).is_err(), "{text} accepted");
         }
+    }
+
+    #[test]
+    fn disk_pins_and_format_policy_parse() {
+        let config = parse(b"disk = nvme:S3EV-NX0K.12\nformat = this-disk\n").unwrap();
+        assert_eq!(config.disk.nvme_serial(), Some("S3EV-NX0K.12"));
+        assert_eq!(config.format, FormatPolicy::ThisDisk);
+        assert_eq!(
+            parse(b"disk = ahci:31").unwrap().disk,
+            DiskPin::Ahci { port: 31 }
+        );
+        assert_eq!(
+            parse(b"disk = virtio:0").unwrap().disk,
+            DiskPin::Virtio { index: 0 }
+        );
+        let defaults = parse(b"").unwrap();
+        assert_eq!(
+            (defaults.disk, defaults.format),
+            (DiskPin::Any, FormatPolicy::BlankOnly)
+        );
+        for bad_pin in [
+            "disk = ahci:32",
+            "disk = ahci:01",
+            "disk = virtio:-1",
+            "disk = nvme:",
+            "disk = nvme:123456789012345678901",
+            "disk = sata:0",
+            "disk = nvme",
+        ] {
+            assert!(
+                matches!(
+                    parse(bad_pin.as_bytes()).unwrap_err().kind,
+                    ConfigErrorKind::BadValue { .. }
+                ),
+                "{bad_pin}"
+            );
+        }
+        assert!(matches!(
+            parse(b"format = always").unwrap_err().kind,
+            ConfigErrorKind::BadValue { .. }
+        ));
+        // this-disk without naming the disk would format whatever is first.
+        let error = parse(b"format = this-disk\n").unwrap_err();
+        assert_eq!(error.line, 0);
+        assert!(matches!(error.kind, ConfigErrorKind::BadValue { .. }));
+        assert_eq!(
+            parse(b"disk = ahci:0\ndisk = ahci:1\n").unwrap_err().kind,
+            ConfigErrorKind::DuplicateKey
+        );
     }
 
     #[test]

@@ -138,12 +138,30 @@ struct EgressCounters {
 /// Starts fabrics.
 pub struct Fabric;
 
+/// Narrows a socket the fabric bound to mode 0600.
+fn owner_only(path: &std::path::Path) -> Result<(), FabricError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(io_error(format!("restricting {}", path.display())))
+}
+
 impl Fabric {
     /// Binds the sockets and starts the threads.
     pub fn start(config: FabricConfig) -> Result<FabricHandle, FabricError> {
         let switch = Switch::new(config.nodes, config.seed).map_err(FabricError::InvalidConfig)?;
-        std::fs::create_dir_all(&config.dir)
-            .map_err(io_error(format!("creating {}", config.dir.display())))?;
+        // The sockets let anyone who can reach them cut links and inject
+        // frames: owner only, directory 0700 and each socket 0600.
+        {
+            use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&config.dir)
+                .and_then(|()| {
+                    std::fs::set_permissions(&config.dir, std::fs::Permissions::from_mode(0o700))
+                })
+                .map_err(io_error(format!("creating {}", config.dir.display())))?;
+        }
         let control_path = config.control_path();
         if UnixStream::connect(&control_path).is_ok() {
             return Err(FabricError::AlreadyRunning(control_path));
@@ -156,10 +174,12 @@ impl Fabric {
             remove_if_present(&path);
             let socket = UnixDatagram::bind(&path)
                 .map_err(io_error(format!("binding {}", path.display())))?;
+            owner_only(&path)?;
             sockets.push(socket);
         }
         let listener = UnixListener::bind(&control_path)
             .map_err(io_error(format!("binding {}", control_path.display())))?;
+        owner_only(&control_path)?;
         listener
             .set_nonblocking(true)
             .map_err(io_error("control socket"))?;

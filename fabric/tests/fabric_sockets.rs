@@ -416,3 +416,19 @@ fn hostile_control_input_and_oversized_frames_are_survived() {
     let stats = fabric.stats().unwrap();
     assert_eq!(stats["ports"][0]["malformed"], 1);
 }
+
+/// Issue 14 MEDIUM 4: the fabric's sockets (cut links, inject frames) and
+/// their directory are owner only.
+#[test]
+fn sockets_and_their_directory_are_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let fabric_dir = dir.path().join("fabric");
+    let (fabric, _vms) = start(&fabric_dir, 2);
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&fabric_dir), 0o700);
+    assert_eq!(mode(&fabric.config().control_path()), 0o600);
+    for port in 1..=2 {
+        assert_eq!(mode(&fabric.config().switch_path(port)), 0o600);
+    }
+}

@@ -17,7 +17,7 @@
 //! an interrupt handler) on the one CPU, so it cannot contend; the console
 //! shell and the status server read through it.
 
-use crate::drivers::virtio_blk::VirtioBlk;
+use crate::storage::disk::NodeDisk;
 use crate::storage::DiskStore;
 use crate::time::{self, KernelClock, HLC};
 use alloc::collections::BTreeMap;
@@ -42,7 +42,7 @@ pub const TICK_MS: u64 = 10;
 /// `heap_mib` is, so every node of a cluster computes the same ones.
 pub const LIMITS: Limits = Limits::for_heap(continuum_bank::DEFAULT_LEDGER_HEAP_MIB);
 
-pub type KernelNode = Node<VirtioBlk, IpEndpoint>;
+pub type KernelNode = Node<NodeDisk, IpEndpoint>;
 /// Envelopes to send: (peer id, encoded envelope).
 pub type Outbox = Vec<(u64, Vec<u8>)>;
 /// Client replies to send: (client address, reply).
@@ -170,6 +170,16 @@ pub fn on_client(from: IpEndpoint, request: ClientRequest) {
     if let Some(node) = node.as_mut() {
         node.on_client(from, request, hlc_packed());
     }
+}
+
+/// Whether the node can take another client request this pass: its
+/// admission budget (signature verifications until the next [`drive`],
+/// `continuum_node::admission`) is not spent. When it is, the network task
+/// leaves datagrams in the client socket for the next pass.
+pub fn can_admit() -> bool {
+    NODE.lock()
+        .as_ref()
+        .is_some_and(|node| node.admission_budget() > 0)
 }
 
 /// Runs the Raft ticks due by `now_ms`; returns when the next one is due.
@@ -300,13 +310,16 @@ pub fn status_json(out: &mut String) {
     let (writes, reads) = node.waiting();
     let _ = write!(
         out,
-        "],\"counters\":{{\"proposals\":{},\"forwarded\":{},\"committed_entries\":{},\"applied_commands\":{},\"client_requests\":{},\"client_bad_requests\":{},\"client_timeouts\":{},\"reads_served\":{},\"raft_rejected\":{},\"leader_changes\":{},\"elections\":{},\"chain_checks_matched\":{},\"chain_checks_mismatched\":{},\"wal_bytes\":{},\"flushes\":{},\"envelope_decode_errors\":{}}},\"waiting\":{{\"writes\":{writes},\"reads\":{reads}}}}}",
+        "],\"counters\":{{\"proposals\":{},\"forwarded\":{},\"committed_entries\":{},\"applied_commands\":{},\"client_requests\":{},\"client_bad_requests\":{},\"client_bad_signatures\":{},\"client_busy\":{},\"forwards_refused\":{},\"client_timeouts\":{},\"reads_served\":{},\"raft_rejected\":{},\"leader_changes\":{},\"elections\":{},\"chain_checks_matched\":{},\"chain_checks_mismatched\":{},\"wal_bytes\":{},\"flushes\":{},\"envelope_decode_errors\":{}}},\"waiting\":{{\"writes\":{writes},\"reads\":{reads}}}}}",
         m.proposals,
         m.forwarded,
         m.committed_entries,
         m.applied_commands,
         m.client_requests,
         m.client_bad_requests,
+        m.client_bad_signatures,
+        m.client_busy,
+        m.forwards_refused,
         m.client_timeouts,
         m.reads_served,
         m.raft_rejected,
@@ -324,7 +337,7 @@ pub fn status_json(out: &mut String) {
 pub const FLUSH_BUCKETS_US: [u64; 8] = [100, 250, 500, 1_000, 2_500, 5_000, 10_000, 50_000];
 static FLUSH_HISTOGRAM: Mutex<([u64; 9], u64, u64)> = Mutex::new(([0; 9], 0, 0));
 
-/// Records one disk flush's latency (called by the virtio-blk driver).
+/// Records one disk flush's latency (called by `storage::disk::NodeDisk`).
 pub fn record_flush(micros: u64) {
     let mut h = FLUSH_HISTOGRAM.lock();
     let bucket = FLUSH_BUCKETS_US

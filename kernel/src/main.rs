@@ -107,7 +107,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
         }
         Mode::WalExercise | Mode::WalBench => {
             let Some(store) = store else {
-                halt_with(format_args!("mode {} needs a virtio-blk disk", config.mode))
+                halt_with(format_args!("mode {} needs a disk", config.mode))
             };
             if config.mode == Mode::WalBench {
                 storage::bench::run_and_exit(store)
@@ -180,8 +180,8 @@ pub fn halt_with(message: core::fmt::Arguments) -> ! {
     arch::x86_64::halt_forever()
 }
 
-/// The node's pulse until the consensus tasks exist: proves on the console
-/// that time, interrupts and the executor keep running.
+/// The node's pulse: proves on the console that time, interrupts and the
+/// executor keep running.
 async fn heartbeat() {
     let mut beats = 0u64;
     loop {

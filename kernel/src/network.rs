@@ -7,22 +7,37 @@
 //!   `continuum_net::PeerAuth` (HMAC-SHA256 with pairwise keys derived from
 //!   the members' Ed25519 keys, per-sender sequence numbers in a replay
 //!   window, a boot epoch). Anything that fails to open is dropped and
-//!   counted by cause. Until Raft runs here, the traffic is a liveness ping
-//!   to every peer each [`PING_INTERVAL_MS`].
+//!   counted by cause. The traffic is the consensus node's envelopes
+//!   (`PeerBody::Raft`, see [`crate::consensus`]) and a liveness ping to
+//!   every peer each [`PING_INTERVAL_MS`], whose round trips `/status`
+//!   reports per peer.
 //! * **Client network** (the next NIC): TCP `status_port` serves
-//!   `GET /status` as JSON; UDP `client_port` takes client requests in the
-//!   `continuum_net::client` format. Until the replicated ledger runs on
-//!   the node, every well-formed request is answered `Unavailable` (no
-//!   leader, no quorum) — the truth — and malformed ones are counted.
+//!   `GET /status` as JSON and `GET /metrics` (request heads parsed by
+//!   `continuum_net::http`: junk `400`, heads over 2 KiB `431`; a
+//!   connection must send its head within [`STATUS_HEAD_DEADLINE_MS`] and
+//!   is aborted [`STATUS_EXCHANGE_DEADLINE_MS`] after it opened, so slow or
+//!   half-closed clients cannot hold the [`STATUS_SOCKETS`]); UDP
+//!   `client_port` takes client requests in the `continuum_net::client`
+//!   format: with a consensus node running, every well-formed request
+//!   goes to it; without one (no disk, no authenticated LAN) it is
+//!   answered `Unavailable`. Malformed requests and requests for another
+//!   cluster are counted and dropped.
 //!
-//! The task sleeps until a NIC interrupt, smoltcp's `poll_delay`, or the
-//! next ping is due — whichever is first. NICs without a routable interrupt
+//! Each turn also runs the consensus node (`run_consensus`: Raft ticks,
+//! the Ready loop with its disk writes, then the messages and client
+//! replies it produced); the node has no task of its own. The task sleeps
+//! until a NIC interrupt, smoltcp's `poll_delay`, the next ping or the
+//! next Raft tick is due — whichever is first. NICs without a routable interrupt
 //! are polled every [`POLL_FALLBACK_MS`] instead (and the console says so).
 //!
-//! The boot epoch is the wall clock in milliseconds at boot, the way
-//! WireGuard uses a timestamp to order handshakes: it grows across restarts
-//! as long as the RTC does not step back by more than a reboot takes. Once
-//! the WAL is wired in, the epoch comes from disk instead.
+//! The peer boot epoch comes from the disk when the node has one: the WAL
+//! generation that opening the store bumped and flushed
+//! (`storage::boot_wal_generation`, `continuum_net::persisted_boot_epoch`),
+//! so it is durable before the first sealed datagram and grows across
+//! reboots even if the wall clock steps backwards (with `unsafe_no_flush`
+//! the bump may be lost: benchmarks only). Without a disk (ping-only
+//! modes) it is the wall clock in milliseconds at boot, which grows only as
+//! long as the RTC does not step back by more than a reboot takes.
 
 use crate::arch::x86_64::device_irq::DeviceIrq;
 use crate::drivers::{self, nic::AnyNic};
@@ -34,6 +49,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 use continuum_config::{Config, Ipv4Cidr, Mode};
 use continuum_net::client::{ClientReply, ClientRequest, ReplyBody, ReplyError};
+use continuum_net::http::{self, Head, Resource};
 use continuum_net::nic::{Nic, NicCounters, NicDevice};
 use continuum_net::peer::{AuthScheme, PeerBody};
 use continuum_net::peer_auth::{PeerAuth, PeerConfig};
@@ -64,8 +80,13 @@ const UDP_BYTES: usize = 64 * 1024;
 const PEER_SOCKET_BASE: u16 = 49_152;
 /// Listening status sockets (see `NetworkTask::status_sockets`).
 const STATUS_SOCKETS: usize = 8;
-/// Largest HTTP request head we read before answering 400.
-const MAX_REQUEST_BYTES: usize = 2048;
+/// A status connection must deliver its whole request head within this
+/// long after the handshake, or it is aborted (RST): a slow or silent
+/// client cannot hold one of the [`STATUS_SOCKETS`].
+pub const STATUS_HEAD_DEADLINE_MS: u64 = 2_000;
+/// A status connection is aborted this long after the handshake whatever
+/// its state (answer unread, FIN never acknowledged).
+pub const STATUS_EXCHANGE_DEADLINE_MS: u64 = 5_000;
 
 /// What one peer looks like from here.
 #[derive(Clone, Copy, Debug, Default)]
@@ -89,6 +110,9 @@ pub struct NetworkStatus {
     pub lan_nic: NicCounters,
     pub client_nic: NicCounters,
     pub status_requests: u64,
+    /// Status connections aborted: request head not complete within
+    /// `STATUS_HEAD_DEADLINE_MS`, or the client closed with a partial head.
+    pub status_aborted: u64,
     pub client_requests: u64,
     pub client_rejected: u64,
 }
@@ -200,7 +224,10 @@ pub fn start(config: &Config, store: Option<crate::storage::DiskStore>) {
         return;
     }
 
-    let epoch = time::wall_clock_millis();
+    let epoch = store
+        .as_ref()
+        .and(crate::storage::boot_wal_generation())
+        .map_or_else(time::wall_clock_millis, continuum_net::persisted_boot_epoch);
     let peers = lan.as_ref().and_then(|_| peer_setup(config, epoch));
     if config.mode == Mode::Node {
         crate::consensus::start(config, store, peers.is_some());
@@ -232,8 +259,10 @@ pub fn start(config: &Config, store: Option<crate::storage::DiskStore>) {
         peer_socket: None,
         peer_sockets: BTreeMap::new(),
         status_sockets: Vec::new(),
+        status_conns: Vec::new(),
         client_socket: None,
         client_port: config.client_port,
+        client_backlog: false,
         next_ping_ms: 0,
         next_tick_ms: 0,
         nonce: 0,
@@ -303,8 +332,14 @@ struct NetworkTask {
     /// smoltcp's 10 s, so one socket alone would refuse status requests
     /// for 10 s after each answer.
     status_sockets: Vec<SocketHandle>,
+    /// Per status socket: when its current connection left LISTEN, and
+    /// whether it was answered.
+    status_conns: Vec<StatusConn>,
     client_socket: Option<SocketHandle>,
     client_port: u16,
+    /// Client datagrams were left in the socket because the node's
+    /// admission budget was spent: the next pass starts without sleeping.
+    client_backlog: bool,
     next_ping_ms: u64,
     /// When the consensus node's next Raft tick is due.
     next_tick_ms: u64,
@@ -359,6 +394,7 @@ impl NetworkTask {
                     tcp::SocketBuffer::new(vec![0; 16 * 1024]),
                 );
                 self.status_sockets.push(client.sockets.add(socket));
+                self.status_conns.push(StatusConn::default());
             }
             let rx = udp::PacketBuffer::new(
                 vec![udp::PacketMetadata::EMPTY; UDP_PACKETS],
@@ -413,6 +449,14 @@ impl NetworkTask {
         }
         if self.next_tick_ms != 0 {
             wait_ms = wait_ms.min(self.next_tick_ms.saturating_sub(now_ms));
+        }
+        if self.client_backlog {
+            wait_ms = 0;
+        }
+        for conn in &self.status_conns {
+            if let Some(deadline) = conn.deadline_ms() {
+                wait_ms = wait_ms.min(deadline.saturating_sub(now_ms));
+            }
         }
         let mut irqs: Vec<&DeviceIrq> = Vec::new();
         for port in [self.lan.as_mut(), self.client.as_mut()]
@@ -652,7 +696,18 @@ impl NetworkTask {
         let socket = client.sockets.get_mut::<udp::Socket>(handle);
         let mut answered = 0;
         let mut rejected = 0;
-        while let Ok((datagram, meta)) = socket.recv() {
+        let running = crate::consensus::running();
+        self.client_backlog = false;
+        while socket.can_recv() {
+            // Signature checks are budgeted per pass (~526 µs each under
+            // TCG): the rest waits in the socket, bounded by its buffer.
+            if running && !crate::consensus::can_admit() {
+                self.client_backlog = true;
+                break;
+            }
+            let Ok((datagram, meta)) = socket.recv() else {
+                break;
+            };
             let request = match ClientRequest::decode(datagram) {
                 Ok(request) if request.cluster_id == self.cluster_id => request,
                 Ok(_) | Err(_) => {
@@ -660,7 +715,7 @@ impl NetworkTask {
                     continue;
                 }
             };
-            if crate::consensus::running() {
+            if running {
                 crate::consensus::on_client(meta.endpoint, request);
                 answered += 1;
                 continue;
@@ -685,54 +740,76 @@ impl NetworkTask {
     }
 
     fn serve_status(&mut self) {
+        let now_ms = time::monotonic_ns() / 1_000_000;
         for i in 0..self.status_sockets.len() {
-            self.serve_status_socket(self.status_sockets[i]);
+            self.serve_status_socket(i, now_ms);
         }
     }
 
-    fn serve_status_socket(&mut self, handle: SocketHandle) {
+    /// One status connection: parse the head (`continuum_net::http`),
+    /// answer once, and abort whatever outlives its deadline or can no
+    /// longer complete a request (the peer closed with a partial head).
+    fn serve_status_socket(&mut self, i: usize, now_ms: u64) {
         let Some(client) = self.client.as_mut() else {
             return;
         };
+        let handle = self.status_sockets[i];
+        let conn = &mut self.status_conns[i];
         let socket = client.sockets.get_mut::<tcp::Socket>(handle);
         if !socket.is_open() {
+            *conn = StatusConn::default();
             let _ = socket.listen(self.status_port);
             return;
         }
-        if !socket.can_recv() {
-            if socket.state() == tcp::State::CloseWait {
-                socket.close();
+        if socket.state() == tcp::State::Listen {
+            // Also after a handshake the client reset: a fresh connection.
+            *conn = StatusConn::default();
+            return;
+        }
+        let started = *conn.started_ms.get_or_insert(now_ms);
+        let age_ms = now_ms.saturating_sub(started);
+        if conn.answered {
+            if age_ms >= STATUS_EXCHANGE_DEADLINE_MS {
+                socket.abort();
             }
             return;
         }
-        let mut request = [0u8; MAX_REQUEST_BYTES];
+        let mut request = [0u8; http::MAX_HEAD_BYTES];
         let len = socket.peek_slice(&mut request).unwrap_or(0);
-        let head = &request[..len];
-        let complete = head.windows(4).any(|w| w == b"\r\n\r\n");
-        if !complete && len < MAX_REQUEST_BYTES {
-            return; // wait for the rest of the head
+        let head = http::parse_head(&request[..len]);
+        if head == Head::Incomplete {
+            // The peer closed (CLOSE-WAIT) or the deadline passed: the head
+            // can never complete in time. Abort even with unread bytes. (A
+            // socket still in the handshake cannot receive yet: only the
+            // deadline applies to it.)
+            let handshaking = socket.state() == tcp::State::SynReceived;
+            let peer_closed =
+                socket.state() == tcp::State::CloseWait || (!handshaking && !socket.may_recv());
+            if peer_closed || age_ms >= STATUS_HEAD_DEADLINE_MS {
+                socket.abort();
+                count_status(|s| s.status_aborted += 1);
+            }
+            return;
         }
-        let mut consumed = [0u8; MAX_REQUEST_BYTES];
+        let mut consumed = [0u8; http::MAX_HEAD_BYTES];
         let _ = socket.recv_slice(&mut consumed[..len]);
         let mut content_type = "application/json";
-        let (code, body) = if head.starts_with(b"GET /status ") || head.starts_with(b"GET /status?")
-        {
-            ("200 OK", status_json(self.node_id, self.cluster_id))
-        } else if head.starts_with(b"GET /metrics ") {
-            content_type = "text/plain; version=0.0.4";
-            let mut text = String::new();
-            crate::consensus::metrics_text(&mut text, self.node_id);
-            ("200 OK", text)
-        } else if !complete {
-            (
-                "400 Bad Request",
-                String::from("{\"error\":\"request head too large\"}"),
-            )
-        } else {
-            (
-                "404 Not Found",
-                String::from("{\"error\":\"try GET /status or GET /metrics\"}"),
-            )
+        let (code, body) = match head {
+            Head::Complete(head) => match http::route(&head) {
+                Ok(Resource::Status) => ("200 OK", status_json(self.node_id, self.cluster_id)),
+                Ok(Resource::Metrics) => {
+                    content_type = "text/plain; version=0.0.4";
+                    let mut text = String::new();
+                    crate::consensus::metrics_text(&mut text, self.node_id);
+                    ("200 OK", text)
+                }
+                Err(error) => (
+                    error.status(),
+                    String::from("{\"error\":\"try GET /status or GET /metrics\"}"),
+                ),
+            },
+            Head::Refused(error) => (error.status(), alloc::format!("{{\"error\":\"{error}\"}}")),
+            Head::Incomplete => unreachable!("handled above"),
         };
         let mut response = String::new();
         let _ = write!(
@@ -742,9 +819,34 @@ impl NetworkTask {
         );
         let _ = socket.send_slice(response.as_bytes());
         socket.close();
-        if let Some(status) = STATUS.lock().as_mut() {
-            status.status_requests += 1;
-        }
+        conn.answered = true;
+        count_status(|s| s.status_requests += 1);
+    }
+}
+
+/// One status connection's clock.
+#[derive(Clone, Copy, Default)]
+struct StatusConn {
+    /// When the connection left LISTEN (first seen by the task).
+    started_ms: Option<u64>,
+    answered: bool,
+}
+
+impl StatusConn {
+    /// When the task must look at this connection again.
+    fn deadline_ms(&self) -> Option<u64> {
+        let started = self.started_ms?;
+        Some(if self.answered {
+            started + STATUS_EXCHANGE_DEADLINE_MS
+        } else {
+            started + STATUS_HEAD_DEADLINE_MS
+        })
+    }
+}
+
+fn count_status(update: impl FnOnce(&mut NetworkStatus)) {
+    if let Some(status) = STATUS.lock().as_mut() {
+        update(status);
     }
 }
 
@@ -838,8 +940,8 @@ fn status_json(node_id: u8, cluster_id: u64) -> String {
     let a = status.auth;
     let _ = write!(
         out,
-        "],\"peer_messages\":{{\"accepted\":{},\"malformed\":{},\"wrong_cluster\":{},\"misdirected\":{},\"unknown_sender\":{},\"wrong_scheme\":{},\"forged\":{},\"replayed\":{},\"too_old\":{},\"stale_epoch\":{}}},\"status_requests\":{},\"client_requests\":{},\"client_rejected\":{}}}",
-        a.accepted, a.malformed, a.wrong_cluster, a.misdirected, a.unknown_sender, a.wrong_scheme, a.forged, a.replayed, a.too_old, a.stale_epoch, status.status_requests, status.client_requests, status.client_rejected
+        "],\"peer_messages\":{{\"accepted\":{},\"malformed\":{},\"wrong_cluster\":{},\"misdirected\":{},\"unknown_sender\":{},\"wrong_scheme\":{},\"forged\":{},\"replayed\":{},\"too_old\":{},\"stale_epoch\":{}}},\"status_requests\":{},\"status_aborted\":{},\"client_requests\":{},\"client_rejected\":{}}}",
+        a.accepted, a.malformed, a.wrong_cluster, a.misdirected, a.unknown_sender, a.wrong_scheme, a.forged, a.replayed, a.too_old, a.stale_epoch, status.status_requests, status.status_aborted, status.client_requests, status.client_rejected
     );
     out.pop(); // the closing brace: one more member follows
     out.push_str(",\"raft\":");

@@ -87,6 +87,11 @@ pub enum ReplyError {
     BadRequest = 3,
     /// The request did not commit in time; its outcome is unknown — query it.
     Timeout = 4,
+    /// A command's signature does not verify against the key this node
+    /// knows for its signer (the operator key for account creation, the
+    /// debited account's owner for a transfer): refused before it reaches
+    /// the log.
+    BadSignature = 5,
 }
 
 impl ReplyError {
@@ -96,6 +101,7 @@ impl ReplyError {
             2 => Some(ReplyError::Unavailable),
             3 => Some(ReplyError::BadRequest),
             4 => Some(ReplyError::Timeout),
+            5 => Some(ReplyError::BadSignature),
             _ => None,
         }
     }
@@ -108,6 +114,7 @@ impl fmt::Display for ReplyError {
             ReplyError::Unavailable => "unavailable",
             ReplyError::BadRequest => "bad request",
             ReplyError::Timeout => "timed out",
+            ReplyError::BadSignature => "bad signature",
         };
         f.write_str(text)
     }

@@ -20,7 +20,8 @@
 //! 64-byte Ed25519 signature) over everything before it. *Client* messages
 //! ([`client`]) carry the payload right after the common header; they are not
 //! authenticated here because the commands inside them are signed by the
-//! account owner (DESIGN.md §2) and the reply is informational.
+//! account owner (checked by the bank when the entry is applied) and the
+//! reply is informational.
 //!
 //! A datagram never exceeds [`MAX_DATAGRAM_BYTES`] (1472: the UDP payload of
 //! one 1500-byte Ethernet frame, so no IP fragmentation is ever needed). Raft
@@ -38,11 +39,11 @@
 //! # Driving it (the node's view)
 //!
 //! ```text
-//! boot:     epoch = persisted_epoch + 1; persist + flush epoch
+//! boot:     epoch = above every epoch used before (the kernel: RTC ms at boot)
 //!           auth = PeerAuth::new(PeerConfig { cluster_id, me, epoch, scheme, .. })
 //! send:     auth.seal(to, &PeerBody::Raft(bytes), &mut datagram)  -> UDP send
 //! receive:  match auth.open(&datagram) {
-//!               Ok(msg)  => raft.step(msg.from, msg.body),
+//!               Ok(msg)  => node.on_peer(msg.from, msg.body),
 //!               Err(why) => {}   // already counted in auth.counters()
 //!           }
 //! clients:  ClientRequest::decode(&datagram) / ClientReply::encode(..)
@@ -52,7 +53,10 @@
 //! epoch it used before, and must be durable *before* the first message of
 //! the new boot is sent. Receivers accept a higher epoch from a peer (and
 //! reset that peer's replay window) but reject any lower one, so
-//! (epoch, sequence) pairs are never reused across restarts.
+//! (epoch, sequence) pairs are never reused across restarts. The kernel
+//! does not persist an epoch: it uses the RTC wall clock in milliseconds at
+//! boot, which keeps the contract only while the RTC never steps back by
+//! more than a reboot takes.
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -62,6 +66,7 @@ pub mod client;
 pub mod fuzz_check;
 pub mod header;
 pub mod hmac;
+pub mod http;
 pub mod keys;
 pub mod nic;
 pub mod peer;
@@ -76,6 +81,7 @@ pub use header::{
 pub use keys::{derive_link_keys, KeyError, LinkKeys};
 pub use peer::{AuthScheme, PeerBody, PeerFrame, PEER_HEADER_BYTES};
 pub use peer_auth::{
-    PeerAuth, PeerConfig, PeerMessage, PeerReject, RejectCounters, SealError, MAX_CLUSTER_MEMBERS,
+    persisted_boot_epoch, PeerAuth, PeerConfig, PeerMessage, PeerReject, RejectCounters, SealError,
+    MAX_CLUSTER_MEMBERS, PERSISTED_EPOCH_BIT,
 };
 pub use replay::{ReplayError, ReplayWindow, REPLAY_WINDOW_BITS};

@@ -1,6 +1,6 @@
 //! One NIC trait, and the glue that lets smoltcp drive any NIC through it.
 //!
-//! Every network driver (virtio-net today; e1000 next) implements [`Nic`]:
+//! Every network driver (the kernel's virtio-net and e1000/e1000e) implements [`Nic`]:
 //! take a received frame, queue a frame for sending, acknowledge an
 //! interrupt. [`NicDevice`] adapts any `Nic` to `smoltcp::phy::Device`, so a
 //! second driver costs one file in the kernel and nothing here.

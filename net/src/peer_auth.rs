@@ -30,6 +30,21 @@ use crate::replay::{ReplayError, ReplayWindow};
 /// Most members a cluster may have; bounds the per-peer state.
 pub const MAX_CLUSTER_MEMBERS: usize = 64;
 
+/// High bit of every epoch taken from a durable counter
+/// ([`persisted_boot_epoch`]): such epochs sort above every wall-clock
+/// epoch (milliseconds since 1970 stay below 2⁶³ for ~292 million years),
+/// so a node that once booted without a disk is not locked out by its own
+/// older clock-based epoch when it boots with one.
+pub const PERSISTED_EPOCH_BIT: u64 = 1 << 63;
+
+/// The boot epoch of a node whose disk holds a counter that every boot
+/// bumps and flushes before any peer message is sealed (the WAL generation
+/// of `continuum-storage`, bumped by each open): strictly above every epoch
+/// of an earlier boot on the same disk, whatever the wall clock says.
+pub fn persisted_boot_epoch(durable_boot_counter: u64) -> u64 {
+    PERSISTED_EPOCH_BIT | durable_boot_counter
+}
+
 /// What a node needs to talk to its peers.
 pub struct PeerConfig<'a> {
     pub cluster_id: ClusterId,

@@ -52,7 +52,8 @@ fn reply_body() -> impl Strategy<Value = ReplyBody> {
             Just(ReplyError::Busy),
             Just(ReplyError::Unavailable),
             Just(ReplyError::BadRequest),
-            Just(ReplyError::Timeout)
+            Just(ReplyError::Timeout),
+            Just(ReplyError::BadSignature)
         ]
         .prop_map(ReplyBody::Error),
     ]
@@ -255,6 +256,26 @@ fn transfer_answer() -> impl Strategy<Value = TransferAnswer> {
     ]
 }
 
+/// Pieces of request heads, valid and not, for the HTTP parser.
+fn http_piece() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        Just(b"GET".to_vec()),
+        Just(b"POST".to_vec()),
+        Just(b" ".to_vec()),
+        Just(b"/status".to_vec()),
+        Just(b"/metrics?x=1".to_vec()),
+        Just(b"HTTP/1.1".to_vec()),
+        Just(b"\r\n".to_vec()),
+        Just(b"\r".to_vec()),
+        Just(b"\n".to_vec()),
+        Just(b"Host".to_vec()),
+        Just(b": ".to_vec()),
+        Just(b"a\tb".to_vec()),
+        proptest::collection::vec(any::<u8>(), 0..4),
+        proptest::collection::vec(Just(b'x'), 0..600),
+    ]
+}
+
 proptest! {
     /// `QueryOutcome` answers: one encoding each, and any bytes decode to
     /// an answer or an error.
@@ -271,6 +292,39 @@ proptest! {
             encode_transfer_answer(&decoded, &mut again);
             prop_assert_eq!(again, bytes);
         }
+    }
+
+    #[test]
+    fn http_heads_split_anywhere_decide_the_same(
+        pieces in proptest::collection::vec(http_piece(), 0..24)
+    ) {
+        fuzz_check::http_head(&pieces.concat());
+    }
+
+    #[test]
+    fn valid_http_heads_with_arbitrary_headers_parse(
+        headers in proptest::collection::vec(("[A-Za-z0-9-]{1,20}", "[ -~\t]{0,40}"), 0..10),
+        tail in proptest::collection::vec(any::<u8>(), 0..64),
+    ) {
+        let mut bytes = b"GET /status HTTP/1.1\r\n".to_vec();
+        for (name, value) in &headers {
+            bytes.extend_from_slice(format!("{name}:{value}\r\n").as_bytes());
+        }
+        bytes.extend_from_slice(b"\r\n");
+        let len = bytes.len();
+        bytes.extend_from_slice(&tail);
+        match continuum_net::http::parse_head(&bytes) {
+            continuum_net::http::Head::Complete(head) => prop_assert_eq!(head.len, len),
+            other => prop_assert!(false, "{:?}", other),
+        }
+        fuzz_check::http_head(&bytes);
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic_the_http_parser(
+        bytes in proptest::collection::vec(any::<u8>(), 0..2100)
+    ) {
+        fuzz_check::http_head(&bytes);
     }
 }
 

@@ -8,10 +8,28 @@
 //!   (re-verified against the record checksums).
 //! * Writes happen only in [`DiskLog::persist`]: truncate a conflicting
 //!   suffix (durable on return), append the Ready's entries as one batch,
-//!   write the hard state, then **one flush**. Only after `persist`
+//!   write the hard state, then **one flush** (none when the only change is
+//!   the commit index, see `persist`). Only after `persist`
 //!   returned `Ok` may the Ready's messages be sent (persistence before
 //!   speech). Group commit falls out: everything proposed between two
 //!   Readies is one write and one flush.
+//! * Ordering without a second flush: a device may make the slot durable
+//!   before the WAL batch written just before it. So the commit index in
+//!   the slot never exceeds the last index that was durable *before* this
+//!   persist began (the entries of this Ready are not): a commit lost that
+//!   way is learnt again from the leader, whereas a commit beyond the log
+//!   would stop the node from ever starting.
+//! * A commit index on disk beyond the log (written by a build without the
+//!   rule above; the open report prints a WARNING) is clamped to the last
+//!   index in the hard state handed to Raft.
+//! * Witness: recovery tells a corrupt acknowledged record from a torn
+//!   tail only if a flushed slot records the WAL as flushed past it. So a
+//!   hard-state write that follows flushed but unwitnessed records is
+//!   flushed too (once per burst: the next Ready with entries flushes its
+//!   slot anyway).
+//! * Chain hashes are re-verified (SHA-256 over each entry and its
+//!   predecessor's hash) for every entry read back from the device: at
+//!   open, and on every read that misses the cache.
 //!
 //! The store's `entries` needs `&mut` (it reads the device) while Raft's
 //! `Storage` reads through `&`; a `RefCell` bridges the two. Raft never
@@ -23,10 +41,10 @@ use core::cell::RefCell;
 use core::fmt;
 
 use continuum_raft::{
-    ChainHash, ConfState, Entry, EntryKind, HardState, NodeId, Ready, Storage, StorageError,
-    NO_NODE,
+    compute_chain_hash, ChainHash, ConfState, Entry, EntryKind, HardState, NodeId, Ready, Storage,
+    StorageError, GENESIS_CHAIN_HASH, NO_NODE,
 };
-use continuum_storage::{BlockDevice, Record, Store, StoreError};
+use continuum_storage::{BlockDevice, Record, RecordDefect, Store, StoreError};
 
 /// Bytes of recent entries kept in memory to serve appends to followers and
 /// the apply loop without device reads.
@@ -77,10 +95,27 @@ fn record_of(entry: &Entry) -> Record {
     }
 }
 
+/// Whether `record` carries the chain hash of its own contents on `prev`
+/// (the CRC only proves the bytes are as written, not that the writer
+/// hashed them right, nor that the record belongs after `prev`).
+fn chain_holds(prev: &ChainHash, record: &Record) -> bool {
+    let Some(kind) = EntryKind::from_tag(record.kind) else {
+        return false;
+    };
+    compute_chain_hash(prev, record.index, record.term, kind, &record.payload) == record.chain_hash
+}
+
+fn broken_chain(index: u64) -> StoreError {
+    StoreError::CorruptRecord {
+        index,
+        defect: RecordDefect::BrokenLink,
+    }
+}
+
 impl<D: BlockDevice> DiskLog<D> {
     /// Wraps an opened store. Reads every record once (verifying checksums
-    /// and the hash chain links) to build the chain-hash table; a record
-    /// that fails here means the disk cannot be trusted: `Err`.
+    /// and recomputing every chain hash) to build the chain-hash table; a
+    /// record that fails here means the disk cannot be trusted: `Err`.
     pub fn new(mut store: Store<D>, voters: Vec<NodeId>) -> Result<DiskLog<D>, StoreError> {
         let first = store.first_index();
         let last = store.last_index();
@@ -98,6 +133,11 @@ impl<D: BlockDevice> DiskLog<D> {
                 });
             }
             for record in records {
+                // Until snapshots the log starts at index 1 on genesis.
+                let prev = chain.last().copied().unwrap_or(GENESIS_CHAIN_HASH);
+                if !chain_holds(&prev, &record) {
+                    return Err(broken_chain(record.index));
+                }
                 next = record.index + 1;
                 chain.push(record.chain_hash);
                 if let Ok(entry) = entry_of(record) {
@@ -124,6 +164,18 @@ impl<D: BlockDevice> DiskLog<D> {
     /// Gives the store back.
     pub fn into_store(self) -> Store<D> {
         self.store.into_inner()
+    }
+
+    /// This boot's number, unique across restarts of this disk
+    /// ([`Store::boot_generation`]): persisted, strictly increasing.
+    pub fn boot_generation(&self) -> u64 {
+        self.store.borrow().boot_generation()
+    }
+
+    /// The device, mutably: for fault injection in tests (power cuts
+    /// inside [`DiskLog::persist`]). Writing to it breaks the log.
+    pub fn device_mut(&mut self) -> &mut D {
+        self.store.get_mut().device_mut()
     }
 
     /// The store (status, metrics).
@@ -153,6 +205,10 @@ impl<D: BlockDevice> DiskLog<D> {
                 }
             }
         }
+        // Every entry already in the store is durable (each append below is
+        // flushed before `persist` returns): the slot's commit may cover
+        // them, never this Ready's own entries (see the module doc).
+        let durable_last = store.last_index();
         if !ready.entries.is_empty() {
             let records: Vec<Record> = ready.entries.iter().map(record_of).collect();
             store.append(&records).map_err(PersistError)?;
@@ -167,12 +223,13 @@ impl<D: BlockDevice> DiskLog<D> {
                 self.cache_bytes -= old.encoded_len();
             }
         }
+        let witness_owed = ready.hard_state.is_some() && store.witness_pending();
         if let Some(hs) = ready.hard_state {
             store
                 .set_hard_state(continuum_storage::HardState {
                     term: hs.term,
                     vote: (hs.vote != NO_NODE).then_some(hs.vote),
-                    commit: hs.commit,
+                    commit: hs.commit.min(durable_last),
                 })
                 .map_err(PersistError)?;
         }
@@ -181,8 +238,13 @@ impl<D: BlockDevice> DiskLog<D> {
         // written but not flushed (as etcd's `MustSync`): a commit index
         // lost in a crash is learnt again from the leader, and nothing this
         // node says depends on it having been durable. It becomes durable
-        // with the next flush.
-        if ready.truncate_from.is_some() || !ready.entries.is_empty() || vote_changed {
+        // with the next flush. The exception is a slot that witnesses
+        // flushed records no flushed slot covers yet (module doc).
+        if ready.truncate_from.is_some()
+            || !ready.entries.is_empty()
+            || vote_changed
+            || witness_owed
+        {
             store.sync().map_err(PersistError)?;
             self.flushes += 1;
         }
@@ -203,12 +265,16 @@ impl<D: BlockDevice> DiskLog<D> {
 
 impl<D: BlockDevice> Storage for DiskLog<D> {
     fn initial_state(&self) -> (HardState, ConfState) {
-        let hs = self.store.borrow().hard_state();
+        let store = self.store.borrow();
+        let hs = store.hard_state();
         (
             HardState {
                 term: hs.term,
                 vote: hs.vote.unwrap_or(NO_NODE),
-                commit: hs.commit,
+                // A slot that reached the disk before its entries (an older
+                // build; the open report prints a WARNING): Raft must not
+                // start with a commit beyond its log.
+                commit: hs.commit.min(store.last_index()),
             },
             ConfState {
                 voters: self.voters.clone(),
@@ -267,6 +333,14 @@ impl<D: BlockDevice> Storage for DiskLog<D> {
             .entries(lo, hi, max_bytes as u64)
             .map_err(|_| StorageError::Io)?;
         for record in records {
+            let at = self.position(record.index)?;
+            let prev = match at.checked_sub(1) {
+                Some(p) => self.chain[p],
+                None => self.chain_hash(record.index - 1)?,
+            };
+            if !chain_holds(&prev, &record) || self.chain[at] != record.chain_hash {
+                return Err(StorageError::Io);
+            }
             out.push(entry_of(record)?);
         }
         if out.is_empty() {

@@ -9,16 +9,20 @@
 //!   them. Inputs: [`Node::tick`] (every 10 ms), [`Node::on_peer`] (an
 //!   authenticated peer datagram's [`Envelope`] body), [`Node::on_client`]
 //!   (a decoded client request). Then [`Node::drive`], which loops over
-//!   Raft's Readies: **persist (one write + one flush), then queue the
-//!   messages**, apply committed entries to the ledger, answer clients.
+//!   Raft's Readies: **persist (one write, at most one flush), then queue
+//!   the messages**, apply committed entries to the ledger, answer clients.
 //!   Outputs: [`Node::take_outbox`] (peer bodies to wrap in envelopes with
 //!   the node's Lamport and HLC clocks) and [`Node::take_replies`].
 //!
 //! ## The path of a write
 //! A client sends `Submit{command}` to any node. The node checks it decodes
-//! as a bank entry and fits one datagram ([`MAX_COMMAND_BYTES`]), tags it,
-//! and either proposes it (leader) or forwards it to the leader in a
-//! [`Body::Forward`] (follower: atomic broadcast, any node accepts). The
+//! as a bank entry and fits one datagram ([`MAX_COMMAND_BYTES`]), verifies
+//! every signature in it ([`admission`]: a forged command gets
+//! `BadSignature` and never reaches the log), tags it, and either proposes
+//! it (leader) or forwards it to the leader in a [`Body::Forward`]
+//! (follower: atomic broadcast, any node accepts). Every queue a request
+//! waits in is bounded ([`MAX_WAITING_WRITES`], [`MAX_WAITING_READS`]):
+//! past the bound the client gets `Busy`. The
 //! leader stamps its HLC and proposes `origin | tag | hlc | command`
 //! ([`EntryHeader`]); that HLC's milliseconds are the bank's log time for
 //! the entry (expiry of signed commands, `continuum_bank::Ledger::apply`).
@@ -47,20 +51,22 @@
 //! (Raft delivers it again from applied index 0). Raft supports snapshots
 //! and InstallSnapshot, but the node does not take any yet: `DiskLog`
 //! keeps no snapshot (`Storage::snapshot` is `None`), so no leader ever
-//! sends one and the disk must hold the whole log (issue #12, remaining).
+//! sends one and the disk must hold the whole log.
 
 #![no_std]
 #![forbid(unsafe_code)]
 
 extern crate alloc;
 
+pub mod admission;
 mod disk_log;
+pub mod fuzz_check;
 mod node;
 pub mod wire;
 
 pub use disk_log::{DiskLog, PersistError, ENTRY_CACHE_BYTES};
 pub use node::{
     transfer_answer, Hex, Metrics, Node, NodeConfig, NodeError, CHECKPOINTS_KEPT, CHECKPOINT_EVERY,
-    MAX_APPEND_BYTES, MAX_COMMAND_BYTES,
+    MAX_APPEND_BYTES, MAX_COMMAND_BYTES, MAX_WAITING_READS, MAX_WAITING_WRITES,
 };
 pub use wire::{Body, EntryHeader, Envelope, WireError};

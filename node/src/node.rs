@@ -6,17 +6,19 @@ use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
 use core::fmt;
 
-use continuum_bank::{GenesisConfig, GenesisError, Ledger};
+use continuum_bank::{GenesisConfig, GenesisError, Ledger, OwnerKey};
 use continuum_clock::HlcTimestamp;
 use continuum_net::client::{
     encode_balance_answer, encode_transfer_answer, ClientReply, ClientRequest, ReplyBody,
     ReplyError, RequestOp, TransferAnswer,
 };
 use continuum_raft::{
-    Config as RaftConfig, ConfigError, EntryKind, NodeId, ProposeError, Raft, ReadIndexError, Role,
+    Config as RaftConfig, ConfigError, EntryKind, MessageBody, NodeId, ProposeError, Raft,
+    ReadIndexError, Role,
 };
 use continuum_storage::{BlockDevice, Store, StoreError};
 
+use crate::admission::{self, Admission, ADMISSION_SIGNATURES_PER_PASS};
 use crate::disk_log::{DiskLog, PersistError};
 use crate::wire::{Body, EntryHeader};
 
@@ -31,6 +33,14 @@ pub const MAX_APPEND_BYTES: usize = 1100;
 pub const CHECKPOINT_EVERY: u64 = 16;
 /// Checkpoints remembered (the window in which peers' heads are compared).
 pub const CHECKPOINTS_KEPT: usize = 64;
+/// Most client writes waiting for their entry to apply on this node
+/// (proposed here or forwarded to the leader). Each holds its command
+/// (≤ [`MAX_COMMAND_BYTES`]): ≤ ~5 MiB. Beyond it a write gets `Busy`; a
+/// follower under a client flood cannot exhaust its heap this way.
+pub const MAX_WAITING_WRITES: usize = 4096;
+/// Most client reads waiting for their ReadIndex confirmation or for the
+/// confirmed index to apply (small: no command bytes). Beyond it `Busy`.
+pub const MAX_WAITING_READS: usize = 4096;
 
 /// Everything that makes this node this node.
 #[derive(Clone, Debug)]
@@ -121,6 +131,14 @@ pub struct Metrics {
     pub applied_commands: u64,
     pub client_requests: u64,
     pub client_bad_requests: u64,
+    /// Client submits refused at admission: a signature does not verify.
+    pub client_bad_signatures: u64,
+    /// Client requests answered `Busy` (a waiting queue or the admission
+    /// budget was full, or Raft refused more uncommitted entries or reads).
+    pub client_busy: u64,
+    /// Unchecked forwards this leader dropped (bad or unresolvable
+    /// signer, budget spent, or not leader any more).
+    pub forwards_refused: u64,
     pub client_timeouts: u64,
     pub reads_served: u64,
     pub raft_rejected: u64,
@@ -142,6 +160,10 @@ pub struct Node<D: BlockDevice, A: Clone> {
     config: NodeConfig,
     raft: Raft<DiskLog<D>>,
     ledger: Ledger,
+    /// The operator key (signs account creation), parsed once.
+    operator: OwnerKey,
+    /// Signatures verified at admission since the last `drive`.
+    admission_spent: usize,
     /// Writes this node took from clients, by tag, until applied.
     writes: BTreeMap<u64, Waiting<A>>,
     /// Reads waiting for their ReadIndex, by ctx.
@@ -164,10 +186,11 @@ pub struct Node<D: BlockDevice, A: Clone> {
 
 impl<D: BlockDevice, A: Clone> Node<D, A> {
     /// Starts (or restarts) a node on an opened store: rebuilds the ledger
-    /// by replaying the committed log from the start (snapshots are a later
-    /// issue) as Raft hands the entries back.
+    /// by replaying the committed log from the start (there are no
+    /// snapshots) as Raft hands the entries back.
     pub fn new(config: NodeConfig, store: Store<D>) -> Result<Node<D, A>, NodeError> {
         let log = DiskLog::new(store, config.voters.clone()).map_err(NodeError::Open)?;
+        let next_tag = first_tag(log.boot_generation());
         let mut raft_config = RaftConfig::new(config.id);
         raft_config.election_ticks = config.election_ticks;
         raft_config.heartbeat_ticks = config.heartbeat_ticks;
@@ -175,15 +198,14 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
         raft_config.max_entries_per_msg = 64;
         let raft = Raft::new(raft_config, log, config.seed).map_err(NodeError::Raft)?;
         let ledger = Ledger::genesis(config.genesis).map_err(NodeError::Genesis)?;
-        // Tags restart above anything a previous incarnation issued that
-        // may still be in the log: one that collides would answer a new
-        // client with an old outcome. The term only grows, so
-        // (term + 1) << 32 is fresh across restarts.
-        let next_tag = (raft.term() + 1) << 32;
+        let operator = OwnerKey::parse(&config.genesis.operator_key)
+            .ok_or(NodeError::Genesis(GenesisError::InvalidOperatorKey))?;
         Ok(Node {
             config,
             raft,
             ledger,
+            operator,
+            admission_spent: 0,
             writes: BTreeMap::new(),
             reads: BTreeMap::new(),
             confirmed: Vec::new(),
@@ -270,22 +292,52 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
             self.metrics.client_bad_requests += 1;
             return self.reply_error(waiting, ReplyError::BadRequest);
         }
-        let tag = self.next_tag;
-        self.next_tag += 1;
         match &waiting.op {
             RequestOp::Submit { command } => {
-                if command.len() > MAX_COMMAND_BYTES
-                    || continuum_bank::Entry::decode(command).is_err()
-                {
-                    self.metrics.client_bad_requests += 1;
-                    return self.reply_error(waiting, ReplyError::BadRequest);
+                let entry = match continuum_bank::Entry::decode(command) {
+                    Ok(entry) if command.len() <= MAX_COMMAND_BYTES => entry,
+                    _ => {
+                        self.metrics.client_bad_requests += 1;
+                        return self.reply_error(waiting, ReplyError::BadRequest);
+                    }
+                };
+                if self.writes.len() >= MAX_WAITING_WRITES {
+                    return self.reply_busy(waiting);
                 }
+                let Some(admission) = self.admit(&entry) else {
+                    return self.reply_busy(waiting);
+                };
+                match admission {
+                    Admission::BadSignature => {
+                        self.metrics.client_bad_signatures += 1;
+                        return self.reply_error(waiting, ReplyError::BadSignature);
+                    }
+                    // No node can check it: the leader's ledger is the most
+                    // up to date there is. Nothing unchecked enters the log.
+                    Admission::Unresolved if self.raft.role() == Role::Leader => {
+                        self.metrics.client_bad_requests += 1;
+                        return self.reply_error(waiting, ReplyError::BadRequest);
+                    }
+                    Admission::Valid | Admission::Unresolved => {}
+                }
+                let admitted = admission == Admission::Valid;
+                let tag = self.next_tag;
+                self.next_tag = tag_after(tag);
                 let header = EntryHeader {
                     origin: self.config.id,
                     tag,
                     hlc,
                 };
-                match self.raft.propose(header.wrap(command)) {
+                // An unresolved command is only ever forwarded, never
+                // proposed here (this node is not the leader: checked above).
+                let proposed = if admitted {
+                    self.raft.propose(header.wrap(command))
+                } else {
+                    Err(ProposeError::NotLeader {
+                        leader: self.raft.leader(),
+                    })
+                };
+                match proposed {
                     Ok(_) => {
                         self.metrics.proposals += 1;
                         self.writes.insert(tag, waiting);
@@ -299,28 +351,53 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
                                 origin: self.config.id,
                                 tag,
                                 command,
+                                admitted,
                             },
                         ));
                         self.writes.insert(tag, waiting);
                     }
-                    Err(ProposeError::TooManyUncommitted) => {
-                        self.reply_error(waiting, ReplyError::Busy)
-                    }
+                    Err(ProposeError::TooManyUncommitted) => self.reply_busy(waiting),
                     Err(_) => self.reply_error(waiting, ReplyError::Unavailable),
                 }
             }
             RequestOp::QueryBalance { .. }
             | RequestOp::QueryOutcome { .. }
-            | RequestOp::QueryChainHead => match self.raft.read_index(tag) {
-                Ok(()) => {
-                    self.reads.insert(tag, waiting);
+            | RequestOp::QueryChainHead => {
+                if self.reads.len() >= MAX_WAITING_READS {
+                    return self.reply_busy(waiting);
                 }
-                Err(ReadIndexError::NoLeader) => self.reply_error(waiting, ReplyError::Unavailable),
-                Err(ReadIndexError::TooManyPendingReads) => {
-                    self.reply_error(waiting, ReplyError::Busy)
+                let tag = self.next_tag;
+                self.next_tag = tag_after(tag);
+                match self.raft.read_index(tag) {
+                    Ok(()) => {
+                        self.reads.insert(tag, waiting);
+                    }
+                    Err(ReadIndexError::NoLeader) => {
+                        self.reply_error(waiting, ReplyError::Unavailable)
+                    }
+                    Err(ReadIndexError::TooManyPendingReads) => self.reply_busy(waiting),
                 }
-            },
+            }
         }
+    }
+
+    /// Signatures this node may still verify at admission before the next
+    /// [`Node::drive`] (see `admission.rs`). The kernel stops reading
+    /// client datagrams at zero, so they wait in the socket, not in a
+    /// `Busy` reply.
+    pub fn admission_budget(&self) -> usize {
+        ADMISSION_SIGNATURES_PER_PASS.saturating_sub(self.admission_spent)
+    }
+
+    /// Admission of `entry` within this pass's budget; `None` when the
+    /// budget cannot cover it.
+    fn admit(&mut self, entry: &continuum_bank::Entry) -> Option<Admission> {
+        if admission::signatures_in(entry) > self.admission_budget() {
+            return None;
+        }
+        let (admission, verified) = admission::admit(&self.ledger, self.operator, entry);
+        self.admission_spent += verified;
+        Some(admission)
     }
 
     /// A peer message arrived from authenticated peer `from`.
@@ -328,7 +405,13 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
         self.hlc = self.hlc.max(hlc);
         match body {
             Body::Raft(message) => {
-                if message.from != from || self.raft.step(message).is_err() {
+                // A ReadIndex response must answer a read this boot is
+                // waiting for (tags never repeat across boots): one for an
+                // earlier incarnation's read, delayed across a restart,
+                // would otherwise serve a new read at an old index.
+                let unasked = matches!(message.body,
+                    MessageBody::ReadIndexResponse { ctx, .. } if !self.reads.contains_key(&ctx));
+                if message.from != from || unasked || self.raft.step(message).is_err() {
                     self.metrics.raft_rejected += 1;
                 }
             }
@@ -336,13 +419,25 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
                 origin,
                 tag,
                 command,
+                admitted,
             } => {
                 // Only the node that took the request may name itself origin.
-                if origin != from
-                    || command.len() > MAX_COMMAND_BYTES
-                    || continuum_bank::Entry::decode(&command).is_err()
+                let entry = match continuum_bank::Entry::decode(&command) {
+                    Ok(entry) if origin == from && command.len() <= MAX_COMMAND_BYTES => entry,
+                    _ => {
+                        self.metrics.raft_rejected += 1;
+                        return Ok(());
+                    }
+                };
+                // An admitted forward was checked by its origin, an
+                // authenticated member; an unchecked one is checked here,
+                // and only a command whose every signer resolves and
+                // verifies is proposed.
+                if !admitted
+                    && (self.raft.role() != Role::Leader
+                        || self.admit(&entry) != Some(Admission::Valid))
                 {
-                    self.metrics.raft_rejected += 1;
+                    self.metrics.forwards_refused += 1;
                     return Ok(());
                 }
                 let header = EntryHeader { origin, tag, hlc };
@@ -357,7 +452,8 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
                 // Only indexes a checkpoint can exist for; bounded memory.
                 if index.is_multiple_of(CHECKPOINT_EVERY)
                     && self.config.voters.contains(&from)
-                    && index + CHECKPOINT_EVERY * CHECKPOINTS_KEPT as u64 > self.applied
+                    && index.saturating_add(CHECKPOINT_EVERY * CHECKPOINTS_KEPT as u64)
+                        > self.applied
                 {
                     self.count_report(index, &head);
                     self.peer_heads.entry(index).or_default().insert(from, head);
@@ -371,11 +467,12 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
         Ok(())
     }
 
-    /// Runs Raft's Ready loop: persist (one write + one flush per Ready),
+    /// Runs Raft's Ready loop: persist (one write, at most one flush, per Ready),
     /// queue the messages, apply committed entries, answer clients. Call
     /// after every batch of inputs; then send [`Node::take_outbox`] and
     /// [`Node::take_replies`].
     pub fn drive(&mut self) -> Result<(), NodeError> {
+        self.admission_spent = 0;
         while self.raft.has_ready() {
             let ready = self.raft.ready();
             self.raft
@@ -548,6 +645,11 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
         }
     }
 
+    fn reply_busy(&mut self, waiting: Waiting<A>) {
+        self.metrics.client_busy += 1;
+        self.reply_error(waiting, ReplyError::Busy);
+    }
+
     fn reply_error(&mut self, waiting: Waiting<A>, error: ReplyError) {
         self.reply(
             waiting.client,
@@ -592,6 +694,25 @@ pub fn transfer_answer(ledger: &Ledger, id: u128) -> TransferAnswer {
             log_time_ms: ledger.log_time_ms(),
         },
     }
+}
+
+/// Request tags (entry header tags and ReadIndex contexts) are
+/// `boot << 32 | sequence`: `boot` is the low 32 bits of the store's boot
+/// generation, which is persisted and bumped by every open, so no tag of
+/// this boot equals one an earlier incarnation issued that may still sit
+/// in the log or in a delayed ReadIndex response (a repeat would answer a
+/// new request with an old outcome or index). Within a boot the sequence
+/// wraps after 2^32 requests, and boots wrap after 2^32 restarts; a
+/// request waiting that long has long timed out. Total for every input.
+const TAG_SEQUENCE_BITS: u32 = 32;
+
+fn first_tag(boot_generation: u64) -> u64 {
+    boot_generation.wrapping_shl(TAG_SEQUENCE_BITS)
+}
+
+fn tag_after(tag: u64) -> u64 {
+    let sequence = (1u64 << TAG_SEQUENCE_BITS) - 1;
+    (tag & !sequence) | (tag.wrapping_add(1) & sequence)
 }
 
 fn drain_expired<A>(map: &mut BTreeMap<u64, Waiting<A>>, now: u64) -> Vec<(u64, Waiting<A>)> {

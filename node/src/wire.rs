@@ -6,13 +6,13 @@
 //!
 //! | bytes | field |
 //! |---|---|
-//! | 1 | tag: 1 Raft message, 2 forwarded write, 3 chain check |
+//! | 1 | tag: 1 Raft message, 2 forwarded write (admitted), 3 chain check, 4 forwarded write (signer not resolved by the sender) |
 //! | 8 | sender's Lamport clock (big-endian) |
 //! | 8 | sender's HLC timestamp (big-endian) |
 //! | rest | body |
 //!
-//! Bodies: Raft = `continuum_raft::Message::encode`; forward = `origin u64 |
-//! tag u64 | bank command`; chain check = `applied index u64 | receipt
+//! Bodies: Raft = `continuum_raft::Message::encode`; forward (tags 2 and 4)
+//! = `origin u64 | tag u64 | bank command`; chain check = `applied index u64 | receipt
 //! chain head [32]`.
 //!
 //! Entry data (`continuum_raft::Entry::data` of a normal entry):
@@ -59,10 +59,14 @@ pub enum Body {
     /// A Raft protocol message.
     Raft(Message),
     /// A client write taken by a follower, for the leader to propose.
+    /// `admitted`: the follower verified every signature against keys it
+    /// knows (envelope tag 2); otherwise some signer's account was not yet
+    /// applied there and the leader checks the command itself (tag 4).
     Forward {
         origin: u64,
         tag: u64,
         command: Vec<u8>,
+        admitted: bool,
     },
     /// The sender's receipt-chain head at an applied index (divergence check).
     ChainCheck { index: u64, head: [u8; 32] },
@@ -86,8 +90,11 @@ impl Envelope {
     pub fn encode(&self, out: &mut Vec<u8>) {
         let tag = match self.body {
             Body::Raft(_) => 1,
-            Body::Forward { .. } => 2,
+            Body::Forward { admitted: true, .. } => 2,
             Body::ChainCheck { .. } => 3,
+            Body::Forward {
+                admitted: false, ..
+            } => 4,
         };
         out.push(tag);
         out.extend_from_slice(&self.lamport.to_be_bytes());
@@ -98,6 +105,7 @@ impl Envelope {
                 origin,
                 tag,
                 command,
+                ..
             } => {
                 out.extend_from_slice(&origin.to_be_bytes());
                 out.extend_from_slice(&tag.to_be_bytes());
@@ -118,7 +126,8 @@ impl Envelope {
         let rest = &bytes[ENVELOPE_HEADER_BYTES..];
         let body = match tag {
             1 => Body::Raft(Message::decode(rest).map_err(WireError::Raft)?),
-            2 => {
+            2 | 4 => {
+                let admitted = tag == 2;
                 let origin = u64_at(rest, 0)?;
                 let tag = u64_at(rest, 8)?;
                 let command = &rest[16..];
@@ -129,6 +138,7 @@ impl Envelope {
                     origin,
                     tag,
                     command: command.to_vec(),
+                    admitted,
                 }
             }
             3 => {

@@ -352,7 +352,7 @@ fn run_cluster(n: u64, seed: u64, loss_pct: u64, crashes: bool, partitions: bool
     sim.run(300);
 
     // Every request we sent and what came back.
-    let mut sent: BTreeMap<u64, (u128, Vec<u8>)> = BTreeMap::new();
+    let mut sent: BTreeMap<u64, (u128, u128)> = BTreeMap::new();
     let mut next_id: u128 = 5000;
     for round in 0..300u64 {
         let from = accounts[1 + sim.rng.gen_range(0, 5) as usize];
@@ -362,7 +362,7 @@ fn run_cluster(n: u64, seed: u64, loss_pct: u64, crashes: bool, partitions: bool
             let amount = 1 + sim.rng.gen_range(0, 3000);
             let cmd = transfer(next_id, from, to, amount);
             let via = 1 + sim.rng.gen_range(0, n);
-            sent.insert(round, (next_id, cmd.clone()));
+            sent.insert(round, (next_id, from));
             sim.submit(via, 1, round, cmd);
         }
         let pause = 1 + sim.rng.gen_range(0, 4);
@@ -397,7 +397,7 @@ fn run_cluster(n: u64, seed: u64, loss_pct: u64, crashes: bool, partitions: bool
         .map(|(_, r)| (r.request_id, r.clone()))
         .collect();
     let mut acked = 0;
-    for (round, (id, _)) in &sent {
+    for (round, (id, from)) in &sent {
         let Some(reply) = replies.get(round) else {
             continue;
         };
@@ -417,6 +417,13 @@ fn run_cluster(n: u64, seed: u64, loss_pct: u64, crashes: bool, partitions: bool
                 }
                 Some(_) => assert!(!applied, "refused transfer {id} applied"),
                 None => {
+                    // No node can check a transfer from an account that
+                    // does not exist (its creation failed above): refused
+                    // at admission, never proposed.
+                    if reply.body == ReplyBody::Error(ReplyError::BadRequest) {
+                        assert!(node.ledger().account(*from).is_none(), "{reply:?}");
+                        continue;
+                    }
                     assert!(
                         matches!(
                             reply.body,
@@ -614,19 +621,19 @@ fn malformed_or_oversized_submits_are_refused_not_proposed() {
 #[test]
 fn the_largest_command_fits_one_append_datagram() {
     // Six transfers (3 + 6 * 153 bytes) is the most a MAX_COMMAND_BYTES
-    // command can carry.
+    // command can carry. From the reserve: admission must resolve the signer.
     let commands: Vec<_> = (0..6u128)
         .map(|i| {
             Transfer {
                 id: u128::MAX - i,
-                from: u128::MAX,
+                from: RESERVE,
                 to: u128::MAX - 1,
                 amount: u64::MAX,
                 client: u128::MAX,
                 seq: u64::MAX,
                 expires_at: u64::MAX,
             }
-            .sign(&owner(3), CLUSTER as u128)
+            .sign(&operator(), CLUSTER as u128)
         })
         .collect();
     let command = Entry::new(commands).unwrap().encode();
@@ -723,7 +730,7 @@ fn a_node_whose_chain_head_a_majority_contradicts_halts_and_a_lone_dissenter_doe
 }
 
 #[test]
-fn only_new_entries_terms_and_votes_cost_a_flush_not_a_moved_commit_index() {
+fn only_new_entries_terms_votes_and_witnesses_cost_a_flush_not_a_moved_commit_index() {
     use continuum_node::DiskLog;
     use continuum_raft::{compute_chain_hash, EntryKind, HardState, Ready, GENESIS_CHAIN_HASH};
     let (store, _) = Store::format(MemDisk::new(4096), identity(1)).unwrap();
@@ -750,17 +757,382 @@ fn only_new_entries_terms_and_votes_cost_a_flush_not_a_moved_commit_index() {
     assert_eq!(log.flushes, 1, "entries and a vote are flushed");
     log.persist(&ready(hs(1, 1, 1), vec![])).unwrap();
     assert_eq!(
-        log.flushes, 1,
+        log.flushes, 2,
+        "the first hard state after a batch is flushed: its slot witnesses the batch"
+    );
+    log.persist(&ready(hs(1, 1, 2), vec![])).unwrap();
+    assert_eq!(
+        log.flushes, 2,
         "a commit index alone is written, not flushed"
     );
     log.persist(&ready(hs(2, 0, 1), vec![])).unwrap();
-    assert_eq!(log.flushes, 2, "a new term is flushed");
+    assert_eq!(log.flushes, 3, "a new term is flushed");
     log.persist(&ready(hs(2, 3, 1), vec![])).unwrap();
-    assert_eq!(log.flushes, 3, "a vote is flushed");
+    assert_eq!(log.flushes, 4, "a vote is flushed");
     // After a crash that loses unflushed writes the vote and the entry are there.
     let mut disk = log.into_store().into_device();
     disk.crash(CrashMode::LoseUnflushed);
     let (store, _) = Store::open(disk, identity(1)).unwrap();
     assert_eq!(store.hard_state().vote, Some(3));
     assert_eq!(store.last_index(), 1);
+}
+
+/// Issue 13, bug 2: a ReadIndex response delayed across a restart (same
+/// term) must not answer the next incarnation's read. Before the fix both
+/// incarnations numbered their reads from (term + 1) << 32, so the old
+/// response carried the new read's context and served it at an index
+/// before a write acknowledged before that read was issued.
+#[test]
+fn a_read_index_response_delayed_across_a_restart_answers_no_new_read() {
+    use continuum_raft::MessageBody;
+    let mut sim = Sim::new(3, 31);
+    let leader = sim.wait_leader();
+    sim.submit(leader, 8, 1, create_account(10));
+    sim.run(60);
+    let follower = if leader == 1 { 2 } else { 1 };
+    // The incarnation whose read goes stale boots in the leader's term, as
+    // the next one will.
+    sim.crash(follower);
+    sim.restart(follower);
+    sim.run(20);
+    let ask = |sim: &mut Sim, request_id| {
+        let request = ClientRequest {
+            cluster_id: CLUSTER,
+            client_id: 8,
+            request_id,
+            op: RequestOp::QueryBalance { account: 10 },
+        };
+        let step = sim.step;
+        sim.nodes
+            .get_mut(&follower)
+            .unwrap()
+            .on_client(8, request, step);
+        sim.collect(follower);
+    };
+    let is_response = |bytes: &[u8]| {
+        matches!(
+            Envelope::decode(bytes).map(|e| e.body),
+            Ok(Body::Raft(m)) if matches!(m.body, MessageBody::ReadIndexResponse { .. })
+        )
+    };
+    // First incarnation's read: let the leader answer, hold the answer.
+    ask(&mut sim, 100);
+    let mut held = None;
+    for _ in 0..20 {
+        sim.run(1);
+        if let Some(pos) = sim
+            .wire
+            .iter()
+            .position(|(_, _, to, bytes)| *to == follower && is_response(bytes))
+        {
+            held = sim.wire.remove(pos);
+            break;
+        }
+    }
+    let (_, from, _, stale) = held.expect("the leader answered the read");
+    // A write is acknowledged after that answer was produced; the follower
+    // does not receive it (the leader's messages to it are cut).
+    sim.cut.push((leader, follower));
+    sim.submit(leader, 8, 2, transfer(77, RESERVE, 10, 500));
+    sim.run(60);
+    let write_index = sim
+        .replies
+        .iter()
+        .find_map(|(c, r)| match &r.body {
+            ReplyBody::Ok { index, .. } if *c == 8 && r.request_id == 2 => Some(*index),
+            _ => None,
+        })
+        .expect("the write was acknowledged");
+    let term = sim.nodes[&follower].raft().term();
+    sim.crash(follower);
+    sim.restart(follower);
+    // The new incarnation hears the leader of the same term once.
+    let last = sim.nodes[&follower].raft().last_index();
+    let heartbeat = continuum_raft::Message {
+        from: leader,
+        to: follower,
+        term,
+        body: MessageBody::Heartbeat {
+            commit: last,
+            read_seq: 0,
+        },
+    };
+    let node = sim.nodes.get_mut(&follower).unwrap();
+    node.on_peer(leader, Body::Raft(heartbeat), 0).unwrap();
+    sim.collect(follower);
+    assert_eq!(sim.nodes[&follower].raft().leader(), leader);
+    assert!(sim.nodes[&follower].applied() < write_index);
+    // Its first read; then the old incarnation's answer arrives.
+    ask(&mut sim, 101);
+    let envelope = Envelope::decode(&stale).unwrap();
+    let node = sim.nodes.get_mut(&follower).unwrap();
+    node.on_peer(from, envelope.body, 0).unwrap();
+    sim.collect(follower);
+    sim.run(20);
+    let stale_answer = sim.replies.iter().find_map(|(c, r)| match &r.body {
+        ReplyBody::Ok { index, .. } if *c == 8 && r.request_id == 101 && *index < write_index => {
+            Some(*index)
+        }
+        _ => None,
+    });
+    assert_eq!(
+        stale_answer, None,
+        "a read issued after the write acknowledged at {write_index} was served at an older index"
+    );
+}
+
+/// A transfer from `from` signed by a key that does not own it.
+fn forged_transfer(id: u128, from: u128, to: u128, amount: u64) -> Vec<u8> {
+    Entry::single(
+        Transfer {
+            id,
+            from,
+            to,
+            amount,
+            client: id,
+            seq: 1,
+            expires_at: EXPIRES_AT,
+        }
+        .sign(&SigningKey::from_bytes(&[0x66; 32]), CLUSTER as u128),
+    )
+    .encode()
+}
+
+fn last_indexes(sim: &Sim) -> Vec<u64> {
+    sim.nodes.values().map(|n| n.raft().last_index()).collect()
+}
+
+fn replies_to(sim: &Sim, client: Client, body: &ReplyBody) -> usize {
+    sim.replies
+        .iter()
+        .filter(|(c, r)| *c == client && r.body == *body)
+        .count()
+}
+
+/// Issue 14 (HIGH): a forged submit, through the leader or a follower,
+/// never grows the log on any replica; the client hears `BadSignature`.
+#[test]
+fn forged_submits_never_grow_the_log_on_any_replica() {
+    let mut sim = Sim::new(3, 14);
+    let leader = sim.wait_leader();
+    sim.submit(leader, 5, 1, create_account(10));
+    sim.run(100);
+    let before = last_indexes(&sim);
+    let follower = if leader == 1 { 2 } else { 1 };
+    let mut forged = 0;
+    for (i, via) in [leader, follower].into_iter().enumerate() {
+        let base = 100 * i as u128;
+        // From the reserve (operator-owned) and from an owned account.
+        sim.submit(via, 7, forged, forged_transfer(base + 1, RESERVE, 10, 5));
+        sim.submit(
+            via,
+            7,
+            forged + 1,
+            forged_transfer(base + 2, 10, RESERVE, 5),
+        );
+        // An account created by a key other than the operator's.
+        let rogue = Entry::single(
+            CreateAccount {
+                id: 50 + base,
+                owner: owner(50).verifying_key().to_bytes(),
+                flags: AccountFlags::empty(),
+                expires_at: EXPIRES_AT,
+            }
+            .sign(&SigningKey::from_bytes(&[0x66; 32]), CLUSTER as u128),
+        )
+        .encode();
+        sim.submit(via, 7, forged + 2, rogue);
+        // A valid command batched with a forged one taints the entry.
+        let mixed = Entry::new(vec![
+            Transfer {
+                id: base + 3,
+                from: RESERVE,
+                to: 10,
+                amount: 1,
+                client: 3,
+                seq: 1,
+                expires_at: EXPIRES_AT,
+            }
+            .sign(&operator(), CLUSTER as u128),
+            Transfer {
+                id: base + 4,
+                from: 10,
+                to: RESERVE,
+                amount: 1,
+                client: 4,
+                seq: 1,
+                expires_at: EXPIRES_AT,
+            }
+            .sign(&operator(), CLUSTER as u128),
+        ])
+        .unwrap()
+        .encode();
+        sim.submit(via, 7, forged + 3, mixed);
+        forged += 4;
+    }
+    sim.run(300);
+    assert_eq!(
+        replies_to(&sim, 7, &ReplyBody::Error(ReplyError::BadSignature)),
+        forged as usize,
+        "replies: {:?}",
+        sim.replies
+    );
+    assert_eq!(
+        last_indexes(&sim),
+        before,
+        "a forged submit reached the log"
+    );
+    let counted: u64 = sim
+        .nodes
+        .values()
+        .map(|n| n.metrics().client_bad_signatures)
+        .sum();
+    assert_eq!(counted, forged);
+    for node in sim.nodes.values() {
+        assert_eq!(node.ledger().balance(10), Some(0));
+    }
+    // Genuine commands still commit.
+    sim.submit(follower, 8, 1, transfer(900, RESERVE, 10, 5));
+    sim.run(100);
+    assert!(sim
+        .nodes
+        .values()
+        .all(|n| n.ledger().balance(10) == Some(5)));
+}
+
+/// A transfer from an account that no node has: the follower cannot
+/// resolve it and forwards it unchecked; the leader cannot either and
+/// refuses it. Through the leader directly it is `BadRequest`.
+#[test]
+fn a_transfer_no_node_can_check_is_refused_not_proposed() {
+    let mut sim = Sim::new(3, 15);
+    let leader = sim.wait_leader();
+    sim.run(20);
+    let before = last_indexes(&sim);
+    let follower = if leader == 1 { 2 } else { 1 };
+    sim.submit(follower, 9, 1, transfer(1, 77, RESERVE, 5));
+    sim.submit(leader, 9, 2, transfer(2, 77, RESERVE, 5));
+    sim.run(50);
+    assert_eq!(
+        last_indexes(&sim),
+        before,
+        "an unchecked command reached the log"
+    );
+    assert_eq!(sim.nodes[&leader].metrics().forwards_refused, 1);
+    assert_eq!(
+        replies_to(&sim, 9, &ReplyBody::Error(ReplyError::BadRequest)),
+        1
+    );
+}
+
+/// A follower that has not applied an account yet forwards a transfer from
+/// it unchecked; the leader has, checks it and proposes it.
+#[test]
+fn a_follower_that_lags_forwards_unresolved_transfers_for_the_leader_to_check() {
+    let mut sim = Sim::new(3, 16);
+    let leader = sim.wait_leader();
+    sim.run(20);
+    let follower = if leader == 1 { 2 } else { 1 };
+    // The follower hears nothing from the leader for a while (it can still
+    // send to it), so it does not learn about account 10 yet.
+    sim.cut.push((leader, follower));
+    sim.submit(leader, 5, 1, create_account(10));
+    sim.submit(leader, 5, 2, transfer(2, RESERVE, 10, 50));
+    sim.run(6);
+    assert!(sim.nodes[&leader].ledger().balance(10) == Some(50));
+    assert!(sim.nodes[&follower].ledger().account(10).is_none());
+    sim.submit(follower, 6, 1, transfer(3, 10, RESERVE, 20));
+    // A forged one from the same account, also unresolved at the follower.
+    sim.submit(follower, 6, 2, forged_transfer(4, 10, RESERVE, 20));
+    sim.run(4);
+    sim.cut.clear();
+    sim.run(100);
+    assert_eq!(sim.nodes[&leader].metrics().forwards_refused, 1);
+    for node in sim.nodes.values() {
+        assert_eq!(node.ledger().balance(10), Some(30), "node {}", node.id());
+    }
+    assert!(sim
+        .replies
+        .iter()
+        .any(|(c, r)| *c == 6 && r.request_id == 1 && outcome_of(r) == Some(Outcome::Ok)));
+}
+
+/// Issue 14 (MEDIUM 5): a follower whose leader never answers holds at most
+/// MAX_WAITING_WRITES writes and MAX_WAITING_READS reads; the rest get
+/// `Busy`, and the queues drain when requests time out.
+#[test]
+fn a_client_flood_never_exceeds_the_waiting_bounds() {
+    use continuum_node::{MAX_WAITING_READS, MAX_WAITING_WRITES};
+    let mut sim = Sim::new(3, 17);
+    let leader = sim.wait_leader();
+    sim.run(20);
+    let follower = if leader == 1 { 2 } else { 1 };
+    // Forwards and ReadIndex requests from the follower vanish.
+    sim.cut.push((follower, leader));
+    // From an account nobody has: forwarded unchecked, no signature to
+    // verify (keeps the test fast in debug builds).
+    let command = transfer(1, 77, RESERVE, 1);
+    let extra = 50;
+    for i in 0..(MAX_WAITING_WRITES + extra) as u64 {
+        sim.submit(follower, 11, i, command.clone());
+        let (writes, _) = sim.nodes[&follower].waiting();
+        assert!(writes <= MAX_WAITING_WRITES, "{writes} writes waiting");
+    }
+    for i in 0..(MAX_WAITING_READS + extra) as u64 {
+        let request = ClientRequest {
+            cluster_id: CLUSTER,
+            client_id: 12,
+            request_id: i,
+            op: RequestOp::QueryChainHead,
+        };
+        let node = sim.nodes.get_mut(&follower).unwrap();
+        node.on_client(12, request, 0);
+        let (_, reads) = node.waiting();
+        assert!(reads <= MAX_WAITING_READS, "{reads} reads waiting");
+    }
+    sim.collect(follower);
+    assert_eq!(
+        replies_to(&sim, 11, &ReplyBody::Error(ReplyError::Busy)),
+        extra
+    );
+    assert_eq!(
+        replies_to(&sim, 12, &ReplyBody::Error(ReplyError::Busy)),
+        extra
+    );
+    assert_eq!(
+        sim.nodes[&follower].waiting(),
+        (MAX_WAITING_WRITES, MAX_WAITING_READS)
+    );
+}
+
+/// Admission verifies at most ADMISSION_SIGNATURES_PER_PASS signatures
+/// between two `drive` calls; past it a client gets `Busy`, and the budget
+/// comes back with the next pass.
+#[test]
+fn admission_spends_a_bounded_number_of_verifications_per_pass() {
+    use continuum_node::admission::ADMISSION_SIGNATURES_PER_PASS;
+    let mut sim = Sim::new(3, 18);
+    let leader = sim.wait_leader();
+    sim.run(20);
+    let budget = ADMISSION_SIGNATURES_PER_PASS as u64;
+    let node = sim.nodes.get_mut(&leader).unwrap();
+    for i in 0..budget + 3 {
+        let request = ClientRequest {
+            cluster_id: CLUSTER,
+            client_id: 13,
+            request_id: i,
+            op: RequestOp::Submit {
+                command: transfer(10_000 + i as u128, RESERVE, RESERVE, 1),
+            },
+        };
+        node.on_client(13, request, 0);
+    }
+    assert_eq!(node.admission_budget(), 0);
+    assert_eq!(node.metrics().proposals, budget);
+    assert_eq!(node.metrics().client_busy, 3);
+    sim.collect(leader);
+    assert_eq!(
+        sim.nodes[&leader].admission_budget(),
+        ADMISSION_SIGNATURES_PER_PASS
+    );
 }

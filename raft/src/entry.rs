@@ -34,7 +34,7 @@ pub enum EntryKind {
 
 impl EntryKind {
     /// Wire / hash tag of this kind. Tag 2 is reserved for configuration
-    /// changes (a later issue).
+    /// changes, which are not implemented.
     pub fn tag(self) -> u8 {
         match self {
             EntryKind::Normal => 0,

@@ -43,7 +43,8 @@
 //!
 //! Between [`Raft::ready`] and [`Raft::advance`] the node takes no input
 //! (it panics if it does): this keeps the unstable-log bookkeeping trivially
-//! correct. The kernel's WAL task therefore persists one Ready at a time;
+//! correct. The node (`continuum_node::Node::drive`) therefore persists one
+//! Ready at a time;
 //! batching happens inside Raft (proposals between two Readies share one
 //! AppendEntries per follower).
 //!

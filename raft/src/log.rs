@@ -284,16 +284,18 @@ impl<S: Storage> RaftLog<S> {
         Ok(Some(last_new))
     }
 
-    /// Raises the commit index; never lowers it.
+    /// Raises the commit index; never lowers it, and never past the last
+    /// index this log holds: a peer's commit index (a heartbeat's, computed
+    /// from what the leader believes this node holds) can exceed it when
+    /// this node lost an acknowledged entry, e.g. to a corrupt record at
+    /// recovery. Committing only what is here (etcd's `commitTo` moves
+    /// within the log) and letting replication repair the rest keeps the
+    /// replica running instead of crash-looping on every heartbeat.
     pub(crate) fn commit_to(&mut self, index: u64) {
+        let index = index.min(self.last_index());
         if index <= self.committed {
             return;
         }
-        assert!(
-            index <= self.last_index(),
-            "raft: commit index {index} beyond last index {}",
-            self.last_index()
-        );
         self.committed = index;
     }
 
@@ -449,6 +451,15 @@ mod tests {
         log.commit_to(3);
         let new = entries_with_terms(2, log.chain_hash(1), &[2]);
         log.append(&new);
+    }
+
+    #[test]
+    fn a_commit_index_beyond_the_log_commits_only_what_the_log_holds() {
+        let mut log = log_with(&[1, 1, 1]);
+        log.commit_to(7);
+        assert_eq!(log.committed, 3);
+        log.commit_to(u64::MAX);
+        assert_eq!(log.committed, 3);
     }
 
     #[test]

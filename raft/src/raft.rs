@@ -385,33 +385,11 @@ impl<S: Storage> Raft<S> {
         if m.from == self.id || !self.voters.contains(&m.from) {
             return Err(StepError::UnknownSender);
         }
+        if m.term > self.term && self.lease_protects(&m.body) {
+            self.stats.ignored_messages += 1;
+            return Ok(());
+        }
         if m.term > self.term {
-            match &m.body {
-                MessageBody::PreVote { .. } | MessageBody::Vote { .. } => {
-                    let forced = matches!(
-                        m.body,
-                        MessageBody::Vote {
-                            leader_transfer: true,
-                            ..
-                        }
-                    );
-                    // Thesis §4.2.3 / §6.4.1: while a leader is known to be
-                    // alive, ignore disruptive candidates (also protects leases).
-                    // With lease reads, a freshly (re)started node also waits
-                    // an election timeout: it may have promised a leader a
-                    // lease before it crashed.
-                    let booting = self.config.read_only == ReadOnlyOption::LeaseBased
-                        && self.ticks < self.config.election_ticks;
-                    let in_lease = self.config.check_quorum
-                        && (self.leader != NO_NODE || booting)
-                        && self.election_elapsed < self.config.election_ticks;
-                    if !forced && in_lease {
-                        self.stats.ignored_messages += 1;
-                        return Ok(());
-                    }
-                }
-                _ => {}
-            }
             match &m.body {
                 // A pre-vote does not change anyone's term (thesis §9.6).
                 MessageBody::PreVote { .. } => {}
@@ -465,6 +443,40 @@ impl<S: Storage> Raft<S> {
             },
         }
         Ok(())
+    }
+
+    /// Whether a message of a higher term must be ignored because this
+    /// node promised the current leader not to help elect another one.
+    ///
+    /// Thesis §4.2.3 / §6.4.1: while a leader is known to be alive
+    /// (heard within the election timeout), ignore disruptive candidates.
+    /// With lease reads (thesis §6.4) that is the leader's lease, and it
+    /// only holds if *no* higher-term message moves this node to the new
+    /// term while it lasts: stepping down resets the known leader, after
+    /// which the next vote request would be granted at once (a stale
+    /// PreVoteResponse rejecting an old pre-vote, an append of a leader
+    /// elected without us, ...). So with lease reads every higher-term
+    /// message is ignored during the lease, except the vote of a
+    /// leadership transfer, which only the leader itself starts (it
+    /// stopped lease reads when it sent TimeoutNow). A freshly (re)started
+    /// node also waits an election timeout: it may have promised a lease
+    /// before it crashed.
+    fn lease_protects(&self, body: &MessageBody) -> bool {
+        let lease_reads = self.config.read_only == ReadOnlyOption::LeaseBased;
+        let guarded = match body {
+            MessageBody::Vote {
+                leader_transfer: true,
+                ..
+            } => false,
+            MessageBody::PreVote { .. } | MessageBody::Vote { .. } => true,
+            // The leader's own lease is its followers' promise, not its own.
+            _ => lease_reads && self.role != Role::Leader,
+        };
+        let booting = lease_reads && self.ticks < self.config.election_ticks;
+        guarded
+            && self.config.check_quorum
+            && (self.leader != NO_NODE || booting)
+            && self.election_elapsed < self.config.election_ticks
     }
 
     fn step_follower(&mut self, m: Message) {

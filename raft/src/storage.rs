@@ -1,8 +1,9 @@
 //! The stable-storage interface Raft reads from, and an in-memory version.
 //!
 //! Raft never writes storage itself: it hands entries and hard state to the
-//! caller in a [`crate::Ready`], the caller makes them durable (the kernel:
-//! WAL append + flush on virtio-blk) and then calls [`crate::Raft::advance`].
+//! caller in a [`crate::Ready`], the caller makes them durable (the node:
+//! `continuum_node::DiskLog::persist`, a WAL append + flush on virtio-blk)
+//! and then calls [`crate::Raft::advance`].
 //! Raft reads back through this trait.
 //!
 //! Indexes: the log holds entries `first_index()..=last_index()`. The entry

@@ -276,3 +276,64 @@ fn reads_between_two_readies_share_one_heartbeat_round() {
     let ctxs: Vec<u64> = net.reads[&1].iter().map(|r| r.ctx).collect();
     assert_eq!(ctxs, vec![10, 11, 12, 13, 14]);
 }
+
+/// Issue 13, bug 3: with lease reads, a follower that acked the leader
+/// within the election timeout must not move to a higher term from *any*
+/// message while the lease lasts. Before the fix a stale PreVoteResponse
+/// (rejecting this node's own earlier pre-vote) made it a follower of the
+/// higher term with no known leader, and the next vote request of that
+/// term was granted at once: a new leader could commit while the old one
+/// still served lease reads.
+#[test]
+fn a_follower_in_a_lease_ignores_every_higher_term_message_but_a_transfer_vote() {
+    let mut config = Config::new(2);
+    config.read_only = ReadOnlyOption::LeaseBased;
+    let storage = MemStorage::new((1..=5).collect());
+    let mut node = Raft::new(config, storage, 9).expect("config");
+    let message = |from, term, body| Message {
+        from,
+        to: 2,
+        term,
+        body,
+    };
+    let heartbeat = |read_seq| MessageBody::Heartbeat {
+        commit: 0,
+        read_seq,
+    };
+    // Past the boot rule, hearing from leader 1 every few ticks.
+    for round in 1..=6 {
+        node.step(message(1, 1, heartbeat(round))).expect("step");
+        for _ in 0..4 {
+            node.tick();
+        }
+    }
+    node.step(message(1, 1, heartbeat(7))).expect("step");
+    assert_eq!((node.term(), node.leader()), (1, 1));
+    let stale = MessageBody::PreVoteResponse { reject: true };
+    node.step(message(3, 2, stale)).expect("step");
+    assert_eq!(
+        (node.term(), node.leader()),
+        (1, 1),
+        "a higher-term message inside the lease moved the follower off its leader"
+    );
+    let vote = |leader_transfer| MessageBody::Vote {
+        last_log_index: 0,
+        last_log_term: 0,
+        leader_transfer,
+    };
+    node.step(message(4, 2, vote(false))).expect("step");
+    let granted = |node: &mut Raft<MemStorage>| {
+        node.ready()
+            .messages
+            .iter()
+            .any(|m| m.body == MessageBody::VoteResponse { reject: false })
+    };
+    assert!(!granted(&mut node), "voted for 4 inside the lease");
+    node.advance();
+    assert_eq!(node.term(), 1);
+    // The leader's own transfer is the one exception.
+    node.step(message(4, 3, vote(true))).expect("step");
+    assert!(granted(&mut node), "a leader-transfer vote is granted");
+    node.advance();
+    assert_eq!(node.term(), 3);
+}

@@ -50,8 +50,7 @@ pub enum OpenError {
     NoValidHardState([SlotDefect; 2]),
     /// A record in the middle of the WAL is corrupt (a later record proves
     /// it had been flushed). The node must not start: dropping it could
-    /// forget an acknowledged entry or vote. Repair from peers is a later
-    /// issue.
+    /// forget an acknowledged entry or vote. There is no repair from peers.
     CorruptRecord {
         /// Index the corrupt record should hold.
         index: u64,
@@ -142,8 +141,8 @@ pub enum StoreError {
     Device(DeviceError),
     /// An earlier device error left the store in an unknown state.
     Failed,
-    /// The WAL region is full. Compaction into snapshots is a later issue;
-    /// until then the disk must be large enough for the whole log.
+    /// The WAL region is full. Nothing compacts the log (there are no
+    /// snapshots), so the disk must be large enough for the whole log.
     WalFull {
         /// Bytes the append needs.
         needed: u64,

@@ -48,7 +48,7 @@ impl fmt::Display for Identity {
 pub struct Geometry {
     /// Device capacity when formatted.
     pub capacity_blocks: u64,
-    /// First block of the snapshot region (reserved; filled by a later issue).
+    /// First block of the snapshot region (reserved; nothing writes it).
     pub snapshot_lba: u64,
     /// Blocks in the snapshot region.
     pub snapshot_blocks: u64,

@@ -13,7 +13,7 @@
 //! on return. Group commit is one `append` of many records plus one `sync`:
 //! one device write (per [`MAX_BATCH_BYTES`]) and one flush.
 //!
-//! # Driving it from the kernel's WAL task
+//! # Driving it (what `continuum_node::DiskLog::persist` does per Ready)
 //! ```text
 //! let (mut store, report) = Store::open(virtio_blk, identity)?;   // refuse to boot on Err
 //! console.print(report);                                           // what recovery found
@@ -26,6 +26,7 @@
 //!         store.append(&records(ready.entries))?;                 // one write per 1 MiB
 //!     }
 //!     if let Some(hs) = ready.hard_state { store.set_hard_state(hs)?; }
+//!     // the node skips the flush when only the commit index changed
 //!     store.sync()?;                                               // one flush
 //!     send(ready.messages);                                        // only now: persistence before speech
 //!     raft.advance(ready);
@@ -44,7 +45,7 @@
 //! | 1 | superblock copy 1 (same bytes; written after copy 0 is flushed) |
 //! | 2, 3 | hard-state slots 0 and 1 (alternating) |
 //! | 4..8 | reserved |
-//! | 8..8+S | snapshot region, S = capacity/4 (reserved; a later issue fills it) |
+//! | 8..8+S | snapshot region, S = capacity/4 (reserved; nothing writes it) |
 //! | 8+S..end | WAL: records packed back to back; each batch starts on a block boundary |
 //!
 //! Superblock (one block; CRC-32C over bytes 0..96):
@@ -104,6 +105,10 @@
 //! | 88 | n | payload |
 //! | 88+n | 4 | CRC-32C |
 //!
+//! [`Store::boot_generation`] is unique per boot and strictly increasing
+//! (every open bumps the WAL generation durably): ids that must never
+//! repeat across restarts are built from it.
+//!
 //! Recovery (see `recovery.rs`) accepts the longest prefix of records that
 //! each checksum and continue the log (epoch, index, link to the previous
 //! checksum, generation vs. the truncation marker), truncates a torn tail,
@@ -116,10 +121,9 @@
 //! 24 MiB), plus transient buffers bounded by [`MAX_BATCH_BYTES`] and
 //! [`READ_CHUNK_BYTES`].
 //!
-//! # Not yet
-//! The WAL does not wrap: when it is full, appends fail with
-//! [`StoreError::WalFull`] until snapshots and log compaction (a later
-//! issue) free space.
+//! # Limits
+//! The WAL does not wrap and nothing compacts it (there are no
+//! snapshots): when it is full, appends fail with [`StoreError::WalFull`].
 
 #![no_std]
 #![forbid(unsafe_code)]

@@ -11,6 +11,10 @@
 //! * [`MemDisk::tear_next_write`]: the next write persists only its first
 //!   `k` bytes and the power fails during it: every later request fails
 //!   until [`MemDisk::crash`].
+//! * [`MemDisk::cut_power_after`]: power fails at the n-th next device
+//!   operation (write or flush); a write cut that way keeps a prefix of
+//!   its bytes. The simulator arms it around every persistence step to
+//!   cut power at every operation inside it.
 //! * [`MemDisk::flip_bit`]: media corruption at a chosen byte.
 //! * [`MemDisk::fail_reads`]: reads touching a block range report an error.
 
@@ -49,6 +53,9 @@ pub struct MemDisk {
     flush_supported: bool,
     /// (writes to let through first, bytes of the torn write to keep)
     torn_write: Option<(u64, usize)>,
+    /// (write or flush operations to let through first, bytes of a cut
+    /// write to keep)
+    power_cut: Option<(u64, usize)>,
     powered_off: bool,
     failing_reads: Option<Range<u64>>,
     /// Completed write requests (statistics for tests and benches).
@@ -67,6 +74,7 @@ impl MemDisk {
             unflushed: BTreeSet::new(),
             flush_supported: true,
             torn_write: None,
+            power_cut: None,
             powered_off: false,
             failing_reads: None,
             writes: 0,
@@ -98,6 +106,7 @@ impl MemDisk {
         }
         self.unflushed.clear();
         self.torn_write = None;
+        self.power_cut = None;
         self.powered_off = false;
     }
 
@@ -112,6 +121,42 @@ impl MemDisk {
     /// (as [`MemDisk::tear_next_write`]).
     pub fn tear_write(&mut self, skip: u64, keep_bytes: usize) {
         self.torn_write = Some((skip, keep_bytes));
+    }
+
+    /// Let `skip` more device operations (writes and flushes) complete,
+    /// then fail the next one with power loss: a write keeps its first
+    /// `keep_bytes` bytes (durably, as [`MemDisk::tear_next_write`]), a
+    /// flush makes nothing durable. The disk stays off until
+    /// [`MemDisk::crash`]. Replaces an earlier `cut_power_after`.
+    pub fn cut_power_after(&mut self, skip: u64, keep_bytes: usize) {
+        self.power_cut = Some((skip, keep_bytes));
+    }
+
+    /// Disarm [`MemDisk::cut_power_after`] if it has not fired.
+    pub fn cancel_power_cut(&mut self) {
+        self.power_cut = None;
+    }
+
+    /// Whether the power is off (an injected cut fired; only
+    /// [`MemDisk::crash`] turns it back on).
+    pub fn powered_off(&self) -> bool {
+        self.powered_off
+    }
+
+    /// Counts down an armed power cut; `Some(keep)` if it fires now.
+    fn power_cut_fires(&mut self) -> Option<usize> {
+        match self.power_cut {
+            Some((0, keep)) => {
+                self.power_cut = None;
+                self.powered_off = true;
+                Some(keep)
+            }
+            Some((skip, keep)) => {
+                self.power_cut = Some((skip - 1, keep));
+                None
+            }
+            None => None,
+        }
     }
 
     /// Flip bit `bit` (0..8) of the byte at `byte_offset` in both images.
@@ -182,6 +227,12 @@ impl BlockDevice for MemDisk {
         }
         check_request(lba, buf.len(), self.capacity())?;
         let start = lba as usize * BLOCK_SIZE;
+        if let Some(keep) = self.power_cut_fires() {
+            let keep = keep.min(buf.len());
+            self.durable[start..start + keep].copy_from_slice(&buf[..keep]);
+            self.visible[start..start + keep].copy_from_slice(&buf[..keep]);
+            return Err(DeviceError::Io { code: POWER_LOST });
+        }
         if let Some((skip, keep)) = self.torn_write {
             if skip > 0 {
                 self.torn_write = Some((skip - 1, keep));
@@ -208,6 +259,9 @@ impl BlockDevice for MemDisk {
         }
         if !self.flush_supported {
             return Err(DeviceError::FlushUnsupported);
+        }
+        if self.power_cut_fires().is_some() {
+            return Err(DeviceError::Io { code: POWER_LOST });
         }
         for &lba in &self.unflushed {
             let range = block_range(lba);

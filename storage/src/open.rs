@@ -12,7 +12,8 @@
 //!    number is current.
 //! 4. Scan the WAL (`recovery.rs`): refuse on mid-log corruption, drop a
 //!    torn tail.
-//! 5. Bump the WAL generation in a new slot write and flush, so nothing
+//! 5. Report a commit index beyond the recovered log (loudly; Raft's
+//!    adapter must clamp it). Bump the WAL generation in a new slot write and flush, so nothing
 //!    past the recovered end can ever be read as a continuation.
 
 use crate::device::{BlockDevice, BLOCK_SIZE};
@@ -32,12 +33,12 @@ pub const DEFAULT_MAX_ENTRIES: usize = 1 << 20;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OpenOptions {
     /// Accept a device without a cache-flush command. Default `false`;
-    /// only for benchmarks (the kernel's `unsafe-no-flush` config): with
+    /// only for benchmarks (the node config's `unsafe_no_flush`): with
     /// it set, "durable" means nothing.
     pub unsafe_no_flush: bool,
     /// Most records the in-memory index holds (24 bytes each). Default
-    /// [`DEFAULT_MAX_ENTRIES`]; appends beyond it fail until snapshots
-    /// compact the log (a later issue).
+    /// [`DEFAULT_MAX_ENTRIES`]; appends beyond it fail (nothing compacts
+    /// the log: there are no snapshots).
     pub max_entries: usize,
 }
 
@@ -238,10 +239,17 @@ impl<D: BlockDevice> Store<D> {
 
         let records = found_log.index.len() as u64;
         let last_index = (slot.log_start_index + records).saturating_sub(1);
+        // A commit index beyond the log can only come from a slot that
+        // reached the media before the entries it covers (a writer that
+        // broke the ordering rule, or an older build). Raft cannot start
+        // with it: reported loudly; the Raft adapter clamps it (the store
+        // keeps the hard state opaque).
+        let hard_state = slot.hard_state;
+        let commit_clamped = (hard_state.commit > last_index).then_some(hard_state.commit);
         // Step 5: everything past the recovered end is dead from now on.
         let bumped = SlotState {
             seq: slot.seq.saturating_add(1),
-            hard_state: slot.hard_state,
+            hard_state,
             wal_generation: slot.wal_generation.saturating_add(1),
             wal_truncated_from: last_index + 1,
             log_start_index: slot.log_start_index,
@@ -255,7 +263,8 @@ impl<D: BlockDevice> Store<D> {
             formatted: false,
             format_epoch: epoch,
             superblock_repaired,
-            hard_state: slot.hard_state,
+            hard_state,
+            commit_clamped,
             slot_defect,
             records,
             first_index: slot.log_start_index,

@@ -22,9 +22,15 @@
 //! stopping point (the store syncs before it lets more than that be
 //! unsynced), so the search is bounded by [`WITNESS_WINDOW_BYTES`].
 //!
-//! Known limit: corruption of a record flushed after the last hard-state
-//! write and not followed by any later batch leaves no witness and is
-//! indistinguishable from a torn tail; it is truncated and reported.
+//! Known limit: corruption of a record flushed after the last *flushed*
+//! hard-state write and not followed by any later batch leaves no witness
+//! and is indistinguishable from a torn tail; it is truncated and
+//! reported. [`crate::Store::witness_pending`] tells a caller when such
+//! records exist, so it can close the window by flushing its next
+//! hard-state write (the node's `DiskLog` does).
+//!
+//! A slot whose commit index exceeds the recovered log is reported
+//! ([`RecoveryReport::commit_clamped`]) for the Raft adapter to clamp.
 
 use alloc::vec::Vec;
 use core::fmt;
@@ -345,6 +351,11 @@ pub struct RecoveryReport {
     pub superblock_repaired: Option<(usize, crate::layout::SuperblockDefect)>,
     /// The hard state recovered.
     pub hard_state: crate::hard_state::HardState,
+    /// The slot's commit index, when it exceeds the recovered log (the
+    /// slot reached the media before the entries it covers). The store
+    /// keeps it as written; a Raft adapter must clamp it to `last_index`
+    /// (the node's `DiskLog` does).
+    pub commit_clamped: Option<u64>,
     /// The hard-state slot not chosen was unreadable (a torn update).
     pub slot_defect: Option<crate::hard_state::SlotDefect>,
     /// Valid records found.
@@ -384,6 +395,13 @@ impl fmt::Display for RecoveryReport {
             write!(f, " (other slot: {d}; older value kept)")?;
         }
         writeln!(f)?;
+        if let Some(on_disk) = self.commit_clamped {
+            writeln!(
+                f,
+                "storage: WARNING: hard state commit {on_disk} is beyond the last durable index {}; Raft starts from commit {} (the slot reached the disk before its entries)",
+                self.last_index, self.last_index
+            )?;
+        }
         writeln!(
             f,
             "storage: WAL {} records, index {}..={}, last term {}, {} of {} bytes used, generation {}",

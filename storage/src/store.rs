@@ -1,6 +1,6 @@
 //! The open store: append, sync, hard state, truncation and reads.
 //!
-//! Durability contract (the kernel's WAL task relies on it):
+//! Durability contract (`continuum_node::DiskLog::persist` relies on it):
 //! * [`Store::append`] and [`Store::set_hard_state`] only *write*; nothing
 //!   is durable until [`Store::sync`] returns `Ok`. Acknowledge an append
 //!   (AppendEntries response, client reply) or a vote only after that
@@ -67,6 +67,11 @@ pub struct Store<D: BlockDevice> {
     last_checksum: u32,
     /// WAL bytes below this offset are flushed.
     durable_end: u64,
+    /// WAL offset the last *flushed* hard-state slot records as durable:
+    /// records past it have no slot witness yet (see `witness_pending`).
+    witnessed_upto: u64,
+    /// WAL generation made durable by the open that started this boot.
+    boot_generation: u64,
     /// Writes issued since the last flush.
     dirty: bool,
     /// A device error left durability unknown.
@@ -88,6 +93,8 @@ impl<D: BlockDevice> Store<D> {
             scan.end_offset
         };
         Store {
+            witnessed_upto: slot.wal_durable_upto,
+            boot_generation: slot.wal_generation,
             dev,
             superblock,
             options,
@@ -122,6 +129,25 @@ impl<D: BlockDevice> Store<D> {
     /// Give the device back (tests crash it and reopen).
     pub fn into_device(self) -> D {
         self.dev
+    }
+
+    /// A number unique to this boot of this disk, strictly greater than the
+    /// one of every earlier boot: the WAL generation the open made durable
+    /// (every open bumps it past every generation used before, truncations
+    /// included, and flushes it before returning). Use it to make ids that
+    /// must never repeat across restarts (request tags, boot epochs).
+    pub fn boot_generation(&self) -> u64 {
+        self.boot_generation
+    }
+
+    /// Whether flushed records exist that no flushed hard-state slot
+    /// witnesses yet. Recovery can tell such a record, if it later reads
+    /// back corrupt, from a torn tail only through a witness (see
+    /// `recovery.rs`); a caller that acknowledged the records closes the
+    /// gap by writing a hard state (it records the flushed WAL end) and
+    /// syncing.
+    pub fn witness_pending(&self) -> bool {
+        self.durable_end > self.witnessed_upto
     }
 
     /// First index held (1 until snapshots compact the log).
@@ -344,6 +370,7 @@ impl<D: BlockDevice> Store<D> {
             "durable end beyond the write position"
         );
         self.durable_slot_pos = self.slot_pos;
+        self.witnessed_upto = self.slot.wal_durable_upto;
         Ok(())
     }
 

@@ -6,7 +6,7 @@
 //! operator and for any account owner.
 
 use crate::cluster::{ip_text, lan_ip, lan_mac, node_key, CLUSTER_ID};
-use crate::{blank_disk, free_port, free_udp_port, http_get, DiskCache, Vm, VmConfig};
+use crate::{blank_disk, free_port, free_udp_port, http_get, DiskCache, DiskKind, Vm, VmConfig};
 use continuum_bank::{AccountFlags, CreateAccount, Entry, Outcome, Transfer};
 use continuum_fabric::{Fabric, FabricConfig, FabricHandle};
 use continuum_net::client::{
@@ -41,6 +41,12 @@ pub struct Nodes {
 }
 
 pub fn start(name: &str, nodes: u8) -> Nodes {
+    start_with_disks(name, &vec![DiskKind::Virtio; usize::from(nodes)])
+}
+
+/// [`start`] with node `i + 1`'s disk behind a `disks[i]` controller.
+pub fn start_with_disks(name: &str, disks: &[DiskKind]) -> Nodes {
+    let nodes = u8::try_from(disks.len()).expect("at most 255 nodes");
     let dir = std::env::temp_dir().join(format!("ctm-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -79,7 +85,7 @@ pub fn start(name: &str, nodes: u8) -> Nodes {
         let mac = mac.map(|b| format!("{b:02x}")).join(":");
         let vm = VmConfig::new(&format!("{name}-{id}"))
             .node_config(&config)
-            .disk(&disk, DiskCache::Writeback)
+            .disk_of(disks[usize::from(id - 1)], &disk, DiskCache::Writeback)
             .nic(
                 &fabric_config.qemu_netdev(id as u16, "lan"),
                 "lan",

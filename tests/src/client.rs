@@ -15,7 +15,11 @@
 //!   signed `expires_at` any replay is `Expired`. If retries run out, the caller gets
 //!   [`ClientError::OutcomeUnknown`] ("query it"), never a false failure.
 //! * `Error(BadRequest)`: the node will never take these bytes (wrong
-//!   cluster id, undecodable command); not retried.
+//!   cluster id, undecodable command, or a transfer from an account no
+//!   node knows); not retried.
+//! * `Error(BadSignature)`: a signature in the command does not verify
+//!   against the key the node knows for its signer; refused before the log,
+//!   not retried.
 //! * Queries (`QueryBalance`, `QueryOutcome`, `QueryChainHead`) are
 //!   linearizable reads (ReadIndex) and may go to any node.
 //!
@@ -158,6 +162,8 @@ pub enum ClientError {
     OutcomeUnknown { last: String, waited: Duration },
     /// A node refused the request as malformed (not retried).
     BadRequest { node: u64 },
+    /// A node refused the command: a signature does not verify (not retried).
+    BadSignature { node: u64 },
     /// The request cannot be encoded (e.g. too many commands for a datagram).
     Encode(String),
     /// A node answered something that breaks the protocol.
@@ -213,6 +219,10 @@ impl std::fmt::Display for ClientError {
                 f,
                 "node {node} refused the request as malformed (wrong cluster id, or a command it cannot decode)"
             ),
+            ClientError::BadSignature { node } => write!(
+                f,
+                "node {node} refused the command: a signature does not verify (wrong key for the debited account, or not the operator key for an account creation)"
+            ),
             ClientError::Encode(why) => write!(f, "cannot encode the request: {why}"),
             ClientError::Protocol(why) => write!(f, "protocol error: {why}"),
             ClientError::Io(e) => write!(f, "client socket: {e}"),
@@ -254,6 +264,7 @@ enum Answer {
     Retry(String),
     Timeout,
     Bad(u64),
+    BadSignature(u64),
     Silent,
 }
 
@@ -563,6 +574,7 @@ impl Client {
                     return Ok((node, body, attempts));
                 }
                 Answer::Bad(node) => return Err(ClientError::BadRequest { node }),
+                Answer::BadSignature(node) => return Err(ClientError::BadSignature { node }),
                 Answer::Redirect(hint) => {
                     answered = true;
                     last = format!(
@@ -646,6 +658,9 @@ impl Client {
                                     Answer::Redirect(leader_hint)
                                 }
                                 ReplyBody::Error(ReplyError::BadRequest) => Answer::Bad(reply.node),
+                                ReplyBody::Error(ReplyError::BadSignature) => {
+                                    Answer::BadSignature(reply.node)
+                                }
                                 ReplyBody::Error(ReplyError::Timeout) => Answer::Timeout,
                                 ReplyBody::Error(e) => {
                                     Answer::Retry(format!("{e} from node {}", reply.node))

@@ -71,6 +71,8 @@ pub struct NodeLaunch {
     pub client_port: u16,
     /// Boot it in [`Cluster::launch`] (otherwise only [`Cluster::start_node`] does).
     pub boot: bool,
+    /// The controller its disk sits behind (when the spec has disks).
+    pub disk_kind: crate::DiskKind,
 }
 
 impl NodeLaunch {
@@ -82,6 +84,7 @@ impl NodeLaunch {
             status_port: free_port(),
             client_port: free_udp_port(),
             boot: true,
+            disk_kind: crate::DiskKind::Virtio,
         }
     }
 }
@@ -255,7 +258,7 @@ impl Cluster {
 
     /// Starts the fabric and boots every node of `spec` marked `boot`.
     pub fn launch(spec: LaunchSpec) -> Result<Cluster, String> {
-        std::fs::create_dir_all(&spec.dir)
+        crate::private::create_private_dir(&spec.dir)
             .map_err(|e| format!("cannot create {}: {e}", spec.dir.display()))?;
         let fabric_config = FabricConfig {
             dir: spec.dir.join("fabric"),
@@ -421,12 +424,12 @@ impl Cluster {
         if let Some(mib) = self.spec.disk_mib {
             let disk = dir.join("disk.img");
             if !disk.exists() {
-                std::fs::create_dir_all(&dir)
+                crate::private::create_private_dir(&dir)
                     .and_then(|()| std::fs::File::create(&disk))
                     .and_then(|file| file.set_len(mib * 1024 * 1024))
                     .map_err(|e| format!("cannot create disk {}: {e}", disk.display()))?;
             }
-            vm = vm.disk(&disk, crate::DiskCache::Writeback);
+            vm = vm.disk_of(node.disk_kind, &disk, crate::DiskCache::Writeback);
         }
         if let Some(images) = &self.spec.images {
             vm = vm.prebuilt_images(images);

@@ -27,6 +27,7 @@ pub mod client;
 pub mod cluster;
 pub mod inspect;
 pub mod plan;
+pub mod private;
 pub mod qmp;
 pub mod shapes;
 
@@ -121,40 +122,103 @@ pub fn workspace_root() -> PathBuf {
         .to_owned()
 }
 
-/// Builds the release kernel and the image tool, then both images; once per
-/// process. Panics with cargo's output if the build fails.
+/// The kernel images the QEMU tests boot: `target/images`, built by
+/// `qemu/build.sh` (which `qemu/test.sh` runs first). Tests never build
+/// images themselves: a build inside a test ran under that test's timeout,
+/// and with `CARGO_TARGET_DIR` set it could wait for ever on cargo's lock.
+/// Panics with the command to run when the images are missing or older than
+/// a source file they are built from.
 pub fn images() -> &'static Images {
     static IMAGES: OnceLock<Images> = OnceLock::new();
     IMAGES.get_or_init(|| {
-        let root = workspace_root();
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        // Two invocations: the kernel is a workspace of its own (root Cargo.toml).
-        run_checked(Command::new(&cargo).current_dir(&root).args([
-            "build",
-            "--release",
-            "--manifest-path",
-            "kernel/Cargo.toml",
-        ]));
-        run_checked(Command::new(&cargo).current_dir(&root).args([
-            "build",
-            "--release",
-            "-p",
-            "continuum-boot",
-        ]));
-        let target = root.join("target");
-        let kernel = root.join("kernel/target/x86_64-unknown-none/release/continuum-kernel");
-        let out = target.join("images");
-        run_checked(
-            Command::new(target.join("release/continuum-boot"))
-                .arg(&kernel)
-                .arg(&out),
-        );
-        Images {
-            kernel,
-            bios: out.join("continuum-bios.img"),
-            uefi: out.join("continuum-uefi.img"),
+        let dir = workspace_root().join("target/images");
+        let images = prebuilt_images(&dir).unwrap_or_else(|e| panic!("{e}"));
+        if let Some(newer) = newer_source_than(&images) {
+            panic!(
+                "the kernel images in {} are older than {}: rebuild them with qemu/build.sh \
+                 (qemu/test.sh does that before the tests)",
+                dir.display(),
+                newer.display()
+            );
         }
+        images
     })
+}
+
+/// The crates whose sources end up in the kernel image.
+const IMAGE_SOURCES: &[&str] = &[
+    "kernel/src",
+    "kernel/Cargo.toml",
+    "kernel/Cargo.lock",
+    "boot/src",
+    "bank/src",
+    "clock/src",
+    "config/src",
+    "net/src",
+    "node/src",
+    "raft/src",
+    "storage/src",
+];
+
+/// A source file modified after the oldest of the images, if any.
+fn newer_source_than(images: &Images) -> Option<PathBuf> {
+    let built = [&images.kernel, &images.bios, &images.uefi]
+        .iter()
+        .map(|path| modified(path))
+        .min()
+        .flatten()?;
+    let root = workspace_root();
+    let mut pending: Vec<PathBuf> = IMAGE_SOURCES.iter().map(|p| root.join(p)).collect();
+    while let Some(path) = pending.pop() {
+        if path.is_dir() {
+            if let Ok(entries) = std::fs::read_dir(&path) {
+                pending.extend(entries.filter_map(|e| e.ok()).map(|e| e.path()));
+            }
+        } else if modified(&path).is_some_and(|t| t > built) {
+            return Some(path);
+        }
+    }
+    None
+}
+
+fn modified(path: &Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// The cargo target directory this process was built in (`target/` unless
+/// the user set `CARGO_TARGET_DIR` or `build.target-dir`), found from the
+/// running executable: test binaries live in `<target>/<profile>/deps/`,
+/// binaries in `<target>/<profile>/`. Cargo marks the root with
+/// `CACHEDIR.TAG`.
+pub fn cargo_target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the running executable has a path");
+    exe.ancestors()
+        .skip(1)
+        .find(|dir| dir.join("CACHEDIR.TAG").is_file())
+        .map(Path::to_owned)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+/// `cargo build <args>` of a host binary of this workspace into
+/// [`cargo_target_dir`], returning the path of `<profile>/<binary>`. The
+/// target dir is passed explicitly: cargo hands test processes a
+/// `CARGO_TARGET_DIR` meant for the bootloader's nested builds
+/// (`.cargo/config.toml`).
+pub fn cargo_build_bin(package: &str, binary: &str, release: bool) -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let target = cargo_target_dir();
+    let mut command = Command::new(cargo);
+    command
+        .current_dir(workspace_root())
+        .args(["build", "-q", "-p", package, "--target-dir"])
+        .arg(&target);
+    if release {
+        command.arg("--release");
+    }
+    run_checked(&mut command);
+    target
+        .join(if release { "release" } else { "debug" })
+        .join(binary)
 }
 
 /// File names of the images inside an image directory (`continuum-boot`'s output).
@@ -246,11 +310,77 @@ impl DiskCache {
     }
 }
 
-/// A raw image attached as a modern virtio-blk PCI disk.
+/// Which controller a disk image sits behind in the guest.
+///
+/// * `Virtio`: a modern virtio-blk PCI device (`virtio-blk-pci`).
+/// * `Nvme`: an NVMe controller (`-device nvme`) with serial
+///   [`DISK_SERIAL`], one namespace.
+/// * `Ahci`: a SATA disk (`ide-hd`, serial [`DISK_SERIAL`]) on port 0 of
+///   its own AHCI controller (`-device ahci`). On `q35` the chipset's
+///   AHCI controller also exists (holding the boot image); the added one
+///   comes first in PCI order, so `disk = ahci:0` names the test disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DiskKind {
+    #[default]
+    Virtio,
+    Nvme,
+    Ahci,
+}
+
+/// Every disk kind, for tests that run on each.
+pub const DISK_KINDS: [DiskKind; 3] = [DiskKind::Virtio, DiskKind::Nvme, DiskKind::Ahci];
+
+/// The serial number the harness gives NVMe and AHCI test disks.
+pub const DISK_SERIAL: &str = "CONTINUUM-DISK0";
+
+impl DiskKind {
+    /// The `--disk` / cluster-file spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            DiskKind::Virtio => "virtio",
+            DiskKind::Nvme => "nvme",
+            DiskKind::Ahci => "ahci",
+        }
+    }
+
+    /// The node config value (`disk = ...`) that pins the harness's disk
+    /// of this kind.
+    pub fn config_pin(self) -> String {
+        match self {
+            DiskKind::Virtio => "virtio:0".into(),
+            DiskKind::Nvme => format!("nvme:{DISK_SERIAL}"),
+            DiskKind::Ahci => "ahci:0".into(),
+        }
+    }
+}
+
+impl std::fmt::Display for DiskKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for DiskKind {
+    type Err = String;
+    fn from_str(text: &str) -> Result<DiskKind, String> {
+        match text {
+            "virtio" => Ok(DiskKind::Virtio),
+            "nvme" => Ok(DiskKind::Nvme),
+            "ahci" => Ok(DiskKind::Ahci),
+            other => Err(format!(
+                "unknown disk kind `{other}` (expected virtio, nvme or ahci)"
+            )),
+        }
+    }
+}
+
+/// A raw image attached as a disk of [`Disk::kind`].
 #[derive(Clone, Debug)]
 pub struct Disk {
     pub path: PathBuf,
     pub cache: DiskCache,
+    pub kind: DiskKind,
 }
 
 /// Creates (or truncates to) a blank, sparse raw image of `mib` MiB.
@@ -275,7 +405,7 @@ pub struct VmConfig {
     /// Text of the node config passed through fw_cfg; `None` passes none.
     pub node_config: Option<String>,
     pub timeout: Duration,
-    /// A virtio-blk disk, if any.
+    /// A disk (virtio-blk, NVMe or AHCI), if any.
     pub disk: Option<Disk>,
     /// Extra QEMU arguments (NICs, disks), appended in order.
     pub extra_args: Vec<String>,
@@ -348,10 +478,21 @@ impl VmConfig {
         self
     }
     /// Attaches `path` (a raw image) as a virtio-blk disk.
-    pub fn disk(mut self, path: &Path, cache: DiskCache) -> Self {
+    pub fn disk(self, path: &Path, cache: DiskCache) -> Self {
+        self.disk_of(DiskKind::Virtio, path, cache)
+    }
+    /// Attaches `path` (a raw image) as a disk of `kind`.
+    /// `DiskCache::WritethroughNoFlush` models a disk without a flush
+    /// command, which only virtio-blk can be: NVMe and AHCI always offer one.
+    pub fn disk_of(mut self, kind: DiskKind, path: &Path, cache: DiskCache) -> Self {
+        assert!(
+            kind == DiskKind::Virtio || cache != DiskCache::WritethroughNoFlush,
+            "only a virtio-blk disk can be made to lack a flush command"
+        );
         self.disk = Some(Disk {
             path: path.to_owned(),
             cache,
+            kind,
         });
         self
     }
@@ -406,7 +547,8 @@ impl VmConfig {
             Some(dir) => dir.clone(),
             None => workspace_root().join("target/qemu-runs").join(&self.name),
         };
-        std::fs::create_dir_all(&dir)
+        // It holds node.cfg (the node's secret key) and the QMP socket.
+        private::create_private_dir(&dir)
             .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
         dir
     }
@@ -469,6 +611,18 @@ impl VmConfig {
                 "-device",
                 "usb-storage,bus=xhci.0,drive=stick,bootindex=0",
             ]),
+            // Behind an added AHCI controller the test disk would come
+            // first in the firmware's boot order: pin the image instead
+            // (`ide.0` is the chipset's IDE/AHCI bus on both pc and q35).
+            None if self.disk.as_ref().is_some_and(|d| d.kind == DiskKind::Ahci) => qemu.args([
+                "-drive",
+                &format!(
+                    "if=none,id=boot,format=raw,file={},snapshot=on",
+                    image.display()
+                ),
+                "-device",
+                "ide-hd,drive=boot,bus=ide.0,bootindex=0",
+            ]),
             None => qemu.args([
                 "-drive",
                 &format!("format=raw,file={},snapshot=on", image.display()),
@@ -482,17 +636,30 @@ impl VmConfig {
                     disk.path.display(),
                     disk.cache.qemu_name()
                 ),
-                "-device",
-                if disk.cache == DiskCache::WritethroughNoFlush {
-                    "virtio-blk-pci,drive=disk0,disable-legacy=on,config-wce=off"
-                } else {
-                    "virtio-blk-pci,drive=disk0,disable-legacy=on"
-                },
             ]);
+            match disk.kind {
+                DiskKind::Virtio => qemu.args([
+                    "-device",
+                    if disk.cache == DiskCache::WritethroughNoFlush {
+                        "virtio-blk-pci,drive=disk0,disable-legacy=on,config-wce=off"
+                    } else {
+                        "virtio-blk-pci,drive=disk0,disable-legacy=on"
+                    },
+                ]),
+                DiskKind::Nvme => {
+                    qemu.args(["-device", &format!("nvme,serial={DISK_SERIAL},drive=disk0")])
+                }
+                DiskKind::Ahci => qemu.args([
+                    "-device",
+                    "ahci,id=ahci0",
+                    "-device",
+                    &format!("ide-hd,drive=disk0,bus=ahci0.0,serial={DISK_SERIAL}"),
+                ]),
+            };
         }
         if let Some(text) = &self.node_config {
             let path = dir.join("node.cfg");
-            std::fs::write(&path, text).expect("cannot write node config");
+            private::write_private(&path, text.as_bytes()).expect("cannot write node config");
             qemu.args([
                 "-fw_cfg",
                 &format!("name=opt/continuum/config,file={}", path.display()),

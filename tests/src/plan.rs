@@ -8,7 +8,7 @@
 //!   the supply;
 //! * Raft timing (`election_ms`, `heartbeat_ms`) and the node heap.
 //!
-//! Keys are either derived from a label (tests and `cluster init --seed`:
+//! Keys are either derived from a label (tests and `cluster init --insecure-test-keys`:
 //! the same label gives the same cluster, so a failing run can be replayed)
 //! or drawn from the operating system's random source (`/dev/urandom`) for a
 //! cluster someone means to keep.
@@ -141,6 +141,9 @@ pub struct ClusterPlan {
     pub election_ms: u32,
     pub heartbeat_ms: u32,
     pub heap_mib: u32,
+    /// Every key follows from a public label ([`ClusterPlan::from_seed`]):
+    /// anyone who guesses the seed holds the operator and node keys.
+    pub insecure_test_keys: bool,
 }
 
 fn check_members(members: &[u8]) -> Result<Vec<u8>, PlanError> {
@@ -185,6 +188,7 @@ impl ClusterPlan {
             election_ms: DEFAULT_ELECTION_MS,
             heartbeat_ms: DEFAULT_HEARTBEAT_MS,
             heap_mib: DEFAULT_HEAP_MIB,
+            insecure_test_keys: false,
         })
     }
 
@@ -201,7 +205,9 @@ impl ClusterPlan {
     }
 
     /// A cluster of nodes `1..=nodes` whose keys and id all follow from
-    /// `seed`: the same seed gives the same cluster.
+    /// `seed`: the same seed gives the same cluster. **Insecure**: the
+    /// cluster id (public on `/status`) lets anyone find the seed and so
+    /// every secret key; for tests only (`cluster init --insecure-test-keys`).
     pub fn from_seed(seed: u64, nodes: u8) -> Result<ClusterPlan, PlanError> {
         let label = format!("seed {seed}");
         let id_bytes = derived_key(&label, "cluster id", 0).to_bytes();
@@ -213,6 +219,10 @@ impl ClusterPlan {
             derived_key(&label, "operator", 0),
             |id| Ok(derived_key(&label, "node", id)),
         )
+        .map(|plan| ClusterPlan {
+            insecure_test_keys: true,
+            ..plan
+        })
     }
 
     /// A cluster of nodes `1..=nodes` with random keys and a random id.
@@ -299,6 +309,7 @@ impl ClusterPlan {
                     lan_ip: lan_ip(n.id),
                     lan_mac: crate::cluster::mac_text(lan_mac(n.id)),
                     public_key: hex(n.key.verifying_key().as_bytes()),
+                    disk: None,
                 })
                 .collect(),
             operator_key: hex(self.operator.verifying_key().as_bytes()),
@@ -307,6 +318,7 @@ impl ClusterPlan {
             election_ms: self.election_ms,
             heartbeat_ms: self.heartbeat_ms,
             heap_mib: self.heap_mib,
+            insecure_test_keys: self.insecure_test_keys,
         }
     }
 }
@@ -325,6 +337,10 @@ pub struct ClusterFacts {
     pub election_ms: u32,
     pub heartbeat_ms: u32,
     pub heap_mib: u32,
+    /// The keys were derived from a seed (`--insecure-test-keys`): `cluster
+    /// up` warns on every start. Absent (false) for random keys.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub insecure_test_keys: bool,
 }
 
 /// One member's public facts.
@@ -336,6 +352,10 @@ pub struct MemberFacts {
     pub lan_mac: String,
     /// Ed25519 public key (hex).
     pub public_key: String,
+    /// The kind of disk this node boots with under `cluster up` (`virtio`,
+    /// `nvme`, `ahci`); absent: `cluster up --disk` decides (default virtio).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk: Option<crate::DiskKind>,
 }
 
 impl ClusterFacts {

@@ -55,6 +55,9 @@ pub fn execute(path: &Path, command: &str) -> Result<Value, QmpError> {
         path: path.display().to_string(),
         source,
     };
+    // QMP can dump guest memory: QEMU creates the socket with the umask's
+    // mode inside the 0700 node directory; narrow it to 0600 as well.
+    crate::private::restrict(path).map_err(io)?;
     let stream = UnixStream::connect(path).map_err(io)?;
     stream.set_read_timeout(Some(QMP_TIMEOUT)).map_err(io)?;
     stream.set_write_timeout(Some(QMP_TIMEOUT)).map_err(io)?;

@@ -6,7 +6,7 @@
 //! The binary is built once with cargo (it belongs to another package of
 //! the workspace) and run as a user would, in a temporary cluster directory.
 
-use continuum_tests::{images, workspace_root};
+use continuum_tests::images;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -14,14 +14,7 @@ use std::time::{Duration, Instant};
 
 /// Builds `continuum` (debug) and returns its path.
 fn cli_binary() -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .current_dir(workspace_root())
-        .args(["build", "-p", "continuum-cli"])
-        .status()
-        .expect("cargo runs");
-    assert!(status.success(), "building continuum-cli failed");
-    workspace_root().join("target/debug/continuum")
+    continuum_tests::cargo_build_bin("continuum-cli", "continuum", false)
 }
 
 struct Cli {
@@ -141,14 +134,29 @@ fn the_cli_runs_a_cluster_moves_money_and_survives_faults() {
 
     // Not initialised yet: every command says how to start.
     assert!(cli.fails(&["balance", "1"], 1).contains("cluster init"));
-    cli.ok(&["cluster", "init", "--nodes", "3", "--seed", "7"]);
+    let init = cli.run(&[
+        "cluster",
+        "init",
+        "--nodes",
+        "3",
+        "--insecure-test-keys",
+        "7",
+    ]);
+    assert!(init.status.success());
+    assert!(String::from_utf8_lossy(&init.stderr).contains("WARNING"));
     assert!(cli
         .fails(&["cluster", "init"], 1)
         .contains("already holds a cluster"));
     assert!(cli.fails(&["balance", "1"], 1).contains("is not running"));
 
-    let up = cli.ok(&["cluster", "up", "--images", &images]);
+    let up = cli.run(&["cluster", "up", "--images", &images]);
     let _down = Down(&cli);
+    assert!(up.status.success(), "cluster up failed");
+    assert!(
+        String::from_utf8_lossy(&up.stderr).contains("--insecure-test-keys"),
+        "no warning for seeded keys"
+    );
+    let up = String::from_utf8(up.stdout).unwrap();
     assert!(up.contains("3 of 3 nodes started"), "{up}");
     assert!(cli
         .fails(&["cluster", "up", "--images", &images], 1)

@@ -5,7 +5,10 @@ use continuum_bank::Outcome;
 use continuum_net::client::{
     decode_balance_answer, ClientReply, ClientRequest, ReplyBody, ReplyError, RequestOp,
 };
-use continuum_tests::bank::{create_account, start, submit, transfer, Client, SUPPLY};
+use continuum_tests::bank::{
+    create_account, raft_field, signed_transfer, start, status, submit, transfer, Client, Nodes,
+    SUPPLY,
+};
 use continuum_tests::cluster::CLUSTER_ID;
 use continuum_tests::http_get;
 use std::sync::Mutex;
@@ -64,6 +67,68 @@ fn three_nodes_elect_and_replicate_transfers() {
     assert!(status.contains("\"raft\":{\"role\""), "{status}");
     let metrics = http_get(nodes.status[1], "/metrics").unwrap();
     assert!(metrics.contains("continuum_raft_commit_index"), "{metrics}");
+    forged_submits_are_refused_before_the_log(&mut client, &nodes);
+    half_open_and_idle_connections_do_not_stop_status(&nodes);
+}
+
+/// Issue 14 HIGH 1: a transfer signed by the wrong key, sent to every node,
+/// is answered `BadSignature` and no replica's log grows.
+fn forged_submits_are_refused_before_the_log(client: &mut Client, nodes: &Nodes) {
+    let last_indexes = || -> Vec<u64> {
+        (1..=3)
+            .map(|id| raft_field(&status(nodes, id).expect("status"), "last_index"))
+            .collect()
+    };
+    let before = last_indexes();
+    let thief = ed25519_dalek::SigningKey::from_bytes(&[0x66; 32]);
+    for via in 0..3 {
+        let forged = signed_transfer(&thief, CLUSTER_ID, 500 + via as u128, 10, 11, 1);
+        let reply = client.call(
+            &nodes.client,
+            via,
+            RequestOp::Submit { command: forged },
+            Duration::from_secs(60),
+        );
+        assert_eq!(
+            reply.body,
+            ReplyBody::Error(ReplyError::BadSignature),
+            "via node {}",
+            via + 1
+        );
+    }
+    assert_eq!(last_indexes(), before, "a forged submit reached the log");
+}
+
+/// Issue 14 MEDIUM 3: eight half-sent requests (connect, send `G`, close)
+/// and eight idle connections, as many as the node has status sockets, do
+/// not stop `/status` from answering.
+fn half_open_and_idle_connections_do_not_stop_status(nodes: &Nodes) {
+    use std::io::Write as _;
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], nodes.status[0]));
+    for _ in 0..8 {
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        stream.write_all(b"G").unwrap();
+    }
+    let idle: Vec<_> = (0..8)
+        .map(|_| std::net::TcpStream::connect(addr).unwrap())
+        .collect();
+    let since = Instant::now();
+    let answered = loop {
+        match http_get(nodes.status[0], "/status") {
+            Ok(body) => break body,
+            Err(e) if since.elapsed() < Duration::from_secs(30) => {
+                eprintln!("status not answered yet: {e}");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(e) => panic!("/status never answered after half-open connections: {e}"),
+        }
+    };
+    assert!(answered.contains("\"status_aborted\":"), "{answered}");
+    drop(idle);
+    eprintln!(
+        "/status answered {:?} after the connections",
+        since.elapsed()
+    );
 }
 
 #[test]

@@ -1,6 +1,7 @@
-//! The durable log on a real (emulated) virtio-blk disk: what a node
-//! acknowledged survives `kill -9`; a damaged, foreign or flush-less disk is
-//! refused with a reason; a blank disk is formatted.
+//! The durable log on a real (emulated) disk: what a node acknowledged
+//! survives `kill -9`, and a mid-log bit flip is refused, on each disk kind
+//! (virtio-blk, NVMe, AHCI); a foreign or flush-less disk is refused with
+//! a reason; a blank disk is formatted.
 //!
 //! The kernel's `wal-exercise` mode prints `wal: acked through index N term T`
 //! only after the flush for that batch returned, and `wal: hard state term T
@@ -15,7 +16,7 @@
 use continuum_storage::layout::Geometry;
 use continuum_storage::record::{decode_header, RecordHeader, FLAG_BATCH_END, HEADER_LEN};
 use continuum_storage::BLOCK_SIZE;
-use continuum_tests::{blank_disk, workspace_root, DiskCache, Run, Vm, VmConfig};
+use continuum_tests::{blank_disk, workspace_root, DiskCache, DiskKind, Run, Vm, VmConfig};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -100,13 +101,31 @@ fn boot_and_recover(vm: &mut Vm) -> Recovered {
 
 #[test]
 fn acknowledged_entries_and_votes_survive_kill_9() {
-    let disk = disk_path("wal-kill");
+    survive_kill_9(DiskKind::Virtio, &[6, 25, 13, 40, 2, 60]);
+}
+
+#[test]
+fn acknowledged_entries_and_votes_survive_kill_9_on_nvme() {
+    survive_kill_9(DiskKind::Nvme, &[6, 25, 2, 40]);
+}
+
+#[test]
+fn acknowledged_entries_and_votes_survive_kill_9_on_ahci() {
+    survive_kill_9(DiskKind::Ahci, &[6, 25, 2, 40]);
+}
+
+/// Boots `wal-exercise` on a `kind` disk, kills it after each number of
+/// acks in `kills` (plus jitter), and checks every recovery against the
+/// promises seen before the kill.
+fn survive_kill_9(kind: DiskKind, kills: &[usize]) {
+    let name = format!("wal-kill-{kind}");
+    let disk = disk_path(&name);
     let mut promise = Promise::default();
     // Kill after different amounts of work so the kill lands at different
     // points of the append/flush cycle.
-    for (cycle, acks_before_kill) in [6usize, 25, 13, 40, 2, 60].into_iter().enumerate() {
-        let mut vm = VmConfig::new(&format!("wal-kill-{cycle}"))
-            .disk(&disk, DiskCache::Writeback)
+    for (cycle, &acks_before_kill) in kills.iter().enumerate() {
+        let mut vm = VmConfig::new(&format!("{name}-{cycle}"))
+            .disk_of(kind, &disk, DiskCache::Writeback)
             .node_config(&exercise_config(1))
             .start();
         let recovered = boot_and_recover(&mut vm);
@@ -163,8 +182,8 @@ fn acknowledged_entries_and_votes_survive_kill_9() {
         assert!(promise.acks >= acks_before_kill, "{promise:?}");
     }
     // A last boot checks the last kill.
-    let mut vm = VmConfig::new("wal-kill-final")
-        .disk(&disk, DiskCache::Writeback)
+    let mut vm = VmConfig::new(&format!("{name}-final"))
+        .disk_of(kind, &disk, DiskCache::Writeback)
         .node_config(&exercise_config(1))
         .start();
     let recovered = boot_and_recover(&mut vm);
@@ -205,9 +224,24 @@ fn wal_records(image: &[u8]) -> Vec<(usize, RecordHeader)> {
 
 #[test]
 fn corrupt_record_in_the_middle_is_refused() {
-    let disk = disk_path("wal-corrupt");
-    let mut vm = VmConfig::new("wal-corrupt-fill")
-        .disk(&disk, DiskCache::Writeback)
+    corrupt_record_is_refused(DiskKind::Virtio);
+}
+
+#[test]
+fn corrupt_record_in_the_middle_is_refused_on_nvme() {
+    corrupt_record_is_refused(DiskKind::Nvme);
+}
+
+#[test]
+fn corrupt_record_in_the_middle_is_refused_on_ahci() {
+    corrupt_record_is_refused(DiskKind::Ahci);
+}
+
+fn corrupt_record_is_refused(kind: DiskKind) {
+    let name = format!("wal-corrupt-{kind}");
+    let disk = disk_path(&name);
+    let mut vm = VmConfig::new(&format!("{name}-fill"))
+        .disk_of(kind, &disk, DiskCache::Writeback)
         .node_config(&exercise_config(1))
         .start();
     vm.wait_for_nth_line("wal: acked through index", 20);
@@ -225,8 +259,8 @@ fn corrupt_record_in_the_middle_is_refused() {
     image[offset + HEADER_LEN] ^= 0x01;
     std::fs::write(&disk, &image).expect("write the disk image");
 
-    let mut vm = VmConfig::new("wal-corrupt-boot")
-        .disk(&disk, DiskCache::Writeback)
+    let mut vm = VmConfig::new(&format!("{name}-boot"))
+        .disk_of(kind, &disk, DiskCache::Writeback)
         .node_config(&exercise_config(1))
         .timeout(Duration::from_secs(60))
         .start();

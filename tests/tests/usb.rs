@@ -4,11 +4,13 @@
 //!
 //! The sticks are QEMU `usb-storage` devices on an xHCI controller, booted
 //! by SeaBIOS (BIOS images) or OVMF (UEFI images), as a PC boots a stick.
+//! A stick-booted node keeps its log on an NVMe disk.
 
 use continuum_fabric::{Fabric, FabricConfig};
 use continuum_tests::cluster::{ip_text, lan_ip, lan_mac, mac_text, node_key, peer_reachable};
 use continuum_tests::{
-    free_port, free_udp_port, http_get, images, workspace_root, Firmware, Vm, VmConfig,
+    blank_disk, free_port, free_udp_port, http_get, images, workspace_root, DiskCache, DiskKind,
+    Firmware, Vm, VmConfig,
 };
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -77,8 +79,15 @@ impl Stick {
 /// Runs `continuum-boot` with `args` (plus `--kernel`), returning its exit
 /// status and everything it printed.
 fn boot_tool(args: &[&str]) -> (bool, String) {
-    let images = images(); // builds the kernel and the tool
-    let output = Command::new(workspace_root().join("target/release/continuum-boot"))
+    let images = images();
+    // qemu/build.sh built the tool beside the images, in cargo's target dir.
+    let tool = continuum_tests::cargo_target_dir().join("release/continuum-boot");
+    assert!(
+        tool.is_file(),
+        "no image tool at {}: build it with qemu/build.sh",
+        tool.display()
+    );
+    let output = Command::new(&tool)
         .args(args)
         .arg("--kernel")
         .arg(&images.kernel)
@@ -393,4 +402,61 @@ fn three_nodes_on_e1000_class_nics_reach_each_other() {
     }
     drop(vms);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A USB-booted node keeps its log on an NVMe disk: it formats the blank
+/// disk, acknowledges entries, and after kill -9 and a second boot from
+/// the same stick recovers at least what it acknowledged.
+fn keeps_its_log_on_nvme(name: &str, firmware: Firmware) {
+    let dir = scratch(name);
+    let config = format!("{}mode = wal-exercise\n", node_config(name, 1, &[1]));
+    std::fs::write(dir.join("node-1.conf"), &config).expect("cannot write the node config");
+    let stick = write_stick(&dir, name, 1);
+    let disk = dir.join("nvme.img");
+    blank_disk(&disk, 32);
+    let boot = || {
+        VmConfig::new(name)
+            .firmware(firmware)
+            .usb_stick(stick.image(firmware))
+            .disk_of(DiskKind::Nvme, &disk, DiskCache::Writeback)
+            .timeout(WAIT)
+            .start()
+    };
+    let mut vm = boot();
+    vm.wait_for_line("storage: using nvme ");
+    vm.wait_for_line("storage: blank disk, formatted");
+    let (_, acked) = vm.wait_for_nth_line("wal: acked through index", 5);
+    vm.kill();
+    let promised: u64 = acked
+        .rsplit("index ")
+        .next()
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no index in {acked:?}"));
+    let mut vm = boot();
+    let (_, recovered) = vm.wait_for_line("storage: recovered last index ");
+    let text = vm.console_text();
+    let last: u64 = recovered
+        .split("last index ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no index in {recovered:?}"));
+    assert!(
+        last >= promised && !text.contains("formatted"),
+        "recovered {last} < acknowledged {promised}, or formatted again:\n{text}"
+    );
+    vm.wait_for_line("wal: verified ");
+    vm.kill();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_bios_usb_booted_node_keeps_its_log_on_nvme() {
+    keeps_its_log_on_nvme("usb-nvme-bios", Firmware::Bios);
+}
+
+#[test]
+fn a_uefi_usb_booted_node_keeps_its_log_on_nvme() {
+    keeps_its_log_on_nvme("usb-nvme-uefi", Firmware::Uefi);
 }

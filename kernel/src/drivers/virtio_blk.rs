@@ -22,19 +22,21 @@
 //!   torn write of any prefix, so the split adds no new failure mode.
 //!
 //! # Completion: blocking, not interrupt-driven
-//! The [`BlockDevice`] trait is synchronous (the store's WAL task owns the
-//! device and has nothing else to do while it waits), and `VirtIOBlk` has
-//! no non-blocking flush. So every request uses the blocking calls
+//! The [`BlockDevice`] trait is synchronous (the store calls it from the
+//! consensus node's Ready loop, inside the network task), and `VirtIOBlk`
+//! has no non-blocking flush. So every request uses the blocking calls
 //! (`read_blocks`/`write_blocks`/`flush`), which notify the device and spin
 //! on the used ring. Used-buffer interrupts are suppressed
 //! (`disable_interrupts`) and the ISR is acknowledged after every request,
 //! so a disk sharing a PCI INTx line with the NIC never holds that
 //! level-triggered line asserted. Cost: while a request is in flight the
-//! executor runs nothing else on this CPU. An async `BlockDevice` (and
-//! `DeviceIrq::wait`) is the way out once Raft and the network share the
-//! CPU with the WAL writer.
+//! executor runs nothing else on this CPU: no network, no apply, no
+//! console. An async `BlockDevice` completed through `DeviceIrq::wait`
+//! would let the other work run during a flush; there is none today.
 
+use super::blockdev::{ascii_field, DiskInfo, DiskKind, WriteCache};
 use super::virtio::KernelHal;
+use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 use continuum_storage::{check_request, BlockDevice, DeviceError, BLOCK_SIZE};
@@ -90,11 +92,18 @@ pub struct VirtioBlk {
     has_flush: bool,
     /// Heap staging for caller buffers outside the heap; [`MAX_REQUEST_BYTES`].
     staging: Vec<u8>,
+    info: DiskInfo,
 }
 
 impl VirtioBlk {
-    /// Negotiates features and sets up the request queue.
-    pub fn new(mut transport: PciTransport) -> Result<VirtioBlk, InitError> {
+    /// Negotiates features and sets up the request queue. `location` and
+    /// `index` (its place among virtio-blk disks, PCI order) name it on
+    /// the console and in the `disk = virtio:<index>` config key.
+    pub fn new(
+        mut transport: PciTransport,
+        location: (u8, u8, u8),
+        index: u32,
+    ) -> Result<VirtioBlk, InitError> {
         let has_flush = transport.read_device_features() & VIRTIO_BLK_F_FLUSH != 0;
         let mut blk = VirtIOBlk::<KernelHal, _>::new(transport).map_err(InitError::Driver)?;
         if blk.readonly() {
@@ -102,12 +111,37 @@ impl VirtioBlk {
         }
         blk.disable_interrupts();
         let capacity_blocks = blk.capacity();
+        // VIRTIO_BLK_T_GET_ID (§5.2.6): the serial QEMU was given, if any.
+        let mut id = [0u8; 20];
+        let serial = match blk.device_id(&mut id) {
+            Ok(len) => ascii_field(&id[..len.min(id.len())]),
+            Err(_) => String::new(),
+        };
+        let _ = blk.ack_interrupt();
         Ok(VirtioBlk {
             blk,
             capacity_blocks,
             has_flush,
             staging: vec![0; MAX_REQUEST_BYTES],
+            info: DiskInfo {
+                kind: DiskKind::Virtio,
+                location,
+                unit: index,
+                model: String::from("virtio-blk"),
+                serial,
+                capacity_blocks,
+                cache: if has_flush {
+                    WriteCache::Flushed
+                } else {
+                    WriteCache::NoFlush
+                },
+            },
         })
+    }
+
+    /// What the console lists.
+    pub fn info(&self) -> &DiskInfo {
+        &self.info
     }
 
     /// Clears the device's interrupt status after a completed request (see
@@ -180,10 +214,8 @@ impl BlockDevice for VirtioBlk {
         if !self.has_flush {
             return Err(DeviceError::FlushUnsupported);
         }
-        let started = crate::time::monotonic_ns();
         let result = self.blk.flush();
         self.acknowledge();
-        crate::consensus::record_flush((crate::time::monotonic_ns() - started) / 1_000);
         result.map_err(io_code)
     }
 

@@ -12,7 +12,7 @@ pub struct Network {
     blocked: BTreeSet<(NodeId, NodeId)>,
     /// Extra loss per directed link, percent.
     link_drop_pct: BTreeMap<(NodeId, NodeId), u64>,
-    /// Loss on every link, percent (the issue caps it at 30).
+    /// Loss on every link, percent (the nemesis draws at most 30).
     pub drop_pct: u64,
     /// Chance a delivered message is delivered twice, percent.
     pub duplicate_pct: u64,

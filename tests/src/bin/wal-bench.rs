@@ -1,4 +1,6 @@
-//! `cargo run --release -p continuum-tests --bin wal-bench`
+//! `cargo run --release -p continuum-tests --bin wal-bench [-- --disk virtio|nvme|ahci ...]`
+//!
+//! Runs once per disk kind given (default: all three, in one run).
 //!
 //! Boots the kernel in `mode = wal-bench` on a fresh raw disk image
 //! (`target/qemu-runs/wal-bench/disk.img`, attached `cache=writeback`, so
@@ -12,7 +14,9 @@
 //! before/after overwrite figures, the floor. Last, the guest runs again
 //! with `cache=unsafe` (host flushes dropped): the guest + QEMU overhead.
 
-use continuum_tests::{blank_disk, workspace_root, Accel, DiskCache, Exit, VmConfig};
+use continuum_tests::{
+    blank_disk, workspace_root, Accel, DiskCache, DiskKind, Exit, VmConfig, DISK_KINDS,
+};
 use std::io::Write;
 use std::time::{Duration, Instant};
 
@@ -61,6 +65,35 @@ fn host_fsync(dir: &std::path::Path, grow: bool) -> (Duration, Duration) {
 }
 
 fn main() {
+    let mut kinds = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let kind = match (arg.as_str(), args.next()) {
+            ("--disk", Some(kind)) => kind.parse::<DiskKind>(),
+            _ => Err(format!(
+                "usage: wal-bench [--disk virtio|nvme|ahci]... (got `{arg}`)"
+            )),
+        };
+        match kind {
+            Ok(kind) => kinds.push(kind),
+            Err(error) => {
+                eprintln!("wal-bench: {error}");
+                std::process::exit(2);
+            }
+        }
+    }
+    if kinds.is_empty() {
+        kinds = DISK_KINDS.to_vec();
+    }
+    for kind in kinds {
+        bench(kind);
+    }
+}
+
+/// The whole measurement (host floor, guest with writeback, guest with
+/// `cache=unsafe`) on a `kind` disk.
+fn bench(kind: DiskKind) {
+    println!("=== disk {kind} ===");
     let dir = workspace_root().join("target/qemu-runs/wal-bench");
     let disk = dir.join("disk.img");
     blank_disk(&disk, DISK_MIB);
@@ -74,7 +107,7 @@ fn main() {
     // before and right after the guest, and the ratios use their mean.
     let us = |d: Duration| d.as_secs_f64() * 1e6;
     let (before_p50, before_p99) = host_fsync(&dir, false);
-    let rows = guest(&disk, DiskCache::Writeback);
+    let rows = guest(kind, &disk, DiskCache::Writeback);
     let (after_p50, after_p99) = host_fsync(&dir, false);
     let (grow_p50, grow_p99) = host_fsync(&dir, true);
     println!(
@@ -123,7 +156,7 @@ fn main() {
     // The same guest with host flushes dropped (cache=unsafe): what the
     // guest, virtio and QEMU cost without the host's fdatasync.
     blank_disk(&disk, DISK_MIB);
-    let rows = guest(&disk, DiskCache::Unsafe);
+    let rows = guest(kind, &disk, DiskCache::Unsafe);
     println!("cache=unsafe (guest flushes not passed to the host; guest + QEMU overhead only):");
     println!(
         "{:>6} {:>7} {:>9} {:>11} {:>14} {:>14}",
@@ -145,9 +178,9 @@ fn main() {
 
 /// Boots `mode = wal-bench` on `disk` and returns the kernel's three
 /// `wal-bench: batch ...` lines, after printing them.
-fn guest(disk: &std::path::Path, cache: DiskCache) -> Vec<String> {
+fn guest(kind: DiskKind, disk: &std::path::Path, cache: DiskCache) -> Vec<String> {
     let run = VmConfig::new("wal-bench")
-        .disk(disk, cache)
+        .disk_of(kind, disk, cache)
         .node_config("mode = wal-bench\nheap_mib = 64\n")
         .timeout(Duration::from_secs(120))
         .run();
@@ -160,7 +193,7 @@ fn guest(disk: &std::path::Path, cache: DiskCache) -> Vec<String> {
         .map(|l| l[l.find("wal-bench:").unwrap_or(0)..].to_owned())
         .collect();
     assert_eq!(rows.len(), 3, "expected 3 rows:\n{}", run.console());
-    println!("guest, cache={cache:?} (as printed by the kernel):");
+    println!("guest, {kind} disk, cache={cache:?} (as printed by the kernel):");
     for row in &rows {
         println!("  {row}");
     }

@@ -1,0 +1,156 @@
+//! `DiskLog` persistence under power cuts inside `persist` (issue 13,
+//! bugs 1 and 4): the commit index on disk never exceeds the log, a
+//! corrupt acknowledged record is told from a torn tail, and chain hashes
+//! are recomputed on read-back.
+
+use continuum_node::DiskLog;
+use continuum_raft::{
+    compute_chain_hash, ChainHash, Entry, EntryKind, HardState, Ready, Storage, GENESIS_CHAIN_HASH,
+};
+use continuum_storage::{CrashMode, Identity, MemDisk, OpenError, Record, Store, StoreError};
+
+fn identity() -> Identity {
+    Identity {
+        cluster_id: 13,
+        node_id: 1,
+    }
+}
+
+fn entries(from: u64, prev: ChainHash, n: u64) -> Vec<Entry> {
+    let mut prev = prev;
+    (from..from + n)
+        .map(|index| {
+            let data = vec![index as u8; 40];
+            let chain_hash = compute_chain_hash(&prev, index, 1, EntryKind::Normal, &data);
+            prev = chain_hash;
+            Entry {
+                index,
+                term: 1,
+                kind: EntryKind::Normal,
+                data,
+                chain_hash,
+            }
+        })
+        .collect()
+}
+
+fn ready(commit: u64, entries: Vec<Entry>) -> Ready {
+    Ready {
+        hard_state: Some(HardState {
+            term: 1,
+            vote: 1,
+            commit,
+        }),
+        entries,
+        ..Ready::default()
+    }
+}
+
+fn fresh_log() -> DiskLog<MemDisk> {
+    let (store, _) = Store::format(MemDisk::new(4096), identity()).expect("format");
+    DiskLog::new(store, vec![1, 2, 3]).expect("empty log")
+}
+
+/// Bug 1: a follower's Ready carries entries and a commit covering them.
+/// The device may make the slot durable and lose the WAL batch; the disk
+/// must then still hold a commit index within its log (before the fix it
+/// held commit 3 over an empty log, and `Raft::new` panicked on every boot).
+#[test]
+fn a_power_cut_inside_persist_never_leaves_a_commit_beyond_the_log() {
+    let mut slot_without_wal = 0;
+    for seed in 0..64 {
+        // Operations inside that persist: WAL write, slot write, flush.
+        for cut_at in 0..3 {
+            let mut log = fresh_log();
+            log.persist(&ready(0, entries(1, GENESIS_CHAIN_HASH, 2)))
+                .expect("first batch");
+            let prev = log.chain_hash(2).expect("entry 2");
+            log.device_mut().cut_power_after(cut_at, 0);
+            assert!(log.persist(&ready(5, entries(3, prev, 3))).is_err());
+            let mut disk = log.into_store().into_device();
+            disk.crash(CrashMode::KeepRandomSubset { seed });
+            let (store, report) = Store::open(&mut disk, identity()).expect("recovers");
+            if store.last_index() == 2 && (report.hard_state.commit == 2) {
+                slot_without_wal += 1;
+            }
+            assert_eq!(
+                report.commit_clamped, None,
+                "seed {seed}, cut at {cut_at}: the slot held a commit beyond the log\n{report}"
+            );
+            assert!(store.hard_state().commit <= store.last_index());
+        }
+    }
+    assert!(
+        slot_without_wal > 0,
+        "no run lost the batch behind the slot"
+    );
+}
+
+/// Bug 4: a flushed, acknowledged last record that later reads back
+/// corrupt must stop the node (it may hold an entry a quorum counted),
+/// not be dropped as a torn tail. The hard-state write that follows it
+/// (the commit, here) is flushed so its slot witnesses the record.
+#[test]
+fn a_corrupt_acknowledged_last_record_is_refused_not_dropped_as_a_torn_tail() {
+    let mut log = fresh_log();
+    log.persist(&ready(0, entries(1, GENESIS_CHAIN_HASH, 3)))
+        .expect("entries, flushed: acknowledged now");
+    log.persist(&ready(3, vec![])).expect("commit only");
+    let store = log.into_store();
+    let at = store.wal_device_offset() + store.record_extent(3).expect("3").offset + 100;
+    let mut disk = store.into_device();
+    disk.crash(CrashMode::LoseUnflushed);
+    disk.flip_bit(at as usize, 2);
+    match Store::open(&mut disk, identity()) {
+        Err(OpenError::CorruptRecord { index: 3, .. }) => {}
+        Err(e) => panic!("unexpected refusal: {e}"),
+        Ok((_, report)) => panic!("corrupt acknowledged record dropped as a tail:\n{report}"),
+    }
+}
+
+/// The other side of bug 4: a batch torn by a power cut during its flush
+/// was never acknowledged and is still dropped as a tail.
+#[test]
+fn a_torn_unacknowledged_batch_is_still_dropped() {
+    let mut log = fresh_log();
+    log.persist(&ready(0, entries(1, GENESIS_CHAIN_HASH, 2)))
+        .expect("first batch");
+    log.persist(&ready(2, vec![])).expect("commit");
+    let prev = log.chain_hash(2).expect("2");
+    let mut disk = log.into_store().into_device();
+    let (store, _) = Store::open(&mut disk, identity()).expect("reopen");
+    let mut log = DiskLog::new(store, vec![1, 2, 3]).expect("log");
+    // The WAL write is torn after 100 bytes, inside record 3 (power lost during it).
+    log.device_mut().cut_power_after(0, 100);
+    assert!(log.persist(&ready(2, entries(3, prev, 4))).is_err());
+    drop(log);
+    disk.crash(CrashMode::LoseUnflushed);
+    let (store, report) = Store::open(&mut disk, identity()).expect("a torn tail recovers");
+    assert_eq!(store.last_index(), 2, "{report}");
+}
+
+/// A record whose checksum holds but whose chain hash is not the hash of
+/// its contents on its predecessor is refused at open.
+#[test]
+fn a_record_with_a_wrong_chain_hash_is_refused_at_open() {
+    let (mut store, _) = Store::format(MemDisk::new(4096), identity()).expect("format");
+    let good = entries(1, GENESIS_CHAIN_HASH, 3);
+    let mut records: Vec<Record> = good
+        .iter()
+        .map(|e| Record {
+            index: e.index,
+            term: e.term,
+            kind: e.kind.tag(),
+            chain_hash: e.chain_hash,
+            payload: e.data.clone(),
+        })
+        .collect();
+    records[1].payload[0] ^= 1;
+    store.append(&records).expect("append");
+    store.sync().expect("sync");
+    match DiskLog::new(store, vec![1, 2, 3]) {
+        Err(StoreError::CorruptRecord { index: 2, .. }) => {}
+        Err(e) => panic!("unexpected error: {e}"),
+        Ok(_) => panic!("a broken chain was accepted"),
+    }
+}
