@@ -11,6 +11,7 @@
 
 use continuum_bank::{
     AccountFlags, CreateAccount, Entry, GenesisConfig, Ledger, Limits, SignedCommand, Transfer,
+    DEFAULT_MAX_EXPIRY_WINDOW_MS,
 };
 use ed25519_dalek::SigningKey;
 use std::time::Instant;
@@ -31,6 +32,11 @@ struct Setup {
     next_index: u64,
 }
 
+/// Every entry of the benchmark applies at this log time; commands expire
+/// well inside the default window.
+const LOG_TIME_MS: u64 = 1_000;
+const EXPIRES_AT: u64 = LOG_TIME_MS + 60_000;
+
 fn setup() -> Setup {
     let operator = key(usize::MAX - 1);
     let keys: Vec<SigningKey> = (0..KEYS).map(key).collect();
@@ -40,6 +46,7 @@ fn setup() -> Setup {
         reserve_account: 0,
         supply: u64::MAX / 2,
         limits: Limits::default(),
+        max_expiry_window_ms: DEFAULT_MAX_EXPIRY_WINDOW_MS,
     })
     .expect("genesis");
     let mut index = 1;
@@ -51,6 +58,7 @@ fn setup() -> Setup {
                 id: a,
                 owner,
                 flags: AccountFlags::empty(),
+                expires_at: EXPIRES_AT,
             }
             .sign(&operator, CLUSTER),
         );
@@ -61,11 +69,16 @@ fn setup() -> Setup {
             amount: 1 << 40,
             client: 0,
             seq: a as u64,
+            expires_at: EXPIRES_AT,
         };
         cmds.push(fund.sign(&operator, CLUSTER));
     }
     for chunk in cmds.chunks(512) {
-        let r = ledger.apply(index, &Entry::new(chunk.to_vec()).unwrap().encode());
+        let r = ledger.apply(
+            index,
+            LOG_TIME_MS,
+            &Entry::new(chunk.to_vec()).unwrap().encode(),
+        );
         assert!(r.outcomes.iter().all(|o| o.is_ok()));
         index += 1;
     }
@@ -91,6 +104,7 @@ fn transfers(keys: &[SigningKey], first_id: u128, n: usize, sign: bool) -> Vec<S
                 amount: 1,
                 client: 1,
                 seq: first_id as u64 + i as u64,
+                expires_at: EXPIRES_AT,
             };
             if sign {
                 t.sign(&keys[(from as usize) % KEYS], CLUSTER)
@@ -113,9 +127,9 @@ fn run(name: &str, s: &mut Setup, cmds: &[SignedCommand], batch: usize, verified
     let mut ok = 0usize;
     for e in &entries {
         let r = if verified {
-            s.ledger.apply(s.next_index, e)
+            s.ledger.apply(s.next_index, LOG_TIME_MS, e)
         } else {
-            s.ledger.apply_unverified(s.next_index, e)
+            s.ledger.apply_unverified(s.next_index, LOG_TIME_MS, e)
         };
         ok += r.outcomes.iter().filter(|o| o.is_ok()).count();
         s.next_index += 1;

@@ -29,13 +29,15 @@ use alloc::vec::Vec;
 use ed25519_dalek::{Signer, SigningKey};
 
 /// Domain-separation tag that starts every signed message.
-pub const SIGNING_DOMAIN: &[u8; 16] = b"continuum-bank/1";
+/// Version 2: commands carry `expires_at` (signed).
+pub const SIGNING_DOMAIN: &[u8; 16] = b"continuum-bank/2";
 /// Length of an Ed25519 signature (R ‖ S).
 pub const SIGNATURE_LEN: usize = 64;
-/// Body length of a [`CreateAccount`]: id 16 + owner 32 + flags 2.
-pub const CREATE_ACCOUNT_BODY_LEN: usize = 50;
-/// Body length of a [`Transfer`]: id, from, to 16 each + amount 8 + client 16 + seq 8.
-pub const TRANSFER_BODY_LEN: usize = 80;
+/// Body length of a [`CreateAccount`]: id 16 + owner 32 + flags 2 + expires_at 8.
+pub const CREATE_ACCOUNT_BODY_LEN: usize = 58;
+/// Body length of a [`Transfer`]: id, from, to 16 each + amount 8 + client 16
+/// + seq 8 + expires_at 8.
+pub const TRANSFER_BODY_LEN: usize = 88;
 /// Longest signed message: domain + cluster id + kind + longest body.
 pub const MAX_SIGNING_MESSAGE_LEN: usize = 16 + 16 + 1 + TRANSFER_BODY_LEN;
 
@@ -83,12 +85,16 @@ pub struct CreateAccount {
     /// Ed25519 public key that signs transfers debiting this account.
     pub owner: [u8; 32],
     pub flags: AccountFlags,
+    /// Cluster HLC milliseconds after which this command can no longer
+    /// apply (outcome `Expired`); see `Transfer::expires_at`.
+    pub expires_at: u64,
 }
 
 /// Move `amount` from `from` to `to`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Transfer {
-    /// Client-chosen id; a transfer id applies at most once, for ever.
+    /// Client-chosen id; a transfer id is decided at most once (see
+    /// `dedup.rs`), and never applies after `expires_at`.
     pub id: u128,
     pub from: u128,
     pub to: u128,
@@ -97,6 +103,12 @@ pub struct Transfer {
     pub client: u128,
     /// Sequence number within the session; must increase.
     pub seq: u64,
+    /// Cluster HLC milliseconds (the log time of the entry that carries it,
+    /// as stamped by the leader) after which this transfer can no longer
+    /// apply: applied later it is `Expired`. At most the genesis
+    /// `max_expiry_window_ms` ahead of the log time, else `ExpiryTooFar`.
+    /// Clients set it to "now + window" (minus a clock-skew margin).
+    pub expires_at: u64,
 }
 
 /// One command of any kind.
@@ -127,6 +139,14 @@ impl SigningMessage {
 }
 
 impl Command {
+    /// The signed expiry of either kind.
+    pub fn expires_at(&self) -> u64 {
+        match self {
+            Command::CreateAccount(c) => c.expires_at,
+            Command::Transfer(t) => t.expires_at,
+        }
+    }
+
     pub fn kind(&self) -> CommandKind {
         match self {
             Command::CreateAccount(_) => CommandKind::CreateAccount,
@@ -141,6 +161,7 @@ impl Command {
                 out.put_u128(c.id);
                 out.put_bytes(&c.owner);
                 out.put_u16(c.flags.bits());
+                out.put_u64(c.expires_at);
             }
             Command::Transfer(t) => {
                 out.put_u128(t.id);
@@ -149,6 +170,7 @@ impl Command {
                 out.put_u64(t.amount);
                 out.put_u128(t.client);
                 out.put_u64(t.seq);
+                out.put_u64(t.expires_at);
             }
         }
     }
@@ -159,7 +181,13 @@ impl Command {
             let id = r.u128()?;
             let owner = r.array::<32>()?;
             let flags = AccountFlags::from_bits(r.u16()?).ok_or(DecodeError::ReservedFlags)?;
-            Ok(Command::CreateAccount(CreateAccount { id, owner, flags }))
+            let expires_at = r.u64()?;
+            Ok(Command::CreateAccount(CreateAccount {
+                id,
+                owner,
+                flags,
+                expires_at,
+            }))
         } else if kind == CommandKind::Transfer as u8 {
             Ok(Command::Transfer(Transfer {
                 id: r.u128()?,
@@ -168,6 +196,7 @@ impl Command {
                 amount: r.u64()?,
                 client: r.u128()?,
                 seq: r.u64()?,
+                expires_at: r.u64()?,
             }))
         } else {
             Err(DecodeError::UnknownCommandKind)

@@ -10,8 +10,8 @@ use crate::codec::{DecodeError, Put, Reader};
 use crate::command::{SignedCommand, SIGNATURE_LEN, TRANSFER_BODY_LEN};
 use alloc::vec::Vec;
 
-/// Version byte of the entry encoding.
-pub const ENTRY_VERSION: u8 = 1;
+/// Version byte of the entry encoding (2: commands carry `expires_at`).
+pub const ENTRY_VERSION: u8 = 2;
 /// Most commands in one entry. Bounds per-entry work (one batch signature
 /// verification) and the decoder's allocation.
 pub const MAX_COMMANDS_PER_BATCH: usize = 512;

@@ -3,26 +3,35 @@
 //!
 //! Create account (signed by the operator):
 //! 1. signature → `BadSignature`;
-//! 2. id taken → `Exists` (same owner and flags) or `ExistsWithDifferentFields`;
-//! 3. owner key invalid → `InvalidOwnerKey`; table full → `AccountsFull`;
-//! 4. `Ok`: the account opens with balance 0.
+//! 2. expiry (below) → `Expired` / `ExpiryTooFar`;
+//! 3. id taken → `Exists` (same owner and flags) or `ExistsWithDifferentFields`;
+//! 4. owner key invalid → `InvalidOwnerKey`; table full → `AccountsFull`;
+//! 5. `Ok`: the account opens with balance 0.
 //!
 //! Transfer (signed by the owner of `from`):
 //! 1. `from` unknown → `NoSuchDebitAccount` (no key to check against);
 //!    signature → `BadSignature`. Unauthenticated commands change nothing and
 //!    are not remembered, so a forger cannot burn someone's id or session.
-//! 2. id already applied → `Exists` (all fields equal: the first outcome was
-//!    `Ok`) or `ExistsWithDifferentFields`. This index is permanent.
-//! 3. session `(from, client)`: seq equal to the last one → the saved outcome
-//!    again if the transfer is the same, else `DuplicateSessionSeq`; seq
-//!    below → `StaleSessionSeq`.
-//! 4. `ZeroAmount`, `SameAccount`, `NoSuchCreditAccount`, `DebitForbidden`,
-//!    `TransfersFull`, `InsufficientFunds`, `Overflow`, else `Ok`: the money
-//!    moves and the id is recorded. Every outcome of step 4 is saved in the
-//!    session.
+//! 2. expiry: the log time is past `expires_at` → `Expired`; `expires_at`
+//!    more than the genesis window ahead of the log time → `ExpiryTooFar`.
+//!    Neither is remembered (`dedup.rs` says why that is safe).
+//! 3. id decided inside its window → `Exists` (same fields, applied), the
+//!    first rejection again (same fields, rejected), or
+//!    `ExistsWithDifferentFields`.
+//! 4. the id index is full → `TransfersFull` (a refusal, not remembered).
+//! 5. session `(from, client)`: seq equal to the last one →
+//!    `DuplicateSessionSeq`, below it → `StaleSessionSeq` (a retry of the
+//!    session's last transfer itself was answered in step 3).
+//! 6. `ZeroAmount`, `SameAccount`, `NoSuchCreditAccount`, `DebitForbidden`,
+//!    `InsufficientFunds`, `Overflow`, else `Ok`: the money moves.
+//!
+//! Every outcome of steps 5 and 6 is a *decision*: the id is recorded in the
+//! id index with it (so the same signed bytes never get a second chance,
+//! whatever happens to sessions), and steps 6's outcomes also in the session.
 
 use crate::command::{AccountFlags, Command, CreateAccount, SignedCommand, Transfer};
-use crate::ledger::{Account, AppliedTransfer, Checking, Ledger, Verdict};
+use crate::dedup::DecidedTransfer;
+use crate::ledger::{Account, Checking, Ledger, Verdict};
 use crate::outcome::Outcome;
 use crate::session::Session;
 use crate::verify::OwnerKey;
@@ -37,9 +46,12 @@ impl Ledger {
     ) -> Outcome {
         match &signed.command {
             Command::CreateAccount(c) => {
-                let operator = self.operator;
-                if !self.signature_ok(operator, signed, verdict, checking) {
+                let operator = *self.operator.as_bytes();
+                if !self.signature_ok(&operator, signed, verdict, checking) {
                     return Outcome::BadSignature;
+                }
+                if let Some(refused) = self.expiry_refusal(c.expires_at) {
+                    return refused;
                 }
                 self.create_account(c)
             }
@@ -47,19 +59,34 @@ impl Ledger {
                 let Some(owner) = self.accounts.get(&t.from).map(|a| a.owner) else {
                     return Outcome::NoSuchDebitAccount;
                 };
-                if !self.signature_ok(owner, signed, verdict, checking) {
+                if !self.signature_ok(&owner, signed, verdict, checking) {
                     return Outcome::BadSignature;
+                }
+                if let Some(refused) = self.expiry_refusal(t.expires_at) {
+                    return refused;
                 }
                 self.transfer(index, t)
             }
         }
     }
 
+    /// Step 2: `Expired` once the log time is past `expires_at`,
+    /// `ExpiryTooFar` if it asks for more than the genesis window.
+    fn expiry_refusal(&self, expires_at: u64) -> Option<Outcome> {
+        if expires_at < self.log_time_ms {
+            Some(Outcome::Expired)
+        } else if expires_at - self.log_time_ms > self.config.max_expiry_window_ms {
+            Some(Outcome::ExpiryTooFar)
+        } else {
+            None
+        }
+    }
+
     /// Uses the pre-verified verdict if it was computed for this very key,
-    /// else verifies now (`verify_strict`).
+    /// else verifies now (`verify_strict`). `signer` is a validated owner key.
     fn signature_ok(
         &self,
-        signer: OwnerKey,
+        signer: &[u8; 32],
         signed: &SignedCommand,
         verdict: Option<Verdict>,
         checking: Checking,
@@ -68,8 +95,8 @@ impl Ledger {
             return true;
         }
         match verdict {
-            Some(v) if v.key == *signer.as_bytes() => v.valid,
-            _ => signer.verify(
+            Some(v) if v.key == *signer => v.valid,
+            _ => OwnerKey::from_validated(signer).verify(
                 signed
                     .command
                     .signing_message(self.config.cluster_id)
@@ -81,15 +108,15 @@ impl Ledger {
 
     fn create_account(&mut self, c: &CreateAccount) -> Outcome {
         if let Some(existing) = self.accounts.get(&c.id) {
-            return if existing.owner.as_bytes() == &c.owner && existing.flags == c.flags {
+            return if existing.owner == c.owner && existing.flags == c.flags {
                 Outcome::Exists
             } else {
                 Outcome::ExistsWithDifferentFields
             };
         }
-        let Some(owner) = OwnerKey::parse(&c.owner) else {
+        if OwnerKey::parse(&c.owner).is_none() {
             return Outcome::InvalidOwnerKey;
-        };
+        }
         if self.accounts.len() as u64 >= self.config.limits.max_accounts {
             return Outcome::AccountsFull;
         }
@@ -97,7 +124,7 @@ impl Ledger {
             c.id,
             Account {
                 id: c.id,
-                owner,
+                owner: c.owner,
                 flags: c.flags,
                 balance: 0,
             },
@@ -106,52 +133,55 @@ impl Ledger {
     }
 
     fn transfer(&mut self, index: u64, t: &Transfer) -> Outcome {
-        if let Some(applied) = self.transfers.get(&t.id) {
-            return if applied.transfer == *t {
+        if let Some(decided) = self.transfers.get(&t.id) {
+            return if decided.transfer != *t {
+                Outcome::ExistsWithDifferentFields
+            } else if decided.applied() {
                 Outcome::Exists
             } else {
-                Outcome::ExistsWithDifferentFields
+                decided.outcome
             };
         }
+        if self.transfers.is_full() {
+            return Outcome::TransfersFull;
+        }
         let session_key = (t.from, t.client);
-        if let Some(s) = self.sessions.get(&session_key) {
+        let session_refusal = self.sessions.get(&session_key).and_then(|s| {
             if t.seq == s.last_seq {
-                return if s.last_id == t.id && s.last_to == t.to && s.last_amount == t.amount {
-                    s.last_outcome
-                } else {
-                    Outcome::DuplicateSessionSeq
-                };
+                Some(Outcome::DuplicateSessionSeq)
+            } else if t.seq < s.last_seq {
+                Some(Outcome::StaleSessionSeq)
+            } else {
+                None
             }
-            if t.seq < s.last_seq {
-                return Outcome::StaleSessionSeq;
+        });
+        let outcome = match session_refusal {
+            Some(refusal) => refusal,
+            None => {
+                let outcome = self.move_money(t);
+                self.sessions.record(
+                    session_key,
+                    Session {
+                        last_seq: t.seq,
+                        last_id: t.id,
+                        last_to: t.to,
+                        last_amount: t.amount,
+                        last_outcome: outcome,
+                        last_index: index,
+                    },
+                );
+                outcome
             }
-        }
-        let outcome = self.move_money(t);
-        if outcome == Outcome::Ok {
-            let previous = self.transfers.insert(
-                t.id,
-                AppliedTransfer {
-                    transfer: *t,
-                    index,
-                },
-            );
-            assert!(previous.is_none(), "transfer id applied twice");
-        }
-        self.sessions.record(
-            session_key,
-            Session {
-                last_seq: t.seq,
-                last_id: t.id,
-                last_to: t.to,
-                last_amount: t.amount,
-                last_outcome: outcome,
-                last_index: index,
-            },
-        );
+        };
+        self.transfers.record(DecidedTransfer {
+            transfer: *t,
+            index,
+            outcome,
+        });
         outcome
     }
 
-    /// Step 4: validation and the balance update (checked arithmetic).
+    /// Step 6: validation and the balance update (checked arithmetic).
     fn move_money(&mut self, t: &Transfer) -> Outcome {
         if t.amount == 0 {
             return Outcome::ZeroAmount;
@@ -169,9 +199,6 @@ impl Ledger {
         };
         if from.flags.contains(AccountFlags::CREDIT_ONLY) {
             return Outcome::DebitForbidden;
-        }
-        if self.transfers.len() as u64 >= self.config.limits.max_transfers {
-            return Outcome::TransfersFull;
         }
         let Some(new_from) = from.balance.checked_sub(t.amount) else {
             return Outcome::InsufficientFunds;

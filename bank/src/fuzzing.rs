@@ -19,6 +19,14 @@ pub fn decode_roundtrip(bytes: &[u8]) {
     }
 }
 
+/// Expiry window of the fuzz ledger.
+pub const FUZZ_WINDOW_MS: u64 = 600_000;
+/// Log time of entry `index` in the fuzz targets: one second per entry, so
+/// the scripted `expires_at` values cover live, expired and too-far.
+pub fn fuzz_log_time_ms(index: u64) -> u64 {
+    index * 1000
+}
+
 /// A small fixed ledger for fuzzing `apply`: operator key from a fixed seed.
 pub fn fuzz_ledger() -> Ledger {
     let operator = SigningKey::from_bytes(&[7u8; 32]);
@@ -32,6 +40,7 @@ pub fn fuzz_ledger() -> Ledger {
             max_transfers: 64,
             max_sessions: 8,
         },
+        max_expiry_window_ms: FUZZ_WINDOW_MS,
     })
     .expect("fixed fuzz genesis is valid")
 }
@@ -45,7 +54,7 @@ pub fn apply_arbitrary(ledger: &mut Ledger, data: &[u8]) {
         let n = usize::from(len).min(tail.len());
         let (entry, next) = tail.split_at(n);
         let index = ledger.applied_index() + 1;
-        let result = ledger.apply(index, entry);
+        let result = ledger.apply(index, fuzz_log_time_ms(index), entry);
         assert_eq!(result.index, index);
         assert!(!result.outcomes.is_empty());
         rest = next;
@@ -60,9 +69,10 @@ pub fn apply_arbitrary(ledger: &mut Ledger, data: &[u8]) {
 /// over a fixed pool of keys, so fuzzing reaches the execution paths behind
 /// the signature check: creates (sometimes by a non-operator), transfers
 /// (sometimes signed by the wrong key or with a corrupted signature),
-/// replays of earlier commands, and entry boundaries. Applies the entries to
+/// replays of earlier commands, live/expired/too-far expiries, and entry
+/// boundaries. Applies the entries to
 /// two replicas (one with batch verification off) and checks: every
-/// transfer id is `Ok` at most once, both replicas agree byte for byte, and
+/// transfer is `Ok` at most once, both replicas agree byte for byte, and
 /// the snapshot round-trips. Conservation is asserted inside `apply`.
 pub fn apply_script(data: &[u8]) {
     let keys: alloc::vec::Vec<SigningKey> = (0u8..5)
@@ -90,6 +100,7 @@ pub fn apply_script(data: &[u8]) {
             id: account(slot),
             owner,
             flags: AccountFlags::empty(),
+            expires_at: 60_000,
         };
         setup.push(create.sign(&operator, 1));
         let fund = Transfer {
@@ -99,6 +110,7 @@ pub fn apply_script(data: &[u8]) {
             amount: 1000,
             client: 9,
             seq: u64::from(slot),
+            expires_at: 60_000,
         };
         setup.push(fund.sign(&operator, 1));
     }
@@ -115,6 +127,7 @@ pub fn apply_script(data: &[u8]) {
                     id: account(x % 8),
                     owner: owner_of(y % 8).verifying_key().to_bytes(),
                     flags,
+                    expires_at: u64::from(v) * 4_000,
                 };
                 Some(create.sign(
                     if w % 8 == 0 {
@@ -134,6 +147,8 @@ pub fn apply_script(data: &[u8]) {
                     amount: u64::from(w) * u64::from(1 + (v & 3)),
                     client: u128::from((v >> 2) & 3),
                     seq: u64::from(kind >> 3),
+                    // Live, expired or too far, depending on the entry.
+                    expires_at: u64::from(x) * 4_000,
                 };
                 let signer = if v & 0x80 != 0 {
                     owner_of(from + 1)
@@ -168,12 +183,16 @@ pub fn apply_script(data: &[u8]) {
             .expect("bounded batch")
             .encode();
         let index = i as u64 + 1;
-        let ra = a.apply(index, &bytes);
-        let rb = b.apply(index, &bytes);
+        let ra = a.apply(index, fuzz_log_time_ms(index), &bytes);
+        let rb = b.apply(index, fuzz_log_time_ms(index), &bytes);
         assert_eq!(ra, rb, "replicas disagree (batching on vs off)");
         for (cmd, outcome) in commands.iter().zip(&ra.outcomes) {
+            // An id may be reused once its window is over (a different
+            // transfer: `expires_at` differs); the same transfer never
+            // applies twice.
             if let (Command::Transfer(t), Outcome::Ok) = (&cmd.command, outcome) {
-                assert!(ok_ids.insert(t.id), "transfer id applied twice");
+                let fields = (t.id, t.from, t.to, t.amount, t.client, t.seq, t.expires_at);
+                assert!(ok_ids.insert(fields), "a transfer applied twice");
             }
         }
     }

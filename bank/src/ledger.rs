@@ -7,7 +7,8 @@
 //! indices; gaps are allowed (Raft entries that are not bank commands).
 
 use crate::codec::Put;
-use crate::command::{AccountFlags, Command, Transfer};
+use crate::command::{AccountFlags, Command};
+use crate::dedup::{DecidedTransfer, IdIndex};
 use crate::entry::Entry;
 use crate::outcome::Outcome;
 use crate::receipt::{self, ChainHash};
@@ -18,38 +19,75 @@ use alloc::vec::Vec;
 use core::fmt;
 
 /// Memory bounds, fixed at genesis and part of the replicated state (every
-/// replica must refuse at the same point). Sizes are measured payload
-/// (`size_of`) plus B-tree slack: `BTreeMap` leaves hold 6–11 entries.
+/// replica must refuse at the same point). Derive them from a heap budget
+/// with [`Limits::for_heap`]; the per-record costs it divides by are
+/// measured (allocator-counted, B-tree slack included) by
+/// `tests/memory.rs`, which fails if a record outgrows its constant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
-    /// Most accounts. Each costs 240 bytes of key + value (the owner key is
-    /// kept decompressed for verification), ~250–440 bytes with slack.
-    /// Beyond it account creation gets `AccountsFull`. Default 65 536.
+    /// Most accounts ([`ACCOUNT_COST_BYTES`] each). Beyond it account
+    /// creation gets `AccountsFull`; accounts are never deleted.
     pub max_accounts: u64,
-    /// Most applied transfers remembered by id. Each costs 112 bytes of key +
-    /// value, ~115–210 bytes with slack. Ids are never evicted (that would
-    /// break exactly-once); when full, new transfers get `TransfersFull`.
-    /// Default 524 288 (≤ ~105 MiB).
+    /// Most transfer ids inside the dedup window at once
+    /// ([`DECIDED_TRANSFER_COST_BYTES`] each): every decided id is kept
+    /// until its `expires_at` passes in log time (`dedup.rs`), so the need
+    /// is (decisions per second × window). When full, new transfers get
+    /// `TransfersFull` until ids expire; nothing live is evicted.
     pub max_transfers: u64,
-    /// Most client sessions, LRU-evicted (`session.rs`). Each costs 144 bytes
-    /// (session map + age index), ~150–270 with slack. Default 65 536.
+    /// Most client sessions, LRU-evicted (`session.rs`;
+    /// [`SESSION_COST_BYTES`] each). Sessions only order a client's
+    /// requests; exactly-once does not depend on them.
     pub max_sessions: u64,
 }
 
-/// Default `Limits::max_accounts`.
-pub const DEFAULT_MAX_ACCOUNTS: u64 = 1 << 16;
-/// Default `Limits::max_transfers`.
-pub const DEFAULT_MAX_TRANSFERS: u64 = 1 << 19;
-/// Default `Limits::max_sessions` (the session bound of Raft thesis §6.3).
-pub const DEFAULT_MAX_SESSIONS: u64 = 1 << 16;
+/// Heap bytes one account costs in the ledger's tables (measured upper
+/// bound, see `tests/memory.rs`).
+pub const ACCOUNT_COST_BYTES: u64 = 160;
+/// Heap bytes one decided transfer id costs (id map + expiry index).
+pub const DECIDED_TRANSFER_COST_BYTES: u64 = 320;
+/// Heap bytes one client session costs (session map + age index).
+pub const SESSION_COST_BYTES: u64 = 320;
+/// Heap budget of [`Limits::default`], in MiB.
+pub const DEFAULT_LEDGER_HEAP_MIB: u64 = 64;
+/// Default genesis [`GenesisConfig::max_expiry_window_ms`]: 10 minutes.
+pub const DEFAULT_MAX_EXPIRY_WINDOW_MS: u64 = 10 * 60 * 1000;
+
+impl Limits {
+    /// Limits for a node heap of `heap_mib` MiB: 2/5 of it for accounts,
+    /// 1/4 for the dedup window's ids, 1/20 for sessions; the remaining 30 %
+    /// is left for the Raft log cache, network buffers and the snapshot
+    /// being written (whose size is about a third of the tables'). Every
+    /// replica must use the same `heap_mib` (the limits decide outcomes), so
+    /// it is a cluster-wide genesis value, not each node's own heap size.
+    /// `for_heap(512)` allows 1,342,177 accounts.
+    pub const fn for_heap(heap_mib: u64) -> Limits {
+        let heap = heap_mib.saturating_mul(1 << 20);
+        Limits {
+            max_accounts: at_least_one(heap / 5 * 2 / ACCOUNT_COST_BYTES),
+            max_transfers: at_least_one(heap / 4 / DECIDED_TRANSFER_COST_BYTES),
+            max_sessions: at_least_one(heap / 20 / SESSION_COST_BYTES),
+        }
+    }
+
+    /// Heap bytes the ledger's tables use when every limit is reached.
+    pub const fn full_table_bytes(&self) -> u64 {
+        self.max_accounts * ACCOUNT_COST_BYTES
+            + self.max_transfers * DECIDED_TRANSFER_COST_BYTES
+            + self.max_sessions * SESSION_COST_BYTES
+    }
+}
+
+const fn at_least_one(n: u64) -> u64 {
+    if n == 0 {
+        1
+    } else {
+        n
+    }
+}
 
 impl Default for Limits {
     fn default() -> Limits {
-        Limits {
-            max_accounts: DEFAULT_MAX_ACCOUNTS,
-            max_transfers: DEFAULT_MAX_TRANSFERS,
-            max_sessions: DEFAULT_MAX_SESSIONS,
-        }
+        Limits::for_heap(DEFAULT_LEDGER_HEAP_MIB)
     }
 }
 
@@ -65,10 +103,17 @@ pub struct GenesisConfig {
     /// Total money; conserved for ever.
     pub supply: u64,
     pub limits: Limits,
+    /// Longest validity a command may ask for: `expires_at` at most this
+    /// many milliseconds beyond the entry's log time, else `ExpiryTooFar`.
+    /// It bounds how long an id must be remembered, so with the decision
+    /// rate it sizes `limits.max_transfers`. Default
+    /// [`DEFAULT_MAX_EXPIRY_WINDOW_MS`] (10 min); shorten it for a busier
+    /// cluster, lengthen it for clients that retry for longer.
+    pub max_expiry_window_ms: u64,
 }
 
 /// Length of [`GenesisConfig::encode`].
-pub const GENESIS_CONFIG_LEN: usize = 16 + 32 + 16 + 8 + 3 * 8;
+pub const GENESIS_CONFIG_LEN: usize = 16 + 32 + 16 + 8 + 3 * 8 + 8;
 
 impl GenesisConfig {
     /// Fixed-width encoding (genesis chain head, snapshots).
@@ -80,6 +125,7 @@ impl GenesisConfig {
         out.put_u64(self.limits.max_accounts);
         out.put_u64(self.limits.max_transfers);
         out.put_u64(self.limits.max_sessions);
+        out.put_u64(self.max_expiry_window_ms);
     }
 }
 
@@ -90,6 +136,8 @@ pub enum GenesisError {
     InvalidOperatorKey,
     /// A limit is zero (the reserve account and one session must fit).
     ZeroLimit,
+    /// `max_expiry_window_ms` is zero: no command could ever apply.
+    ZeroExpiryWindow,
 }
 
 impl fmt::Display for GenesisError {
@@ -97,6 +145,7 @@ impl fmt::Display for GenesisError {
         match self {
             GenesisError::InvalidOperatorKey => f.write_str("invalid operator key"),
             GenesisError::ZeroLimit => f.write_str("a ledger limit is zero"),
+            GenesisError::ZeroExpiryWindow => f.write_str("the maximum expiry window is zero"),
         }
     }
 }
@@ -105,17 +154,20 @@ impl fmt::Display for GenesisError {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Account {
     pub id: u128,
-    pub owner: OwnerKey,
+    /// The owner key, compressed: it passed [`OwnerKey::parse`] when the
+    /// account opened. Kept as 32 bytes rather than a decompressed point
+    /// (192 bytes) so a million accounts fit in a few hundred MiB; it is
+    /// decompressed again when a signature is checked ([`Account::owner_key`]).
+    pub owner: [u8; 32],
     pub flags: AccountFlags,
     pub balance: u64,
 }
 
-/// A transfer that applied `Ok`, kept by id for ever (exactly-once).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct AppliedTransfer {
-    pub transfer: Transfer,
-    /// Log index of the entry that applied it.
-    pub index: u64,
+impl Account {
+    /// The owner key, ready to verify with.
+    pub fn owner_key(&self) -> OwnerKey {
+        OwnerKey::from_validated(&self.owner)
+    }
 }
 
 /// What one `apply` did.
@@ -145,9 +197,13 @@ pub struct Ledger {
     pub(crate) config: GenesisConfig,
     pub(crate) operator: OwnerKey,
     pub(crate) accounts: BTreeMap<u128, Account>,
-    pub(crate) transfers: BTreeMap<u128, AppliedTransfer>,
+    pub(crate) transfers: IdIndex,
     pub(crate) sessions: SessionTable,
     pub(crate) applied_index: u64,
+    /// Log time: the largest entry HLC (milliseconds) applied so far. It
+    /// never goes back, whatever the stamps of later entries say, so an id
+    /// forgotten at log time `t` can never meet a log time below `t` again.
+    pub(crate) log_time_ms: u64,
     pub(crate) chain_head: ChainHash,
     /// Local performance knob, not replicated state (outcomes do not depend
     /// on it): verify an entry's signatures as one batch. Default true.
@@ -162,6 +218,7 @@ impl PartialEq for Ledger {
             && self.transfers == other.transfers
             && self.sessions == other.sessions
             && self.applied_index == other.applied_index
+            && self.log_time_ms == other.log_time_ms
             && self.chain_head == other.chain_head
     }
 }
@@ -178,12 +235,15 @@ impl Ledger {
         if l.max_accounts == 0 || l.max_transfers == 0 || l.max_sessions == 0 {
             return Err(GenesisError::ZeroLimit);
         }
+        if config.max_expiry_window_ms == 0 {
+            return Err(GenesisError::ZeroExpiryWindow);
+        }
         let mut accounts = BTreeMap::new();
         accounts.insert(
             config.reserve_account,
             Account {
                 id: config.reserve_account,
-                owner: operator,
+                owner: config.operator_key,
                 flags: AccountFlags::empty(),
                 balance: config.supply,
             },
@@ -194,9 +254,10 @@ impl Ledger {
             config,
             operator,
             accounts,
-            transfers: BTreeMap::new(),
+            transfers: IdIndex::new(l.max_transfers),
             sessions: SessionTable::new(l.max_sessions),
             applied_index: 0,
+            log_time_ms: 0,
             chain_head: receipt::genesis_head(&encoded),
             batch_verify: true,
         };
@@ -204,27 +265,36 @@ impl Ledger {
         Ok(ledger)
     }
 
-    /// Decodes, verifies and executes one committed log entry.
+    /// Decodes, verifies and executes one committed log entry whose HLC (as
+    /// stamped by the leader that proposed it, in milliseconds) is
+    /// `entry_hlc_ms`. The log time becomes `max(log time, entry_hlc_ms)`;
+    /// ids whose `expires_at` is now past are forgotten first (`dedup.rs`).
     ///
     /// Never panics on any `entry_bytes`: a malformed entry is the outcome
     /// `Malformed` (recorded in the receipt chain). Panics if `index` is not
     /// above the applied index (a caller bug: the log is applied out of
     /// order) or if a ledger invariant breaks (see `assert_invariants`).
-    pub fn apply(&mut self, index: u64, entry_bytes: &[u8]) -> ApplyResult {
-        self.apply_checked(index, entry_bytes, Checking::Verify)
+    pub fn apply(&mut self, index: u64, entry_hlc_ms: u64, entry_bytes: &[u8]) -> ApplyResult {
+        self.apply_checked(index, entry_hlc_ms, entry_bytes, Checking::Verify)
     }
 
     /// Benchmark/test path that **skips signature verification**. Only built
     /// with the `unverified-apply` feature, which the node never enables; the
     /// crate's own benches turn it on through a dev-dependency.
     #[cfg(feature = "unverified-apply")]
-    pub fn apply_unverified(&mut self, index: u64, entry_bytes: &[u8]) -> ApplyResult {
-        self.apply_checked(index, entry_bytes, Checking::AssumeValid)
+    pub fn apply_unverified(
+        &mut self,
+        index: u64,
+        entry_hlc_ms: u64,
+        entry_bytes: &[u8],
+    ) -> ApplyResult {
+        self.apply_checked(index, entry_hlc_ms, entry_bytes, Checking::AssumeValid)
     }
 
     pub(crate) fn apply_checked(
         &mut self,
         index: u64,
+        entry_hlc_ms: u64,
         entry_bytes: &[u8],
         checking: Checking,
     ) -> ApplyResult {
@@ -234,6 +304,8 @@ impl Ledger {
             index,
             self.applied_index
         );
+        self.log_time_ms = self.log_time_ms.max(entry_hlc_ms);
+        self.transfers.forget_expired(self.log_time_ms);
         let outcomes = match Entry::decode(entry_bytes) {
             Err(e) => alloc::vec![Outcome::Malformed(e)],
             Ok(entry) => {
@@ -251,7 +323,13 @@ impl Ledger {
             }
         };
         self.applied_index = index;
-        self.chain_head = receipt::extend(&self.chain_head, index, entry_bytes, &outcomes);
+        self.chain_head = receipt::extend(
+            &self.chain_head,
+            index,
+            self.log_time_ms,
+            entry_bytes,
+            &outcomes,
+        );
         self.assert_invariants();
         ApplyResult {
             index,
@@ -283,7 +361,7 @@ impl Ledger {
                 Command::Transfer(t) => self
                     .accounts
                     .get(&t.from)
-                    .map(|a| a.owner)
+                    .map(Account::owner_key)
                     .or_else(|| pending_owners.get(&t.from).copied()),
             };
             signers.push(signer);
@@ -328,7 +406,7 @@ impl Ledger {
             "conservation violated: balances do not sum to the supply"
         );
         assert!(self.accounts.len() as u64 <= self.config.limits.max_accounts);
-        assert!(self.transfers.len() as u64 <= self.config.limits.max_transfers);
+        self.transfers.assert_consistent(self.log_time_ms);
         assert!(self.sessions.len() as u64 <= self.config.limits.max_sessions);
     }
 
@@ -349,11 +427,20 @@ impl Ledger {
         self.accounts.get(&account)
     }
 
-    /// `Some` if transfer `id` applied (`Ok`), with the entry index that
-    /// applied it. Rejected transfers are not kept by id (their last outcome
-    /// is in the client session, `session_outcome`).
-    pub fn transfer_outcome(&self, id: u128) -> Option<&AppliedTransfer> {
+    /// `Some` if transfer `id` was decided (applied or rejected) and is
+    /// still inside its dedup window, with the deciding entry's index and
+    /// outcome. `None` means "not decided within the window": never
+    /// submitted, not yet applied, refused without a decision (bad
+    /// signature, `TransfersFull`, ...), or expired from the dedup window —
+    /// a transfer whose `expires_at` is below [`Ledger::log_time_ms`] can
+    /// never apply any more.
+    pub fn transfer_outcome(&self, id: u128) -> Option<&DecidedTransfer> {
         self.transfers.get(&id)
+    }
+
+    /// The log time: the largest entry HLC applied, in milliseconds.
+    pub fn log_time_ms(&self) -> u64 {
+        self.log_time_ms
     }
 
     /// Last `(seq, transfer id, outcome)` of a client session.
@@ -376,7 +463,8 @@ impl Ledger {
         &self.config
     }
 
-    /// Number of accounts, applied transfers and sessions.
+    /// Number of accounts, decided transfer ids inside the window, and
+    /// sessions.
     pub fn sizes(&self) -> (usize, usize, usize) {
         (
             self.accounts.len(),

@@ -43,8 +43,17 @@ pub enum Outcome {
     InvalidOwnerKey,
     /// `Limits::max_accounts` accounts exist.
     AccountsFull,
-    /// `Limits::max_transfers` applied transfers are recorded.
+    /// `Limits::max_transfers` decided transfer ids are inside the dedup
+    /// window. A refusal, not a decision: the id is not remembered, and the
+    /// client may submit the same bytes again once the window has room.
     TransfersFull,
+    /// The entry's log time is past the command's `expires_at`: it can never
+    /// apply any more (by rule, so its id need not be remembered).
+    Expired,
+    /// `expires_at` lies more than the genesis `max_expiry_window_ms` beyond
+    /// the entry's log time. A refusal, not a decision (the id is not
+    /// remembered): sign with a shorter window.
+    ExpiryTooFar,
     /// The entry did not decode; no command in it was applied.
     Malformed(DecodeError),
 }
@@ -71,6 +80,8 @@ impl Outcome {
             Outcome::AccountsFull => 14,
             Outcome::TransfersFull => 15,
             Outcome::Malformed(_) => 16,
+            Outcome::Expired => 17,
+            Outcome::ExpiryTooFar => 18,
         }
     }
 
@@ -84,8 +95,13 @@ impl Outcome {
     }
 
     /// Inverse of [`Outcome::code`] for the unit outcomes (snapshots store
-    /// session outcomes, which are never `Malformed`).
+    /// session and id-index outcomes, which are never `Malformed`).
     pub fn from_unit_code(code: u8) -> Option<Outcome> {
+        match code {
+            17 => return Some(Outcome::Expired),
+            18 => return Some(Outcome::ExpiryTooFar),
+            _ => {}
+        }
         const UNIT: [Outcome; 16] = [
             Outcome::Ok,
             Outcome::Exists,
@@ -134,7 +150,11 @@ impl fmt::Display for Outcome {
             Outcome::DebitForbidden => f.write_str("account is credit-only"),
             Outcome::InvalidOwnerKey => f.write_str("invalid owner key"),
             Outcome::AccountsFull => f.write_str("account table full"),
-            Outcome::TransfersFull => f.write_str("transfer index full"),
+            Outcome::TransfersFull => f.write_str("transfer id index (dedup window) full"),
+            Outcome::Expired => f.write_str("expired: the log time is past the signed expires_at"),
+            Outcome::ExpiryTooFar => {
+                f.write_str("expires_at is further ahead than the cluster's maximum window")
+            }
             Outcome::Malformed(e) => write!(f, "malformed entry: {e}"),
         }
     }

@@ -3,8 +3,9 @@
 //! cluster compares heads (with the applied index) to detect divergence.
 //!
 //! `head₀ = SHA-256(GENESIS_DOMAIN ‖ genesis config encoding)`;
-//! `headᵢ = SHA-256(headᵢ₋₁ ‖ index (8, LE) ‖ entry length (8, LE) ‖ entry
-//! bytes ‖ outcome count (2, LE) ‖ outcome encodings)`. Lengths make the
+//! `headᵢ = SHA-256(headᵢ₋₁ ‖ index (8, LE) ‖ log time ms (8, LE) ‖ entry
+//! length (8, LE) ‖ entry bytes ‖ outcome count (2, LE) ‖ outcome
+//! encodings)`. The log time is in because outcomes depend on it (`Expired`). Lengths make the
 //! concatenation unambiguous. The entry bytes are hashed as received (also
 //! when they did not decode), so a head commits to the exact log.
 
@@ -13,7 +14,7 @@ use alloc::vec::Vec;
 use sha2::{Digest, Sha256};
 
 /// Prefix of the genesis head.
-pub const GENESIS_DOMAIN: &[u8] = b"continuum-bank/genesis/1";
+pub const GENESIS_DOMAIN: &[u8] = b"continuum-bank/genesis/2";
 
 /// A chain head.
 pub type ChainHash = [u8; 32];
@@ -27,7 +28,13 @@ pub fn genesis_head(config_encoding: &[u8]) -> ChainHash {
 }
 
 /// Extends `prev` by one applied entry.
-pub fn extend(prev: &ChainHash, index: u64, entry: &[u8], outcomes: &[Outcome]) -> ChainHash {
+pub fn extend(
+    prev: &ChainHash,
+    index: u64,
+    log_time_ms: u64,
+    entry: &[u8],
+    outcomes: &[Outcome],
+) -> ChainHash {
     let entry_len = entry.len() as u64;
     let mut codes = Vec::with_capacity(outcomes.len() * 2);
     for o in outcomes {
@@ -37,6 +44,7 @@ pub fn extend(prev: &ChainHash, index: u64, entry: &[u8], outcomes: &[Outcome]) 
     let mut h = Sha256::new();
     h.update(prev);
     h.update(index.to_le_bytes());
+    h.update(log_time_ms.to_le_bytes());
     h.update(entry_len.to_le_bytes());
     h.update(entry);
     h.update(count.to_le_bytes());

@@ -1,7 +1,8 @@
 //! Client sessions (Raft thesis §6.3): per `(debit account, client)` the last
-//! sequence number, the transfer it carried and its outcome, so a retried
-//! request gets its first answer back and an old request cannot apply after a
-//! newer one.
+//! sequence number, the transfer it carried and its outcome, so an old
+//! request cannot apply after a newer one of the same client. Retries are
+//! answered by the id index (`dedup.rs`), not here: sessions are an
+//! ordering aid and carry no exactly-once duty.
 //!
 //! Sessions are keyed by the *debit account* as well as the client id because
 //! only the account's owner can sign transfers from it: another key holder
@@ -12,11 +13,11 @@
 //! exceed it, the session whose last transfer applied at the smallest log
 //! index is evicted (ties — several sessions touched by one batch entry —
 //! broken by the smaller `(account, client)`): least recently used by applied
-//! index, the same on every replica. Eviction never breaks exactly-once,
-//! because every applied transfer id stays in the ledger's id index; an
-//! evicted session only loses (a) the saved answer of a *rejected* last
-//! request — a retry of it is re-executed — and (b) seq ordering for that
-//! client: its next transfer opens a fresh session.
+//! index, the same on every replica. Eviction never breaks exactly-once:
+//! every decided transfer id (applied or rejected) stays in the id index
+//! until it expires, and after that any replay is `Expired`. An evicted
+//! session only loses seq ordering for that client: its next transfer opens
+//! a fresh session.
 
 use crate::outcome::Outcome;
 use alloc::collections::{BTreeMap, BTreeSet};

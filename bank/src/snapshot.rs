@@ -6,24 +6,27 @@
 //!
 //! | field | size |
 //! |---|---|
-//! | magic `CBSNAP01` | 8 |
-//! | genesis config | 96 |
+//! | magic `CBSNAP02` | 8 |
+//! | genesis config | 104 |
 //! | applied index | 8 |
+//! | log time ms | 8 |
 //! | chain head | 32 |
 //! | account count, accounts × (id 16, owner 32, flags 2, balance 8) | 8 + 58·n |
-//! | transfer count, transfers × (id 16, from 16, to 16, amount 8, client 16, seq 8, index 8) | 8 + 88·n |
+//! | decided-id count, decided × (id 16, from 16, to 16, amount 8, client 16, seq 8, expires_at 8, index 8, outcome 1) | 8 + 97·n |
 //! | session count, sessions × (account 16, client 16, seq 8, id 16, to 16, amount 8, outcome 1, index 8) | 8 + 89·n |
 //! | SHA-256 of everything above | 32 |
 //!
 //! `restore` checks the checksum first, then decodes with every count
 //! bounded by the genesis limits *and* by the bytes present before anything is
 //! allocated, requires strictly increasing keys, re-validates owner keys and
-//! cross-references, and re-checks conservation. Any violation is a
+//! cross-references (a decided id is inside its window and its outcome is a
+//! decision), and re-checks conservation. Any violation is a
 //! [`SnapshotError`], never a panic.
 
 use crate::codec::{DecodeError, Put, Reader};
 use crate::command::{AccountFlags, Transfer};
-use crate::ledger::{Account, AppliedTransfer, GenesisConfig, Ledger, Limits};
+use crate::dedup::DecidedTransfer;
+use crate::ledger::{Account, GenesisConfig, Ledger, Limits};
 use crate::outcome::Outcome;
 use crate::session::Session;
 use crate::verify::OwnerKey;
@@ -33,9 +36,9 @@ use core::fmt;
 use sha2::{Digest, Sha256};
 
 /// First bytes of every snapshot (format version 01).
-pub const SNAPSHOT_MAGIC: &[u8; 8] = b"CBSNAP01";
+pub const SNAPSHOT_MAGIC: &[u8; 8] = b"CBSNAP02";
 const ACCOUNT_LEN: usize = 58;
-const TRANSFER_LEN: usize = 88;
+const TRANSFER_LEN: usize = 97;
 const SESSION_LEN: usize = 89;
 const CHECKSUM_LEN: usize = 32;
 
@@ -69,7 +72,7 @@ impl fmt::Display for SnapshotError {
         match self {
             SnapshotError::TooShort => f.write_str("snapshot too short"),
             SnapshotError::ChecksumMismatch => f.write_str("snapshot checksum mismatch"),
-            SnapshotError::BadMagic => f.write_str("not a version-01 ledger snapshot"),
+            SnapshotError::BadMagic => f.write_str("not a version-02 ledger snapshot"),
             SnapshotError::Decode(e) => write!(f, "snapshot field: {e}"),
             SnapshotError::InvalidConfig => f.write_str("snapshot genesis config invalid"),
             SnapshotError::LimitExceeded => f.write_str("snapshot count exceeds a limit"),
@@ -91,7 +94,8 @@ impl Ledger {
     /// The whole state as bytes (see module doc).
     pub fn snapshot(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(
-            8 + 96
+            8 + crate::ledger::GENESIS_CONFIG_LEN
+                + 8
                 + 8
                 + 32
                 + 24
@@ -103,16 +107,17 @@ impl Ledger {
         out.put_bytes(SNAPSHOT_MAGIC);
         self.config.encode(&mut out);
         out.put_u64(self.applied_index);
+        out.put_u64(self.log_time_ms);
         out.put_bytes(&self.chain_head);
         out.put_u64(self.accounts.len() as u64);
         for a in self.accounts.values() {
             out.put_u128(a.id);
-            out.put_bytes(a.owner.as_bytes());
+            out.put_bytes(&a.owner);
             out.put_u16(a.flags.bits());
             out.put_u64(a.balance);
         }
         out.put_u64(self.transfers.len() as u64);
-        for r in self.transfers.values() {
+        for r in self.transfers.iter() {
             let t = &r.transfer;
             out.put_u128(t.id);
             out.put_u128(t.from);
@@ -120,7 +125,9 @@ impl Ledger {
             out.put_u64(t.amount);
             out.put_u128(t.client);
             out.put_u64(t.seq);
+            out.put_u64(t.expires_at);
             out.put_u64(r.index);
+            out.put_u8(r.outcome.code());
         }
         out.put_u64(self.sessions.len() as u64);
         for (key, s) in self.sessions.iter() {
@@ -162,18 +169,23 @@ impl Ledger {
                 max_transfers: r.u64()?,
                 max_sessions: r.u64()?,
             },
+            max_expiry_window_ms: r.u64()?,
         };
         // Genesis validates the config and yields the operator key.
         let mut ledger = Ledger::genesis(config).map_err(|_| SnapshotError::InvalidConfig)?;
         ledger.accounts.clear();
         ledger.applied_index = r.u64()?;
+        ledger.log_time_ms = r.u64()?;
         ledger.chain_head = r.array()?;
 
         let n = bounded_count(&mut r, config.limits.max_accounts, ACCOUNT_LEN)?;
         let mut sum: u128 = 0;
         for _ in 0..n {
             let id = r.u128()?;
-            let owner = OwnerKey::parse(&r.array()?).ok_or(SnapshotError::InvalidOwnerKey)?;
+            let owner: [u8; 32] = r.array()?;
+            if OwnerKey::parse(&owner).is_none() {
+                return Err(SnapshotError::InvalidOwnerKey);
+            }
             let flags = AccountFlags::from_bits(r.u16()?).ok_or(DecodeError::ReservedFlags)?;
             let balance = r.u64()?;
             sum += u128::from(balance);
@@ -192,11 +204,12 @@ impl Ledger {
             return Err(SnapshotError::SupplyMismatch);
         }
         match ledger.accounts.get(&config.reserve_account) {
-            Some(reserve) if reserve.owner == ledger.operator => {}
+            Some(reserve) if reserve.owner == *ledger.operator.as_bytes() => {}
             _ => return Err(SnapshotError::Inconsistent),
         }
 
         let n = bounded_count(&mut r, config.limits.max_transfers, TRANSFER_LEN)?;
+        let mut previous_id: Option<u128> = None;
         for _ in 0..n {
             let transfer = Transfer {
                 id: r.u128()?,
@@ -205,22 +218,32 @@ impl Ledger {
                 amount: r.u64()?,
                 client: r.u128()?,
                 seq: r.u64()?,
+                expires_at: r.u64()?,
             };
             let index = r.u64()?;
+            let outcome = Outcome::from_unit_code(r.u8()?).ok_or(SnapshotError::Inconsistent)?;
+            if previous_id.is_some_and(|p| p >= transfer.id) {
+                return Err(SnapshotError::UnorderedKeys);
+            }
+            previous_id = Some(transfer.id);
+            let applied_ok = outcome != Outcome::Ok
+                || (transfer.amount > 0
+                    && transfer.from != transfer.to
+                    && ledger.accounts.contains_key(&transfer.to));
             let consistent = index > 0
                 && index <= ledger.applied_index
-                && transfer.amount > 0
-                && transfer.from != transfer.to
+                && transfer.expires_at >= ledger.log_time_ms
+                && crate::dedup::is_decision(outcome)
                 && ledger.accounts.contains_key(&transfer.from)
-                && ledger.accounts.contains_key(&transfer.to);
+                && applied_ok;
             if !consistent {
                 return Err(SnapshotError::Inconsistent);
             }
-            push_ordered(
-                &mut ledger.transfers,
-                transfer.id,
-                AppliedTransfer { transfer, index },
-            )?;
+            ledger.transfers.record(DecidedTransfer {
+                transfer,
+                index,
+                outcome,
+            });
         }
 
         let n = bounded_count(&mut r, config.limits.max_sessions, SESSION_LEN)?;

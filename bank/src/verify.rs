@@ -71,6 +71,17 @@ impl OwnerKey {
         VerifyingKey::from_bytes(bytes).ok().map(OwnerKey)
     }
 
+    /// Rebuilds a key from bytes that passed [`OwnerKey::parse`] before
+    /// (an account's stored owner): decompression only, no torsion check.
+    /// Panics if they do not decompress — the ledger only stores parsed
+    /// keys, so that is a broken invariant, not bad input.
+    pub(crate) fn from_validated(bytes: &[u8; 32]) -> OwnerKey {
+        OwnerKey(
+            VerifyingKey::from_bytes(bytes)
+                .expect("a stored owner key decompresses (it was validated when stored)"),
+        )
+    }
+
     pub fn as_bytes(&self) -> &[u8; 32] {
         self.0.as_bytes()
     }

@@ -23,26 +23,39 @@ fn transfer_strategy() -> impl Strategy<Value = Transfer> {
         any::<u64>(),
         any::<u128>(),
         any::<u64>(),
+        any::<u64>(),
     )
-        .prop_map(|(id, from, to, amount, client, seq)| Transfer {
+        .prop_map(|(id, from, to, amount, client, seq, expires_at)| Transfer {
             id,
             from,
             to,
             amount,
             client,
             seq,
+            expires_at,
         })
 }
 
 fn command_strategy() -> impl Strategy<Value = SignedCommand> {
-    let create = (any::<u128>(), any::<[u8; 32]>(), prop::bool::ANY).prop_map(|(id, owner, f)| {
-        let flags = if f {
-            AccountFlags::CREDIT_ONLY
-        } else {
-            AccountFlags::empty()
-        };
-        Command::CreateAccount(CreateAccount { id, owner, flags })
-    });
+    let create = (
+        any::<u128>(),
+        any::<[u8; 32]>(),
+        prop::bool::ANY,
+        any::<u64>(),
+    )
+        .prop_map(|(id, owner, f, expires_at)| {
+            let flags = if f {
+                AccountFlags::CREDIT_ONLY
+            } else {
+                AccountFlags::empty()
+            };
+            Command::CreateAccount(CreateAccount {
+                id,
+                owner,
+                flags,
+                expires_at,
+            })
+        });
     let command = prop_oneof![create, transfer_strategy().prop_map(Command::Transfer)];
     (command, prop::collection::vec(any::<u8>(), 64)).prop_map(|(command, sig)| SignedCommand {
         command,
@@ -54,13 +67,13 @@ fn command_strategy() -> impl Strategy<Value = SignedCommand> {
 fn layout_sizes_match_the_readme() {
     let t = transfer(1, 2, 3, 4, 5, 6).sign(&key(1), CLUSTER);
     assert_eq!(t.encode().len(), 1 + TRANSFER_BODY_LEN + 64);
-    assert_eq!(TRANSFER_BODY_LEN, 80);
+    assert_eq!(TRANSFER_BODY_LEN, 88);
     let c = create(7, 1);
     assert_eq!(c.encode().len(), 1 + CREATE_ACCOUNT_BODY_LEN + 64);
-    assert_eq!(CREATE_ACCOUNT_BODY_LEN, 50);
+    assert_eq!(CREATE_ACCOUNT_BODY_LEN, 58);
     let entry = Entry::new(vec![t, c]).unwrap().encode();
-    assert_eq!(entry.len(), 3 + 145 + 115);
-    assert_eq!(&entry[..3], &[1, 2, 0]);
+    assert_eq!(entry.len(), 3 + 153 + 123);
+    assert_eq!(&entry[..3], &[2, 2, 0]);
     // Field order: kind, then id little-endian.
     assert_eq!(entry[3], 2);
     assert_eq!(entry[4], 1);
@@ -79,7 +92,7 @@ fn decode_errors_are_specific() {
         Err(DecodeError::Truncated)
     );
     let mut version = good.clone();
-    version[0] = 2;
+    version[0] = 1;
     assert_eq!(
         Entry::decode(&version),
         Err(DecodeError::UnsupportedVersion)
@@ -87,14 +100,14 @@ fn decode_errors_are_specific() {
     let mut kind = good.clone();
     kind[3] = 9;
     assert_eq!(Entry::decode(&kind), Err(DecodeError::UnknownCommandKind));
-    assert_eq!(Entry::decode(&[1, 0, 0]), Err(DecodeError::EmptyBatch));
+    assert_eq!(Entry::decode(&[2, 0, 0]), Err(DecodeError::EmptyBatch));
     let too_many = (MAX_COMMANDS_PER_BATCH as u16 + 1).to_le_bytes();
     assert_eq!(
-        Entry::decode(&[1, too_many[0], too_many[1]]),
+        Entry::decode(&[2, too_many[0], too_many[1]]),
         Err(DecodeError::BatchTooLarge)
     );
     // A huge count with few bytes is refused before allocating.
-    assert_eq!(Entry::decode(&[1, 0, 2]), Err(DecodeError::Truncated));
+    assert_eq!(Entry::decode(&[2, 0, 2]), Err(DecodeError::Truncated));
     assert_eq!(
         Entry::decode(&vec![1u8; MAX_ENTRY_BYTES + 1]),
         Err(DecodeError::EntryTooLarge)
@@ -130,7 +143,9 @@ fn snapshot_rejects_corruption_and_truncation() {
     assert_eq!(Ledger::restore(&[]), Err(SnapshotError::TooShort));
     // Content errors behind a valid checksum: money created out of thin air.
     let mut body = snap[..snap.len() - 32].to_vec();
-    let reserve_balance_at = 8 + 96 + 8 + 32 + 8 + 16 + 32 + 2;
+    // magic, genesis, applied index, log time, chain head, count, then the
+    // reserve account (id 1 sorts first): id, owner, flags, balance.
+    let reserve_balance_at = 8 + 104 + 8 + 8 + 32 + 8 + 16 + 32 + 2;
     body[reserve_balance_at] ^= 1;
     let checksum: [u8; 32] = Sha256::digest(&body).into();
     body.extend_from_slice(&checksum);

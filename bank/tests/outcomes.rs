@@ -22,10 +22,7 @@ fn genesis_puts_supply_in_reserve() {
     assert_eq!(bank.ledger.balance(RESERVE), Some(SUPPLY));
     assert_eq!(bank.ledger.chain_head().0, 0);
     let account = bank.ledger.account(RESERVE).expect("reserve exists");
-    assert_eq!(
-        account.owner.as_bytes(),
-        &operator().verifying_key().to_bytes()
-    );
+    assert_eq!(&account.owner, &operator().verifying_key().to_bytes());
 }
 
 #[test]
@@ -70,7 +67,10 @@ fn insufficient_funds_changes_nothing() {
     let t = transfer(200, 10, 11, 501, 1, 1).sign(&key(1), CLUSTER);
     assert_eq!(bank.one(t), Outcome::InsufficientFunds);
     assert_eq!(bank.ledger.balance(10), Some(500));
-    assert!(bank.ledger.transfer_outcome(200).is_none());
+    // A rejection is a decision: the id is remembered with it.
+    let decided = bank.ledger.transfer_outcome(200).expect("decided");
+    assert_eq!(decided.outcome, Outcome::InsufficientFunds);
+    assert!(!decided.applied());
 }
 
 #[test]
@@ -116,6 +116,7 @@ fn bad_signature_wrong_key_wrong_cluster_or_flipped_bit() {
         id: 50,
         owner: key(3).verifying_key().to_bytes(),
         flags: AccountFlags::empty(),
+        expires_at: EXPIRES_AT,
     };
     assert_eq!(bank.one(c.sign(&key(3), CLUSTER)), Outcome::BadSignature);
     assert!(bank.ledger.account(50).is_none());
@@ -161,6 +162,7 @@ fn debit_forbidden_on_credit_only_account() {
         id: 60,
         owner: key(4).verifying_key().to_bytes(),
         flags: AccountFlags::CREDIT_ONLY,
+        expires_at: EXPIRES_AT,
     };
     assert_eq!(bank.one(c.sign(&operator(), CLUSTER)), Outcome::Ok);
     assert_eq!(
@@ -183,6 +185,7 @@ fn create_account_exists_and_exists_with_different_fields() {
         id: 10,
         owner: key(1).verifying_key().to_bytes(),
         flags: AccountFlags::CREDIT_ONLY,
+        expires_at: EXPIRES_AT,
     };
     assert_eq!(
         bank.one(c.sign(&operator(), CLUSTER)),
@@ -212,6 +215,7 @@ fn invalid_owner_keys_are_refused() {
             id: 70 + i as u128,
             owner,
             flags: AccountFlags::empty(),
+            expires_at: EXPIRES_AT,
         };
         assert_eq!(
             bank.one(c.sign(&operator(), CLUSTER)),
@@ -247,7 +251,7 @@ fn accounts_full_and_transfers_full() {
 fn malformed_entry_is_an_outcome_in_the_chain() {
     let mut bank = funded();
     let before = bank.ledger.chain_head();
-    let outcomes = bank.apply_bytes(&[1, 0, 0]);
+    let outcomes = bank.apply_bytes(&[2, 0, 0]);
     assert_eq!(outcomes, vec![Outcome::Malformed(DecodeError::EmptyBatch)]);
     let after = bank.ledger.chain_head();
     assert_eq!(after.0, before.0 + 1);
@@ -304,13 +308,16 @@ fn session_eviction_is_lru_by_applied_index() {
 fn applied_index_must_increase() {
     let mut bank = funded();
     let index = bank.ledger.applied_index();
-    bank.ledger.apply(index, &[]);
+    bank.ledger.apply(index, bank.now_ms, &[]);
 }
 
 #[test]
 fn display_of_every_outcome_is_distinct() {
-    let all: Vec<Outcome> = (0..16).filter_map(Outcome::from_unit_code).collect();
-    assert_eq!(all.len(), 16);
+    let all: Vec<Outcome> = (0..=u8::MAX).filter_map(Outcome::from_unit_code).collect();
+    assert_eq!(all.len(), 18);
+    for o in &all {
+        assert_eq!(Outcome::from_unit_code(o.code()), Some(*o));
+    }
     let mut texts: Vec<String> = all.iter().map(|o| o.to_string()).collect();
     texts.push(Outcome::Malformed(DecodeError::Truncated).to_string());
     let n = texts.len();

@@ -151,6 +151,7 @@ fn build(op: &Op, history: &[Built]) -> Built {
                 id: account_id(slot),
                 owner: key(owner).verifying_key().to_bytes(),
                 flags,
+                expires_at: EXPIRES_AT,
             };
             (Command::CreateAccount(c), 0)
         }
@@ -170,6 +171,7 @@ fn build(op: &Op, history: &[Built]) -> Built {
                 amount: u64::from(amount),
                 client: u128::from(client),
                 seq: u64::from(seq),
+                expires_at: EXPIRES_AT,
             };
             (Command::Transfer(t), intended_owner(from))
         }
@@ -212,6 +214,7 @@ fn build_log(plan: &[EntryPlan]) -> Vec<(Vec<u8>, Vec<Built>)> {
             id: account_id(slot),
             owner: key(owner).verifying_key().to_bytes(),
             flags: AccountFlags::empty(),
+            expires_at: EXPIRES_AT,
         };
         setup.push(Built {
             signed: sign_cached(0, Command::CreateAccount(c)),
@@ -263,7 +266,7 @@ fn run_checked(ledger: &mut Ledger, log: &[(Vec<u8>, Vec<Built>)]) -> Vec<Outcom
     let mut applied_ids: BTreeSet<u128> = BTreeSet::new();
     let mut all = Vec::new();
     for (i, (bytes, built)) in log.iter().enumerate() {
-        let result = ledger.apply(i as u64 + 1, bytes);
+        let result = ledger.apply(i as u64 + 1, START_MS, bytes);
         if built.is_empty() {
             all.extend(result.outcomes.iter().copied());
         } else {
@@ -337,7 +340,7 @@ proptest! {
         let cut = cut.index(log.len() + 1);
         let mut snapshot_at_cut = (cut == 0).then(|| b.snapshot());
         for (i, (bytes, _)) in log.iter().enumerate() {
-            outcomes_b.extend(b.apply(i as u64 + 1, bytes).outcomes);
+            outcomes_b.extend(b.apply(i as u64 + 1, START_MS, bytes).outcomes);
             if i + 1 == cut {
                 snapshot_at_cut = Some(b.snapshot());
             }
@@ -349,7 +352,7 @@ proptest! {
         // Snapshot at the cut, restore, apply the rest: same end state.
         let mut c = Ledger::restore(&snapshot_at_cut.unwrap()).expect("restore");
         for (i, (bytes, _)) in log.iter().enumerate().skip(cut) {
-            c.apply(i as u64 + 1, bytes);
+            c.apply(i as u64 + 1, START_MS, bytes);
         }
         prop_assert_eq!(c.chain_head(), a.chain_head());
         prop_assert_eq!(c.snapshot(), a.snapshot());

@@ -43,11 +43,17 @@ pub enum Command {
         #[arg(value_parser = parse_u128)]
         account: u128,
     },
-    /// Whether a transfer applied, and at which log index.
+    /// Whether a transfer applied or was rejected, and at which log index;
+    /// with --expires-at, also whether it expired from the dedup window.
     Outcome {
         /// Transfer id (as printed by `transfer`).
         #[arg(value_parser = parse_u128)]
         transfer_id: u128,
+        /// The transfer's expires_at (as printed by `transfer --json`): if
+        /// the cluster has no decision and its log time is past it, the
+        /// transfer expired from the dedup window and can never apply.
+        #[arg(long)]
+        expires_at: Option<u64>,
     },
     /// A live table of the nodes (role, term, leader, commit/applied, chain head), every second until Ctrl-C.
     Watch {
@@ -136,6 +142,13 @@ pub struct TransferArgs {
     /// fields never moves the money twice.
     #[arg(long, value_parser = parse_u128)]
     pub id: Option<u128>,
+    /// When the transfer stops being valid, in cluster HLC milliseconds
+    /// since the Unix epoch (default: now + 9.5 min, inside the cluster's
+    /// 10-minute maximum window). Applied later it is refused `expired`,
+    /// and after it the cluster forgets the id. To re-run a transfer whose
+    /// outcome is unknown, pass the same --id and --expires-at (printed).
+    #[arg(long)]
+    pub expires_at: Option<u64>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -254,6 +267,33 @@ mod tests {
     }
 
     #[test]
+    fn outcome_and_transfer_take_an_expiry() {
+        let cli = parse(&["--dir", "x", "outcome", "5", "--expires-at", "9"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Outcome {
+                transfer_id: 5,
+                expires_at: Some(9)
+            }
+        ));
+        let cli = parse(&[
+            "--dir",
+            "x",
+            "transfer",
+            "--from",
+            "1",
+            "--to",
+            "2",
+            "--amount",
+            "3",
+            "--expires-at",
+            "77",
+        ])
+        .unwrap();
+        assert!(matches!(cli.command, Command::Transfer(t) if t.expires_at == Some(77)));
+    }
+
+    #[test]
     fn commands_parse_with_global_options_anywhere() {
         let cli = parse(&[
             "transfer", "--from", "10", "--to", "11", "--amount", "250", "--dir", "d", "--json",
@@ -263,7 +303,10 @@ mod tests {
         assert!(cli.json);
         match cli.command {
             Command::Transfer(t) => {
-                assert_eq!((t.from, t.to, t.amount, t.id), (10, 11, 250, None))
+                assert_eq!(
+                    (t.from, t.to, t.amount, t.id, t.expires_at),
+                    (10, 11, 250, None, None)
+                )
             }
             other => panic!("{other:?}"),
         }

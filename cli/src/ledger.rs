@@ -7,7 +7,9 @@
 use crate::error::CliError;
 use crate::layout::Layout;
 use continuum_bank::{AccountFlags, Outcome};
-use continuum_tests::client::{Client, ClientError, Endpoint, Position, RetryPolicy};
+use continuum_tests::client::{
+    default_expires_at, Client, ClientError, Endpoint, Position, RetryPolicy, TransferAnswer,
+};
 use continuum_tests::plan::{hex, random_bytes, ClusterFacts};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -131,16 +133,31 @@ fn unknown_or(error: ClientError, what: &str) -> CliError {
     }
 }
 
-/// `transfer --from A --to B --amount X [--id ID]`.
+/// The arguments of `transfer`.
+pub struct TransferRequest {
+    pub from: u128,
+    pub to: u128,
+    pub amount: u64,
+    pub id: Option<u128>,
+    /// Cluster HLC ms; default now + the client's default validity.
+    pub expires_at: Option<u64>,
+}
+
+/// `transfer --from A --to B --amount X [--id ID] [--expires-at MS]`.
 pub fn transfer(
     layout: &Layout,
-    from: u128,
-    to: u128,
-    amount: u64,
-    id: Option<u128>,
+    request: TransferRequest,
     timeout: Duration,
     json: bool,
 ) -> Result<(), CliError> {
+    let TransferRequest {
+        from,
+        to,
+        amount,
+        id,
+        expires_at,
+    } = request;
+    let expires_at = expires_at.unwrap_or_else(default_expires_at);
     let facts = layout.facts()?;
     let (key, key_path) = layout.signing_key(&facts, from)?;
     let id = match id {
@@ -154,14 +171,15 @@ pub fn transfer(
         ),
     };
     let (client, _) = connect(layout, timeout)?;
-    // Session = transfer id, seq 1: a re-run with the same id gets the
-    // first answer back even when it was a rejection.
-    let mut client = client.with_session(id, 1);
+    // Session = transfer id, seq 1, and a fixed expiry: a re-run with the
+    // same id and expiry signs the same bytes, so it gets the first answer
+    // back (from the dedup window) even when it was a rejection.
+    let mut client = client.with_session(id, 1).with_expires_at(expires_at);
     let result = client.transfer(&key, id, from, to, amount).map_err(|e| {
         unknown_or(
             e,
             &format!(
-                "check with `continuum --dir {} outcome {id}`, or run the same transfer again with --id {id} (it cannot apply twice)",
+                "check with `continuum --dir {} outcome {id}`, or run the same transfer again with --id {id} --expires-at {expires_at} (it cannot apply twice)",
                 layout.dir.display()
             ),
         )
@@ -175,6 +193,7 @@ pub fn transfer(
                 "from": from,
                 "to": to,
                 "amount": amount,
+                "expires_at": expires_at,
                 "outcome": result.outcome.to_string(),
                 "outcome_code": result.outcome.code(),
                 "applied_at": result.applied_at,
@@ -247,10 +266,11 @@ pub fn balance(
     }
 }
 
-/// `outcome <transfer id>`.
+/// `outcome <transfer id> [--expires-at MS]`.
 pub fn outcome(
     layout: &Layout,
     transfer_id: u128,
+    expires_at: Option<u64>,
     timeout: Duration,
     json: bool,
 ) -> Result<(), CliError> {
@@ -258,18 +278,51 @@ pub fn outcome(
     let read = client.outcome(transfer_id)?;
     let p = read.position;
     if json {
+        let (state, index, outcome, log_time_ms) = match read.value {
+            TransferAnswer::Applied { index } => ("applied", Some(index), None, None),
+            TransferAnswer::Rejected {
+                index,
+                outcome_code,
+            } => ("rejected", Some(index), Some(outcome_code), None),
+            TransferAnswer::NotDecided { log_time_ms } => {
+                if expires_at.is_some_and(|e| read.value.expired(e)) {
+                    ("expired", None, None, Some(log_time_ms))
+                } else {
+                    ("not_decided", None, None, Some(log_time_ms))
+                }
+            }
+        };
         println!(
             "{}",
-            json!({"transfer_id": transfer_id, "applied": read.value.is_some(), "applied_at": read.value, "position": position_json(&p)})
+            json!({"transfer_id": transfer_id, "state": state, "applied": read.value.applied_at().is_some(), "applied_at": read.value.applied_at(), "decided_at": index, "outcome_code": outcome, "log_time_ms": log_time_ms, "position": position_json(&p)})
         );
         return Ok(());
     }
     match read.value {
-        Some(index) => println!("transfer {transfer_id}: applied at index {index}"),
-        None => println!(
-            "transfer {transfer_id}: not applied (as of index {}; a rejected transfer is not kept by id)",
-            p.index
-        ),
+        TransferAnswer::Applied { index } => {
+            println!("transfer {transfer_id}: applied at index {index}")
+        }
+        TransferAnswer::Rejected {
+            index,
+            outcome_code,
+        } => {
+            let why = Outcome::from_unit_code(outcome_code)
+                .map_or_else(|| format!("outcome code {outcome_code}"), |o| o.to_string());
+            println!("transfer {transfer_id}: rejected at index {index}: {why} (it can never apply)")
+        }
+        TransferAnswer::NotDecided { log_time_ms } => match expires_at {
+            Some(e) if read.value.expired(e) => println!(
+                "transfer {transfer_id}: expired from the dedup window (log time {log_time_ms} ms is past its expires_at {e}): it did not apply and never can"
+            ),
+            Some(e) => println!(
+                "transfer {transfer_id}: not applied yet (as of index {}, log time {log_time_ms} ms); it may still apply until {e}",
+                p.index
+            ),
+            None => println!(
+                "transfer {transfer_id}: no decision in the dedup window (as of index {}, log time {log_time_ms} ms): if its expires_at is below {log_time_ms} it expired from the dedup window and can never apply; otherwise it was not submitted or not yet applied",
+                p.index
+            ),
+        },
     }
     Ok(())
 }

@@ -105,10 +105,20 @@ fn run(cli: Cli) -> Result<(), CliError> {
             ledger::create_account(&layout, id, timeout, json)
         }
         Command::Transfer(t) => {
-            ledger::transfer(&layout, t.from, t.to, t.amount, t.id, timeout, json)
+            let what = ledger::TransferRequest {
+                from: t.from,
+                to: t.to,
+                amount: t.amount,
+                id: t.id,
+                expires_at: t.expires_at,
+            };
+            ledger::transfer(&layout, what, timeout, json)
         }
         Command::Balance { account } => ledger::balance(&layout, account, timeout, json),
-        Command::Outcome { transfer_id } => ledger::outcome(&layout, transfer_id, timeout, json),
+        Command::Outcome {
+            transfer_id,
+            expires_at,
+        } => ledger::outcome(&layout, transfer_id, expires_at, timeout, json),
         Command::Watch { count } => watch(&layout, count, json),
         Command::Nemesis(command) => nemesis::run(&layout, &command, json),
     }

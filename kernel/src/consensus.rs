@@ -37,13 +37,10 @@ use spin::Mutex;
 pub const TICK_MS: u64 = 10;
 
 /// Bank limits, identical on every node (they decide outcomes such as
-/// `TransfersFull`, so they are part of the replicated state's definition).
-/// Sized for the default 64 MiB node heap: worst case ~24 MiB of ledger.
-pub const LIMITS: Limits = Limits {
-    max_accounts: 16_384,
-    max_transfers: 131_072,
-    max_sessions: 16_384,
-};
+/// `TransfersFull`, so they are part of the replicated state's definition):
+/// derived from the default 64 MiB node heap, whatever this node's own
+/// `heap_mib` is, so every node of a cluster computes the same ones.
+pub const LIMITS: Limits = Limits::for_heap(continuum_bank::DEFAULT_LEDGER_HEAP_MIB);
 
 pub type KernelNode = Node<NodeDisk, IpEndpoint>;
 /// Envelopes to send: (peer id, encoded envelope).
@@ -97,6 +94,7 @@ pub fn start(config: &Config, store: Option<DiskStore>, lan_ready: bool) -> bool
             reserve_account: config.reserve_account,
             supply: config.supply,
             limits: LIMITS,
+            max_expiry_window_ms: continuum_bank::DEFAULT_MAX_EXPIRY_WINDOW_MS,
         },
         election_ticks,
         heartbeat_ticks: (u64::from(config.heartbeat_ms) / TICK_MS).max(1),

@@ -32,7 +32,7 @@
 //! |----------------|---------------------------------------------------------------------|
 //! | Submit         | the bank outcome of each command of the entry, in order (`Outcome::encode_into`) |
 //! | QueryBalance   | `0` (no such account) or `1 \| balance u64`                          |
-//! | QueryOutcome   | `0` (never applied) or `1 \| index u64` of the entry that applied it |
+//! | QueryOutcome   | `0 \| log time ms u64` (not decided within the dedup window), `1 \| index u64` (applied by that entry) or `2 \| index u64 \| outcome code u8` (rejected by that entry) |
 //! | QueryChainHead | empty                                                               |
 
 use alloc::vec::Vec;
@@ -359,14 +359,80 @@ pub fn decode_balance_answer(bytes: &[u8]) -> Result<Option<u64>, DecodeError> {
     decode_optional_u64(bytes)
 }
 
-/// Encodes a `QueryOutcome` answer: the index that applied the transfer.
-pub fn encode_transfer_answer(applied_at: Option<u64>, out: &mut Vec<u8>) {
-    encode_balance_answer(applied_at, out)
+/// What the ledger knows about a transfer id (a `QueryOutcome` answer).
+///
+/// The bank remembers every id it decided until the transfer's signed
+/// `expires_at` passes in log time; after that a replay can only be
+/// `Expired`, so the id is forgotten. Hence "not decided" comes with the log
+/// time: a transfer whose `expires_at` is below it is *expired from the
+/// dedup window* and can never apply; one whose `expires_at` is not below
+/// it was not decided yet (or was refused without a decision, e.g. a bad
+/// signature) and may still apply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransferAnswer {
+    /// No decision on this id inside the dedup window, as of `log_time_ms`.
+    NotDecided { log_time_ms: u64 },
+    /// Applied by the entry at `index`.
+    Applied { index: u64 },
+    /// Rejected by the entry at `index` with the bank outcome `outcome_code`
+    /// (a retry of the same bytes gets the same answer).
+    Rejected { index: u64, outcome_code: u8 },
+}
+
+impl TransferAnswer {
+    /// The index of the entry that applied it, if it applied.
+    pub fn applied_at(&self) -> Option<u64> {
+        match self {
+            TransferAnswer::Applied { index } => Some(*index),
+            _ => None,
+        }
+    }
+
+    /// Whether a transfer with this `expires_at` is expired from the dedup
+    /// window (can never apply) according to this answer.
+    pub fn expired(&self, expires_at: u64) -> bool {
+        matches!(self, TransferAnswer::NotDecided { log_time_ms } if expires_at < *log_time_ms)
+    }
+}
+
+/// Encodes a `QueryOutcome` answer (see the module table).
+pub fn encode_transfer_answer(answer: &TransferAnswer, out: &mut Vec<u8>) {
+    match *answer {
+        TransferAnswer::NotDecided { log_time_ms } => {
+            out.push(0);
+            out.extend_from_slice(&log_time_ms.to_be_bytes());
+        }
+        TransferAnswer::Applied { index } => {
+            out.push(1);
+            out.extend_from_slice(&index.to_be_bytes());
+        }
+        TransferAnswer::Rejected {
+            index,
+            outcome_code,
+        } => {
+            out.push(2);
+            out.extend_from_slice(&index.to_be_bytes());
+            out.push(outcome_code);
+        }
+    }
 }
 
 /// Decodes a `QueryOutcome` answer (total).
-pub fn decode_transfer_answer(bytes: &[u8]) -> Result<Option<u64>, DecodeError> {
-    decode_optional_u64(bytes)
+pub fn decode_transfer_answer(bytes: &[u8]) -> Result<TransferAnswer, DecodeError> {
+    let mut r = Reader::new(bytes);
+    let answer = match r.u8()? {
+        0 => TransferAnswer::NotDecided {
+            log_time_ms: r.u64()?,
+        },
+        1 => TransferAnswer::Applied { index: r.u64()? },
+        2 => TransferAnswer::Rejected {
+            index: r.u64()?,
+            outcome_code: r.u8()?,
+        },
+        other => return Err(DecodeError::UnknownStatus(other)),
+    };
+    r.finish()?;
+    Ok(answer)
 }
 
 fn decode_optional_u64(bytes: &[u8]) -> Result<Option<u64>, DecodeError> {

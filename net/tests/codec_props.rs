@@ -1,7 +1,10 @@
 //! Property tests of the codecs: round trips, one encoding per message, and
 //! the fuzz properties on arbitrary and mutated bytes.
 
-use continuum_net::client::{MAX_COMMAND_BYTES, MAX_OUTCOME_BYTES};
+use continuum_net::client::{
+    decode_transfer_answer, encode_transfer_answer, TransferAnswer, MAX_COMMAND_BYTES,
+    MAX_OUTCOME_BYTES,
+};
 use continuum_net::peer::MAX_TAG_BYTES;
 use continuum_net::*;
 use proptest::prelude::*;
@@ -242,6 +245,17 @@ fn specific_refusals_name_their_cause() {
     assert_eq!(redirect_zero.encode(), Err(EncodeError::ZeroNodeId));
 }
 
+fn transfer_answer() -> impl Strategy<Value = TransferAnswer> {
+    prop_oneof![
+        any::<u64>().prop_map(|log_time_ms| TransferAnswer::NotDecided { log_time_ms }),
+        any::<u64>().prop_map(|index| TransferAnswer::Applied { index }),
+        (any::<u64>(), any::<u8>()).prop_map(|(index, outcome_code)| TransferAnswer::Rejected {
+            index,
+            outcome_code
+        }),
+    ]
+}
+
 /// Pieces of request heads, valid and not, for the HTTP parser.
 fn http_piece() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
@@ -263,6 +277,23 @@ fn http_piece() -> impl Strategy<Value = Vec<u8>> {
 }
 
 proptest! {
+    /// `QueryOutcome` answers: one encoding each, and any bytes decode to
+    /// an answer or an error.
+    #[test]
+    fn transfer_answers_round_trip_and_decode_totally(
+        answer in transfer_answer(),
+        bytes in proptest::collection::vec(any::<u8>(), 0..24),
+    ) {
+        let mut encoded = Vec::new();
+        encode_transfer_answer(&answer, &mut encoded);
+        prop_assert_eq!(decode_transfer_answer(&encoded), Ok(answer));
+        if let Ok(decoded) = decode_transfer_answer(&bytes) {
+            let mut again = Vec::new();
+            encode_transfer_answer(&decoded, &mut again);
+            prop_assert_eq!(again, bytes);
+        }
+    }
+
     #[test]
     fn http_heads_split_anywhere_decide_the_same(
         pieces in proptest::collection::vec(http_piece(), 0..24)
@@ -295,4 +326,14 @@ proptest! {
     ) {
         fuzz_check::http_head(&bytes);
     }
+}
+
+#[test]
+fn an_undecided_answer_says_whether_a_transfer_expired() {
+    let answer = TransferAnswer::NotDecided { log_time_ms: 1_000 };
+    assert!(answer.expired(999));
+    assert!(!answer.expired(1_000));
+    assert!(!TransferAnswer::Applied { index: 3 }.expired(0));
+    assert_eq!(TransferAnswer::Applied { index: 3 }.applied_at(), Some(3));
+    assert_eq!(answer.applied_at(), None);
 }

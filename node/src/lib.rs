@@ -24,7 +24,9 @@
 //! waits in is bounded ([`MAX_WAITING_WRITES`], [`MAX_WAITING_READS`]):
 //! past the bound the client gets `Busy`. The
 //! leader stamps its HLC and proposes `origin | tag | hlc | command`
-//! ([`EntryHeader`]). Every node applies committed entries in log order;
+//! ([`EntryHeader`]); that HLC's milliseconds are the bank's log time for
+//! the entry (expiry of signed commands, `continuum_bank::Ledger::apply`).
+//! Every node applies committed entries in log order;
 //! the origin node, on applying its own tagged entry, answers the client
 //! with the bank outcomes, the entry's index, term and HLC, and the receipt
 //! chain head. A request not answered within `request_timeout_ticks` gets
@@ -46,8 +48,10 @@
 //!
 //! ## Restart
 //! The node rebuilds the ledger by replaying the committed log from disk
-//! (Raft delivers it again from applied index 0). There are no snapshots:
-//! the disk must hold the whole log, and a restart replays all of it.
+//! (Raft delivers it again from applied index 0). Raft supports snapshots
+//! and InstallSnapshot, but the node does not take any yet: `DiskLog`
+//! keeps no snapshot (`Storage::snapshot` is `None`), so no leader ever
+//! sends one and the disk must hold the whole log.
 
 #![no_std]
 #![forbid(unsafe_code)]
@@ -62,7 +66,7 @@ pub mod wire;
 
 pub use disk_log::{DiskLog, PersistError, ENTRY_CACHE_BYTES};
 pub use node::{
-    Hex, Metrics, Node, NodeConfig, NodeError, CHECKPOINTS_KEPT, CHECKPOINT_EVERY,
+    transfer_answer, Hex, Metrics, Node, NodeConfig, NodeError, CHECKPOINTS_KEPT, CHECKPOINT_EVERY,
     MAX_APPEND_BYTES, MAX_COMMAND_BYTES, MAX_WAITING_READS, MAX_WAITING_WRITES,
 };
 pub use wire::{Body, EntryHeader, Envelope, WireError};

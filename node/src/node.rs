@@ -7,9 +7,10 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use continuum_bank::{GenesisConfig, GenesisError, Ledger, OwnerKey};
+use continuum_clock::HlcTimestamp;
 use continuum_net::client::{
     encode_balance_answer, encode_transfer_answer, ClientReply, ClientRequest, ReplyBody,
-    ReplyError, RequestOp,
+    ReplyError, RequestOp, TransferAnswer,
 };
 use continuum_raft::{
     Config as RaftConfig, ConfigError, EntryKind, MessageBody, NodeId, ProposeError, Raft,
@@ -519,7 +520,9 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
                 // malformed entry as such.
                 Err(_) => (None, &[][..]),
             };
-            let result = self.ledger.apply(entry.index, command);
+            // The bank's log time is the leader's HLC stamp, in ms.
+            let hlc_ms = header.map_or(0, |h| HlcTimestamp::from_packed(h.hlc).millis());
+            let result = self.ledger.apply(entry.index, hlc_ms, command);
             self.metrics.applied_commands += result.outcomes.len() as u64;
             if let Some(header) = header.filter(|h| h.origin == self.config.id) {
                 // The command must match too: a tag issued by an earlier
@@ -577,10 +580,9 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
                 RequestOp::QueryBalance { account } => {
                     encode_balance_answer(self.ledger.balance(account), &mut answer)
                 }
-                RequestOp::QueryOutcome { transfer_id } => encode_transfer_answer(
-                    self.ledger.transfer_outcome(transfer_id).map(|t| t.index),
-                    &mut answer,
-                ),
+                RequestOp::QueryOutcome { transfer_id } => {
+                    encode_transfer_answer(&transfer_answer(&self.ledger, transfer_id), &mut answer)
+                }
                 RequestOp::QueryChainHead | RequestOp::Submit { .. } => {}
             }
             let (_, head) = self.ledger.chain_head();
@@ -677,6 +679,20 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
     /// Role, for the console and status.
     pub fn role(&self) -> Role {
         self.raft.role()
+    }
+}
+
+/// What `ledger` knows about transfer `id`, as a `QueryOutcome` answer.
+pub fn transfer_answer(ledger: &Ledger, id: u128) -> TransferAnswer {
+    match ledger.transfer_outcome(id) {
+        Some(d) if d.applied() => TransferAnswer::Applied { index: d.index },
+        Some(d) => TransferAnswer::Rejected {
+            index: d.index,
+            outcome_code: d.outcome.code(),
+        },
+        None => TransferAnswer::NotDecided {
+            log_time_ms: ledger.log_time_ms(),
+        },
     }
 }
 

@@ -9,10 +9,13 @@ use continuum_raft::SplitMix64;
 use std::collections::{BTreeMap, VecDeque};
 
 use continuum_bank::{
-    AccountFlags, CreateAccount, Entry, GenesisConfig, Limits, Outcome, Transfer,
+    AccountFlags, CreateAccount, Entry, GenesisConfig, Limits, Outcome, SignedCommand, Transfer,
+    DEFAULT_MAX_EXPIRY_WINDOW_MS,
 };
+use continuum_clock::HlcTimestamp;
 use continuum_net::client::{
-    decode_balance_answer, ClientReply, ClientRequest, ReplyBody, ReplyError, RequestOp,
+    decode_balance_answer, decode_transfer_answer, ClientReply, ClientRequest, ReplyBody,
+    ReplyError, RequestOp, TransferAnswer,
 };
 use continuum_net::header::MAX_PEER_PAYLOAD_BYTES;
 use continuum_node::{Body, Envelope, Node, NodeConfig, MAX_COMMAND_BYTES};
@@ -22,6 +25,14 @@ use ed25519_dalek::SigningKey;
 const CLUSTER: u64 = 9;
 const SUPPLY: u64 = 1_000_000;
 const RESERVE: u128 = 1;
+/// `expires_at` of the helpers' commands. One simulated step is one HLC
+/// millisecond ([`hlc_at`]), so they stay valid for the first 600,000 steps.
+const EXPIRES_AT: u64 = DEFAULT_MAX_EXPIRY_WINDOW_MS;
+
+/// The HLC every node reads at `step`: one millisecond per step.
+fn hlc_at(step: u64) -> u64 {
+    HlcTimestamp::new(step, 0).expect("in range").packed()
+}
 
 fn operator() -> SigningKey {
     SigningKey::from_bytes(&[7; 32])
@@ -40,8 +51,10 @@ fn genesis() -> GenesisConfig {
         limits: Limits {
             max_accounts: 64,
             max_transfers: 100_000,
-            max_sessions: 1024,
+            // Small, so the session table churns (exactly-once must not care).
+            max_sessions: 16,
         },
+        max_expiry_window_ms: DEFAULT_MAX_EXPIRY_WINDOW_MS,
     }
 }
 
@@ -117,7 +130,7 @@ impl Sim {
             let mut bytes = Vec::new();
             Envelope {
                 lamport: self.lamport,
-                hlc: self.step,
+                hlc: hlc_at(self.step),
                 body,
             }
             .encode(&mut bytes);
@@ -171,7 +184,7 @@ impl Sim {
             op: RequestOp::Submit { command },
         };
         if let Some(node) = self.nodes.get_mut(&via) {
-            node.on_client(client, request, self.step);
+            node.on_client(client, request, hlc_at(self.step));
             self.collect(via);
         }
     }
@@ -187,7 +200,7 @@ impl Sim {
         self.nodes
             .get_mut(&via)
             .unwrap()
-            .on_client(0, request, self.step);
+            .on_client(0, request, hlc_at(self.step));
         self.collect(via);
         for _ in 0..200 {
             self.run(1);
@@ -278,6 +291,7 @@ fn create_account(id: u128) -> Vec<u8> {
             id,
             owner: owner(id).verifying_key().to_bytes(),
             flags: AccountFlags::empty(),
+            expires_at: EXPIRES_AT,
         }
         .sign(&operator(), CLUSTER as u128),
     )
@@ -285,23 +299,33 @@ fn create_account(id: u128) -> Vec<u8> {
 }
 
 fn transfer(id: u128, from: u128, to: u128, amount: u64) -> Vec<u8> {
+    Entry::single(signed_transfer(id, from, to, amount, id, EXPIRES_AT)).encode()
+}
+
+/// A transfer signed by the owner of `from`, in session `client` (seq 1).
+fn signed_transfer(
+    id: u128,
+    from: u128,
+    to: u128,
+    amount: u64,
+    client: u128,
+    expires_at: u64,
+) -> SignedCommand {
     let key = if from == RESERVE {
         operator()
     } else {
         owner(from)
     };
-    Entry::single(
-        Transfer {
-            id,
-            from,
-            to,
-            amount,
-            client: id,
-            seq: 1,
-        }
-        .sign(&key, CLUSTER as u128),
-    )
-    .encode()
+    Transfer {
+        id,
+        from,
+        to,
+        amount,
+        client,
+        seq: 1,
+        expires_at,
+    }
+    .sign(&key, CLUSTER as u128)
 }
 
 fn outcome_of(reply: &ClientReply) -> Option<Outcome> {
@@ -378,17 +402,20 @@ fn run_cluster(n: u64, seed: u64, loss_pct: u64, crashes: bool, partitions: bool
             continue;
         };
         for node in sim.nodes.values() {
-            let applied = node.ledger().transfer_outcome(*id);
+            let applied = node
+                .ledger()
+                .transfer_outcome(*id)
+                .is_some_and(|d| d.applied());
             match outcome_of(reply) {
                 Some(Outcome::Ok) => {
                     acked += 1;
                     assert!(
-                        applied.is_some(),
+                        applied,
                         "acked transfer {id} not applied on node {}",
                         node.id()
                     );
                 }
-                Some(_) => assert!(applied.is_none(), "refused transfer {id} applied"),
+                Some(_) => assert!(!applied, "refused transfer {id} applied"),
                 None => {
                     // No node can check a transfer from an account that
                     // does not exist (its creation failed above): refused
@@ -465,6 +492,115 @@ fn a_restarted_node_replays_the_ledger_from_disk() {
     assert_eq!(sim.nodes[&3].ledger().chain_head(), before);
 }
 
+/// Issue #12's replay attack through whole nodes: V's transfer is rejected
+/// (insufficient funds), V is paid, an attacker churns the session table
+/// with zero-amount transfers under fresh client ids until V's session is
+/// evicted, then replays V's captured command through another node. It
+/// must never apply; the outcome query reports the first rejection; and a
+/// command past its expiry is refused `Expired`.
+#[test]
+fn a_rejected_transfer_never_applies_after_session_churn_and_expired_is_refused() {
+    let mut sim = Sim::new(3, 12);
+    let leader = sim.wait_leader();
+    let follower = if leader == 2 { 3 } else { 2 };
+    const V: u128 = 10;
+    const MALLORY: u128 = 11;
+    const SHOP: u128 = 12;
+    let mut round = 0;
+    let mut submit = |sim: &mut Sim, via: u64, command: Vec<u8>| -> Vec<Outcome> {
+        round += 1;
+        sim.submit(via, 7, round, command);
+        for _ in 0..400 {
+            sim.run(1);
+            if let Some(pos) = sim
+                .replies
+                .iter()
+                .position(|(c, r)| *c == 7 && r.request_id == round)
+            {
+                let (_, reply) = sim.replies.remove(pos);
+                let ReplyBody::Ok { outcome, .. } = reply.body else {
+                    panic!("submit failed: {reply:?}")
+                };
+                return outcome
+                    .iter()
+                    .map(|&c| Outcome::from_unit_code(c).expect("unit outcome"))
+                    .collect();
+            }
+        }
+        panic!("no answer to request {round}");
+    };
+    for account in [V, MALLORY, SHOP] {
+        assert_eq!(
+            submit(&mut sim, leader, create_account(account)),
+            [Outcome::Ok]
+        );
+    }
+    let captured = transfer(500, V, SHOP, 300);
+    assert_eq!(
+        submit(&mut sim, leader, captured.clone()),
+        [Outcome::InsufficientFunds]
+    );
+    assert_eq!(
+        submit(&mut sim, leader, transfer(501, RESERVE, V, 1_000)),
+        [Outcome::Ok]
+    );
+    // More fresh sessions than the table holds (16), six per entry.
+    for batch in 0..4u128 {
+        let churn: Vec<SignedCommand> = (0..6)
+            .map(|i| {
+                let client = 1_000 + batch * 6 + i;
+                signed_transfer(600 + client, MALLORY, SHOP, 0, client, EXPIRES_AT)
+            })
+            .collect();
+        let outcomes = submit(&mut sim, follower, Entry::new(churn).unwrap().encode());
+        assert_eq!(outcomes, [Outcome::ZeroAmount; 6]);
+    }
+    for node in sim.nodes.values() {
+        assert!(node.ledger().session_outcome(V, 500).is_none());
+    }
+    assert_eq!(
+        submit(&mut sim, follower, captured),
+        [Outcome::InsufficientFunds]
+    );
+    let request_id = 9_999;
+    let query = ClientRequest {
+        cluster_id: CLUSTER,
+        client_id: 8,
+        request_id,
+        op: RequestOp::QueryOutcome { transfer_id: 500 },
+    };
+    sim.nodes
+        .get_mut(&follower)
+        .unwrap()
+        .on_client(8, query, hlc_at(sim.step));
+    sim.collect(follower);
+    sim.run(100);
+    let answer = sim
+        .replies
+        .iter()
+        .find_map(|(c, r)| match &r.body {
+            ReplyBody::Ok { outcome, .. } if *c == 8 && r.request_id == request_id => {
+                Some(decode_transfer_answer(outcome).unwrap())
+            }
+            _ => None,
+        })
+        .expect("the outcome query is answered");
+    assert!(matches!(
+        answer,
+        TransferAnswer::Rejected { outcome_code, .. }
+            if outcome_code == Outcome::InsufficientFunds.code()
+    ));
+    // A command whose expiry passed (log time is the leader's HLC, one ms
+    // per step) is refused by rule.
+    let stale = Entry::single(signed_transfer(502, V, SHOP, 1, 502, 1)).encode();
+    assert_eq!(submit(&mut sim, leader, stale), [Outcome::Expired]);
+    sim.settle_and_check(&[RESERVE, V, MALLORY, SHOP]);
+    for node in sim.nodes.values() {
+        assert_eq!(node.ledger().balance(SHOP), Some(0));
+        assert_eq!(node.ledger().balance(V), Some(1_000));
+    }
+}
+
 #[test]
 fn malformed_or_oversized_submits_are_refused_not_proposed() {
     let mut sim = Sim::new(3, 5);
@@ -484,9 +620,9 @@ fn malformed_or_oversized_submits_are_refused_not_proposed() {
 
 #[test]
 fn the_largest_command_fits_one_append_datagram() {
-    // Seven transfers (3 + 7 * 145 bytes) is the most a MAX_COMMAND_BYTES
+    // Six transfers (3 + 6 * 153 bytes) is the most a MAX_COMMAND_BYTES
     // command can carry. From the reserve: admission must resolve the signer.
-    let commands: Vec<_> = (0..7u128)
+    let commands: Vec<_> = (0..6u128)
         .map(|i| {
             Transfer {
                 id: u128::MAX - i,
@@ -495,6 +631,7 @@ fn the_largest_command_fits_one_append_datagram() {
                 amount: u64::MAX,
                 client: u128::MAX,
                 seq: u64::MAX,
+                expires_at: u64::MAX,
             }
             .sign(&operator(), CLUSTER as u128)
         })
@@ -607,6 +744,7 @@ fn only_new_entries_terms_votes_and_witnesses_cost_a_flush_not_a_moved_commit_in
     };
     let ready = |hard_state, entries| Ready {
         soft_state: None,
+        snapshot: None,
         hard_state,
         entries,
         truncate_from: None,
@@ -753,6 +891,7 @@ fn forged_transfer(id: u128, from: u128, to: u128, amount: u64) -> Vec<u8> {
             amount,
             client: id,
             seq: 1,
+            expires_at: EXPIRES_AT,
         }
         .sign(&SigningKey::from_bytes(&[0x66; 32]), CLUSTER as u128),
     )
@@ -797,6 +936,7 @@ fn forged_submits_never_grow_the_log_on_any_replica() {
                 id: 50 + base,
                 owner: owner(50).verifying_key().to_bytes(),
                 flags: AccountFlags::empty(),
+                expires_at: EXPIRES_AT,
             }
             .sign(&SigningKey::from_bytes(&[0x66; 32]), CLUSTER as u128),
         )
@@ -811,6 +951,7 @@ fn forged_submits_never_grow_the_log_on_any_replica() {
                 amount: 1,
                 client: 3,
                 seq: 1,
+                expires_at: EXPIRES_AT,
             }
             .sign(&operator(), CLUSTER as u128),
             Transfer {
@@ -820,6 +961,7 @@ fn forged_submits_never_grow_the_log_on_any_replica() {
                 amount: 1,
                 client: 4,
                 seq: 1,
+                expires_at: EXPIRES_AT,
             }
             .sign(&operator(), CLUSTER as u128),
         ])

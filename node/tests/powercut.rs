@@ -35,6 +35,7 @@ use std::rc::Rc;
 
 use continuum_bank::{
     AccountFlags, CreateAccount, Entry, GenesisConfig, Limits, Outcome, Transfer,
+    DEFAULT_MAX_EXPIRY_WINDOW_MS,
 };
 use continuum_net::client::{ClientReply, ClientRequest, ReplyBody, RequestOp};
 use continuum_node::{Body, Envelope, Node, NodeConfig, NodeError};
@@ -88,6 +89,11 @@ fn owner(account: u128) -> SigningKey {
     SigningKey::from_bytes(&[account as u8 + 100; 32])
 }
 
+/// `expires_at` of every command: the genesis window after log time 0. The
+/// simulated HLC (the simulation's µs clock read as a packed HLC) stays far
+/// below it for any run's length, so no command expires.
+const EXPIRES_AT: u64 = DEFAULT_MAX_EXPIRY_WINDOW_MS;
+
 fn genesis() -> GenesisConfig {
     GenesisConfig {
         cluster_id: CLUSTER as u128,
@@ -99,6 +105,7 @@ fn genesis() -> GenesisConfig {
             max_transfers: 100_000,
             max_sessions: 1024,
         },
+        max_expiry_window_ms: DEFAULT_MAX_EXPIRY_WINDOW_MS,
     }
 }
 
@@ -123,6 +130,7 @@ fn create_account(id: u128) -> Op {
         id,
         owner: owner(id).verifying_key().to_bytes(),
         flags: AccountFlags::empty(),
+        expires_at: EXPIRES_AT,
     }
     .sign(&operator(), CLUSTER as u128);
     Op {
@@ -144,6 +152,7 @@ fn transfer(id: u128, from: u128, to: u128, amount: u64) -> Op {
         amount,
         client: id,
         seq: 1,
+        expires_at: EXPIRES_AT,
     }
     .sign(&key, CLUSTER as u128);
     Op {

@@ -4,7 +4,9 @@
 //! encoding): `version:u8 = 1`, `tag:u8`, `from:u64`, `to:u64`, `term:u64`,
 //! then the body fields in declaration order. Booleans are one byte, 0 or 1.
 //! `Append` carries `count:u32` entries, each `index:u64 term:u64 kind:u8
-//! chain_hash:[u8;32] len:u32 data`.
+//! chain_hash:[u8;32] len:u32 data`. `InstallSnapshot` carries `index term
+//! chain_hash total_len total_hash offset chunk_hash len:u32 chunk`, with
+//! `len <= MAX_SNAPSHOT_CHUNK_BYTES` and `offset + len <= total_len`.
 //!
 //! Decoding is total: any input gives `Ok` or a [`DecodeError`], never a
 //! panic. Nothing is allocated from an unchecked length: counts and lengths
@@ -29,6 +31,8 @@ use core::fmt;
 pub const CODEC_VERSION: u8 = 1;
 /// Most entries in one encoded message.
 pub const MAX_ENTRIES_PER_MESSAGE: usize = 1024;
+/// Largest snapshot chunk in one InstallSnapshot message.
+pub const MAX_SNAPSHOT_CHUNK_BYTES: usize = 64 * 1024;
 /// Largest encoded message accepted.
 pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 
@@ -57,6 +61,9 @@ pub enum DecodeError {
     EntryOrder,
     /// Bytes left after a complete message.
     TrailingBytes,
+    /// A snapshot chunk over [`MAX_SNAPSHOT_CHUNK_BYTES`] or beyond the
+    /// snapshot's total length.
+    SnapshotChunk,
 }
 
 impl fmt::Display for DecodeError {
@@ -73,6 +80,9 @@ impl fmt::Display for DecodeError {
             DecodeError::EntryTooLarge => write!(f, "entry data over {MAX_ENTRY_DATA_BYTES} bytes"),
             DecodeError::EntryOrder => f.write_str("entries not consecutive or terms out of order"),
             DecodeError::TrailingBytes => f.write_str("trailing bytes after message"),
+            DecodeError::SnapshotChunk => {
+                f.write_str("snapshot chunk too large or beyond the snapshot's length")
+            }
         }
     }
 }
@@ -88,6 +98,8 @@ const TAG_HEARTBEAT_RESPONSE: u8 = 8;
 const TAG_TIMEOUT_NOW: u8 = 9;
 const TAG_READ_INDEX_REQUEST: u8 = 10;
 const TAG_READ_INDEX_RESPONSE: u8 = 11;
+const TAG_INSTALL_SNAPSHOT: u8 = 12;
+const TAG_INSTALL_SNAPSHOT_RESPONSE: u8 = 13;
 
 fn put_u64(out: &mut Vec<u8>, v: u64) {
     out.extend_from_slice(&v.to_be_bytes());
@@ -113,6 +125,8 @@ impl Message {
             MessageBody::TimeoutNow => TAG_TIMEOUT_NOW,
             MessageBody::ReadIndexRequest { .. } => TAG_READ_INDEX_REQUEST,
             MessageBody::ReadIndexResponse { .. } => TAG_READ_INDEX_RESPONSE,
+            MessageBody::InstallSnapshot { .. } => TAG_INSTALL_SNAPSHOT,
+            MessageBody::InstallSnapshotResponse { .. } => TAG_INSTALL_SNAPSHOT_RESPONSE,
         };
         out.push(tag);
         put_u64(out, self.from);
@@ -179,6 +193,35 @@ impl Message {
                 put_u64(out, *ctx);
                 put_u64(out, *index);
             }
+            MessageBody::InstallSnapshot {
+                index,
+                snapshot_term,
+                chain_hash,
+                total_len,
+                total_hash,
+                offset,
+                chunk_hash,
+                chunk,
+            } => {
+                put_u64(out, *index);
+                put_u64(out, *snapshot_term);
+                out.extend_from_slice(chain_hash);
+                put_u64(out, *total_len);
+                out.extend_from_slice(total_hash);
+                put_u64(out, *offset);
+                out.extend_from_slice(chunk_hash);
+                out.extend_from_slice(&(chunk.len() as u32).to_be_bytes());
+                out.extend_from_slice(chunk);
+            }
+            MessageBody::InstallSnapshotResponse {
+                index,
+                next_offset,
+                done,
+            } => {
+                put_u64(out, *index);
+                put_u64(out, *next_offset);
+                put_bool(out, *done);
+            }
         }
     }
 
@@ -228,6 +271,12 @@ impl Message {
             TAG_READ_INDEX_RESPONSE => MessageBody::ReadIndexResponse {
                 ctx: r.u64()?,
                 index: r.u64()?,
+            },
+            TAG_INSTALL_SNAPSHOT => decode_install_snapshot(&mut r, term)?,
+            TAG_INSTALL_SNAPSHOT_RESPONSE => MessageBody::InstallSnapshotResponse {
+                index: r.u64()?,
+                next_offset: r.u64()?,
+                done: r.bool()?,
             },
             other => return Err(DecodeError::Tag(other)),
         };
@@ -287,6 +336,39 @@ fn decode_append(r: &mut Reader<'_>, msg_term: u64) -> Result<MessageBody, Decod
         prev_log_term,
         leader_commit,
         entries,
+    })
+}
+
+fn decode_install_snapshot(r: &mut Reader<'_>, msg_term: u64) -> Result<MessageBody, DecodeError> {
+    let index = r.u64()?;
+    let snapshot_term = r.u64()?;
+    let chain_hash: ChainHash = r.take(32)?.try_into().map_err(|_| DecodeError::Truncated)?;
+    let total_len = r.u64()?;
+    let total_hash: ChainHash = r.take(32)?.try_into().map_err(|_| DecodeError::Truncated)?;
+    let offset = r.u64()?;
+    let chunk_hash: ChainHash = r.take(32)?.try_into().map_err(|_| DecodeError::Truncated)?;
+    let len = r.u32()? as usize;
+    if len > MAX_SNAPSHOT_CHUNK_BYTES
+        || offset
+            .checked_add(len as u64)
+            .is_none_or(|end| end > total_len)
+    {
+        return Err(DecodeError::SnapshotChunk);
+    }
+    // A leader's snapshot covers entries of its term or older.
+    if snapshot_term > msg_term {
+        return Err(DecodeError::EntryOrder);
+    }
+    let chunk = r.take(len)?.to_vec();
+    Ok(MessageBody::InstallSnapshot {
+        index,
+        snapshot_term,
+        chain_hash,
+        total_len,
+        total_hash,
+        offset,
+        chunk_hash,
+        chunk,
     })
 }
 

@@ -86,8 +86,17 @@ pub struct Config {
     /// leader's first commit). Default 4096; excess reads are refused.
     pub max_pending_reads: usize,
     /// Index already applied by the state machine when (re)starting. Default
-    /// 0: the application replays the log from the start.
+    /// 0: the application replays the log from the start (or from the
+    /// storage's snapshot, if it has one: never below it).
     pub applied: u64,
+    /// Bytes of snapshot data per InstallSnapshot message. Default 1024, so
+    /// one chunk plus its ~140 header bytes fits a ~1.3 KiB datagram; raise
+    /// it on links that carry bigger messages (at most
+    /// [`crate::MAX_SNAPSHOT_CHUNK_BYTES`]).
+    pub snapshot_chunk_bytes: usize,
+    /// Largest snapshot a follower accepts by InstallSnapshot (it buffers
+    /// the data in memory until the whole is verified). Default 256 MiB.
+    pub max_snapshot_bytes: u64,
 }
 
 impl Config {
@@ -108,6 +117,8 @@ impl Config {
             max_committed_bytes_per_ready: 1024 * 1024,
             max_pending_reads: 4096,
             applied: 0,
+            snapshot_chunk_bytes: 1024,
+            max_snapshot_bytes: 256 * 1024 * 1024,
         }
     }
 
@@ -125,6 +136,12 @@ impl Config {
         }
         if self.heartbeat_ticks == 0 || self.election_ticks <= self.heartbeat_ticks {
             return Err(ConfigError::Timeouts);
+        }
+        if self.snapshot_chunk_bytes == 0
+            || self.snapshot_chunk_bytes > crate::codec::MAX_SNAPSHOT_CHUNK_BYTES
+            || self.max_snapshot_bytes == 0
+        {
+            return Err(ConfigError::ZeroLimit);
         }
         if self.max_entries_per_msg == 0 || self.max_entries_per_msg > MAX_ENTRIES_PER_MESSAGE {
             return Err(ConfigError::EntriesPerMessage);

@@ -22,6 +22,9 @@
 //!     // Message::decode; node.propose(bytes) on the leader; node.read_index(id).
 //!     while node.has_ready() {
 //!         let ready = node.ready();
+//!         // 0. a follower may get a snapshot (InstallSnapshot): install it in
+//!         //    storage and restore the application from it, before the rest.
+//!         if let Some(snapshot) = ready.snapshot { node.storage_mut().apply_snapshot(snapshot); }
 //!         // 1. persist (truncate at ready.truncate_from, append ready.entries,
 //!         //    store ready.hard_state), then flush.
 //!         if let Some(hs) = ready.hard_state { node.storage_mut().set_hard_state(hs); }
@@ -54,10 +57,13 @@
 //! leader no-op on election (§8), probe/replicate flow control with a
 //! bounded pipeline (thesis §10.2.2), ReadIndex and opt-in, drift-bounded
 //! lease reads (thesis §6.4, see [`read_only`]), leadership transfer (thesis §3.10), and a SHA-256 hash
-//! chain over the log verified by followers ([`entry`]). Not implemented:
-//! snapshots (InstallSnapshot, §7) and membership changes (§6); the storage
-//! offset ([`Storage::first_index`]), [`ConfState`] and [`SnapshotMetadata`]
-//! leave room for them.
+//! chain over the log verified by followers ([`entry`]). Log compaction and
+//! InstallSnapshot (§7): the application compacts storage into a
+//! [`Snapshot`] of its state ([`MemStorage::compact`]); a leader whose
+//! follower needs a compacted entry sends that snapshot in verified,
+//! resumable chunks (`snapshot.rs`), and the follower's Ready carries it.
+//! Membership changes (§6) are not implemented; [`ConfState`] is shaped
+//! for them.
 //!
 //! # Identifiers and randomness
 //!
@@ -91,10 +97,14 @@ pub mod read_only;
 mod ready;
 mod replication;
 pub mod rng;
+mod snapshot;
 pub mod storage;
 
 pub use client::{ProposeError, ReadIndexError, TransferError};
-pub use codec::{check_decode_canonical, DecodeError, MAX_ENTRIES_PER_MESSAGE, MAX_MESSAGE_BYTES};
+pub use codec::{
+    check_decode_canonical, DecodeError, MAX_ENTRIES_PER_MESSAGE, MAX_MESSAGE_BYTES,
+    MAX_SNAPSHOT_CHUNK_BYTES,
+};
 pub use config::{Config, ConfigError, ReadOnlyOption, MAX_ENTRY_DATA_BYTES};
 pub use entry::{compute_chain_hash, ChainHash, Entry, EntryKind, GENESIS_CHAIN_HASH};
 pub use message::{Message, MessageBody};
@@ -103,7 +113,10 @@ pub use raft::{Raft, Role, SoftState, Stats, StepError};
 pub use read_only::ReadState;
 pub use ready::Ready;
 pub use rng::SplitMix64;
-pub use storage::{ConfState, HardState, MemStorage, SnapshotMetadata, Storage, StorageError};
+pub use snapshot::snapshot_digest;
+pub use storage::{
+    ConfState, HardState, MemStorage, Snapshot, SnapshotMetadata, Storage, StorageError,
+};
 
 /// Identifier of a cluster member. Non-zero.
 pub type NodeId = u64;

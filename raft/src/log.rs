@@ -7,7 +7,7 @@
 //! and the next [`crate::Ready`] tells the caller to truncate storage there.
 
 use crate::entry::{ChainHash, Entry};
-use crate::storage::{Storage, StorageError};
+use crate::storage::{SnapshotMetadata, Storage, StorageError};
 use alloc::vec::Vec;
 
 /// Why entries from a leader were not appended.
@@ -26,6 +26,9 @@ pub(crate) struct RaftLog<S: Storage> {
     pub(crate) committed: u64,
     /// Highest index handed to the application to apply.
     pub(crate) applied: u64,
+    /// A snapshot received by InstallSnapshot that replaces the stored log
+    /// once the caller persists it (until then it shadows storage).
+    restoring: Option<SnapshotMetadata>,
 }
 
 fn fatal(what: &str, index: u64, err: StorageError) -> ! {
@@ -49,18 +52,59 @@ impl<S: Storage> RaftLog<S> {
             unstable: Vec::new(),
             committed,
             applied,
+            restoring: None,
         }
     }
 
     pub(crate) fn first_index(&self) -> u64 {
-        self.storage.first_index()
+        match &self.restoring {
+            Some(snapshot) => snapshot.index + 1,
+            None => self.storage.first_index(),
+        }
     }
 
     pub(crate) fn last_index(&self) -> u64 {
-        match self.unstable.last() {
-            Some(entry) => entry.index,
-            None => self.storage.last_index(),
+        match (self.unstable.last(), &self.restoring) {
+            (Some(entry), _) => entry.index,
+            (None, Some(snapshot)) => snapshot.index,
+            (None, None) => self.storage.last_index(),
         }
+    }
+
+    /// Follower: the log becomes the snapshot `snapshot` (Raft §7: it
+    /// covers entries this log does not hold, so every entry is discarded)
+    /// and everything up to it counts as committed and applied (the
+    /// application restores from the snapshot in the next Ready).
+    pub(crate) fn restore(&mut self, snapshot: SnapshotMetadata) {
+        assert!(
+            snapshot.index > self.committed,
+            "raft: snapshot at {} does not pass the commit index {}",
+            snapshot.index,
+            self.committed
+        );
+        self.unstable.clear();
+        self.unstable_offset = snapshot.index + 1;
+        self.committed = snapshot.index;
+        self.applied = snapshot.index;
+        self.restoring = Some(snapshot);
+    }
+
+    /// Called from `advance` after the caller persisted the snapshot a
+    /// Ready carried.
+    pub(crate) fn snapshot_persisted(&mut self) {
+        let Some(snapshot) = self.restoring.take() else {
+            return;
+        };
+        let stored = self.storage.first_index();
+        let stored_term = self.storage.term(snapshot.index).ok();
+        assert!(
+            stored == snapshot.index + 1 && stored_term == Some(snapshot.term),
+            "raft: advance() called but storage starts at {stored} (term {stored_term:?} at {}), \
+             expected the snapshot at {} term {}: persist Ready::snapshot before advance",
+            snapshot.index,
+            snapshot.index,
+            snapshot.term
+        );
     }
 
     pub(crate) fn last_term(&self) -> u64 {
@@ -82,6 +126,9 @@ impl<S: Storage> RaftLog<S> {
         if let Some(entry) = self.unstable_entry(index) {
             return Some(entry.term);
         }
+        if let Some(snapshot) = &self.restoring {
+            return (index == snapshot.index).then_some(snapshot.term);
+        }
         match self.storage.term(index) {
             Ok(term) => Some(term),
             Err(err) => fatal("term", index, err),
@@ -92,6 +139,9 @@ impl<S: Storage> RaftLog<S> {
     pub(crate) fn chain_hash(&self, index: u64) -> ChainHash {
         if let Some(entry) = self.unstable_entry(index) {
             return entry.chain_hash;
+        }
+        if let Some(snapshot) = self.restoring.as_ref().filter(|s| s.index == index) {
+            return snapshot.chain_hash;
         }
         match self.storage.chain_hash(index) {
             Ok(hash) => hash,
@@ -261,12 +311,15 @@ impl<S: Storage> RaftLog<S> {
 
     /// Unstable entries to persist, and where storage must be truncated.
     pub(crate) fn unstable_entries(&self) -> (&[Entry], Option<u64>) {
-        let truncate =
-            if !self.unstable.is_empty() && self.unstable_offset <= self.storage.last_index() {
-                Some(self.unstable_offset)
-            } else {
-                None
-            };
+        // A snapshot being restored replaces the whole stored log first.
+        let truncate = if self.restoring.is_none()
+            && !self.unstable.is_empty()
+            && self.unstable_offset <= self.storage.last_index()
+        {
+            Some(self.unstable_offset)
+        } else {
+            None
+        };
         (&self.unstable, truncate)
     }
 

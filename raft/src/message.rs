@@ -4,7 +4,7 @@
 //! applied to it before anything else in [`crate::Raft::step`]. The binary
 //! form is in [`crate::codec`].
 
-use crate::entry::Entry;
+use crate::entry::{ChainHash, Entry};
 use crate::NodeId;
 use alloc::vec::Vec;
 
@@ -76,6 +76,41 @@ pub enum MessageBody {
         /// On reject: the term of the follower's entry at `reject_hint`.
         hint_term: u64,
     },
+    /// One chunk of InstallSnapshot (Raft §7): the leader sends its
+    /// snapshot to a follower that needs a compacted entry, one chunk per
+    /// message (stop-and-wait: the next chunk follows the answer), so every
+    /// message fits a datagram. The follower verifies each chunk against
+    /// `chunk_hash` and the whole against `total_hash` before it switches;
+    /// partial data is kept in memory only, so a crash mid-install leaves
+    /// the follower on its old state.
+    InstallSnapshot {
+        /// Last log index the snapshot covers.
+        index: u64,
+        /// Term of that entry.
+        snapshot_term: u64,
+        /// Chain hash of that entry.
+        chain_hash: ChainHash,
+        /// Length of the whole snapshot data.
+        total_len: u64,
+        /// SHA-256 of the whole snapshot data.
+        total_hash: ChainHash,
+        /// Offset of `chunk` in the data.
+        offset: u64,
+        /// SHA-256 of `chunk`.
+        chunk_hash: ChainHash,
+        /// The bytes `offset..offset + chunk.len()`.
+        chunk: Vec<u8>,
+    },
+    /// Answer to [`MessageBody::InstallSnapshot`].
+    InstallSnapshotResponse {
+        /// The snapshot index being answered.
+        index: u64,
+        /// Bytes of it the follower holds: the offset the next chunk must
+        /// start at (resumes after loss or a leader change).
+        next_offset: u64,
+        /// The follower installed it (or already had that entry).
+        done: bool,
+    },
     /// Leader heartbeat; carries the commit index (capped at what the
     /// follower is known to have) and an optional ReadIndex round.
     Heartbeat {
@@ -117,6 +152,7 @@ impl MessageBody {
                 | MessageBody::AppendResponse { .. }
                 | MessageBody::HeartbeatResponse { .. }
                 | MessageBody::ReadIndexResponse { .. }
+                | MessageBody::InstallSnapshotResponse { .. }
         )
     }
 }

@@ -13,6 +13,9 @@ pub enum ProgressState {
     Probe,
     /// Match point known: stream entries, bounded by the inflight window.
     Replicate,
+    /// The follower needs a compacted entry: send the snapshot, one chunk
+    /// at a time (Raft §7), then probe from after it.
+    Snapshot,
 }
 
 /// Bounded window of in-flight AppendEntries, each remembered by the last
@@ -77,6 +80,10 @@ pub struct Progress {
     /// Leader tick at which the newest heartbeat this peer acked was sent
     /// (start of its lease promise), if any in this term.
     pub(crate) lease_acked_at: Option<u64>,
+    /// In snapshot state: index of the snapshot being sent.
+    pub snapshot_index: u64,
+    /// In snapshot state: offset of the next chunk to send.
+    pub(crate) snapshot_offset: u64,
 }
 
 impl Progress {
@@ -89,7 +96,18 @@ impl Progress {
             inflights: Inflights::new(max_inflight),
             recent_active: false,
             lease_acked_at: None,
+            snapshot_index: 0,
+            snapshot_offset: 0,
         }
+    }
+
+    /// Starts sending the snapshot at `index` from offset 0.
+    pub(crate) fn become_snapshot(&mut self, index: u64) {
+        self.state = ProgressState::Snapshot;
+        self.snapshot_index = index;
+        self.snapshot_offset = 0;
+        self.probe_sent = false;
+        self.inflights.reset();
     }
 
     pub(crate) fn become_probe(&mut self) {
@@ -109,7 +127,7 @@ impl Progress {
     /// Whether sending must wait (probe outstanding or window full).
     pub(crate) fn is_paused(&self) -> bool {
         match self.state {
-            ProgressState::Probe => self.probe_sent,
+            ProgressState::Probe | ProgressState::Snapshot => self.probe_sent,
             ProgressState::Replicate => self.inflights.full(),
         }
     }
@@ -123,7 +141,7 @@ impl Progress {
                     self.inflights.add(last);
                 }
             }
-            ProgressState::Probe => self.probe_sent = true,
+            ProgressState::Probe | ProgressState::Snapshot => self.probe_sent = true,
         }
     }
 

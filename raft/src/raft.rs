@@ -107,6 +107,10 @@ pub struct Raft<S: Storage> {
     pub(crate) persisted_hard_state: HardState,
     pub(crate) last_soft_state: SoftState,
     pub(crate) ready_in_flight: Option<ReadyMark>,
+    /// Follower: the InstallSnapshot being received (`snapshot.rs`).
+    pub(crate) incoming_snapshot: Option<crate::snapshot::IncomingSnapshot>,
+    /// Follower: a received snapshot for the next Ready to hand over.
+    pub(crate) pending_snapshot: Option<crate::storage::Snapshot>,
 }
 
 impl<S: Storage> Raft<S> {
@@ -121,7 +125,14 @@ impl<S: Storage> Raft<S> {
         if config.applied > hard_state.commit {
             return Err(ConfigError::AppliedBeyondCommit);
         }
-        let log = RaftLog::new(storage, hard_state.commit, config.applied);
+        // With a snapshot, the application restores it: everything up to it
+        // is committed and applied.
+        let snapshot_index = storage.first_index() - 1;
+        let log = RaftLog::new(
+            storage,
+            hard_state.commit.max(snapshot_index),
+            config.applied.max(snapshot_index),
+        );
         let mut raft = Raft {
             id: config.id,
             term: hard_state.term,
@@ -153,6 +164,8 @@ impl<S: Storage> Raft<S> {
                 role: Role::Follower,
             },
             ready_in_flight: None,
+            incoming_snapshot: None,
+            pending_snapshot: None,
             config,
         };
         raft.become_follower(hard_state.term, NO_NODE);
@@ -381,9 +394,9 @@ impl<S: Storage> Raft<S> {
                 // A pre-vote does not change anyone's term (thesis §9.6).
                 MessageBody::PreVote { .. } => {}
                 MessageBody::PreVoteResponse { reject: false } => {}
-                MessageBody::Append { .. } | MessageBody::Heartbeat { .. } => {
-                    self.become_follower(m.term, m.from)
-                }
+                MessageBody::Append { .. }
+                | MessageBody::Heartbeat { .. }
+                | MessageBody::InstallSnapshot { .. } => self.become_follower(m.term, m.from),
                 _ => self.become_follower(m.term, NO_NODE),
             }
         } else if m.term < self.term {
@@ -489,6 +502,30 @@ impl<S: Storage> Raft<S> {
                 self.leader = m.from;
                 self.handle_heartbeat(m.from, commit, read_seq);
             }
+            MessageBody::InstallSnapshot {
+                index,
+                snapshot_term,
+                chain_hash,
+                total_len,
+                total_hash,
+                offset,
+                chunk_hash,
+                chunk,
+            } => {
+                self.election_elapsed = 0;
+                self.leader = m.from;
+                let chunk = crate::snapshot::Chunk {
+                    index,
+                    snapshot_term,
+                    chain_hash,
+                    total_len,
+                    total_hash,
+                    offset,
+                    chunk_hash,
+                    chunk,
+                };
+                self.handle_install_snapshot(m.from, chunk);
+            }
             MessageBody::TimeoutNow => self.hup(true),
             MessageBody::ReadIndexResponse { ctx, index } => {
                 self.read_states.push(ReadState { index, ctx })
@@ -499,7 +536,9 @@ impl<S: Storage> Raft<S> {
 
     fn step_candidate(&mut self, m: Message) {
         match m.body {
-            MessageBody::Append { .. } | MessageBody::Heartbeat { .. } => {
+            MessageBody::Append { .. }
+            | MessageBody::Heartbeat { .. }
+            | MessageBody::InstallSnapshot { .. } => {
                 // Raft §5.2: a leader of our term exists; return to follower.
                 self.become_follower(m.term, m.from);
                 self.step_follower(m);
@@ -528,6 +567,11 @@ impl<S: Storage> Raft<S> {
             MessageBody::HeartbeatResponse { read_seq } => {
                 self.handle_heartbeat_response(m.from, read_seq)
             }
+            MessageBody::InstallSnapshotResponse {
+                index,
+                next_offset,
+                done,
+            } => self.handle_install_snapshot_response(m.from, index, next_offset, done),
             MessageBody::ReadIndexRequest { ctx } => {
                 // Dropped if over the limit; the follower's client retries.
                 let _ = self.read_index_for(ctx, m.from);

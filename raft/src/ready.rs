@@ -5,11 +5,14 @@ use crate::entry::Entry;
 use crate::message::Message;
 use crate::raft::{Raft, SoftState};
 use crate::read_only::ReadState;
-use crate::storage::{HardState, Storage};
+use crate::storage::{HardState, Snapshot, Storage};
 use alloc::vec::Vec;
 
 /// Everything the caller must do after feeding input, in this order:
 ///
+/// 0. if `snapshot` is set (a follower received one by InstallSnapshot):
+///    replace the stored log by it and restore the application from its
+///    data (`MemStorage::apply_snapshot`);
 /// 1. persist `entries` (first truncating the stored log at
 ///    `truncate_from`, if set) and `hard_state`, and make them durable;
 /// 2. only then send `messages` (Raft §5, etcd's contract: a vote or an
@@ -21,6 +24,8 @@ use alloc::vec::Vec;
 pub struct Ready {
     /// New leader/role, if changed since the last Ready.
     pub soft_state: Option<SoftState>,
+    /// A snapshot to install before anything else of this Ready.
+    pub snapshot: Option<Snapshot>,
     /// Hard state to persist, if changed.
     pub hard_state: Option<HardState>,
     /// Entries to append to stable storage.
@@ -42,12 +47,14 @@ pub struct Ready {
 pub(crate) struct ReadyMark {
     hard_state: HardState,
     applied: Option<u64>,
+    snapshot: bool,
 }
 
 impl<S: Storage> Raft<S> {
     /// Whether [`Raft::ready`] would return any work.
     pub fn has_ready(&self) -> bool {
         !self.msgs.is_empty()
+            || self.pending_snapshot.is_some()
             || self.pending_broadcast
             || self.read_round_due
             || self.log.has_unstable()
@@ -83,12 +90,15 @@ impl<S: Storage> Raft<S> {
             .log
             .next_committed_entries(self.config.max_committed_bytes_per_ready);
         let applied = committed_entries.last().map(|e| e.index);
+        let snapshot = self.pending_snapshot.take();
         self.ready_in_flight = Some(ReadyMark {
             hard_state: hard,
             applied,
+            snapshot: snapshot.is_some(),
         });
         Ready {
             soft_state,
+            snapshot,
             hard_state,
             entries,
             truncate_from,
@@ -108,6 +118,9 @@ impl<S: Storage> Raft<S> {
         let Some(mark) = self.ready_in_flight.take() else {
             panic!("raft: advance() without an outstanding ready()")
         };
+        if mark.snapshot {
+            self.log.snapshot_persisted();
+        }
         self.log.stable_to_last();
         self.persisted_hard_state = mark.hard_state;
         if let Some(applied) = mark.applied {

@@ -77,10 +77,14 @@ impl<S: Storage> Raft<S> {
         if pr.is_paused() {
             return false;
         }
+        if pr.state == ProgressState::Snapshot {
+            return self.send_snapshot_chunk(to);
+        }
         let next = pr.next;
         let prev_log_index = next - 1;
         let Some(prev_log_term) = self.log.term(prev_log_index) else {
-            panic!("raft: follower {to} needs index {prev_log_index}, which is compacted; snapshots are not implemented")
+            // Raft §7: the entry is compacted; send the snapshot instead.
+            return self.start_snapshot(to);
         };
         let hi = last.min(next.saturating_add(self.config.max_entries_per_msg as u64 - 1)) + 1;
         let entries = self.log.entries(next, hi, self.config.max_bytes_per_msg);
@@ -123,6 +127,10 @@ impl<S: Storage> Raft<S> {
             return;
         };
         pr.recent_active = true;
+        if pr.state == ProgressState::Snapshot && (reject || index < pr.snapshot_index) {
+            // Answers to appends sent before the switch; the snapshot decides.
+            return;
+        }
         if reject {
             // Thesis §5.3 (end): jump back past the whole conflicting term.
             if pr.maybe_decr_to(index, next_probe) {
@@ -142,7 +150,8 @@ impl<S: Storage> Raft<S> {
             return;
         }
         match pr.state {
-            ProgressState::Probe => pr.become_replicate(),
+            // A follower that caught up past the snapshot some other way.
+            ProgressState::Probe | ProgressState::Snapshot => pr.become_replicate(),
             ProgressState::Replicate => pr.inflights.free_to(index),
         }
         let matched = pr.matched;

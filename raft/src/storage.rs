@@ -7,9 +7,16 @@
 //! Raft reads back through this trait.
 //!
 //! Indexes: the log holds entries `first_index()..=last_index()`. The entry
-//! at `first_index() - 1` may be gone (compacted into a snapshot; nothing
-//! compacts today) but its term and chain hash must stay readable; with no
-//! snapshot it is the virtual entry 0 with term 0 and [`GENESIS_CHAIN_HASH`].
+//! at `first_index() - 1` may be gone (compacted into a snapshot, Raft §7)
+//! but its term and chain hash must stay readable; with no snapshot it is
+//! the virtual entry 0 with term 0 and [`GENESIS_CHAIN_HASH`].
+//!
+//! Compaction is the caller's: once the application has applied index `i`
+//! and serialised its state, it stores a [`Snapshot`] at `i` and drops the
+//! log prefix (`MemStorage::compact`). A follower that receives a snapshot
+//! by InstallSnapshot gets it in a [`crate::Ready`] and replaces its log
+//! with it (`MemStorage::apply_snapshot`) before anything else of that
+//! Ready.
 
 use crate::entry::{ChainHash, Entry, GENESIS_CHAIN_HASH};
 use crate::NodeId;
@@ -39,8 +46,7 @@ pub struct ConfState {
 }
 
 /// Metadata of a snapshot: the last index/term/hash it covers and the
-/// membership at that point. Snapshot creation and install (InstallSnapshot,
-/// Raft §7) are not implemented; storage already offsets the log by it.
+/// membership at that point (Raft §7).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SnapshotMetadata {
     /// Last log index covered by the snapshot.
@@ -51,6 +57,30 @@ pub struct SnapshotMetadata {
     pub chain_hash: ChainHash,
     /// Membership as of `index`.
     pub conf_state: ConfState,
+}
+
+/// A snapshot: the application state after applying `metadata.index`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    /// What the snapshot covers.
+    pub metadata: SnapshotMetadata,
+    /// The application's serialised state (opaque to Raft).
+    pub data: Vec<u8>,
+    /// SHA-256 of `data` (sent with every InstallSnapshot chunk so the
+    /// follower can verify the whole before switching).
+    pub data_hash: ChainHash,
+}
+
+impl Snapshot {
+    /// A snapshot of `data` at `metadata`, with its digest.
+    pub fn new(metadata: SnapshotMetadata, data: Vec<u8>) -> Snapshot {
+        let data_hash = crate::snapshot::snapshot_digest(&data);
+        Snapshot {
+            metadata,
+            data,
+            data_hash,
+        }
+    }
 }
 
 /// A storage read that could not be served.
@@ -92,6 +122,12 @@ pub trait Storage {
     /// Entries `lo..hi`, stopping early once their encoded size exceeds
     /// `max_bytes` (but always at least one entry if `lo < hi`).
     fn entries(&self, lo: u64, hi: u64, max_bytes: usize) -> Result<Vec<Entry>, StorageError>;
+    /// The newest persisted snapshot, whose index is `first_index() - 1`
+    /// (`None`: no snapshot, the log starts at 1). A leader sends it to a
+    /// follower that needs a compacted entry.
+    fn snapshot(&self) -> Option<&Snapshot> {
+        None
+    }
 }
 
 /// Log storage in memory: the test and benchmark implementation, and the
@@ -102,6 +138,8 @@ pub struct MemStorage {
     conf_state: ConfState,
     /// Metadata of the (virtual) entry before `entries[0]`.
     snapshot: SnapshotMetadata,
+    /// The snapshot's state, if a snapshot was taken or installed.
+    snapshot_data: Option<Snapshot>,
     entries: Vec<Entry>,
 }
 
@@ -122,8 +160,49 @@ impl MemStorage {
             hard_state: HardState::default(),
             conf_state,
             snapshot,
+            snapshot_data: None,
             entries: Vec::new(),
         }
+    }
+
+    /// Compaction (Raft §7): stores `data` as the snapshot at `index` and
+    /// drops the entries up to it. `index` must be a stored entry above the
+    /// current snapshot; the caller only compacts what it has applied.
+    pub fn compact(&mut self, index: u64, data: Vec<u8>) -> Result<(), StorageError> {
+        if index <= self.snapshot.index {
+            return Err(StorageError::Compacted);
+        }
+        if index > self.last_index() {
+            return Err(StorageError::Unavailable);
+        }
+        let metadata = SnapshotMetadata {
+            index,
+            term: self.term(index)?,
+            chain_hash: self.chain_hash(index)?,
+            conf_state: self.conf_state.clone(),
+        };
+        self.entries.drain(..(index - self.snapshot.index) as usize);
+        self.snapshot = metadata.clone();
+        self.snapshot_data = Some(Snapshot::new(metadata, data));
+        Ok(())
+    }
+
+    /// Installs a snapshot received from the leader (a Ready's `snapshot`):
+    /// the whole log is replaced by it (Raft §7: the follower's entries
+    /// either precede it or conflict; Raft only hands over a snapshot the
+    /// log does not already contain), and the commit index is raised to it.
+    pub fn apply_snapshot(&mut self, snapshot: Snapshot) {
+        let index = snapshot.metadata.index;
+        assert!(
+            index > self.snapshot.index,
+            "snapshot at {index} does not move past the current one at {}",
+            self.snapshot.index
+        );
+        self.entries.clear();
+        self.conf_state = snapshot.metadata.conf_state.clone();
+        self.snapshot = snapshot.metadata.clone();
+        self.hard_state.commit = self.hard_state.commit.max(index);
+        self.snapshot_data = Some(snapshot);
     }
 
     /// Persists the hard state.
@@ -225,5 +304,9 @@ impl Storage for MemStorage {
             out.push(entry.clone());
         }
         Ok(out)
+    }
+
+    fn snapshot(&self) -> Option<&Snapshot> {
+        self.snapshot_data.as_ref()
     }
 }

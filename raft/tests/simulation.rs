@@ -8,6 +8,12 @@
 //!   to print every event).
 //! * `RAFT_SIM_SEEDS=<n>` runs seeds 0..n instead of 0..1000.
 //! * `RAFT_SIM_STEPS=<n>` changes the steps per seed.
+//!
+//! Three quarters of the seeds compact every node's log into a snapshot of
+//! its state machine (every 5, 30 or 200 applied entries), so lagging,
+//! crashed and partitioned followers catch up by InstallSnapshot (in
+//! chunks of 16, 64 or 1024 bytes) under the same faults, with the same
+//! invariants checked after every event.
 
 mod sim;
 
@@ -49,13 +55,22 @@ fn setup(seed: u64) -> (u64, FaultMix, Config) {
     config.max_inflight_msgs = [1, 4, 16, 64][((seed / 3) % 4) as usize];
     config.max_bytes_per_msg = 4096;
     config.max_uncommitted_entries = 512;
+    // Tiny snapshot chunks make every InstallSnapshot many messages long.
+    config.snapshot_chunk_bytes = [16, 64, 1024][(seed % 3) as usize];
     (size, mix, config)
+}
+
+/// Applied entries between two compactions of each node's log (Raft §7);
+/// a quarter of the seeds never compact.
+fn compact_every(seed: u64) -> u64 {
+    [0, 5, 30, 200][((seed / 5) % 4) as usize]
 }
 
 fn run_seed(seed: u64, steps: u64) -> Result<Cluster, Violation> {
     let (size, mix, config) = setup(seed);
     let lease = config.read_only == ReadOnlyOption::LeaseBased;
     let mut cluster = Cluster::new(seed, size, mix, config);
+    cluster.compact_every = compact_every(seed);
     if lease && (seed / 64).is_multiple_of(2) {
         // Half the lease seeds tick in lockstep: leases must hold without
         // any clock drift to hide behind (issue 13 found a follower that
@@ -72,7 +87,8 @@ fn run_seed(seed: u64, steps: u64) -> Result<Cluster, Violation> {
 
 /// Runs one seed, turning a violation or a panic (a safety assertion in the
 /// core) into an error that names the seed.
-fn run_reported(seed: u64, steps: u64) -> Result<u64, String> {
+/// Runs one seed: (entries committed, snapshots installed) or the failure.
+fn run_reported(seed: u64, steps: u64) -> Result<(u64, u64), String> {
     let outcome = catch_unwind(AssertUnwindSafe(|| run_seed(seed, steps)));
     let (size, mix, _) = setup(seed);
     let context =
@@ -87,13 +103,15 @@ fn run_reported(seed: u64, steps: u64) -> Result<u64, String> {
                     .map(|r| r.term())
                     .collect();
                 println!(
-                    "seed {seed}: {size} nodes {mix:?}, sim time {} ms, commit {}, terms {terms:?}, crashes {}",
+                    "seed {seed}: {size} nodes {mix:?}, sim time {} ms, commit {}, terms {terms:?}, crashes {}, snapshots taken {} installed {}",
                     cluster.now / 1000,
                     cluster.checker.commit_index(),
-                    cluster.crashes
+                    cluster.crashes,
+                    cluster.snapshots_taken,
+                    cluster.snapshots_installed
                 );
             }
-            Ok(cluster.checker.commit_index())
+            Ok((cluster.checker.commit_index(), cluster.snapshots_installed))
         }
         Ok(Err(violation)) => Err(format!("{context}: {violation}")),
         Err(panic) => {
@@ -115,24 +133,32 @@ fn sweep(filter: impl Fn(u64) -> bool) {
     };
     let mut failures = Vec::new();
     let mut committed = 0;
+    let mut installed = 0;
     let mut ran = 0;
     for seed in seeds.into_iter().filter(|&s| filter(s)) {
         ran += 1;
         match run_reported(seed, steps) {
-            Ok(c) => committed += c,
+            Ok((c, i)) => {
+                committed += c;
+                installed += i;
+            }
             Err(e) => {
                 eprintln!("FAILED {e}");
                 failures.push(e);
             }
         }
     }
-    println!("{ran} seeds x {steps} steps: {committed} entries committed in total");
+    println!(
+        "{ran} seeds x {steps} steps: {committed} entries committed, {installed} snapshots installed by InstallSnapshot"
+    );
     assert!(
         failures.is_empty(),
         "{} seed(s) failed, first: {}",
         failures.len(),
         failures[0]
     );
+    // Compaction must actually reach InstallSnapshot somewhere in a sweep.
+    assert!(ran < 20 || installed > 0, "no seed installed a snapshot");
 }
 
 #[test]

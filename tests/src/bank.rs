@@ -194,6 +194,7 @@ pub fn create_account(id: u128) -> Vec<u8> {
             id,
             owner: owner(id).verifying_key().to_bytes(),
             flags: AccountFlags::empty(),
+            expires_at: crate::client::default_expires_at(),
         }
         .sign(&operator(), CLUSTER_ID as u128),
     )
@@ -206,7 +207,9 @@ pub fn transfer(id: u128, from: u128, to: u128, amount: u64) -> Vec<u8> {
 }
 
 /// A single-transfer entry signed with `key`, in its own session
-/// (`client = id`, `seq = 1`), so retries are deduplicated by the id alone.
+/// (`client = id`, `seq = 1`), valid for the client library's default
+/// validity from now; retries re-send these bytes and are deduplicated by
+/// the id.
 pub fn signed_transfer(
     key: &SigningKey,
     cluster_id: u64,
@@ -223,6 +226,7 @@ pub fn signed_transfer(
             amount,
             client: id,
             seq: 1,
+            expires_at: crate::client::default_expires_at(),
         }
         .sign(key, u128::from(cluster_id)),
     )

@@ -9,10 +9,10 @@
 //! * `Redirect{leader_hint}`, `Error(Unavailable | Busy)`: not proposed by
 //!   this attempt; try again (the hinted node first).
 //! * `Error(Timeout)` or no answer at all: the command may or may not have
-//!   applied. Retrying is safe because the bank applies a transfer id at most
-//!   once (a retry of an applied transfer answers `Exists`) and a client
-//!   session `(from account, client, seq)` replays the first answer of a
-//!   rejected one. If retries run out, the caller gets
+//!   applied. Retrying is safe because the bank decides a transfer id at
+//!   most once inside its dedup window (a retry of an applied transfer
+//!   answers `Exists`, of a rejected one its first rejection) and after the
+//!   signed `expires_at` any replay is `Expired`. If retries run out, the caller gets
 //!   [`ClientError::OutcomeUnknown`] ("query it"), never a false failure.
 //! * `Error(BadRequest)`: the node will never take these bytes (wrong
 //!   cluster id, undecodable command, or a transfer from an account no
@@ -33,7 +33,12 @@
 //! ([`RetryPolicy`]) and moves to the next node, except after a redirect
 //! with a hint, which is followed at once.
 
-use continuum_bank::{AccountFlags, CreateAccount, DecodeError, Entry, Outcome, Transfer};
+use continuum_bank::{
+    AccountFlags, CreateAccount, DecodeError, Entry, Outcome, Transfer,
+    DEFAULT_MAX_EXPIRY_WINDOW_MS,
+};
+/// The answer of [`Client::outcome`].
+pub use continuum_net::client::TransferAnswer;
 use continuum_net::client::{
     decode_balance_answer, decode_transfer_answer, ClientReply, ClientRequest, ReplyBody,
     ReplyError, RequestOp, MAX_COMMAND_BYTES,
@@ -264,6 +269,27 @@ enum Answer {
 }
 
 /// A cluster client. Not thread-safe; one per thread.
+/// Allowance for this host's clock being ahead of the cluster's HLC: the
+/// default validity is the genesis window minus this, so a command signed
+/// "now + validity" is not refused `ExpiryTooFar`.
+pub const EXPIRY_SKEW_MARGIN_MS: u64 = 30_000;
+/// How long a command this client signs stays valid by default (the
+/// default genesis window, 10 min, minus [`EXPIRY_SKEW_MARGIN_MS`]).
+pub const DEFAULT_VALIDITY_MS: u64 = DEFAULT_MAX_EXPIRY_WINDOW_MS - EXPIRY_SKEW_MARGIN_MS;
+
+/// Milliseconds since the Unix epoch on this host (the unit of the
+/// cluster's HLC).
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The `expires_at` a command signed now gets by default.
+pub fn default_expires_at() -> u64 {
+    unix_ms() + DEFAULT_VALIDITY_MS
+}
+
 pub struct Client {
     cluster_id: u64,
     endpoints: Vec<Endpoint>,
@@ -275,6 +301,9 @@ pub struct Client {
     /// Bank session (`Transfer::client`) and its next sequence number.
     session: u128,
     next_seq: u64,
+    /// `expires_at` of every command this client signs; `None`: each gets
+    /// [`default_expires_at`] when it is signed.
+    expires_at: Option<u64>,
     /// Index of the endpoint to try first (the last one that answered Ok).
     preferred: usize,
 }
@@ -309,6 +338,7 @@ impl Client {
             next_request: word(8) >> 1,
             session: u128::from(word(16)) << 64 | u128::from(word(24)),
             next_seq: 1,
+            expires_at: None,
             preferred: 0,
         })
     }
@@ -326,6 +356,19 @@ impl Client {
         self.session = session;
         self.next_seq = next_seq;
         self
+    }
+
+    /// Signs every command with this `expires_at` (cluster HLC ms) instead
+    /// of "now + [`DEFAULT_VALIDITY_MS`]": re-running a one-shot CLI call
+    /// with the same id and expiry re-sends the same signed bytes, so it
+    /// gets the first answer back rather than `ExistsWithDifferentFields`.
+    pub fn with_expires_at(mut self, expires_at: u64) -> Client {
+        self.expires_at = Some(expires_at);
+        self
+    }
+
+    fn next_expires_at(&self) -> u64 {
+        self.expires_at.unwrap_or_else(default_expires_at)
     }
 
     pub fn policy(&self) -> RetryPolicy {
@@ -392,6 +435,7 @@ impl Client {
             id,
             owner: owner.to_bytes(),
             flags,
+            expires_at: self.next_expires_at(),
         }
         .sign(operator, u128::from(self.cluster_id));
         self.submit_one(command)
@@ -414,13 +458,14 @@ impl Client {
             amount,
             client: self.session,
             seq: self.next_seq,
+            expires_at: self.next_expires_at(),
         };
         self.next_seq += 1;
         let (outcome, committed) =
             self.submit_one(transfer.sign(owner, u128::from(self.cluster_id)))?;
         let applied_at = match outcome {
             Outcome::Ok => Some(committed.position.index),
-            Outcome::Exists => self.outcome(id)?.value,
+            Outcome::Exists => self.outcome(id)?.value.applied_at(),
             _ => None,
         };
         Ok(TransferResult {
@@ -440,9 +485,11 @@ impl Client {
         Ok(Read { position, value })
     }
 
-    /// The index of the entry that applied transfer `transfer_id` (`None`:
-    /// never applied; rejected transfers are not kept by id).
-    pub fn outcome(&mut self, transfer_id: u128) -> Result<Read<Option<u64>>, ClientError> {
+    /// What the cluster knows about transfer `transfer_id`: applied or
+    /// rejected (and by which entry) while it is inside its dedup window,
+    /// else "not decided as of log time T" — expired from the dedup window
+    /// if its `expires_at` is below T ([`TransferAnswer::expired`]).
+    pub fn outcome(&mut self, transfer_id: u128) -> Result<Read<TransferAnswer>, ClientError> {
         let (node, body, _) = self.call(RequestOp::QueryOutcome { transfer_id }, false)?;
         let (position, answer) = position(node, body)?;
         let value = decode_transfer_answer(&answer)

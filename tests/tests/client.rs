@@ -9,7 +9,7 @@
 use continuum_bank::{AccountFlags, GenesisConfig, Ledger, Limits, Outcome};
 use continuum_net::client::{
     encode_balance_answer, encode_transfer_answer, ClientReply, ClientRequest, ReplyBody,
-    ReplyError, RequestOp,
+    ReplyError, RequestOp, TransferAnswer,
 };
 use continuum_tests::client::{Client, ClientError, Endpoint, RetryPolicy};
 use continuum_tests::plan::derived_key;
@@ -72,6 +72,7 @@ impl FakeCluster {
             reserve_account: 1,
             supply: SUPPLY,
             limits: Limits::default(),
+            max_expiry_window_ms: continuum_bank::DEFAULT_MAX_EXPIRY_WINDOW_MS,
         })
         .unwrap();
         let shared = Arc::new(Mutex::new(Shared {
@@ -214,7 +215,9 @@ fn leader_answer(state: &mut Shared, op: &RequestOp) -> Option<ReplyBody> {
             continuum_bank::Entry::decode(command).ok()?;
             state.index += 1;
             state.applied_entries += 1;
-            let result = state.ledger.apply(state.index, command);
+            // Log time: this host's clock, like a real leader's HLC.
+            let now = continuum_tests::client::unix_ms();
+            let result = state.ledger.apply(state.index, now, command);
             for outcome in &result.outcomes {
                 outcome.encode_into(&mut answer);
             }
@@ -222,10 +225,19 @@ fn leader_answer(state: &mut Shared, op: &RequestOp) -> Option<ReplyBody> {
         RequestOp::QueryBalance { account } => {
             encode_balance_answer(state.ledger.balance(*account), &mut answer)
         }
-        RequestOp::QueryOutcome { transfer_id } => encode_transfer_answer(
-            state.ledger.transfer_outcome(*transfer_id).map(|t| t.index),
-            &mut answer,
-        ),
+        RequestOp::QueryOutcome { transfer_id } => {
+            let known = match state.ledger.transfer_outcome(*transfer_id) {
+                Some(d) if d.applied() => TransferAnswer::Applied { index: d.index },
+                Some(d) => TransferAnswer::Rejected {
+                    index: d.index,
+                    outcome_code: d.outcome.code(),
+                },
+                None => TransferAnswer::NotDecided {
+                    log_time_ms: state.ledger.log_time_ms(),
+                },
+            };
+            encode_transfer_answer(&known, &mut answer)
+        }
         RequestOp::QueryChainHead => {}
     }
     Some(ReplyBody::Ok {
@@ -278,10 +290,10 @@ fn redirects_are_followed_and_outcomes_come_back_typed() {
     assert_eq!(client.balance(11).unwrap().value, Some(200));
     assert_eq!(client.balance(12).unwrap().value, None);
     assert_eq!(
-        client.outcome(501).unwrap().value,
+        client.outcome(501).unwrap().value.applied_at(),
         Some(moved.committed.position.index)
     );
-    assert_eq!(client.outcome(502).unwrap().value, None);
+    assert_eq!(client.outcome(502).unwrap().value.applied_at(), None);
     let head = client.chain_head().unwrap();
     assert_eq!(
         head.position.chain_hash,

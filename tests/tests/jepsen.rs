@@ -241,7 +241,7 @@ fn jepsen_bank_under_partitions_crashes_pauses_and_loss() {
         let answer = reader
             .outcome(id)
             .unwrap_or_else(|e| panic!("outcome of transfer {id}: {e:?}\n{}", consoles(&cluster)));
-        if let Some(index) = answer.value {
+        if let Some(index) = answer.value.applied_at() {
             applied.push(AppliedTransfer {
                 id,
                 from,

@@ -397,7 +397,9 @@ fn a_leader_partitioned_with_a_minority_steps_down_and_loses_only_unacknowledged
         panic!("{outcome:?}")
     };
     assert_eq!(
-        continuum_net::client::decode_transfer_answer(&outcome).unwrap(),
+        continuum_net::client::decode_transfer_answer(&outcome)
+            .unwrap()
+            .applied_at(),
         None,
         "the minority's uncommitted transfer must not apply"
     );

@@ -12,6 +12,12 @@ use ed25519_dalek::SigningKey;
 pub const CLUSTER: u128 = 0xC0FFEE;
 pub const RESERVE: u128 = 1;
 pub const SUPPLY: u64 = 1_000_000;
+/// Genesis expiry window of the test ledgers.
+pub const WINDOW_MS: u64 = 600_000;
+/// Log time the test bank applies at unless a test moves it.
+pub const START_MS: u64 = 1_000;
+/// `expires_at` of the helpers' commands: inside the window at `START_MS`.
+pub const EXPIRES_AT: u64 = START_MS + WINDOW_MS / 2;
 
 /// Deterministic key number `n` (n = 0 is the operator).
 pub fn key(n: u8) -> SigningKey {
@@ -32,13 +38,15 @@ pub fn config(limits: Limits) -> GenesisConfig {
         reserve_account: RESERVE,
         supply: SUPPLY,
         limits,
+        max_expiry_window_ms: WINDOW_MS,
     }
 }
 
-/// A ledger plus the next log index to use.
+/// A ledger plus the next log index and the log time (entry HLC ms) to use.
 pub struct Bank {
     pub ledger: Ledger,
     pub next_index: u64,
+    pub now_ms: u64,
 }
 
 impl Bank {
@@ -50,6 +58,7 @@ impl Bank {
         Bank {
             ledger: Ledger::genesis(config(limits)).expect("valid genesis"),
             next_index: 1,
+            now_ms: START_MS,
         }
     }
 
@@ -62,7 +71,7 @@ impl Bank {
     pub fn apply_bytes(&mut self, bytes: &[u8]) -> Vec<Outcome> {
         let index = self.next_index;
         self.next_index += 1;
-        self.ledger.apply(index, bytes).outcomes
+        self.ledger.apply(index, self.now_ms, bytes).outcomes
     }
 
     pub fn one(&mut self, command: SignedCommand) -> Outcome {
@@ -82,6 +91,7 @@ pub fn create(id: u128, owner: u8) -> SignedCommand {
         id,
         owner: key(owner).verifying_key().to_bytes(),
         flags: AccountFlags::empty(),
+        expires_at: EXPIRES_AT,
     }
     .sign(&operator(), CLUSTER)
 }
@@ -94,6 +104,7 @@ pub fn transfer(id: u128, from: u128, to: u128, amount: u64, client: u128, seq: 
         amount,
         client,
         seq,
+        expires_at: EXPIRES_AT,
     }
 }
 

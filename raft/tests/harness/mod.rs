@@ -5,9 +5,12 @@
 
 use continuum_raft::{
     Config, Entry, EntryKind, HardState, MemStorage, Message, NodeId, Raft, ReadState, Role,
-    GENESIS_CHAIN_HASH, NO_NODE,
+    Snapshot, GENESIS_CHAIN_HASH, NO_NODE,
 };
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+/// Decides per message whether it is delivered (false: lost).
+pub type DeliverFilter = Box<dyn FnMut(&Message) -> bool>;
 
 pub struct Net {
     pub nodes: BTreeMap<NodeId, Raft<MemStorage>>,
@@ -18,6 +21,10 @@ pub struct Net {
     pub delivered: Vec<Message>,
     /// Rewrites messages in flight (e.g. strips entries), when set.
     pub rewrite: Option<fn(&mut Message)>,
+    /// Decides per message whether it is delivered (false: lost), when set.
+    pub deliver: Option<DeliverFilter>,
+    /// Snapshots each node installed from a Ready, in order.
+    pub installed: BTreeMap<NodeId, Vec<Snapshot>>,
 }
 
 impl Net {
@@ -44,6 +51,8 @@ impl Net {
             reads: BTreeMap::new(),
             delivered: Vec::new(),
             rewrite: None,
+            deliver: None,
+            installed: BTreeMap::new(),
         }
     }
 
@@ -75,6 +84,10 @@ impl Net {
                 while raft.has_ready() {
                     moved = true;
                     let ready = raft.ready();
+                    if let Some(snapshot) = ready.snapshot {
+                        raft.storage_mut().apply_snapshot(snapshot.clone());
+                        self.installed.entry(id).or_default().push(snapshot);
+                    }
                     raft.storage_mut().append(&ready.entries);
                     if let Some(hs) = ready.hard_state {
                         raft.storage_mut().set_hard_state(hs);
@@ -95,6 +108,11 @@ impl Net {
                 }
                 if self.cut.contains(&(message.from, message.to)) {
                     continue;
+                }
+                if let Some(deliver) = self.deliver.as_mut() {
+                    if !deliver(&message) {
+                        continue;
+                    }
                 }
                 self.delivered.push(message.clone());
                 self.node(message.to).step(message).expect("step");

@@ -204,9 +204,42 @@ impl Checker {
         Ok(())
     }
 
-    /// `node` restarted and will re-apply from the beginning.
-    pub fn on_restart(&mut self, node: NodeId) {
-        self.applied.insert(node, 0);
+    /// `node` installs a snapshot at `index` with chain hash `hash`
+    /// (InstallSnapshot): it must be of committed entries, and the node
+    /// applies from after it.
+    pub fn on_snapshot(
+        &mut self,
+        node: NodeId,
+        index: u64,
+        hash: &ChainHash,
+    ) -> Result<(), Violation> {
+        match self.committed_hash(index) {
+            Some(known) if known == *hash => {}
+            Some(_) => return Err(Violation::ApplyMismatch { node, index }),
+            None => {
+                return Err(Violation::ApplyGap {
+                    node,
+                    expected: self.commit_index(),
+                    got: index,
+                })
+            }
+        }
+        let applied = self.applied.entry(node).or_insert(0);
+        if index <= *applied {
+            return Err(Violation::ApplyGap {
+                node,
+                expected: *applied + 1,
+                got: index,
+            });
+        }
+        *applied = index;
+        Ok(())
+    }
+
+    /// `node` restarted and will re-apply from after its snapshot at
+    /// `snapshot_index` (0: from the beginning).
+    pub fn on_restart(&mut self, node: NodeId, snapshot_index: u64) {
+        self.applied.insert(node, snapshot_index);
         self.reads.retain(|(n, _), _| *n != node);
     }
 

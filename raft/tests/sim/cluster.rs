@@ -4,7 +4,7 @@ use super::checker::{Checker, Violation};
 use super::nemesis::FaultMix;
 use super::network::Network;
 use continuum_raft::{
-    Config, EntryKind, MemStorage, Message, NodeId, Raft, Role, SplitMix64, Storage,
+    ChainHash, Config, EntryKind, MemStorage, Message, NodeId, Raft, Role, SplitMix64, Storage,
 };
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -89,6 +89,41 @@ pub struct Cluster {
     pub crashes: u64,
     /// Print every event (RAFT_SIM_TRACE=1).
     pub trace: bool,
+    /// Each node compacts its log into a snapshot of its state machine once
+    /// this many applied entries are past its last snapshot (0: never).
+    pub compact_every: u64,
+    /// Snapshots taken and installed so far.
+    pub snapshots_taken: u64,
+    pub snapshots_installed: u64,
+}
+
+/// The simulated state machine (the set of applied payload ids) as
+/// snapshot bytes, and back.
+fn encode_state(ids: &BTreeSet<u64>) -> Vec<u8> {
+    ids.iter().flat_map(|id| id.to_be_bytes()).collect()
+}
+
+fn decode_state(bytes: &[u8]) -> BTreeSet<u64> {
+    bytes
+        .chunks_exact(8)
+        .map(|c| u64::from_be_bytes(c.try_into().expect("8 bytes")))
+        .collect()
+}
+
+/// Chain hash of `index` in `raft`'s log, or, if compacted, the committed
+/// hash the checker knows provided the snapshot point itself matches (the
+/// chain makes the snapshot point vouch for every entry before it).
+fn covering_hash(raft: &Raft<MemStorage>, index: u64, checker: &Checker) -> Option<ChainHash> {
+    if let Some(hash) = raft.log_chain_hash(index) {
+        return Some(hash);
+    }
+    let snapshot_index = raft.storage().first_index() - 1;
+    let point = raft.log_chain_hash(snapshot_index);
+    if index < snapshot_index && point.is_some() && point == checker.committed_hash(snapshot_index)
+    {
+        return checker.committed_hash(index);
+    }
+    None
 }
 
 impl Cluster {
@@ -134,6 +169,9 @@ impl Cluster {
             next_read: 1,
             config,
             crashes: 0,
+            compact_every: 0,
+            snapshots_taken: 0,
+            snapshots_installed: 0,
             trace: std::env::var("RAFT_SIM_TRACE").is_ok(),
         };
         for id in cluster.ids.clone() {
@@ -240,10 +278,21 @@ impl Cluster {
         }
         let quorum = self.quorum();
         let nodes = &self.nodes;
+        let checker = &self.checker;
         self.checker.check_durable(quorum, |index, hash| {
             nodes
                 .iter()
-                .filter(|n| n.storage().chain_hash(index).ok().as_ref() == Some(hash))
+                .filter(|n| {
+                    let storage = n.storage();
+                    match storage.chain_hash(index) {
+                        Ok(h) => h == *hash,
+                        // Compacted: held if the snapshot point is committed.
+                        Err(_) => {
+                            let at = storage.first_index() - 1;
+                            index < at && storage.chain_hash(at).ok() == checker.committed_hash(at)
+                        }
+                    }
+                })
                 .count()
         })?;
         Ok(true)
@@ -259,8 +308,8 @@ impl Cluster {
             let term = raft.term();
             self.checker.on_leader(id, term)?;
             if node.last_leader_term != Some(term) {
-                self.checker
-                    .check_leader_complete(id, term, |i| raft.log_chain_hash(i))?;
+                let checker = &self.checker;
+                checker.check_leader_complete(id, term, |i| covering_hash(raft, i, checker))?;
                 self.node_mut(id).last_leader_term = Some(term);
             }
         }
@@ -286,6 +335,14 @@ impl Cluster {
             return Ok(());
         }
         let ready = raft.ready();
+        // 0. a snapshot received by InstallSnapshot replaces the log and the
+        //    state machine first.
+        if let Some(snapshot) = &ready.snapshot {
+            self.checker
+                .on_snapshot(id, snapshot.metadata.index, &snapshot.metadata.chain_hash)?;
+            raft.storage_mut().apply_snapshot(snapshot.clone());
+            self.snapshots_installed += 1;
+        }
         let leader_term = (raft.role() == Role::Leader).then(|| raft.term());
         {
             let storage = raft.storage();
@@ -307,6 +364,9 @@ impl Cluster {
             raft.storage_mut().set_hard_state(hs);
         }
         let term = raft.term();
+        if let Some(snapshot) = &ready.snapshot {
+            self.nodes[idx].applied_ids = decode_state(&snapshot.data);
+        }
         // 3. apply (checked), 4. reads; messages are sent below, after persisting.
         let mut new_commit = false;
         for entry in &ready.committed_entries {
@@ -323,8 +383,19 @@ impl Cluster {
         for read in &ready.read_states {
             self.checker.on_read_done(id, read.ctx, read.index)?;
         }
-        let raft = self.nodes[idx].raft.as_mut().expect("up");
+        let node = &mut self.nodes[idx];
+        let raft = node.raft.as_mut().expect("up");
         raft.advance();
+        // Compaction: snapshot the state machine at the applied index.
+        let applied = raft.applied_index();
+        let snapshot_index = raft.storage().first_index() - 1;
+        if self.compact_every > 0 && applied >= snapshot_index + self.compact_every {
+            let state = encode_state(&node.applied_ids);
+            raft.storage_mut()
+                .compact(applied, state)
+                .expect("compact an applied, stored index");
+            self.snapshots_taken += 1;
+        }
         let more = raft.has_ready();
         for message in ready.messages {
             self.send(message);
@@ -346,7 +417,7 @@ impl Cluster {
         for raft in self.nodes.iter().filter_map(|n| n.raft.as_ref()) {
             if raft.role() == Role::Leader
                 && raft.term() > known_at
-                && raft.log_chain_hash(index) != Some(hash)
+                && covering_hash(raft, index, &self.checker) != Some(hash)
             {
                 return Err(Violation::LeaderIncomplete {
                     node: raft.id(),
@@ -395,16 +466,22 @@ impl Cluster {
         }
     }
 
-    /// Restart from persisted state; the state machine replays from index 1.
+    /// Restart from persisted state; the state machine restarts from the
+    /// snapshot (if any) and replays the rest of the log.
     pub fn restart(&mut self, id: NodeId) {
         let mut cfg = self.config.clone();
         cfg.id = id;
         let seed = self.rng.next_u64();
         let node = self.node_mut(id);
         let Some(disk) = node.disk.take() else { return };
+        // The state machine restarts from the snapshot, if any.
+        let (snapshot_index, state) = disk.snapshot().map_or((0, BTreeSet::new()), |s| {
+            (s.metadata.index, decode_state(&s.data))
+        });
+        node.applied_ids = state;
         node.raft = Some(Raft::new(cfg, disk, seed).expect("restart from persisted state"));
         let epoch = node.epoch;
-        self.checker.on_restart(id);
+        self.checker.on_restart(id, snapshot_index);
         let first = self.rng.gen_range(0, TICK_US);
         self.schedule(first, Event::Tick { node: id, epoch });
     }
