@@ -111,6 +111,18 @@ pub struct Transfer {
     pub expires_at: u64,
 }
 
+impl Transfer {
+    /// Whether `other` is the same transfer as `self` for deduplication:
+    /// every field but `expires_at`, which only bounds when a command may
+    /// apply (a retry re-signed with a later expiry is the same transfer).
+    pub fn same_fields(&self, other: &Transfer) -> bool {
+        Transfer {
+            expires_at: other.expires_at,
+            ..*self
+        } == *other
+    }
+}
+
 /// One command of any kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Command {

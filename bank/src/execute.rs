@@ -17,7 +17,9 @@
 //!    Neither is remembered (`dedup.rs` says why that is safe).
 //! 3. id decided inside its window → `Exists` (same fields, applied), the
 //!    first rejection again (same fields, rejected), or
-//!    `ExistsWithDifferentFields`.
+//!    `ExistsWithDifferentFields`. "Same fields" leaves out `expires_at`,
+//!    as account creation does: a client that re-signs a retry with a new
+//!    expiry (the CLI's re-run of a transfer) is told it already applied.
 //! 4. the id index is full → `TransfersFull` (a refusal, not remembered).
 //! 5. session `(from, client)`: seq equal to the last one →
 //!    `DuplicateSessionSeq`, below it → `StaleSessionSeq` (a retry of the
@@ -134,7 +136,7 @@ impl Ledger {
 
     fn transfer(&mut self, index: u64, t: &Transfer) -> Outcome {
         if let Some(decided) = self.transfers.get(&t.id) {
-            return if decided.transfer != *t {
+            return if !decided.transfer.same_fields(t) {
                 Outcome::ExistsWithDifferentFields
             } else if decided.applied() {
                 Outcome::Exists

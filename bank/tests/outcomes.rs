@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use continuum_bank::{AccountFlags, CreateAccount, DecodeError, Limits, Outcome};
+use continuum_bank::{AccountFlags, CreateAccount, DecodeError, Limits, Outcome, Transfer};
 
 /// Reserve (owned by the operator, key 0) funds account 10 (key 1) and
 /// account 11 (key 2) exists empty.
@@ -324,4 +324,21 @@ fn display_of_every_outcome_is_distinct() {
     texts.sort();
     texts.dedup();
     assert_eq!(texts.len(), n);
+}
+
+/// A retry re-signed with a later expiry (the CLI re-running a transfer) is
+/// the same transfer: `Exists`, and no money moves again. Before, the new
+/// `expires_at` made it `ExistsWithDifferentFields`.
+#[test]
+fn a_retry_with_a_new_expiry_is_the_same_transfer() {
+    let mut bank = funded();
+    let first = transfer(200, 10, 11, 120, 1, 1);
+    assert_eq!(bank.one(first.sign(&key(1), CLUSTER)), Outcome::Ok);
+    let retry = Transfer {
+        expires_at: first.expires_at - 1,
+        ..first
+    };
+    assert_ne!(retry, first);
+    assert_eq!(bank.one(retry.sign(&key(1), CLUSTER)), Outcome::Exists);
+    assert_eq!(bank.ledger.balance(11), Some(120));
 }
