@@ -188,13 +188,17 @@ fn modified(path: &Path) -> Option<std::time::SystemTime> {
 /// The cargo target directory this process was built in (`target/` unless
 /// the user set `CARGO_TARGET_DIR` or `build.target-dir`), found from the
 /// running executable: test binaries live in `<target>/<profile>/deps/`,
-/// binaries in `<target>/<profile>/`. Cargo marks the root with
-/// `CACHEDIR.TAG`.
+/// binaries in `<target>/<profile>/`.
 pub fn cargo_target_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("the running executable has a path");
-    exe.ancestors()
-        .skip(1)
-        .find(|dir| dir.join("CACHEDIR.TAG").is_file())
+    let mut dir = exe.parent();
+    if dir
+        .and_then(Path::file_name)
+        .is_some_and(|name| name == "deps")
+    {
+        dir = dir.and_then(Path::parent);
+    }
+    dir.and_then(Path::parent)
         .map(Path::to_owned)
         .unwrap_or_else(|| workspace_root().join("target"))
 }
