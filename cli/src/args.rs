@@ -66,29 +66,46 @@ pub enum Command {
     Nemesis(NemesisCommand),
 }
 
+/// `cluster init`: what the new cluster is made of.
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    /// Number of nodes.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=9))]
+    pub nodes: u8,
+    /// INSECURE, for tests only: derive every key and the cluster id
+    /// from SEED (reproducible clusters). Anyone can recover the seed
+    /// from the public cluster id and then holds every key; `cluster up`
+    /// warns on every start. Default: random keys.
+    #[arg(long = "insecure-test-keys", value_name = "SEED")]
+    pub insecure_test_keys: Option<u64>,
+    /// Money in the reserve account at genesis.
+    #[arg(long, default_value_t = continuum_tests::plan::DEFAULT_SUPPLY, value_parser = clap::value_parser!(u64).range(1..))]
+    pub supply: u64,
+    /// Raft election timeout base (ms); 1000 suits TCG emulation.
+    #[arg(long, default_value_t = continuum_tests::plan::DEFAULT_ELECTION_MS, value_parser = clap::value_parser!(u32).range(100..=60_000))]
+    pub election_ms: u32,
+    /// Raft heartbeat interval (ms), at most a third of the election timeout.
+    #[arg(long, default_value_t = continuum_tests::plan::DEFAULT_HEARTBEAT_MS, value_parser = clap::value_parser!(u32).range(10..=10_000))]
+    pub heartbeat_ms: u32,
+    /// Node heap (MiB); the bank's table limits (accounts, dedup window
+    /// ids, sessions) are sized for it on every node. 512 allows 1.3 M
+    /// accounts; the VM gets 192 MiB more than this.
+    #[arg(long, default_value_t = continuum_tests::plan::DEFAULT_HEAP_MIB, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub heap_mib: u32,
+    /// Longest validity (ms of log time) a signed transfer may ask for;
+    /// its id is remembered that long (genesis).
+    #[arg(long, default_value_t = continuum_tests::plan::DEFAULT_DEDUP_WINDOW_MS, value_parser = clap::value_parser!(u64).range(1_000..=86_400_000))]
+    pub dedup_window_ms: u64,
+    /// Applied entries between two ledger snapshots; each one releases the
+    /// log before it and its disk space.
+    #[arg(long, default_value_t = continuum_tests::plan::DEFAULT_SNAPSHOT_ENTRIES, value_parser = clap::value_parser!(u64).range(10..=10_000_000))]
+    pub snapshot_entries: u64,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum ClusterCommand {
     /// Generate a new cluster: ids, node keys, operator key, genesis.
-    Init {
-        /// Number of nodes.
-        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=9))]
-        nodes: u8,
-        /// INSECURE, for tests only: derive every key and the cluster id
-        /// from SEED (reproducible clusters). Anyone can recover the seed
-        /// from the public cluster id and then holds every key; `cluster up`
-        /// warns on every start. Default: random keys.
-        #[arg(long = "insecure-test-keys", value_name = "SEED")]
-        insecure_test_keys: Option<u64>,
-        /// Money in the reserve account at genesis.
-        #[arg(long, default_value_t = continuum_tests::plan::DEFAULT_SUPPLY, value_parser = clap::value_parser!(u64).range(1..))]
-        supply: u64,
-        /// Raft election timeout base (ms); 1000 suits TCG emulation.
-        #[arg(long, default_value_t = continuum_tests::plan::DEFAULT_ELECTION_MS, value_parser = clap::value_parser!(u32).range(100..=60_000))]
-        election_ms: u32,
-        /// Raft heartbeat interval (ms), at most a third of the election timeout.
-        #[arg(long, default_value_t = continuum_tests::plan::DEFAULT_HEARTBEAT_MS, value_parser = clap::value_parser!(u32).range(10..=10_000))]
-        heartbeat_ms: u32,
-    },
+    Init(InitArgs),
     /// Start the fabric and one QEMU per node (in the background unless --foreground).
     Up {
         /// Boot nodes 1..=N only (default: every member).
@@ -323,11 +340,11 @@ mod tests {
         .unwrap();
         assert!(matches!(
             cli.command,
-            Command::Cluster(ClusterCommand::Init {
+            Command::Cluster(ClusterCommand::Init(InitArgs {
                 nodes: 5,
                 insecure_test_keys: Some(42),
                 ..
-            })
+            }))
         ));
         // The old spelling is gone: seeded keys must be asked for by name.
         assert!(parse(&["cluster", "init", "--seed", "42"]).is_err());

@@ -25,7 +25,7 @@ mod nemesis;
 mod status;
 mod supervisor;
 
-use args::{AccountCommand, Cli, ClusterCommand, Command};
+use args::{AccountCommand, Cli, ClusterCommand, Command, InitArgs};
 use clap::Parser;
 use continuum_tests::plan::ClusterPlan;
 use error::CliError;
@@ -60,21 +60,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
     let timeout = Duration::from_secs(cli.timeout);
     let json = cli.json;
     match cli.command {
-        Command::Cluster(ClusterCommand::Init {
-            nodes,
-            insecure_test_keys: seed,
-            supply,
-            election_ms,
-            heartbeat_ms,
-        }) => init(
-            &layout,
-            nodes,
-            seed,
-            supply,
-            election_ms,
-            heartbeat_ms,
-            json,
-        ),
+        Command::Cluster(ClusterCommand::Init(args)) => init(&layout, &args, json),
         Command::Cluster(ClusterCommand::Up {
             nodes,
             foreground,
@@ -128,23 +114,19 @@ fn run(cli: Cli) -> Result<(), CliError> {
 /// made with `--insecure-test-keys`.
 pub const INSECURE_KEYS_WARNING: &str = "continuum: WARNING: this cluster's keys were derived from a seed (--insecure-test-keys): anyone who knows or guesses the seed (the public cluster id gives it away) holds the operator and node keys. Use it for tests only; `cluster init` without the flag makes random keys.";
 
-fn init(
-    layout: &Layout,
-    nodes: u8,
-    seed: Option<u64>,
-    supply: u64,
-    election_ms: u32,
-    heartbeat_ms: u32,
-    json: bool,
-) -> Result<(), CliError> {
+fn init(layout: &Layout, args: &InitArgs, json: bool) -> Result<(), CliError> {
+    let seed = args.insecure_test_keys;
     let mut plan = match seed {
-        Some(seed) => ClusterPlan::from_seed(seed, nodes),
-        None => ClusterPlan::random(nodes),
+        Some(seed) => ClusterPlan::from_seed(seed, args.nodes),
+        None => ClusterPlan::random(args.nodes),
     }
     .map_err(|e| CliError::Other(e.to_string()))?;
-    plan.supply = supply;
-    plan.election_ms = election_ms;
-    plan.heartbeat_ms = heartbeat_ms;
+    plan.supply = args.supply;
+    plan.election_ms = args.election_ms;
+    plan.heartbeat_ms = args.heartbeat_ms;
+    plan.heap_mib = args.heap_mib;
+    plan.dedup_window_ms = args.dedup_window_ms;
+    plan.snapshot_entries = args.snapshot_entries;
     // Check before writing anything (e.g. heartbeat above a third of the election timeout).
     plan.node_config(plan.nodes[0].id)
         .map_err(|e| CliError::Other(e.to_string()))?;
@@ -173,6 +155,10 @@ fn init(
     println!(
         "genesis: {} in reserve account {}; Raft election {} ms, heartbeat {} ms",
         facts.supply, facts.reserve_account, facts.election_ms, facts.heartbeat_ms
+    );
+    println!(
+        "ledger: tables sized for a {} MiB heap, dedup window {} ms; a snapshot every {} applied entries",
+        facts.heap_mib, facts.dedup_window_ms, facts.snapshot_entries
     );
     println!("next: continuum --dir {} cluster up", layout.dir.display());
     Ok(())

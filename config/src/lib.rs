@@ -18,7 +18,7 @@
 //! # node 1 of the demo cluster
 //! node_id    = 1
 //! cluster_id = 42
-//! heap_mib   = 16
+//! heap_mib   = 64
 //! log_level  = info
 //! mode       = node   # or selftest, wal-exercise, wal-bench, net-bench, ...
 //! unsafe_no_flush = false
@@ -35,6 +35,9 @@
 //! supply          = 1000000000
 //! election_ms     = 1000
 //! heartbeat_ms    = 100
+//! ledger_heap_mib = 64      # sizes the bank's tables (identical on every node)
+//! dedup_window_ms = 600000  # longest validity of a signed command
+//! snapshot_entries = 10000  # applied entries between ledger snapshots
 //! ```
 //!
 //! `peer` is the one key that may repeat (once per other member).
@@ -105,6 +108,16 @@ pub enum Mode {
 pub const ELECTION_MS_RANGE: core::ops::RangeInclusive<u32> = 100..=60_000;
 /// Accepted `heartbeat_ms` values.
 pub const HEARTBEAT_MS_RANGE: core::ops::RangeInclusive<u32> = 10..=10_000;
+
+/// Accepted `ledger_heap_mib` values (the node's own `heap_mib` must be at
+/// least as large).
+pub const LEDGER_HEAP_MIB_RANGE: core::ops::RangeInclusive<u32> = 1..=1024;
+/// Accepted `dedup_window_ms` values: one second to one day.
+pub const DEDUP_WINDOW_MS_RANGE: core::ops::RangeInclusive<u64> = 1_000..=86_400_000;
+/// Accepted `snapshot_entries` values. Below the minimum a node would
+/// spend its time writing snapshots; above the maximum the log between two
+/// snapshots outgrows any disk.
+pub const SNAPSHOT_ENTRIES_RANGE: core::ops::RangeInclusive<u64> = 10..=10_000_000;
 
 /// Most peers a node can have (a 9-node cluster); bounds the fixed table
 /// the parser fills without a heap.
@@ -204,8 +217,8 @@ pub struct Config {
     /// The cluster this node belongs to. Default 1. Nodes and disks of
     /// different clusters refuse to talk to each other.
     pub cluster_id: u64,
-    /// Kernel heap in MiB, within [`HEAP_MIB_RANGE`]. Default 16. Raise it
-    /// for large batches or a long in-memory log.
+    /// Kernel heap in MiB, within [`HEAP_MIB_RANGE`]. Default 64; at least
+    /// `ledger_heap_mib`, since the bank's tables live in it.
     pub heap_mib: u32,
     /// Console verbosity. Default `info`; `debug` and `trace` slow a TCG
     /// guest noticeably because every byte goes through an emulated UART.
@@ -266,6 +279,22 @@ pub struct Config {
     /// Raft leader heartbeat interval in ms. Default 100; at most a third of
     /// `election_ms`.
     pub heartbeat_ms: u32,
+    /// Heap, in MiB, the bank's table limits are sized for
+    /// (`continuum_bank::Limits::for_heap`): accounts, the dedup window's
+    /// ids and sessions. Part of the genesis: identical on every node, since
+    /// a full table decides outcomes. Default 64, within
+    /// [`LEDGER_HEAP_MIB_RANGE`]; this node's `heap_mib` must be at least
+    /// this (checked at parse).
+    pub ledger_heap_mib: u32,
+    /// Longest validity, in ms of log time, a signed command may ask for
+    /// (`expires_at` beyond it is refused `ExpiryTooFar`); the bank forgets
+    /// a decided id once its expiry has passed. Part of the genesis. Default
+    /// 600000 (10 minutes), within [`DEDUP_WINDOW_MS_RANGE`].
+    pub dedup_window_ms: u64,
+    /// Applied entries between two snapshots of the ledger; after each the
+    /// log prefix is released and its disk space reused. Default 10000,
+    /// within [`SNAPSHOT_ENTRIES_RANGE`]. Each node's own choice.
+    pub snapshot_entries: u64,
 }
 
 impl Default for Config {
@@ -273,7 +302,7 @@ impl Default for Config {
         Config {
             node_id: 1,
             cluster_id: 1,
-            heap_mib: 16,
+            heap_mib: 64,
             log_level: LogLevel::Info,
             mode: Mode::Node,
             unsafe_no_flush: false,
@@ -295,6 +324,9 @@ impl Default for Config {
             supply: 1_000_000_000,
             election_ms: 1000,
             heartbeat_ms: 100,
+            ledger_heap_mib: 64,
+            dedup_window_ms: 600_000,
+            snapshot_entries: 10_000,
         }
     }
 }

@@ -2,8 +2,9 @@
 //! before the heap exists, on bytes that came from outside.
 
 use crate::{
-    Config, DiskPin, FormatPolicy, Ipv4Cidr, LogLevel, Mode, Peer, ELECTION_MS_RANGE,
-    HEAP_MIB_RANGE, HEARTBEAT_MS_RANGE, MAX_CONFIG_BYTES, MAX_PEERS, MAX_SERIAL_BYTES,
+    Config, DiskPin, FormatPolicy, Ipv4Cidr, LogLevel, Mode, Peer, DEDUP_WINDOW_MS_RANGE,
+    ELECTION_MS_RANGE, HEAP_MIB_RANGE, HEARTBEAT_MS_RANGE, LEDGER_HEAP_MIB_RANGE, MAX_CONFIG_BYTES,
+    MAX_PEERS, MAX_SERIAL_BYTES, SNAPSHOT_ENTRIES_RANGE,
 };
 use core::fmt;
 
@@ -236,6 +237,27 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
                 };
                 19
             }
+            "ledger_heap_mib" => {
+                config.ledger_heap_mib = match value.parse::<u32>() {
+                    Ok(mib) if LEDGER_HEAP_MIB_RANGE.contains(&mib) => mib,
+                    _ => return Err(err(bad("an integer from 1 to 1024"))),
+                };
+                20
+            }
+            "dedup_window_ms" => {
+                config.dedup_window_ms = match value.parse::<u64>() {
+                    Ok(ms) if DEDUP_WINDOW_MS_RANGE.contains(&ms) => ms,
+                    _ => return Err(err(bad("milliseconds from 1000 to 86400000 (one day)"))),
+                };
+                21
+            }
+            "snapshot_entries" => {
+                config.snapshot_entries = match value.parse::<u64>() {
+                    Ok(n) if SNAPSHOT_ENTRIES_RANGE.contains(&n) => n,
+                    _ => return Err(err(bad("an entry count from 10 to 10000000"))),
+                };
+                22
+            }
             _ => return Err(err(ConfigErrorKind::UnknownKey)),
         };
         if seen & (1 << bit) != 0 {
@@ -249,6 +271,11 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
     if config.heartbeat_ms.saturating_mul(3) > config.election_ms {
         return Err(whole(bad(
             "heartbeat_ms at most a third of election_ms (a leader must be heard several times per election timeout)",
+        )));
+    }
+    if config.heap_mib < config.ledger_heap_mib {
+        return Err(whole(bad(
+            "heap_mib at least ledger_heap_mib (the bank's tables, sized for ledger_heap_mib, live in the heap)",
         )));
     }
     if config.format == FormatPolicy::ThisDisk && config.disk == DiskPin::Any {
@@ -377,7 +404,7 @@ mod tests {
     #[test]
     fn every_key_parses() {
         let config = parse(
-            b"node_id = 3\ncluster_id=77 # trailing comment\n heap_mib = 32\nlog_level = debug\nmode = selftest\n",
+            b"node_id = 3\ncluster_id=77 # trailing comment\n heap_mib = 32\nlog_level = debug\nmode = selftest\nledger_heap_mib = 16\n",
         )
         .unwrap();
         assert_eq!(
@@ -386,6 +413,7 @@ mod tests {
                 node_id: 3,
                 cluster_id: 77,
                 heap_mib: 32,
+                ledger_heap_mib: 16,
                 log_level: LogLevel::Debug,
                 mode: Mode::SelfTest,
                 ..Config::default()
@@ -409,6 +437,19 @@ mod tests {
     }
 
     #[test]
+    fn ledger_limits_window_and_snapshots_parse() {
+        let config = parse(
+            b"heap_mib = 512\nledger_heap_mib = 512\ndedup_window_ms = 5000\nsnapshot_entries = 200\n",
+        )
+        .unwrap();
+        assert_eq!(config.ledger_heap_mib, 512);
+        assert_eq!(config.dedup_window_ms, 5000);
+        assert_eq!(config.snapshot_entries, 200);
+        let defaults = Config::default();
+        assert!(defaults.heap_mib >= defaults.ledger_heap_mib);
+    }
+
+    #[test]
     fn bad_genesis_and_timing_are_refused() {
         for text in [
             "reserve_account = 0",
@@ -418,6 +459,15 @@ mod tests {
             "election_ms = 99",
             "heartbeat_ms = 5",
             "election_ms = 200\nheartbeat_ms = 100",
+            "ledger_heap_mib = 0",
+            "ledger_heap_mib = 128",
+            "heap_mib = 32",
+            "heap_mib = 256\nledger_heap_mib = 1025",
+            "dedup_window_ms = 999",
+            "dedup_window_ms = 86400001",
+            "snapshot_entries = 9",
+            "snapshot_entries = 0",
+            "snapshot_entries = 10000001",
         ] {
             assert!(parse(text.as_bytes()).is_err(), "{text} accepted");
         }

@@ -4,7 +4,7 @@
 use continuum_config::{fuzz_check, ramdisk};
 use proptest::prelude::*;
 
-const EXAMPLE: &str = "# node 1\nnode_id = 1\ncluster_id = 42\nheap_mib = 16\nlog_level = info\nmode = node\n\
+const EXAMPLE: &str = "# node 1\nnode_id = 1\ncluster_id = 42\nheap_mib = 64\nlog_level = info\nmode = node\n\
 secret_key = 9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60\nlan_ip = 10.7.0.1/24\n\
 peer = 2 10.7.0.2 3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c\n\
 operator_key = d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a\n\

@@ -36,12 +36,6 @@ use spin::Mutex;
 /// Raft's logical tick.
 pub const TICK_MS: u64 = 10;
 
-/// Bank limits, identical on every node (they decide outcomes such as
-/// `TransfersFull`, so they are part of the replicated state's definition):
-/// derived from the default 64 MiB node heap, whatever this node's own
-/// `heap_mib` is, so every node of a cluster computes the same ones.
-pub const LIMITS: Limits = Limits::for_heap(continuum_bank::DEFAULT_LEDGER_HEAP_MIB);
-
 pub type KernelNode = Node<NodeDisk, IpEndpoint>;
 /// Envelopes to send: (peer id, encoded envelope).
 pub type Outbox = Vec<(u64, Vec<u8>)>;
@@ -93,8 +87,10 @@ pub fn start(config: &Config, store: Option<DiskStore>, lan_ready: bool) -> bool
             operator_key,
             reserve_account: config.reserve_account,
             supply: config.supply,
-            limits: LIMITS,
-            max_expiry_window_ms: continuum_bank::DEFAULT_MAX_EXPIRY_WINDOW_MS,
+            // Part of the genesis, identical on every node: a full table
+            // decides outcomes (the config parser checked the heap fits).
+            limits: Limits::for_heap(u64::from(config.ledger_heap_mib)),
+            max_expiry_window_ms: config.dedup_window_ms,
         },
         election_ticks,
         heartbeat_ticks: (u64::from(config.heartbeat_ms) / TICK_MS).max(1),

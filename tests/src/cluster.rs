@@ -215,6 +215,10 @@ fn merge_config(base: &str, extra: &[&str]) -> String {
     out
 }
 
+/// Guest memory a node needs beyond its heap: the kernel image, page
+/// tables, DMA buffers and the bootloader's structures.
+pub const VM_MEMORY_BEYOND_HEAP_MIB: u32 = 192;
+
 impl Cluster {
     /// Starts a test cluster: nodes `1..=spec.nodes` plus phantom members,
     /// keys [`node_key`]`(name, id)`, cluster id [`CLUSTER_ID`], no disks
@@ -411,7 +415,13 @@ impl Cluster {
     pub fn vm_config(&self, id: u8) -> Result<VmConfig, String> {
         let node = self.node_launch(id)?;
         let dir = self.node_dir(id);
-        let mut vm = VmConfig::new(&self.vm_name(id))
+        let mut vm = VmConfig::new(&self.vm_name(id));
+        // Room for the heap plus the kernel, page tables and DMA buffers.
+        let heap_mib = continuum_config::Config::parse(node.config.as_bytes())
+            .map_err(|e| format!("node {id}: {e}"))?
+            .heap_mib;
+        vm.memory_mib = vm.memory_mib.max(heap_mib + VM_MEMORY_BEYOND_HEAP_MIB);
+        let mut vm = vm
             .files_in(&dir)
             .node_config(&node.config)
             .timeout(self.spec.timeout)

@@ -6,7 +6,11 @@
 //! * the bank's genesis, identical on every node: the operator key (owns the
 //!   reserve account, signs account creation), the reserve account id and
 //!   the supply;
-//! * Raft timing (`election_ms`, `heartbeat_ms`) and the node heap.
+//! * the ledger's bounds, also identical on every node: the heap its tables
+//!   are sized for (`ledger_heap_mib`, here the node heap) and the dedup
+//!   window (`dedup_window_ms`);
+//! * Raft timing (`election_ms`, `heartbeat_ms`), the node heap and how
+//!   often a node snapshots its ledger (`snapshot_entries`).
 //!
 //! Keys are either derived from a label (tests and `cluster init --insecure-test-keys`:
 //! the same label gives the same cluster, so a failing run can be replayed)
@@ -35,8 +39,12 @@ pub const DEFAULT_RESERVE_ACCOUNT: u128 = 1;
 pub const DEFAULT_ELECTION_MS: u32 = 1000;
 /// Default leader heartbeat interval.
 pub const DEFAULT_HEARTBEAT_MS: u32 = 100;
-/// Default node heap: the kernel's bank limits are sized for 64 MiB.
+/// Default node heap, and the heap the bank's limits are sized for.
 pub const DEFAULT_HEAP_MIB: u32 = 64;
+/// Default genesis dedup window (the config's own default, 10 minutes).
+pub const DEFAULT_DEDUP_WINDOW_MS: u64 = 600_000;
+/// Default applied entries between two ledger snapshots (the config's own).
+pub const DEFAULT_SNAPSHOT_ENTRIES: u64 = 10_000;
 
 /// A deterministic key for `role` number `id` derived from `label`.
 pub fn derived_key(label: &str, role: &str, id: u8) -> SigningKey {
@@ -140,7 +148,13 @@ pub struct ClusterPlan {
     pub supply: u64,
     pub election_ms: u32,
     pub heartbeat_ms: u32,
+    /// Node heap, and the heap the bank's table limits are sized for
+    /// (`ledger_heap_mib`, so it is the same on every node).
     pub heap_mib: u32,
+    /// Genesis: longest validity of a signed command.
+    pub dedup_window_ms: u64,
+    /// Applied entries between two ledger snapshots.
+    pub snapshot_entries: u64,
     /// Every key follows from a public label ([`ClusterPlan::from_seed`]):
     /// anyone who guesses the seed holds the operator and node keys.
     pub insecure_test_keys: bool,
@@ -188,6 +202,8 @@ impl ClusterPlan {
             election_ms: DEFAULT_ELECTION_MS,
             heartbeat_ms: DEFAULT_HEARTBEAT_MS,
             heap_mib: DEFAULT_HEAP_MIB,
+            dedup_window_ms: DEFAULT_DEDUP_WINDOW_MS,
+            snapshot_entries: DEFAULT_SNAPSHOT_ENTRIES,
             insecure_test_keys: false,
         })
     }
@@ -283,12 +299,18 @@ impl ClusterPlan {
              reserve_account = {}\n\
              supply = {}\n\
              election_ms = {}\n\
-             heartbeat_ms = {}\n",
+             heartbeat_ms = {}\n\
+             ledger_heap_mib = {}\n\
+             dedup_window_ms = {}\n\
+             snapshot_entries = {}\n",
             hex(self.operator.verifying_key().as_bytes()),
             self.reserve_account,
             self.supply,
             self.election_ms,
-            self.heartbeat_ms
+            self.heartbeat_ms,
+            self.heap_mib,
+            self.dedup_window_ms,
+            self.snapshot_entries
         ));
         Config::parse(text.as_bytes()).map_err(|e| PlanError::Config {
             node: id,
@@ -318,6 +340,8 @@ impl ClusterPlan {
             election_ms: self.election_ms,
             heartbeat_ms: self.heartbeat_ms,
             heap_mib: self.heap_mib,
+            dedup_window_ms: self.dedup_window_ms,
+            snapshot_entries: self.snapshot_entries,
             insecure_test_keys: self.insecure_test_keys,
         }
     }
@@ -337,6 +361,13 @@ pub struct ClusterFacts {
     pub election_ms: u32,
     pub heartbeat_ms: u32,
     pub heap_mib: u32,
+    /// Genesis dedup window (absent in a `cluster.json` written before it
+    /// existed: the default).
+    #[serde(default = "default_dedup_window_ms")]
+    pub dedup_window_ms: u64,
+    /// Applied entries between two ledger snapshots (absent: the default).
+    #[serde(default = "default_snapshot_entries")]
+    pub snapshot_entries: u64,
     /// The keys were derived from a seed (`--insecure-test-keys`): `cluster
     /// up` warns on every start. Absent (false) for random keys.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -356,6 +387,14 @@ pub struct MemberFacts {
     /// `nvme`, `ahci`); absent: `cluster up --disk` decides (default virtio).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disk: Option<crate::DiskKind>,
+}
+
+fn default_dedup_window_ms() -> u64 {
+    DEFAULT_DEDUP_WINDOW_MS
+}
+
+fn default_snapshot_entries() -> u64 {
+    DEFAULT_SNAPSHOT_ENTRIES
 }
 
 impl ClusterFacts {
@@ -398,6 +437,9 @@ mod tests {
             assert_eq!(config.reserve_account, DEFAULT_RESERVE_ACCOUNT);
             assert_eq!(config.supply, DEFAULT_SUPPLY);
             assert_eq!(config.heap_mib, DEFAULT_HEAP_MIB);
+            assert_eq!(config.ledger_heap_mib, DEFAULT_HEAP_MIB);
+            assert_eq!(config.dedup_window_ms, DEFAULT_DEDUP_WINDOW_MS);
+            assert_eq!(config.snapshot_entries, DEFAULT_SNAPSHOT_ENTRIES);
             assert_eq!(config.lan_ip.unwrap().address, lan_ip(id));
         }
         assert!(a.node_config(4).is_err());
