@@ -34,10 +34,12 @@ fn connect(layout: &Layout, timeout: Duration) -> Result<(Client, ClusterFacts),
             addr: ([127, 0, 0, 1], n.client_port).into(),
         })
         .collect();
-    let client = Client::new(facts.cluster_id, endpoints)?.with_policy(RetryPolicy {
-        deadline: timeout,
-        ..RetryPolicy::default()
-    });
+    let client = Client::new(facts.cluster_id, endpoints)?
+        .with_policy(RetryPolicy {
+            deadline: timeout,
+            ..RetryPolicy::default()
+        })
+        .with_window(facts.dedup_window_ms);
     Ok((client, facts))
 }
 

@@ -903,6 +903,11 @@ fn status_json(node_id: u8, cluster_id: u64) -> String {
         time::hlc_now().map_or(0, |t| t.packed()),
         status.epoch
     );
+    let (heap_used, heap_free) = crate::memory::heap_usage();
+    let _ = write!(
+        out,
+        "\"memory\":{{\"heap_used\":{heap_used},\"heap_free\":{heap_free}}},"
+    );
     for (name, iface, nic) in [
         ("lan", status.lan, status.lan_nic),
         ("client", status.client, status.client_nic),

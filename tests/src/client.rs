@@ -290,6 +290,14 @@ pub fn default_expires_at() -> u64 {
     unix_ms() + DEFAULT_VALIDITY_MS
 }
 
+/// How long a command may stay valid in a cluster whose genesis window is
+/// `window_ms`: the window minus a clock-skew margin (1/20 of it, at least
+/// 250 ms and at most [`EXPIRY_SKEW_MARGIN_MS`]), never below 1 ms.
+pub fn validity_for_window(window_ms: u64) -> u64 {
+    let margin = (window_ms / 20).clamp(250, EXPIRY_SKEW_MARGIN_MS);
+    window_ms.saturating_sub(margin).max(1)
+}
+
 pub struct Client {
     cluster_id: u64,
     endpoints: Vec<Endpoint>,
@@ -302,8 +310,11 @@ pub struct Client {
     session: u128,
     next_seq: u64,
     /// `expires_at` of every command this client signs; `None`: each gets
-    /// [`default_expires_at`] when it is signed.
+    /// now + `validity_ms` when it is signed.
     expires_at: Option<u64>,
+    /// Validity of a command signed now ([`DEFAULT_VALIDITY_MS`] unless
+    /// [`Client::with_window`] says the cluster's window).
+    validity_ms: u64,
     /// Index of the endpoint to try first (the last one that answered Ok).
     preferred: usize,
 }
@@ -339,6 +350,7 @@ impl Client {
             session: u128::from(word(16)) << 64 | u128::from(word(24)),
             next_seq: 1,
             expires_at: None,
+            validity_ms: DEFAULT_VALIDITY_MS,
             preferred: 0,
         })
     }
@@ -367,8 +379,17 @@ impl Client {
         self
     }
 
+    /// Signs each command valid for [`validity_for_window`]`(window_ms)`,
+    /// the cluster's genesis `dedup_window_ms` (a longer validity would be
+    /// refused `ExpiryTooFar`).
+    pub fn with_window(mut self, window_ms: u64) -> Client {
+        self.validity_ms = validity_for_window(window_ms);
+        self
+    }
+
     fn next_expires_at(&self) -> u64 {
-        self.expires_at.unwrap_or_else(default_expires_at)
+        self.expires_at
+            .unwrap_or_else(|| unix_ms() + self.validity_ms)
     }
 
     pub fn policy(&self) -> RetryPolicy {
@@ -712,6 +733,20 @@ fn position(node: u64, body: ReplyBody) -> Result<(Position, Vec<u8>), ClientErr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn validity_leaves_a_skew_margin_inside_the_window() {
+        assert_eq!(
+            validity_for_window(DEFAULT_MAX_EXPIRY_WINDOW_MS),
+            DEFAULT_VALIDITY_MS
+        );
+        assert_eq!(validity_for_window(1_000), 750);
+        assert_eq!(validity_for_window(10_000), 9_500);
+        assert_eq!(
+            validity_for_window(86_400_000),
+            86_400_000 - EXPIRY_SKEW_MARGIN_MS
+        );
+    }
 
     #[test]
     fn outcome_bytes_round_trip_and_junk_is_an_error() {

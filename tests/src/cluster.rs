@@ -193,7 +193,7 @@ pub struct Cluster {
 
 /// Replaces the lines of `base` whose key an `extra` line sets (except
 /// `peer`, which repeats), then appends the extra lines.
-fn merge_config(base: &str, extra: &[&str]) -> String {
+pub fn merge_config(base: &str, extra: &[&str]) -> String {
     let key = |line: &str| line.split('=').next().map(|k| k.trim().to_owned());
     let replaced: Vec<String> = extra
         .iter()
@@ -584,7 +584,15 @@ impl Cluster {
                 addr: ([127, 0, 0, 1], n.client_port).into(),
             })
             .collect();
-        Client::new(self.cluster_id, endpoints)
+        let window = self
+            .spec
+            .nodes
+            .first()
+            .and_then(|n| continuum_config::Config::parse(n.config.as_bytes()).ok())
+            .map_or(continuum_bank::DEFAULT_MAX_EXPIRY_WINDOW_MS, |c| {
+                c.dedup_window_ms
+            });
+        Client::new(self.cluster_id, endpoints).map(|c| c.with_window(window))
     }
 
     /// Waits until a majority of the nodes name the same leader in
