@@ -44,7 +44,9 @@ pub const MAX_SIGNING_MESSAGE_LEN: usize = 16 + 16 + 1 + TRANSFER_BODY_LEN;
 /// Wire tag of each command kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CommandKind {
+    /// [`CreateAccount`].
     CreateAccount = 1,
+    /// [`Transfer`].
     Transfer = 2,
 }
 
@@ -69,10 +71,12 @@ impl AccountFlags {
         (bits & !Self::KNOWN == 0).then_some(AccountFlags(bits))
     }
 
+    /// The flags as their wire bits.
     pub fn bits(self) -> u16 {
         self.0
     }
 
+    /// Whether every flag of `other` is set here.
     pub fn contains(self, other: AccountFlags) -> bool {
         self.0 & other.0 == other.0
     }
@@ -81,9 +85,11 @@ impl AccountFlags {
 /// Open an account with balance zero.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CreateAccount {
+    /// The new account's id (non-zero, not in use).
     pub id: u128,
     /// Ed25519 public key that signs transfers debiting this account.
     pub owner: [u8; 32],
+    /// What the account may do (e.g. go negative).
     pub flags: AccountFlags,
     /// Cluster HLC milliseconds after which this command can no longer
     /// apply (outcome `Expired`); see `Transfer::expires_at`.
@@ -96,8 +102,11 @@ pub struct Transfer {
     /// Client-chosen id; a transfer id is decided at most once (see
     /// `dedup.rs`), and never applies after `expires_at`.
     pub id: u128,
+    /// Debited account; its owner key signs the transfer.
     pub from: u128,
+    /// Credited account.
     pub to: u128,
+    /// Units moved (non-zero).
     pub amount: u64,
     /// Client session id (Raft thesis §6.3); scoped to the `from` account.
     pub client: u128,
@@ -126,7 +135,9 @@ impl Transfer {
 /// One command of any kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Command {
+    /// Open an account (signed by the operator).
     CreateAccount(CreateAccount),
+    /// Move money (signed by the debited account's owner).
     Transfer(Transfer),
 }
 
@@ -134,7 +145,9 @@ pub enum Command {
 /// validity is an apply-time outcome).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SignedCommand {
+    /// What is asked.
     pub command: Command,
+    /// Ed25519 signature over [`Command::signing_message`]'s bytes.
     pub signature: [u8; SIGNATURE_LEN],
 }
 
@@ -145,6 +158,7 @@ pub struct SigningMessage {
 }
 
 impl SigningMessage {
+    /// The bytes to sign or verify.
     pub fn as_bytes(&self) -> &[u8] {
         &self.buf[..self.len]
     }
@@ -159,6 +173,7 @@ impl Command {
         }
     }
 
+    /// Which kind of command this is.
     pub fn kind(&self) -> CommandKind {
         match self {
             Command::CreateAccount(_) => CommandKind::CreateAccount,

@@ -30,6 +30,7 @@ use alloc::collections::{BTreeMap, BTreeSet};
 /// A transfer the bank decided, kept by id until `transfer.expires_at`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DecidedTransfer {
+    /// The transfer as decided (every signed field).
     pub transfer: Transfer,
     /// Log index of the entry that decided it.
     pub index: u64,

@@ -48,6 +48,7 @@ impl Entry {
         }
     }
 
+    /// The entry's commands, in the order they apply.
     pub fn commands(&self) -> &[SignedCommand] {
         &self.commands
     }

@@ -102,6 +102,7 @@ pub struct GenesisConfig {
     pub reserve_account: u128,
     /// Total money; conserved for ever.
     pub supply: u64,
+    /// Table sizes; a full table decides outcomes (`AccountsFull`, `TransfersFull`).
     pub limits: Limits,
     /// Longest validity a command may ask for: `expires_at` at most this
     /// many milliseconds beyond the entry's log time, else `ExpiryTooFar`.
@@ -153,13 +154,16 @@ impl fmt::Display for GenesisError {
 /// One account.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Account {
+    /// The account's id.
     pub id: u128,
     /// The owner key, compressed: it passed [`OwnerKey::parse`] when the
     /// account opened. Kept as 32 bytes rather than a decompressed point
     /// (192 bytes) so a million accounts fit in a few hundred MiB; it is
     /// decompressed again when a signature is checked ([`Account::owner_key`]).
     pub owner: [u8; 32],
+    /// What the account may do.
     pub flags: AccountFlags,
+    /// Units it holds.
     pub balance: u64,
 }
 
@@ -173,6 +177,7 @@ impl Account {
 /// What one `apply` did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ApplyResult {
+    /// Log index of the applied entry.
     pub index: u64,
     /// One outcome per command in entry order, or a single
     /// `Outcome::Malformed` when the entry did not decode.
@@ -455,10 +460,12 @@ impl Ledger {
         (self.applied_index, self.chain_head)
     }
 
+    /// Log index of the last entry applied.
     pub fn applied_index(&self) -> u64 {
         self.applied_index
     }
 
+    /// The genesis this ledger started from.
     pub fn config(&self) -> &GenesisConfig {
         &self.config
     }

@@ -55,6 +55,7 @@
 //! byte, so pending/linked transfers can be new kinds and flags.
 
 #![no_std]
+#![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
 extern crate alloc;

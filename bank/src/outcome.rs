@@ -123,6 +123,7 @@ impl Outcome {
         UNIT.get(usize::from(code)).copied()
     }
 
+    /// Whether the command took effect.
     pub fn is_ok(self) -> bool {
         self == Outcome::Ok
     }

@@ -28,10 +28,15 @@ pub type SessionKey = (u128, u128);
 /// What a session remembers about its last transfer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Session {
+    /// Sequence number of the session's last transfer.
     pub last_seq: u64,
+    /// Its transfer id.
     pub last_id: u128,
+    /// Its credited account.
     pub last_to: u128,
+    /// Its amount.
     pub last_amount: u64,
+    /// What the bank decided for it.
     pub last_outcome: Outcome,
     /// Log index of the entry that applied the last transfer (LRU key).
     pub last_index: u64,

@@ -82,6 +82,7 @@ impl OwnerKey {
         )
     }
 
+    /// The compressed key.
     pub fn as_bytes(&self) -> &[u8; 32] {
         self.0.as_bytes()
     }
@@ -133,8 +134,11 @@ fn decode_checked(signature: &[u8; 64]) -> Option<(EdwardsPoint, Scalar)> {
 
 /// One signature to check.
 pub struct VerifyItem<'a> {
+    /// Who must have signed.
     pub key: OwnerKey,
+    /// What was signed.
     pub message: &'a [u8],
+    /// The signature (`R ‖ S`).
     pub signature: &'a [u8; 64],
 }
 

@@ -46,6 +46,7 @@
 //! names the line and what is wrong with it. The kernel prints that error and
 //! halts rather than guess.
 #![no_std]
+#![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
 pub mod fuzz_check;
@@ -66,10 +67,15 @@ pub const HEAP_MIB_RANGE: core::ops::RangeInclusive<u32> = 1..=1024;
 /// How verbose the boot console is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum LogLevel {
+    /// Only what stops the node.
     Error,
+    /// Also what the operator should look at.
     Warn,
+    /// Also boot progress and role changes (the default).
     Info,
+    /// Also per-event detail; slow under TCG.
     Debug,
+    /// Everything; very slow under TCG.
     Trace,
 }
 
@@ -133,17 +139,25 @@ pub enum DiskPin {
     /// else the first blank one). The default.
     Any,
     /// The `n`-th virtio-blk disk in PCI order, from 0 (`virtio:<n>`).
-    Virtio { index: u8 },
+    Virtio {
+        /// Position among the virtio-blk disks, from 0.
+        index: u8,
+    },
     /// The NVMe disk with this serial number (`nvme:<serial>`), as the
     /// console lists it; ASCII without blanks, at most
     /// [`MAX_SERIAL_BYTES`].
     Nvme {
+        /// The serial's bytes, zero-padded.
         serial: [u8; MAX_SERIAL_BYTES],
+        /// How many bytes of `serial` are used.
         len: u8,
     },
     /// The SATA disk on this port of the first AHCI controller (PCI order)
     /// that has a disk on that port (`ahci:<port>`, 0..=31).
-    Ahci { port: u8 },
+    Ahci {
+        /// AHCI port number, 0..=31.
+        port: u8,
+    },
 }
 
 impl DiskPin {
@@ -193,7 +207,9 @@ impl core::fmt::Display for FormatPolicy {
 /// An IPv4 address with its prefix length, as in `10.7.0.1/24`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Ipv4Cidr {
+    /// The address, most significant octet first.
     pub address: [u8; 4],
+    /// Network prefix length, 0..=32.
     pub prefix_len: u8,
 }
 

@@ -13,13 +13,18 @@ use core::fmt;
 pub struct ConfigError {
     /// 1-based line number, or 0 when the error concerns the whole file.
     pub line: usize,
+    /// What is wrong with it.
     pub kind: ConfigErrorKind,
 }
 
+/// What is wrong with a configuration file or one of its lines.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConfigErrorKind {
     /// The file is larger than [`MAX_CONFIG_BYTES`].
-    TooLarge { len: usize },
+    TooLarge {
+        /// Its length in bytes.
+        len: usize,
+    },
     /// The file is not UTF-8.
     NotUtf8,
     /// A line that is neither blank, a comment, nor `key = value`.
@@ -33,7 +38,10 @@ pub enum ConfigErrorKind {
     /// A `peer` line repeats a node id, or names this node's own id.
     BadPeerId,
     /// A value that does not parse for its key; the str says what is expected.
-    BadValue { expected: &'static str },
+    BadValue {
+        /// What the key accepts, in words.
+        expected: &'static str,
+    },
 }
 
 impl fmt::Display for ConfigError {

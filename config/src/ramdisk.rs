@@ -38,17 +38,36 @@ pub const HEADER_BYTES: usize = 16;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RamdiskError {
     /// Shorter than the header.
-    Truncated { len: usize },
+    Truncated {
+        /// The ramdisk's length in bytes.
+        len: usize,
+    },
     /// The magic is missing: this ramdisk is something else.
     NotAConfig,
     /// A sealed config of a format version this kernel does not know.
-    UnsupportedVersion { version: u8 },
+    UnsupportedVersion {
+        /// The version byte found.
+        version: u8,
+    },
     /// The declared text is larger than [`MAX_CONFIG_BYTES`].
-    TooLarge { len: usize },
+    TooLarge {
+        /// The declared length in bytes.
+        len: usize,
+    },
     /// The header's length disagrees with the ramdisk's size.
-    LengthMismatch { declared: usize, actual: usize },
+    LengthMismatch {
+        /// Text length the header declares.
+        declared: usize,
+        /// Text bytes the ramdisk holds.
+        actual: usize,
+    },
     /// The text does not match its checksum.
-    Corrupt { stored: u32, computed: u32 },
+    Corrupt {
+        /// Checksum in the header.
+        stored: u32,
+        /// Checksum of the text as read.
+        computed: u32,
+    },
 }
 
 impl fmt::Display for RamdiskError {
