@@ -87,7 +87,7 @@ pub use ledger::{
     DECIDED_TRANSFER_COST_BYTES, DEFAULT_LEDGER_HEAP_MIB, DEFAULT_MAX_EXPIRY_WINDOW_MS,
     GENESIS_CONFIG_LEN, SESSION_COST_BYTES,
 };
-pub use outcome::Outcome;
+pub use outcome::{Outcome, OutcomeDecodeError};
 pub use receipt::ChainHash;
 pub use session::{Session, SessionKey};
 pub use snapshot::{SnapshotError, SNAPSHOT_MAGIC};

@@ -94,6 +94,30 @@ impl Outcome {
         }
     }
 
+    /// Decodes a run of [`Outcome::encode_into`] encodings (a submit
+    /// answer: one per command of the entry).
+    pub fn decode_all(mut bytes: &[u8]) -> Result<Vec<Outcome>, OutcomeDecodeError> {
+        let malformed = Outcome::Malformed(DecodeError::Truncated).code();
+        let mut outcomes = Vec::new();
+        while let Some((&code, rest)) = bytes.split_first() {
+            bytes = rest;
+            if code == malformed {
+                let (&reason, rest) = bytes
+                    .split_first()
+                    .ok_or(OutcomeDecodeError::MissingReason)?;
+                bytes = rest;
+                let reason = DecodeError::from_code(reason)
+                    .ok_or(OutcomeDecodeError::UnknownReason(reason))?;
+                outcomes.push(Outcome::Malformed(reason));
+            } else {
+                outcomes.push(
+                    Outcome::from_unit_code(code).ok_or(OutcomeDecodeError::UnknownCode(code))?,
+                );
+            }
+        }
+        Ok(outcomes)
+    }
+
     /// Inverse of [`Outcome::code`] for the unit outcomes (snapshots store
     /// session and id-index outcomes, which are never `Malformed`).
     pub fn from_unit_code(code: u8) -> Option<Outcome> {
@@ -129,6 +153,29 @@ impl Outcome {
     }
 }
 
+/// Why outcome bytes did not decode ([`Outcome::decode_all`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutcomeDecodeError {
+    /// A code no outcome has.
+    UnknownCode(u8),
+    /// A `Malformed` outcome without its reason byte.
+    MissingReason,
+    /// A `Malformed` outcome whose reason no decode error has.
+    UnknownReason(u8),
+}
+
+impl fmt::Display for OutcomeDecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OutcomeDecodeError::UnknownCode(c) => write!(f, "unknown outcome code {c}"),
+            OutcomeDecodeError::MissingReason => {
+                f.write_str("malformed-entry outcome without its reason byte")
+            }
+            OutcomeDecodeError::UnknownReason(c) => write!(f, "unknown decode-error code {c}"),
+        }
+    }
+}
+
 impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -158,5 +205,30 @@ impl fmt::Display for Outcome {
             }
             Outcome::Malformed(e) => write!(f, "malformed entry: {e}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+
+    #[test]
+    fn outcome_bytes_round_trip_and_junk_is_an_error() {
+        let outcomes = [
+            Outcome::Ok,
+            Outcome::InsufficientFunds,
+            Outcome::Malformed(DecodeError::TrailingBytes),
+            Outcome::TransfersFull,
+        ];
+        let mut bytes = Vec::new();
+        for o in outcomes {
+            o.encode_into(&mut bytes);
+        }
+        assert_eq!(Outcome::decode_all(&bytes).unwrap(), outcomes);
+        assert!(Outcome::decode_all(&[200]) == Err(OutcomeDecodeError::UnknownCode(200)));
+        assert!(Outcome::decode_all(&[16]) == Err(OutcomeDecodeError::MissingReason));
+        assert!(Outcome::decode_all(&[16, 99]) == Err(OutcomeDecodeError::UnknownReason(99)));
+        assert_eq!(Outcome::decode_all(&[]).unwrap(), vec![]);
     }
 }

@@ -1,15 +1,9 @@
-//! The fabric's own small PRNG: SplitMix64 (Steele, Lea, Flood 2014) to
-//! expand seeds, xoshiro256** (Blackman & Vigna 2018) for draws. Own code so
-//! a seed replays identically whatever crate versions are in the lock file.
+//! The fabric's own small PRNG: the workspace's SplitMix64
+//! ([`continuum_raft::SplitMix64`], Steele, Lea, Flood 2014) to expand
+//! seeds, xoshiro256** (Blackman & Vigna 2018) for draws. Own code so a
+//! seed replays identically whatever crate versions are in the lock file.
 
-/// SplitMix64 step; used to derive independent per-link seeds.
-pub fn splitmix64(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
+use continuum_raft::SplitMix64;
 
 /// xoshiro256** generator.
 #[derive(Clone, Debug)]
@@ -20,22 +14,23 @@ pub struct Rng {
 impl Rng {
     /// A generator whose stream depends only on `seed`.
     pub fn new(seed: u64) -> Rng {
-        let mut state = seed;
+        let mut expand = SplitMix64::new(seed);
         let s = [
-            splitmix64(&mut state),
-            splitmix64(&mut state),
-            splitmix64(&mut state),
-            splitmix64(&mut state),
+            expand.next_u64(),
+            expand.next_u64(),
+            expand.next_u64(),
+            expand.next_u64(),
         ];
         Rng { s }
     }
 
     /// The generator of directed link `from → to` under the fabric `seed`.
     pub fn for_link(seed: u64, from: u16, to: u16) -> Rng {
-        let mut state = seed ^ (u64::from(from) << 32 | u64::from(to));
-        Rng::new(splitmix64(&mut state))
+        let link = seed ^ (u64::from(from) << 32 | u64::from(to));
+        Rng::new(SplitMix64::new(link).next_u64())
     }
 
+    /// Next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         let result = self.s[1].wrapping_mul(5).rotate_left(7).wrapping_mul(9);
         let t = self.s[1] << 17;

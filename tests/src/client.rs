@@ -34,8 +34,7 @@
 //! with a hint, which is followed at once.
 
 use continuum_bank::{
-    AccountFlags, CreateAccount, DecodeError, Entry, Outcome, Transfer,
-    DEFAULT_MAX_EXPIRY_WINDOW_MS,
+    AccountFlags, CreateAccount, Entry, Outcome, Transfer, DEFAULT_MAX_EXPIRY_WINDOW_MS,
 };
 /// The answer of [`Client::outcome`].
 pub use continuum_net::client::TransferAnswer;
@@ -232,31 +231,6 @@ impl std::fmt::Display for ClientError {
 
 impl std::error::Error for ClientError {}
 
-/// Decodes the outcome bytes of a submit answer (`Outcome::encode_into`,
-/// one per command).
-pub fn decode_outcomes(mut bytes: &[u8]) -> Result<Vec<Outcome>, String> {
-    let malformed = Outcome::Malformed(DecodeError::Truncated).code();
-    let mut outcomes = Vec::new();
-    while let Some((&code, rest)) = bytes.split_first() {
-        bytes = rest;
-        if code == malformed {
-            let (&reason, rest) = bytes
-                .split_first()
-                .ok_or("malformed-entry outcome without its reason byte")?;
-            bytes = rest;
-            let reason = DecodeError::from_code(reason)
-                .ok_or_else(|| format!("unknown decode-error code {reason}"))?;
-            outcomes.push(Outcome::Malformed(reason));
-        } else {
-            outcomes.push(
-                Outcome::from_unit_code(code)
-                    .ok_or_else(|| format!("unknown outcome code {code}"))?,
-            );
-        }
-    }
-    Ok(outcomes)
-}
-
 /// What one attempt ended with.
 enum Answer {
     Ok(u64, ReplyBody),
@@ -420,7 +394,8 @@ impl Client {
             true,
         )?;
         let (position, outcome) = position(node, body)?;
-        let outcomes = decode_outcomes(&outcome).map_err(ClientError::Protocol)?;
+        let outcomes =
+            Outcome::decode_all(&outcome).map_err(|e| ClientError::Protocol(e.to_string()))?;
         Ok(Committed {
             position,
             outcomes,
@@ -746,25 +721,6 @@ mod tests {
             validity_for_window(86_400_000),
             86_400_000 - EXPIRY_SKEW_MARGIN_MS
         );
-    }
-
-    #[test]
-    fn outcome_bytes_round_trip_and_junk_is_an_error() {
-        let outcomes = [
-            Outcome::Ok,
-            Outcome::InsufficientFunds,
-            Outcome::Malformed(DecodeError::TrailingBytes),
-            Outcome::TransfersFull,
-        ];
-        let mut bytes = Vec::new();
-        for o in outcomes {
-            o.encode_into(&mut bytes);
-        }
-        assert_eq!(decode_outcomes(&bytes).unwrap(), outcomes);
-        assert!(decode_outcomes(&[200]).is_err());
-        assert!(decode_outcomes(&[16]).is_err());
-        assert!(decode_outcomes(&[16, 99]).is_err());
-        assert_eq!(decode_outcomes(&[]).unwrap(), vec![]);
     }
 
     #[test]
