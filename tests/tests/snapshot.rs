@@ -117,7 +117,7 @@ fn stopped_node_catches_up_by_snapshot_and_restart_replays_only_the_tail() {
         .filter_map(|line| line.split("restored snapshot at index ").nth(1))
         .filter_map(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
         .filter_map(|digits| digits.parse::<u64>().ok())
-        .last()
+        .next_back()
         .unwrap_or_else(|| panic!("node {restarted} did not start from a snapshot:\n{console}"));
     assert!(
         restored + SNAPSHOT_ENTRIES >= target,
