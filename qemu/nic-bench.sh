@@ -2,7 +2,7 @@
 # Compares NIC drivers under the same load: for each QEMU NIC model given
 # (default: virtio e1000 e1000e), two nodes on the fabric run the raw-frame
 # floor (mode net-bench-raw) and authenticated peer messages (net-bench);
-# node 1 prints round-trip p50/p99 and messages/s (see tests/src/bin/net-bench.rs
+# node 1 prints round-trip p50/p99 and messages/s (see harness/src/bin/net-bench.rs
 # for the virtio-only Rust version of this benchmark).
 set -euo pipefail
 cd "$(dirname "$0")/.."

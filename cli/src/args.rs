@@ -79,26 +79,26 @@ pub struct InitArgs {
     #[arg(long = "insecure-test-keys", value_name = "SEED")]
     pub insecure_test_keys: Option<u64>,
     /// Money in the reserve account at genesis.
-    #[arg(long, default_value_t = continuum_tests::plan::DEFAULT_SUPPLY, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = continuum_harness::plan::DEFAULT_SUPPLY, value_parser = clap::value_parser!(u64).range(1..))]
     pub supply: u64,
     /// Raft election timeout base (ms); 1000 suits TCG emulation.
-    #[arg(long, default_value_t = continuum_tests::plan::DEFAULT_ELECTION_MS, value_parser = clap::value_parser!(u32).range(100..=60_000))]
+    #[arg(long, default_value_t = continuum_harness::plan::DEFAULT_ELECTION_MS, value_parser = clap::value_parser!(u32).range(100..=60_000))]
     pub election_ms: u32,
     /// Raft heartbeat interval (ms), at most a third of the election timeout.
-    #[arg(long, default_value_t = continuum_tests::plan::DEFAULT_HEARTBEAT_MS, value_parser = clap::value_parser!(u32).range(10..=10_000))]
+    #[arg(long, default_value_t = continuum_harness::plan::DEFAULT_HEARTBEAT_MS, value_parser = clap::value_parser!(u32).range(10..=10_000))]
     pub heartbeat_ms: u32,
     /// Node heap (MiB); the bank's table limits (accounts, dedup window
     /// ids, sessions) are sized for it on every node. 512 allows 1.3 M
     /// accounts; the VM gets 192 MiB more than this.
-    #[arg(long, default_value_t = continuum_tests::plan::DEFAULT_HEAP_MIB, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    #[arg(long, default_value_t = continuum_harness::plan::DEFAULT_HEAP_MIB, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub heap_mib: u32,
     /// Longest validity (ms of log time) a signed transfer may ask for;
     /// its id is remembered that long (genesis).
-    #[arg(long, default_value_t = continuum_tests::plan::DEFAULT_DEDUP_WINDOW_MS, value_parser = clap::value_parser!(u64).range(1_000..=86_400_000))]
+    #[arg(long, default_value_t = continuum_harness::plan::DEFAULT_DEDUP_WINDOW_MS, value_parser = clap::value_parser!(u64).range(1_000..=86_400_000))]
     pub dedup_window_ms: u64,
     /// Applied entries between two ledger snapshots; each one releases the
     /// log before it and its disk space.
-    #[arg(long, default_value_t = continuum_tests::plan::DEFAULT_SNAPSHOT_ENTRIES, value_parser = clap::value_parser!(u64).range(10..=10_000_000))]
+    #[arg(long, default_value_t = continuum_harness::plan::DEFAULT_SNAPSHOT_ENTRIES, value_parser = clap::value_parser!(u64).range(10..=10_000_000))]
     pub snapshot_entries: u64,
 }
 
@@ -123,7 +123,7 @@ pub enum ClusterCommand {
         /// Controller each node's disk sits behind: virtio, nvme or ahci. A
         /// member's `"disk"` in cluster.json overrides it for that node.
         #[arg(long, default_value = "virtio")]
-        disk: continuum_tests::DiskKind,
+        disk: continuum_harness::DiskKind,
     },
     /// Stop the cluster started by `up` (disks are kept).
     Down,
@@ -414,7 +414,7 @@ mod tests {
 
     #[test]
     fn cluster_up_takes_a_disk_kind() {
-        use continuum_tests::DiskKind;
+        use continuum_harness::DiskKind;
         let disk = |args: &[&str]| match parse(args).unwrap().command {
             Command::Cluster(ClusterCommand::Up { disk, .. }) => disk,
             other => panic!("{other:?}"),

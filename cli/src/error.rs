@@ -3,7 +3,7 @@
 //! write's outcome is unknown (it may still apply: query it). Usage errors
 //! are clap's (exit 2).
 
-use continuum_tests::client::ClientError;
+use continuum_harness::client::ClientError;
 use std::path::{Path, PathBuf};
 
 /// A failed command.

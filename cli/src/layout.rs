@@ -17,7 +17,7 @@
 //! newline. Secrets are created with mode 0600 and never overwritten.
 
 use crate::error::CliError;
-use continuum_tests::plan::{hex, parse_hex32, ClusterFacts, ClusterPlan};
+use continuum_harness::plan::{hex, parse_hex32, ClusterFacts, ClusterPlan};
 use ed25519_dalek::SigningKey;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -99,7 +99,7 @@ pub fn write_secret(path: &Path, text: &str) -> Result<(), CliError> {
 
 /// Reads a key file; refuses one that group or others can read.
 pub fn read_key(path: &Path) -> Result<SigningKey, CliError> {
-    continuum_tests::private::check_private(path).map_err(|why| CliError::BadKeyFile {
+    continuum_harness::private::check_private(path).map_err(|why| CliError::BadKeyFile {
         path: path.to_owned(),
         why,
     })?;
@@ -222,7 +222,7 @@ impl Layout {
     /// group or others can read it).
     pub fn node_config(&self, id: u8) -> Result<String, CliError> {
         let path = self.node_config_path(id);
-        continuum_tests::private::check_private(&path).map_err(|why| CliError::BadKeyFile {
+        continuum_harness::private::check_private(&path).map_err(|why| CliError::BadKeyFile {
             path: path.clone(),
             why,
         })?;
@@ -278,7 +278,7 @@ impl Layout {
             return Ok((read_key(&path)?, path, false));
         }
         self.create_keys_dir()?;
-        let key = continuum_tests::plan::random_key()
+        let key = continuum_harness::plan::random_key()
             .map_err(CliError::io("cannot read /dev/urandom"))?;
         write_secret(&path, &format!("{}\n", hex(&key.to_bytes())))?;
         Ok((key, path, true))

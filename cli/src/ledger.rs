@@ -7,10 +7,10 @@
 use crate::error::CliError;
 use crate::layout::Layout;
 use continuum_bank::{AccountFlags, Outcome};
-use continuum_tests::client::{
+use continuum_harness::client::{
     default_expires_at, Client, ClientError, Endpoint, Position, RetryPolicy, TransferAnswer,
 };
-use continuum_tests::plan::{hex, random_bytes, ClusterFacts};
+use continuum_harness::plan::{hex, random_bytes, ClusterFacts};
 use serde_json::{json, Value};
 use std::time::Duration;
 

@@ -4,11 +4,11 @@
 //!   genesis, node configs in a directory), boot it in QEMU on the fabric
 //!   switch with one disk per node, stop it, look at it.
 //! * `account create`, `transfer`, `balance`, `outcome`: the bank, over the
-//!   client protocol with retries (`continuum_tests::client`).
+//!   client protocol with retries (`continuum_harness::client`).
 //! * `watch`: a live table of the nodes.
 //! * `nemesis`: partitions, loss, kill -9, restart, pause, resume.
 //!
-//! The cluster-launch code is the test harness's (`continuum_tests`), so
+//! The cluster-launch code is the test harness's (`continuum_harness`), so
 //! what the CLI runs is what the QEMU tests run. Module map: [`args`] (the
 //! command line), [`layout`] (the cluster directory), [`supervisor`]
 //! (`cluster up`/`down` and the control socket), [`ledger`] (bank
@@ -27,7 +27,7 @@ mod supervisor;
 
 use args::{AccountCommand, Cli, ClusterCommand, Command, InitArgs};
 use clap::Parser;
-use continuum_tests::plan::ClusterPlan;
+use continuum_harness::plan::ClusterPlan;
 use error::CliError;
 use layout::Layout;
 use serde_json::json;
@@ -72,7 +72,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 disk,
                 nodes,
                 images: images
-                    .unwrap_or_else(|| continuum_tests::workspace_root().join("target/images")),
+                    .unwrap_or_else(|| continuum_harness::workspace_root().join("target/images")),
                 disk_mib,
             };
             if layout.facts()?.insecure_test_keys {

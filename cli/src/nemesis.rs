@@ -7,7 +7,7 @@ use crate::error::CliError;
 use crate::layout::{Layout, RunState};
 use crate::supervisor::{control, ControlRequest};
 use continuum_fabric::{ControlClient, LinkFaults, Request};
-use continuum_tests::cluster::{shape_bridge, shape_halves, shape_ring};
+use continuum_harness::cluster::{shape_bridge, shape_halves, shape_ring};
 use serde_json::json;
 
 fn check_node(state: &RunState, node: u8) -> Result<(), CliError> {

@@ -29,7 +29,7 @@ pub fn gather(state: &RunState) -> Vec<NodeView> {
                         "down" => Err("not running".to_owned()),
                         // Its CPUs are stopped: it cannot answer.
                         "paused" => Err("paused".to_owned()),
-                        _ => continuum_tests::http_get_timeout(
+                        _ => continuum_harness::http_get_timeout(
                             node.status_port,
                             "/status",
                             STATUS_TIMEOUT,

@@ -22,7 +22,7 @@
 
 use crate::error::CliError;
 use crate::layout::{pid_alive, Layout, NodeRun, Phase, RunState};
-use continuum_tests::cluster::{Cluster, LaunchSpec, NodeLaunch, NodeState};
+use continuum_harness::cluster::{Cluster, LaunchSpec, NodeLaunch, NodeState};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -65,7 +65,7 @@ pub struct UpOptions {
     pub images: PathBuf,
     pub disk_mib: u64,
     /// Disk kind of members whose cluster.json entry names none.
-    pub disk: continuum_tests::DiskKind,
+    pub disk: continuum_harness::DiskKind,
 }
 
 /// Fails if a supervisor of this directory is alive.
@@ -122,7 +122,7 @@ pub fn run_foreground(layout: &Layout, options: &UpOptions, json: bool) -> Resul
     let facts = layout.facts()?;
     let (members, boot) = members_to_boot(layout, options.nodes)?;
     check_not_running(layout)?;
-    let images = continuum_tests::prebuilt_images(&options.images).map_err(CliError::Other)?;
+    let images = continuum_harness::prebuilt_images(&options.images).map_err(CliError::Other)?;
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, Arc::clone(&stop))
@@ -161,7 +161,7 @@ pub fn run_foreground(layout: &Layout, options: &UpOptions, json: bool) -> Resul
     let listener =
         UnixListener::bind(&control_path).map_err(CliError::io_path("listen on", &control_path))?;
     // It kills, restarts and pauses nodes: owner only (run/ is 0700 too).
-    continuum_tests::private::restrict(&control_path)
+    continuum_harness::private::restrict(&control_path)
         .map_err(CliError::io_path("restrict", &control_path))?;
     listener
         .set_nonblocking(true)
@@ -321,9 +321,9 @@ pub fn control(state: &RunState, request: &ControlRequest) -> Result<(), CliErro
 pub fn start_background(layout: &Layout, options: &UpOptions, json: bool) -> Result<(), CliError> {
     members_to_boot(layout, options.nodes)?;
     check_not_running(layout)?;
-    continuum_tests::prebuilt_images(&options.images).map_err(CliError::Other)?;
+    continuum_harness::prebuilt_images(&options.images).map_err(CliError::Other)?;
     let run_dir = layout.run_dir();
-    continuum_tests::private::create_private_dir(&run_dir)
+    continuum_harness::private::create_private_dir(&run_dir)
         .map_err(CliError::io_path("create", &run_dir))?;
     let log_path = layout.supervisor_log_path();
     let log = std::fs::File::create(&log_path).map_err(CliError::io_path("create", &log_path))?;

@@ -1,7 +1,7 @@
 //! Boot the real kernel image in QEMU: both firmware paths, the in-kernel
 //! self-tests, fault reporting, and config handling.
 
-use continuum_tests::{Exit, Firmware, Machine, VmConfig};
+use continuum_harness::{Exit, Firmware, Machine, VmConfig};
 
 const SELFTESTS: [&str; 7] = [
     "heap_large_allocation",

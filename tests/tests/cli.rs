@@ -6,7 +6,7 @@
 //! The binary is built once with cargo (it belongs to another package of
 //! the workspace) and run as a user would, in a temporary cluster directory.
 
-use continuum_tests::images;
+use continuum_harness::images;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 /// Builds `continuum` (debug) and returns its path.
 fn cli_binary() -> PathBuf {
-    continuum_tests::cargo_build_bin("continuum-cli", "continuum", false)
+    continuum_harness::cargo_build_bin("continuum-cli", "continuum", false)
 }
 
 struct Cli {

@@ -11,8 +11,8 @@ use continuum_net::client::{
     encode_balance_answer, encode_transfer_answer, ClientReply, ClientRequest, ReplyBody,
     ReplyError, RequestOp, TransferAnswer,
 };
-use continuum_tests::client::{Client, ClientError, Endpoint, RetryPolicy};
-use continuum_tests::plan::derived_key;
+use continuum_harness::client::{Client, ClientError, Endpoint, RetryPolicy};
+use continuum_harness::plan::derived_key;
 use ed25519_dalek::SigningKey;
 use std::net::UdpSocket;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -216,7 +216,7 @@ fn leader_answer(state: &mut Shared, op: &RequestOp) -> Option<ReplyBody> {
             state.index += 1;
             state.applied_entries += 1;
             // Log time: this host's clock, like a real leader's HLC.
-            let now = continuum_tests::client::unix_ms();
+            let now = continuum_harness::client::unix_ms();
             let result = state.ledger.apply(state.index, now, command);
             for outcome in &result.outcomes {
                 outcome.encode_into(&mut answer);

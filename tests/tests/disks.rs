@@ -8,8 +8,8 @@
 //! `storage.rs`.
 
 use continuum_bank::Outcome;
-use continuum_tests::bank::{create_account, start_with_disks, submit, transfer, Client};
-use continuum_tests::{
+use continuum_harness::bank::{create_account, start_with_disks, submit, transfer, Client};
+use continuum_harness::{
     blank_disk, workspace_root, DiskCache, DiskKind, VmConfig, DISK_KINDS, DISK_SERIAL,
 };
 use std::path::PathBuf;
@@ -233,10 +233,10 @@ fn a_cluster_on_three_kinds_of_disk_moves_money_and_survives_a_leader_kill() {
 fn cluster_up_puts_each_node_on_the_disk_kind_asked_for() {
     // `cluster up --disk nvme` for the cluster, `"disk": "ahci"` for node 1
     // in cluster.json: node 1 boots on AHCI, node 2 on NVMe.
-    let binary = continuum_tests::cargo_build_bin("continuum-cli", "continuum", false);
+    let binary = continuum_harness::cargo_build_bin("continuum-cli", "continuum", false);
     let dir = std::env::temp_dir().join(format!("ctm-cli-disks-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let images = continuum_tests::images();
+    let images = continuum_harness::images();
     let images_dir = images.bios.parent().unwrap().to_owned();
     let run = |args: &[&str]| {
         let output = std::process::Command::new(&binary)

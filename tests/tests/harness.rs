@@ -4,8 +4,8 @@
 //! halves partition, pause and resume over QMP.
 
 use continuum_bank::{AccountFlags, Outcome};
-use continuum_tests::cluster::{Cluster, LaunchSpec, NodeState};
-use continuum_tests::plan::{derived_key, ClusterPlan};
+use continuum_harness::cluster::{Cluster, LaunchSpec, NodeState};
+use continuum_harness::plan::{derived_key, ClusterPlan};
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(180);
@@ -86,7 +86,7 @@ fn wait_peers_reachable(cluster: &Cluster, id: u8) {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let mut last = String::new();
     while std::time::Instant::now() < deadline {
-        if let Ok(body) = continuum_tests::http_get(port, "/status") {
+        if let Ok(body) = continuum_harness::http_get(port, "/status") {
             let json = body.find('{').map_or("", |at| &body[at..]);
             if let Ok(status) = serde_json::from_str::<serde_json::Value>(json) {
                 let peers = status["peers"].as_array().cloned().unwrap_or_default();

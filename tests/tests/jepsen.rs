@@ -2,7 +2,7 @@
 //! send random transfers and balance reads for 60 s through random nodes
 //! while a seeded nemesis cycles through partitions (halves, ring, bridge),
 //! kill -9 and restart, pause and resume, and packet loss. Afterwards the
-//! history is checked (`continuum_tests::checker`): conservation, no
+//! history is checked (`continuum_harness::checker`): conservation, no
 //! impossible balance, every acknowledged transfer applied exactly once, no
 //! failed or unknown transfer applied twice, and linearizability.
 //!
@@ -13,14 +13,14 @@
 
 use continuum_bank::{AccountFlags, Outcome};
 use continuum_raft::SplitMix64;
-use continuum_tests::bank::signed_transfer;
-use continuum_tests::checker::{
+use continuum_harness::bank::signed_transfer;
+use continuum_harness::checker::{
     self, AppliedTransfer, Call, Fail, OpResult, Options, Recorder, Value,
 };
-use continuum_tests::client::{Client, ClientError, RetryPolicy};
-use continuum_tests::cluster::{Cluster, LaunchSpec};
-use continuum_tests::plan::{derived_key, ClusterPlan};
-use continuum_tests::workspace_root;
+use continuum_harness::client::{Client, ClientError, RetryPolicy};
+use continuum_harness::cluster::{Cluster, LaunchSpec};
+use continuum_harness::plan::{derived_key, ClusterPlan};
+use continuum_harness::workspace_root;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};

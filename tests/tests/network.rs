@@ -8,7 +8,7 @@
 use continuum_net::client::{ClientReply, ClientRequest, ReplyBody, ReplyError, RequestOp};
 use continuum_net::peer::{AuthScheme, PeerBody};
 use continuum_net::peer_auth::{PeerAuth, PeerConfig};
-use continuum_tests::cluster::{
+use continuum_harness::cluster::{
     lan_ip, lan_mac, node_key, peer_field, peer_reachable, udp_frame, Cluster, ClusterSpec,
     CLUSTER_ID,
 };

@@ -5,12 +5,12 @@ use continuum_bank::Outcome;
 use continuum_net::client::{
     decode_balance_answer, ClientReply, ClientRequest, ReplyBody, ReplyError, RequestOp,
 };
-use continuum_tests::bank::{
+use continuum_harness::bank::{
     create_account, raft_field, signed_transfer, start, status, submit, transfer, Client, Nodes,
     SUPPLY,
 };
-use continuum_tests::cluster::CLUSTER_ID;
-use continuum_tests::http_get;
+use continuum_harness::cluster::CLUSTER_ID;
+use continuum_harness::http_get;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 

@@ -9,8 +9,8 @@
 //! the 2,000 transfers of the test wrote more than that.
 
 use continuum_bank::{AccountFlags, Outcome};
-use continuum_tests::cluster::{Cluster, LaunchSpec};
-use continuum_tests::plan::{derived_key, ClusterPlan};
+use continuum_harness::cluster::{Cluster, LaunchSpec};
+use continuum_harness::plan::{derived_key, ClusterPlan};
 use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(180);

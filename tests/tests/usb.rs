@@ -7,8 +7,8 @@
 //! A stick-booted node keeps its log on an NVMe disk.
 
 use continuum_fabric::{Fabric, FabricConfig};
-use continuum_tests::cluster::{ip_text, lan_ip, lan_mac, mac_text, node_key, peer_reachable};
-use continuum_tests::{
+use continuum_harness::cluster::{ip_text, lan_ip, lan_mac, mac_text, node_key, peer_reachable};
+use continuum_harness::{
     blank_disk, free_port, free_udp_port, http_get, images, workspace_root, DiskCache, DiskKind,
     Firmware, Vm, VmConfig,
 };
@@ -81,7 +81,7 @@ impl Stick {
 fn boot_tool(args: &[&str]) -> (bool, String) {
     let images = images();
     // qemu/build.sh built the tool beside the images, in cargo's target dir.
-    let tool = continuum_tests::cargo_target_dir().join("release/continuum-boot");
+    let tool = continuum_harness::cargo_target_dir().join("release/continuum-boot");
     assert!(
         tool.is_file(),
         "no image tool at {}: build it with qemu/build.sh",

@@ -1,4 +1,4 @@
-//! `cargo run --release -p continuum-tests --bin cluster-bench -- [--clients N]
+//! `cargo run --release -p continuum-harness --bin cluster-bench -- [--clients N]
 //! [--transfers N] [--warmup N] [--kills N] [--out PATH]`
 //!
 //! The product's numbers, on a 3-node bank cluster in QEMU with its defaults:
@@ -45,10 +45,10 @@
 //! progress goes to stderr.
 
 use continuum_bank::Outcome;
+use continuum_harness::bank::{self, create_account, submit, transfer, Client, Nodes};
+use continuum_harness::cluster::{Cluster, ClusterSpec, CLUSTER_ID};
+use continuum_harness::{blank_disk, workspace_root, Accel, DiskCache, Exit, VmConfig};
 use continuum_net::client::{ClientReply, ClientRequest, ReplyBody, RequestOp};
-use continuum_tests::bank::{self, create_account, submit, transfer, Client, Nodes};
-use continuum_tests::cluster::{Cluster, ClusterSpec, CLUSTER_ID};
-use continuum_tests::{blank_disk, workspace_root, Accel, DiskCache, Exit, VmConfig};
 use std::fmt::Write as _;
 use std::net::UdpSocket;
 use std::path::PathBuf;
@@ -211,7 +211,7 @@ fn run(options: &Options, args: &[String]) -> Result<(), String> {
 
     let report = Report {
         command: std::iter::once(
-            "cargo run --release -p continuum-tests --bin cluster-bench --".to_owned(),
+            "cargo run --release -p continuum-harness --bin cluster-bench --".to_owned(),
         )
         .chain(args.iter().cloned())
         .collect::<Vec<_>>()

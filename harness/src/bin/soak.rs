@@ -1,4 +1,4 @@
-//! `cargo run --release -p continuum-tests --bin soak -- [--transfers N]
+//! `cargo run --release -p continuum-harness --bin soak -- [--transfers N]
 //! [--ledger-heap-mib M] [--window-ms W] [--snapshot-entries S] [--every K]`
 //!
 //! Bounded state, measured: a 3-node cluster in QEMU whose ledger tables
@@ -13,8 +13,8 @@
 //! largest figure each node reached.
 
 use continuum_bank::{AccountFlags, Limits, Outcome};
-use continuum_tests::cluster::{merge_config, Cluster, LaunchSpec};
-use continuum_tests::plan::{derived_key, ClusterPlan};
+use continuum_harness::cluster::{merge_config, Cluster, LaunchSpec};
+use continuum_harness::plan::{derived_key, ClusterPlan};
 use std::time::{Duration, Instant};
 
 const USAGE: &str = "usage: soak [--transfers N (default 10000)] [--ledger-heap-mib M (1..=1024, default 1)] \

@@ -1,11 +1,11 @@
-//! `cargo run --release -p continuum-tests --bin boot-bench [runs]`
+//! `cargo run --release -p continuum-harness --bin boot-bench [runs]`
 //!
 //! Boots the release image repeatedly (self-test mode, so QEMU exits by
 //! itself) and prints the median and worst time from QEMU start to the first
 //! kernel console line and to the `ready:` line, plus the kernel's own
 //! entry -> ready figure and the image sizes.
 
-use continuum_tests::{images, Exit, Firmware, Machine, VmConfig};
+use continuum_harness::{images, Exit, Firmware, Machine, VmConfig};
 use std::time::Duration;
 
 fn main() {
@@ -27,7 +27,7 @@ fn main() {
     );
     println!(
         "accelerator: {:?}, {runs} runs each, 256 MiB guest",
-        continuum_tests::Accel::detect()
+        continuum_harness::Accel::detect()
     );
     println!(
         "{:<14} {:>16} {:>16} {:>18}",

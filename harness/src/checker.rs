@@ -65,7 +65,7 @@
 //! model balances after it.
 //!
 //! ## Measured
-//! `cargo test -p continuum-tests --lib checker::tests::generated::timing -- --nocapture`
+//! `cargo test -p continuum-harness --lib checker::tests::generated::timing -- --nocapture`
 //! (debug build, as `cargo test` runs it, on the shared 2-core build
 //! machine; two runs): 2,000 ops of 5 processes over 5 accounts, generated
 //! from a real sequential execution with random overlapping intervals.

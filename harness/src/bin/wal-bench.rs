@@ -1,4 +1,4 @@
-//! `cargo run --release -p continuum-tests --bin wal-bench [-- --disk virtio|nvme|ahci ...]`
+//! `cargo run --release -p continuum-harness --bin wal-bench [-- --disk virtio|nvme|ahci ...]`
 //!
 //! Runs once per disk kind given (default: all three, in one run).
 //!
@@ -14,7 +14,7 @@
 //! before/after overwrite figures, the floor. Last, the guest runs again
 //! with `cache=unsafe` (host flushes dropped): the guest + QEMU overhead.
 
-use continuum_tests::{
+use continuum_harness::{
     blank_disk, workspace_root, Accel, DiskCache, DiskKind, Exit, VmConfig, DISK_KINDS,
 };
 use std::io::Write;

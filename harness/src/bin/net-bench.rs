@@ -1,4 +1,4 @@
-//! `cargo run --release -p continuum-tests --bin net-bench`
+//! `cargo run --release -p continuum-harness --bin net-bench`
 //!
 //! Two nodes on the fabric. First the floor: raw Ethernet frames echoed NIC
 //! to NIC (no IP stack, no authentication) — what QEMU's dgram netdev and
@@ -7,8 +7,8 @@
 //! prints round-trip p50/p99 (closed loop, one in flight) and messages/s
 //! (32 round trips in flight), measured by node 1's TSC.
 
-use continuum_tests::cluster::{Cluster, ClusterSpec};
-use continuum_tests::Exit;
+use continuum_harness::cluster::{Cluster, ClusterSpec};
+use continuum_harness::Exit;
 
 fn run(mode: &str) -> String {
     let mut cluster = Cluster::start(ClusterSpec {
@@ -34,7 +34,7 @@ fn run(mode: &str) -> String {
 fn main() {
     println!(
         "accelerator: {:?}; 2 nodes, fabric with no faults",
-        continuum_tests::Accel::detect()
+        continuum_harness::Accel::detect()
     );
     let raw = run("net-bench-raw");
     println!("floor  {raw}");
