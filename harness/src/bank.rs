@@ -19,12 +19,14 @@ use std::time::{Duration, Instant};
 
 pub const SUPPLY: u64 = 1_000_000_000;
 
+/// The operator key of every bank test cluster.
 pub fn operator() -> SigningKey {
-    node_key("operator", 0)
+    crate::plan::derived_key("bank", "operator", 0)
 }
 
+/// The owner key of test account `account` (keys repeat every 256 ids).
 pub fn owner(account: u128) -> SigningKey {
-    node_key("owner", account as u8)
+    crate::plan::derived_key("bank", "owner", account as u8)
 }
 
 fn hex(bytes: &[u8]) -> String {

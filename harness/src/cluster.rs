@@ -20,7 +20,6 @@ use crate::plan::ClusterPlan;
 use crate::{free_port, free_udp_port, http_get, Images, Vm, VmConfig};
 use continuum_fabric::{Fabric, FabricConfig, FabricHandle};
 use ed25519_dalek::SigningKey;
-use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -35,15 +34,10 @@ pub const CLUSTER_ID: u64 = 7;
 /// Longest unix socket path (`sun_path` is 108 bytes with the terminator).
 pub const MAX_SOCKET_PATH: usize = 107;
 
-/// A deterministic test key for node `id` of cluster `name`.
+/// A deterministic test key for node `id` of cluster `name`
+/// ([`crate::plan::derived_key`], the one derivation of test keys).
 pub fn node_key(name: &str, id: u8) -> SigningKey {
-    let seed: [u8; 32] = Sha256::new()
-        .chain_update(b"continuum test key")
-        .chain_update(name.as_bytes())
-        .chain_update([id])
-        .finalize()
-        .into();
-    SigningKey::from_bytes(&seed)
+    crate::plan::derived_key(name, "node", id)
 }
 
 /// What to start (the network tests' clusters; see [`Cluster::start`]).
