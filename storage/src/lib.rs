@@ -142,6 +142,7 @@ mod open;
 mod reader;
 pub mod record;
 mod recovery;
+pub mod snapshot;
 mod store;
 pub mod testing;
 
@@ -154,7 +155,8 @@ pub use open::{OpenOptions, DEFAULT_MAX_ENTRIES};
 pub use reader::READ_CHUNK_BYTES;
 pub use record::{Record, RecordDefect, MAX_PAYLOAD_BYTES};
 pub use recovery::{RecoveryReport, Tail, Witness, MAX_UNSYNCED_BYTES, WITNESS_WINDOW_BYTES};
-pub use store::{IndexEntry, Store, MAX_BATCH_BYTES};
+pub use snapshot::{SnapshotDefect, SnapshotMeta, MAX_SNAPSHOT_APP_BYTES, MAX_SNAPSHOT_VOTERS};
+pub use store::{IndexEntry, Reconciled, Store, MAX_BATCH_BYTES};
 
 impl<T: BlockDevice + ?Sized> BlockDevice for &mut T {
     fn block_size(&self) -> usize {
