@@ -42,9 +42,9 @@ pub struct OpenOptions {
     /// only for benchmarks (the node config's `unsafe_no_flush`): with
     /// it set, "durable" means nothing.
     pub unsafe_no_flush: bool,
-    /// Most records the in-memory index holds (24 bytes each). Default
-    /// [`DEFAULT_MAX_ENTRIES`]; appends beyond it fail (nothing compacts
-    /// the log: there are no snapshots).
+    /// Most live records the in-memory index holds (24 bytes each).
+    /// Default [`DEFAULT_MAX_ENTRIES`]; appends beyond it fail until
+    /// [`Store::compact_to`] releases a prefix.
     pub max_entries: usize,
 }
 

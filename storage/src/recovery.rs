@@ -201,6 +201,9 @@ struct Cursor {
     last_term: u64,
 }
 
+/// A valid continuation (header, checksum), or why not (defect, bytes).
+type Accepted = Result<(RecordHeader, u32), (RecordDefect, u64)>;
+
 /// Whether the record at `offset` is a valid continuation of `cursor`:
 /// `Ok(Ok((header, checksum)))` if it is, else its defect and length.
 fn accept<D: BlockDevice>(
@@ -209,7 +212,7 @@ fn accept<D: BlockDevice>(
     format_epoch: u64,
     slot: &SlotState,
     cursor: &Cursor,
-) -> Result<Result<(RecordHeader, u32), (RecordDefect, u64)>, DeviceError> {
+) -> Result<Accepted, DeviceError> {
     Ok(match probe(r, offset)? {
         Probe::Invalid { defect, bytes } => Err((defect, bytes)),
         Probe::Valid { header, checksum } => match continues(
@@ -255,7 +258,7 @@ pub fn scan<D: BlockDevice>(
             break Tail::RegionEnd;
         }
         let mut found = accept(&mut r, offset, format_epoch, slot, &cursor)?;
-        if found.is_err() && offset % wal_bytes != 0 && ends_batch {
+        if found.is_err() && !offset.is_multiple_of(wal_bytes) {
             let lap = offset.next_multiple_of(wal_bytes);
             if lap < start + wal_bytes {
                 if let Ok(ok) = accept(&mut r, lap, format_epoch, slot, &cursor)? {

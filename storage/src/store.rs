@@ -105,7 +105,7 @@ fn placement(pos: u64, len: usize, wal_bytes: u64) -> (u64, usize, usize) {
     let start = pos / BLOCK * BLOCK;
     let prefix = (pos - start) as usize;
     let padded = (prefix + len).div_ceil(BLOCK_SIZE) * BLOCK_SIZE;
-    if start % wal_bytes != 0 && start % wal_bytes + padded as u64 > wal_bytes {
+    if !start.is_multiple_of(wal_bytes) && start % wal_bytes + padded as u64 > wal_bytes {
         let lap = start.next_multiple_of(wal_bytes);
         return (lap, 0, len.div_ceil(BLOCK_SIZE) * BLOCK_SIZE);
     }
