@@ -35,6 +35,9 @@ use spin::Mutex;
 
 /// Raft's logical tick.
 pub const TICK_MS: u64 = 10;
+/// Applied entries between two ledger snapshots (each compacts the log).
+/// The node config has no key for it yet; the lead wires one.
+pub const SNAPSHOT_ENTRIES: u64 = 10_000;
 
 pub type KernelNode = Node<NodeDisk, IpEndpoint>;
 /// Envelopes to send: (peer id, encoded envelope).
@@ -97,6 +100,7 @@ pub fn start(config: &Config, store: Option<DiskStore>, lan_ready: bool) -> bool
         request_timeout_ticks: (election_ticks * 4).max(300),
         chain_check_ticks: 100,
         seed: time::rdtsc() ^ u64::from(config.node_id),
+        snapshot_entries: SNAPSHOT_ENTRIES,
     };
     let started = time::monotonic_ns();
     match Node::new(node_config, store) {

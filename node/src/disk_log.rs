@@ -31,6 +31,17 @@
 //!   predecessor's hash) for every entry read back from the device: at
 //!   open, and on every read that misses the cache.
 //!
+//! * Snapshots (Raft §7): [`DiskLog::compact`] stores the application's
+//!   snapshot at an applied index in the store's snapshot region and
+//!   releases the log up to it (its WAL space is reused);
+//!   a Ready's received snapshot (InstallSnapshot) is stored first in
+//!   [`DiskLog::persist`], before that Ready's entries, and the log
+//!   restarts after it. The newest snapshot is held in memory (read and
+//!   verified once at open) for [`Storage::snapshot`]: a leader sends it
+//!   to a follower that needs a compacted entry. The log always starts
+//!   right after it (`first_index() - 1 == snapshot index`), so the entry
+//!   before the log has the snapshot's term and chain hash.
+//!
 //! The store's `entries` needs `&mut` (it reads the device) while Raft's
 //! `Storage` reads through `&`; a `RefCell` bridges the two. Raft never
 //! re-enters storage while a read is in progress, so the borrow cannot fail.
@@ -41,10 +52,10 @@ use core::cell::RefCell;
 use core::fmt;
 
 use continuum_raft::{
-    compute_chain_hash, ChainHash, ConfState, Entry, EntryKind, HardState, NodeId, Ready, Storage,
-    StorageError, GENESIS_CHAIN_HASH, NO_NODE,
+    compute_chain_hash, ChainHash, ConfState, Entry, EntryKind, HardState, NodeId, Ready, Snapshot,
+    SnapshotMetadata, Storage, StorageError, GENESIS_CHAIN_HASH, NO_NODE,
 };
-use continuum_storage::{BlockDevice, Record, RecordDefect, Store, StoreError};
+use continuum_storage::{BlockDevice, Record, RecordDefect, SnapshotMeta, Store, StoreError};
 
 /// Bytes of recent entries kept in memory to serve appends to followers and
 /// the apply loop without device reads.
@@ -70,6 +81,8 @@ pub struct DiskLog<D: BlockDevice> {
     /// Most recent entries (contiguous, ending at `last_index`).
     cache: VecDeque<Entry>,
     cache_bytes: usize,
+    /// The newest stored snapshot (the log starts right after it).
+    snapshot: Option<Snapshot>,
     /// Bytes appended and flushes issued (metrics).
     pub bytes_written: u64,
     pub flushes: u64,
@@ -117,7 +130,33 @@ impl<D: BlockDevice> DiskLog<D> {
     /// and recomputing every chain hash) to build the chain-hash table; a
     /// record that fails here means the disk cannot be trusted: `Err`.
     pub fn new(mut store: Store<D>, voters: Vec<NodeId>) -> Result<DiskLog<D>, StoreError> {
+        let snapshot = store.read_snapshot()?.map(|(meta, data)| {
+            let metadata = SnapshotMetadata {
+                index: meta.index,
+                term: meta.term,
+                chain_hash: meta.chain_hash,
+                conf_state: ConfState {
+                    voters: meta.voters,
+                },
+            };
+            Snapshot {
+                metadata,
+                data,
+                data_hash: meta.data_hash,
+            }
+        });
+        let base_hash = snapshot
+            .as_ref()
+            .map_or(GENESIS_CHAIN_HASH, |s| s.metadata.chain_hash);
         let first = store.first_index();
+        // The store keeps the log starting right after its snapshot.
+        if first != snapshot.as_ref().map_or(1, |s| s.metadata.index + 1) {
+            return Err(StoreError::OutOfRange {
+                index: first - 1,
+                first,
+                last: store.last_index(),
+            });
+        }
         let last = store.last_index();
         let mut chain = Vec::with_capacity((last + 1 - first) as usize);
         let mut cache = VecDeque::new();
@@ -133,8 +172,8 @@ impl<D: BlockDevice> DiskLog<D> {
                 });
             }
             for record in records {
-                // Until snapshots the log starts at index 1 on genesis.
-                let prev = chain.last().copied().unwrap_or(GENESIS_CHAIN_HASH);
+                // The first entry chains onto the snapshot (or genesis).
+                let prev = chain.last().copied().unwrap_or(base_hash);
                 if !chain_holds(&prev, &record) {
                     return Err(broken_chain(record.index));
                 }
@@ -156,6 +195,7 @@ impl<D: BlockDevice> DiskLog<D> {
             chain,
             cache,
             cache_bytes,
+            snapshot,
             bytes_written: 0,
             flushes: 0,
         })
@@ -183,9 +223,59 @@ impl<D: BlockDevice> DiskLog<D> {
         self.store.borrow()
     }
 
-    /// Makes a Ready's log changes and hard state durable: truncate, append,
+    /// Index of the newest snapshot (0: none).
+    pub fn snapshot_index(&self) -> u64 {
+        self.snapshot.as_ref().map_or(0, |s| s.metadata.index)
+    }
+
+    /// Stores `data` (the application's state after applying `index`) as
+    /// the snapshot at `index` with opaque metadata `app`, then releases
+    /// the log up to it. Durable on return. `index` must be in the log
+    /// and applied by the caller.
+    pub fn compact(&mut self, index: u64, data: Vec<u8>, app: Vec<u8>) -> Result<(), PersistError> {
+        let metadata = SnapshotMetadata {
+            index,
+            term: Storage::term(self, index).map_err(|_| out_of_log(self, index))?,
+            chain_hash: self
+                .chain_hash(index)
+                .map_err(|_| out_of_log(self, index))?,
+            conf_state: ConfState {
+                voters: self.voters.clone(),
+            },
+        };
+        let snapshot = Snapshot::new(metadata, data);
+        let meta = store_meta(&snapshot, app);
+        let store = self.store.get_mut();
+        store
+            .write_snapshot(&meta, &snapshot.data)
+            .map_err(PersistError)?;
+        store.compact_to(index).map_err(PersistError)?;
+        let first_kept = store.first_index();
+        let drop = self.chain.len() - (store.last_index() + 1 - first_kept) as usize;
+        self.chain.drain(..drop);
+        while self.cache.front().is_some_and(|e| e.index <= index) {
+            let gone = self.cache.pop_front().expect("checked non-empty");
+            self.cache_bytes -= gone.encoded_len();
+        }
+        self.snapshot = Some(snapshot);
+        Ok(())
+    }
+
+    /// Makes a Ready's log changes and hard state durable: a received
+    /// snapshot first (the log restarts after it), then truncate, append,
     /// hard state, one flush. Call before sending the Ready's messages.
     pub fn persist(&mut self, ready: &Ready) -> Result<(), PersistError> {
+        if let Some(snapshot) = &ready.snapshot {
+            let meta = store_meta(snapshot, Vec::new());
+            self.store
+                .get_mut()
+                .install_snapshot(&meta, &snapshot.data)
+                .map_err(PersistError)?;
+            self.chain.clear();
+            self.cache.clear();
+            self.cache_bytes = 0;
+            self.snapshot = Some(snapshot.clone());
+        }
         let store = self.store.get_mut();
         // Term and vote as last written (commit-only writes keep them).
         let vote_changed = ready.hard_state.is_some_and(|hs| {
@@ -292,7 +382,7 @@ impl<D: BlockDevice> Storage for DiskLog<D> {
 
     fn term(&self, index: u64) -> Result<u64, StorageError> {
         if index + 1 == self.first_index() {
-            return Ok(0);
+            return Ok(self.snapshot.as_ref().map_or(0, |s| s.metadata.term));
         }
         self.position(index)?;
         self.store
@@ -303,7 +393,10 @@ impl<D: BlockDevice> Storage for DiskLog<D> {
 
     fn chain_hash(&self, index: u64) -> Result<ChainHash, StorageError> {
         if index + 1 == self.first_index() {
-            return Ok(continuum_raft::GENESIS_CHAIN_HASH);
+            return Ok(self
+                .snapshot
+                .as_ref()
+                .map_or(GENESIS_CHAIN_HASH, |s| s.metadata.chain_hash));
         }
         Ok(self.chain[self.position(index)?])
     }
@@ -348,4 +441,30 @@ impl<D: BlockDevice> Storage for DiskLog<D> {
         }
         Ok(out)
     }
+
+    fn snapshot(&self) -> Option<&Snapshot> {
+        self.snapshot.as_ref()
+    }
+}
+
+/// The store's metadata for a Raft snapshot.
+fn store_meta(snapshot: &Snapshot, app: Vec<u8>) -> SnapshotMeta {
+    let m = &snapshot.metadata;
+    SnapshotMeta {
+        index: m.index,
+        term: m.term,
+        chain_hash: m.chain_hash,
+        voters: m.conf_state.voters.clone(),
+        app,
+        data_len: snapshot.data.len() as u64,
+        data_hash: snapshot.data_hash,
+    }
+}
+
+fn out_of_log<D: BlockDevice>(log: &DiskLog<D>, index: u64) -> PersistError {
+    PersistError(StoreError::OutOfRange {
+        index,
+        first: log.first_index(),
+        last: log.last_index(),
+    })
 }

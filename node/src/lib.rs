@@ -46,12 +46,20 @@
 //! diverged: [`Node::drive`]/[`Node::on_peer`] return
 //! [`NodeError::Diverged`] and the kernel halts loudly.
 //!
-//! ## Restart
-//! The node rebuilds the ledger by replaying the committed log from disk
-//! (Raft delivers it again from applied index 0). Raft supports snapshots
-//! and InstallSnapshot, but the node does not take any yet: `DiskLog`
-//! keeps no snapshot (`Storage::snapshot` is `None`), so no leader ever
-//! sends one and the disk must hold the whole log.
+//! ## Snapshots and restart
+//! Every [`NodeConfig::snapshot_entries`] applied entries the node takes
+//! `Ledger::snapshot()` (the receipt-chain head goes in the snapshot's
+//! metadata too), stores it and compacts the log up to it
+//! ([`DiskLog::compact`]): the WAL space is reused, so disk use stays
+//! bounded by the snapshot slots plus the entries since the last snapshot.
+//! No tail is kept past the snapshot; a follower that needs a released
+//! entry gets the snapshot by InstallSnapshot (chunked and verified by
+//! Raft), and the node restores its ledger from it before applying the
+//! entries after it. On restart the node restores the ledger from the
+//! stored snapshot and replays only the committed log after it.
+//! [`Node::take_snapshot_events`] reports restores, installs and snapshots
+//! taken for the console; [`Node::snapshot_status`] the figures for
+//! `/status`.
 
 #![no_std]
 #![forbid(unsafe_code)]
@@ -66,7 +74,8 @@ pub mod wire;
 
 pub use disk_log::{DiskLog, PersistError, ENTRY_CACHE_BYTES};
 pub use node::{
-    transfer_answer, Hex, Metrics, Node, NodeConfig, NodeError, CHECKPOINTS_KEPT, CHECKPOINT_EVERY,
-    MAX_APPEND_BYTES, MAX_COMMAND_BYTES, MAX_WAITING_READS, MAX_WAITING_WRITES,
+    transfer_answer, Hex, Metrics, Node, NodeConfig, NodeError, SnapshotEvent, SnapshotStatus,
+    CHECKPOINTS_KEPT, CHECKPOINT_EVERY, MAX_APPEND_BYTES, MAX_COMMAND_BYTES, MAX_SNAPSHOT_EVENTS,
+    MAX_WAITING_READS, MAX_WAITING_WRITES,
 };
 pub use wire::{Body, EntryHeader, Envelope, WireError};

@@ -6,7 +6,7 @@ use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
 use core::fmt;
 
-use continuum_bank::{GenesisConfig, GenesisError, Ledger, OwnerKey};
+use continuum_bank::{GenesisConfig, GenesisError, Ledger, OwnerKey, SnapshotError};
 use continuum_clock::HlcTimestamp;
 use continuum_net::client::{
     encode_balance_answer, encode_transfer_answer, ClientReply, ClientRequest, ReplyBody,
@@ -41,6 +41,9 @@ pub const MAX_WAITING_WRITES: usize = 4096;
 /// Most client reads waiting for their ReadIndex confirmation or for the
 /// confirmed index to apply (small: no command bytes). Beyond it `Busy`.
 pub const MAX_WAITING_READS: usize = 4096;
+/// Snapshot events kept for [`Node::take_snapshot_events`]; older ones are
+/// dropped (and counted) if the caller does not take them.
+pub const MAX_SNAPSHOT_EVENTS: usize = 16;
 
 /// Everything that makes this node this node.
 #[derive(Clone, Debug)]
@@ -64,6 +67,79 @@ pub struct NodeConfig {
     pub chain_check_ticks: u64,
     /// Seed of Raft's randomized timeouts.
     pub seed: u64,
+    /// Take a snapshot of the ledger (and compact the log up to it) every
+    /// this many applied entries; 0 = never (the log then only grows).
+    pub snapshot_entries: u64,
+}
+
+/// Something the snapshot machinery did, for the console.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SnapshotEvent {
+    /// At start, the ledger was restored from the stored snapshot; only
+    /// the log after `index` is replayed.
+    Restored {
+        /// The snapshot's index.
+        index: u64,
+    },
+    /// A snapshot received from the leader by InstallSnapshot replaced
+    /// the ledger and the log.
+    Installed {
+        /// The snapshot's index.
+        index: u64,
+        /// The leader that sent it (as known when it was installed).
+        leader: NodeId,
+    },
+    /// This node took a snapshot and compacted its log up to `index`.
+    Taken {
+        /// The snapshot's index.
+        index: u64,
+        /// Its size.
+        bytes: u64,
+    },
+}
+
+impl fmt::Display for SnapshotEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SnapshotEvent::Restored { index } => {
+                write!(f, "restored snapshot at index {index}")
+            }
+            SnapshotEvent::Installed { index, leader } => {
+                write!(
+                    f,
+                    "installed snapshot at index {index} from leader {leader}"
+                )
+            }
+            SnapshotEvent::Taken { index, bytes } => {
+                write!(
+                    f,
+                    "took snapshot at index {index} ({bytes} bytes), log compacted"
+                )
+            }
+        }
+    }
+}
+
+/// Snapshot and log-space figures for `/status`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SnapshotStatus {
+    /// First index the log holds (snapshot index + 1).
+    pub first_index: u64,
+    /// Index of the stored snapshot (0: none).
+    pub snapshot_index: u64,
+    /// Its data size in bytes.
+    pub snapshot_bytes: u64,
+    /// WAL bytes the live log occupies.
+    pub wal_used_bytes: u64,
+    /// WAL region size.
+    pub wal_capacity_bytes: u64,
+    /// Snapshots this node took (this boot).
+    pub snapshots_taken: u64,
+    /// Snapshots installed from a leader (this boot).
+    pub snapshots_installed: u64,
+    /// Tick (of this boot) at which the last snapshot was taken or
+    /// installed; 0 if none.
+    pub last_snapshot_tick: u64,
 }
 
 /// Why the node cannot go on. The kernel prints it and halts: continuing
@@ -78,6 +154,12 @@ pub enum NodeError {
     Raft(ConfigError),
     /// The genesis configuration is invalid.
     Genesis(GenesisError),
+    /// A stored or received snapshot does not restore to a ledger of this
+    /// cluster at its index.
+    Snapshot {
+        index: u64,
+        error: Option<SnapshotError>,
+    },
     /// A majority of peers applied the same index to a different receipt
     /// chain head: this replica diverged.
     Diverged {
@@ -95,6 +177,13 @@ impl fmt::Display for NodeError {
             NodeError::Open(e) => write!(f, "reading the Raft log at start failed: {e}"),
             NodeError::Raft(e) => write!(f, "raft configuration: {e:?}"),
             NodeError::Genesis(e) => write!(f, "bank genesis: {e:?}"),
+            NodeError::Snapshot { index, error } => match error {
+                Some(e) => write!(f, "ledger snapshot at index {index} does not restore: {e}"),
+                None => write!(
+                    f,
+                    "ledger snapshot at index {index} is of another genesis or a later index"
+                ),
+            },
             NodeError::Diverged {
                 index,
                 mine,
@@ -145,6 +234,12 @@ pub struct Metrics {
     pub leader_changes: u64,
     pub chain_checks_matched: u64,
     pub chain_checks_mismatched: u64,
+    /// Snapshots taken (log compacted up to them).
+    pub snapshots_taken: u64,
+    /// Snapshots installed from a leader.
+    pub snapshots_installed: u64,
+    /// Snapshot events dropped because nobody took them.
+    pub snapshot_events_dropped: u64,
 }
 
 struct Waiting<A> {
@@ -182,22 +277,37 @@ pub struct Node<D: BlockDevice, A: Clone> {
     /// Latest HLC reading the caller gave (stamped on read replies).
     hlc: u64,
     metrics: Metrics,
+    snapshot_events: VecDeque<SnapshotEvent>,
+    last_snapshot_tick: u64,
 }
 
 impl<D: BlockDevice, A: Clone> Node<D, A> {
-    /// Starts (or restarts) a node on an opened store: rebuilds the ledger
-    /// by replaying the committed log from the start (there are no
-    /// snapshots) as Raft hands the entries back.
+    /// Starts (or restarts) a node on an opened store: restores the ledger
+    /// from the stored snapshot, if any, and replays only the committed log
+    /// after it as Raft hands the entries back.
     pub fn new(config: NodeConfig, store: Store<D>) -> Result<Node<D, A>, NodeError> {
         let log = DiskLog::new(store, config.voters.clone()).map_err(NodeError::Open)?;
+        let mut snapshot_events = VecDeque::new();
+        let (ledger, applied) = match continuum_raft::Storage::snapshot(&log) {
+            Some(snapshot) => {
+                let index = snapshot.metadata.index;
+                let ledger = restore_ledger(&config.genesis, index, &snapshot.data)?;
+                snapshot_events.push_back(SnapshotEvent::Restored { index });
+                (ledger, index)
+            }
+            None => (
+                Ledger::genesis(config.genesis).map_err(NodeError::Genesis)?,
+                0,
+            ),
+        };
         let next_tag = first_tag(log.boot_generation());
         let mut raft_config = RaftConfig::new(config.id);
         raft_config.election_ticks = config.election_ticks;
         raft_config.heartbeat_ticks = config.heartbeat_ticks;
         raft_config.max_bytes_per_msg = MAX_APPEND_BYTES;
         raft_config.max_entries_per_msg = 64;
+        raft_config.applied = applied;
         let raft = Raft::new(raft_config, log, config.seed).map_err(NodeError::Raft)?;
-        let ledger = Ledger::genesis(config.genesis).map_err(NodeError::Genesis)?;
         let operator = OwnerKey::parse(&config.genesis.operator_key)
             .ok_or(NodeError::Genesis(GenesisError::InvalidOperatorKey))?;
         Ok(Node {
@@ -211,7 +321,7 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
             confirmed: Vec::new(),
             next_tag,
             ticks: 0,
-            applied: 0,
+            applied,
             checkpoints: VecDeque::new(),
             peer_heads: BTreeMap::new(),
             outbox: Vec::new(),
@@ -219,7 +329,64 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
             leader_seen: continuum_raft::NO_NODE,
             hlc: 0,
             metrics: Metrics::default(),
+            snapshot_events,
+            last_snapshot_tick: 0,
         })
+    }
+
+    /// Snapshot and log-space figures (`/status`).
+    pub fn snapshot_status(&self) -> SnapshotStatus {
+        let log = self.raft.storage();
+        let store = log.store();
+        SnapshotStatus {
+            first_index: store.first_index(),
+            snapshot_index: store.snapshot_index(),
+            snapshot_bytes: store.snapshot_meta().map_or(0, |m| m.data_len),
+            wal_used_bytes: store.wal_used_bytes(),
+            wal_capacity_bytes: store.wal_capacity_bytes(),
+            snapshots_taken: self.metrics.snapshots_taken,
+            snapshots_installed: self.metrics.snapshots_installed,
+            last_snapshot_tick: self.last_snapshot_tick,
+        }
+    }
+
+    /// Snapshot events since the last call (at most
+    /// [`MAX_SNAPSHOT_EVENTS`]; older ones were dropped), for the console.
+    pub fn take_snapshot_events(&mut self) -> Vec<SnapshotEvent> {
+        self.snapshot_events.drain(..).collect()
+    }
+
+    fn snapshot_event(&mut self, event: SnapshotEvent) {
+        if self.snapshot_events.len() >= MAX_SNAPSHOT_EVENTS {
+            self.snapshot_events.pop_front();
+            self.metrics.snapshot_events_dropped += 1;
+        }
+        self.snapshot_events.push_back(event);
+    }
+
+    /// Takes a snapshot and compacts the log once `snapshot_entries`
+    /// entries were applied since the last one. No tail is kept: a
+    /// follower behind the snapshot gets it by InstallSnapshot (the log
+    /// starts right after the snapshot, which keeps `first_index - 1` the
+    /// snapshot index that Raft's storage contract names).
+    fn maybe_snapshot(&mut self) -> Result<(), NodeError> {
+        let every = self.config.snapshot_entries;
+        let since = self.raft.storage().snapshot_index();
+        if every == 0 || self.applied.saturating_sub(since) < every {
+            return Ok(());
+        }
+        let data = self.ledger.snapshot();
+        let bytes = data.len() as u64;
+        let app = self.ledger.chain_head().1.to_vec();
+        let index = self.applied;
+        self.raft
+            .storage_mut()
+            .compact(index, data, app)
+            .map_err(NodeError::Persist)?;
+        self.metrics.snapshots_taken += 1;
+        self.last_snapshot_tick = self.ticks;
+        self.snapshot_event(SnapshotEvent::Taken { index, bytes });
+        Ok(())
     }
 
     /// This node's id.
@@ -479,6 +646,16 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
                 .storage_mut()
                 .persist(&ready)
                 .map_err(NodeError::Persist)?;
+            if let Some(snapshot) = &ready.snapshot {
+                // Before this Ready's committed entries, which follow it.
+                let index = snapshot.metadata.index;
+                self.ledger = restore_ledger(&self.config.genesis, index, &snapshot.data)?;
+                self.applied = index;
+                self.metrics.snapshots_installed += 1;
+                self.last_snapshot_tick = self.ticks;
+                let leader = self.raft.leader();
+                self.snapshot_event(SnapshotEvent::Installed { index, leader });
+            }
             if let Some(soft) = ready.soft_state {
                 if soft.leader != self.leader_seen {
                     self.leader_seen = soft.leader;
@@ -495,6 +672,7 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
                 self.confirmed.push((read.index, read.ctx));
             }
             self.raft.advance();
+            self.maybe_snapshot()?;
         }
         self.serve_reads();
         self.compare_heads()
@@ -680,6 +858,20 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
     pub fn role(&self) -> Role {
         self.raft.role()
     }
+}
+
+/// The ledger a snapshot at `index` holds, checked to be of this
+/// cluster's genesis and not past `index` (no-op entries do not reach the
+/// ledger, so its own applied index may be lower).
+fn restore_ledger(genesis: &GenesisConfig, index: u64, data: &[u8]) -> Result<Ledger, NodeError> {
+    let ledger = Ledger::restore(data).map_err(|e| NodeError::Snapshot {
+        index,
+        error: Some(e),
+    })?;
+    if ledger.config() != genesis || ledger.applied_index() > index {
+        return Err(NodeError::Snapshot { index, error: None });
+    }
+    Ok(ledger)
 }
 
 /// What `ledger` knows about transfer `id`, as a `QueryOutcome` answer.

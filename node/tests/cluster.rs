@@ -69,6 +69,7 @@ fn node_config(id: u64, n: u64, seed: u64) -> NodeConfig {
         request_timeout_ticks: 200,
         chain_check_ticks: 20,
         seed: seed ^ id,
+        snapshot_entries: 0,
     }
 }
 

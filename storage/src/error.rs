@@ -6,6 +6,7 @@ use crate::device::DeviceError;
 use crate::hard_state::SlotDefect;
 use crate::layout::{Identity, SuperblockDefect};
 use crate::record::RecordDefect;
+use crate::snapshot::SnapshotDefect;
 
 /// Why [`crate::Store::open`] or [`crate::Store::format`] refused a disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +66,23 @@ pub enum OpenError {
     TooManyRecords {
         /// The configured `OpenOptions::max_entries`.
         max_entries: usize,
+    },
+    /// Both superblock copies were written by a build with another on-disk
+    /// format version. Never touched.
+    UnsupportedFormat {
+        /// The version on the disk.
+        version: u32,
+    },
+    /// Finishing a compaction or snapshot install that a crash
+    /// interrupted failed.
+    Reconcile(StoreError),
+    /// The log was compacted past every usable snapshot (the snapshot it
+    /// was compacted to is unreadable): the entries in between are gone.
+    SnapshotBehindLog {
+        /// Index of the newest usable snapshot (0: none).
+        snapshot_index: u64,
+        /// First index the log holds.
+        first_index: u64,
     },
 }
 
@@ -128,6 +146,22 @@ impl fmt::Display for OpenError {
                 f,
                 "WAL holds more than {max_entries} records (the in-memory index bound)"
             ),
+            OpenError::Reconcile(e) => write!(
+                f,
+                "finishing the snapshot step a crash interrupted failed: {e}"
+            ),
+            OpenError::UnsupportedFormat { version } => write!(
+                f,
+                "disk has on-disk format version {version}, this build reads only version {}: refusing to touch it (run the build that wrote it, or reformat the disk, losing its log)",
+                crate::layout::FORMAT_VERSION
+            ),
+            OpenError::SnapshotBehindLog {
+                snapshot_index,
+                first_index,
+            } => write!(
+                f,
+                "log starts at index {first_index} but the newest readable snapshot covers only up to {snapshot_index}: entries in between are lost, refusing to start"
+            ),
         }
     }
 }
@@ -141,8 +175,8 @@ pub enum StoreError {
     Device(DeviceError),
     /// An earlier device error left the store in an unknown state.
     Failed,
-    /// The WAL region is full. Nothing compacts the log (there are no
-    /// snapshots), so the disk must be large enough for the whole log.
+    /// The WAL region cannot hold the live log plus this append: take a
+    /// snapshot and [`crate::Store::compact_to`] it to release space.
     WalFull {
         /// Bytes the append needs.
         needed: u64,
@@ -189,6 +223,43 @@ pub enum StoreError {
         /// What is wrong.
         defect: RecordDefect,
     },
+    /// Snapshot metadata this store cannot hold: index 0, more than
+    /// [`crate::snapshot::MAX_SNAPSHOT_VOTERS`] voters or more than
+    /// [`crate::snapshot::MAX_SNAPSHOT_APP_BYTES`] of application metadata.
+    SnapshotInvalid,
+    /// The snapshot data does not match the metadata's length and SHA-256.
+    SnapshotDigestMismatch {
+        /// The snapshot's index.
+        index: u64,
+    },
+    /// A snapshot at or below the current one.
+    SnapshotNotNewer {
+        /// Index offered.
+        index: u64,
+        /// The current snapshot's index.
+        current: u64,
+    },
+    /// The snapshot is larger than a snapshot slot.
+    SnapshotTooLarge {
+        /// Its data length.
+        len: u64,
+        /// Data bytes a slot holds.
+        capacity: u64,
+    },
+    /// The stored snapshot no longer reads back as written.
+    CorruptSnapshot {
+        /// Its index.
+        index: u64,
+        /// What is wrong.
+        defect: SnapshotDefect,
+    },
+    /// Compaction past what the current snapshot covers would lose entries.
+    CompactBeyondSnapshot {
+        /// Index asked for.
+        index: u64,
+        /// The current snapshot's index.
+        snapshot_index: u64,
+    },
 }
 
 impl From<DeviceError> for StoreError {
@@ -207,7 +278,7 @@ impl fmt::Display for StoreError {
             ),
             StoreError::WalFull { needed, available } => write!(
                 f,
-                "WAL full: append needs {needed} bytes, {available} left (log compaction is not implemented yet)"
+                "WAL full: append needs {needed} bytes, {available} left (take a snapshot and compact the log to release space)"
             ),
             StoreError::IndexFull { max_entries } => {
                 write!(f, "log index full at {max_entries} entries")
@@ -230,6 +301,34 @@ impl fmt::Display for StoreError {
             StoreError::CorruptRecord { index, defect } => {
                 write!(f, "entry {index} unreadable: {defect}")
             }
+            StoreError::SnapshotInvalid => write!(
+                f,
+                "snapshot metadata out of bounds (index 0, over {} voters or over {} bytes of application metadata)",
+                crate::snapshot::MAX_SNAPSHOT_VOTERS,
+                crate::snapshot::MAX_SNAPSHOT_APP_BYTES
+            ),
+            StoreError::SnapshotDigestMismatch { index } => write!(
+                f,
+                "snapshot at {index}: data does not match its length and SHA-256"
+            ),
+            StoreError::SnapshotNotNewer { index, current } => write!(
+                f,
+                "snapshot at {index} is not newer than the stored one at {current}"
+            ),
+            StoreError::SnapshotTooLarge { len, capacity } => write!(
+                f,
+                "snapshot of {len} bytes exceeds the {capacity}-byte snapshot slot"
+            ),
+            StoreError::CorruptSnapshot { index, defect } => {
+                write!(f, "snapshot at {index} unreadable: {defect}")
+            }
+            StoreError::CompactBeyondSnapshot {
+                index,
+                snapshot_index,
+            } => write!(
+                f,
+                "cannot compact the log to {index}: the snapshot covers only up to {snapshot_index}"
+            ),
         }
     }
 }

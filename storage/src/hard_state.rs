@@ -10,8 +10,10 @@
 //! survives in the other.
 //!
 //! The slot also carries the WAL's truncation marker (generation and the
-//! index it was truncated from; see `wal.rs`), so a truncation is made
-//! durable by the same single-block write.
+//! index it was truncated from; see `recovery.rs`) and where the live log
+//! starts (first index, its WAL position and the checksum it links to), so
+//! a truncation or a compaction is made durable by the same single-block
+//! write.
 
 use core::fmt;
 
@@ -24,8 +26,11 @@ pub const SLOT_MAGIC: [u8; 8] = *b"CNTMHARD";
 /// Largest log start index accepted from disk (keeps index arithmetic far
 /// from overflow whatever a checksummed but hostile slot says).
 pub const MAX_LOG_INDEX: u64 = 1 << 62;
+/// Largest logical WAL position accepted from disk (the circular WAL's
+/// positions only grow; 2^62 bytes is far beyond any disk's lifetime).
+pub const MAX_WAL_POSITION: u64 = 1 << 62;
 /// Bytes covered by the slot checksum (the checksum follows).
-const SLOT_BODY: usize = 88;
+const SLOT_BODY: usize = 100;
 
 /// Raft's persistent per-server state (Raft Figure 2).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -60,11 +65,17 @@ pub struct SlotState {
     pub wal_generation: u64,
     /// Records with index >= this and an older generation are dead.
     pub wal_truncated_from: u64,
-    /// Index of the first WAL record (1 until snapshots compact the log).
+    /// Index of the first WAL record (snapshot index + 1; 1 without one).
     pub log_start_index: u64,
-    /// WAL offset the store knew to be flushed when it wrote this slot:
+    /// WAL position the store knew to be flushed when it wrote this slot:
     /// a bad record below it is mid-log corruption, not a torn tail.
     pub wal_durable_upto: u64,
+    /// WAL position (logical, see `store.rs`) of the record at
+    /// `log_start_index`: recovery scans from here.
+    pub wal_start_offset: u64,
+    /// Checksum the record at `log_start_index` links to (the released
+    /// record before it; 0 for a log starting on a fresh position).
+    pub wal_start_prev_checksum: u32,
 }
 
 /// Why a slot was rejected.
@@ -106,6 +117,8 @@ impl SlotState {
         put_u64(&mut b, 64, self.wal_truncated_from);
         put_u64(&mut b, 72, self.log_start_index);
         put_u64(&mut b, 80, self.wal_durable_upto);
+        put_u64(&mut b, 88, self.wal_start_offset);
+        put_u32(&mut b, 96, self.wal_start_prev_checksum);
         let crc = crc32c(&b[..SLOT_BODY]);
         put_u32(&mut b, SLOT_BODY, crc);
         b
@@ -131,7 +144,13 @@ impl SlotState {
         let log_start_index = get_u64(b, 72);
         // Index arithmetic (start + entries) must not overflow; no real log
         // gets anywhere near 2^62 entries.
-        if log_start_index == 0 || log_start_index > MAX_LOG_INDEX {
+        let wal_start_offset = get_u64(b, 88);
+        let wal_durable_upto = get_u64(b, 80);
+        if log_start_index == 0
+            || log_start_index > MAX_LOG_INDEX
+            || wal_start_offset > MAX_WAL_POSITION
+            || wal_durable_upto > MAX_WAL_POSITION
+        {
             return Err(SlotDefect::BadField);
         }
         Ok(SlotState {
@@ -144,7 +163,9 @@ impl SlotState {
             wal_generation: get_u64(b, 56),
             wal_truncated_from: get_u64(b, 64),
             log_start_index,
-            wal_durable_upto: get_u64(b, 80),
+            wal_durable_upto,
+            wal_start_offset,
+            wal_start_prev_checksum: get_u32(b, 96),
         })
     }
 }
@@ -194,6 +215,8 @@ mod tests {
             wal_truncated_from: 17,
             log_start_index: 1,
             wal_durable_upto: 4096,
+            wal_start_offset: 512,
+            wal_start_prev_checksum: 77,
         }
     }
 

@@ -14,7 +14,9 @@ use crate::device::BLOCK_SIZE;
 /// Superblock magic ("CNTMSUPR").
 pub const SUPERBLOCK_MAGIC: [u8; 8] = *b"CNTMSUPR";
 /// On-disk format version written by this crate. Bumped on any layout change.
-pub const FORMAT_VERSION: u32 = 1;
+/// Version 2: circular WAL (hard-state slot records the log's start
+/// position) and the two-slot snapshot region.
+pub const FORMAT_VERSION: u32 = 2;
 /// LBAs of the two superblock copies.
 pub const SUPERBLOCK_LBAS: [u64; 2] = [0, 1];
 /// LBA of hard-state slot 0 (slot 1 follows it).
@@ -48,7 +50,7 @@ impl fmt::Display for Identity {
 pub struct Geometry {
     /// Device capacity when formatted.
     pub capacity_blocks: u64,
-    /// First block of the snapshot region (reserved; nothing writes it).
+    /// First block of the snapshot region (two slots, see `snapshot.rs`).
     pub snapshot_lba: u64,
     /// Blocks in the snapshot region.
     pub snapshot_blocks: u64,
@@ -60,7 +62,7 @@ pub struct Geometry {
 
 impl Geometry {
     /// The layout for a disk of `capacity_blocks`: a quarter of the disk
-    /// reserved for snapshots, the rest for the WAL. `None` if too small.
+    /// for the two snapshot slots, the rest for the WAL. `None` if too small.
     pub fn for_capacity(capacity_blocks: u64) -> Option<Geometry> {
         if capacity_blocks < MIN_CAPACITY_BLOCKS {
             return None;

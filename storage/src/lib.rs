@@ -1,5 +1,6 @@
-//! Continuum's durable Raft log: superblock, hard state and a checksummed
-//! write-ahead log of entries, over any [`BlockDevice`].
+//! Continuum's durable Raft log: superblock, hard state, a two-slot
+//! snapshot region and a checksummed circular write-ahead log of entries,
+//! over any [`BlockDevice`].
 //!
 //! Portable logic only (`#![no_std]` + `alloc`, no `unsafe`): the kernel
 //! supplies a virtio-blk [`BlockDevice`]; host tests use [`MemDisk`], which
@@ -9,8 +10,9 @@
 //! Raft is only safe if what a node said survives power loss. So:
 //! [`Store::append`] and [`Store::set_hard_state`] only write;
 //! **acknowledge nothing (vote, append ack, client reply) until
-//! [`Store::sync`] has returned `Ok`**. [`Store::truncate_from`] is durable
-//! on return. Group commit is one `append` of many records plus one `sync`:
+//! [`Store::sync`] has returned `Ok`**. [`Store::truncate_from`],
+//! [`Store::write_snapshot`], [`Store::compact_to`] and
+//! [`Store::install_snapshot`] are durable on return. Group commit is one `append` of many records plus one `sync`:
 //! one device write (per [`MAX_BATCH_BYTES`]) and one flush.
 //!
 //! # Driving it (what `continuum_node::DiskLog::persist` does per Ready)
@@ -31,6 +33,11 @@
 //!     send(ready.messages);                                        // only now: persistence before speech
 //!     raft.advance(ready);
 //! }
+//! // every N applied entries: snapshot the application, release the log
+//! store.write_snapshot(&SnapshotMeta::for_data(i, term, hash, voters, app, &data), &data)?;
+//! store.compact_to(i)?;                                            // WAL space before i+1 is reused
+//! // a follower handed a snapshot by InstallSnapshot (before that Ready's entries):
+//! store.install_snapshot(&meta, &data)?;                           // log restarts at meta.index + 1
 //! ```
 //! Reads (`entries`, `term`, `first_index`, `last_index`, `hard_state`)
 //! serve Raft's log queries from the in-memory index plus one device read
@@ -45,15 +52,15 @@
 //! | 1 | superblock copy 1 (same bytes; written after copy 0 is flushed) |
 //! | 2, 3 | hard-state slots 0 and 1 (alternating) |
 //! | 4..8 | reserved |
-//! | 8..8+S | snapshot region, S = capacity/4 (reserved; nothing writes it) |
-//! | 8+S..end | WAL: records packed back to back; each batch starts on a block boundary |
+//! | 8..8+S | snapshot region, S = capacity/4: slot 0 = first S/2 blocks, slot 1 = next S/2 (see [`snapshot`]) |
+//! | 8+S..end | WAL, circular: records packed back to back; each batch starts on a block boundary and never crosses the region end |
 //!
 //! Superblock (one block; CRC-32C over bytes 0..96):
 //!
 //! | Offset | Size | Field |
 //! |---|---|---|
 //! | 0 | 8 | magic `CNTMSUPR` |
-//! | 8 | 4 | format version (1) |
+//! | 8 | 4 | format version (2; a disk of another version is refused with [`OpenError::UnsupportedFormat`]) |
 //! | 12 | 4 | block size (512) |
 //! | 16 | 16 | cluster id (u128) |
 //! | 32 | 8 | node id |
@@ -66,7 +73,7 @@
 //! | 88 | 8 | WAL blocks |
 //! | 96 | 4 | CRC-32C |
 //!
-//! Hard-state slot (one block; CRC-32C over bytes 0..88; the valid slot with
+//! Hard-state slot (one block; CRC-32C over bytes 0..100; the valid slot with
 //! the higher sequence number wins; an update never overwrites the slot
 //! holding the last flushed value):
 //!
@@ -81,9 +88,15 @@
 //! | 48 | 8 | commit index |
 //! | 56 | 8 | WAL generation (bumped by each truncation and each open) |
 //! | 64 | 8 | WAL truncated-from index |
-//! | 72 | 8 | log start index (1 until snapshots) |
-//! | 80 | 8 | WAL offset known flushed when the slot was written |
-//! | 88 | 4 | CRC-32C |
+//! | 72 | 8 | log start index (snapshot index + 1; 1 without one) |
+//! | 80 | 8 | WAL position known flushed when the slot was written |
+//! | 88 | 8 | WAL position of the record at the log start index |
+//! | 96 | 4 | checksum that record links to (its released predecessor's) |
+//! | 100 | 4 | CRC-32C |
+//!
+//! WAL positions are logical: they only grow, and position `p` is byte
+//! `p % wal_bytes` of the region (see `store.rs`). Recovery scans from the
+//! slot's start position; the snapshot header table is in [`snapshot`].
 //!
 //! WAL record (88-byte header, payload, 4-byte trailer; CRC-32C over header
 //! and payload):
@@ -99,7 +112,7 @@
 //! | 16 | 8 | index |
 //! | 24 | 8 | term |
 //! | 32 | 8 | WAL generation at write time |
-//! | 40 | 8 | WAL offset known flushed at write time |
+//! | 40 | 8 | WAL position known flushed at write time |
 //! | 48 | 8 | format epoch |
 //! | 56 | 32 | Raft chain hash (SHA-256, computed by Raft) |
 //! | 88 | n | payload |
@@ -111,19 +124,25 @@
 //!
 //! Recovery (see `recovery.rs`) accepts the longest prefix of records that
 //! each checksum and continue the log (epoch, index, link to the previous
-//! checksum, generation vs. the truncation marker), truncates a torn tail,
-//! and refuses to start if a bad record is provably one that had been
-//! flushed (mid-log corruption).
+//! checksum, generation vs. the truncation marker), following a batch to
+//! the next lap when it did not fit before the region end, truncates a torn
+//! tail, and refuses to start if a bad record is provably one that had been
+//! flushed (mid-log corruption). It then picks the newest snapshot whose
+//! data matches its SHA-256, refuses if the log was compacted past it, and
+//! finishes a compaction or install that a crash interrupted.
 //!
 //! # Memory
-//! The store keeps 24 bytes per log entry ([`IndexEntry`]) so reads never
-//! rescan, bounded by [`OpenOptions::max_entries`] (default 1 Mi entries,
-//! 24 MiB), plus transient buffers bounded by [`MAX_BATCH_BYTES`] and
-//! [`READ_CHUNK_BYTES`].
+//! The store keeps 24 bytes per live log entry ([`IndexEntry`]) so reads
+//! never rescan, bounded by [`OpenOptions::max_entries`] (default 1 Mi
+//! entries, 24 MiB), plus the current snapshot's metadata and transient
+//! buffers bounded by [`MAX_BATCH_BYTES`] and [`READ_CHUNK_BYTES`]
+//! ([`Store::read_snapshot`] returns the whole snapshot as one buffer).
 //!
 //! # Limits
-//! The WAL does not wrap and nothing compacts it (there are no
-//! snapshots): when it is full, appends fail with [`StoreError::WalFull`].
+//! Appends fail with [`StoreError::WalFull`] only when the live log (from
+//! its first entry) plus the new batch exceed the WAL region; compacting
+//! after each snapshot keeps the live log short. A snapshot holds at most
+//! [`Store::snapshot_capacity_bytes`] (capacity/8 less a block).
 
 #![no_std]
 #![forbid(unsafe_code)]
@@ -142,6 +161,7 @@ mod open;
 mod reader;
 pub mod record;
 mod recovery;
+pub mod snapshot;
 mod store;
 pub mod testing;
 
@@ -154,7 +174,8 @@ pub use open::{OpenOptions, DEFAULT_MAX_ENTRIES};
 pub use reader::READ_CHUNK_BYTES;
 pub use record::{Record, RecordDefect, MAX_PAYLOAD_BYTES};
 pub use recovery::{RecoveryReport, Tail, Witness, MAX_UNSYNCED_BYTES, WITNESS_WINDOW_BYTES};
-pub use store::{IndexEntry, Store, MAX_BATCH_BYTES};
+pub use snapshot::{SnapshotDefect, SnapshotMeta, MAX_SNAPSHOT_APP_BYTES, MAX_SNAPSHOT_VOTERS};
+pub use store::{IndexEntry, Reconciled, Store, MAX_BATCH_BYTES};
 
 impl<T: BlockDevice + ?Sized> BlockDevice for &mut T {
     fn block_size(&self) -> usize {

@@ -15,15 +15,21 @@
 //! 5. Report a commit index beyond the recovered log (loudly; Raft's
 //!    adapter must clamp it). Bump the WAL generation in a new slot write and flush, so nothing
 //!    past the recovered end can ever be read as a continuation.
+//! 6. Read both snapshot slots (`snapshot.rs`); the valid one with the
+//!    higher sequence whose data matches its SHA-256 is current. Refuse if
+//!    the log starts past it (lost entries). If a crash fell between a
+//!    snapshot write and its compaction or log reset, finish that now.
 
 use crate::device::{BlockDevice, BLOCK_SIZE};
 use crate::error::OpenError;
+use crate::error::StoreError;
 use crate::hard_state::{is_fresh_format_slot, newer_slot, HardState, SlotDefect, SlotState};
 use crate::layout::{
     Geometry, Identity, Superblock, SuperblockDefect, HARD_STATE_LBA, SUPERBLOCK_LBAS,
 };
 use crate::recovery::{scan, RecoveryReport, ScanError};
-use crate::store::Store;
+use crate::snapshot::{self, SlotGeometry, SnapshotDefect, SnapshotMeta};
+use crate::store::{read_slot_data, Store};
 
 /// Default bound on records held in the in-memory index
 /// ([`OpenOptions::max_entries`]): 1 Mi entries x 24 bytes = 24 MiB.
@@ -36,9 +42,9 @@ pub struct OpenOptions {
     /// only for benchmarks (the node config's `unsafe_no_flush`): with
     /// it set, "durable" means nothing.
     pub unsafe_no_flush: bool,
-    /// Most records the in-memory index holds (24 bytes each). Default
-    /// [`DEFAULT_MAX_ENTRIES`]; appends beyond it fail (nothing compacts
-    /// the log: there are no snapshots).
+    /// Most live records the in-memory index holds (24 bytes each).
+    /// Default [`DEFAULT_MAX_ENTRIES`]; appends beyond it fail until
+    /// [`Store::compact_to`] releases a prefix.
     pub max_entries: usize,
 }
 
@@ -109,6 +115,8 @@ fn format_disk<D: BlockDevice>(
         wal_truncated_from: 1,
         log_start_index: 1,
         wal_durable_upto: 0,
+        wal_start_offset: 0,
+        wal_start_prev_checksum: 0,
     };
     dev.write(HARD_STATE_LBA + 1, &slot.encode(epoch))?;
     slot.seq = 1;
@@ -125,6 +133,51 @@ fn format_disk<D: BlockDevice>(
         flush(dev)?;
     }
     Ok(epoch)
+}
+
+/// The current snapshot: the valid slot with the higher sequence whose
+/// data matches its SHA-256, as (position, sequence, metadata); and why
+/// each slot not chosen was unusable.
+#[allow(clippy::type_complexity)]
+fn read_snapshot_slots<D: BlockDevice>(
+    dev: &mut D,
+    geometry: &Geometry,
+    epoch: u64,
+) -> Result<
+    (
+        Option<(usize, u64, SnapshotMeta)>,
+        [Option<SnapshotDefect>; 2],
+    ),
+    OpenError,
+> {
+    let slots = SlotGeometry::of(geometry);
+    let mut found = [None, None];
+    let mut defects = [None, None];
+    for pos in 0..2 {
+        let header = read_block(dev, slots.header_lba(pos))?;
+        match snapshot::decode_header(&header, epoch, slots.data_capacity()) {
+            Ok(v) => found[pos] = Some(v),
+            Err(d) => defects[pos] = Some(d),
+        }
+    }
+    let mut order = [0usize, 1];
+    let seq = |p: usize| found[p].as_ref().map_or(0, |(s, _)| *s);
+    if seq(1) > seq(0) {
+        order = [1, 0];
+    }
+    for pos in order {
+        let Some((seq, meta)) = found[pos].take() else {
+            continue;
+        };
+        let data = read_slot_data(dev, &slots, pos, meta.data_len)?;
+        if snapshot::digest(&data) == meta.data_hash {
+            defects[pos] = None;
+            // The other slot is the older snapshot (or empty): not a defect.
+            return Ok((Some((pos, seq, meta)), defects));
+        }
+        defects[pos] = Some(SnapshotDefect::DataMismatch);
+    }
+    Ok((None, defects))
 }
 
 impl<D: BlockDevice> Store<D> {
@@ -174,6 +227,10 @@ impl<D: BlockDevice> Store<D> {
                     && is_fresh_format_slot(&read_block(&mut dev, HARD_STATE_LBA + 1)?) =>
             {
                 return Store::format_with(dev, expected, options);
+            }
+            [Err(SuperblockDefect::UnsupportedVersion(version)), Err(_)]
+            | [Err(_), Err(SuperblockDefect::UnsupportedVersion(version))] => {
+                return Err(OpenError::UnsupportedFormat { version })
             }
             [Err(a), Err(b)] => return Err(OpenError::NoValidSuperblock([a, b])),
             [Ok(a), Ok(b)] if b.format_epoch > a.format_epoch => (b, 0),
@@ -254,12 +311,24 @@ impl<D: BlockDevice> Store<D> {
             wal_truncated_from: last_index + 1,
             log_start_index: slot.log_start_index,
             wal_durable_upto: found_log.end_offset,
+            wal_start_offset: slot.wal_start_offset,
+            wal_start_prev_checksum: slot.wal_start_prev_checksum,
         };
         let bumped_pos = 1 - slot_pos;
         dev.write(HARD_STATE_LBA + bumped_pos as u64, &bumped.encode(epoch))?;
         flush(&mut dev)?;
 
-        let report = RecoveryReport {
+        let (snapshot, snapshot_defects) = read_snapshot_slots(&mut dev, &geometry, epoch)?;
+        let snapshot_index = snapshot.as_ref().map_or(0, |(_, _, m)| m.index);
+        if snapshot_index + 1 < slot.log_start_index {
+            return Err(OpenError::SnapshotBehindLog {
+                snapshot_index,
+                first_index: slot.log_start_index,
+            });
+        }
+        let snapshot_bytes = snapshot.as_ref().map_or(0, |(_, _, m)| m.data_len);
+
+        let mut report = RecoveryReport {
             formatted: false,
             format_epoch: epoch,
             superblock_repaired,
@@ -270,12 +339,16 @@ impl<D: BlockDevice> Store<D> {
             first_index: slot.log_start_index,
             last_index,
             last_term: found_log.index.last().map_or(0, |e| e.term),
-            wal_bytes_used: found_log.end_offset,
+            wal_bytes_used: 0,
             wal_bytes_total: geometry.wal_bytes(),
             tail: found_log.tail,
             wal_generation: bumped.wal_generation,
+            snapshot_index,
+            snapshot_bytes,
+            snapshot_defects,
+            reconciled: None,
         };
-        let store = Store::from_recovered(
+        let mut store = Store::from_recovered(
             dev,
             Superblock {
                 identity: found,
@@ -286,7 +359,18 @@ impl<D: BlockDevice> Store<D> {
             bumped,
             bumped_pos,
             found_log,
+            snapshot,
         );
+        report.reconciled = store.reconcile_snapshot().map_err(|e| match e {
+            StoreError::Device(d) => OpenError::Device(d),
+            e => OpenError::Reconcile(e),
+        })?;
+        if report.reconciled.is_some() {
+            report.first_index = store.first_index();
+            report.last_index = store.last_index();
+            report.records = store.last_index() + 1 - store.first_index();
+        }
+        report.wal_bytes_used = store.wal_used_bytes();
         Ok((store, report))
     }
 }

@@ -1,5 +1,9 @@
 //! Buffered reads of WAL byte ranges, so the recovery scan and `entries`
 //! issue one device request per chunk instead of one per record.
+//!
+//! Offsets are logical WAL positions (they only grow; the byte lives at
+//! `position % wal_bytes` in the region, see `store.rs`). A read never
+//! crosses the region end: records and batches never straddle it.
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -17,7 +21,7 @@ pub struct WalReader<'a, D: BlockDevice> {
     dev: &'a mut D,
     wal_lba: u64,
     wal_bytes: u64,
-    /// WAL byte offset of `window[0]` (block-aligned).
+    /// Logical WAL position of `window[0]` (block-aligned).
     window_start: u64,
     window: Vec<u8>,
     /// Minimum bytes fetched per device read.
@@ -49,24 +53,31 @@ impl<'a, D: BlockDevice> WalReader<'a, D> {
         self.wal_bytes
     }
 
-    /// The bytes `[offset, offset + len)` of the WAL. The caller checks
-    /// `offset + len <= wal_bytes()`.
+    /// Bytes from logical position `offset` to the region end (where the
+    /// next lap starts).
+    pub fn left_in_lap(&self, offset: u64) -> u64 {
+        self.wal_bytes - offset % self.wal_bytes
+    }
+
+    /// The bytes `[offset, offset + len)` of the WAL (logical positions).
+    /// The caller checks `len <= left_in_lap(offset)`.
     pub fn read(&mut self, offset: u64, len: usize) -> Result<&[u8], DeviceError> {
         let end = offset + len as u64;
-        assert!(end <= self.wal_bytes, "WAL read past the region end");
+        assert!(
+            len as u64 <= self.left_in_lap(offset),
+            "WAL read across the region end"
+        );
         let window_end = self.window_start + self.window.len() as u64;
         if offset < self.window_start || end > window_end {
             let block = BLOCK_SIZE as u64;
             let start = offset / block * block;
             let want = (end - start).max(self.chunk);
             let stop = (start + want).div_ceil(block) * block;
-            let stop = stop.min(self.wal_bytes);
+            let stop = stop.min(start + self.left_in_lap(start));
             self.window = vec![0; (stop - start) as usize];
             self.window_start = start;
-            if let Err(e) = self
-                .dev
-                .read(self.wal_lba + start / block, &mut self.window)
-            {
+            let lba = self.wal_lba + (start % self.wal_bytes) / block;
+            if let Err(e) = self.dev.read(lba, &mut self.window) {
                 self.window.clear();
                 return Err(e);
             }

@@ -48,14 +48,16 @@ pub const MAX_UNSYNCED_BYTES: u64 = 1024 * 1024;
 /// How far past a bad record recovery looks for proof that it had been
 /// flushed (see the module docs).
 /// (The next batch after a flush starts at most `MAX_UNSYNCED_BYTES` plus
-/// one block of padding past any byte that flush made durable; one more
-/// block is margin.)
-pub const WITNESS_WINDOW_BYTES: u64 = MAX_UNSYNCED_BYTES + 2 * BLOCK_SIZE as u64;
+/// one block of padding past any byte that flush made durable, plus the
+/// gap a batch leaves when it does not fit before the region end and
+/// starts the next lap, under one batch; one more block is margin.)
+pub const WITNESS_WINDOW_BYTES: u64 =
+    MAX_UNSYNCED_BYTES + crate::store::MAX_BATCH_BYTES as u64 + 2 * BLOCK_SIZE as u64;
 
 /// How the scanned log ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tail {
-    /// The log fills the WAL region exactly.
+    /// The log fills the WAL region (one whole lap).
     RegionEnd,
     /// The bytes after the last record were never written.
     Blank,
@@ -71,11 +73,12 @@ pub enum Tail {
 
 /// Result of a successful scan.
 pub struct Scan {
-    /// Offsets and terms of the valid records, in index order.
+    /// Positions and terms of the valid records, in index order.
     pub index: Vec<IndexEntry>,
-    /// WAL offset just past the last valid record (before block padding).
+    /// WAL position just past the last valid record (before block
+    /// padding); the slot's start position if there is none.
     pub end_offset: u64,
-    /// Checksum of the last valid record (0 if none).
+    /// Checksum of the last valid record (the slot's start link if none).
     pub last_checksum: u32,
     /// Whether the last valid record ended its batch (next append starts
     /// on a block boundary).
@@ -154,9 +157,10 @@ enum Probe {
     Invalid { defect: RecordDefect, bytes: u64 },
 }
 
-/// Read and checksum the record starting at `offset` (context-free).
+/// Read and checksum the record starting at logical position `offset`
+/// (context-free).
 fn probe<D: BlockDevice>(r: &mut WalReader<'_, D>, offset: u64) -> Result<Probe, DeviceError> {
-    let left = r.wal_bytes() - offset;
+    let left = r.left_in_lap(offset);
     let block_rest = BLOCK_SIZE as u64 - offset % BLOCK_SIZE as u64;
     if left < (record::HEADER_LEN + TRAILER_LEN) as u64 {
         return Ok(Probe::Invalid {
@@ -190,7 +194,47 @@ fn probe<D: BlockDevice>(r: &mut WalReader<'_, D>, offset: u64) -> Result<Probe,
     }
 }
 
-/// Scan the WAL of a disk whose current slot is `slot`.
+/// The log as scanned so far: what the next record must continue.
+struct Cursor {
+    next_index: u64,
+    last_checksum: u32,
+    last_term: u64,
+}
+
+/// A valid continuation (header, checksum), or why not (defect, bytes).
+type Accepted = Result<(RecordHeader, u32), (RecordDefect, u64)>;
+
+/// Whether the record at `offset` is a valid continuation of `cursor`:
+/// `Ok(Ok((header, checksum)))` if it is, else its defect and length.
+fn accept<D: BlockDevice>(
+    r: &mut WalReader<'_, D>,
+    offset: u64,
+    format_epoch: u64,
+    slot: &SlotState,
+    cursor: &Cursor,
+) -> Result<Accepted, DeviceError> {
+    Ok(match probe(r, offset)? {
+        Probe::Invalid { defect, bytes } => Err((defect, bytes)),
+        Probe::Valid { header, checksum } => match continues(
+            &header,
+            format_epoch,
+            slot,
+            cursor.next_index,
+            cursor.last_checksum,
+            cursor.last_term,
+        ) {
+            Some(defect) => Err((defect, header.record_len() as u64)),
+            None => Ok((header, checksum)),
+        },
+    })
+}
+
+/// Scan the WAL of a disk whose current slot is `slot`, from the slot's
+/// start position. A batch that did not fit before the region end was
+/// written at the start of the next lap (the gap is never read as log):
+/// when the bytes at a position do not continue the log, the scan also
+/// tries the next lap's first record, which continues the log only if the
+/// writer put it there (its index and link name the record just read).
 pub fn scan<D: BlockDevice>(
     dev: &mut D,
     geometry: &Geometry,
@@ -201,48 +245,49 @@ pub fn scan<D: BlockDevice>(
     let mut r = WalReader::new(dev, geometry);
     let wal_bytes = r.wal_bytes();
     let mut index: Vec<IndexEntry> = Vec::new();
-    let mut offset = 0u64;
-    let mut last_checksum = 0u32;
-    let mut last_term = 0u64;
+    let start = slot.wal_start_offset;
+    let mut offset = start;
+    let mut cursor = Cursor {
+        next_index: slot.log_start_index,
+        last_checksum: slot.wal_start_prev_checksum,
+        last_term: 0,
+    };
     let mut ends_batch = true;
-    let mut next_index = slot.log_start_index;
     let tail = loop {
-        if offset >= wal_bytes {
+        if offset >= start + wal_bytes {
             break Tail::RegionEnd;
         }
-        let (defect, bytes) = match probe(&mut r, offset)? {
-            Probe::Invalid { defect, bytes } => (defect, bytes),
-            Probe::Valid { header, checksum } => {
-                match continues(
-                    &header,
-                    format_epoch,
-                    slot,
-                    next_index,
-                    last_checksum,
-                    last_term,
-                ) {
-                    Some(defect) => (defect, header.record_len() as u64),
-                    None => {
-                        if index.len() >= max_entries {
-                            return Err(ScanError::TooManyRecords { max_entries });
-                        }
-                        let len = header.record_len() as u64;
-                        index.push(IndexEntry {
-                            offset,
-                            term: header.term,
-                            len: len as u32,
-                        });
-                        last_checksum = checksum;
-                        last_term = header.term;
-                        next_index += 1;
-                        offset += len;
-                        ends_batch = header.flags & FLAG_BATCH_END != 0;
-                        if ends_batch {
-                            offset = offset.div_ceil(BLOCK_SIZE as u64) * BLOCK_SIZE as u64;
-                        }
-                        continue;
-                    }
+        let mut found = accept(&mut r, offset, format_epoch, slot, &cursor)?;
+        if found.is_err() && !offset.is_multiple_of(wal_bytes) {
+            let lap = offset.next_multiple_of(wal_bytes);
+            if lap < start + wal_bytes {
+                if let Ok(ok) = accept(&mut r, lap, format_epoch, slot, &cursor)? {
+                    offset = lap;
+                    found = Ok(ok);
                 }
+            }
+        }
+        let (defect, bytes) = match found {
+            Err(bad) => bad,
+            Ok((header, checksum)) => {
+                if index.len() >= max_entries {
+                    return Err(ScanError::TooManyRecords { max_entries });
+                }
+                let len = header.record_len() as u64;
+                index.push(IndexEntry {
+                    offset,
+                    term: header.term,
+                    len: len as u32,
+                });
+                cursor.last_checksum = checksum;
+                cursor.last_term = header.term;
+                cursor.next_index += 1;
+                offset += len;
+                ends_batch = header.flags & FLAG_BATCH_END != 0;
+                if ends_batch {
+                    offset = offset.div_ceil(BLOCK_SIZE as u64) * BLOCK_SIZE as u64;
+                }
+                continue;
             }
         };
         let witness = if offset < slot.wal_durable_upto {
@@ -250,12 +295,13 @@ pub fn scan<D: BlockDevice>(
                 durable_upto: slot.wal_durable_upto,
             })
         } else {
-            find_witness(&mut r, offset, format_epoch, slot)?.map(|index| Witness::Record { index })
+            find_witness(&mut r, offset, start, format_epoch, slot)?
+                .map(|index| Witness::Record { index })
         };
         if let Some(witness) = witness {
             return Err(ScanError::MidLogCorruption {
                 offset,
-                index: next_index,
+                index: cursor.next_index,
                 defect,
                 witness,
             });
@@ -268,12 +314,12 @@ pub fn scan<D: BlockDevice>(
     };
     let end_offset = match index.last() {
         Some(e) => e.offset + e.len as u64,
-        None => 0,
+        None => start,
     };
     Ok(Scan {
         index,
         end_offset,
-        last_checksum,
+        last_checksum: cursor.last_checksum,
         ends_batch,
         tail,
     })
@@ -319,11 +365,13 @@ fn continues(
 fn find_witness<D: BlockDevice>(
     r: &mut WalReader<'_, D>,
     bad_offset: u64,
+    scan_start: u64,
     format_epoch: u64,
     slot: &SlotState,
 ) -> Result<Option<u64>, DeviceError> {
     let block = BLOCK_SIZE as u64;
-    let stop = (bad_offset + WITNESS_WINDOW_BYTES).min(r.wal_bytes());
+    // Positions past one lap from the scan start are the live log again.
+    let stop = (bad_offset + WITNESS_WINDOW_BYTES).min(scan_start + r.wal_bytes());
     let mut at = (bad_offset / block + 1) * block;
     while at < stop {
         if let Probe::Valid { header, .. } = probe(r, at)? {
@@ -374,6 +422,16 @@ pub struct RecoveryReport {
     pub tail: Tail,
     /// WAL generation from now on (bumped at every open).
     pub wal_generation: u64,
+    /// Index of the current snapshot (0: none).
+    pub snapshot_index: u64,
+    /// Its data length in bytes.
+    pub snapshot_bytes: u64,
+    /// Why each snapshot slot was unusable, if it was (an empty slot is
+    /// `BadMagic`; a slot holding the older snapshot is `None`).
+    pub snapshot_defects: [Option<crate::snapshot::SnapshotDefect>; 2],
+    /// A crash fell between a snapshot write and its compaction or log
+    /// reset; open finished it.
+    pub reconciled: Option<crate::store::Reconciled>,
 }
 
 impl fmt::Display for RecoveryReport {
@@ -413,6 +471,32 @@ impl fmt::Display for RecoveryReport {
             self.wal_bytes_total,
             self.wal_generation
         )?;
+        if self.snapshot_index > 0 {
+            writeln!(
+                f,
+                "storage: snapshot at index {} ({} bytes)",
+                self.snapshot_index, self.snapshot_bytes
+            )?;
+        } else {
+            writeln!(f, "storage: no snapshot")?;
+        }
+        for (slot, defect) in self.snapshot_defects.iter().enumerate() {
+            match defect {
+                None | Some(crate::snapshot::SnapshotDefect::BadMagic) => {}
+                Some(d) => writeln!(f, "storage: snapshot slot {slot} unusable ({d})")?,
+            }
+        }
+        match self.reconciled {
+            Some(crate::store::Reconciled::Compacted) => writeln!(
+                f,
+                "storage: finished the compaction interrupted after the snapshot was written"
+            )?,
+            Some(crate::store::Reconciled::Reset) => writeln!(
+                f,
+                "storage: finished the snapshot install interrupted after the snapshot was written (log reset)"
+            )?,
+            None => {}
+        }
         match self.tail {
             Tail::RegionEnd => write!(f, "storage: WAL tail: region full"),
             Tail::Blank => write!(f, "storage: WAL tail: clean"),

@@ -11,6 +11,21 @@
 //! * After any device error the store is failed: every later call returns
 //!   [`StoreError::Failed`]. Restart and let recovery decide what is on
 //!   disk (a failed flush cannot be retried: fsyncgate).
+//! * [`Store::write_snapshot`], [`Store::compact_to`] and
+//!   [`Store::install_snapshot`] are durable on return.
+//!
+//! # The circular WAL
+//! Record positions are *logical*: they only grow, and the byte at
+//! position `p` lives at `p % wal_bytes` in the WAL region. The live log is
+//! `[start, next)`, where `start` (the position of the record at
+//! `first_index`) is recorded durably in the hard-state slot; a batch that
+//! does not fit before the region end starts the next lap (positions in
+//! between are never read as log). An append fails with
+//! [`StoreError::WalFull`] only if the live log plus the new batch would
+//! exceed the region: [`Store::compact_to`] releases the prefix a snapshot
+//! covers, and its space is reused once the slot naming the new start is
+//! flushed (never before, so a crash never finds the old start
+//! overwritten).
 
 use alloc::vec::Vec;
 
@@ -22,6 +37,7 @@ use crate::open::OpenOptions;
 use crate::reader::WalReader;
 use crate::record::{self, Record, RecordDefect, WriteContext, FLAG_BATCH_END, MAX_PAYLOAD_BYTES};
 use crate::recovery::{Scan, MAX_UNSYNCED_BYTES};
+use crate::snapshot::{self, SlotGeometry, SnapshotDefect, SnapshotMeta, SNAPSHOT_HEADER_BLOCKS};
 
 /// Most bytes one append batch writes in one device request (records plus
 /// block padding); larger appends are split into several batches.
@@ -40,7 +56,8 @@ const _: () = assert!(MAX_BATCH_BYTES as u64 <= MAX_UNSYNCED_BYTES);
 /// `OpenOptions::max_entries`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IndexEntry {
-    /// WAL byte offset of the record.
+    /// WAL position of the record (logical; [`Store::record_extent`]
+    /// reports the byte offset within the region instead).
     pub offset: u64,
     /// Its term (so `term(i)` never touches the disk).
     pub term: u64,
@@ -76,6 +93,23 @@ pub struct Store<D: BlockDevice> {
     dirty: bool,
     /// A device error left durability unknown.
     failed: bool,
+    /// The current snapshot: its slot position, sequence and metadata.
+    snapshot: Option<(usize, u64, SnapshotMeta)>,
+}
+
+/// Where a batch of `len` encoded bytes goes when the log ends at logical
+/// position `pos`: (block-aligned start, bytes of the live block prefix to
+/// rewrite, padded length). A batch that would cross the region end starts
+/// the next lap instead.
+fn placement(pos: u64, len: usize, wal_bytes: u64) -> (u64, usize, usize) {
+    let start = pos / BLOCK * BLOCK;
+    let prefix = (pos - start) as usize;
+    let padded = (prefix + len).div_ceil(BLOCK_SIZE) * BLOCK_SIZE;
+    if !start.is_multiple_of(wal_bytes) && start % wal_bytes + padded as u64 > wal_bytes {
+        let lap = start.next_multiple_of(wal_bytes);
+        return (lap, 0, len.div_ceil(BLOCK_SIZE) * BLOCK_SIZE);
+    }
+    (start, prefix, padded)
 }
 
 impl<D: BlockDevice> Store<D> {
@@ -86,6 +120,7 @@ impl<D: BlockDevice> Store<D> {
         slot: SlotState,
         slot_pos: usize,
         scan: Scan,
+        snapshot: Option<(usize, u64, SnapshotMeta)>,
     ) -> Store<D> {
         let next_offset = if scan.ends_batch {
             scan.end_offset.div_ceil(BLOCK) * BLOCK
@@ -107,6 +142,7 @@ impl<D: BlockDevice> Store<D> {
             durable_end: scan.end_offset,
             dirty: false,
             failed: false,
+            snapshot,
         }
     }
 
@@ -150,7 +186,8 @@ impl<D: BlockDevice> Store<D> {
         self.durable_end > self.witnessed_upto
     }
 
-    /// First index held (1 until snapshots compact the log).
+    /// First index held: the snapshot index + 1 once the log was
+    /// compacted or a snapshot installed; 1 before.
     pub fn first_index(&self) -> u64 {
         self.slot.log_start_index
     }
@@ -173,9 +210,14 @@ impl<D: BlockDevice> Store<D> {
         Ok(self.index[self.position(index)?].term)
     }
 
-    /// Where entry `index` lives in the WAL region (diagnostics, tests).
+    /// Where entry `index` lives: `offset` is its byte offset within the
+    /// WAL region (diagnostics, tests: add [`Store::wal_device_offset`]).
     pub fn record_extent(&self, index: u64) -> Result<IndexEntry, StoreError> {
-        Ok(self.index[self.position(index)?])
+        let e = self.index[self.position(index)?];
+        Ok(IndexEntry {
+            offset: e.offset % self.superblock.geometry.wal_bytes(),
+            ..e
+        })
     }
 
     /// Byte offset of the WAL region on the device.
@@ -185,7 +227,25 @@ impl<D: BlockDevice> Store<D> {
 
     /// WAL bytes in use and the WAL region size.
     pub fn wal_usage(&self) -> (u64, u64) {
-        (self.next_offset, self.superblock.geometry.wal_bytes())
+        (self.wal_used_bytes(), self.wal_capacity_bytes())
+    }
+
+    /// WAL bytes the live log occupies (from the block of its first record
+    /// to the write position, lap gaps included).
+    pub fn wal_used_bytes(&self) -> u64 {
+        self.next_offset - self.live_block_start()
+    }
+
+    /// Size of the WAL region in bytes.
+    pub fn wal_capacity_bytes(&self) -> u64 {
+        self.superblock.geometry.wal_bytes()
+    }
+
+    /// Block-aligned logical position of the live log's first byte: no
+    /// write may reach one region length past it.
+    fn live_block_start(&self) -> u64 {
+        let start = self.index.first().map_or(self.next_offset, |e| e.offset);
+        start / BLOCK * BLOCK
     }
 
     fn position(&self, index: u64) -> Result<usize, StoreError> {
@@ -244,10 +304,7 @@ impl<D: BlockDevice> Store<D> {
             });
         }
         let mut ends = Vec::new();
-        // A batch after a mid-block truncation starts with the block's live
-        // prefix (see `write_batch`).
-        let mut batch = (self.next_offset % BLOCK) as usize;
-        let mut total: u64 = 0;
+        let mut batch = 0usize;
         for (i, r) in records.iter().enumerate() {
             let expected = first + i as u64;
             if r.index != expected {
@@ -266,46 +323,53 @@ impl<D: BlockDevice> Store<D> {
                 });
             }
             let len = r.encoded_len();
-            // Never an empty batch: one record always fits (const assert).
-            if i > 0 && batch + len > MAX_BATCH_BYTES {
-                ends.push(i);
-                total += (batch as u64).div_ceil(BLOCK) * BLOCK;
+            // Never an empty batch: one record always fits (const assert;
+            // a batch after a mid-block truncation also carries the
+            // block's live prefix, under one block).
+            if i > 0 && batch + len + BLOCK_SIZE > MAX_BATCH_BYTES {
+                ends.push((i, batch));
                 batch = 0;
             }
             batch += len;
             prev_term = r.term;
         }
         if !records.is_empty() {
-            ends.push(records.len());
-            total += (batch as u64).div_ceil(BLOCK) * BLOCK;
+            ends.push((records.len(), batch));
         }
-        let start = self.next_offset / BLOCK * BLOCK;
-        let available = self.superblock.geometry.wal_bytes() - start;
-        if total > available {
+        // Place every batch as `write_batch` will; none may reach one
+        // region length past the live log's first block.
+        let wal_bytes = self.superblock.geometry.wal_bytes();
+        let limit = self.live_block_start() + wal_bytes;
+        let from = self.next_offset / BLOCK * BLOCK;
+        let mut pos = self.next_offset;
+        for &(_, len) in &ends {
+            let (start, _, padded) = placement(pos, len, wal_bytes);
+            pos = start + padded as u64;
+        }
+        if pos > limit {
             return Err(StoreError::WalFull {
-                needed: total,
-                available,
+                needed: pos - from,
+                available: limit.saturating_sub(from),
             });
         }
-        Ok(ends)
+        Ok(ends.into_iter().map(|(end, _)| end).collect())
     }
 
     /// Write one batch at `next_offset` (one device request).
     fn write_batch(&mut self, records: &[Record]) -> Result<(), StoreError> {
-        let start = self.next_offset / BLOCK * BLOCK;
+        let wal_bytes = self.superblock.geometry.wal_bytes();
+        let len: usize = records.iter().map(Record::encoded_len).sum();
+        let (start, prefix, padded) = placement(self.next_offset, len, wal_bytes);
+        let lba = self.superblock.geometry.wal_lba + (start % wal_bytes) / BLOCK;
         let mut buf = Vec::new();
-        let prefix = (self.next_offset - start) as usize;
         if prefix > 0 {
             // After a truncation in mid-block: rewrite the block's live
             // records byte for byte, so even a torn write of this block
             // leaves them intact.
             let mut block = [0u8; BLOCK_SIZE];
-            let lba = self.superblock.geometry.wal_lba + start / BLOCK;
             self.io(|d| d.read(lba, &mut block))?;
             buf.extend_from_slice(&block[..prefix]);
         }
-        let len: usize = records.iter().map(Record::encoded_len).sum();
-        let padded = (prefix + len).div_ceil(BLOCK_SIZE) * BLOCK_SIZE;
         // Bound what a crash can find unflushed (recovery's witness window).
         if self.dirty
             && (start + padded as u64).saturating_sub(self.durable_end) > MAX_UNSYNCED_BYTES
@@ -335,18 +399,18 @@ impl<D: BlockDevice> Store<D> {
             });
         }
         buf.resize(padded, 0);
-        let lba = self.superblock.geometry.wal_lba + start / BLOCK;
+        // `plan` checked the space; a violation here would overwrite live
+        // records or write outside the WAL region.
+        assert!(
+            start + padded as u64 <= self.live_block_start() + wal_bytes
+                && start % wal_bytes + padded as u64 <= wal_bytes,
+            "WAL write over the live log or past the region end"
+        );
         self.io(|d| d.write(lba, &buf))?;
         self.dirty = true;
         self.index.extend_from_slice(&entries);
         self.last_checksum = checksum;
         self.next_offset = start + padded as u64;
-        // `plan` checked the space; a violation here would mean records
-        // were written outside the WAL region.
-        assert!(
-            self.next_offset <= self.superblock.geometry.wal_bytes(),
-            "WAL write past the region end"
-        );
         Ok(())
     }
 
@@ -363,7 +427,7 @@ impl<D: BlockDevice> Store<D> {
         self.dirty = false;
         self.durable_end = match self.index.last() {
             Some(e) => e.offset + e.len as u64,
-            None => 0,
+            None => self.slot.wal_start_offset,
         };
         assert!(
             self.durable_end <= self.next_offset,
@@ -409,7 +473,7 @@ impl<D: BlockDevice> Store<D> {
         let pos = self.position(index)?;
         let cut = self.index[pos].offset;
         let prev_checksum = match pos.checked_sub(1) {
-            None => 0,
+            None => self.slot.wal_start_prev_checksum,
             Some(p) => self.stored_checksum(p)?,
         };
         // Flush pending writes first: the slot below claims everything
@@ -496,4 +560,221 @@ impl<D: BlockDevice> Store<D> {
         }
         Ok(out)
     }
+
+    /// The current snapshot's metadata (`None`: never written on this
+    /// format of the disk).
+    pub fn snapshot_meta(&self) -> Option<&SnapshotMeta> {
+        self.snapshot.as_ref().map(|(_, _, meta)| meta)
+    }
+
+    /// Index the current snapshot covers (0 without one).
+    pub fn snapshot_index(&self) -> u64 {
+        self.snapshot_meta().map_or(0, |m| m.index)
+    }
+
+    /// Most data bytes one snapshot may hold on this disk (half the
+    /// snapshot region, less a header block).
+    pub fn snapshot_capacity_bytes(&self) -> u64 {
+        SlotGeometry::of(&self.superblock.geometry).data_capacity()
+    }
+
+    /// Store `data` as the snapshot `meta` describes (its `data_len` and
+    /// `data_hash` must match `data`; [`SnapshotMeta::for_data`] computes
+    /// them), in the slot not holding the current one: data, flush,
+    /// header, flush. Durable and current on return; a crash before that
+    /// leaves the previous snapshot current. The log is untouched: call
+    /// [`Store::compact_to`] to release the prefix it covers.
+    pub fn write_snapshot(&mut self, meta: &SnapshotMeta, data: &[u8]) -> Result<(), StoreError> {
+        self.check_usable()?;
+        if !snapshot::fits_header(meta) || meta.index == 0 {
+            return Err(StoreError::SnapshotInvalid);
+        }
+        if meta.data_len != data.len() as u64 || snapshot::digest(data) != meta.data_hash {
+            return Err(StoreError::SnapshotDigestMismatch { index: meta.index });
+        }
+        let current = self.snapshot_index();
+        if meta.index <= current {
+            return Err(StoreError::SnapshotNotNewer {
+                index: meta.index,
+                current,
+            });
+        }
+        let slots = SlotGeometry::of(&self.superblock.geometry);
+        if meta.data_len > slots.data_capacity() {
+            return Err(StoreError::SnapshotTooLarge {
+                len: meta.data_len,
+                capacity: slots.data_capacity(),
+            });
+        }
+        let (pos, seq) = match &self.snapshot {
+            Some((pos, seq, _)) => (1 - pos, seq.saturating_add(1)),
+            None => (0, 1),
+        };
+        let data_lba = slots.header_lba(pos) + SNAPSHOT_HEADER_BLOCKS;
+        for (i, chunk) in data.chunks(MAX_BATCH_BYTES).enumerate() {
+            let mut buf = chunk.to_vec();
+            buf.resize(chunk.len().div_ceil(BLOCK_SIZE) * BLOCK_SIZE, 0);
+            let lba = data_lba + (i * MAX_BATCH_BYTES / BLOCK_SIZE) as u64;
+            self.io(|d| d.write(lba, &buf))?;
+            self.dirty = true;
+        }
+        // The data is durable before a header vouching for it exists.
+        self.sync()?;
+        let header = snapshot::encode_header(meta, self.superblock.format_epoch, seq);
+        self.io(|d| d.write(slots.header_lba(pos), &header))?;
+        self.dirty = true;
+        self.sync()?;
+        self.snapshot = Some((pos, seq, meta.clone()));
+        Ok(())
+    }
+
+    /// The current snapshot and its data, re-read and verified against
+    /// its SHA-256 (`None` without one).
+    pub fn read_snapshot(&mut self) -> Result<Option<(SnapshotMeta, Vec<u8>)>, StoreError> {
+        self.check_usable()?;
+        let Some((pos, _, meta)) = self.snapshot.clone() else {
+            return Ok(None);
+        };
+        let slots = SlotGeometry::of(&self.superblock.geometry);
+        let data = match read_slot_data(&mut self.dev, &slots, pos, meta.data_len) {
+            Ok(d) => d,
+            Err(e) => {
+                self.failed = true;
+                return Err(StoreError::Device(e));
+            }
+        };
+        if snapshot::digest(&data) != meta.data_hash {
+            return Err(StoreError::CorruptSnapshot {
+                index: meta.index,
+                defect: SnapshotDefect::DataMismatch,
+            });
+        }
+        Ok(Some((meta, data)))
+    }
+
+    /// Release every entry up to `index` (Raft §7 log compaction): the log
+    /// then starts at `index + 1` and the WAL space before it is reused.
+    /// `index` must be covered by the current snapshot and held by the log;
+    /// an `index` already released is a no-op. Durable on return (the slot
+    /// naming the new start is flushed before any byte of the released
+    /// space can be overwritten).
+    pub fn compact_to(&mut self, index: u64) -> Result<(), StoreError> {
+        self.check_usable()?;
+        if index < self.first_index() {
+            return Ok(());
+        }
+        let snapshot_index = self.snapshot_index();
+        if index > snapshot_index {
+            return Err(StoreError::CompactBeyondSnapshot {
+                index,
+                snapshot_index,
+            });
+        }
+        let pos = self.position(index)?;
+        let prev_checksum = self.stored_checksum(pos)?;
+        let start = match self.index.get(pos + 1) {
+            Some(e) => e.offset,
+            // Nothing left: the next batch starts on a fresh block.
+            None => self.next_offset.div_ceil(BLOCK) * BLOCK,
+        };
+        // The slot claims everything written so far is durable.
+        self.sync()?;
+        let slot = SlotState {
+            log_start_index: index + 1,
+            wal_start_offset: start,
+            wal_start_prev_checksum: prev_checksum,
+            wal_durable_upto: self.durable_end,
+            ..self.slot
+        };
+        self.write_slot(slot)?;
+        self.index.drain(..=pos);
+        if self.index.is_empty() {
+            self.next_offset = start;
+        }
+        self.sync()
+    }
+
+    /// A snapshot received from the leader (Raft §7 InstallSnapshot) that
+    /// the log does not contain: store it ([`Store::write_snapshot`]),
+    /// then discard the whole log, which restarts empty at
+    /// `meta.index + 1`. Durable on return; a crash in between leaves the
+    /// new snapshot over the old log, which the next open reconciles.
+    pub fn install_snapshot(&mut self, meta: &SnapshotMeta, data: &[u8]) -> Result<(), StoreError> {
+        self.write_snapshot(meta, data)?;
+        self.reset_log_after(meta.index)
+    }
+
+    /// Empty the log so it starts at `index + 1` on a fresh block, in a
+    /// new generation whose marker makes every older record from
+    /// `index + 1` on stale. Durable on return.
+    pub(crate) fn reset_log_after(&mut self, index: u64) -> Result<(), StoreError> {
+        self.check_usable()?;
+        self.sync()?;
+        let start = self.next_offset.div_ceil(BLOCK) * BLOCK;
+        let slot = SlotState {
+            wal_generation: self.slot.wal_generation.saturating_add(1),
+            wal_truncated_from: index + 1,
+            log_start_index: index + 1,
+            wal_start_offset: start,
+            wal_start_prev_checksum: 0,
+            wal_durable_upto: self.durable_end,
+            ..self.slot
+        };
+        self.write_slot(slot)?;
+        self.index.clear();
+        self.next_offset = start;
+        self.last_checksum = 0;
+        self.sync()
+    }
+
+    /// At open: make the log and the snapshot a consistent pair. A
+    /// snapshot written but not yet followed by its compaction or log
+    /// reset (a crash in between) is finished here.
+    pub(crate) fn reconcile_snapshot(&mut self) -> Result<Option<Reconciled>, StoreError> {
+        let Some(meta) = self.snapshot_meta().cloned() else {
+            return Ok(None);
+        };
+        if meta.index < self.first_index() {
+            return Ok(None);
+        }
+        let matches = meta.index <= self.last_index() && self.term(meta.index) == Ok(meta.term);
+        if matches {
+            self.compact_to(meta.index)?;
+            Ok(Some(Reconciled::Compacted))
+        } else {
+            self.reset_log_after(meta.index)?;
+            Ok(Some(Reconciled::Reset))
+        }
+    }
+}
+
+/// What open did to pair the log with a snapshot written just before a
+/// crash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reconciled {
+    /// The log held the snapshot's entry: the prefix it covers was released.
+    Compacted,
+    /// The log did not hold it (an interrupted install): the log was
+    /// emptied to start after the snapshot.
+    Reset,
+}
+
+/// Read `len` data bytes of snapshot slot `pos`.
+pub(crate) fn read_slot_data<D: BlockDevice>(
+    dev: &mut D,
+    slots: &SlotGeometry,
+    pos: usize,
+    len: u64,
+) -> Result<Vec<u8>, crate::DeviceError> {
+    let len = len as usize;
+    let mut data = Vec::with_capacity(len);
+    let lba = slots.header_lba(pos) + SNAPSHOT_HEADER_BLOCKS;
+    let mut buf = Vec::new();
+    while data.len() < len {
+        let want = (len - data.len()).min(MAX_BATCH_BYTES);
+        buf.resize(want.div_ceil(BLOCK_SIZE) * BLOCK_SIZE, 0);
+        dev.read(lba + (data.len() / BLOCK_SIZE) as u64, &mut buf)?;
+        data.extend_from_slice(&buf[..want]);
+    }
+    Ok(data)
 }

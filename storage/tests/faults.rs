@@ -353,9 +353,9 @@ fn torn_hard_state_write_keeps_the_old_value() {
         }
         disk.crash(CrashMode::LoseUnflushed);
         let (_, report) = open(&mut disk).expect("a valid slot remains");
-        // The slot body and checksum end at byte 92: a shorter prefix is a
+        // The slot body and checksum end at byte 104: a shorter prefix is a
         // torn slot, a longer one is the complete new value.
-        let want = if keep >= 92 { new } else { old };
+        let want = if keep >= 104 { new } else { old };
         assert_eq!(report.hard_state, want, "keep={keep}");
     }
     // A torn update that follows an unsynced one must not touch the slot
@@ -441,7 +441,7 @@ fn power_loss_at_any_write_of_format_leaves_a_blank_or_valid_disk() {
 fn power_loss_during_truncate_or_open_keeps_a_consistent_log() {
     let (base, expected) = ten_records();
     // truncate_from: flush, slot write (torn here), flush.
-    for keep in [0usize, 50, 91, 92, 512] {
+    for keep in [0usize, 50, 103, 104, 512] {
         let mut disk = base.clone();
         {
             let (mut store, _) = open(&mut disk).unwrap();
@@ -452,11 +452,11 @@ fn power_loss_during_truncate_or_open_keeps_a_consistent_log() {
         let (mut store, _) = open(&mut disk).unwrap();
         let got = all(&mut store);
         // Either the truncation took (complete slot) or it did not.
-        let want = if keep >= 92 { 3 } else { 10 };
+        let want = if keep >= 104 { 3 } else { 10 };
         assert_eq!(got, expected[..want], "keep {keep}");
     }
     // open's generation bump torn: the next open still recovers it all.
-    for keep in [0usize, 30, 91, 92] {
+    for keep in [0usize, 30, 103, 104] {
         let mut disk = base.clone();
         disk.tear_next_write(keep);
         assert!(open(&mut disk).is_err());

@@ -1,0 +1,258 @@
+//! The snapshot region: two slots, each half of the region, holding the
+//! newest snapshot and the one before it.
+//!
+//! A slot is one header block followed by the data. A new snapshot goes to
+//! the slot *not* holding the current one: data written and flushed, then
+//! the header (with a sequence number one above the current) written and
+//! flushed. Only then does it become current, so a crash at any point of
+//! the write leaves the previous snapshot usable (the slot being written
+//! has either its old header, whose data no longer matches its SHA-256, a
+//! torn header, or the complete new snapshot). At open the valid slot with
+//! the higher sequence wins; valid means the header checksums, carries this
+//! disk's format epoch, sane fields, and the data's SHA-256 matches.
+//!
+//! Header (one block; CRC-32C over bytes 0..500):
+//!
+//! | Offset | Size | Field |
+//! |---|---|---|
+//! | 0 | 8 | magic `CNTMSNAP` |
+//! | 8 | 8 | format epoch |
+//! | 16 | 8 | sequence number |
+//! | 24 | 8 | snapshot index (last log index it covers) |
+//! | 32 | 8 | term of that entry |
+//! | 40 | 32 | Raft chain hash at that index |
+//! | 72 | 8 | data length in bytes |
+//! | 80 | 32 | SHA-256 of the data |
+//! | 112 | 2 | voter count (at most [`MAX_SNAPSHOT_VOTERS`]) |
+//! | 114 | 2 | application metadata length (at most [`MAX_SNAPSHOT_APP_BYTES`]) |
+//! | 116 | 128 | voters (node ids, 8 bytes each; unused ones zero) |
+//! | 244 | 256 | application metadata (opaque: the node stores its receipt-chain head) |
+//! | 500 | 4 | CRC-32C |
+
+use alloc::vec::Vec;
+use core::fmt;
+
+use sha2::{Digest, Sha256};
+
+use crate::bytes::{get_u32, get_u64, put_u32, put_u64};
+use crate::crc32c::crc32c;
+use crate::device::BLOCK_SIZE;
+use crate::layout::Geometry;
+
+/// Snapshot header magic ("CNTMSNAP").
+pub const SNAPSHOT_MAGIC: [u8; 8] = *b"CNTMSNAP";
+/// Most voters a snapshot's membership may list.
+pub const MAX_SNAPSHOT_VOTERS: usize = 16;
+/// Most bytes of opaque application metadata a snapshot carries.
+pub const MAX_SNAPSHOT_APP_BYTES: usize = 256;
+/// Blocks of a slot taken by its header.
+pub const SNAPSHOT_HEADER_BLOCKS: u64 = 1;
+const HEADER_BODY: usize = 500;
+const VOTERS_AT: usize = 116;
+const APP_AT: usize = VOTERS_AT + 8 * MAX_SNAPSHOT_VOTERS;
+const _: () = assert!(APP_AT + MAX_SNAPSHOT_APP_BYTES == HEADER_BODY);
+const _: () = assert!(HEADER_BODY + 4 <= BLOCK_SIZE);
+
+/// What a stored snapshot covers, as written by [`crate::Store::write_snapshot`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SnapshotMeta {
+    /// Last log index the snapshot covers (the application applied it).
+    pub index: u64,
+    /// Term of that entry.
+    pub term: u64,
+    /// Raft chain hash of that entry.
+    pub chain_hash: [u8; 32],
+    /// Voting members as of `index` (at most [`MAX_SNAPSHOT_VOTERS`]).
+    pub voters: Vec<u64>,
+    /// Opaque application metadata (at most [`MAX_SNAPSHOT_APP_BYTES`]),
+    /// e.g. the receipt-chain head at `index`.
+    pub app: Vec<u8>,
+    /// Length of the data in bytes.
+    pub data_len: u64,
+    /// SHA-256 of the data.
+    pub data_hash: [u8; 32],
+}
+
+impl SnapshotMeta {
+    /// Metadata for `data` at `index`/`term`/`chain_hash`: computes the
+    /// length and SHA-256.
+    pub fn for_data(
+        index: u64,
+        term: u64,
+        chain_hash: [u8; 32],
+        voters: Vec<u64>,
+        app: Vec<u8>,
+        data: &[u8],
+    ) -> SnapshotMeta {
+        SnapshotMeta {
+            index,
+            term,
+            chain_hash,
+            voters,
+            app,
+            data_len: data.len() as u64,
+            data_hash: digest(data),
+        }
+    }
+}
+
+/// SHA-256 of snapshot data (the same digest Raft's InstallSnapshot uses).
+pub fn digest(data: &[u8]) -> [u8; 32] {
+    Sha256::digest(data).into()
+}
+
+/// Why a snapshot slot was not used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotDefect {
+    /// Never written (or not a snapshot header).
+    BadMagic,
+    /// Header checksum mismatch (torn or corrupted header).
+    BadChecksum,
+    /// Written under an earlier format of this disk.
+    StaleEpoch(u64),
+    /// Checksummed but with values this crate never writes.
+    BadField,
+    /// The data does not match the header's SHA-256 (a write interrupted
+    /// before the header was replaced, or media corruption).
+    DataMismatch,
+}
+
+impl fmt::Display for SnapshotDefect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SnapshotDefect::BadMagic => write!(f, "empty"),
+            SnapshotDefect::BadChecksum => write!(f, "header checksum mismatch"),
+            SnapshotDefect::StaleEpoch(e) => write!(f, "from format epoch {e}"),
+            SnapshotDefect::BadField => write!(f, "invalid header fields"),
+            SnapshotDefect::DataMismatch => write!(f, "data does not match its SHA-256"),
+        }
+    }
+}
+
+/// Geometry of the two slots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlotGeometry {
+    /// First block of slot 0 (slot 1 follows it).
+    pub lba: u64,
+    /// Blocks per slot.
+    pub blocks: u64,
+}
+
+impl SlotGeometry {
+    /// The two halves of `geometry`'s snapshot region.
+    pub fn of(geometry: &Geometry) -> SlotGeometry {
+        SlotGeometry {
+            lba: geometry.snapshot_lba,
+            blocks: geometry.snapshot_blocks / 2,
+        }
+    }
+
+    /// First block (the header) of slot `pos`.
+    pub fn header_lba(&self, pos: usize) -> u64 {
+        self.lba + pos as u64 * self.blocks
+    }
+
+    /// Most data bytes one slot holds.
+    pub fn data_capacity(&self) -> u64 {
+        self.blocks.saturating_sub(SNAPSHOT_HEADER_BLOCKS) * BLOCK_SIZE as u64
+    }
+}
+
+/// Whether `meta`'s variable fields fit the header.
+pub fn fits_header(meta: &SnapshotMeta) -> bool {
+    meta.voters.len() <= MAX_SNAPSHOT_VOTERS && meta.app.len() <= MAX_SNAPSHOT_APP_BYTES
+}
+
+/// Encode a header (the caller checked [`fits_header`]).
+pub fn encode_header(meta: &SnapshotMeta, epoch: u64, seq: u64) -> [u8; BLOCK_SIZE] {
+    assert!(
+        fits_header(meta),
+        "snapshot header bounds checked by the caller"
+    );
+    let mut b = [0u8; BLOCK_SIZE];
+    b[0..8].copy_from_slice(&SNAPSHOT_MAGIC);
+    put_u64(&mut b, 8, epoch);
+    put_u64(&mut b, 16, seq);
+    put_u64(&mut b, 24, meta.index);
+    put_u64(&mut b, 32, meta.term);
+    b[40..72].copy_from_slice(&meta.chain_hash);
+    put_u64(&mut b, 72, meta.data_len);
+    b[80..112].copy_from_slice(&meta.data_hash);
+    b[112..114].copy_from_slice(&(meta.voters.len() as u16).to_le_bytes());
+    b[114..116].copy_from_slice(&(meta.app.len() as u16).to_le_bytes());
+    for (i, v) in meta.voters.iter().enumerate() {
+        put_u64(&mut b, VOTERS_AT + 8 * i, *v);
+    }
+    b[APP_AT..APP_AT + meta.app.len()].copy_from_slice(&meta.app);
+    let crc = crc32c(&b[..HEADER_BODY]);
+    put_u32(&mut b, HEADER_BODY, crc);
+    b
+}
+
+/// Decode a header for a disk of format epoch `epoch` whose slots hold at
+/// most `capacity` data bytes; returns (sequence, metadata). Total.
+pub fn decode_header(
+    b: &[u8; BLOCK_SIZE],
+    epoch: u64,
+    capacity: u64,
+) -> Result<(u64, SnapshotMeta), SnapshotDefect> {
+    if b[0..8] != SNAPSHOT_MAGIC {
+        return Err(SnapshotDefect::BadMagic);
+    }
+    if crc32c(&b[..HEADER_BODY]) != get_u32(b, HEADER_BODY) {
+        return Err(SnapshotDefect::BadChecksum);
+    }
+    let found = get_u64(b, 8);
+    if found != epoch {
+        return Err(SnapshotDefect::StaleEpoch(found));
+    }
+    let voters = u16::from_le_bytes([b[112], b[113]]) as usize;
+    let app = u16::from_le_bytes([b[114], b[115]]) as usize;
+    let index = get_u64(b, 24);
+    let data_len = get_u64(b, 72);
+    if voters > MAX_SNAPSHOT_VOTERS
+        || app > MAX_SNAPSHOT_APP_BYTES
+        || data_len > capacity
+        || index == 0
+        || index > crate::hard_state::MAX_LOG_INDEX
+    {
+        return Err(SnapshotDefect::BadField);
+    }
+    let mut chain_hash = [0u8; 32];
+    chain_hash.copy_from_slice(&b[40..72]);
+    let mut data_hash = [0u8; 32];
+    data_hash.copy_from_slice(&b[80..112]);
+    let meta = SnapshotMeta {
+        index,
+        term: get_u64(b, 32),
+        chain_hash,
+        voters: (0..voters).map(|i| get_u64(b, VOTERS_AT + 8 * i)).collect(),
+        app: b[APP_AT..APP_AT + app].to_vec(),
+        data_len,
+        data_hash,
+    };
+    Ok((get_u64(b, 16), meta))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+
+    #[test]
+    fn header_round_trip_and_flips_are_caught() {
+        let meta = SnapshotMeta::for_data(40, 3, [9; 32], vec![1, 2, 3], vec![7; 32], b"state");
+        let enc = encode_header(&meta, 5, 11);
+        assert_eq!(decode_header(&enc, 5, 1024), Ok((11, meta.clone())));
+        assert_eq!(
+            decode_header(&enc, 6, 1024),
+            Err(SnapshotDefect::StaleEpoch(5))
+        );
+        assert_eq!(decode_header(&enc, 5, 4), Err(SnapshotDefect::BadField));
+        for byte in 0..HEADER_BODY + 4 {
+            let mut bad = enc;
+            bad[byte] ^= 0x04;
+            assert!(decode_header(&bad, 5, 1024).is_err(), "flip at {byte}");
+        }
+    }
+}
