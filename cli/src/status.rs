@@ -77,26 +77,52 @@ fn cell(value: &Value) -> String {
     }
 }
 
-/// The table `cluster status` and `watch` print.
+/// The table `cluster status` and `watch` print: per node its process
+/// state, Raft role, term and leader, commit and applied index, the log's
+/// first index and the snapshot index (compaction at work), and the
+/// receipt-chain head.
 pub fn table(views: &[NodeView]) -> String {
-    let mut out = format!(
-        "{:<5} {:<8} {:<14} {:>5} {:>6} {:>7} {:>7}  {}\n",
-        "node", "process", "role", "term", "leader", "commit", "applied", "chain head"
-    );
+    const HEADER: [&str; 9] = [
+        "node", "process", "role", "term", "leader", "commit", "applied", "first", "snapshot",
+    ];
+    let row = |cells: [String; 9], head: &str| {
+        format!(
+            "{:<5} {:<8} {:<14} {:>5} {:>6} {:>7} {:>7} {:>7} {:>8}  {head}\n",
+            cells[0],
+            cells[1],
+            cells[2],
+            cells[3],
+            cells[4],
+            cells[5],
+            cells[6],
+            cells[7],
+            cells[8]
+        )
+    };
+    let mut out = row(HEADER.map(String::from), "chain head");
     for view in views {
-        let (role, term, leader, commit, applied, head) = match &view.status {
+        let (id, process) = (view.run.id.to_string(), view.run.state.to_string());
+        let dash = || String::from("-");
+        let (cells, head) = match &view.status {
             Ok(status) if status["raft"].is_object() => {
                 let raft = &status["raft"];
                 let hash = raft["chain_head"]["hash"].as_str().unwrap_or("");
+                let leader = match raft["leader"].as_u64() {
+                    Some(0) | None => dash(),
+                    Some(id) => id.to_string(),
+                };
                 (
-                    cell(&raft["role"]),
-                    cell(&raft["term"]),
-                    match raft["leader"].as_u64() {
-                        Some(0) | None => "-".into(),
-                        Some(id) => id.to_string(),
-                    },
-                    cell(&raft["commit"]),
-                    cell(&raft["applied"]),
+                    [
+                        id,
+                        process,
+                        cell(&raft["role"]),
+                        cell(&raft["term"]),
+                        leader,
+                        cell(&raft["commit"]),
+                        cell(&raft["applied"]),
+                        cell(&raft["first_index"]),
+                        cell(&raft["snapshot_index"]),
+                    ],
                     format!(
                         "{} {}",
                         cell(&raft["chain_head"]["index"]),
@@ -105,26 +131,35 @@ pub fn table(views: &[NodeView]) -> String {
                 )
             }
             Ok(_) => (
-                "no consensus (see console)".into(),
-                "-".into(),
-                "-".into(),
-                "-".into(),
-                "-".into(),
-                "-".into(),
+                [
+                    id,
+                    process,
+                    "no consensus (see console)".into(),
+                    dash(),
+                    dash(),
+                    dash(),
+                    dash(),
+                    dash(),
+                    dash(),
+                ],
+                dash(),
             ),
             Err(why) => (
-                format!("({why})"),
-                "-".into(),
-                "-".into(),
-                "-".into(),
-                "-".into(),
-                "-".into(),
+                [
+                    id,
+                    process,
+                    format!("({why})"),
+                    dash(),
+                    dash(),
+                    dash(),
+                    dash(),
+                    dash(),
+                    dash(),
+                ],
+                dash(),
             ),
         };
-        out.push_str(&format!(
-            "{:<5} {:<8} {:<14} {:>5} {:>6} {:>7} {:>7}  {}\n",
-            view.run.id, view.run.state, role, term, leader, commit, applied, head
-        ));
+        out.push_str(&row(cells, &head));
     }
     out
 }
@@ -193,7 +228,8 @@ mod tests {
     #[test]
     fn the_table_shows_raft_fields_and_why_a_node_is_missing() {
         let leader_status = json!({"raft": {"role": "leader", "term": 3, "leader": 1, "commit": 9,
-            "applied": 9, "chain_head": {"index": 9, "hash": "00112233445566778899aabbccddeeff00"}}});
+            "applied": 9, "first_index": 5, "snapshot_index": 4,
+            "chain_head": {"index": 9, "hash": "00112233445566778899aabbccddeeff00"}}});
         let views = [
             view(1, Ok(leader_status)),
             view(2, Ok(json!({"raft": null}))),
@@ -207,6 +243,12 @@ mod tests {
             "{text}"
         );
         assert!(!lines[1].contains("8899"), "hash shortened: {text}");
+        assert!(
+            lines[0].contains("first") && lines[0].contains("snapshot"),
+            "{text}"
+        );
+        let cells: Vec<&str> = lines[1].split_whitespace().collect();
+        assert_eq!(&cells[5..9], ["9", "9", "5", "4"], "{text}");
         assert!(lines[2].contains("no consensus"), "{text}");
         assert!(lines[3].contains("(connection refused)"), "{text}");
         assert_eq!(leader(&views[1..]), None);

@@ -35,9 +35,6 @@ use spin::Mutex;
 
 /// Raft's logical tick.
 pub const TICK_MS: u64 = 10;
-/// Applied entries between two ledger snapshots (each compacts the log).
-/// The node config has no key for it yet; the lead wires one.
-pub const SNAPSHOT_ENTRIES: u64 = 10_000;
 
 pub type KernelNode = Node<NodeDisk, IpEndpoint>;
 /// Envelopes to send: (peer id, encoded envelope).
@@ -100,14 +97,14 @@ pub fn start(config: &Config, store: Option<DiskStore>, lan_ready: bool) -> bool
         request_timeout_ticks: (election_ticks * 4).max(300),
         chain_check_ticks: 100,
         seed: time::rdtsc() ^ u64::from(config.node_id),
-        snapshot_entries: SNAPSHOT_ENTRIES,
+        snapshot_entries: config.snapshot_entries,
     };
     let started = time::monotonic_ns();
     match Node::new(node_config, store) {
         Ok(node) => {
             let raft = node.raft();
             log::info!(
-                "consensus: node {} of {} voters, term {}, commit {}, log {}..={}, replaying the ledger ({} ms to open)",
+                "consensus: node {} of {} voters, term {}, commit {}, log {}..={}, replaying the committed tail ({} ms to open)",
                 node.id(),
                 raft.voters().len(),
                 raft.term(),
@@ -116,6 +113,8 @@ pub fn start(config: &Config, store: Option<DiskStore>, lan_ready: bool) -> bool
                 raft.last_index(),
                 (time::monotonic_ns() - started) / 1_000_000
             );
+            let mut node = node;
+            report_snapshots(&mut node);
             *NODE.lock() = Some(node);
             true
         }
@@ -207,9 +206,18 @@ pub fn drive() -> (Outbox, Replies) {
     let Some(node) = node.as_mut() else {
         return (Vec::new(), Vec::new());
     };
+    let taken_before = node.metrics().snapshots_taken;
+    let started = time::monotonic_ns();
     if let Err(error) = node.drive() {
         fatal(error)
     }
+    if node.metrics().snapshots_taken != taken_before {
+        let micros = (time::monotonic_ns() - started) / 1_000;
+        let mut last = SNAPSHOT_PASS.lock();
+        last.last_micros = micros;
+        last.max_micros = last.max_micros.max(micros);
+    }
+    report_snapshots(node);
     report_role(node);
     let hlc = hlc_packed();
     let outbox = node
@@ -227,6 +235,27 @@ pub fn drive() -> (Outbox, Replies) {
         })
         .collect();
     (outbox, node.take_replies())
+}
+
+/// Ready-loop passes that took a snapshot, and how long they took (the
+/// snapshot's encoding and write plus the rest of that pass).
+#[derive(Clone, Copy, Default)]
+struct SnapshotPasses {
+    last_micros: u64,
+    max_micros: u64,
+}
+
+static SNAPSHOT_PASS: Mutex<SnapshotPasses> = Mutex::new(SnapshotPasses {
+    last_micros: 0,
+    max_micros: 0,
+});
+
+/// Prints what the node did with snapshots since the last call (restored
+/// at start, installed from a leader, taken) on the console.
+fn report_snapshots(node: &mut KernelNode) {
+    for event in node.take_snapshot_events() {
+        log::info!("consensus: {event}");
+    }
 }
 
 /// Last (role, term, leader) printed, so changes are logged once.
@@ -308,9 +337,25 @@ pub fn status_json(out: &mut String) {
         first = false;
     }
     let (writes, reads) = node.waiting();
+    let snap = node.snapshot_status();
     let _ = write!(
         out,
-        "],\"counters\":{{\"proposals\":{},\"forwarded\":{},\"committed_entries\":{},\"applied_commands\":{},\"client_requests\":{},\"client_bad_requests\":{},\"client_bad_signatures\":{},\"client_busy\":{},\"forwards_refused\":{},\"client_timeouts\":{},\"reads_served\":{},\"raft_rejected\":{},\"leader_changes\":{},\"elections\":{},\"chain_checks_matched\":{},\"chain_checks_mismatched\":{},\"wal_bytes\":{},\"flushes\":{},\"envelope_decode_errors\":{}}},\"waiting\":{{\"writes\":{writes},\"reads\":{reads}}}}}",
+        "],\"first_index\":{},\"snapshot_index\":{},\"snapshot_bytes\":{},\"wal_used_bytes\":{},\"wal_free_bytes\":{},\"wal_capacity_bytes\":{}",
+        snap.first_index,
+        snap.snapshot_index,
+        snap.snapshot_bytes,
+        snap.wal_used_bytes,
+        snap.wal_capacity_bytes.saturating_sub(snap.wal_used_bytes),
+        snap.wal_capacity_bytes,
+    );
+    let _ = write!(
+        out,
+        ",\"counters\":{{\"snapshots_taken\":{},\"snapshots_installed\":{},",
+        snap.snapshots_taken, snap.snapshots_installed
+    );
+    let _ = write!(
+        out,
+        "\"proposals\":{},\"forwarded\":{},\"committed_entries\":{},\"applied_commands\":{},\"client_requests\":{},\"client_bad_requests\":{},\"client_bad_signatures\":{},\"client_busy\":{},\"forwards_refused\":{},\"client_timeouts\":{},\"reads_served\":{},\"raft_rejected\":{},\"leader_changes\":{},\"elections\":{},\"chain_checks_matched\":{},\"chain_checks_mismatched\":{},\"wal_bytes\":{},\"flushes\":{},\"envelope_decode_errors\":{}}},\"waiting\":{{\"writes\":{writes},\"reads\":{reads}}}}}",
         m.proposals,
         m.forwarded,
         m.committed_entries,
@@ -396,6 +441,42 @@ pub fn metrics_text(out: &mut String, node_id: u8) {
         node.applied(),
     );
     gauge(out, "raft_last_index", "Last log index", raft.last_index());
+    let snap = node.snapshot_status();
+    gauge(out, "raft_first_index", "First index the log holds", snap.first_index);
+    gauge(
+        out,
+        "snapshot_index",
+        "Index of the stored ledger snapshot (0: none)",
+        snap.snapshot_index,
+    );
+    gauge(out, "snapshot_bytes", "Size of the stored snapshot", snap.snapshot_bytes);
+    gauge(out, "wal_used_bytes", "WAL bytes the live log occupies", snap.wal_used_bytes);
+    gauge(out, "wal_capacity_bytes", "WAL region size", snap.wal_capacity_bytes);
+    counter(
+        out,
+        "snapshots_taken_total",
+        "Ledger snapshots this node took (this boot)",
+        snap.snapshots_taken,
+    );
+    counter(
+        out,
+        "snapshots_installed_total",
+        "Snapshots installed from a leader (this boot)",
+        snap.snapshots_installed,
+    );
+    let passes = *SNAPSHOT_PASS.lock();
+    gauge(
+        out,
+        "snapshot_pass_last_microseconds",
+        "Duration of the last Ready-loop pass that took a snapshot (encode, write, compact and the rest of that pass)",
+        passes.last_micros,
+    );
+    gauge(
+        out,
+        "snapshot_pass_max_microseconds",
+        "Longest Ready-loop pass that took a snapshot (this boot)",
+        passes.max_micros,
+    );
     counter(
         out,
         "proposals_total",
