@@ -7,12 +7,12 @@
 //! the truth is unknown.
 
 use continuum_bank::{AccountFlags, GenesisConfig, Ledger, Limits, Outcome};
+use continuum_harness::client::{Client, ClientError, Endpoint, RetryPolicy};
+use continuum_harness::plan::derived_key;
 use continuum_net::client::{
     encode_balance_answer, encode_transfer_answer, ClientReply, ClientRequest, ReplyBody,
     ReplyError, RequestOp, TransferAnswer,
 };
-use continuum_harness::client::{Client, ClientError, Endpoint, RetryPolicy};
-use continuum_harness::plan::derived_key;
 use ed25519_dalek::SigningKey;
 use std::net::UdpSocket;
 use std::sync::atomic::{AtomicBool, Ordering};

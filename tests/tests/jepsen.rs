@@ -12,7 +12,6 @@
 //! nemesis log are saved under `target/jepsen/<seed>/`.
 
 use continuum_bank::{AccountFlags, Outcome};
-use continuum_raft::SplitMix64;
 use continuum_harness::bank::signed_transfer;
 use continuum_harness::checker::{
     self, AppliedTransfer, Call, Fail, OpResult, Options, Recorder, Value,
@@ -21,6 +20,7 @@ use continuum_harness::client::{Client, ClientError, RetryPolicy};
 use continuum_harness::cluster::{Cluster, LaunchSpec};
 use continuum_harness::plan::{derived_key, ClusterPlan};
 use continuum_harness::workspace_root;
+use continuum_raft::SplitMix64;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};

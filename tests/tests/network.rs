@@ -5,13 +5,13 @@
 //! One cluster serves all scenarios: three TCG guests on two cores is the
 //! most this machine runs comfortably, and booting costs more than checking.
 
-use continuum_net::client::{ClientReply, ClientRequest, ReplyBody, ReplyError, RequestOp};
-use continuum_net::peer::{AuthScheme, PeerBody};
-use continuum_net::peer_auth::{PeerAuth, PeerConfig};
 use continuum_harness::cluster::{
     lan_ip, lan_mac, node_key, peer_field, peer_reachable, udp_frame, Cluster, ClusterSpec,
     CLUSTER_ID,
 };
+use continuum_net::client::{ClientReply, ClientRequest, ReplyBody, ReplyError, RequestOp};
+use continuum_net::peer::{AuthScheme, PeerBody};
+use continuum_net::peer_auth::{PeerAuth, PeerConfig};
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(90);

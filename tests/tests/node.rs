@@ -2,15 +2,15 @@
 //! driven over the client protocol like a user's client would.
 
 use continuum_bank::Outcome;
-use continuum_net::client::{
-    decode_balance_answer, ClientReply, ClientRequest, ReplyBody, ReplyError, RequestOp,
-};
 use continuum_harness::bank::{
     create_account, raft_field, signed_transfer, start, status, submit, transfer, Client, Nodes,
     SUPPLY,
 };
 use continuum_harness::cluster::CLUSTER_ID;
 use continuum_harness::http_get;
+use continuum_net::client::{
+    decode_balance_answer, ClientReply, ClientRequest, ReplyBody, ReplyError, RequestOp,
+};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 

@@ -13,10 +13,10 @@
 //! with `cache=writeback` so a guest flush is an `fdatasync` on the host
 //! (see `DiskCache`).
 
+use continuum_harness::{blank_disk, workspace_root, DiskCache, DiskKind, Run, Vm, VmConfig};
 use continuum_storage::layout::Geometry;
 use continuum_storage::record::{decode_header, RecordHeader, FLAG_BATCH_END, HEADER_LEN};
 use continuum_storage::BLOCK_SIZE;
-use continuum_harness::{blank_disk, workspace_root, DiskCache, DiskKind, Run, Vm, VmConfig};
 use std::path::PathBuf;
 use std::time::Duration;
 
