@@ -10,7 +10,10 @@
 //! rule out. Every `--every` transfers it prints, per node, heap bytes in
 //! use, WAL bytes in use, first log index, snapshot index and snapshots
 //! taken/installed, so growth over time is visible; the run ends with the
-//! largest figure each node reached.
+//! largest figure each node reached. Then node 1 is killed and restarted
+//! on its disk, and the run prints what its console says about the start
+//! (the snapshot it restored, the time to open the log) and the wall time
+//! from boot to applying the cluster's commit index again.
 
 use continuum_bank::{AccountFlags, Limits, Outcome};
 use continuum_harness::cluster::{merge_config, Cluster, LaunchSpec};
@@ -105,7 +108,8 @@ fn run(args: &Args) -> Result<(), String> {
         node.config = merge_config(&node.config, &[&ledger_line]);
     }
     spec.remove_dir_on_drop = true;
-    let cluster = Cluster::launch(spec)?;
+    spec.console_logs = true;
+    let mut cluster = Cluster::launch(spec)?;
     cluster.wait_leader(WAIT)?;
     let mut client = cluster.client().map_err(|e| e.to_string())?;
     let owner = derived_key("soak", "owner", 10);
@@ -184,6 +188,41 @@ fn run(args: &Args) -> Result<(), String> {
             p.wal_used / 1024
         );
     }
+    restart_figures(&mut cluster)
+}
+
+/// Kills node 1, boots it on its disk, and prints how it started and how
+/// long it took to apply the cluster's commit index again.
+fn restart_figures(cluster: &mut Cluster) -> Result<(), String> {
+    let leader = cluster.wait_leader(WAIT)?;
+    let target = cluster.status(leader)?["raft"]["commit"]
+        .as_u64()
+        .ok_or("leader status without commit")?;
+    let started = Instant::now();
+    cluster.restart(1)?;
+    let caught_up = cluster.wait_status(1, WAIT, "catching up after restart", |s| {
+        s["raft"]["applied"].as_u64().is_some_and(|a| a >= target)
+    });
+    let elapsed = started.elapsed();
+    let console =
+        std::fs::read_to_string(cluster.console_path(1).ok_or("node 1 has no console log")?)
+            .map_err(|e| e.to_string())?;
+    let boot = console
+        .rfind("QEMU pid")
+        .map_or(&console[..], |at| &console[at..]);
+    println!("\nrestart of node 1 (kill -9, boot on its disk):");
+    for line in boot.lines().filter(|l| {
+        l.contains("consensus: node")
+            || l.contains("restored snapshot")
+            || l.contains("installed snapshot")
+    }) {
+        println!("  console: {}", line.trim());
+    }
+    println!(
+        "  applied {} (cluster commit {target}) {:.1} s after the kill, QEMU boot included",
+        caught_up["raft"]["applied"],
+        elapsed.as_secs_f64()
+    );
     Ok(())
 }
 
