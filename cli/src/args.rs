@@ -94,7 +94,7 @@ pub struct InitArgs {
     pub heap_mib: u32,
     /// Longest validity (ms of log time) a signed transfer may ask for;
     /// its id is remembered that long (genesis).
-    #[arg(long, default_value_t = continuum_harness::plan::DEFAULT_DEDUP_WINDOW_MS, value_parser = clap::value_parser!(u64).range(1_000..=86_400_000))]
+    #[arg(long, default_value_t = continuum_harness::plan::DEFAULT_DEDUP_WINDOW_MS, value_parser = clap::value_parser!(u64).range(10_000..=86_400_000))]
     pub dedup_window_ms: u64,
     /// Applied entries between two ledger snapshots; each one releases the
     /// log before it and its disk space.

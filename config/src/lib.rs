@@ -118,8 +118,10 @@ pub const HEARTBEAT_MS_RANGE: core::ops::RangeInclusive<u32> = 10..=10_000;
 /// Accepted `ledger_heap_mib` values (the node's own `heap_mib` must be at
 /// least as large).
 pub const LEDGER_HEAP_MIB_RANGE: core::ops::RangeInclusive<u32> = 1..=1024;
-/// Accepted `dedup_window_ms` values: one second to one day.
-pub const DEDUP_WINDOW_MS_RANGE: core::ops::RangeInclusive<u64> = 1_000..=86_400_000;
+/// Accepted `dedup_window_ms` values: ten seconds to one day. A client
+/// signs for the window minus an allowance for its clock being ahead of
+/// the cluster's (at least 5 s), so a shorter window leaves it no time.
+pub const DEDUP_WINDOW_MS_RANGE: core::ops::RangeInclusive<u64> = 10_000..=86_400_000;
 /// Accepted `snapshot_entries` values. Below the minimum a node would
 /// spend its time writing snapshots; above the maximum the log between two
 /// snapshots outgrows any disk.

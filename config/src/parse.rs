@@ -255,7 +255,7 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
             "dedup_window_ms" => {
                 config.dedup_window_ms = match value.parse::<u64>() {
                     Ok(ms) if DEDUP_WINDOW_MS_RANGE.contains(&ms) => ms,
-                    _ => return Err(err(bad("milliseconds from 1000 to 86400000 (one day)"))),
+                    _ => return Err(err(bad("milliseconds from 10000 to 86400000 (one day)"))),
                 };
                 21
             }
@@ -447,11 +447,11 @@ mod tests {
     #[test]
     fn ledger_limits_window_and_snapshots_parse() {
         let config = parse(
-            b"heap_mib = 512\nledger_heap_mib = 512\ndedup_window_ms = 5000\nsnapshot_entries = 200\n",
+            b"heap_mib = 512\nledger_heap_mib = 512\ndedup_window_ms = 15000\nsnapshot_entries = 200\n",
         )
         .unwrap();
         assert_eq!(config.ledger_heap_mib, 512);
-        assert_eq!(config.dedup_window_ms, 5000);
+        assert_eq!(config.dedup_window_ms, 15000);
         assert_eq!(config.snapshot_entries, 200);
         let defaults = Config::default();
         assert!(defaults.heap_mib >= defaults.ledger_heap_mib);
@@ -471,7 +471,7 @@ mod tests {
             "ledger_heap_mib = 128",
             "heap_mib = 32",
             "heap_mib = 256\nledger_heap_mib = 1025",
-            "dedup_window_ms = 999",
+            "dedup_window_ms = 9999",
             "dedup_window_ms = 86400001",
             "snapshot_entries = 9",
             "snapshot_entries = 0",

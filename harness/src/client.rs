@@ -264,11 +264,17 @@ pub fn default_expires_at() -> u64 {
     unix_ms() + DEFAULT_VALIDITY_MS
 }
 
+/// Smallest allowance for this host's clock being ahead of the cluster's
+/// HLC. A node's wall clock starts from its RTC, which counts whole
+/// seconds (half a second of error either way), plus its boot's drift.
+pub const MIN_EXPIRY_SKEW_MARGIN_MS: u64 = 5_000;
+
 /// How long a command may stay valid in a cluster whose genesis window is
 /// `window_ms`: the window minus a clock-skew margin (1/20 of it, at least
-/// 250 ms and at most [`EXPIRY_SKEW_MARGIN_MS`]), never below 1 ms.
+/// [`MIN_EXPIRY_SKEW_MARGIN_MS`] and at most [`EXPIRY_SKEW_MARGIN_MS`]),
+/// never below 1 ms.
 pub fn validity_for_window(window_ms: u64) -> u64 {
-    let margin = (window_ms / 20).clamp(250, EXPIRY_SKEW_MARGIN_MS);
+    let margin = (window_ms / 20).clamp(MIN_EXPIRY_SKEW_MARGIN_MS, EXPIRY_SKEW_MARGIN_MS);
     window_ms.saturating_sub(margin).max(1)
 }
 
@@ -715,8 +721,9 @@ mod tests {
             validity_for_window(DEFAULT_MAX_EXPIRY_WINDOW_MS),
             DEFAULT_VALIDITY_MS
         );
-        assert_eq!(validity_for_window(1_000), 750);
-        assert_eq!(validity_for_window(10_000), 9_500);
+        assert_eq!(validity_for_window(10_000), 5_000);
+        assert_eq!(validity_for_window(200_000), 190_000);
+        assert_eq!(validity_for_window(3_000), 1);
         assert_eq!(
             validity_for_window(86_400_000),
             86_400_000 - EXPIRY_SKEW_MARGIN_MS

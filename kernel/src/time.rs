@@ -16,8 +16,14 @@ use core::sync::atomic::{AtomicU64, Ordering};
 static TSC_ORIGIN: AtomicU64 = AtomicU64::new(0);
 /// Nanoseconds per TSC cycle as a 32.32 fixed-point number; 0 until `init`.
 static NS_PER_CYCLE_FP32: AtomicU64 = AtomicU64::new(0);
-/// Unix seconds from the RTC, read at calibration time (0 if invalid).
-static WALL_AT_ORIGIN: AtomicU64 = AtomicU64::new(0);
+/// Unix milliseconds at the TSC origin, from the RTC read at calibration
+/// time (0 if invalid).
+static WALL_MS_AT_ORIGIN: AtomicU64 = AtomicU64::new(0);
+/// The RTC counts whole seconds, so a reading lies anywhere in its second:
+/// take the middle, which bounds the error by half a second either way
+/// (taking the reading as the second's start put every node up to a
+/// second behind its host, which a short expiry window could not absorb).
+const RTC_READING_MIDPOINT_MS: u64 = 500;
 
 /// PIT ticks in the calibration window: 59659 ticks ≈ 50 ms. Longer is more
 /// accurate but costs boot time; 50 ms gives well under 0.1% error.
@@ -48,9 +54,11 @@ pub fn init(entry_tsc: u64) {
     NS_PER_CYCLE_FP32.store(fp, Ordering::Relaxed);
     TSC_ORIGIN.store(entry_tsc, Ordering::Relaxed);
     // The RTC was read just now, not at entry: back-date it to the origin.
-    let since_entry = tsc_to_ns_with(rdtsc().wrapping_sub(entry_tsc), fp) / 1_000_000_000;
-    WALL_AT_ORIGIN.store(
-        wall.map_or(0, |w| w.saturating_sub(since_entry)),
+    let since_entry_ms = tsc_to_ns_with(rdtsc().wrapping_sub(entry_tsc), fp) / 1_000_000;
+    WALL_MS_AT_ORIGIN.store(
+        wall.map_or(0, |w| {
+            (w * 1_000 + RTC_READING_MIDPOINT_MS).saturating_sub(since_entry_ms)
+        }),
         Ordering::Relaxed,
     );
     log::info!(
@@ -97,12 +105,12 @@ pub fn monotonic_ns() -> u64 {
 
 /// Wall-clock seconds since the Unix epoch (RTC at boot + time since).
 pub fn wall_clock_secs() -> u64 {
-    WALL_AT_ORIGIN.load(Ordering::Relaxed) + monotonic_ns() / 1_000_000_000
+    wall_clock_millis() / 1_000
 }
 
 /// Wall-clock milliseconds since the Unix epoch (RTC at boot + TSC since).
 pub fn wall_clock_millis() -> u64 {
-    WALL_AT_ORIGIN.load(Ordering::Relaxed) * 1_000 + monotonic_ns() / 1_000_000
+    WALL_MS_AT_ORIGIN.load(Ordering::Relaxed) + monotonic_ns() / 1_000_000
 }
 
 /// The kernel's physical clock, as the HLC sees it.

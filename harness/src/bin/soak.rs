@@ -2,8 +2,9 @@
 //! [--ledger-heap-mib M] [--window-ms W] [--snapshot-entries S] [--every K]`
 //!
 //! Bounded state, measured: a 3-node cluster in QEMU whose ledger tables
-//! are sized for a tiny heap (`ledger_heap_mib`, default 1 MiB: 819 ids in
-//! the dedup window) and whose dedup window is short (default 2 s), driven
+//! are sized for a tiny heap (`ledger_heap_mib`, default 2 MiB: 1,638 ids in
+//! the dedup window) and whose dedup window is short (default 10 s, the
+//! shortest a config accepts), driven
 //! with many times `max_transfers` transfers by one closed-loop client.
 //! Every transfer must be `Ok`: a `TransfersFull` (or any other outcome)
 //! aborts the run, since that is the state growth this run is there to
@@ -20,8 +21,8 @@ use continuum_harness::cluster::{merge_config, Cluster, LaunchSpec};
 use continuum_harness::plan::{derived_key, ClusterPlan};
 use std::time::{Duration, Instant};
 
-const USAGE: &str = "usage: soak [--transfers N (default 10000)] [--ledger-heap-mib M (1..=1024, default 1)] \
-[--window-ms W (1000..=86400000, default 2000)] [--snapshot-entries S (10.., default 500)] [--every K (default 1000)]";
+const USAGE: &str = "usage: soak [--transfers N (default 8000)] [--ledger-heap-mib M (1..=1024, default 2)] \
+[--window-ms W (10000..=86400000, default 10000)] [--snapshot-entries S (10.., default 500)] [--every K (default 1000)]";
 const WAIT: Duration = Duration::from_secs(180);
 const ACCOUNT: u128 = 10;
 
@@ -35,9 +36,9 @@ struct Args {
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
-        transfers: 10_000,
-        ledger_heap_mib: 1,
-        window_ms: 2_000,
+        transfers: 8_000,
+        ledger_heap_mib: 2,
+        window_ms: 10_000,
         snapshot_entries: 500,
         every: 1_000,
     };
