@@ -10,7 +10,11 @@
 //!   counted by cause. The traffic is the consensus node's envelopes
 //!   (`PeerBody::Raft`, see [`crate::consensus`]) and a liveness ping to
 //!   every peer each [`PING_INTERVAL_MS`], whose round trips `/status`
-//!   reports per peer.
+//!   reports per peer. With each ping to a peer not (or no longer)
+//!   reachable goes our own ARP request for it: smoltcp rate-limits address
+//!   resolution per interface, not per address, so one peer that never
+//!   answers (down, partitioned) would otherwise keep every later peer in
+//!   socket order unresolved for good (`continuum_net::nic::arp_request`).
 //! * **Client network** (the next NIC): TCP `status_port` serves
 //!   `GET /status` as JSON and `GET /metrics` (request heads parsed by
 //!   `continuum_net::http`: junk `400`, heads over 2 KiB `431`; a
@@ -599,7 +603,11 @@ impl NetworkTask {
             // Unanswered pings older than the unreachable horizon are forgotten.
             self.outstanding
                 .retain(|_, (_, sent)| now_us - *sent < UNREACHABLE_AFTER_MS * 1_000);
+            let lan_address = status.lan.map(|(cidr, mac)| (cidr.address, mac));
             for (&id, peer) in status.peers.iter_mut() {
+                if let (false, Some((ip, mac))) = (peer.reachable, lan_address) {
+                    resolve(&mut lan.device, mac, ip, peer.ip);
+                }
                 self.nonce += 1;
                 let Some(&socket_handle) = self.peer_sockets.get(&id) else {
                     continue;
@@ -821,6 +829,17 @@ impl NetworkTask {
         socket.close();
         conn.answered = true;
         count_status(|s| s.status_requests += 1);
+    }
+}
+
+/// Sends our own ARP request for `target` (see the module docs: smoltcp
+/// alone would starve a peer behind one that never answers). A full
+/// transmit queue skips it; the next ping round asks again.
+fn resolve(device: &mut NicDevice<AnyNic>, mac: [u8; 6], ip: [u8; 4], target: [u8; 4]) {
+    use smoltcp::phy::{Device, TxToken};
+    let frame = continuum_net::nic::arp_request(mac, ip, target);
+    if let Some(token) = device.transmit(now()) {
+        token.consume(frame.len(), |buffer| buffer.copy_from_slice(&frame));
     }
 }
 
