@@ -45,6 +45,7 @@
 
 use crate::arch::x86_64::device_irq::DeviceIrq;
 use crate::drivers::{self, nic::AnyNic};
+use crate::metrics::Wake;
 use crate::netbench::NetBench;
 use crate::{executor, time};
 use alloc::collections::BTreeMap;
@@ -418,6 +419,7 @@ impl NetworkTask {
             }
         }
         loop {
+            let pass_started = time::monotonic_ns();
             for port in [self.lan.as_mut(), self.client.as_mut()]
                 .into_iter()
                 .flatten()
@@ -436,12 +438,17 @@ impl NetworkTask {
                 port.poll();
             }
             self.publish_counters();
-            self.wait().await;
+            crate::metrics::LOOP_PASS
+                .lock()
+                .record(crate::metrics::micros_since(pass_started));
+            let wake = self.wait().await;
+            crate::metrics::WAKES.lock().record(wake);
         }
     }
 
-    /// Sleeps until an interrupt, smoltcp's next timer, or the next ping.
-    async fn wait(&mut self) {
+    /// Sleeps until an interrupt, smoltcp's next timer, or the next ping;
+    /// says which ended the sleep.
+    async fn wait(&mut self) -> Wake {
         let now_ms = time::monotonic_ns() / 1_000_000;
         let mut wait_ms = if self.auth.is_some() {
             self.next_ping_ms.saturating_sub(now_ms)
@@ -476,8 +483,9 @@ impl NetworkTask {
             }
         }
         if wait_ms == 0 {
-            return;
+            return Wake::Immediate;
         }
+        let interrupts = irqs.len();
         let mut waits: Vec<core::pin::Pin<alloc::boxed::Box<dyn Future<Output = ()> + Send + '_>>> =
             irqs.into_iter()
                 .map(|irq| alloc::boxed::Box::pin(irq.wait()) as _)
@@ -485,7 +493,11 @@ impl NetworkTask {
         waits.push(alloc::boxed::Box::pin(executor::sleep(
             Duration::from_millis(wait_ms),
         )));
-        first_ready(waits).await
+        if first_ready(waits).await < interrupts {
+            Wake::Interrupt
+        } else {
+            Wake::Timer
+        }
     }
 
     fn peer_traffic(&mut self) {
@@ -869,14 +881,14 @@ fn count_status(update: impl FnOnce(&mut NetworkStatus)) {
     }
 }
 
-/// Completes when the first of `futures` does.
+/// Completes when the first of `futures` does, with its position.
 pub async fn first_ready(
     mut futures: Vec<core::pin::Pin<alloc::boxed::Box<dyn Future<Output = ()> + Send + '_>>>,
-) {
+) -> usize {
     poll_fn(|cx| {
-        for future in futures.iter_mut() {
+        for (i, future) in futures.iter_mut().enumerate() {
             if future.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(());
+                return Poll::Ready(i);
             }
         }
         Poll::Pending
@@ -886,7 +898,7 @@ pub async fn first_ready(
 
 /// Completes when either future does.
 pub async fn first_of(a: impl Future<Output = ()> + Send, b: impl Future<Output = ()> + Send) {
-    first_ready(vec![alloc::boxed::Box::pin(a), alloc::boxed::Box::pin(b)]).await
+    first_ready(vec![alloc::boxed::Box::pin(a), alloc::boxed::Box::pin(b)]).await;
 }
 
 fn fmt_mac(mac: [u8; 6]) -> String {
