@@ -61,6 +61,20 @@ pub enum Command {
         #[arg(long)]
         count: Option<u64>,
     },
+    /// Load the running cluster: open and fund accounts, run transfers in a
+    /// closed loop, report transfers/s, commit latency, CPU per transfer and
+    /// the floor measured in the same run.
+    Bench {
+        /// Concurrent clients, each with one transfer in flight (1-64).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
+        clients: u64,
+        /// Transfers to commit (1-50000).
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=50_000))]
+        transfers: u64,
+        /// Accounts to open and move money between (2-1024; default 2 per client).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(2..=1024))]
+        accounts: Option<u64>,
+    },
     /// Inject faults: partitions, loss, crashes, pauses.
     #[command(subcommand)]
     Nemesis(NemesisCommand),

@@ -26,6 +26,7 @@ pub mod checker;
 pub mod client;
 pub mod cluster;
 pub mod inspect;
+pub mod load;
 pub mod plan;
 pub mod private;
 pub mod qmp;
