@@ -308,6 +308,47 @@ mod tests {
     }
 
     #[test]
+    fn bench_takes_its_defaults_and_refuses_out_of_range_values() {
+        let cli = parse(&["bench"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Bench {
+                clients: 1,
+                transfers: 1000,
+                accounts: None
+            }
+        ));
+        let cli = parse(&[
+            "bench",
+            "--clients",
+            "8",
+            "--transfers",
+            "50",
+            "--accounts",
+            "4",
+        ])
+        .unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Bench {
+                clients: 8,
+                transfers: 50,
+                accounts: Some(4)
+            }
+        ));
+        for bad in [
+            &["bench", "--clients", "0"][..],
+            &["bench", "--clients", "65"],
+            &["bench", "--transfers", "0"],
+            &["bench", "--transfers", "50001"],
+            &["bench", "--accounts", "1"],
+            &["bench", "--clients", "many"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
     fn commands_parse_with_global_options_anywhere() {
         let cli = parse(&[
             "transfer", "--from", "10", "--to", "11", "--amount", "250", "--dir", "d", "--json",
