@@ -38,18 +38,18 @@ fn launch_restart_loss_partition_and_pause() {
     cluster.restart(leader).unwrap();
     assert_eq!(cluster.node_state(leader), NodeState::Running);
     let second = client.transfer(&plan.operator, 2, 1, 10, 250).unwrap();
-    assert_eq!(second.outcome, Outcome::Ok);
+    assert!(committed(second.outcome), "{:?}", second.outcome);
     assert!(second.applied_at > first.applied_at);
     // 20 % loss on every link: slower, still correct.
     cluster.set_loss_all(20.0).unwrap();
     let lossy = client.transfer(&plan.operator, 3, 1, 10, 25).unwrap();
-    assert_eq!(lossy.outcome, Outcome::Ok);
+    assert!(committed(lossy.outcome), "{:?}", lossy.outcome);
     cluster.reset_network().unwrap();
 
     // Halves: {1} against {2, 3}; the majority side keeps serving.
     cluster.partition_halves().unwrap();
     let during = client.transfer(&plan.operator, 4, 1, 10, 5).unwrap();
-    assert_eq!(during.outcome, Outcome::Ok);
+    assert!(committed(during.outcome), "{:?}", during.outcome);
     assert_ne!(
         during.committed.position.node, 1,
         "node 1 is in the minority"
@@ -71,4 +71,11 @@ fn launch_restart_loss_partition_and_pause() {
     // The restarted node's console shows it reopened its disk.
     let console = std::fs::read_to_string(cluster.console_path(leader).unwrap()).unwrap();
     assert_eq!(console.matches("QEMU pid").count(), 2, "{console}");
+}
+
+/// A transfer the client saw commit. `Exists` too: a retry (after a crash,
+/// a lost frame or a cut forward) of a call whose earlier attempt already
+/// committed; the closing balance check still counts each transfer once.
+fn committed(outcome: Outcome) -> bool {
+    matches!(outcome, Outcome::Ok | Outcome::Exists)
 }
