@@ -15,7 +15,8 @@
 //! leader change says so) and from followers, CPU ms per transfer (QEMUs
 //! plus the supervisor process, which hosts the fabric switch), and the
 //! corrected floor = client↔node p50 + node↔node p50 + one WAL write + one
-//! flush (the leader's mean over the run from `/metrics`).
+//! flush (the leader's means over the run from `/metrics`; every node's
+//! pooled if the leader changed).
 
 use crate::error::CliError;
 use crate::layout::Layout;
@@ -74,12 +75,30 @@ fn cpu_now(state: &crate::layout::RunState) -> Result<u64, CliError> {
     Ok(total)
 }
 
-/// Mean of a histogram's observations between two `/metrics` readings, µs.
-fn mean_us(before: &str, after: &str, histogram: &str) -> Option<f64> {
-    let sum = |body: &str| load::metric(body, &format!("continuum_{histogram}_sum"));
-    let count = |body: &str| load::metric(body, &format!("continuum_{histogram}_count"));
-    let n = count(after)? - count(before)?;
-    let total = sum(after)? - sum(before)?;
+/// Mean (µs) of a histogram's observations between two sets of
+/// `/metrics` readings, on node `only` or pooled over every node read both
+/// times; `None` without observations.
+fn pooled_mean_us(
+    before: &[(u8, String)],
+    after: &[(u8, String)],
+    histogram: &str,
+    only: Option<u8>,
+) -> Option<f64> {
+    let (sum, count) = (
+        format!("continuum_{histogram}_sum"),
+        format!("continuum_{histogram}_count"),
+    );
+    let (mut total, mut n) = (0.0, 0.0);
+    for (id, late) in after.iter().filter(|(id, _)| only.is_none_or(|o| o == *id)) {
+        let Some((_, early)) = before.iter().find(|(b, _)| b == id) else {
+            continue;
+        };
+        let delta = |name: &str| Some(load::metric(late, name)? - load::metric(early, name)?);
+        if let (Some(s), Some(c)) = (delta(&sum), delta(&count)) {
+            total += s;
+            n += c;
+        }
+    }
     (n > 0.0).then(|| total / n * 1e6)
 }
 
@@ -199,18 +218,23 @@ pub fn run(
     let cpu_ms_per_transfer = (cpu_after - cpu_before) as f64 * 1e3
         / load::USER_HZ as f64
         / run.samples.len().max(1) as f64;
-    let leader_metrics = |set: &[(u8, String)]| {
-        leader.and_then(|l| set.iter().find(|(id, _)| *id == l).map(|(_, b)| b.clone()))
-    };
-    let (wal_write_us, flush_us) = match (
-        leader_metrics(&metrics_before),
-        leader_metrics(&metrics_after),
-    ) {
-        (Some(before), Some(after)) => (
-            mean_us(&before, &after, "disk_write_seconds"),
-            mean_us(&before, &after, "flush_seconds"),
+    // The leader's disk when one led throughout; else every node's pooled.
+    let (wal_write_us, flush_us, disk_source) = match leader {
+        Some(l) => (
+            pooled_mean_us(
+                &metrics_before,
+                &metrics_after,
+                "disk_write_seconds",
+                Some(l),
+            ),
+            pooled_mean_us(&metrics_before, &metrics_after, "flush_seconds", Some(l)),
+            "leader means",
         ),
-        _ => (None, None),
+        None => (
+            pooled_mean_us(&metrics_before, &metrics_after, "disk_write_seconds", None),
+            pooled_mean_us(&metrics_before, &metrics_after, "flush_seconds", None),
+            "all nodes' means: the leader changed",
+        ),
     };
     let client_rtt_us = percentile(&client_rtts, 50).as_micros() as u64;
     let peer_rtt_us = peer_rtts_us
@@ -246,6 +270,7 @@ pub fn run(
                     "peer_rtt_p50_us": peer_rtt_us,
                     "wal_write_mean_us": wal_write_us,
                     "flush_mean_us": flush_us,
+                    "disk_means_from": disk_source,
                 },
                 "load_average": {"start": load_start, "end": load_end},
             })
@@ -278,7 +303,7 @@ pub fn run(
     println!("CPU: {cpu_ms_per_transfer:.2} ms per transfer (QEMUs + fabric)");
     let text = |v: Option<f64>| v.map_or("n/a".to_owned(), |v| format!("{v:.0} us"));
     println!(
-        "floor: {} = client<->node p50 {client_rtt_us} us + node<->node p50 {} + WAL write {} + flush {} (leader means)",
+        "floor: {} = client<->node p50 {client_rtt_us} us + node<->node p50 {} + WAL write {} + flush {} ({disk_source})",
         floor_us.map_or("n/a".to_owned(), |f| format!("{f} us")),
         peer_rtt_us.map_or("n/a".to_owned(), |r| format!("{r} us")),
         text(wal_write_us),

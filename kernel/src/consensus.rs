@@ -212,7 +212,7 @@ pub fn drive() -> (Outbox, Replies) {
         return (Vec::new(), Vec::new());
     };
     let (started, disk_before) = (time::monotonic_ns(), crate::metrics::disk_busy_us());
-    let (last_before, applied_before) = (node.raft().last_index(), node.applied());
+    let (last_before, applied_before) = (durable_last(node), node.applied());
     if let Err(error) = node.drive() {
         fatal(error)
     }
@@ -236,23 +236,33 @@ pub fn drive() -> (Outbox, Replies) {
     (outbox, node.take_replies())
 }
 
+/// The last index in the WAL (durable: every append is flushed before
+/// the Ready loop goes on).
+fn durable_last(node: &KernelNode) -> u64 {
+    node.raft().storage().store().last_index()
+}
+
 /// `/metrics` for one Ready-loop call that started at `started` (ns),
-/// with the disk's busy time and the log's last and applied indexes then.
+/// given the disk's busy time and the WAL's last and the applied index
+/// then. A call that found no Ready is not recorded.
 fn record_drive(node: &KernelNode, started: u64, disk_before: u64, last: u64, applied: u64) {
     use crate::metrics::{self, APPLIED_ENTRIES, APPLY, DRIVE, FOLLOWER_ENTRIES, LEADER_ENTRIES};
     let total = metrics::micros_since(started);
-    DRIVE.lock().record(total);
     let disk = metrics::disk_busy_us().saturating_sub(disk_before);
-    APPLY.lock().record(total.saturating_sub(disk));
     // A truncated log can end below where it was: count what was appended.
-    let appended = node.raft().last_index().saturating_sub(last);
-    if appended > 0 {
+    let persisted = durable_last(node).saturating_sub(last);
+    let applied_now = node.applied().saturating_sub(applied);
+    if disk == 0 && persisted == 0 && applied_now == 0 {
+        return;
+    }
+    DRIVE.lock().record(total);
+    APPLY.lock().record(total.saturating_sub(disk));
+    if persisted > 0 {
         match node.raft().role() {
-            Role::Leader => LEADER_ENTRIES.lock().record(appended),
-            _ => FOLLOWER_ENTRIES.lock().record(appended),
+            Role::Leader => LEADER_ENTRIES.lock().record(persisted),
+            _ => FOLLOWER_ENTRIES.lock().record(persisted),
         }
     }
-    let applied_now = node.applied().saturating_sub(applied);
     if applied_now > 0 {
         APPLIED_ENTRIES.lock().record(applied_now);
     }

@@ -137,9 +137,9 @@ pub static DISK_FLUSH: Mutex<Histogram> = Mutex::new(Histogram::new(
     "Disk cache-flush latency",
     Unit::Micros,
 ));
-/// One call of the Ready loop (`consensus::drive`): every Ready it finds,
-/// each persisted (disk time included), its entries applied (signatures
-/// verified), clients answered.
+/// One call of the Ready loop (`consensus::drive`) that found work: every
+/// Ready it finds, each persisted (disk time included), its entries
+/// applied (signatures verified), clients answered.
 pub static DRIVE: Mutex<Histogram> = Mutex::new(Histogram::new(
     "drive_seconds",
     "One Ready-loop call: persist, apply (signature verify included), replies",
@@ -160,17 +160,17 @@ pub static ADMIT: Mutex<Histogram> = Mutex::new(Histogram::new(
     "One client request handed to the node: admission verify and propose/forward",
     Unit::Micros,
 ));
-/// Entries appended to the log per Ready-loop call that appended any, on
-/// the leader.
+/// Entries written to the WAL per Ready-loop call that wrote any, on the
+/// leader.
 pub static LEADER_ENTRIES: Mutex<Histogram> = Mutex::new(Histogram::new(
     "leader_entries_per_drive",
-    "Log entries persisted per Ready-loop call that persisted any, as leader",
+    "WAL entries written per Ready-loop call that wrote any, as leader",
     Unit::Count,
 ));
 /// The same on a follower.
 pub static FOLLOWER_ENTRIES: Mutex<Histogram> = Mutex::new(Histogram::new(
     "follower_entries_per_drive",
-    "Log entries persisted per Ready-loop call that persisted any, as follower",
+    "WAL entries written per Ready-loop call that wrote any, as follower",
     Unit::Count,
 ));
 /// Entries applied per Ready-loop call that applied any.
