@@ -12,7 +12,7 @@
 //!   answer, retries included. `Exists` (an earlier attempt of the same
 //!   call committed) counts as committed.
 //! * [`client_round_trips`]: the client↔node round trip with no consensus
-//!   in it: a `Submit` of an empty command, which a node refuses
+//!   in it: a `Submit` of [`UNDECODABLE_COMMAND`], which a node refuses
 //!   `BadRequest` at once (it cannot decode it; nothing is verified,
 //!   logged or replicated).
 //! * [`metric`] reads one series of a node's `/metrics`; [`cpu_ticks`] a
@@ -35,6 +35,10 @@ pub const MAX_ACCOUNTS: u64 = 1_024;
 /// USER_HZ: the unit of `utime`/`stime` in `/proc/<pid>/stat` (fixed at
 /// 100 by the Linux ABI on x86, whatever the kernel's own tick rate).
 pub const USER_HZ: u64 = 100;
+
+/// A command no bank entry decodes from (an unsupported entry version): the
+/// client sends it (it is not empty), every node refuses it `BadRequest`.
+pub const UNDECODABLE_COMMAND: [u8; 1] = [0xff];
 
 /// One committed transfer as its client saw it.
 #[derive(Clone, Copy, Debug)]
@@ -209,9 +213,9 @@ pub fn client_round_trips(client: &mut Client, count: u32) -> Result<Vec<Duratio
     let mut trips = Vec::new();
     for _ in 0..count {
         let sent = Instant::now();
-        match client.submit(&[]) {
+        match client.submit(&UNDECODABLE_COMMAND) {
             Err(ClientError::BadRequest { .. }) => trips.push(sent.elapsed()),
-            other => return Err(format!("an empty submit was answered {other:?}")),
+            other => return Err(format!("an undecodable submit was answered {other:?}")),
         }
     }
     trips.sort();
