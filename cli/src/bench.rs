@@ -182,6 +182,7 @@ pub fn run(
                     }
                 }
             }
+            Ok(())
         },
     )
     .map_err(CliError::Other)?;

@@ -46,6 +46,8 @@ pub struct Sample {
     pub latency: Duration,
     /// The node that answered.
     pub node: u64,
+    /// Answered `Exists`: an earlier attempt of this call committed.
+    pub retried: bool,
 }
 
 /// A finished closed-loop run.
@@ -122,14 +124,16 @@ pub fn open_accounts(
 /// Runs `transfers` transfers over `clients` (one thread each) between
 /// `accounts` (see the module docs); transfer `k` gets id `id_base + k`.
 /// `progress` is called from the calling thread about every
-/// `progress_every` with the number committed so far.
+/// `progress_every` with the number committed so far; an error from it
+/// ends the run at once with that error (the client threads are left to
+/// finish their call and are not waited for).
 pub fn closed_loop(
     clients: Vec<Client>,
     accounts: &[Account],
     transfers: u64,
     id_base: u128,
     progress_every: Duration,
-    mut progress: impl FnMut(u64),
+    mut progress: impl FnMut(u64) -> Result<(), String>,
 ) -> Result<LoadRun, String> {
     if accounts.len() < 2 {
         return Err(format!(
@@ -176,6 +180,7 @@ pub fn closed_loop(
                     samples.push(Sample {
                         latency,
                         node: result.committed.position.node,
+                        retried: result.outcome == Outcome::Exists,
                     });
                     done.fetch_add(1, Ordering::Relaxed);
                 }
@@ -188,7 +193,7 @@ pub fn closed_loop(
     while !threads.iter().all(|t| t.is_finished()) {
         std::thread::sleep(Duration::from_millis(20));
         if Instant::now() >= next_progress {
-            progress(done.load(Ordering::Relaxed));
+            progress(done.load(Ordering::Relaxed))?;
             next_progress += progress_every;
         }
     }
