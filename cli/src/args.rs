@@ -61,6 +61,20 @@ pub enum Command {
         #[arg(long)]
         count: Option<u64>,
     },
+    /// Load the running cluster: open and fund accounts, run transfers in a
+    /// closed loop, report transfers/s, commit latency, CPU per transfer and
+    /// the floor measured in the same run.
+    Bench {
+        /// Concurrent clients, each with one transfer in flight (1-64).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
+        clients: u64,
+        /// Transfers to commit (1-50000).
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=50_000))]
+        transfers: u64,
+        /// Accounts to open and move money between (2-1024; default 2 per client).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(2..=1024))]
+        accounts: Option<u64>,
+    },
     /// Inject faults: partitions, loss, crashes, pauses.
     #[command(subcommand)]
     Nemesis(NemesisCommand),
@@ -308,6 +322,47 @@ mod tests {
         ])
         .unwrap();
         assert!(matches!(cli.command, Command::Transfer(t) if t.expires_at == Some(77)));
+    }
+
+    #[test]
+    fn bench_takes_its_defaults_and_refuses_out_of_range_values() {
+        let cli = parse(&["bench"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Bench {
+                clients: 1,
+                transfers: 1000,
+                accounts: None
+            }
+        ));
+        let cli = parse(&[
+            "bench",
+            "--clients",
+            "8",
+            "--transfers",
+            "50",
+            "--accounts",
+            "4",
+        ])
+        .unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Bench {
+                clients: 8,
+                transfers: 50,
+                accounts: Some(4)
+            }
+        ));
+        for bad in [
+            &["bench", "--clients", "0"][..],
+            &["bench", "--clients", "65"],
+            &["bench", "--transfers", "0"],
+            &["bench", "--transfers", "50001"],
+            &["bench", "--accounts", "1"],
+            &["bench", "--clients", "many"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?} was accepted");
+        }
     }
 
     #[test]

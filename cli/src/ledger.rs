@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use std::time::Duration;
 
 /// A client of the running cluster in `layout`.
-fn connect(layout: &Layout, timeout: Duration) -> Result<(Client, ClusterFacts), CliError> {
+pub fn connect(layout: &Layout, timeout: Duration) -> Result<(Client, ClusterFacts), CliError> {
     let facts = layout.facts()?;
     let state = layout.running_state()?;
     if state.cluster_id != facts.cluster_id {

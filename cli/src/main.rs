@@ -7,17 +7,20 @@
 //!   client protocol with retries (`continuum_harness::client`).
 //! * `watch`: a live table of the nodes.
 //! * `nemesis`: partitions, loss, kill -9, restart, pause, resume.
+//! * `bench`: closed-loop load with the floor measured in the same run.
 //!
 //! The cluster-launch code is the test harness's (`continuum_harness`), so
 //! what the CLI runs is what the QEMU tests run. Module map: [`args`] (the
 //! command line), [`layout`] (the cluster directory), [`supervisor`]
 //! (`cluster up`/`down` and the control socket), [`ledger`] (bank
-//! commands), [`status`] (`cluster status`, `watch`), [`nemesis`].
+//! commands), [`status`] (`cluster status`, `watch`), [`nemesis`],
+//! [`bench`].
 //!
 //! Exit codes: 0 success, 1 error or rejected command, 2 bad arguments,
 //! 3 a write whose outcome is unknown (query it with `outcome`).
 
 mod args;
+mod bench;
 mod error;
 mod layout;
 mod ledger;
@@ -107,6 +110,18 @@ fn run(cli: Cli) -> Result<(), CliError> {
         } => ledger::outcome(&layout, transfer_id, expires_at, timeout, json),
         Command::Watch { count } => watch(&layout, count, json),
         Command::Nemesis(command) => nemesis::run(&layout, &command, json),
+        Command::Bench {
+            clients,
+            transfers,
+            accounts,
+        } => {
+            let options = bench::BenchOptions {
+                clients,
+                transfers,
+                accounts: accounts.unwrap_or((2 * clients).max(2)),
+            };
+            bench::run(&layout, &options, timeout, json)
+        }
     }
 }
 

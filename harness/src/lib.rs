@@ -32,6 +32,7 @@ pub mod cluster;
 pub mod http;
 pub mod images;
 pub mod inspect;
+pub mod load;
 pub mod plan;
 pub mod private;
 pub mod qmp;

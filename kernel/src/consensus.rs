@@ -167,7 +167,11 @@ pub fn on_peer_payload(from: u64, payload: &[u8]) {
 pub fn on_client(from: IpEndpoint, request: ClientRequest) {
     let mut node = NODE.lock();
     if let Some(node) = node.as_mut() {
+        let started = time::monotonic_ns();
         node.on_client(from, request, hlc_packed());
+        crate::metrics::ADMIT
+            .lock()
+            .record(crate::metrics::micros_since(started));
     }
 }
 
@@ -207,10 +211,12 @@ pub fn drive() -> (Outbox, Replies) {
         return (Vec::new(), Vec::new());
     };
     let taken_before = node.metrics().snapshots_taken;
-    let started = time::monotonic_ns();
+    let (started, disk_before) = (time::monotonic_ns(), crate::metrics::disk_busy_us());
+    let (last_before, applied_before) = (durable_last(node), node.applied());
     if let Err(error) = node.drive() {
         fatal(error)
     }
+    record_drive(node, started, disk_before, last_before, applied_before);
     if node.metrics().snapshots_taken != taken_before {
         let micros = (time::monotonic_ns() - started) / 1_000;
         let mut last = SNAPSHOT_PASS.lock();
@@ -255,6 +261,38 @@ static SNAPSHOT_PASS: Mutex<SnapshotPasses> = Mutex::new(SnapshotPasses {
 fn report_snapshots(node: &mut KernelNode) {
     for event in node.take_snapshot_events() {
         log::info!("consensus: {event}");
+    }
+}
+
+/// The last index in the WAL (durable: every append is flushed before
+/// the Ready loop goes on).
+fn durable_last(node: &KernelNode) -> u64 {
+    node.raft().storage().store().last_index()
+}
+
+/// `/metrics` for one Ready-loop call that started at `started` (ns),
+/// given the disk's busy time and the WAL's last and the applied index
+/// then. A call that found no Ready is not recorded.
+fn record_drive(node: &KernelNode, started: u64, disk_before: u64, last: u64, applied: u64) {
+    use crate::metrics::{self, APPLIED_ENTRIES, APPLY, DRIVE, FOLLOWER_ENTRIES, LEADER_ENTRIES};
+    let total = metrics::micros_since(started);
+    let disk = metrics::disk_busy_us().saturating_sub(disk_before);
+    // A truncated log can end below where it was: count what was appended.
+    let persisted = durable_last(node).saturating_sub(last);
+    let applied_now = node.applied().saturating_sub(applied);
+    if disk == 0 && persisted == 0 && applied_now == 0 {
+        return;
+    }
+    DRIVE.lock().record(total);
+    APPLY.lock().record(total.saturating_sub(disk));
+    if persisted > 0 {
+        match node.raft().role() {
+            Role::Leader => LEADER_ENTRIES.lock().record(persisted),
+            _ => FOLLOWER_ENTRIES.lock().record(persisted),
+        }
+    }
+    if applied_now > 0 {
+        APPLIED_ENTRIES.lock().record(applied_now);
     }
 }
 
@@ -376,22 +414,6 @@ pub fn status_json(out: &mut String) {
         log.flushes,
         *DECODE_ERRORS.lock(),
     );
-}
-
-/// Flush latency histogram buckets (µs) for `/metrics`.
-pub const FLUSH_BUCKETS_US: [u64; 8] = [100, 250, 500, 1_000, 2_500, 5_000, 10_000, 50_000];
-static FLUSH_HISTOGRAM: Mutex<([u64; 9], u64, u64)> = Mutex::new(([0; 9], 0, 0));
-
-/// Records one disk flush's latency (called by `storage::disk::NodeDisk`).
-pub fn record_flush(micros: u64) {
-    let mut h = FLUSH_HISTOGRAM.lock();
-    let bucket = FLUSH_BUCKETS_US
-        .iter()
-        .position(|&b| micros <= b)
-        .unwrap_or(FLUSH_BUCKETS_US.len());
-    h.0[bucket] += 1;
-    h.1 += 1;
-    h.2 += micros;
 }
 
 /// Prometheus text exposition of the node's metrics.
@@ -545,30 +567,7 @@ pub fn metrics_text(out: &mut String, node_id: u8) {
         "Peer timestamps too far ahead, not adopted",
         skew,
     );
-    let h = FLUSH_HISTOGRAM.lock();
-    let _ = writeln!(out, "# HELP continuum_flush_seconds Disk cache-flush latency\n# TYPE continuum_flush_seconds histogram");
-    let mut cumulative = 0;
-    for (i, bound) in FLUSH_BUCKETS_US.iter().enumerate() {
-        cumulative += h.0[i];
-        let _ = writeln!(
-            out,
-            "continuum_flush_seconds_bucket{{node=\"{l}\",le=\"{}.{:06}\"}} {cumulative}",
-            bound / 1_000_000,
-            bound % 1_000_000
-        );
-    }
-    let _ = writeln!(
-        out,
-        "continuum_flush_seconds_bucket{{node=\"{l}\",le=\"+Inf\"}} {}",
-        h.1
-    );
-    let _ = writeln!(
-        out,
-        "continuum_flush_seconds_sum{{node=\"{l}\"}} {}.{:06}",
-        h.2 / 1_000_000,
-        h.2 % 1_000_000
-    );
-    let _ = writeln!(out, "continuum_flush_seconds_count{{node=\"{l}\"}} {}", h.1);
+    crate::metrics::render(out, l);
 }
 
 /// Runs one console shell command and returns its output.

@@ -30,6 +30,7 @@ mod console;
 mod drivers;
 mod executor;
 mod memory;
+mod metrics;
 mod netbench;
 mod network;
 mod selftest;

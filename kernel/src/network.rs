@@ -10,7 +10,11 @@
 //!   counted by cause. The traffic is the consensus node's envelopes
 //!   (`PeerBody::Raft`, see [`crate::consensus`]) and a liveness ping to
 //!   every peer each [`PING_INTERVAL_MS`], whose round trips `/status`
-//!   reports per peer.
+//!   reports per peer. With each ping to a peer not (or no longer)
+//!   reachable goes our own ARP request for it: smoltcp rate-limits address
+//!   resolution per interface, not per address, so one peer that never
+//!   answers (down, partitioned) would otherwise keep every later peer in
+//!   socket order unresolved for good (`continuum_net::nic::arp_request`).
 //! * **Client network** (the next NIC): TCP `status_port` serves
 //!   `GET /status` as JSON and `GET /metrics` (request heads parsed by
 //!   `continuum_net::http`: junk `400`, heads over 2 KiB `431`; a
@@ -41,6 +45,7 @@
 
 use crate::arch::x86_64::device_irq::DeviceIrq;
 use crate::drivers::{self, nic::AnyNic};
+use crate::metrics::Wake;
 use crate::netbench::NetBench;
 use crate::{executor, time};
 use alloc::collections::BTreeMap;
@@ -414,6 +419,7 @@ impl NetworkTask {
             }
         }
         loop {
+            let pass_started = time::monotonic_ns();
             for port in [self.lan.as_mut(), self.client.as_mut()]
                 .into_iter()
                 .flatten()
@@ -432,12 +438,17 @@ impl NetworkTask {
                 port.poll();
             }
             self.publish_counters();
-            self.wait().await;
+            crate::metrics::LOOP_PASS
+                .lock()
+                .record(crate::metrics::micros_since(pass_started));
+            let wake = self.wait().await;
+            crate::metrics::WAKES.lock().record(wake);
         }
     }
 
-    /// Sleeps until an interrupt, smoltcp's next timer, or the next ping.
-    async fn wait(&mut self) {
+    /// Sleeps until an interrupt, smoltcp's next timer, or the next ping;
+    /// says which ended the sleep.
+    async fn wait(&mut self) -> Wake {
         let now_ms = time::monotonic_ns() / 1_000_000;
         let mut wait_ms = if self.auth.is_some() {
             self.next_ping_ms.saturating_sub(now_ms)
@@ -472,8 +483,9 @@ impl NetworkTask {
             }
         }
         if wait_ms == 0 {
-            return;
+            return Wake::Immediate;
         }
+        let interrupts = irqs.len();
         let mut waits: Vec<core::pin::Pin<alloc::boxed::Box<dyn Future<Output = ()> + Send + '_>>> =
             irqs.into_iter()
                 .map(|irq| alloc::boxed::Box::pin(irq.wait()) as _)
@@ -481,7 +493,11 @@ impl NetworkTask {
         waits.push(alloc::boxed::Box::pin(executor::sleep(
             Duration::from_millis(wait_ms),
         )));
-        first_ready(waits).await
+        if first_ready(waits).await < interrupts {
+            Wake::Interrupt
+        } else {
+            Wake::Timer
+        }
     }
 
     fn peer_traffic(&mut self) {
@@ -599,7 +615,11 @@ impl NetworkTask {
             // Unanswered pings older than the unreachable horizon are forgotten.
             self.outstanding
                 .retain(|_, (_, sent)| now_us - *sent < UNREACHABLE_AFTER_MS * 1_000);
+            let lan_address = status.lan.map(|(cidr, mac)| (cidr.address, mac));
             for (&id, peer) in status.peers.iter_mut() {
+                if let (false, Some((ip, mac))) = (peer.reachable, lan_address) {
+                    resolve(&mut lan.device, mac, ip, peer.ip);
+                }
                 self.nonce += 1;
                 let Some(&socket_handle) = self.peer_sockets.get(&id) else {
                     continue;
@@ -824,6 +844,17 @@ impl NetworkTask {
     }
 }
 
+/// Sends our own ARP request for `target` (see the module docs: smoltcp
+/// alone would starve a peer behind one that never answers). A full
+/// transmit queue skips it; the next ping round asks again.
+fn resolve(device: &mut NicDevice<AnyNic>, mac: [u8; 6], ip: [u8; 4], target: [u8; 4]) {
+    use smoltcp::phy::{Device, TxToken};
+    let frame = continuum_net::nic::arp_request(mac, ip, target);
+    if let Some(token) = device.transmit(now()) {
+        token.consume(frame.len(), |buffer| buffer.copy_from_slice(&frame));
+    }
+}
+
 /// One status connection's clock.
 #[derive(Clone, Copy, Default)]
 struct StatusConn {
@@ -850,14 +881,14 @@ fn count_status(update: impl FnOnce(&mut NetworkStatus)) {
     }
 }
 
-/// Completes when the first of `futures` does.
+/// Completes when the first of `futures` does, with its position.
 pub async fn first_ready(
     mut futures: Vec<core::pin::Pin<alloc::boxed::Box<dyn Future<Output = ()> + Send + '_>>>,
-) {
+) -> usize {
     poll_fn(|cx| {
-        for future in futures.iter_mut() {
+        for (i, future) in futures.iter_mut().enumerate() {
             if future.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(());
+                return Poll::Ready(i);
             }
         }
         Poll::Pending
@@ -867,7 +898,7 @@ pub async fn first_ready(
 
 /// Completes when either future does.
 pub async fn first_of(a: impl Future<Output = ()> + Send, b: impl Future<Output = ()> + Send) {
-    first_ready(vec![alloc::boxed::Box::pin(a), alloc::boxed::Box::pin(b)]).await
+    first_ready(vec![alloc::boxed::Box::pin(a), alloc::boxed::Box::pin(b)]).await;
 }
 
 fn fmt_mac(mac: [u8; 6]) -> String {

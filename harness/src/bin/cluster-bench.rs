@@ -14,14 +14,16 @@
 //!    drifts over minutes). The floor is RTT p50 + the mean of the two flush
 //!    p50s.
 //! 2. **Throughput and commit latency** at 1 client and at `--clients`
-//!    clients (closed loop: each client has one transfer in flight). Every
-//!    client moves 1 unit between its own two accounts (so no transfer can
-//!    be refused for funds), signs each transfer before timing it, and sends
-//!    request *k* of the phase to node *k* mod 3 (writes reach followers and
-//!    are forwarded, as users' writes would). Latency is client-observed:
-//!    from the first send of a submit to its `Ok` reply, including the
-//!    client's retries (`bank::Client::call`). A retried transfer answered
-//!    `Exists` was applied by an earlier attempt and counts as committed.
+//!    clients (closed loop: each client has one transfer in flight), run by
+//!    `continuum_harness::load::closed_loop` over the harness `Client`, the
+//!    loop `continuum bench` runs: transfer *k* moves 1 unit between two of
+//!    the phase's funded accounts (2 per client, so none is refused for
+//!    funds), and client *c* tries node *c* mod 3 first (writes reach
+//!    followers and are forwarded, as users' writes would). Latency is
+//!    client-observed: from the call (signing included, tens of µs) to its
+//!    committed answer, including the client's retries. A retried transfer
+//!    answered `Exists` was applied by an earlier attempt and counts as
+//!    committed. Percentiles are nearest-rank.
 //!    Each phase runs `--warmup` unrecorded transfers, then `--transfers`
 //!    recorded ones, handed out to the clients one at a time from a shared
 //!    counter so all clients stay busy until the end. Transfers/s is
@@ -46,14 +48,14 @@
 
 use continuum_bank::Outcome;
 use continuum_harness::bank::{self, create_account, submit, transfer, Client, Nodes};
+use continuum_harness::client::{Client as HarnessClient, Endpoint, RetryPolicy};
 use continuum_harness::cluster::{Cluster, ClusterSpec, CLUSTER_ID};
+use continuum_harness::load::{self, percentile, Account, Sample};
 use continuum_harness::{blank_disk, workspace_root, Accel, DiskCache, Exit, VmConfig};
 use continuum_net::client::{ClientReply, ClientRequest, ReplyBody, RequestOp};
 use std::fmt::Write as _;
 use std::net::UdpSocket;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant, SystemTime};
 
 const USAGE: &str = "usage: cluster-bench [--clients N (1..=64, default 8)] \
@@ -187,15 +189,17 @@ fn run(options: &Options, args: &[String]) -> Result<(), String> {
                 &format!("create account {account}"),
             )?;
         }
-        expect_ok(
-            submit(
-                &mut client,
-                &nodes,
-                c as usize % 3,
-                transfer(FUNDING_IDS + c, 1, from, funding),
-            ),
-            &format!("fund account {from}"),
-        )?;
+        for (i, account) in [from, to].into_iter().enumerate() {
+            expect_ok(
+                submit(
+                    &mut client,
+                    &nodes,
+                    c as usize % 3,
+                    transfer(FUNDING_IDS + 2 * c + i as u128, 1, account, funding),
+                ),
+                &format!("fund account {account}"),
+            )?;
+        }
     }
     let mut phases = Vec::new();
     for (i, clients) in [1, options.clients].into_iter().enumerate() {
@@ -445,16 +449,6 @@ fn wal_bench(name: &str) -> Result<WalFlush, String> {
 
 // ----------------------------------------------------------------- phases
 
-/// One committed transfer as its client saw it.
-struct Sample {
-    latency: Duration,
-    /// The node that answered (the one the request was sent to, or the one a
-    /// retry reached).
-    node: u64,
-    /// Answered `Exists`: an earlier attempt of this transfer committed.
-    retried: bool,
-}
-
 struct Phase {
     clients: u64,
     samples: Vec<Sample>,
@@ -511,101 +505,81 @@ fn phase(nodes: &mut Nodes, clients: u64, options: &Options, i: usize) -> Result
     })
 }
 
-/// `clients` closed-loop clients commit `count` transfers between them;
-/// returns the time from the start to the last reply, and the samples.
+/// `clients` closed-loop clients commit `count` transfers between their
+/// accounts (`continuum_harness::load::closed_loop`: client `c` tries node
+/// `c mod 3` first); returns the time from the start to the last reply, and
+/// the samples. While they run, every node must keep answering `/status`
+/// (checked every [`WATCH_EVERY`]): a node silent for [`HUNG_AFTER`] has
+/// stopped (its clients would crawl on through 3 s retries to the other
+/// nodes and the figures would describe a 2-node cluster), an error with
+/// the tail of its console.
 fn drive(
     nodes: &Nodes,
     clients: u64,
     count: u64,
     id_base: u128,
 ) -> Result<(Duration, Vec<Sample>), String> {
-    let ports = nodes.client.clone();
-    let ticket = Arc::new(AtomicU64::new(0));
-    let start = Arc::new(Barrier::new(clients as usize + 1));
-    let threads: Vec<_> = (0..clients as u128)
-        .map(|c| {
-            let (ports, ticket, start) = (ports.clone(), ticket.clone(), start.clone());
-            std::thread::spawn(move || -> Result<(Vec<Sample>, Instant), String> {
-                let (from, to) = accounts_of(c);
-                let mut client = Client::new();
-                let mut samples = Vec::new();
-                start.wait();
-                loop {
-                    let k = ticket.fetch_add(1, Ordering::Relaxed);
-                    if k >= count {
-                        return Ok((samples, Instant::now()));
-                    }
-                    let id = id_base + u128::from(k);
-                    let command = transfer(id, from, to, 1);
-                    let sent = Instant::now();
-                    let reply = client.call(
-                        &ports,
-                        k as usize % ports.len(),
-                        RequestOp::Submit { command },
-                        Duration::from_secs(120),
-                    );
-                    let latency = sent.elapsed();
-                    let retried = match committed_outcome(&reply) {
-                        Some(Outcome::Ok) => false,
-                        Some(Outcome::Exists) => true,
-                        _ => return Err(format!("transfer {id} ({from} -> {to}): {reply:?}")),
-                    };
-                    samples.push(Sample {
-                        latency,
-                        node: reply.node,
-                        retried,
-                    });
-                }
-            })
+    let accounts: Vec<Account> = (0..clients as u128)
+        .flat_map(|c| {
+            let (from, to) = accounts_of(c);
+            [from, to]
+        })
+        .map(|id| Account {
+            id,
+            owner: bank::owner(id),
         })
         .collect();
-    start.wait();
-    let began = Instant::now();
-    watch(nodes, &threads)?;
-    let mut samples = Vec::new();
-    let mut last = began;
-    for thread in threads {
-        let (mut mine, done) = thread
-            .join()
-            .map_err(|panic| format!("a client thread failed: {}", panic_text(&panic)))??;
-        samples.append(&mut mine);
-        last = last.max(done);
-    }
-    Ok((last - began, samples))
-}
-
-/// Waits for `threads` to finish while checking, every [`WATCH_EVERY`],
-/// that every node still answers `/status`. A node silent for
-/// [`HUNG_AFTER`] has stopped (its clients would crawl on through 3 s
-/// retries to the other nodes and the figures would describe a 2-node
-/// cluster): an error with the tail of its console.
-fn watch<T>(nodes: &Nodes, threads: &[std::thread::JoinHandle<T>]) -> Result<(), String> {
+    let endpoints: Vec<Endpoint> = nodes
+        .client
+        .iter()
+        .enumerate()
+        .map(|(i, &port)| Endpoint {
+            node: i as u64 + 1,
+            addr: ([127, 0, 0, 1], port).into(),
+        })
+        .collect();
+    let harness_clients = (0..clients as usize)
+        .map(|c| {
+            let mut mine = endpoints.clone();
+            mine.rotate_left(c % endpoints.len());
+            HarnessClient::new(CLUSTER_ID, mine)
+                .map(|client| {
+                    client.with_policy(RetryPolicy {
+                        deadline: Duration::from_secs(120),
+                        ..RetryPolicy::default()
+                    })
+                })
+                .map_err(|e| format!("client: {e}"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let mut silent_since: Vec<Option<Instant>> = vec![None; nodes.vms.len()];
-    let mut next_check = Instant::now() + WATCH_EVERY;
-    while !threads.iter().all(|t| t.is_finished()) {
-        std::thread::sleep(Duration::from_millis(20));
-        if Instant::now() < next_check {
-            continue;
-        }
-        for id in 1..=nodes.vms.len() {
-            if bank::status(nodes, id).is_some() {
-                silent_since[id - 1] = None;
-                continue;
+    let run = load::closed_loop(
+        harness_clients,
+        &accounts,
+        count,
+        id_base,
+        WATCH_EVERY,
+        |_| {
+            for id in 1..=nodes.vms.len() {
+                if bank::status(nodes, id).is_some() {
+                    silent_since[id - 1] = None;
+                    continue;
+                }
+                let since = *silent_since[id - 1].get_or_insert_with(Instant::now);
+                if since.elapsed() >= HUNG_AFTER {
+                    let console = nodes.vms[id - 1].console_text();
+                    let tail: Vec<&str> = console.lines().rev().take(15).collect();
+                    return Err(format!(
+                        "node {id} has not answered /status for {:?}: it stopped; benchmark aborted. Last console lines:\n{}",
+                        since.elapsed(),
+                        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                    ));
+                }
             }
-            let since = *silent_since[id - 1].get_or_insert_with(Instant::now);
-            if since.elapsed() >= HUNG_AFTER {
-                let console = nodes.vms[id - 1].console_text();
-                let tail: Vec<&str> = console.lines().rev().take(15).collect();
-                return Err(format!(
-                    "node {id} has not answered /status for {:?}: it stopped; benchmark aborted. Last console lines:\n{}",
-                    since.elapsed(),
-                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-                ));
-            }
-        }
-        next_check = Instant::now() + WATCH_EVERY;
-    }
-    Ok(())
+            Ok(())
+        },
+    )?;
+    Ok((run.elapsed, run.samples))
 }
 
 fn committed_outcome(reply: &ClientReply) -> Option<Outcome> {
@@ -613,14 +587,6 @@ fn committed_outcome(reply: &ClientReply) -> Option<Outcome> {
         ReplyBody::Ok { outcome, .. } => Outcome::from_unit_code(*outcome.first()?),
         _ => None,
     }
-}
-
-fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
-    panic
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-        .unwrap_or_else(|| "(no message)".to_owned())
 }
 
 // --------------------------------------------------------------- failover
@@ -725,10 +691,6 @@ fn probe(
 }
 
 // ----------------------------------------------------------------- report
-
-fn percentile(sorted: &[Duration], p: usize) -> Duration {
-    sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]
-}
 
 fn ms(d: Duration) -> String {
     format!("{:.1}", d.as_secs_f64() * 1e3)

@@ -15,6 +15,11 @@ use core::fmt;
 const SLOT_MAGIC: [u8; 8] = *b"CNTMHARD";
 const SLOT_LBAS: [u64; 2] = [2, 3];
 
+/// Whether a write at `lba` is a hard-state slot write.
+pub fn is_slot_lba(lba: u64) -> bool {
+    SLOT_LBAS.contains(&lba)
+}
+
 /// Blocks checked at each end of a disk before it is called blank: 1 MiB
 /// covers MBR and GPT headers, LVM, md-raid 1.2, ext2-4, XFS, btrfs, NTFS
 /// and FAT boot sectors at the start, and the backup GPT, md-raid 0.9/1.0
@@ -145,16 +150,20 @@ impl BlockDevice for NodeDisk {
         self.device().read(lba, buf)
     }
 
+    /// Writes and records the latency for `/metrics` (`crate::metrics`;
+    /// here, not in the drivers: a driver never calls up into the node).
     fn write(&mut self, lba: u64, buf: &[u8]) -> Result<(), DeviceError> {
-        self.device().write(lba, buf)
+        let started = crate::time::monotonic_ns();
+        let result = self.device().write(lba, buf);
+        crate::metrics::record_write(lba, crate::metrics::micros_since(started));
+        result
     }
 
-    /// Flushes and records the latency for `/metrics` (here, not in the
-    /// drivers: a driver never calls up into the node).
+    /// Flushes and records the latency for `/metrics`, as [`Self::write`].
     fn flush(&mut self) -> Result<(), DeviceError> {
         let started = crate::time::monotonic_ns();
         let result = self.device().flush();
-        crate::consensus::record_flush((crate::time::monotonic_ns() - started) / 1_000);
+        crate::metrics::record_flush(crate::metrics::micros_since(started));
         result
     }
 
