@@ -12,7 +12,8 @@ pub type ClusterId = u64;
 /// First four bytes of every datagram.
 pub const MAGIC: [u8; 4] = *b"CTNM";
 /// The only wire version this build speaks; anything else is refused.
-pub const VERSION: u8 = 1;
+/// Version 2: the peer header names the receiver's boot epoch.
+pub const VERSION: u8 = 2;
 /// Size of the common header (magic, version, kind, length, cluster, sender).
 pub const HEADER_BYTES: usize = 24;
 /// Upper bound on one datagram: the UDP payload of a 1500-byte Ethernet

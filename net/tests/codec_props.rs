@@ -125,7 +125,8 @@ proptest! {
         kind in prop_oneof![Just(1u8), Just(2), Just(3), Just(0x10), Just(0x11)],
         rest in proptest::collection::vec(any::<u8>(), 0..1500),
     ) {
-        let mut bytes = b"CTNM\x01".to_vec();
+        let mut bytes = b"CTNM".to_vec();
+        bytes.push(VERSION);
         bytes.push(kind);
         let len = rest.len().saturating_sub(16) as u16;
         bytes.extend_from_slice(&len.to_be_bytes());
@@ -147,15 +148,18 @@ proptest! {
         payload in proptest::collection::vec(any::<u8>(), 0..200),
         tag in proptest::collection::vec(any::<u8>(), 32..=64),
         seq in 1u64..,
+        receiver_epoch: u64,
     ) {
         // Structurally valid frames from node 1 to node 2 with random tags.
-        let mut bytes = b"CTNM\x01".to_vec();
+        let mut bytes = b"CTNM".to_vec();
+        bytes.push(VERSION);
         bytes.push(kind);
         bytes.extend_from_slice(&(payload.len() as u16).to_be_bytes());
         bytes.extend_from_slice(&7u64.to_be_bytes());
         bytes.extend_from_slice(&1u64.to_be_bytes());
         bytes.push(scheme);
         bytes.extend_from_slice(&2u64.to_be_bytes());
+        bytes.extend_from_slice(&receiver_epoch.to_be_bytes());
         bytes.extend_from_slice(&1u64.to_be_bytes());
         bytes.extend_from_slice(&seq.to_be_bytes());
         bytes.extend_from_slice(&payload);
@@ -195,11 +199,13 @@ fn specific_refusals_name_their_cause() {
     };
     let good = request.encode().unwrap();
     let mut bad_version = good.clone();
-    bad_version[4] = 2;
-    assert_eq!(
-        ClientRequest::decode(&bad_version),
-        Err(DecodeError::UnsupportedVersion(2))
-    );
+    for version in [VERSION - 1, VERSION + 1] {
+        bad_version[4] = version;
+        assert_eq!(
+            ClientRequest::decode(&bad_version),
+            Err(DecodeError::UnsupportedVersion(version))
+        );
+    }
     let mut bad_kind = good.clone();
     bad_kind[5] = 0x42;
     assert_eq!(

@@ -23,7 +23,7 @@ use crate::disk_log::{DiskLog, PersistError};
 use crate::wire::{Body, EntryHeader};
 
 /// Largest bank command a client may submit: an AppendEntries carrying one
-/// such entry must fit one peer datagram (`net`'s 1359-byte peer payload
+/// such entry must fit one peer datagram (`net`'s 1351-byte peer payload
 /// minus the envelope, the Raft message and entry headers; checked by a test).
 pub const MAX_COMMAND_BYTES: usize = 1024;
 /// Soft byte limit on entries in one AppendEntries, so it fits a datagram.
