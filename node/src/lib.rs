@@ -69,4 +69,4 @@ pub use node::{
     transfer_answer, Hex, Metrics, Node, NodeConfig, NodeError, CHECKPOINTS_KEPT, CHECKPOINT_EVERY,
     MAX_APPEND_BYTES, MAX_COMMAND_BYTES, MAX_WAITING_READS, MAX_WAITING_WRITES,
 };
-pub use wire::{Body, EntryHeader, Envelope, WireError};
+pub use wire::{Body, EntryHeader, Envelope, ForwardRefusal, WireError};
