@@ -10,12 +10,14 @@
 //! 4. sender is a known peer                       → `UnknownSender`
 //! 5. scheme is the cluster's scheme               → `WrongScheme`
 //! 6. tag (constant-time compare / strict verify)  → `Forged`
-//! 7. freshness in the sender's replay window      → `Replayed` / `TooOld` / `StaleEpoch`
-//! 8. the receiver epoch it names is ours, unless
+//! 7. the receiver epoch it names is ours, unless
 //!    the body is the bootstrap ping               → `StaleReceiverEpoch`
+//! 8. freshness in the sender's replay window      → `Replayed` / `TooOld` / `StaleEpoch`
 //!
-//! Only a message that passed 6 can touch the replay window (the window
+//! Only a message that passed 6 and 7 can touch the replay window (it
 //! commits after 8), so forged traffic cannot advance or reset a window.
+//! Anything sealed for an earlier boot of this node is refused at 7 whatever
+//! its sequence number, so the counter names the cause.
 //! Checks 1–5 are cheap and come first so garbage costs no cryptography.
 //!
 //! # Why the receiver's epoch is in every message
@@ -425,6 +427,13 @@ impl PeerAuth {
         if !authentic {
             return Err(PeerReject::Forged { sender });
         }
+        if frame.receiver_epoch != self.epoch && !frame.body.is_bootstrap() {
+            return Err(PeerReject::StaleReceiverEpoch {
+                sender,
+                current: self.epoch,
+                got: frame.receiver_epoch,
+            });
+        }
         let (epoch, seq) = (frame.epoch, frame.seq);
         peer.window.check(epoch, seq).map_err(|e| match e {
             ReplayError::Replayed => PeerReject::Replayed { sender, epoch, seq },
@@ -435,13 +444,6 @@ impl PeerAuth {
                 got,
             },
         })?;
-        if frame.receiver_epoch != self.epoch && !frame.body.is_bootstrap() {
-            return Err(PeerReject::StaleReceiverEpoch {
-                sender,
-                current: self.epoch,
-                got: frame.receiver_epoch,
-            });
-        }
         peer.window.commit(epoch, seq);
         Ok(PeerMessage {
             from: sender,
