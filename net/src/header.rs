@@ -153,6 +153,10 @@ pub enum DecodeError {
     ZeroNodeId,
     /// A submit request with no command bytes.
     EmptyCommand,
+    /// A query request not padded with zeros to exactly
+    /// [`crate::client::QUERY_REQUEST_BYTES`] (see `client.rs`: no reply
+    /// may be longer than its request).
+    QueryPadding,
 }
 
 impl fmt::Display for DecodeError {
@@ -183,6 +187,11 @@ impl fmt::Display for DecodeError {
             DecodeError::ZeroSequence => write!(f, "sequence number 0"),
             DecodeError::ZeroNodeId => write!(f, "node id 0"),
             DecodeError::EmptyCommand => write!(f, "submit request without command bytes"),
+            DecodeError::QueryPadding => write!(
+                f,
+                "query request not zero-padded to {} bytes",
+                crate::client::QUERY_REQUEST_BYTES
+            ),
         }
     }
 }

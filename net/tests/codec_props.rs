@@ -2,8 +2,8 @@
 //! the fuzz properties on arbitrary and mutated bytes.
 
 use continuum_net::client::{
-    decode_transfer_answer, encode_transfer_answer, TransferAnswer, MAX_COMMAND_BYTES,
-    MAX_OUTCOME_BYTES,
+    decode_transfer_answer, encode_balance_answer, encode_transfer_answer, TransferAnswer,
+    MAX_COMMAND_BYTES, MAX_OUTCOME_BYTES, MAX_QUERY_ANSWER_BYTES, QUERY_REQUEST_BYTES,
 };
 use continuum_net::peer::MAX_TAG_BYTES;
 use continuum_net::*;
@@ -218,12 +218,13 @@ fn specific_refusals_name_their_cause() {
         ClientRequest::decode(&trailing),
         Err(DecodeError::LengthMismatch { .. })
     ));
-    // Declared length covers the extra byte: the op body has trailing bytes.
+    // Declared length covers the extra byte: a query longer than its
+    // padded size.
     let len = u16::from_be_bytes([trailing[6], trailing[7]]) + 1;
     trailing[6..8].copy_from_slice(&len.to_be_bytes());
     assert_eq!(
         ClientRequest::decode(&trailing),
-        Err(DecodeError::TrailingBytes { extra: 1 })
+        Err(DecodeError::QueryPadding)
     );
     let mut bad_magic = good.clone();
     bad_magic[0] = b'X';
@@ -342,4 +343,95 @@ fn an_undecided_answer_says_whether_a_transfer_expired() {
     assert!(!TransferAnswer::Applied { index: 3 }.expired(0));
     assert_eq!(TransferAnswer::Applied { index: 3 }.applied_at(), Some(3));
     assert_eq!(answer.applied_at(), None);
+}
+
+/// Issue 14 LOW 9: no reply is longer than the request it answers, so a
+/// spoofed source reflects at most the bytes the attacker sent. Queries are
+/// zero-padded to the largest reply a query can get; unpadded or
+/// non-zero-padded queries are refused.
+#[test]
+fn no_reply_is_longer_than_its_request() {
+    let queries = [
+        RequestOp::QueryBalance { account: u128::MAX },
+        RequestOp::QueryOutcome {
+            transfer_id: u128::MAX,
+        },
+        RequestOp::QueryChainHead,
+    ];
+    let reply = |body: ReplyBody| {
+        ClientReply {
+            cluster_id: 1,
+            node: 3,
+            request_id: u64::MAX,
+            body,
+        }
+        .encode()
+        .unwrap()
+        .len()
+    };
+    let ok = |outcome: Vec<u8>| ReplyBody::Ok {
+        index: u64::MAX,
+        term: u64::MAX,
+        hlc: u64::MAX,
+        chain_hash: [0xff; 32],
+        outcome,
+    };
+    let mut balance = Vec::new();
+    encode_balance_answer(Some(u64::MAX), &mut balance);
+    let mut rejected = Vec::new();
+    encode_transfer_answer(
+        &TransferAnswer::Rejected {
+            index: u64::MAX,
+            outcome_code: 0xff,
+        },
+        &mut rejected,
+    );
+    assert_eq!(rejected.len(), MAX_QUERY_ANSWER_BYTES);
+    let answers = [balance, rejected, Vec::new()];
+    for (op, answer) in queries.iter().zip(answers) {
+        let request = ClientRequest {
+            cluster_id: 1,
+            client_id: 2,
+            request_id: 3,
+            op: op.clone(),
+        }
+        .encode()
+        .unwrap();
+        assert_eq!(request.len(), QUERY_REQUEST_BYTES, "{op:?}");
+        assert!(reply(ok(answer)) <= request.len(), "{op:?}");
+        // Unpadded (the version-1 form), short or dirty padding: refused.
+        let body_len = match op {
+            RequestOp::QueryChainHead => 9,
+            _ => 25,
+        };
+        let mut unpadded = request[..HEADER_BYTES + body_len].to_vec();
+        unpadded[6..8].copy_from_slice(&(body_len as u16).to_be_bytes());
+        assert_eq!(
+            ClientRequest::decode(&unpadded),
+            Err(DecodeError::QueryPadding)
+        );
+        let mut dirty = request.clone();
+        *dirty.last_mut().unwrap() = 1;
+        assert_eq!(
+            ClientRequest::decode(&dirty),
+            Err(DecodeError::QueryPadding)
+        );
+    }
+    let shortest = ClientRequest {
+        cluster_id: 1,
+        client_id: 2,
+        request_id: 3,
+        op: RequestOp::Submit { command: vec![0] },
+    }
+    .encode()
+    .unwrap();
+    for error in [
+        ReplyError::Busy,
+        ReplyError::Unavailable,
+        ReplyError::BadRequest,
+        ReplyError::Timeout,
+        ReplyError::BadSignature,
+    ] {
+        assert!(reply(ReplyBody::Error(error)) <= shortest.len());
+    }
 }
