@@ -25,7 +25,7 @@
 //! Replay windows live in RAM. The sender's epoch (durable, growing) stops
 //! a receiver from taking a stream of an earlier sender boot, but when the
 //! *receiver* restarts its windows are empty, and without more a datagram
-//! recorded before the restart would pass check 7 once more. So every
+//! recorded before the restart would pass check 8 once more. So every
 //! sealed message also names the epoch of the receiver as the sender knows
 //! it: the highest epoch among the receiver's own authenticated, fresh
 //! messages (the sender's replay window for that peer tracks exactly
@@ -41,6 +41,7 @@
 //! kernel pings every peer at boot and every `PING_INTERVAL_MS` (1 s)
 //! after, so after either side restarts both directions carry Raft again
 //! within one ping interval plus a round trip.
+
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::fmt;
