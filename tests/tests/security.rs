@@ -324,7 +324,8 @@ fn replays_and_expired_transfers_do_not_apply_and_peer_replays_after_a_reboot_ar
         peer_reachable(s, 1) && peer_reachable(s, 3)
     });
     eprintln!(
-        "node 2 restarted: consensus up {:.1?} after the kill, both peers reachable {:.1?} after that",
+        "node 2 restarted: its consensus line {:.1?} after the kill, both peers reachable {:.1?} \
+         after that (including its ledger replay, which runs first)",
         booted - restarted,
         booted.elapsed()
     );
