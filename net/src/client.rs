@@ -21,8 +21,9 @@
 //! [`QUERY_REQUEST_BYTES`]; an error is 34 bytes, as long as the shortest
 //! request (a submit of one byte); a redirect (41 bytes; nodes forward
 //! instead of sending one) or a submit's `Ok` only answers a decodable
-//! entry, whose every command (≥ 123 signed bytes) gets one outcome byte. A request with a spoofed source address therefore reflects at
-//! most as many bytes as the attacker sent (issue 14, LOW 9).
+//! entry, whose every command (≥ 123 signed bytes) gets one outcome byte.
+//! A request with a spoofed source address therefore reflects at most as
+//! many bytes as the attacker sent (issue 14, LOW 9).
 //!
 //! Reply payload: `request id (u64) | status (u8) | status body`:
 //!
