@@ -6,8 +6,14 @@
 //!   `peer_port`. Every datagram is sealed and opened by
 //!   `continuum_net::PeerAuth` (HMAC-SHA256 with pairwise keys derived from
 //!   the members' Ed25519 keys, per-sender sequence numbers in a replay
-//!   window, a boot epoch). Anything that fails to open is dropped and
-//!   counted by cause. The traffic is the consensus node's envelopes
+//!   window, the sender's boot epoch and the receiver's as the sender
+//!   knows it). Anything that fails to open is dropped and counted by
+//!   cause. A ping is the one message accepted when it names another boot
+//!   of this node: the first ping round (at boot, then every
+//!   [`PING_INTERVAL_MS`]) teaches both sides each other's epoch, after
+//!   which Raft gets through; until then Raft sealed for an earlier boot
+//!   is refused (`stale_receiver_epoch`), which is what stops a datagram
+//!   recorded before a restart from being accepted after it. The traffic is the consensus node's envelopes
 //!   (`PeerBody::Raft`, see [`crate::consensus`]) and a liveness ping to
 //!   every peer each [`PING_INTERVAL_MS`], whose round trips `/status`
 //!   reports per peer. With each ping to a peer not (or no longer)
@@ -976,8 +982,8 @@ fn status_json(node_id: u8, cluster_id: u64) -> String {
     let a = status.auth;
     let _ = write!(
         out,
-        "],\"peer_messages\":{{\"accepted\":{},\"malformed\":{},\"wrong_cluster\":{},\"misdirected\":{},\"unknown_sender\":{},\"wrong_scheme\":{},\"forged\":{},\"replayed\":{},\"too_old\":{},\"stale_epoch\":{}}},\"status_requests\":{},\"status_aborted\":{},\"client_requests\":{},\"client_rejected\":{}}}",
-        a.accepted, a.malformed, a.wrong_cluster, a.misdirected, a.unknown_sender, a.wrong_scheme, a.forged, a.replayed, a.too_old, a.stale_epoch, status.status_requests, status.status_aborted, status.client_requests, status.client_rejected
+        "],\"peer_messages\":{{\"accepted\":{},\"malformed\":{},\"wrong_cluster\":{},\"misdirected\":{},\"unknown_sender\":{},\"wrong_scheme\":{},\"forged\":{},\"replayed\":{},\"too_old\":{},\"stale_epoch\":{},\"stale_receiver_epoch\":{}}},\"status_requests\":{},\"status_aborted\":{},\"client_requests\":{},\"client_rejected\":{}}}",
+        a.accepted, a.malformed, a.wrong_cluster, a.misdirected, a.unknown_sender, a.wrong_scheme, a.forged, a.replayed, a.too_old, a.stale_epoch, a.stale_receiver_epoch, status.status_requests, status.status_aborted, status.client_requests, status.client_rejected
     );
     out.pop(); // the closing brace: one more member follows
     out.push_str(",\"raft\":");

@@ -14,6 +14,17 @@
 //! | 3  | QueryOutcome      | transfer id (u128)                     |
 //! | 4  | QueryChainHead    | (empty)                                |
 //!
+//! A query (ops 2–4) is followed by zero bytes up to exactly
+//! [`QUERY_REQUEST_BYTES`] for the whole datagram, the size of the largest
+//! reply a query can get; anything else is refused (`QueryPadding`). So no
+//! reply is ever longer than its request: a query's `Ok` is at most
+//! [`QUERY_REQUEST_BYTES`]; an error is 34 bytes, as long as the shortest
+//! request (a submit of one byte); a redirect (41 bytes; nodes forward
+//! instead of sending one) or a submit's `Ok` only answers a decodable
+//! entry, whose every command (≥ 123 signed bytes) gets one outcome byte.
+//! A request with a spoofed source address therefore reflects at most as
+//! many bytes as the attacker sent (issue 14, LOW 9).
+//!
 //! Reply payload: `request id (u64) | status (u8) | status body`:
 //!
 //! | status | name     | body                                                    |
@@ -51,6 +62,12 @@ const REPLY_OK_FIXED_BYTES: usize = 8 + 1 + 8 + 8 + 8 + 32;
 pub const MAX_COMMAND_BYTES: usize = MAX_CLIENT_PAYLOAD_BYTES - REQUEST_PREFIX_BYTES;
 /// Largest outcome a reply can carry in one datagram.
 pub const MAX_OUTCOME_BYTES: usize = MAX_CLIENT_PAYLOAD_BYTES - REPLY_OK_FIXED_BYTES;
+/// Longest answer to a query: a transfer rejected by an entry
+/// (`2 | index u64 | outcome code u8`, see the table above).
+pub const MAX_QUERY_ANSWER_BYTES: usize = 1 + 8 + 1;
+/// Length of every query request datagram (zero-padded): the longest `Ok`
+/// reply to a query, so no reply outgrows its request.
+pub const QUERY_REQUEST_BYTES: usize = HEADER_BYTES + REPLY_OK_FIXED_BYTES + MAX_QUERY_ANSWER_BYTES;
 
 /// What a client asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -221,6 +238,9 @@ impl ClientRequest {
             }
             RequestOp::QueryChainHead => payload.push(4),
         }
+        if !matches!(self.op, RequestOp::Submit { .. }) {
+            payload.resize(QUERY_REQUEST_BYTES - HEADER_BYTES, 0);
+        }
         frame(
             Kind::ClientRequest,
             self.cluster_id,
@@ -252,6 +272,12 @@ impl ClientRequest {
             4 => RequestOp::QueryChainHead,
             other => return Err(DecodeError::UnknownOp(other)),
         };
+        if !matches!(op, RequestOp::Submit { .. }) {
+            let padding = r.rest();
+            if bytes.len() != QUERY_REQUEST_BYTES || padding.iter().any(|&b| b != 0) {
+                return Err(DecodeError::QueryPadding);
+            }
+        }
         r.finish()?;
         Ok(ClientRequest {
             cluster_id: header.cluster_id,

@@ -12,7 +12,8 @@ pub type ClusterId = u64;
 /// First four bytes of every datagram.
 pub const MAGIC: [u8; 4] = *b"CTNM";
 /// The only wire version this build speaks; anything else is refused.
-pub const VERSION: u8 = 1;
+/// Version 2: the peer header names the receiver's boot epoch.
+pub const VERSION: u8 = 2;
 /// Size of the common header (magic, version, kind, length, cluster, sender).
 pub const HEADER_BYTES: usize = 24;
 /// Upper bound on one datagram: the UDP payload of a 1500-byte Ethernet
@@ -152,6 +153,10 @@ pub enum DecodeError {
     ZeroNodeId,
     /// A submit request with no command bytes.
     EmptyCommand,
+    /// A query request not padded with zeros to exactly
+    /// [`crate::client::QUERY_REQUEST_BYTES`] (see `client.rs`: no reply
+    /// may be longer than its request).
+    QueryPadding,
 }
 
 impl fmt::Display for DecodeError {
@@ -182,6 +187,11 @@ impl fmt::Display for DecodeError {
             DecodeError::ZeroSequence => write!(f, "sequence number 0"),
             DecodeError::ZeroNodeId => write!(f, "node id 0"),
             DecodeError::EmptyCommand => write!(f, "submit request without command bytes"),
+            DecodeError::QueryPadding => write!(
+                f,
+                "query request not zero-padded to {} bytes",
+                crate::client::QUERY_REQUEST_BYTES
+            ),
         }
     }
 }

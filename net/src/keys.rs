@@ -51,6 +51,8 @@ pub enum KeyError {
     NotAMember(NodeId),
     /// The membership lists another public key for the local node.
     OwnKeyMismatch,
+    /// A boot epoch of 0, which the wire reserves for "not known yet".
+    ZeroEpoch,
 }
 
 impl fmt::Display for KeyError {
@@ -68,6 +70,7 @@ impl fmt::Display for KeyError {
             KeyError::OwnKeyMismatch => {
                 write!(f, "membership lists another key for the local node")
             }
+            KeyError::ZeroEpoch => write!(f, "boot epoch 0 is reserved (\"not known yet\")"),
         }
     }
 }

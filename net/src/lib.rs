@@ -10,13 +10,13 @@
 //! Every datagram starts with the common [`header`]:
 //!
 //! ```text
-//!  0..4   magic "CTNM"          4      version (1)       5  kind
+//!  0..4   magic "CTNM"          4      version (2)       5  kind
 //!  6..8   payload length (u16)  8..16  cluster id        16..24 sender id
 //! ```
 //!
 //! *Peer* messages (node to node, [`peer`]) continue with a peer header —
-//! authenticator scheme (u8), receiver id, sender boot epoch, sequence number
-//! — then the payload, then the authenticator tag (32-byte HMAC-SHA256 or
+//! authenticator scheme (u8), receiver id, receiver boot epoch as the sender
+//! knows it, sender boot epoch, sequence number — then the payload, then the authenticator tag (32-byte HMAC-SHA256 or
 //! 64-byte Ed25519 signature) over everything before it. *Client* messages
 //! ([`client`]) carry the payload right after the common header; they are not
 //! authenticated here because the commands inside them are signed by the
@@ -39,24 +39,31 @@
 //! # Driving it (the node's view)
 //!
 //! ```text
-//! boot:     epoch = above every epoch used before (the kernel: RTC ms at boot)
+//! boot:     epoch = above every epoch used before (the kernel: the WAL generation)
 //!           auth = PeerAuth::new(PeerConfig { cluster_id, me, epoch, scheme, .. })
 //! send:     auth.seal(to, &PeerBody::Raft(bytes), &mut datagram)  -> UDP send
 //! receive:  match auth.open(&datagram) {
-//!               Ok(msg)  => node.on_peer(msg.from, msg.body),
+//!               Ok(msg)  => node.on_peer(msg.from, msg.body),  // a Ping: seal a Pong
 //!               Err(why) => {}   // already counted in auth.counters()
 //!           }
 //! clients:  ClientRequest::decode(&datagram) / ClientReply::encode(..)
 //! ```
 //!
 //! The epoch contract: a node's boot epoch must be strictly greater than any
-//! epoch it used before, and must be durable *before* the first message of
+//! epoch it used before, never 0, and durable *before* the first message of
 //! the new boot is sent. Receivers accept a higher epoch from a peer (and
 //! reset that peer's replay window) but reject any lower one, so
-//! (epoch, sequence) pairs are never reused across restarts. The kernel
-//! does not persist an epoch: it uses the RTC wall clock in milliseconds at
-//! boot, which keeps the contract only while the RTC never steps back by
-//! more than a reboot takes.
+//! (epoch, sequence) pairs are never reused across restarts of the sender.
+//! Every message also names the receiver's epoch as the sender learned it
+//! from the receiver's own messages, and a receiver refuses any but a ping
+//! naming another epoch than its own, so a datagram recorded before the
+//! *receiver* restarted is not accepted after it either (the replay windows
+//! are lost with its RAM); the ping round after a restart teaches each side
+//! the other's epoch ([`peer_auth`] has the details). The kernel takes the
+//! epoch from the disk (the WAL generation, [`persisted_boot_epoch`]);
+//! without a disk, the RTC wall clock in milliseconds at boot, which keeps
+//! the contract only while the RTC never steps back by more than a reboot
+//! takes.
 #![no_std]
 #![forbid(unsafe_code)]
 

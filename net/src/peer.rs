@@ -4,16 +4,20 @@
 //!  0..24   common header (kind = PeerRaft | PeerPing | PeerPong, sender = node)
 //! 24       authenticator scheme (1 = HMAC-SHA256, 2 = Ed25519)
 //! 25..33   receiver node id
-//! 33..41   sender boot epoch
-//! 41..49   sequence number (>= 1) of this (sender, receiver, epoch) stream
-//! 49..     payload (header's payload length bytes)
+//! 33..41   receiver boot epoch as the sender knows it (0: not known yet)
+//! 41..49   sender boot epoch
+//! 49..57   sequence number (>= 1) of this (sender, receiver, epoch) stream
+//! 57..     payload (header's payload length bytes)
 //!  ..end   tag over bytes 0..end-of-payload (32 or 64 bytes by scheme)
 //! ```
 //!
 //! The receiver id is inside the authenticated bytes so a message meant for
 //! one node cannot be replayed to another (this matters for Ed25519, whose
-//! signature every member can verify). [`PeerFrame::decode`] checks structure
-//! only; [`crate::PeerAuth::open`] checks the tag and freshness.
+//! signature every member can verify). The receiver epoch is too, so a
+//! message recorded before the receiver restarted names an epoch the
+//! restarted receiver no longer has (see [`crate::peer_auth`]).
+//! [`PeerFrame::decode`] checks structure only; [`crate::PeerAuth::open`]
+//! checks the tag and freshness.
 
 use alloc::vec::Vec;
 
@@ -23,7 +27,7 @@ use crate::header::{
 };
 
 /// Size of the common header plus the peer header.
-pub const PEER_HEADER_BYTES: usize = HEADER_BYTES + 1 + 8 + 8 + 8;
+pub const PEER_HEADER_BYTES: usize = HEADER_BYTES + 1 + 8 + 8 + 8 + 8;
 /// The largest authenticator tag (an Ed25519 signature).
 pub const MAX_TAG_BYTES: usize = 64;
 /// Payload length of a ping or pong (the nonce).
@@ -64,7 +68,9 @@ impl AuthScheme {
 pub enum PeerBody<'a> {
     /// An encoded Raft message, opaque to this crate.
     Raft(&'a [u8]),
-    /// Liveness probe.
+    /// Liveness probe, and the bootstrap message: the one kind a receiver
+    /// accepts although it names a receiver epoch other than the current
+    /// one (see [`PeerBody::is_bootstrap`]).
     Ping { nonce: u64 },
     /// Answer to a ping.
     Pong { nonce: u64 },
@@ -78,6 +84,18 @@ impl<'a> PeerBody<'a> {
             PeerBody::Ping { .. } => Kind::PeerPing,
             PeerBody::Pong { .. } => Kind::PeerPong,
         }
+    }
+
+    /// Whether a receiver accepts this body with a stale or unknown
+    /// receiver epoch. Only a ping: it carries nothing but a nonce, and its
+    /// effects are that the receiver learns the sender's epoch and answers
+    /// with a pong of the same size, sealed for that epoch. A replayed ping
+    /// can therefore teach at most an epoch the sender really had (epochs
+    /// only grow, so it is overtaken by the sender's next message); Raft
+    /// and pong bodies (a pong's nonce could match a ping of the new boot)
+    /// always need the receiver's current epoch.
+    pub fn is_bootstrap(&self) -> bool {
+        matches!(self, PeerBody::Ping { .. })
     }
 
     fn payload_len(&self) -> usize {
@@ -115,6 +133,9 @@ pub struct PeerFrame<'a> {
     pub cluster_id: ClusterId,
     pub sender: NodeId,
     pub receiver: NodeId,
+    /// The receiver's boot epoch as the sender knew it (0: not known).
+    pub receiver_epoch: u64,
+    /// The sender's boot epoch.
     pub epoch: u64,
     pub seq: u64,
     pub scheme: AuthScheme,
@@ -131,6 +152,7 @@ pub(crate) struct PeerFields {
     pub cluster_id: ClusterId,
     pub sender: NodeId,
     pub receiver: NodeId,
+    pub receiver_epoch: u64,
     pub epoch: u64,
     pub seq: u64,
     pub scheme: AuthScheme,
@@ -167,6 +189,7 @@ pub(crate) fn encode_authenticated_part(
     .encode_into(out);
     out.push(fields.scheme as u8);
     out.extend_from_slice(&fields.receiver.to_be_bytes());
+    out.extend_from_slice(&fields.receiver_epoch.to_be_bytes());
     out.extend_from_slice(&fields.epoch.to_be_bytes());
     out.extend_from_slice(&fields.seq.to_be_bytes());
     body.write_payload(out);
@@ -186,6 +209,7 @@ impl<'a> PeerFrame<'a> {
         let scheme =
             AuthScheme::from_byte(scheme_byte).ok_or(DecodeError::UnknownScheme(scheme_byte))?;
         let receiver = r.u64()?;
+        let receiver_epoch = r.u64()?;
         let epoch = r.u64()?;
         let seq = r.u64()?;
         let declared = usize::from(header.payload_len);
@@ -215,6 +239,7 @@ impl<'a> PeerFrame<'a> {
             cluster_id: header.cluster_id,
             sender: header.sender,
             receiver,
+            receiver_epoch,
             epoch,
             seq,
             scheme,
@@ -238,6 +263,7 @@ impl<'a> PeerFrame<'a> {
             cluster_id: self.cluster_id,
             sender: self.sender,
             receiver: self.receiver,
+            receiver_epoch: self.receiver_epoch,
             epoch: self.epoch,
             seq: self.seq,
             scheme: self.scheme,

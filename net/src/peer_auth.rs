@@ -10,11 +10,37 @@
 //! 4. sender is a known peer                       → `UnknownSender`
 //! 5. scheme is the cluster's scheme               → `WrongScheme`
 //! 6. tag (constant-time compare / strict verify)  → `Forged`
-//! 7. freshness in the sender's replay window      → `Replayed` / `TooOld` / `StaleEpoch`
+//! 7. the receiver epoch it names is ours, unless
+//!    the body is the bootstrap ping               → `StaleReceiverEpoch`
+//! 8. freshness in the sender's replay window      → `Replayed` / `TooOld` / `StaleEpoch`
 //!
-//! Only a message that passed 6 can touch the replay window (step 7 commits
-//! after checking), so forged traffic cannot advance or reset a window.
+//! Only a message that passed 6 and 7 can touch the replay window (it
+//! commits after 8), so forged traffic cannot advance or reset a window.
+//! Anything sealed for an earlier boot of this node is refused at 7 whatever
+//! its sequence number, so the counter names the cause.
 //! Checks 1–5 are cheap and come first so garbage costs no cryptography.
+//!
+//! # Why the receiver's epoch is in every message
+//!
+//! Replay windows live in RAM. The sender's epoch (durable, growing) stops
+//! a receiver from taking a stream of an earlier sender boot, but when the
+//! *receiver* restarts its windows are empty, and without more a datagram
+//! recorded before the restart would pass check 8 once more. So every
+//! sealed message also names the epoch of the receiver as the sender knows
+//! it: the highest epoch among the receiver's own authenticated, fresh
+//! messages (the sender's replay window for that peer tracks exactly
+//! that; 0 before the first). A receiver refuses anything naming another
+//! epoch than its current one, and every datagram of an earlier boot of the
+//! receiver names an earlier epoch.
+//!
+//! A restarted node is unknown to its peers, and they to it, until one
+//! message gets through in each direction. That is the ping
+//! ([`PeerBody::is_bootstrap`]): accepted whatever receiver epoch it names,
+//! it teaches the receiver the sender's epoch, and the pong it is answered
+//! with (sealed for that epoch) teaches the sender the receiver's. The
+//! kernel pings every peer at boot and every `PING_INTERVAL_MS` (1 s)
+//! after, so after either side restarts both directions carry Raft again
+//! within one ping interval plus a round trip.
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
@@ -64,6 +90,7 @@ pub struct PeerConfig<'a> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PeerMessage<'a> {
     pub from: NodeId,
+    /// The sender's boot epoch.
     pub epoch: u64,
     pub seq: u64,
     pub body: PeerBody<'a>,
@@ -105,6 +132,14 @@ pub enum PeerReject {
         current: u64,
         got: u64,
     },
+    /// Authentic and fresh, but sealed for another boot of this node
+    /// (`got` is the receiver epoch it names; 0: the sender had not heard
+    /// from this boot yet), and not a bootstrap ping.
+    StaleReceiverEpoch {
+        sender: NodeId,
+        current: u64,
+        got: u64,
+    },
 }
 
 impl fmt::Display for PeerReject {
@@ -134,6 +169,14 @@ impl fmt::Display for PeerReject {
             } => {
                 write!(f, "node {sender} epoch {got} below current {current}")
             }
+            PeerReject::StaleReceiverEpoch {
+                sender,
+                current,
+                got,
+            } => write!(
+                f,
+                "node {sender} sealed for our epoch {got}, not the current {current}"
+            ),
         }
     }
 }
@@ -151,6 +194,7 @@ pub struct RejectCounters {
     pub replayed: u64,
     pub too_old: u64,
     pub stale_epoch: u64,
+    pub stale_receiver_epoch: u64,
 }
 
 impl RejectCounters {
@@ -165,6 +209,7 @@ impl RejectCounters {
             PeerReject::Replayed { .. } => &mut self.replayed,
             PeerReject::TooOld { .. } => &mut self.too_old,
             PeerReject::StaleEpoch { .. } => &mut self.stale_epoch,
+            PeerReject::StaleReceiverEpoch { .. } => &mut self.stale_receiver_epoch,
         };
         *counter = counter.saturating_add(1);
     }
@@ -177,7 +222,8 @@ struct Peer {
     link_keys: Option<LinkKeys>,
     /// Next sequence number we send to this peer in our epoch.
     next_seq: u64,
-    /// Freshness of what this peer sends us.
+    /// Freshness of what this peer sends us; its epoch is the peer's
+    /// epoch as we know it, which `seal` names in every message to it.
     window: ReplayWindow,
 }
 
@@ -202,6 +248,10 @@ impl PeerAuth {
         }
         if config.me == 0 {
             return Err(KeyError::InvalidNodeId(0));
+        }
+        if config.epoch == 0 {
+            // 0 is "not known yet" in the receiver-epoch field.
+            return Err(KeyError::ZeroEpoch);
         }
         let own_public = config.signing_key.verifying_key();
         let mut peers = BTreeMap::new();
@@ -277,8 +327,9 @@ impl PeerAuth {
         self.peers.keys().copied()
     }
 
-    /// The replay state of `peer` (its current epoch and highest sequence
-    /// number), for status pages; `None` if `peer` is not a member.
+    /// The replay state of `peer` (its current epoch, which is also the
+    /// receiver epoch `seal` names to it, and its highest sequence number),
+    /// for status pages; `None` if `peer` is not a member.
     pub fn peer_window(&self, peer: NodeId) -> Option<ReplayWindow> {
         self.peers.get(&peer).map(|p| p.window)
     }
@@ -305,6 +356,7 @@ impl PeerAuth {
             cluster_id: self.cluster_id,
             sender: self.me,
             receiver: to,
+            receiver_epoch: peer.window.epoch(),
             epoch: self.epoch,
             seq,
             scheme: self.scheme,
@@ -375,6 +427,13 @@ impl PeerAuth {
         };
         if !authentic {
             return Err(PeerReject::Forged { sender });
+        }
+        if frame.receiver_epoch != self.epoch && !frame.body.is_bootstrap() {
+            return Err(PeerReject::StaleReceiverEpoch {
+                sender,
+                current: self.epoch,
+                got: frame.receiver_epoch,
+            });
         }
         let (epoch, seq) = (frame.epoch, frame.seq);
         peer.window.check(epoch, seq).map_err(|e| match e {

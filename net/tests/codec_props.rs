@@ -2,8 +2,8 @@
 //! the fuzz properties on arbitrary and mutated bytes.
 
 use continuum_net::client::{
-    decode_transfer_answer, encode_transfer_answer, TransferAnswer, MAX_COMMAND_BYTES,
-    MAX_OUTCOME_BYTES,
+    decode_transfer_answer, encode_balance_answer, encode_transfer_answer, TransferAnswer,
+    MAX_COMMAND_BYTES, MAX_OUTCOME_BYTES, MAX_QUERY_ANSWER_BYTES, QUERY_REQUEST_BYTES,
 };
 use continuum_net::peer::MAX_TAG_BYTES;
 use continuum_net::*;
@@ -125,7 +125,8 @@ proptest! {
         kind in prop_oneof![Just(1u8), Just(2), Just(3), Just(0x10), Just(0x11)],
         rest in proptest::collection::vec(any::<u8>(), 0..1500),
     ) {
-        let mut bytes = b"CTNM\x01".to_vec();
+        let mut bytes = b"CTNM".to_vec();
+        bytes.push(VERSION);
         bytes.push(kind);
         let len = rest.len().saturating_sub(16) as u16;
         bytes.extend_from_slice(&len.to_be_bytes());
@@ -147,15 +148,18 @@ proptest! {
         payload in proptest::collection::vec(any::<u8>(), 0..200),
         tag in proptest::collection::vec(any::<u8>(), 32..=64),
         seq in 1u64..,
+        receiver_epoch: u64,
     ) {
         // Structurally valid frames from node 1 to node 2 with random tags.
-        let mut bytes = b"CTNM\x01".to_vec();
+        let mut bytes = b"CTNM".to_vec();
+        bytes.push(VERSION);
         bytes.push(kind);
         bytes.extend_from_slice(&(payload.len() as u16).to_be_bytes());
         bytes.extend_from_slice(&7u64.to_be_bytes());
         bytes.extend_from_slice(&1u64.to_be_bytes());
         bytes.push(scheme);
         bytes.extend_from_slice(&2u64.to_be_bytes());
+        bytes.extend_from_slice(&receiver_epoch.to_be_bytes());
         bytes.extend_from_slice(&1u64.to_be_bytes());
         bytes.extend_from_slice(&seq.to_be_bytes());
         bytes.extend_from_slice(&payload);
@@ -195,11 +199,13 @@ fn specific_refusals_name_their_cause() {
     };
     let good = request.encode().unwrap();
     let mut bad_version = good.clone();
-    bad_version[4] = 2;
-    assert_eq!(
-        ClientRequest::decode(&bad_version),
-        Err(DecodeError::UnsupportedVersion(2))
-    );
+    for version in [VERSION - 1, VERSION + 1] {
+        bad_version[4] = version;
+        assert_eq!(
+            ClientRequest::decode(&bad_version),
+            Err(DecodeError::UnsupportedVersion(version))
+        );
+    }
     let mut bad_kind = good.clone();
     bad_kind[5] = 0x42;
     assert_eq!(
@@ -212,12 +218,13 @@ fn specific_refusals_name_their_cause() {
         ClientRequest::decode(&trailing),
         Err(DecodeError::LengthMismatch { .. })
     ));
-    // Declared length covers the extra byte: the op body has trailing bytes.
+    // Declared length covers the extra byte: a query longer than its
+    // padded size.
     let len = u16::from_be_bytes([trailing[6], trailing[7]]) + 1;
     trailing[6..8].copy_from_slice(&len.to_be_bytes());
     assert_eq!(
         ClientRequest::decode(&trailing),
-        Err(DecodeError::TrailingBytes { extra: 1 })
+        Err(DecodeError::QueryPadding)
     );
     let mut bad_magic = good.clone();
     bad_magic[0] = b'X';
@@ -336,4 +343,95 @@ fn an_undecided_answer_says_whether_a_transfer_expired() {
     assert!(!TransferAnswer::Applied { index: 3 }.expired(0));
     assert_eq!(TransferAnswer::Applied { index: 3 }.applied_at(), Some(3));
     assert_eq!(answer.applied_at(), None);
+}
+
+/// Issue 14 LOW 9: no reply is longer than the request it answers, so a
+/// spoofed source reflects at most the bytes the attacker sent. Queries are
+/// zero-padded to the largest reply a query can get; unpadded or
+/// non-zero-padded queries are refused.
+#[test]
+fn no_reply_is_longer_than_its_request() {
+    let queries = [
+        RequestOp::QueryBalance { account: u128::MAX },
+        RequestOp::QueryOutcome {
+            transfer_id: u128::MAX,
+        },
+        RequestOp::QueryChainHead,
+    ];
+    let reply = |body: ReplyBody| {
+        ClientReply {
+            cluster_id: 1,
+            node: 3,
+            request_id: u64::MAX,
+            body,
+        }
+        .encode()
+        .unwrap()
+        .len()
+    };
+    let ok = |outcome: Vec<u8>| ReplyBody::Ok {
+        index: u64::MAX,
+        term: u64::MAX,
+        hlc: u64::MAX,
+        chain_hash: [0xff; 32],
+        outcome,
+    };
+    let mut balance = Vec::new();
+    encode_balance_answer(Some(u64::MAX), &mut balance);
+    let mut rejected = Vec::new();
+    encode_transfer_answer(
+        &TransferAnswer::Rejected {
+            index: u64::MAX,
+            outcome_code: 0xff,
+        },
+        &mut rejected,
+    );
+    assert_eq!(rejected.len(), MAX_QUERY_ANSWER_BYTES);
+    let answers = [balance, rejected, Vec::new()];
+    for (op, answer) in queries.iter().zip(answers) {
+        let request = ClientRequest {
+            cluster_id: 1,
+            client_id: 2,
+            request_id: 3,
+            op: op.clone(),
+        }
+        .encode()
+        .unwrap();
+        assert_eq!(request.len(), QUERY_REQUEST_BYTES, "{op:?}");
+        assert!(reply(ok(answer)) <= request.len(), "{op:?}");
+        // Unpadded (the version-1 form), short or dirty padding: refused.
+        let body_len = match op {
+            RequestOp::QueryChainHead => 9,
+            _ => 25,
+        };
+        let mut unpadded = request[..HEADER_BYTES + body_len].to_vec();
+        unpadded[6..8].copy_from_slice(&(body_len as u16).to_be_bytes());
+        assert_eq!(
+            ClientRequest::decode(&unpadded),
+            Err(DecodeError::QueryPadding)
+        );
+        let mut dirty = request.clone();
+        *dirty.last_mut().unwrap() = 1;
+        assert_eq!(
+            ClientRequest::decode(&dirty),
+            Err(DecodeError::QueryPadding)
+        );
+    }
+    let shortest = ClientRequest {
+        cluster_id: 1,
+        client_id: 2,
+        request_id: 3,
+        op: RequestOp::Submit { command: vec![0] },
+    }
+    .encode()
+    .unwrap();
+    for error in [
+        ReplyError::Busy,
+        ReplyError::Unavailable,
+        ReplyError::BadRequest,
+        ReplyError::Timeout,
+        ReplyError::BadSignature,
+    ] {
+        assert!(reply(ReplyBody::Error(error)) <= shortest.len());
+    }
 }

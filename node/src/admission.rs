@@ -18,7 +18,10 @@
 //! transfer whose account this node has not applied yet is
 //! [`Admission::Unresolved`]: a follower forwards it to the leader marked
 //! unchecked and the leader decides; a leader that cannot resolve it either
-//! refuses it.
+//! refuses it. A leader that refuses an unchecked forward on its merits (a
+//! signature does not verify, or a signer is unresolved there too) answers
+//! the origin with `Body::ForwardRefused`, and the origin answers its client
+//! `BadSignature` or `BadRequest`, as the leader would have directly.
 //!
 //! Verification is the costly part (~526 µs per Ed25519 signature in a TCG
 //! guest, PLATFORM.md), so the node spends at most

@@ -78,4 +78,4 @@ pub use node::{
     CHECKPOINTS_KEPT, CHECKPOINT_EVERY, MAX_APPEND_BYTES, MAX_COMMAND_BYTES, MAX_SNAPSHOT_EVENTS,
     MAX_WAITING_READS, MAX_WAITING_WRITES,
 };
-pub use wire::{Body, EntryHeader, Envelope, WireError};
+pub use wire::{Body, EntryHeader, Envelope, ForwardRefusal, WireError};

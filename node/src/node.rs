@@ -20,10 +20,10 @@ use continuum_storage::{BlockDevice, Store, StoreError};
 
 use crate::admission::{self, Admission, ADMISSION_SIGNATURES_PER_PASS};
 use crate::disk_log::{DiskLog, PersistError};
-use crate::wire::{Body, EntryHeader};
+use crate::wire::{Body, EntryHeader, ForwardRefusal};
 
 /// Largest bank command a client may submit: an AppendEntries carrying one
-/// such entry must fit one peer datagram (`net`'s 1359-byte peer payload
+/// such entry must fit one peer datagram (`net`'s 1351-byte peer payload
 /// minus the envelope, the Raft message and entry headers; checked by a test).
 pub const MAX_COMMAND_BYTES: usize = 1024;
 /// Soft byte limit on entries in one AppendEntries, so it fits a datagram.
@@ -248,6 +248,9 @@ struct Waiting<A> {
     request_id: u64,
     deadline: u64,
     op: RequestOp,
+    /// The leader this write was forwarded to unchecked, the one node
+    /// whose `ForwardRefused` for it is believed.
+    forwarded_unchecked: Option<NodeId>,
 }
 
 /// One node. `D` is the disk, `A` the client address replies go to.
@@ -454,6 +457,7 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
             request_id: request.request_id,
             deadline: self.ticks + self.config.request_timeout_ticks,
             op: request.op,
+            forwarded_unchecked: None,
         };
         if waiting.cluster_id != self.config.cluster_id {
             self.metrics.client_bad_requests += 1;
@@ -521,7 +525,14 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
                                 admitted,
                             },
                         ));
-                        self.writes.insert(tag, waiting);
+                        let forwarded_unchecked = (!admitted).then_some(leader);
+                        self.writes.insert(
+                            tag,
+                            Waiting {
+                                forwarded_unchecked,
+                                ..waiting
+                            },
+                        );
                     }
                     Err(ProposeError::TooManyUncommitted) => self.reply_busy(waiting),
                     Err(_) => self.reply_error(waiting, ReplyError::Unavailable),
@@ -600,12 +611,30 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
                 // authenticated member; an unchecked one is checked here,
                 // and only a command whose every signer resolves and
                 // verifies is proposed.
-                if !admitted
-                    && (self.raft.role() != Role::Leader
-                        || self.admit(&entry) != Some(Admission::Valid))
-                {
-                    self.metrics.forwards_refused += 1;
-                    return Ok(());
+                if !admitted {
+                    let verdict = if self.raft.role() == Role::Leader {
+                        self.admit(&entry)
+                    } else {
+                        None
+                    };
+                    // Refused on its merits: tell the origin, so its client
+                    // hears why. Dropped for leadership or load: its client
+                    // times out and retries.
+                    let refusal = match verdict {
+                        Some(Admission::Valid) => None,
+                        Some(Admission::BadSignature) => Some(ForwardRefusal::BadSignature),
+                        Some(Admission::Unresolved) => Some(ForwardRefusal::Unresolved),
+                        None => {
+                            self.metrics.forwards_refused += 1;
+                            return Ok(());
+                        }
+                    };
+                    if let Some(reason) = refusal {
+                        self.metrics.forwards_refused += 1;
+                        self.outbox
+                            .push((origin, Body::ForwardRefused { tag, reason }));
+                        return Ok(());
+                    }
                 }
                 let header = EntryHeader { origin, tag, hlc };
                 // A refused forward (not leader any more, overloaded) is
@@ -614,6 +643,29 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
                 if self.raft.propose(header.wrap(&command)).is_ok() {
                     self.metrics.proposals += 1;
                 }
+            }
+            Body::ForwardRefused { tag, reason } => {
+                // Only an unchecked write this node forwarded to `from` is
+                // answered this way; anything else is dropped.
+                let ours = self
+                    .writes
+                    .get(&tag)
+                    .is_some_and(|w| w.forwarded_unchecked == Some(from));
+                let Some(waiting) = ours.then(|| self.writes.remove(&tag)).flatten() else {
+                    self.metrics.raft_rejected += 1;
+                    return Ok(());
+                };
+                let error = match reason {
+                    ForwardRefusal::BadSignature => {
+                        self.metrics.client_bad_signatures += 1;
+                        ReplyError::BadSignature
+                    }
+                    ForwardRefusal::Unresolved => {
+                        self.metrics.client_bad_requests += 1;
+                        ReplyError::BadRequest
+                    }
+                };
+                self.reply_error(waiting, error);
             }
             Body::ChainCheck { index, head } => {
                 // Only indexes a checkpoint can exist for; bounded memory.

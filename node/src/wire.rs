@@ -6,14 +6,15 @@
 //!
 //! | bytes | field |
 //! |---|---|
-//! | 1 | tag: 1 Raft message, 2 forwarded write (admitted), 3 chain check, 4 forwarded write (signer not resolved by the sender) |
+//! | 1 | tag: 1 Raft message, 2 forwarded write (admitted), 3 chain check, 4 forwarded write (signer not resolved by the sender), 5 unchecked forward refused |
 //! | 8 | sender's Lamport clock (big-endian) |
 //! | 8 | sender's HLC timestamp (big-endian) |
 //! | rest | body |
 //!
 //! Bodies: Raft = `continuum_raft::Message::encode`; forward (tags 2 and 4)
 //! = `origin u64 | tag u64 | bank command`; chain check = `applied index u64 | receipt
-//! chain head [32]`.
+//! chain head [32]`; forward refused = `request tag u64 | reason u8` (1 bad
+//! signature, 2 signer unresolved at the leader too).
 //!
 //! Entry data (`continuum_raft::Entry::data` of a normal entry):
 //! `origin node u64 | request tag u64 | HLC u64 | bank command`. `origin`
@@ -70,6 +71,22 @@ pub enum Body {
     },
     /// The sender's receipt-chain head at an applied index (divergence check).
     ChainCheck { index: u64, head: [u8; 32] },
+    /// The leader's answer to an unchecked forward (tag 4) it refused on
+    /// its merits, so the origin can tell its client: `tag` is the origin's
+    /// request tag from the forward.
+    ForwardRefused { tag: u64, reason: ForwardRefusal },
+}
+
+/// Why a leader refused an unchecked forward (the verdicts that do not
+/// change on a retry to the same leader; a forward dropped for load or
+/// leadership is not answered and its client times out).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ForwardRefusal {
+    /// A signer resolved and its signature does not verify.
+    BadSignature = 1,
+    /// The leader cannot resolve a signer either.
+    Unresolved = 2,
 }
 
 /// A peer datagram's payload: clocks plus a body.
@@ -95,6 +112,7 @@ impl Envelope {
             Body::Forward {
                 admitted: false, ..
             } => 4,
+            Body::ForwardRefused { .. } => 5,
         };
         out.push(tag);
         out.extend_from_slice(&self.lamport.to_be_bytes());
@@ -114,6 +132,10 @@ impl Envelope {
             Body::ChainCheck { index, head } => {
                 out.extend_from_slice(&index.to_be_bytes());
                 out.extend_from_slice(head);
+            }
+            Body::ForwardRefused { tag, reason } => {
+                out.extend_from_slice(&tag.to_be_bytes());
+                out.push(*reason as u8);
             }
         }
     }
@@ -148,6 +170,17 @@ impl Envelope {
                 Body::ChainCheck {
                     index: u64_at(rest, 0)?,
                     head: rest[8..40].try_into().expect("32 bytes"),
+                }
+            }
+            5 => {
+                let reason = match rest {
+                    [_, _, _, _, _, _, _, _, 1] => ForwardRefusal::BadSignature,
+                    [_, _, _, _, _, _, _, _, 2] => ForwardRefusal::Unresolved,
+                    _ => return Err(WireError::BadBody),
+                };
+                Body::ForwardRefused {
+                    tag: u64_at(rest, 0)?,
+                    reason,
                 }
             }
             other => return Err(WireError::UnknownTag(other)),

@@ -1003,7 +1003,8 @@ fn forged_submits_never_grow_the_log_on_any_replica() {
 
 /// A transfer from an account that no node has: the follower cannot
 /// resolve it and forwards it unchecked; the leader cannot either and
-/// refuses it. Through the leader directly it is `BadRequest`.
+/// refuses it, and tells the follower, whose client gets `BadRequest` —
+/// as it does through the leader directly.
 #[test]
 fn a_transfer_no_node_can_check_is_refused_not_proposed() {
     let mut sim = Sim::new(3, 15);
@@ -1022,12 +1023,15 @@ fn a_transfer_no_node_can_check_is_refused_not_proposed() {
     assert_eq!(sim.nodes[&leader].metrics().forwards_refused, 1);
     assert_eq!(
         replies_to(&sim, 9, &ReplyBody::Error(ReplyError::BadRequest)),
-        1
+        2,
+        "replies: {:?}",
+        sim.replies
     );
 }
 
 /// A follower that has not applied an account yet forwards a transfer from
-/// it unchecked; the leader has, checks it and proposes it.
+/// it unchecked; the leader has, checks it and proposes it. A forged one
+/// the leader refuses, and the client gets `BadSignature` (not `Timeout`).
 #[test]
 fn a_follower_that_lags_forwards_unresolved_transfers_for_the_leader_to_check() {
     let mut sim = Sim::new(3, 16);
@@ -1043,10 +1047,12 @@ fn a_follower_that_lags_forwards_unresolved_transfers_for_the_leader_to_check() 
     assert!(sim.nodes[&leader].ledger().balance(10) == Some(50));
     assert!(sim.nodes[&follower].ledger().account(10).is_none());
     sim.submit(follower, 6, 1, transfer(3, 10, RESERVE, 20));
-    // A forged one from the same account, also unresolved at the follower.
-    sim.submit(follower, 6, 2, forged_transfer(4, 10, RESERVE, 20));
     sim.run(4);
     sim.cut.clear();
+    // A forged one from the same account, still unresolved at the follower
+    // (the leader's refusal must not fall into the cut).
+    assert!(sim.nodes[&follower].ledger().account(10).is_none());
+    sim.submit(follower, 6, 2, forged_transfer(4, 10, RESERVE, 20));
     sim.run(100);
     assert_eq!(sim.nodes[&leader].metrics().forwards_refused, 1);
     for node in sim.nodes.values() {
@@ -1056,6 +1062,18 @@ fn a_follower_that_lags_forwards_unresolved_transfers_for_the_leader_to_check() 
         .replies
         .iter()
         .any(|(c, r)| *c == 6 && r.request_id == 1 && outcome_of(r) == Some(Outcome::Ok)));
+    let forged: Vec<_> = sim
+        .replies
+        .iter()
+        .filter(|(c, r)| *c == 6 && r.request_id == 2)
+        .map(|(_, r)| r.body.clone())
+        .collect();
+    assert_eq!(
+        forged,
+        [ReplyBody::Error(ReplyError::BadSignature)],
+        "the refused unchecked forward's client"
+    );
+    assert_eq!(sim.nodes[&follower].metrics().client_bad_signatures, 1);
 }
 
 /// Issue 14 (MEDIUM 5): a follower whose leader never answers holds at most

@@ -2,7 +2,7 @@
 //! mutated envelopes and entry data never panic and keep one encoding.
 
 use continuum_node::fuzz_check;
-use continuum_node::{Body, EntryHeader, Envelope};
+use continuum_node::{Body, EntryHeader, Envelope, ForwardRefusal};
 use proptest::prelude::*;
 
 fn body() -> impl Strategy<Value = Body> {
@@ -21,6 +21,14 @@ fn body() -> impl Strategy<Value = Body> {
             }),
         (any::<u64>(), any::<[u8; 32]>())
             .prop_map(|(index, head)| Body::ChainCheck { index, head }),
+        (
+            any::<u64>(),
+            prop_oneof![
+                Just(ForwardRefusal::BadSignature),
+                Just(ForwardRefusal::Unresolved)
+            ]
+        )
+            .prop_map(|(tag, reason)| Body::ForwardRefused { tag, reason }),
     ]
 }
 

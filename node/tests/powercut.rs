@@ -917,6 +917,7 @@ fn describe(body: &Body) -> String {
         },
         Body::Forward { tag, .. } => format!("Forward tag {tag:#x}"),
         Body::ChainCheck { index, .. } => format!("ChainCheck {index}"),
+        Body::ForwardRefused { tag, reason } => format!("ForwardRefused tag {tag:#x} {reason:?}"),
     }
 }
 
