@@ -48,6 +48,13 @@ pub fn start(name: &str, nodes: u8) -> Nodes {
 
 /// [`start`] with node `i + 1`'s disk behind a `disks[i]` controller.
 pub fn start_with_disks(name: &str, disks: &[DiskKind]) -> Nodes {
+    start_with_config(name, disks, &[])
+}
+
+/// [`start_with_disks`] with `extra` config lines on every node (a key
+/// given there replaces the generated line, as in
+/// [`crate::cluster::merge_config`]).
+pub fn start_with_config(name: &str, disks: &[DiskKind], extra: &[&str]) -> Nodes {
     let nodes = u8::try_from(disks.len()).expect("at most 255 nodes");
     let dir = std::env::temp_dir().join(format!("ctm-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -80,6 +87,7 @@ pub fn start_with_disks(name: &str, disks: &[DiskKind]) -> Nodes {
                 hex(node_key(name, peer).verifying_key().as_bytes())
             ));
         }
+        let config = crate::cluster::merge_config(&config, extra);
         let disk = dir.join(format!("disk{id}.img"));
         blank_disk(&disk, 64);
         let (status, client) = (free_port(), free_udp_port());

@@ -17,17 +17,18 @@
 //!    restart, and node 2 must refuse it as `stale_receiver_epoch`; node 2
 //!    reaches both peers again and the cluster converges.
 
-use continuum_bank::{
-    Entry, Limits, Outcome, Transfer, DEFAULT_LEDGER_HEAP_MIB, DEFAULT_MAX_EXPIRY_WINDOW_MS,
+use continuum_bank::{Entry, Limits, Outcome, Transfer, DEFAULT_MAX_EXPIRY_WINDOW_MS};
+use continuum_harness::bank::{
+    create_account, owner, start_with_config, status, submit, transfer, Client, Nodes,
 };
+use continuum_harness::client::unix_ms;
+use continuum_harness::cluster::{
+    lan_ip, lan_mac, node_key, peer_reachable, udp_frame, CLUSTER_ID,
+};
+use continuum_harness::DiskKind;
 use continuum_net::client::{ClientReply, ClientRequest, ReplyBody, ReplyError, RequestOp};
 use continuum_net::peer::{AuthScheme, PeerBody};
 use continuum_net::peer_auth::{PeerAuth, PeerConfig};
-use continuum_tests::bank::{
-    create_account, owner, start, status, submit, transfer, Client, Nodes,
-};
-use continuum_tests::client::unix_ms;
-use continuum_tests::cluster::{lan_ip, lan_mac, node_key, peer_reachable, udp_frame, CLUSTER_ID};
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
@@ -43,6 +44,10 @@ const REJECTED: u128 = 500;
 const FLOOD_BATCH: usize = 6;
 /// Parallel flooding clients.
 const FLOOD_THREADS: u128 = 6;
+/// The ledger's tables are sized for this heap, so the session table
+/// (1,310 sessions) is cheap to overflow; the defaults (64 MiB, 10,485
+/// sessions) made the flood take most of ten minutes.
+const LEDGER_HEAP_MIB: u64 = 8;
 
 fn signed(from: u128, to: u128, amount: u64, id: u128, client: u128, expires_at: u64) -> Vec<u8> {
     Entry::single(
@@ -110,7 +115,7 @@ fn send_raw(nodes: &Nodes, via: usize, datagram: &[u8]) -> ClientReply {
 fn flood_sessions(nodes: &Nodes, sessions: u64) {
     let started = Instant::now();
     let per_thread = sessions.div_ceil(FLOOD_THREADS as u64) as u128;
-    let expires_at = continuum_tests::client::default_expires_at();
+    let expires_at = continuum_harness::client::default_expires_at();
     let threads: Vec<_> = (0..FLOOD_THREADS)
         .map(|t| {
             let ports = nodes.client.clone();
@@ -194,7 +199,8 @@ fn wait_status(
 
 #[test]
 fn replays_and_expired_transfers_do_not_apply_and_peer_replays_after_a_reboot_are_refused() {
-    let mut nodes = start(NAME, 3);
+    let ledger = format!("ledger_heap_mib = {LEDGER_HEAP_MIB}");
+    let mut nodes = start_with_config(NAME, &[DiskKind::Virtio; 3], &[&ledger]);
     let leader = nodes.wait_for_leader();
     let mut client = Client::new();
     for account in [VICTIM, ATTACKER] {
@@ -235,7 +241,7 @@ fn replays_and_expired_transfers_do_not_apply_and_peer_replays_after_a_reboot_ar
         Outcome::Ok
     );
     // The attacker evicts V's session.
-    let max_sessions = Limits::for_heap(DEFAULT_LEDGER_HEAP_MIB).max_sessions;
+    let max_sessions = Limits::for_heap(LEDGER_HEAP_MIB).max_sessions;
     flood_sessions(&nodes, max_sessions + 100);
     // The replay, byte for byte, through every node.
     for via in 0..3 {
