@@ -122,7 +122,10 @@ impl<D: BlockDevice> Store<D> {
         scan: Scan,
         snapshot: Option<(usize, u64, SnapshotMeta)>,
     ) -> Store<D> {
-        let next_offset = if scan.ends_batch {
+        // An empty log continues exactly at its recorded start (which may
+        // sit mid-block after a truncation back to it): the scan looks for
+        // the first record there and nowhere else.
+        let next_offset = if scan.ends_batch && !scan.index.is_empty() {
             scan.end_offset.div_ceil(BLOCK) * BLOCK
         } else {
             scan.end_offset

@@ -434,3 +434,32 @@ fn power_cut_while_reusing_just_released_space() {
         }
     }
 }
+
+#[test]
+fn truncating_back_to_a_mid_block_start_then_reopening_keeps_new_entries() {
+    // Records 1..=4 share a block; compacting to 1 puts the log start in
+    // the middle of it, and truncating to 2 empties the log there.
+    let mut disk = formatted(BLOCKS);
+    {
+        let (mut store, _) = open(&mut disk).unwrap();
+        let small: Vec<Record> = (1..=4).map(|i| rec(i, 1, 10, 0)).collect();
+        store.append(&small).unwrap();
+        store.sync().unwrap();
+        let r = &small[0];
+        let data = data_at(1);
+        let meta = SnapshotMeta::for_data(1, r.term, r.chain_hash, vec![1], vec![], &data);
+        store.write_snapshot(&meta, &data).unwrap();
+        store.compact_to(1).unwrap();
+        store.truncate_from(2).unwrap();
+    }
+    disk.crash(CrashMode::LoseUnflushed);
+    let fresh: Vec<Record> = (2..=3).map(|i| rec(i, 1, 20, 9)).collect();
+    {
+        let (mut store, _) = open(&mut disk).unwrap();
+        store.append(&fresh).unwrap();
+        store.sync().unwrap();
+    }
+    let (mut store, report) = open(&mut disk).unwrap();
+    assert_eq!((report.first_index, report.last_index), (2, 3), "{report}");
+    assert_eq!(all(&mut store), fresh);
+}
