@@ -336,6 +336,14 @@ fn recover<'a>(disk: &'a mut MemDisk, m: &mut Model) -> MemStore<'a> {
     s
 }
 
+/// Byte offset of the WAL region in the fuzzed image.
+fn wal_start() -> usize {
+    let geometry =
+        continuum_storage::layout::Geometry::for_capacity(continuum_storage::testing::IMAGE_BLOCKS)
+            .expect("the fuzz image is large enough");
+    geometry.wal_lba as usize * 512
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
 
@@ -356,7 +364,7 @@ proptest! {
     /// land in a record otherwise).
     #[test]
     fn damage_inside_the_log_never_panics(
-        at in 72usize * 512..80 * 512,
+        at in wal_start()..wal_start() + 8 * 512,
         bytes in prop::collection::vec(any::<u8>(), 1..16),
     ) {
         let mut damage = vec![at as u8, (at >> 8) as u8, (at >> 16) as u8, bytes.len() as u8];

@@ -14,7 +14,7 @@ use continuum_storage::{
     StoreError, BLOCK_SIZE,
 };
 
-/// Disk size for these tests: 184 WAL blocks (94 KiB), 32-block slots.
+/// Disk size for these tests: 120 WAL blocks (60 KiB), 64-block slots.
 const BLOCKS: u64 = 256;
 
 fn data_at(index: u64) -> Vec<u8> {
@@ -112,6 +112,14 @@ fn snapshot_round_trips_and_alternates_slots() {
     assert_eq!(report.last_index, 40);
     assert!(format!("{report}").contains("snapshot at index 30"));
     check_log(&mut store);
+    // Later reads re-read and re-verify: rot after open is an error.
+    let slots = SlotGeometry::of(&Geometry::for_capacity(BLOCKS).unwrap());
+    let at = (slots.header_lba(1) + 1) as usize * BLOCK_SIZE + 3;
+    store.device_mut().flip_bit(at, 0);
+    assert!(matches!(
+        store.read_snapshot(),
+        Err(StoreError::CorruptSnapshot { index: 30, .. })
+    ));
 }
 
 #[test]
