@@ -98,13 +98,15 @@ impl Ledger {
         }
         match verdict {
             Some(v) if v.key == *signer => v.valid,
-            _ => OwnerKey::from_validated(signer).verify(
-                signed
-                    .command
-                    .signing_message(self.config.cluster_id)
-                    .as_bytes(),
-                &signed.signature,
-            ),
+            _ => OwnerKey::from_stored(signer).is_some_and(|key| {
+                key.verify(
+                    signed
+                        .command
+                        .signing_message(self.config.cluster_id)
+                        .as_bytes(),
+                    &signed.signature,
+                )
+            }),
         }
     }
 

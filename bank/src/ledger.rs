@@ -168,9 +168,11 @@ pub struct Account {
 }
 
 impl Account {
-    /// The owner key, ready to verify with.
-    pub fn owner_key(&self) -> OwnerKey {
-        OwnerKey::from_validated(&self.owner)
+    /// The owner key, ready to verify with (`None`: the stored bytes do
+    /// not decompress, which only a forged snapshot could cause; nothing
+    /// verifies under such an account).
+    pub fn owner_key(&self) -> Option<OwnerKey> {
+        OwnerKey::from_stored(&self.owner)
     }
 }
 
@@ -366,7 +368,7 @@ impl Ledger {
                 Command::Transfer(t) => self
                     .accounts
                     .get(&t.from)
-                    .map(Account::owner_key)
+                    .and_then(Account::owner_key)
                     .or_else(|| pending_owners.get(&t.from).copied()),
             };
             signers.push(signer);

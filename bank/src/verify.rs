@@ -71,15 +71,14 @@ impl OwnerKey {
         VerifyingKey::from_bytes(bytes).ok().map(OwnerKey)
     }
 
-    /// Rebuilds a key from bytes that passed [`OwnerKey::parse`] before
-    /// (an account's stored owner): decompression only, no torsion check.
-    /// Panics if they do not decompress — the ledger only stores parsed
-    /// keys, so that is a broken invariant, not bad input.
-    pub(crate) fn from_validated(bytes: &[u8; 32]) -> OwnerKey {
-        OwnerKey(
-            VerifyingKey::from_bytes(bytes)
-                .expect("a stored owner key decompresses (it was validated when stored)"),
-        )
+    /// Rebuilds a key from an account's stored owner bytes: decompression
+    /// only, no torsion check. The bytes passed [`OwnerKey::parse`] when
+    /// the account opened; a ledger restored from a snapshot does not
+    /// re-check them (the snapshot's SHA-256 proves they are what a ledger
+    /// wrote). `None` only for bytes no honest ledger stores: such an
+    /// account's signatures never verify, on every replica alike.
+    pub(crate) fn from_stored(bytes: &[u8; 32]) -> Option<OwnerKey> {
+        VerifyingKey::from_bytes(bytes).ok().map(OwnerKey)
     }
 
     /// The compressed key.

@@ -76,7 +76,7 @@ pub fn admit(ledger: &Ledger, operator: OwnerKey, entry: &Entry) -> (Admission, 
             }
             Command::Transfer(transfer) => ledger
                 .account(transfer.from)
-                .map(|account| account.owner_key())
+                .and_then(|account| account.owner_key())
                 .or_else(|| created.get(&transfer.from).copied()),
         };
         match signer {

@@ -28,7 +28,8 @@
 //! applied entries and compact the log (so power cuts also land inside
 //! snapshot writes and compactions, the WAL wraps, and lagging or
 //! restarted followers catch up by InstallSnapshot; the sweep asserts some
-//! did). Committed entries released by compaction are checked through the
+//! did), on disks whose WAL wraps within a run (counted and asserted
+//! too). Committed entries released by compaction are checked through the
 //! snapshot's chain hash, which covers the prefix.
 //!
 //! `cargo test -p continuum-node --test powercut` runs seeds 0..1000.
@@ -249,6 +250,8 @@ struct Sim {
     crashes: u64,
     reads_ok: u64,
     writes_ok: u64,
+    /// Drives after which a node's live log spanned the WAL region end.
+    wal_wraps: u64,
     snapshots_taken: u64,
     snapshots_installed: u64,
     snapshots_restored: u64,
@@ -262,7 +265,14 @@ impl Sim {
         let n = if seed.is_multiple_of(2) { 3 } else { 5 };
         let mut nodes = Vec::new();
         for id in 1..=n {
-            let disk = SimDisk(Rc::new(RefCell::new(MemDisk::new(4096))));
+            // Snapshotting seeds get a disk whose WAL (28 KiB) wraps within
+            // a run; the others must hold the whole log.
+            let blocks = if snapshot_entries(seed) > 0 {
+                128
+            } else {
+                4096
+            };
+            let disk = SimDisk(Rc::new(RefCell::new(MemDisk::new(blocks))));
             let (store, _) = Store::format(disk.clone(), identity(id)).expect("format");
             let node = Node::new(config(id, n, rng.next_u64(), snapshot_entries(seed)), store)
                 .expect("node");
@@ -310,6 +320,7 @@ impl Sim {
             crashes: 0,
             reads_ok: 0,
             writes_ok: 0,
+            wal_wraps: 0,
             snapshots_taken: 0,
             snapshots_installed: 0,
             snapshots_restored: 0,
@@ -361,6 +372,23 @@ impl Sim {
         }
         let sim_node = self.sim_node(id);
         let result = sim_node.node.as_mut().expect("up node").drive();
+        // A live log whose last entry sits below its first in the region
+        // spans the region end: the WAL wrapped.
+        let store = sim_node
+            .node
+            .as_ref()
+            .expect("up node")
+            .raft()
+            .storage()
+            .store();
+        let at = |index| store.record_extent(index).map(|e| e.offset).ok();
+        let wrapped = matches!(
+            (at(store.first_index()), at(store.last_index())),
+            (Some(first), Some(last)) if last < first
+        );
+        drop(store);
+        self.wal_wraps += u64::from(wrapped);
+        let sim_node = self.sim_node(id);
         sim_node.disk.0.borrow_mut().cancel_power_cut();
         let outbox = sim_node.node.as_mut().expect("up").take_outbox();
         let replies = sim_node.node.as_mut().expect("up").take_replies();
@@ -986,7 +1014,7 @@ fn sweep(filter: impl Fn(u64) -> bool) {
     let seeds: Vec<u64> = seeds.into_iter().filter(|&s| filter(s)).collect();
     let mut failures = Vec::new();
     let (mut cuts, mut crashes, mut writes, mut reads, mut commits) = (0, 0, 0, 0, 0);
-    let (mut taken, mut installed, mut restored) = (0, 0, 0);
+    let (mut taken, mut installed, mut restored, mut wraps) = (0, 0, 0, 0);
     for &seed in &seeds {
         match run_seed(seed) {
             Ok(sim) => {
@@ -998,6 +1026,7 @@ fn sweep(filter: impl Fn(u64) -> bool) {
                 taken += sim.snapshots_taken;
                 installed += sim.snapshots_installed;
                 restored += sim.snapshots_restored;
+                wraps += sim.wal_wraps;
             }
             Err(e) => {
                 eprintln!("FAILED {e}\n");
@@ -1006,7 +1035,7 @@ fn sweep(filter: impl Fn(u64) -> bool) {
         }
     }
     println!(
-        "{} seeds: {cuts} power cuts inside persist, {crashes} crashes, {writes} transfers acknowledged, {reads} reads, {commits} entries committed; snapshots: {taken} taken, {installed} installed by InstallSnapshot, {restored} restored at restart",
+        "{} seeds: {cuts} power cuts inside persist, {crashes} crashes, {writes} transfers acknowledged, {reads} reads, {commits} entries committed; snapshots: {taken} taken, {installed} installed by InstallSnapshot, {restored} restored at restart; {wraps} drives on a wrapped WAL",
         seeds.len()
     );
     assert!(
@@ -1021,8 +1050,8 @@ fn sweep(filter: impl Fn(u64) -> bool) {
             "the simulation did nothing"
         );
         assert!(
-            taken > 0 && installed > 0 && restored > 0,
-            "no seed exercised snapshots ({taken} taken, {installed} installed, {restored} restored)"
+            taken > 0 && installed > 0 && restored > 0 && wraps > 0,
+            "no seed exercised snapshots ({taken} taken, {installed} installed, {restored} restored, {wraps} WAL wraps)"
         );
     }
 }

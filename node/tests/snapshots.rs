@@ -19,7 +19,7 @@ const CLUSTER: u64 = 21;
 const RESERVE: u128 = 1;
 const ACCOUNT: u128 = 10;
 const TRANSFERS: u64 = 2000;
-/// 1024 blocks: a 380 KiB WAL, 63.5 KiB snapshot slots.
+/// 1024 blocks: a 252 KiB WAL, 127.5 KiB snapshot slots.
 const DISK_BLOCKS: u64 = 1024;
 /// Each transfer expires this long after it is signed (log time), so the
 /// bank's dedup window, and with it the snapshot, stays small.

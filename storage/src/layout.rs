@@ -61,13 +61,15 @@ pub struct Geometry {
 }
 
 impl Geometry {
-    /// The layout for a disk of `capacity_blocks`: a quarter of the disk
-    /// for the two snapshot slots, the rest for the WAL. `None` if too small.
+    /// The layout for a disk of `capacity_blocks`: half of the disk for
+    /// the two snapshot slots (each a quarter: a 1,000,000-account ledger
+    /// snapshot is ~58 MB, so a 256 MiB disk holds it), the rest for the
+    /// WAL (compaction keeps the live log short). `None` if too small.
     pub fn for_capacity(capacity_blocks: u64) -> Option<Geometry> {
         if capacity_blocks < MIN_CAPACITY_BLOCKS {
             return None;
         }
-        let snapshot_blocks = (capacity_blocks / 4) & !7;
+        let snapshot_blocks = (capacity_blocks / 2) & !7;
         let wal_lba = HEADER_BLOCKS + snapshot_blocks;
         Some(Geometry {
             capacity_blocks,

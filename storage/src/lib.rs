@@ -52,7 +52,7 @@
 //! | 1 | superblock copy 1 (same bytes; written after copy 0 is flushed) |
 //! | 2, 3 | hard-state slots 0 and 1 (alternating) |
 //! | 4..8 | reserved |
-//! | 8..8+S | snapshot region, S = capacity/4: slot 0 = first S/2 blocks, slot 1 = next S/2 (see [`snapshot`]) |
+//! | 8..8+S | snapshot region, S = capacity/2: slot 0 = first S/2 blocks, slot 1 = next S/2 (see [`snapshot`]) |
 //! | 8+S..end | WAL, circular: records packed back to back; each batch starts on a block boundary and never crosses the region end |
 //!
 //! Superblock (one block; CRC-32C over bytes 0..96):
@@ -136,13 +136,15 @@
 //! never rescan, bounded by [`OpenOptions::max_entries`] (default 1 Mi
 //! entries, 24 MiB), plus the current snapshot's metadata and transient
 //! buffers bounded by [`MAX_BATCH_BYTES`] and [`READ_CHUNK_BYTES`]
-//! ([`Store::read_snapshot`] returns the whole snapshot as one buffer).
+//! ([`Store::read_snapshot`] returns the whole snapshot as one buffer;
+//! open keeps the data it verified until the first `read_snapshot` takes
+//! it, so a restart reads and hashes the snapshot once).
 //!
 //! # Limits
 //! Appends fail with [`StoreError::WalFull`] only when the live log (from
 //! its first entry) plus the new batch exceed the WAL region; compacting
 //! after each snapshot keeps the live log short. A snapshot holds at most
-//! [`Store::snapshot_capacity_bytes`] (capacity/8 less a block).
+//! [`Store::snapshot_capacity_bytes`] (a quarter of the disk less a block).
 
 #![no_std]
 #![forbid(unsafe_code)]

@@ -30,6 +30,7 @@ use crate::layout::{
 use crate::recovery::{scan, RecoveryReport, ScanError};
 use crate::snapshot::{self, SlotGeometry, SnapshotDefect, SnapshotMeta};
 use crate::store::{read_slot_data, Store};
+use alloc::vec::Vec;
 
 /// Default bound on records held in the in-memory index
 /// ([`OpenOptions::max_entries`]): 1 Mi entries x 24 bytes = 24 MiB.
@@ -136,8 +137,8 @@ fn format_disk<D: BlockDevice>(
 }
 
 /// The current snapshot: the valid slot with the higher sequence whose
-/// data matches its SHA-256, as (position, sequence, metadata); and why
-/// each slot not chosen was unusable.
+/// data matches its SHA-256, as (position, sequence, metadata, the
+/// verified data); and why each slot not chosen was unusable.
 #[allow(clippy::type_complexity)]
 fn read_snapshot_slots<D: BlockDevice>(
     dev: &mut D,
@@ -145,7 +146,7 @@ fn read_snapshot_slots<D: BlockDevice>(
     epoch: u64,
 ) -> Result<
     (
-        Option<(usize, u64, SnapshotMeta)>,
+        Option<(usize, u64, SnapshotMeta, Vec<u8>)>,
         [Option<SnapshotDefect>; 2],
     ),
     OpenError,
@@ -173,7 +174,7 @@ fn read_snapshot_slots<D: BlockDevice>(
         if snapshot::digest(&data) == meta.data_hash {
             defects[pos] = None;
             // The other slot is the older snapshot (or empty): not a defect.
-            return Ok((Some((pos, seq, meta)), defects));
+            return Ok((Some((pos, seq, meta, data)), defects));
         }
         defects[pos] = Some(SnapshotDefect::DataMismatch);
     }
@@ -319,14 +320,14 @@ impl<D: BlockDevice> Store<D> {
         flush(&mut dev)?;
 
         let (snapshot, snapshot_defects) = read_snapshot_slots(&mut dev, &geometry, epoch)?;
-        let snapshot_index = snapshot.as_ref().map_or(0, |(_, _, m)| m.index);
+        let snapshot_index = snapshot.as_ref().map_or(0, |(_, _, m, _)| m.index);
         if snapshot_index + 1 < slot.log_start_index {
             return Err(OpenError::SnapshotBehindLog {
                 snapshot_index,
                 first_index: slot.log_start_index,
             });
         }
-        let snapshot_bytes = snapshot.as_ref().map_or(0, |(_, _, m)| m.data_len);
+        let snapshot_bytes = snapshot.as_ref().map_or(0, |(_, _, m, _)| m.data_len);
 
         let mut report = RecoveryReport {
             formatted: false,

@@ -95,6 +95,10 @@ pub struct Store<D: BlockDevice> {
     failed: bool,
     /// The current snapshot: its slot position, sequence and metadata.
     snapshot: Option<(usize, u64, SnapshotMeta)>,
+    /// The current snapshot's data as open read and verified it, kept
+    /// until the first [`Store::read_snapshot`] takes it (a restart reads
+    /// and hashes the snapshot once, not twice).
+    verified_data: Option<Vec<u8>>,
 }
 
 /// Where a batch of `len` encoded bytes goes when the log ends at logical
@@ -120,9 +124,16 @@ impl<D: BlockDevice> Store<D> {
         slot: SlotState,
         slot_pos: usize,
         scan: Scan,
-        snapshot: Option<(usize, u64, SnapshotMeta)>,
+        snapshot: Option<(usize, u64, SnapshotMeta, Vec<u8>)>,
     ) -> Store<D> {
-        let next_offset = if scan.ends_batch {
+        let (snapshot, verified_data) = match snapshot {
+            Some((pos, seq, meta, data)) => (Some((pos, seq, meta)), Some(data)),
+            None => (None, None),
+        };
+        // An empty log continues exactly at its recorded start (which may
+        // sit mid-block after a truncation back to it): the scan looks for
+        // the first record there and nowhere else.
+        let next_offset = if scan.ends_batch && !scan.index.is_empty() {
             scan.end_offset.div_ceil(BLOCK) * BLOCK
         } else {
             scan.end_offset
@@ -143,6 +154,7 @@ impl<D: BlockDevice> Store<D> {
             dirty: false,
             failed: false,
             snapshot,
+            verified_data,
         }
     }
 
@@ -623,18 +635,23 @@ impl<D: BlockDevice> Store<D> {
         let header = snapshot::encode_header(meta, self.superblock.format_epoch, seq);
         self.io(|d| d.write(slots.header_lba(pos), &header))?;
         self.dirty = true;
+        self.verified_data = None;
         self.sync()?;
         self.snapshot = Some((pos, seq, meta.clone()));
         Ok(())
     }
 
-    /// The current snapshot and its data, re-read and verified against
-    /// its SHA-256 (`None` without one).
+    /// The current snapshot and its data, verified against its SHA-256
+    /// (`None` without one). The first call after open returns the data
+    /// open already read and verified; later calls read it again.
     pub fn read_snapshot(&mut self) -> Result<Option<(SnapshotMeta, Vec<u8>)>, StoreError> {
         self.check_usable()?;
         let Some((pos, _, meta)) = self.snapshot.clone() else {
             return Ok(None);
         };
+        if let Some(data) = self.verified_data.take() {
+            return Ok(Some((meta, data)));
+        }
         let slots = SlotGeometry::of(&self.superblock.geometry);
         let data = match read_slot_data(&mut self.dev, &slots, pos, meta.data_len) {
             Ok(d) => d,

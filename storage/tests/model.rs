@@ -1,20 +1,21 @@
 //! Property test: random sequences of append / sync / truncate /
-//! hard-state updates / crashes / clean reopens against a model of what
-//! must survive.
+//! hard-state updates / snapshots with compaction (the WAL wraps) /
+//! crashes / clean reopens against a model of what must survive.
 //!
 //! Model: `log` is the log as the store last reported it; `required` is
 //! how long a prefix of it is durable (everything up to the last `sync`,
 //! cut by any later durable truncation); `hard_states` are the values a
 //! crash may leave (the last synced one and every one set since). After a
-//! crash, recovery must give `log[..m]` for some `required <= m`, and a
-//! hard state from `hard_states`.
+//! crash, recovery must give `log[c..m]` for some `required <= m`, where
+//! `c` is the snapshot index (the durable one, or one being written when
+//! the power failed), and a hard state from `hard_states`.
 //!
 //! `CONTINUUM_STORAGE_CASES` sets the number of cases (default 48).
 
 mod common;
 
 use common::*;
-use continuum_storage::{CrashMode, HardState, MemDisk, Record, StoreError};
+use continuum_storage::{CrashMode, HardState, MemDisk, Record, SnapshotMeta, StoreError};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
@@ -52,6 +53,13 @@ enum Op {
         seed: Option<u64>,
     },
     Reopen,
+    /// Snapshot at `ahead` entries past the current snapshot (clamped to
+    /// the log) and compact to it; with `torn`, the `skip`-th write from
+    /// now persists `keep` bytes, then crash.
+    Compact {
+        ahead: u64,
+        torn: Option<(u64, usize, Option<u64>)>,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -68,6 +76,8 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(sizes, skip, keep, seed)| Op::TornReady { sizes, skip, keep, seed }),
         1 => (0u64..8, 0u64..2, 0usize..600, prop::option::of(any::<u64>()))
             .prop_map(|(back, skip, keep, seed)| Op::TornTruncate { back, skip, keep, seed }),
+        2 => (1u64..40, prop::option::of((0u64..4, 0usize..1600, prop::option::of(any::<u64>()))))
+            .prop_map(|(ahead, torn)| Op::Compact { ahead, torn }),
     ]
 }
 
@@ -78,6 +88,24 @@ struct Model {
     hard_states: Vec<HardState>,
     term: u64,
     salt: u8,
+    /// Durable snapshot index (the store's log starts after it).
+    compacted: usize,
+    /// A snapshot index a crash may also leave (a write was cut).
+    compacting: Option<usize>,
+}
+
+fn snapshot_meta(m: &Model, at: usize) -> (SnapshotMeta, Vec<u8>) {
+    let r = &m.log[at - 1];
+    let data: Vec<u8> = (0..at * 7 % 900).map(|i| i as u8 ^ r.term as u8).collect();
+    let meta = SnapshotMeta::for_data(
+        r.index,
+        r.term,
+        r.chain_hash,
+        vec![1, 2, 3],
+        vec![m.salt],
+        &data,
+    );
+    (meta, data)
 }
 
 fn cases() -> u32 {
@@ -96,6 +124,8 @@ fn run(ops: Vec<Op>) {
         hard_states: vec![HardState::default()],
         term: 1,
         salt: 0,
+        compacted: 0,
+        compacting: None,
     };
     let (store, _) = open(&mut disk).unwrap();
     let mut store = Some(store);
@@ -126,7 +156,9 @@ fn run(ops: Vec<Op>) {
                 m.hard_states = vec![m.synced_hs];
             }
             Op::Truncate { back } => {
-                let from = (m.log.len() as u64 + 1).saturating_sub(back).max(1);
+                let from = (m.log.len() as u64 + 1)
+                    .saturating_sub(back)
+                    .max(m.compacted as u64 + 1);
                 s.truncate_from(from).unwrap();
                 m.log.truncate(from as usize - 1);
                 // truncate_from flushes everything first.
@@ -195,7 +227,9 @@ fn run(ops: Vec<Op>) {
                 keep,
                 seed,
             } => {
-                let from = (m.log.len() as u64 + 1).saturating_sub(back).max(1);
+                let from = (m.log.len() as u64 + 1)
+                    .saturating_sub(back)
+                    .max(m.compacted as u64 + 1);
                 s.device_mut().tear_write(skip, keep);
                 if s.truncate_from(from).is_ok() {
                     m.log.truncate(from as usize - 1);
@@ -217,6 +251,37 @@ fn run(ops: Vec<Op>) {
                 drop(store.take());
                 store = Some(recover(&mut disk, &mut m));
             }
+            Op::Compact { ahead, torn } => {
+                let at = (m.compacted + ahead as usize).min(m.log.len());
+                if at <= m.compacted {
+                    continue;
+                }
+                let (meta, data) = snapshot_meta(&m, at);
+                if let Some((skip, keep, _)) = torn {
+                    s.device_mut().tear_write(skip, keep);
+                }
+                let done = s
+                    .write_snapshot(&meta, &data)
+                    .and_then(|()| s.compact_to(at as u64));
+                match (done, torn) {
+                    (Ok(()), _) => {
+                        // Both flush everything written before them.
+                        m.compacted = at;
+                        m.required = m.log.len();
+                        m.hard_states = vec![s.hard_state()];
+                    }
+                    (Err(_), Some(_)) => m.compacting = Some(at),
+                    (Err(e), None) => panic!("snapshot at {at}: {e}"),
+                }
+                if let Some((_, _, seed)) = torn {
+                    drop(store.take());
+                    disk.crash(match seed {
+                        None => CrashMode::LoseUnflushed,
+                        Some(seed) => CrashMode::KeepRandomSubset { seed },
+                    });
+                    store = Some(recover(&mut disk, &mut m));
+                }
+            }
         }
     }
     // Whatever happened, a final crash still recovers the durable prefix.
@@ -230,26 +295,53 @@ fn run(ops: Vec<Op>) {
 fn recover<'a>(disk: &'a mut MemDisk, m: &mut Model) -> MemStore<'a> {
     let (mut s, report) = open(disk).unwrap_or_else(|e| panic!("recovery refused: {e}"));
     let got = all(&mut s);
+    let base = s.snapshot_index() as usize;
     assert!(
-        got.len() >= m.required && got.len() <= m.log.len(),
-        "recovered {} entries, required {}, had {}: {report}",
-        got.len(),
+        base == m.compacted || Some(base) == m.compacting,
+        "snapshot at {base}, expected {} or {:?}",
+        m.compacted,
+        m.compacting
+    );
+    assert_eq!(
+        s.first_index() as usize,
+        base + 1,
+        "the log starts after the snapshot"
+    );
+    let end = base + got.len();
+    assert!(
+        end >= m.required && end <= m.log.len(),
+        "recovered up to {end}, required {}, had {}: {report}",
         m.required,
         m.log.len()
     );
-    assert_eq!(got[..], m.log[..got.len()], "recovered log is a prefix");
+    assert_eq!(got[..], m.log[base..end], "recovered log is a prefix");
+    if base > 0 {
+        let (meta, data) = s.read_snapshot().unwrap().expect("a snapshot");
+        assert_eq!((meta.index, meta.term), (base as u64, m.log[base - 1].term));
+        assert_eq!(meta.data_len, data.len() as u64);
+    }
+    m.compacted = base;
+    m.compacting = None;
     assert!(
         m.hard_states.contains(&report.hard_state),
         "hard state {} not among {:?}",
         report.hard_state,
         m.hard_states
     );
-    m.log = got;
+    m.log.truncate(end);
     m.required = m.log.len();
     m.synced_hs = report.hard_state;
     m.hard_states = vec![m.synced_hs];
     m.term = m.term.max(m.log.last().map_or(1, |r| r.term));
     s
+}
+
+/// Byte offset of the WAL region in the fuzzed image.
+fn wal_start() -> usize {
+    let geometry =
+        continuum_storage::layout::Geometry::for_capacity(continuum_storage::testing::IMAGE_BLOCKS)
+            .expect("the fuzz image is large enough");
+    geometry.wal_lba as usize * 512
 }
 
 proptest! {
@@ -272,7 +364,7 @@ proptest! {
     /// land in a record otherwise).
     #[test]
     fn damage_inside_the_log_never_panics(
-        at in 72usize * 512..80 * 512,
+        at in wal_start()..wal_start() + 8 * 512,
         bytes in prop::collection::vec(any::<u8>(), 1..16),
     ) {
         let mut damage = vec![at as u8, (at >> 8) as u8, (at >> 16) as u8, bytes.len() as u8];
