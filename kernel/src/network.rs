@@ -426,6 +426,7 @@ impl NetworkTask {
         }
         loop {
             let pass_started = time::monotonic_ns();
+            time::discipline_from_rtc();
             for port in [self.lan.as_mut(), self.client.as_mut()]
                 .into_iter()
                 .flatten()
@@ -944,6 +945,11 @@ fn status_json(node_id: u8, cluster_id: u64) -> String {
     let _ = write!(
         out,
         "\"memory\":{{\"heap_used\":{heap_used},\"heap_free\":{heap_free}}},"
+    );
+    let (rtc_steps, rtc_error_ms) = time::rtc_discipline();
+    let _ = write!(
+        out,
+        "\"clock\":{{\"rtc_steps\":{rtc_steps},\"rtc_last_error_ms\":{rtc_error_ms}}},"
     );
     for (name, iface, nic) in [
         ("lan", status.lan, status.lan_nic),

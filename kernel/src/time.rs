@@ -10,7 +10,7 @@
 use crate::arch::x86_64::{cmos, pit};
 use continuum_clock::{Hlc, HlcConfig, HlcTimestamp, PhysicalClock};
 use core::arch::asm;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 /// TSC value at kernel entry: monotonic time zero.
 static TSC_ORIGIN: AtomicU64 = AtomicU64::new(0);
@@ -24,6 +24,20 @@ static WALL_MS_AT_ORIGIN: AtomicU64 = AtomicU64::new(0);
 /// (taking the reading as the second's start put every node up to a
 /// second behind its host, which a short expiry window could not absorb).
 const RTC_READING_MIDPOINT_MS: u64 = 500;
+
+/// How often the RTC's seconds register is polled for the start of a new
+/// second.
+const RTC_POLL_MS: u64 = 5;
+/// A poll further than this after the previous one cannot date the start
+/// of the second it sees (the second may have begun long before).
+const RTC_EDGE_MAX_GAP_MS: u64 = 4 * RTC_POLL_MS;
+/// The wall clock is stepped to the RTC when they differ by this much.
+/// Below it the error is mostly our polling granularity.
+const RTC_STEP_THRESHOLD_MS: i64 = 40;
+static RTC_LAST_SECOND: AtomicU64 = AtomicU64::new(u64::MAX);
+static RTC_LAST_POLL_MS: AtomicU64 = AtomicU64::new(0);
+static RTC_STEPS: AtomicU64 = AtomicU64::new(0);
+static RTC_LAST_ERROR_MS: AtomicI64 = AtomicI64::new(0);
 
 /// PIT ticks in one calibration window: 11932 ticks ≈ 10 ms.
 const CALIBRATION_PIT_TICKS: u16 = 11_932;
@@ -112,6 +126,51 @@ pub fn monotonic_ns() -> u64 {
         return 0;
     }
     tsc_to_ns(rdtsc().saturating_sub(origin))
+}
+
+/// Holds the wall clock to the RTC. The TSC rate measured at boot can be
+/// off by a percent or more under emulation, so a wall clock that only
+/// counts TSC cycles drifts by seconds per minute, and every HLC with it.
+/// Call this often (every loop pass); it polls the RTC's seconds register
+/// every [`RTC_POLL_MS`] and, when it sees a new second begin (the poll
+/// before was at most [`RTC_EDGE_MAX_GAP_MS`] earlier), compares the wall
+/// clock with that second's start and steps it by the difference when it
+/// exceeds [`RTC_STEP_THRESHOLD_MS`]. A step may go backwards: the HLC
+/// never does (it keeps its largest time), and nothing else orders by
+/// wall time.
+pub fn discipline_from_rtc() {
+    let now = monotonic_ns() / 1_000_000;
+    let last_poll = RTC_LAST_POLL_MS.load(Ordering::Relaxed);
+    if now < last_poll + RTC_POLL_MS && last_poll != 0 {
+        return;
+    }
+    RTC_LAST_POLL_MS.store(now, Ordering::Relaxed);
+    let Some(second) = cmos::seconds_register() else {
+        return;
+    };
+    let previous = RTC_LAST_SECOND.swap(u64::from(second), Ordering::Relaxed);
+    if previous == u64::MAX || previous == u64::from(second) || now > last_poll + RTC_EDGE_MAX_GAP_MS
+    {
+        return;
+    }
+    let Some(rtc) = cmos::unix_seconds() else {
+        return;
+    };
+    let error = (rtc * 1_000) as i64 - wall_clock_millis() as i64;
+    RTC_LAST_ERROR_MS.store(error, Ordering::Relaxed);
+    if error.abs() >= RTC_STEP_THRESHOLD_MS {
+        WALL_MS_AT_ORIGIN.fetch_add(error as u64, Ordering::Relaxed);
+        RTC_STEPS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// How often the wall clock was stepped to the RTC, and the last
+/// difference seen (ms, positive: the wall clock was behind).
+pub fn rtc_discipline() -> (u64, i64) {
+    (
+        RTC_STEPS.load(Ordering::Relaxed),
+        RTC_LAST_ERROR_MS.load(Ordering::Relaxed),
+    )
 }
 
 /// Wall-clock seconds since the Unix epoch (RTC at boot + time since).

@@ -1,5 +1,7 @@
-//! The CMOS real-time clock, read once at boot for wall-clock time
-//! (MC146818A datasheet; register layout as on every PC).
+//! The CMOS real-time clock: read at boot for wall-clock time, and its
+//! seconds register polled afterwards so the TSC-based wall clock can be
+//! held to it (`time::discipline_from_rtc`). MC146818A datasheet; register
+//! layout as on every PC.
 
 use x86_64::instructions::port::Port;
 
@@ -33,6 +35,15 @@ fn read_all() -> Reading {
         core::hint::spin_loop();
     }
     Reading([SECONDS, MINUTES, HOURS, DAY, MONTH, YEAR].map(read_register))
+}
+
+/// The raw seconds register, or `None` while an update is in progress
+/// (two port writes and reads; cheap enough to poll every few ms).
+pub fn seconds_register() -> Option<u8> {
+    if read_register(STATUS_A) & UPDATE_IN_PROGRESS != 0 {
+        return None;
+    }
+    Some(read_register(SECONDS))
 }
 
 /// Seconds since the Unix epoch according to the RTC (assumed UTC, 21st
