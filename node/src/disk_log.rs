@@ -33,14 +33,18 @@
 //!
 //! * Snapshots (Raft §7): [`DiskLog::compact`] stores the application's
 //!   snapshot at an applied index in the store's snapshot region and
-//!   releases the log up to it (its WAL space is reused);
+//!   releases the log up to `keep` entries before it (its WAL space is reused);
 //!   a Ready's received snapshot (InstallSnapshot) is stored first in
 //!   [`DiskLog::persist`], before that Ready's entries, and the log
 //!   restarts after it. The newest snapshot is held in memory (read and
 //!   verified once at open) for [`Storage::snapshot`]: a leader sends it
-//!   to a follower that needs a compacted entry. The log always starts
-//!   right after it (`first_index() - 1 == snapshot index`), so the entry
-//!   before the log has the snapshot's term and chain hash.
+//!   to a follower that needs a compacted entry. The store keeps the
+//!   entries `keep` before the snapshot ([`DiskLog::compact`]), so Raft's
+//!   first index is one past the store's first entry, whose term and
+//!   chain hash stand for the entry before the log; right after an
+//!   install the store starts after the snapshot, and the snapshot's term
+//!   and chain hash stand for it. At open, a kept tail must reach the
+//!   snapshot's index with the snapshot's chain hash.
 //!
 //! The store's `entries` needs `&mut` (it reads the device) while Raft's
 //! `Storage` reads through `&`; a `RefCell` bridges the two. Raft never
@@ -149,15 +153,26 @@ impl<D: BlockDevice> DiskLog<D> {
             .as_ref()
             .map_or(GENESIS_CHAIN_HASH, |s| s.metadata.chain_hash);
         let first = store.first_index();
-        // The store keeps the log starting right after its snapshot.
-        if first != snapshot.as_ref().map_or(1, |s| s.metadata.index + 1) {
+        let last = store.last_index();
+        // The store keeps the log from right after its snapshot, or from
+        // some entries before it (the tail kept for followers a little
+        // behind), which must then reach the snapshot's entry.
+        let snapshot_index = snapshot.as_ref().map(|s| s.metadata.index);
+        let pairs = match snapshot_index {
+            None => first == 1,
+            Some(index) => first == index + 1 || (first <= index && index <= last),
+        };
+        if !pairs {
             return Err(StoreError::OutOfRange {
-                index: first - 1,
+                index: snapshot_index.unwrap_or(0),
                 first,
-                last: store.last_index(),
+                last,
             });
         }
-        let last = store.last_index();
+        // A kept tail starts with an entry whose predecessor is released:
+        // it anchors the chain, which must then pass through the
+        // snapshot's chain hash at the snapshot's index (checked below).
+        let anchored = snapshot_index.is_some_and(|index| first <= index);
         let mut chain = Vec::with_capacity((last + 1 - first) as usize);
         let mut cache = VecDeque::new();
         let mut cache_bytes = 0;
@@ -173,8 +188,9 @@ impl<D: BlockDevice> DiskLog<D> {
             }
             for record in records {
                 // The first entry chains onto the snapshot (or genesis).
+                let anchor = anchored && chain.is_empty();
                 let prev = chain.last().copied().unwrap_or(base_hash);
-                if !chain_holds(&prev, &record) {
+                if !anchor && !chain_holds(&prev, &record) {
                     return Err(broken_chain(record.index));
                 }
                 next = record.index + 1;
@@ -187,6 +203,12 @@ impl<D: BlockDevice> DiskLog<D> {
                         cache_bytes -= old.encoded_len();
                     }
                 }
+            }
+        }
+        if let (true, Some(s)) = (anchored, &snapshot) {
+            let index = s.metadata.index;
+            if chain.get((index - first) as usize) != Some(&s.metadata.chain_hash) {
+                return Err(broken_chain(index));
             }
         }
         Ok(DiskLog {
@@ -230,9 +252,18 @@ impl<D: BlockDevice> DiskLog<D> {
 
     /// Stores `data` (the application's state after applying `index`) as
     /// the snapshot at `index` with opaque metadata `app`, then releases
-    /// the log up to it. Durable on return. `index` must be in the log
-    /// and applied by the caller.
-    pub fn compact(&mut self, index: u64, data: Vec<u8>, app: Vec<u8>) -> Result<(), PersistError> {
+    /// the log up to `index - keep`: the `keep` entries before the
+    /// snapshot stay, so a follower a little behind is caught up with
+    /// entries rather than the whole snapshot (etcd keeps 5,000 behind its
+    /// 10,000-entry snapshots for the same reason). Durable on return.
+    /// `index` must be in the log and applied by the caller.
+    pub fn compact(
+        &mut self,
+        index: u64,
+        keep: u64,
+        data: Vec<u8>,
+        app: Vec<u8>,
+    ) -> Result<(), PersistError> {
         let metadata = SnapshotMetadata {
             index,
             term: Storage::term(self, index).map_err(|_| out_of_log(self, index))?,
@@ -249,11 +280,14 @@ impl<D: BlockDevice> DiskLog<D> {
         store
             .write_snapshot(&meta, &snapshot.data)
             .map_err(PersistError)?;
-        store.compact_to(index).map_err(PersistError)?;
+        let release = index.saturating_sub(keep);
+        if release >= store.first_index() {
+            store.compact_to(release).map_err(PersistError)?;
+        }
         let first_kept = store.first_index();
         let drop = self.chain.len() - (store.last_index() + 1 - first_kept) as usize;
         self.chain.drain(..drop);
-        while self.cache.front().is_some_and(|e| e.index <= index) {
+        while self.cache.front().is_some_and(|e| e.index < first_kept) {
             let gone = self.cache.pop_front().expect("checked non-empty");
             self.cache_bytes -= gone.encoded_len();
         }
@@ -341,8 +375,10 @@ impl<D: BlockDevice> DiskLog<D> {
         Ok(())
     }
 
+    /// Where `index` sits among the entries the store holds (which may
+    /// start before the snapshot: the kept tail).
     fn position(&self, index: u64) -> Result<usize, StorageError> {
-        let first = self.first_index();
+        let first = self.store.borrow().first_index();
         if index < first {
             return Err(StorageError::Compacted);
         }
@@ -372,8 +408,16 @@ impl<D: BlockDevice> Storage for DiskLog<D> {
         )
     }
 
+    /// The store's first entry, or the one after it when the store still
+    /// holds entries the snapshot covers (the kept tail): then that first
+    /// entry is the boundary whose term and chain hash Raft may ask for,
+    /// as it asks for the snapshot's when nothing before it is kept.
     fn first_index(&self) -> u64 {
-        self.store.borrow().first_index()
+        let held = self.store.borrow().first_index();
+        match &self.snapshot {
+            Some(s) if s.metadata.index >= held && held <= self.last_index() => held + 1,
+            _ => held,
+        }
     }
 
     fn last_index(&self) -> u64 {
@@ -381,10 +425,11 @@ impl<D: BlockDevice> Storage for DiskLog<D> {
     }
 
     fn term(&self, index: u64) -> Result<u64, StorageError> {
-        if index + 1 == self.first_index() {
+        let held = self.position(index);
+        if held.is_err() && index + 1 == self.first_index() {
             return Ok(self.snapshot.as_ref().map_or(0, |s| s.metadata.term));
         }
-        self.position(index)?;
+        held?;
         self.store
             .borrow()
             .term(index)
@@ -392,13 +437,14 @@ impl<D: BlockDevice> Storage for DiskLog<D> {
     }
 
     fn chain_hash(&self, index: u64) -> Result<ChainHash, StorageError> {
-        if index + 1 == self.first_index() {
+        let held = self.position(index);
+        if held.is_err() && index + 1 == self.first_index() {
             return Ok(self
                 .snapshot
                 .as_ref()
                 .map_or(GENESIS_CHAIN_HASH, |s| s.metadata.chain_hash));
         }
-        Ok(self.chain[self.position(index)?])
+        Ok(self.chain[held?])
     }
 
     fn entries(&self, lo: u64, hi: u64, max_bytes: usize) -> Result<Vec<Entry>, StorageError> {

@@ -123,7 +123,9 @@ impl fmt::Display for SnapshotEvent {
 /// Snapshot and log-space figures for `/status`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SnapshotStatus {
-    /// First index the log holds (snapshot index + 1).
+    /// First index the log holds: half a snapshot interval before the
+    /// snapshot (the entries kept for followers a little behind), or the
+    /// snapshot index + 1 right after an install.
     pub first_index: u64,
     /// Index of the stored snapshot (0: none).
     pub snapshot_index: u64,
@@ -368,10 +370,11 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
     }
 
     /// Takes a snapshot and compacts the log once `snapshot_entries`
-    /// entries were applied since the last one. No tail is kept: a
-    /// follower behind the snapshot gets it by InstallSnapshot (the log
-    /// starts right after the snapshot, which keeps `first_index - 1` the
-    /// snapshot index that Raft's storage contract names).
+    /// entries were applied since the last one. Half an interval of
+    /// entries before the snapshot is kept: a follower that lags by less
+    /// is sent entries; only one further behind (stopped, restarted,
+    /// partitioned) gets the snapshot by InstallSnapshot. The WAL then
+    /// holds at most 1.5 × `snapshot_entries` entries.
     fn maybe_snapshot(&mut self) -> Result<(), NodeError> {
         let every = self.config.snapshot_entries;
         let since = self.raft.storage().snapshot_index();
@@ -384,7 +387,7 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
         let index = self.applied;
         self.raft
             .storage_mut()
-            .compact(index, data, app)
+            .compact(index, every / 2, data, app)
             .map_err(NodeError::Persist)?;
         self.metrics.snapshots_taken += 1;
         self.last_snapshot_tick = self.ticks;

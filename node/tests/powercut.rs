@@ -912,8 +912,12 @@ impl Sim {
                     "node {id}: transfer {tid} not at its acknowledged index"
                 ));
             }
-            *implied.entry(from).or_default() -= amount as i128;
-            *implied.entry(to).or_default() += amount as i128;
+            // The id index keeps rejected decisions too: only an applied
+            // transfer moved money.
+            if t.applied() {
+                *implied.entry(from).or_default() -= amount as i128;
+                *implied.entry(to).or_default() += amount as i128;
+            }
         }
         for (account, balance) in implied {
             let actual = ledger.balance(account).unwrap_or(0) as i128;

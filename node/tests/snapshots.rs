@@ -147,7 +147,8 @@ fn a_small_disk_holds_an_unbounded_history_and_restart_replays_only_the_tail() {
     );
     let status = node.snapshot_status();
     assert!(status.snapshots_taken >= 9, "{status:?}");
-    assert_eq!(status.first_index, status.snapshot_index + 1);
+    // Half an interval is kept before the snapshot for followers a little behind.
+    assert_eq!(status.first_index, status.snapshot_index + 1 - 100);
     assert!(status.wal_used_bytes <= status.wal_capacity_bytes);
     let events = node.take_snapshot_events();
     assert!(events

@@ -122,12 +122,17 @@ impl<S: Storage> Raft<S> {
         if !conf_state.voters.contains(&config.id) || conf_state.voters.contains(&NO_NODE) {
             return Err(ConfigError::NotAVoter);
         }
-        if config.applied > hard_state.commit {
+        // With a snapshot, the application restores it: everything up to it
+        // is committed (only applied entries are snapshotted) and applied,
+        // whatever commit index the hard state last recorded. The snapshot
+        // may cover entries the storage still keeps.
+        let snapshot_index = storage
+            .snapshot()
+            .map_or(0, |s| s.metadata.index)
+            .max(storage.first_index() - 1);
+        if config.applied > hard_state.commit.max(snapshot_index) {
             return Err(ConfigError::AppliedBeyondCommit);
         }
-        // With a snapshot, the application restores it: everything up to it
-        // is committed and applied.
-        let snapshot_index = storage.first_index() - 1;
         let log = RaftLog::new(
             storage,
             hard_state.commit.max(snapshot_index),

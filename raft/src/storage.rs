@@ -111,7 +111,10 @@ impl fmt::Display for StorageError {
 pub trait Storage {
     /// Hard state and membership persisted so far (used on start/restart).
     fn initial_state(&self) -> (HardState, ConfState);
-    /// First index present in the log (snapshot index + 1; 1 without one).
+    /// First index present in the log (1 without a snapshot; with one, at
+    /// most snapshot index + 1: a storage may keep entries the snapshot
+    /// covers, so a follower a little behind is sent entries, not the
+    /// snapshot).
     fn first_index(&self) -> u64;
     /// Last index present (`first_index() - 1` when empty).
     fn last_index(&self) -> u64;
@@ -122,8 +125,8 @@ pub trait Storage {
     /// Entries `lo..hi`, stopping early once their encoded size exceeds
     /// `max_bytes` (but always at least one entry if `lo < hi`).
     fn entries(&self, lo: u64, hi: u64, max_bytes: usize) -> Result<Vec<Entry>, StorageError>;
-    /// The newest persisted snapshot, whose index is `first_index() - 1`
-    /// (`None`: no snapshot, the log starts at 1). A leader sends it to a
+    /// The newest persisted snapshot, whose index is at least
+    /// `first_index() - 1` (`None`: no snapshot, the log starts at 1). A leader sends it to a
     /// follower that needs a compacted entry.
     fn snapshot(&self) -> Option<&Snapshot> {
         None

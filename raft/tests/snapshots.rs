@@ -223,3 +223,29 @@ fn a_corrupt_chunk_is_refused() {
     assert!(net.node(3).stats().ignored_messages > 0);
     assert!(net.node(3).last_index() < net.node(1).last_index());
 }
+
+/// A snapshot covers only applied, so committed, entries: a restart whose
+/// hard state recorded an older commit index (it is written lazily) still
+/// starts with the application at the snapshot.
+#[test]
+fn a_restart_applied_at_the_snapshot_is_valid_whatever_commit_the_hard_state_recorded() {
+    use continuum_raft::{ConfState, HardState, MemStorage, Snapshot, SnapshotMetadata};
+    let mut storage = MemStorage::new(vec![1]);
+    let metadata = SnapshotMetadata {
+        index: 10,
+        term: 1,
+        chain_hash: [7; 32],
+        conf_state: ConfState { voters: vec![1] },
+    };
+    storage.apply_snapshot(Snapshot::new(metadata, vec![1, 2, 3]));
+    storage.set_hard_state(HardState {
+        term: 1,
+        vote: 1,
+        commit: 4,
+    });
+    let mut config = continuum_raft::Config::new(1);
+    config.applied = 10;
+    let raft = Raft::new(config, storage, 7).expect("applied at the snapshot is committed");
+    assert_eq!(raft.commit_index(), 10);
+    assert_eq!(raft.applied_index(), 10);
+}

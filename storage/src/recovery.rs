@@ -487,10 +487,6 @@ impl fmt::Display for RecoveryReport {
             }
         }
         match self.reconciled {
-            Some(crate::store::Reconciled::Compacted) => writeln!(
-                f,
-                "storage: finished the compaction interrupted after the snapshot was written"
-            )?,
             Some(crate::store::Reconciled::Reset) => writeln!(
                 f,
                 "storage: finished the snapshot install interrupted after the snapshot was written (log reset)"

@@ -744,9 +744,10 @@ impl<D: BlockDevice> Store<D> {
         self.sync()
     }
 
-    /// At open: make the log and the snapshot a consistent pair. A
-    /// snapshot written but not yet followed by its compaction or log
-    /// reset (a crash in between) is finished here.
+    /// At open: make the log and the snapshot a consistent pair. A log
+    /// that holds the snapshot's entry already is one; a snapshot whose
+    /// entry the log does not hold (an install a crash interrupted before
+    /// its log reset) gets the reset here.
     pub(crate) fn reconcile_snapshot(&mut self) -> Result<Option<Reconciled>, StoreError> {
         let Some(meta) = self.snapshot_meta().cloned() else {
             return Ok(None);
@@ -756,8 +757,11 @@ impl<D: BlockDevice> Store<D> {
         }
         let matches = meta.index <= self.last_index() && self.term(meta.index) == Ok(meta.term);
         if matches {
-            self.compact_to(meta.index)?;
-            Ok(Some(Reconciled::Compacted))
+            // The log holds the snapshot's entry and some before it: a
+            // consistent pair already (the entries kept before a snapshot,
+            // or a compaction a crash interrupted, which the next one
+            // finishes). Nothing to release here.
+            Ok(None)
         } else {
             self.reset_log_after(meta.index)?;
             Ok(Some(Reconciled::Reset))
@@ -769,8 +773,6 @@ impl<D: BlockDevice> Store<D> {
 /// crash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reconciled {
-    /// The log held the snapshot's entry: the prefix it covers was released.
-    Compacted,
     /// The log did not hold it (an interrupted install): the log was
     /// emptied to start after the snapshot.
     Reset,
