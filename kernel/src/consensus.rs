@@ -464,16 +464,36 @@ pub fn metrics_text(out: &mut String, node_id: u8) {
     );
     gauge(out, "raft_last_index", "Last log index", raft.last_index());
     let snap = node.snapshot_status();
-    gauge(out, "raft_first_index", "First index the log holds", snap.first_index);
+    gauge(
+        out,
+        "raft_first_index",
+        "First index the log holds",
+        snap.first_index,
+    );
     gauge(
         out,
         "snapshot_index",
         "Index of the stored ledger snapshot (0: none)",
         snap.snapshot_index,
     );
-    gauge(out, "snapshot_bytes", "Size of the stored snapshot", snap.snapshot_bytes);
-    gauge(out, "wal_used_bytes", "WAL bytes the live log occupies", snap.wal_used_bytes);
-    gauge(out, "wal_capacity_bytes", "WAL region size", snap.wal_capacity_bytes);
+    gauge(
+        out,
+        "snapshot_bytes",
+        "Size of the stored snapshot",
+        snap.snapshot_bytes,
+    );
+    gauge(
+        out,
+        "wal_used_bytes",
+        "WAL bytes the live log occupies",
+        snap.wal_used_bytes,
+    );
+    gauge(
+        out,
+        "wal_capacity_bytes",
+        "WAL region size",
+        snap.wal_capacity_bytes,
+    );
     counter(
         out,
         "snapshots_taken_total",

@@ -149,7 +149,9 @@ pub fn discipline_from_rtc() {
         return;
     };
     let previous = RTC_LAST_SECOND.swap(u64::from(second), Ordering::Relaxed);
-    if previous == u64::MAX || previous == u64::from(second) || now > last_poll + RTC_EDGE_MAX_GAP_MS
+    if previous == u64::MAX
+        || previous == u64::from(second)
+        || now > last_poll + RTC_EDGE_MAX_GAP_MS
     {
         return;
     }
