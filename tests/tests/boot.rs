@@ -56,7 +56,10 @@ fn page_fault_is_reported_not_hung() {
 fn node_without_config_boots_with_defaults() {
     let mut vm = VmConfig::new("no-config").start();
     vm.wait_for_line("config: none in fw_cfg, using defaults");
-    vm.wait_for_line("node 1 of cluster 1, mode node, heap 16 MiB");
+    vm.wait_for_line(&format!(
+        "node 1 of cluster 1, mode node, heap {} MiB",
+        continuum_config::Config::default().heap_mib
+    ));
     let (_, ready) = vm.wait_for_line("ready: kernel entry -> ready");
     assert!(ready.contains(" ms, wall clock "), "{ready}");
 }

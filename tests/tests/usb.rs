@@ -142,7 +142,8 @@ fn boots_from_stick(name: &str, firmware: Firmware) {
         text.len()
     ));
     vm.wait_for_line(&format!(
-        "node 1 of cluster {CLUSTER_ID}, mode node, heap 16 MiB"
+        "node 1 of cluster {CLUSTER_ID}, mode node, heap {} MiB",
+        continuum_config::Config::default().heap_mib
     ));
     vm.wait_for_line("ready: kernel entry -> ready");
     let console = vm.console_text();
