@@ -130,38 +130,22 @@ pub fn table(views: &[NodeView]) -> String {
                     ),
                 )
             }
-            Ok(_) => (
-                [
-                    id,
-                    process,
-                    "no consensus (see console)".into(),
-                    dash(),
-                    dash(),
-                    dash(),
-                    dash(),
-                    dash(),
-                    dash(),
-                ],
-                dash(),
-            ),
-            Err(why) => (
-                [
-                    id,
-                    process,
-                    format!("({why})"),
-                    dash(),
-                    dash(),
-                    dash(),
-                    dash(),
-                    dash(),
-                    dash(),
-                ],
-                dash(),
-            ),
+            Ok(_) => only_role(id, process, "no consensus (see console)".into()),
+            Err(why) => only_role(id, process, format!("({why})")),
         };
         out.push_str(&row(cells, &head));
     }
     out
+}
+
+/// A table row with only the node, its process state and `role` (no Raft
+/// fields to show), and no chain head.
+fn only_role(id: String, process: String, role: String) -> ([String; 9], String) {
+    let mut cells: [String; 9] = core::array::from_fn(|_| String::from("-"));
+    cells[0] = id;
+    cells[1] = process;
+    cells[2] = role;
+    (cells, String::from("-"))
 }
 
 /// `cluster status`.

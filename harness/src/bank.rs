@@ -151,28 +151,9 @@ impl Client {
                 request_id: self.next,
                 op: op.clone(),
             };
-            self.socket
-                .send_to(&request.encode().unwrap(), ("127.0.0.1", port))
-                .unwrap();
-            let mut buf = [0u8; 2048];
-            let wait_until = Instant::now() + Duration::from_secs(3);
-            while Instant::now() < wait_until {
-                let Ok(len) = self.socket.recv(&mut buf) else {
-                    continue;
-                };
-                let Ok(reply) = ClientReply::decode(&buf[..len]) else {
-                    continue;
-                };
-                if reply.request_id != self.next {
-                    continue;
-                }
-                match reply.body {
-                    ReplyBody::Error(
-                        ReplyError::Unavailable | ReplyError::Busy | ReplyError::Timeout,
-                    )
-                    | ReplyBody::Redirect { .. } => break,
-                    _ => return reply,
-                }
+            let datagram = request.encode().unwrap();
+            if let Some(reply) = exchange(&self.socket, port, &datagram, self.next) {
+                return reply;
             }
             attempt += 1;
             assert!(
@@ -181,6 +162,38 @@ impl Client {
             );
         }
     }
+}
+
+/// Sends the request `datagram` (whose id is `request_id`) from `socket`
+/// to the node on `port` once and waits up to 3 s for its answer: the
+/// answer if it is final, `None` on silence or a retryable one
+/// (`Unavailable`, `Busy`, `Timeout`, a redirect).
+pub fn exchange(
+    socket: &UdpSocket,
+    port: u16,
+    datagram: &[u8],
+    request_id: u64,
+) -> Option<ClientReply> {
+    socket.send_to(datagram, ("127.0.0.1", port)).unwrap();
+    let mut buf = [0u8; 2048];
+    let wait_until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < wait_until {
+        let Ok(len) = socket.recv(&mut buf) else {
+            continue;
+        };
+        let Ok(reply) = ClientReply::decode(&buf[..len]) else {
+            continue;
+        };
+        if reply.request_id != request_id {
+            continue;
+        }
+        return match reply.body {
+            ReplyBody::Error(ReplyError::Unavailable | ReplyError::Busy | ReplyError::Timeout)
+            | ReplyBody::Redirect { .. } => None,
+            _ => Some(reply),
+        };
+    }
+    None
 }
 
 pub fn submit(client: &mut Client, nodes: &Nodes, via: usize, command: Vec<u8>) -> (Outcome, u64) {

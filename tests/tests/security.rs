@@ -19,14 +19,14 @@
 
 use continuum_bank::{Entry, Limits, Outcome, Transfer, DEFAULT_MAX_EXPIRY_WINDOW_MS};
 use continuum_harness::bank::{
-    create_account, owner, start_with_config, status, submit, transfer, Client, Nodes,
+    create_account, exchange, owner, start_with_config, status, submit, transfer, Client, Nodes,
 };
 use continuum_harness::client::unix_ms;
 use continuum_harness::cluster::{
     lan_ip, lan_mac, node_key, peer_reachable, udp_frame, CLUSTER_ID,
 };
 use continuum_harness::DiskKind;
-use continuum_net::client::{ClientReply, ClientRequest, ReplyBody, ReplyError, RequestOp};
+use continuum_net::client::{ClientReply, ClientRequest, ReplyBody, RequestOp};
 use continuum_net::peer::{AuthScheme, PeerBody};
 use continuum_net::peer_auth::{PeerAuth, PeerConfig};
 use std::net::UdpSocket;
@@ -83,28 +83,8 @@ fn send_raw(nodes: &Nodes, via: usize, datagram: &[u8]) -> ClientReply {
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
     while Instant::now() < deadline {
-        socket
-            .send_to(datagram, ("127.0.0.1", nodes.client[via]))
-            .unwrap();
-        let wait_until = Instant::now() + Duration::from_secs(3);
-        let mut buf = [0u8; 2048];
-        while Instant::now() < wait_until {
-            let Ok(len) = socket.recv(&mut buf) else {
-                continue;
-            };
-            let Ok(reply) = ClientReply::decode(&buf[..len]) else {
-                continue;
-            };
-            if reply.request_id != request.request_id {
-                continue;
-            }
-            match reply.body {
-                ReplyBody::Error(
-                    ReplyError::Unavailable | ReplyError::Busy | ReplyError::Timeout,
-                )
-                | ReplyBody::Redirect { .. } => break,
-                _ => return reply,
-            }
+        if let Some(reply) = exchange(&socket, nodes.client[via], datagram, request.request_id) {
+            return reply;
         }
     }
     panic!("no final answer to the raw request within 120 s");
