@@ -241,7 +241,9 @@ pub fn signed_transfer(
     to: u128,
     amount: u64,
 ) -> Vec<u8> {
-    Entry::single(
+    signed_entry(
+        key,
+        cluster_id,
         Transfer {
             id,
             from,
@@ -250,10 +252,13 @@ pub fn signed_transfer(
             client: id,
             seq: 1,
             expires_at: crate::client::default_expires_at(),
-        }
-        .sign(key, u128::from(cluster_id)),
+        },
     )
-    .encode()
+}
+
+/// The encoded one-transfer entry of `transfer` signed by `key`.
+pub fn signed_entry(key: &SigningKey, cluster_id: u64, transfer: Transfer) -> Vec<u8> {
+    Entry::single(transfer.sign(key, u128::from(cluster_id))).encode()
 }
 
 /// `/status` of node `id` (1-based) as JSON.

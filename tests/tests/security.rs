@@ -19,7 +19,8 @@
 
 use continuum_bank::{Entry, Limits, Outcome, Transfer, DEFAULT_MAX_EXPIRY_WINDOW_MS};
 use continuum_harness::bank::{
-    create_account, exchange, owner, start_with_config, status, submit, transfer, Client, Nodes,
+    create_account, exchange, owner, signed_entry, start_with_config, status, submit, transfer,
+    Client, Nodes,
 };
 use continuum_harness::client::unix_ms;
 use continuum_harness::cluster::{
@@ -50,19 +51,16 @@ const FLOOD_THREADS: u128 = 6;
 const LEDGER_HEAP_MIB: u64 = 8;
 
 fn signed(from: u128, to: u128, amount: u64, id: u128, client: u128, expires_at: u64) -> Vec<u8> {
-    Entry::single(
-        Transfer {
-            id,
-            from,
-            to,
-            amount,
-            client,
-            seq: 1,
-            expires_at,
-        }
-        .sign(&owner(from), u128::from(CLUSTER_ID)),
-    )
-    .encode()
+    let transfer = Transfer {
+        id,
+        from,
+        to,
+        amount,
+        client,
+        seq: 1,
+        expires_at,
+    };
+    signed_entry(&owner(from), CLUSTER_ID, transfer)
 }
 
 fn outcome(reply: &ClientReply) -> Option<Outcome> {

@@ -375,20 +375,7 @@ fn net_bench() -> Result<Rtt, String> {
         ],
     });
     let run = cluster.vms.remove(0).wait_exit();
-    if run.exit != Exit::Success {
-        return Err(format!(
-            "net-bench node exited {:?}:\n{}",
-            run.exit,
-            run.console()
-        ));
-    }
-    let line = run
-        .lines
-        .iter()
-        .map(|(_, l)| l)
-        .find(|l| l.contains("rtt_p50_us="))
-        .ok_or_else(|| format!("net-bench printed no result:\n{}", run.console()))?;
-    let line = line[line.find("net-bench").unwrap_or(0)..].to_owned();
+    let line = result_line(&run, "net-bench", "rtt_p50_us=")?;
     let get = |key| figure(&line, key).ok_or_else(|| format!("no {key} in {line:?}"));
     Ok(Rtt {
         p50_us: get("rtt_p50_us")?,
@@ -396,6 +383,22 @@ fn net_bench() -> Result<Rtt, String> {
         messages_per_s: get("messages_per_s")?,
         line,
     })
+}
+
+/// The console line of a benchmark VM (`mode`, which prints its lines
+/// as `<mode>...`) that contains `needle`, from `<mode>` on; why not if the
+/// VM failed or printed no such line.
+fn result_line(run: &continuum_harness::Run, mode: &str, needle: &str) -> Result<String, String> {
+    if run.exit != Exit::Success {
+        return Err(format!("{mode} exited {:?}:\n{}", run.exit, run.console()));
+    }
+    let line = run
+        .lines
+        .iter()
+        .map(|(_, l)| l)
+        .find(|l| l.contains(needle))
+        .ok_or_else(|| format!("{mode} printed no {needle:?} line:\n{}", run.console()))?;
+    Ok(line[line.find(mode).unwrap_or(0)..].to_owned())
 }
 
 struct WalFlush {
@@ -424,20 +427,7 @@ fn wal_bench(name: &str) -> Result<WalFlush, String> {
         .timeout(Duration::from_secs(180))
         .run();
     let _ = std::fs::remove_dir_all(&dir);
-    if run.exit != Exit::Success {
-        return Err(format!(
-            "wal-bench exited {:?}:\n{}",
-            run.exit,
-            run.console()
-        ));
-    }
-    let line = run
-        .lines
-        .iter()
-        .map(|(_, l)| l)
-        .find(|l| l.contains("wal-bench: batch 1 "))
-        .ok_or_else(|| format!("wal-bench printed no batch 1 row:\n{}", run.console()))?;
-    let line = line[line.find("wal-bench:").unwrap_or(0)..].to_owned();
+    let line = result_line(&run, "wal-bench", "wal-bench: batch 1 ")?;
     let get = |key| figure(&line, key).ok_or_else(|| format!("no {key} in {line:?}"));
     Ok(WalFlush {
         p50_us: get("flush_p50_us")?,
