@@ -85,10 +85,12 @@ pub struct DiskLog<D: BlockDevice> {
     /// Most recent entries (contiguous, ending at `last_index`).
     cache: VecDeque<Entry>,
     cache_bytes: usize,
-    /// The newest stored snapshot (the log starts right after it).
+    /// The newest stored snapshot (the log holds the kept tail before it, or
+    /// starts right after it).
     snapshot: Option<Snapshot>,
-    /// Bytes appended and flushes issued (metrics).
+    /// Bytes of entries appended (metrics).
     pub bytes_written: u64,
+    /// Flushes issued (metrics).
     pub flushes: u64,
 }
 

@@ -62,6 +62,7 @@
 //! `/status`.
 
 #![no_std]
+#![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
 extern crate alloc;

@@ -159,15 +159,22 @@ pub enum NodeError {
     /// A stored or received snapshot does not restore to a ledger of this
     /// cluster at its index.
     Snapshot {
+        /// The snapshot's index.
         index: u64,
+        /// Why the ledger refused it (`None`: it belongs to another genesis
+        /// or index).
         error: Option<SnapshotError>,
     },
     /// A majority of peers applied the same index to a different receipt
     /// chain head: this replica diverged.
     Diverged {
+        /// The applied index the heads were compared at.
         index: u64,
+        /// This node's receipt-chain head there.
         mine: [u8; 32],
+        /// The head the peers agree on.
         theirs: [u8; 32],
+        /// How many peers reported it.
         peers: usize,
     },
 }
@@ -216,11 +223,17 @@ impl fmt::Display for Hex<'_> {
 /// Counters for `/metrics` and `/status`.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Metrics {
+    /// Entries this node proposed as leader.
     pub proposals: u64,
+    /// Client writes forwarded to the leader.
     pub forwarded: u64,
+    /// Entries seen committed.
     pub committed_entries: u64,
+    /// Bank commands applied (every outcome).
     pub applied_commands: u64,
+    /// Client requests received.
     pub client_requests: u64,
+    /// Client requests refused as malformed.
     pub client_bad_requests: u64,
     /// Client submits refused at admission: a signature does not verify.
     pub client_bad_signatures: u64,
@@ -230,11 +243,18 @@ pub struct Metrics {
     /// Unchecked forwards this leader dropped (bad or unresolvable
     /// signer, budget spent, or not leader any more).
     pub forwards_refused: u64,
+    /// Client requests answered `Timeout` (writes) or `Unavailable` (reads).
     pub client_timeouts: u64,
+    /// Linearizable reads answered.
     pub reads_served: u64,
+    /// Peer messages refused: Raft would not step them, a read answer
+    /// nobody asked for, or a malformed forward.
     pub raft_rejected: u64,
+    /// Times the known leader changed.
     pub leader_changes: u64,
+    /// Chain checks whose head matched ours.
     pub chain_checks_matched: u64,
+    /// Chain checks whose head differed from ours.
     pub chain_checks_mismatched: u64,
     /// Snapshots taken (log compacted up to them).
     pub snapshots_taken: u64,

@@ -64,17 +64,31 @@ pub enum Body {
     /// knows (envelope tag 2); otherwise some signer's account was not yet
     /// applied there and the leader checks the command itself (tag 4).
     Forward {
+        /// The follower that took the request (it answers the client).
         origin: u64,
+        /// Its request tag for the write.
         tag: u64,
+        /// The encoded bank entry.
         command: Vec<u8>,
+        /// Whether the follower verified every signature.
         admitted: bool,
     },
     /// The sender's receipt-chain head at an applied index (divergence check).
-    ChainCheck { index: u64, head: [u8; 32] },
+    ChainCheck {
+        /// The applied index of the checkpoint.
+        index: u64,
+        /// The receipt-chain head there.
+        head: [u8; 32],
+    },
     /// The leader's answer to an unchecked forward (tag 4) it refused on
     /// its merits, so the origin can tell its client: `tag` is the origin's
     /// request tag from the forward.
-    ForwardRefused { tag: u64, reason: ForwardRefusal },
+    ForwardRefused {
+        /// The origin's request tag from the forward.
+        tag: u64,
+        /// Why it was refused.
+        reason: ForwardRefusal,
+    },
 }
 
 /// Why a leader refused an unchecked forward (the verdicts that do not
@@ -92,8 +106,11 @@ pub enum ForwardRefusal {
 /// A peer datagram's payload: clocks plus a body.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Envelope {
+    /// The sender's Lamport clock at sending.
     pub lamport: u64,
+    /// The sender's packed HLC at sending.
     pub hlc: u64,
+    /// What the datagram carries.
     pub body: Body,
 }
 
