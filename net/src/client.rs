@@ -29,7 +29,7 @@
 //!
 //! | status | name     | body                                                    |
 //! |--------|----------|---------------------------------------------------------|
-//! | 0      | Ok       | index u64, term u64, HLC u64, chain hash [32], outcome (rest) |
+//! | 0      | Ok       | index u64, term u64, HLC u64, chain hash (32 bytes), outcome (rest) |
 //! | 1      | Redirect | leader hint u64 (0 = unknown leader)                    |
 //! | 2      | Error    | error code u8                                           |
 //!
@@ -73,11 +73,20 @@ pub const QUERY_REQUEST_BYTES: usize = HEADER_BYTES + REPLY_OK_FIXED_BYTES + MAX
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RequestOp {
     /// Propose a command (an encoded, owner-signed bank command).
-    Submit { command: Vec<u8> },
+    Submit {
+        /// The encoded bank entry (one or more signed commands).
+        command: Vec<u8>,
+    },
     /// Linearizable read of one account's balance.
-    QueryBalance { account: u128 },
+    QueryBalance {
+        /// The account's id.
+        account: u128,
+    },
     /// The outcome of a transfer by its client-chosen 128-bit id.
-    QueryOutcome { transfer_id: u128 },
+    QueryOutcome {
+        /// The transfer's id.
+        transfer_id: u128,
+    },
     /// The applied chain head (index, term, HLC, hash).
     QueryChainHead,
 }
@@ -85,10 +94,13 @@ pub enum RequestOp {
 /// A client request datagram.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClientRequest {
+    /// The cluster the request is for (a node of another refuses it).
     pub cluster_id: ClusterId,
     /// Client-chosen id; together with `request_id` it names a retry.
     pub client_id: u64,
+    /// Client-chosen id of this request; the reply echoes it.
     pub request_id: u64,
+    /// What is asked.
     pub op: RequestOp,
 }
 
@@ -142,29 +154,36 @@ impl fmt::Display for ReplyError {
 pub enum ReplyBody {
     /// Committed (submit) or read (query) at this log position.
     Ok {
+        /// Log index of the entry (or of the read).
         index: u64,
+        /// Its term.
         term: u64,
         /// Hybrid logical clock timestamp of the entry.
         hlc: u64,
+        /// Receipt-chain head after it.
         chain_hash: [u8; 32],
         /// Bank-encoded outcome or query answer (empty for a chain head).
         outcome: Vec<u8>,
     },
     /// This node is not the leader; try `leader_hint` if known.
     Redirect {
+        /// The leader this node knows of.
         leader_hint: Option<NodeId>,
     },
+    /// Not answered; why.
     Error(ReplyError),
 }
 
 /// A reply datagram.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClientReply {
+    /// The replying node's cluster.
     pub cluster_id: ClusterId,
     /// The replying node.
     pub node: NodeId,
     /// Echo of the request's id.
     pub request_id: u64,
+    /// The answer.
     pub body: ReplyBody,
 }
 
@@ -397,12 +416,23 @@ pub fn decode_balance_answer(bytes: &[u8]) -> Result<Option<u64>, DecodeError> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TransferAnswer {
     /// No decision on this id inside the dedup window, as of `log_time_ms`.
-    NotDecided { log_time_ms: u64 },
+    NotDecided {
+        /// The ledger's log time when asked (ms).
+        log_time_ms: u64,
+    },
     /// Applied by the entry at `index`.
-    Applied { index: u64 },
+    Applied {
+        /// The deciding entry's index.
+        index: u64,
+    },
     /// Rejected by the entry at `index` with the bank outcome `outcome_code`
     /// (a retry of the same bytes gets the same answer).
-    Rejected { index: u64, outcome_code: u8 },
+    Rejected {
+        /// The deciding entry's index.
+        index: u64,
+        /// The bank outcome's code.
+        outcome_code: u8,
+    },
 }
 
 impl TransferAnswer {

@@ -56,6 +56,7 @@ pub struct PeerOpenFixture {
 }
 
 impl PeerOpenFixture {
+    /// Three members' keys and receivers, built once.
     pub fn new() -> PeerOpenFixture {
         let keys = [1u8, 2, 3].map(|seed| SigningKey::from_bytes(&[seed; 32]));
         let members = [

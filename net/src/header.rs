@@ -66,9 +66,11 @@ impl Kind {
 /// The decoded common header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Header {
+    /// What the datagram is.
     pub kind: Kind,
     /// Length of the payload that follows the kind-specific header.
     pub payload_len: u16,
+    /// The sender's cluster.
     pub cluster_id: ClusterId,
     /// Sending node (peer messages) or client id (client messages).
     pub sender: u64,
@@ -121,30 +123,43 @@ pub enum DecodeError {
     Truncated,
     /// The datagram is longer than [`MAX_DATAGRAM_BYTES`].
     TooLong {
+        /// Its length in bytes.
         len: usize,
     },
+    /// Not a Continuum datagram.
     BadMagic,
+    /// A wire version this node does not speak.
     UnsupportedVersion(u8),
+    /// A kind byte no message has.
     UnknownKind(u8),
     /// A kind arrived where another family was expected (e.g. a client
     /// request handed to the peer decoder).
     UnexpectedKind(Kind),
+    /// An authentication scheme byte no scheme has.
     UnknownScheme(u8),
+    /// A client request op byte no op has.
     UnknownOp(u8),
+    /// A reply status byte no status has.
     UnknownStatus(u8),
+    /// A reply error byte no error has.
     UnknownErrorCode(u8),
     /// The payload length field disagrees with the bytes present.
     LengthMismatch {
+        /// The length the header declares.
         declared: usize,
+        /// The bytes present.
         actual: usize,
     },
     /// The payload is longer than the per-family maximum.
     PayloadTooLarge {
+        /// Its length.
         len: usize,
+        /// The family's maximum.
         max: usize,
     },
     /// Bytes left over after a complete structure.
     TrailingBytes {
+        /// How many.
         extra: usize,
     },
     /// Sequence numbers start at 1; 0 never appears on the wire.
@@ -200,7 +215,12 @@ impl fmt::Display for DecodeError {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EncodeError {
     /// The payload does not fit one datagram.
-    PayloadTooLarge { len: usize, max: usize },
+    PayloadTooLarge {
+        /// Its length.
+        len: usize,
+        /// The most that fits.
+        max: usize,
+    },
     /// A node id of 0 was given where a node is required.
     ZeroNodeId,
     /// A submit request with no command bytes.

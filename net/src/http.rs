@@ -56,6 +56,7 @@ impl core::fmt::Display for HeadError {
 /// A complete, well-formed request head.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RequestHead<'a> {
+    /// The method token (e.g. `GET`).
     pub method: &'a [u8],
     /// Origin-form target: path and optional `?query`.
     pub target: &'a [u8],
@@ -68,7 +69,9 @@ pub struct RequestHead<'a> {
 pub enum Head<'a> {
     /// A valid prefix of a head: wait for more (within the deadline).
     Incomplete,
+    /// A whole head.
     Complete(RequestHead<'a>),
+    /// Junk or too large: answer with the error's status and close.
     Refused(HeadError),
 }
 

@@ -46,7 +46,10 @@ pub enum KeyError {
     /// The same node id appears twice in the membership.
     DuplicateMember(NodeId),
     /// More members than [`crate::MAX_CLUSTER_MEMBERS`].
-    TooManyMembers { count: usize },
+    TooManyMembers {
+        /// How many were listed.
+        count: usize,
+    },
     /// The local node is not in the membership list.
     NotAMember(NodeId),
     /// The membership lists another public key for the local node.

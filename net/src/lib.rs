@@ -65,6 +65,7 @@
 //! the contract only while the RTC never steps back by more than a reboot
 //! takes.
 #![no_std]
+#![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
 extern crate alloc;

@@ -91,18 +91,24 @@ pub trait Nic {
 /// Counters kept by the adapter, for the status page.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct NicCounters {
+    /// Frames received.
     pub rx_frames: u64,
+    /// Frames handed to the NIC.
     pub tx_frames: u64,
+    /// Frames the NIC refused.
     pub tx_errors: u64,
 }
 
 /// A [`Nic`] as a smoltcp device.
 pub struct NicDevice<N: Nic> {
+    /// The driver.
     pub nic: N,
+    /// What passed through it.
     pub counters: NicCounters,
 }
 
 impl<N: Nic> NicDevice<N> {
+    /// Wraps `nic` with zeroed counters.
     pub fn new(nic: N) -> Self {
         NicDevice {
             nic,
@@ -111,11 +117,13 @@ impl<N: Nic> NicDevice<N> {
     }
 }
 
+/// smoltcp's receive token: one frame already copied out of the NIC.
 pub struct RxToken {
     frame: [u8; MAX_FRAME_BYTES],
     len: usize,
 }
 
+/// smoltcp's transmit token: sends one frame through the NIC.
 pub struct TxToken<'a, N: Nic> {
     nic: &'a mut N,
     counters: &'a mut NicCounters,

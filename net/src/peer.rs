@@ -71,9 +71,15 @@ pub enum PeerBody<'a> {
     /// Liveness probe, and the bootstrap message: the one kind a receiver
     /// accepts although it names a receiver epoch other than the current
     /// one (see [`PeerBody::is_bootstrap`]).
-    Ping { nonce: u64 },
+    Ping {
+        /// Echoed by the pong.
+        nonce: u64,
+    },
     /// Answer to a ping.
-    Pong { nonce: u64 },
+    Pong {
+        /// The ping's nonce.
+        nonce: u64,
+    },
 }
 
 impl<'a> PeerBody<'a> {
@@ -130,15 +136,21 @@ impl<'a> PeerBody<'a> {
 /// A structurally valid peer datagram whose tag has not been checked yet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PeerFrame<'a> {
+    /// The sender's cluster.
     pub cluster_id: ClusterId,
+    /// The sending node.
     pub sender: NodeId,
+    /// The node it is for.
     pub receiver: NodeId,
     /// The receiver's boot epoch as the sender knew it (0: not known).
     pub receiver_epoch: u64,
     /// The sender's boot epoch.
     pub epoch: u64,
+    /// The sender's sequence number in that epoch (from 1).
     pub seq: u64,
+    /// How the tag was made.
     pub scheme: AuthScheme,
+    /// What it carries.
     pub body: PeerBody<'a>,
     /// The bytes the tag covers (headers and payload).
     pub authenticated: &'a [u8],

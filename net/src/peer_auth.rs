@@ -73,12 +73,14 @@ pub fn persisted_boot_epoch(durable_boot_counter: u64) -> u64 {
 
 /// What a node needs to talk to its peers.
 pub struct PeerConfig<'a> {
+    /// The cluster every datagram names.
     pub cluster_id: ClusterId,
     /// This node's id (>= 1).
     pub me: NodeId,
     /// This boot's epoch: strictly above every epoch this node used before,
     /// and durable before the first `seal` (see the crate docs).
     pub epoch: u64,
+    /// How datagrams are authenticated.
     pub scheme: AuthScheme,
     /// This node's identity key.
     pub signing_key: &'a SigningKey,
@@ -89,55 +91,82 @@ pub struct PeerConfig<'a> {
 /// An authenticated, fresh peer message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PeerMessage<'a> {
+    /// The sending node.
     pub from: NodeId,
     /// The sender's boot epoch.
     pub epoch: u64,
+    /// Its sequence number in that epoch.
     pub seq: u64,
+    /// What it carries.
     pub body: PeerBody<'a>,
 }
 
 /// Why a peer datagram was refused. Each variant has its own counter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PeerReject {
+    /// Not a well-formed peer datagram.
     Malformed(DecodeError),
+    /// For another cluster.
     WrongCluster {
+        /// The cluster it names.
         got: ClusterId,
     },
     /// Addressed to another node.
     Misdirected {
+        /// The node it names.
         receiver: NodeId,
     },
+    /// From a node that is not a member.
     UnknownSender {
+        /// The sender it names.
         sender: NodeId,
     },
+    /// Authenticated with a scheme this cluster does not use.
     WrongScheme {
+        /// The scheme it names.
         got: AuthScheme,
     },
     /// The tag does not verify: forged or corrupted.
     Forged {
+        /// The sender it claims.
         sender: NodeId,
     },
+    /// Accepted before (same epoch and sequence number).
     Replayed {
+        /// The sender.
         sender: NodeId,
+        /// Its epoch.
         epoch: u64,
+        /// Its sequence number.
         seq: u64,
     },
+    /// Older than the replay window: cannot tell, so refused.
     TooOld {
+        /// The sender.
         sender: NodeId,
+        /// Its epoch.
         epoch: u64,
+        /// Its sequence number.
         seq: u64,
     },
+    /// From an epoch of the sender below one already seen.
     StaleEpoch {
+        /// The sender.
         sender: NodeId,
+        /// Its epoch already seen.
         current: u64,
+        /// The datagram's.
         got: u64,
     },
     /// Authentic and fresh, but sealed for another boot of this node
     /// (`got` is the receiver epoch it names; 0: the sender had not heard
     /// from this boot yet), and not a bootstrap ping.
     StaleReceiverEpoch {
+        /// The sender.
         sender: NodeId,
+        /// This node's epoch.
         current: u64,
+        /// The receiver epoch the datagram names.
         got: u64,
     },
 }
@@ -184,16 +213,27 @@ impl fmt::Display for PeerReject {
 /// Counts of accepted and refused peer datagrams, by cause.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RejectCounters {
+    /// Authentic and fresh.
     pub accepted: u64,
+    /// [`PeerReject::Malformed`].
     pub malformed: u64,
+    /// [`PeerReject::WrongCluster`].
     pub wrong_cluster: u64,
+    /// [`PeerReject::Misdirected`].
     pub misdirected: u64,
+    /// [`PeerReject::UnknownSender`].
     pub unknown_sender: u64,
+    /// [`PeerReject::WrongScheme`].
     pub wrong_scheme: u64,
+    /// [`PeerReject::Forged`].
     pub forged: u64,
+    /// [`PeerReject::Replayed`].
     pub replayed: u64,
+    /// [`PeerReject::TooOld`].
     pub too_old: u64,
+    /// [`PeerReject::StaleEpoch`].
     pub stale_epoch: u64,
+    /// [`PeerReject::StaleReceiverEpoch`].
     pub stale_receiver_epoch: u64,
 }
 
@@ -458,8 +498,11 @@ impl PeerAuth {
 /// Why a message could not be sealed (local errors, never the network's).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SealError {
+    /// Not a member.
     UnknownPeer(NodeId),
+    /// This epoch's sequence numbers are used up (restart for a new epoch).
     SequenceExhausted,
+    /// The message does not encode.
     Encode(EncodeError),
 }
 

@@ -39,7 +39,12 @@ pub enum ReplayError {
     /// Older than the window: cannot tell, so refused.
     TooOld,
     /// From an epoch below the one already seen for this sender.
-    StaleEpoch { current: u64, got: u64 },
+    StaleEpoch {
+        /// The epoch already seen.
+        current: u64,
+        /// The datagram's.
+        got: u64,
+    },
 }
 
 impl fmt::Display for ReplayError {
