@@ -122,6 +122,11 @@ pub const LEDGER_HEAP_MIB_RANGE: core::ops::RangeInclusive<u32> = 1..=1024;
 /// signs for the window minus an allowance for its clock being ahead of
 /// the cluster's (at least 5 s), so a shorter window leaves it no time.
 pub const DEDUP_WINDOW_MS_RANGE: core::ops::RangeInclusive<u64> = 10_000..=86_400_000;
+/// Default `dedup_window_ms`: 10 minutes.
+pub const DEFAULT_DEDUP_WINDOW_MS: u64 = 600_000;
+/// Default `snapshot_entries`.
+pub const DEFAULT_SNAPSHOT_ENTRIES: u64 = 10_000;
+
 /// Accepted `snapshot_entries` values. Below the minimum a node would
 /// spend its time writing snapshots; above the maximum the log between two
 /// snapshots outgrows any disk.
@@ -343,8 +348,8 @@ impl Default for Config {
             election_ms: 1000,
             heartbeat_ms: 100,
             ledger_heap_mib: 64,
-            dedup_window_ms: 600_000,
-            snapshot_entries: 10_000,
+            dedup_window_ms: DEFAULT_DEDUP_WINDOW_MS,
+            snapshot_entries: DEFAULT_SNAPSHOT_ENTRIES,
         }
     }
 }

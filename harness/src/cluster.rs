@@ -583,7 +583,7 @@ impl Cluster {
             .nodes
             .first()
             .and_then(|n| continuum_config::Config::parse(n.config.as_bytes()).ok())
-            .map_or(continuum_bank::DEFAULT_MAX_EXPIRY_WINDOW_MS, |c| {
+            .map_or(continuum_config::DEFAULT_DEDUP_WINDOW_MS, |c| {
                 c.dedup_window_ms
             });
         Client::new(self.cluster_id, endpoints).map(|c| c.with_window(window))

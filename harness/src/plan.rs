@@ -41,10 +41,9 @@ pub const DEFAULT_ELECTION_MS: u32 = 1000;
 pub const DEFAULT_HEARTBEAT_MS: u32 = 100;
 /// Default node heap, and the heap the bank's limits are sized for.
 pub const DEFAULT_HEAP_MIB: u32 = 64;
-/// Default genesis dedup window (the config's own default, 10 minutes).
-pub const DEFAULT_DEDUP_WINDOW_MS: u64 = 600_000;
-/// Default applied entries between two ledger snapshots (the config's own).
-pub const DEFAULT_SNAPSHOT_ENTRIES: u64 = 10_000;
+pub use continuum_config::{DEFAULT_DEDUP_WINDOW_MS, DEFAULT_SNAPSHOT_ENTRIES};
+// The node config's default window is the bank's.
+const _: () = assert!(DEFAULT_DEDUP_WINDOW_MS == continuum_bank::DEFAULT_MAX_EXPIRY_WINDOW_MS);
 
 /// A deterministic key for `role` number `id` derived from `label`.
 pub fn derived_key(label: &str, role: &str, id: u8) -> SigningKey {

@@ -210,19 +210,17 @@ pub fn drive() -> (Outbox, Replies) {
     let Some(node) = node.as_mut() else {
         return (Vec::new(), Vec::new());
     };
-    let taken_before = node.metrics().snapshots_taken;
-    let (started, disk_before) = (time::monotonic_ns(), crate::metrics::disk_busy_us());
-    let (last_before, applied_before) = (durable_last(node), node.applied());
+    let before = DriveStart {
+        ns: time::monotonic_ns(),
+        disk_us: crate::metrics::disk_busy_us(),
+        last: durable_last(node),
+        applied: node.applied(),
+        snapshots: node.metrics().snapshots_taken,
+    };
     if let Err(error) = node.drive() {
         fatal(error)
     }
-    record_drive(node, started, disk_before, last_before, applied_before);
-    if node.metrics().snapshots_taken != taken_before {
-        let micros = (time::monotonic_ns() - started) / 1_000;
-        let mut last = SNAPSHOT_PASS.lock();
-        last.last_micros = micros;
-        last.max_micros = last.max_micros.max(micros);
-    }
+    record_drive(node, &before);
     report_snapshots(node);
     report_role(node);
     let hlc = hlc_packed();
@@ -243,18 +241,19 @@ pub fn drive() -> (Outbox, Replies) {
     (outbox, node.take_replies())
 }
 
-/// Ready-loop passes that took a snapshot, and how long they took (the
-/// snapshot's encoding and write plus the rest of that pass).
-#[derive(Clone, Copy, Default)]
-struct SnapshotPasses {
-    last_micros: u64,
-    max_micros: u64,
+/// What a Ready-loop call's metrics are measured against.
+struct DriveStart {
+    /// Monotonic time at the start.
+    ns: u64,
+    /// The disk's busy time then.
+    disk_us: u64,
+    /// The WAL's last index then.
+    last: u64,
+    /// The applied index then.
+    applied: u64,
+    /// Snapshots taken then.
+    snapshots: u64,
 }
-
-static SNAPSHOT_PASS: Mutex<SnapshotPasses> = Mutex::new(SnapshotPasses {
-    last_micros: 0,
-    max_micros: 0,
-});
 
 /// Prints what the node did with snapshots since the last call (restored
 /// at start, installed from a leader, taken) on the console.
@@ -270,16 +269,20 @@ fn durable_last(node: &KernelNode) -> u64 {
     node.raft().storage().store().last_index()
 }
 
-/// `/metrics` for one Ready-loop call that started at `started` (ns),
-/// given the disk's busy time and the WAL's last and the applied index
-/// then. A call that found no Ready is not recorded.
-fn record_drive(node: &KernelNode, started: u64, disk_before: u64, last: u64, applied: u64) {
-    use crate::metrics::{self, APPLIED_ENTRIES, APPLY, DRIVE, FOLLOWER_ENTRIES, LEADER_ENTRIES};
-    let total = metrics::micros_since(started);
-    let disk = metrics::disk_busy_us().saturating_sub(disk_before);
+/// `/metrics` for one Ready-loop call that started at `before`. A call
+/// that found no Ready is not recorded.
+fn record_drive(node: &KernelNode, before: &DriveStart) {
+    use crate::metrics::{
+        self, APPLIED_ENTRIES, APPLY, DRIVE, FOLLOWER_ENTRIES, LEADER_ENTRIES, SNAPSHOT_DRIVE,
+    };
+    let total = metrics::micros_since(before.ns);
+    let disk = metrics::disk_busy_us().saturating_sub(before.disk_us);
     // A truncated log can end below where it was: count what was appended.
-    let persisted = durable_last(node).saturating_sub(last);
-    let applied_now = node.applied().saturating_sub(applied);
+    let persisted = durable_last(node).saturating_sub(before.last);
+    let applied_now = node.applied().saturating_sub(before.applied);
+    if node.metrics().snapshots_taken != before.snapshots {
+        SNAPSHOT_DRIVE.lock().record(total);
+    }
     if disk == 0 && persisted == 0 && applied_now == 0 {
         return;
     }
@@ -388,12 +391,9 @@ pub fn status_json(out: &mut String) {
     );
     let _ = write!(
         out,
-        ",\"counters\":{{\"snapshots_taken\":{},\"snapshots_installed\":{},",
-        snap.snapshots_taken, snap.snapshots_installed
-    );
-    let _ = write!(
-        out,
-        "\"proposals\":{},\"forwarded\":{},\"committed_entries\":{},\"applied_commands\":{},\"client_requests\":{},\"client_bad_requests\":{},\"client_bad_signatures\":{},\"client_busy\":{},\"forwards_refused\":{},\"client_timeouts\":{},\"reads_served\":{},\"raft_rejected\":{},\"leader_changes\":{},\"elections\":{},\"chain_checks_matched\":{},\"chain_checks_mismatched\":{},\"wal_bytes\":{},\"flushes\":{},\"envelope_decode_errors\":{}}},\"waiting\":{{\"writes\":{writes},\"reads\":{reads}}}}}",
+        ",\"counters\":{{\"snapshots_taken\":{},\"snapshots_installed\":{},\"proposals\":{},\"forwarded\":{},\"committed_entries\":{},\"applied_commands\":{},\"client_requests\":{},\"client_bad_requests\":{},\"client_bad_signatures\":{},\"client_busy\":{},\"forwards_refused\":{},\"client_timeouts\":{},\"reads_served\":{},\"raft_rejected\":{},\"leader_changes\":{},\"elections\":{},\"chain_checks_matched\":{},\"chain_checks_mismatched\":{},\"wal_bytes\":{},\"flushes\":{},\"envelope_decode_errors\":{}}},\"waiting\":{{\"writes\":{writes},\"reads\":{reads}}}}}",
+        snap.snapshots_taken,
+        snap.snapshots_installed,
         m.proposals,
         m.forwarded,
         m.committed_entries,
@@ -505,19 +505,6 @@ pub fn metrics_text(out: &mut String, node_id: u8) {
         "snapshots_installed_total",
         "Snapshots installed from a leader (this boot)",
         snap.snapshots_installed,
-    );
-    let passes = *SNAPSHOT_PASS.lock();
-    gauge(
-        out,
-        "snapshot_pass_last_microseconds",
-        "Duration of the last Ready-loop pass that took a snapshot (encode, write, compact and the rest of that pass)",
-        passes.last_micros,
-    );
-    gauge(
-        out,
-        "snapshot_pass_max_microseconds",
-        "Longest Ready-loop pass that took a snapshot (this boot)",
-        passes.max_micros,
     );
     counter(
         out,

@@ -153,6 +153,13 @@ pub static APPLY: Mutex<Histogram> = Mutex::new(Histogram::new(
     "Ready-loop time outside the disk: apply with signature verify, bookkeeping",
     Unit::Micros,
 ));
+/// A Ready-loop call that took a snapshot: the ledger's encoding, the
+/// snapshot write and compaction, and the rest of that call.
+pub static SNAPSHOT_DRIVE: Mutex<Histogram> = Mutex::new(Histogram::new(
+    "snapshot_drive_seconds",
+    "One Ready-loop call that took a snapshot (encode, write, compact, the rest of the call)",
+    Unit::Micros,
+));
 /// Handing one client request to the node: decoding, admission (the
 /// request's Ed25519 verify) and proposing or forwarding it.
 pub static ADMIT: Mutex<Histogram> = Mutex::new(Histogram::new(
@@ -255,6 +262,7 @@ pub fn render(out: &mut String, node: u8) {
         &DISK_FLUSH,
         &DRIVE,
         &APPLY,
+        &SNAPSHOT_DRIVE,
         &ADMIT,
         &LEADER_ENTRIES,
         &FOLLOWER_ENTRIES,
