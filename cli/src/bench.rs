@@ -22,7 +22,7 @@ use crate::error::CliError;
 use crate::layout::Layout;
 use crate::ledger;
 use continuum_harness::client::{Client, Endpoint};
-use continuum_harness::load::{self, percentile, Account, LoadRun};
+use continuum_harness::load::{self, load_average, percentile, Account, LoadRun};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -335,11 +335,4 @@ fn rotated_client(
             ..Default::default()
         }),
     )
-}
-
-/// `/proc/loadavg`'s first three fields.
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unknown".into())
 }

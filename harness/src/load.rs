@@ -239,6 +239,13 @@ pub fn metric(body: &str, name: &str) -> Option<f64> {
     })
 }
 
+/// The 1, 5 and 15 minute load averages (`/proc/loadavg`), or `unknown`.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
 /// CPU time (user + system, in [`USER_HZ`] ticks) process `pid` has used,
 /// all its threads included.
 pub fn cpu_ticks(pid: u32) -> Result<u64, String> {

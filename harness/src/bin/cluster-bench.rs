@@ -50,7 +50,7 @@ use continuum_bank::Outcome;
 use continuum_harness::bank::{self, create_account, submit, transfer, Client, Nodes};
 use continuum_harness::client::{Client as HarnessClient, Endpoint, RetryPolicy};
 use continuum_harness::cluster::{Cluster, ClusterSpec, CLUSTER_ID};
-use continuum_harness::load::{self, percentile, Account, Sample};
+use continuum_harness::load::{self, load_average, percentile, Account, Sample};
 use continuum_harness::{blank_disk, workspace_root, Accel, DiskCache, Exit, VmConfig};
 use continuum_net::client::{ClientReply, ClientRequest, ReplyBody, RequestOp};
 use std::fmt::Write as _;
@@ -293,14 +293,6 @@ impl Machine {
             date: utc_now(),
         }
     }
-}
-
-/// The 1, 5 and 15 minute load averages.
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|| "unknown".to_owned())
 }
 
 /// Now as `YYYY-MM-DD HH:MM:SS UTC`.
