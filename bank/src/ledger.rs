@@ -13,6 +13,7 @@ use crate::entry::Entry;
 use crate::outcome::Outcome;
 use crate::receipt::{self, ChainHash};
 use crate::session::SessionTable;
+use crate::verdicts::VerdictMemo;
 use crate::verify::{self, OwnerKey, VerifyItem};
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
@@ -282,7 +283,40 @@ impl Ledger {
     /// above the applied index (a caller bug: the log is applied out of
     /// order) or if a ledger invariant breaks (see `assert_invariants`).
     pub fn apply(&mut self, index: u64, entry_hlc_ms: u64, entry_bytes: &[u8]) -> ApplyResult {
-        self.apply_checked(index, entry_hlc_ms, entry_bytes, Checking::Verify)
+        self.apply_checked(index, entry_hlc_ms, entry_bytes, Checking::Verify, None)
+    }
+
+    /// [`Ledger::apply`], taking signature verdicts from `memo` where it
+    /// holds them (and consuming them); the outcome is the same as
+    /// `apply`'s whatever the memo holds (`verdicts.rs`).
+    pub fn apply_with_memo(
+        &mut self,
+        index: u64,
+        entry_hlc_ms: u64,
+        entry_bytes: &[u8],
+        memo: &mut VerdictMemo,
+    ) -> ApplyResult {
+        self.apply_checked(
+            index,
+            entry_hlc_ms,
+            entry_bytes,
+            Checking::Verify,
+            Some(memo),
+        )
+    }
+
+    /// Verifies, ahead of apply, the signatures of a log entry not yet
+    /// applied, and remembers the verdicts in `memo` for
+    /// [`Ledger::apply_with_memo`]. Signers are resolved against the ledger
+    /// now plus the entry's own account creations; a transfer whose account
+    /// is created by an entry not yet applied is skipped (apply verifies
+    /// it). Returns how many signatures were verified (memo hits cost
+    /// none). Never panics on any bytes.
+    pub fn preverify_into(&self, entry_bytes: &[u8], memo: &mut VerdictMemo) -> usize {
+        match Entry::decode(entry_bytes) {
+            Ok(entry) => self.preverify(&entry, Some(memo), false).1,
+            Err(_) => 0,
+        }
     }
 
     /// Benchmark/test path that **skips signature verification**. Only built
@@ -295,7 +329,13 @@ impl Ledger {
         entry_hlc_ms: u64,
         entry_bytes: &[u8],
     ) -> ApplyResult {
-        self.apply_checked(index, entry_hlc_ms, entry_bytes, Checking::AssumeValid)
+        self.apply_checked(
+            index,
+            entry_hlc_ms,
+            entry_bytes,
+            Checking::AssumeValid,
+            None,
+        )
     }
 
     pub(crate) fn apply_checked(
@@ -304,6 +344,7 @@ impl Ledger {
         entry_hlc_ms: u64,
         entry_bytes: &[u8],
         checking: Checking,
+        memo: Option<&mut VerdictMemo>,
     ) -> ApplyResult {
         assert!(
             index > self.applied_index,
@@ -317,7 +358,7 @@ impl Ledger {
             Err(e) => alloc::vec![Outcome::Malformed(e)],
             Ok(entry) => {
                 let verdicts = match checking {
-                    Checking::Verify => self.preverify(&entry),
+                    Checking::Verify => self.preverify(&entry, memo, true).0,
                     #[cfg(any(test, feature = "unverified-apply"))]
                     Checking::AssumeValid => alloc::vec![None; entry.commands().len()],
                 };
@@ -350,8 +391,15 @@ impl Ledger {
     /// plus accounts that earlier commands of the same entry would create;
     /// `execute` re-checks that the signer it finds is the key verified here
     /// and otherwise verifies alone, so the outcome equals sequential
-    /// one-by-one verification.
-    fn preverify(&self, entry: &Entry) -> Vec<Option<Verdict>> {
+    /// one-by-one verification. With a memo, verdicts it holds are used
+    /// (and consumed when `consume`); new ones are remembered otherwise.
+    /// Also returns how many signatures were verified.
+    fn preverify(
+        &self,
+        entry: &Entry,
+        memo: Option<&mut VerdictMemo>,
+        consume: bool,
+    ) -> (Vec<Option<Verdict>>, usize) {
         let mut pending_owners: BTreeMap<u128, OwnerKey> = BTreeMap::new();
         let mut messages = Vec::with_capacity(entry.commands().len());
         let mut signers = Vec::with_capacity(entry.commands().len());
@@ -386,7 +434,15 @@ impl Ledger {
                 });
             }
         }
-        let valid = verify::verify_all(&items, self.batch_verify);
+        let (valid, verified) = match memo {
+            None => (verify::verify_all(&items, self.batch_verify), items.len()),
+            Some(memo) if consume => {
+                let before = memo.misses();
+                let valid = memo.verify_and_consume(&items, self.batch_verify);
+                (valid, (memo.misses() - before) as usize)
+            }
+            Some(memo) => memo.verify_and_remember(&items, self.batch_verify),
+        };
         let mut verdicts = alloc::vec![None; signers.len()];
         for ((slot, item), ok) in slots.into_iter().zip(items.iter()).zip(valid) {
             verdicts[slot] = Some(Verdict {
@@ -394,7 +450,7 @@ impl Ledger {
                 valid: ok,
             });
         }
-        verdicts
+        (verdicts, verified)
     }
 
     /// Production invariants, checked after every apply (TigerBeetle style:

@@ -71,6 +71,7 @@ mod outcome;
 mod receipt;
 mod session;
 mod snapshot;
+pub mod verdicts;
 pub mod verify;
 
 pub use codec::DecodeError;
@@ -91,4 +92,5 @@ pub use outcome::{Outcome, OutcomeDecodeError};
 pub use receipt::ChainHash;
 pub use session::{Session, SessionKey};
 pub use snapshot::{SnapshotError, SNAPSHOT_MAGIC};
+pub use verdicts::{VerdictMemo, VERDICT_MEMO_ENTRIES};
 pub use verify::OwnerKey;

@@ -14,6 +14,7 @@ mod common;
 use common::*;
 use continuum_bank::{
     AccountFlags, Command, CreateAccount, Entry, Ledger, Outcome, SignedCommand, Transfer,
+    VerdictMemo,
 };
 use ed25519_dalek::Signer;
 use proptest::prelude::*;
@@ -356,6 +357,23 @@ proptest! {
         }
         prop_assert_eq!(c.chain_head(), a.chain_head());
         prop_assert_eq!(c.snapshot(), a.snapshot());
+
+        // A replica that verifies ahead (a few entries before they apply,
+        // as a follower does in the background) and applies with the memo:
+        // same outcomes and chain head, whatever the memo held.
+        let mut e = Bank::new().ledger;
+        let mut memo = VerdictMemo::new();
+        let mut outcomes_e = Vec::new();
+        let ahead = 1 + cut % 4;
+        for (i, (bytes, _)) in log.iter().enumerate() {
+            for (later, _) in log.iter().skip(i).take(ahead) {
+                e.preverify_into(later, &mut memo);
+            }
+            outcomes_e.extend(e.apply_with_memo(i as u64 + 1, START_MS, bytes, &mut memo).outcomes);
+        }
+        prop_assert_eq!(&outcomes_a, &outcomes_e);
+        prop_assert_eq!(a.chain_head(), e.chain_head());
+        prop_assert!(memo.hits() > 0 || log.iter().all(|(_, b)| b.is_empty()));
 
         // Batched vs one command per entry: same outcomes and balances.
         let mut d = Bank::new();

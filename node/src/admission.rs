@@ -35,8 +35,8 @@
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
-use continuum_bank::verify::{verify_all, VerifyItem};
-use continuum_bank::{Command, Entry, Ledger, OwnerKey, SigningMessage};
+use continuum_bank::verify::VerifyItem;
+use continuum_bank::{Command, Entry, Ledger, OwnerKey, SigningMessage, VerdictMemo};
 
 /// Most signatures verified at admission per pass of the driving loop
 /// (between two `Node::drive` calls). 32 × ~526 µs ≈ 17 ms in a TCG guest,
@@ -58,8 +58,15 @@ pub enum Admission {
 }
 
 /// Checks every signature of `entry` against `ledger` (see module doc).
-/// Returns the decision and the number of signatures it verified.
-pub fn admit(ledger: &Ledger, operator: OwnerKey, entry: &Entry) -> (Admission, usize) {
+/// Returns the decision and the number of signatures it verified. Verdicts
+/// are remembered in `memo`, so the entry's apply on this node does not
+/// verify them again.
+pub fn admit(
+    ledger: &Ledger,
+    operator: OwnerKey,
+    entry: &Entry,
+    memo: &mut VerdictMemo,
+) -> (Admission, usize) {
     let cluster_id = ledger.config().cluster_id;
     let mut created: BTreeMap<u128, OwnerKey> = BTreeMap::new();
     let mut unresolved = false;
@@ -96,8 +103,8 @@ pub fn admit(ledger: &Ledger, operator: OwnerKey, entry: &Entry) -> (Admission, 
             signature,
         })
         .collect();
-    let verified = items.len();
-    let admission = if !verify_all(&items, true).into_iter().all(|ok| ok) {
+    let (valid, verified) = memo.verify_and_remember(&items, true);
+    let admission = if !valid.into_iter().all(|ok| ok) {
         Admission::BadSignature
     } else if unresolved {
         Admission::Unresolved

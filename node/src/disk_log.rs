@@ -23,10 +23,16 @@
 //!   rule above; the open report prints a WARNING) is clamped to the last
 //!   index in the hard state handed to Raft.
 //! * Witness: recovery tells a corrupt acknowledged record from a torn
-//!   tail only if a flushed slot records the WAL as flushed past it. So a
-//!   hard-state write that follows flushed but unwitnessed records is
-//!   flushed too (once per burst: the next Ready with entries flushes its
-//!   slot anyway).
+//!   tail only if something durable written later records the WAL as
+//!   flushed past it: a later record (each stores the flushed offset when
+//!   it was written) or a flushed slot. Under load the next batch's flush
+//!   is that witness. The last batch before a pause has none until
+//!   [`DiskLog::close_witness`] writes and flushes a slot; the node calls
+//!   it once the log has been quiet for a few ticks, never on the commit
+//!   path (a flush there would cost every commit a disk round trip). The
+//!   window this leaves — media corruption of the newest flushed record
+//!   within those few ticks, before the next flush — is the known limit
+//!   of `storage`'s recovery module, now bounded in time.
 //! * Chain hashes are re-verified (SHA-256 over each entry and its
 //!   predecessor's hash) for every entry read back from the device: at
 //!   open, and on every read that misses the cache.
@@ -349,7 +355,6 @@ impl<D: BlockDevice> DiskLog<D> {
                 self.cache_bytes -= old.encoded_len();
             }
         }
-        let witness_owed = ready.hard_state.is_some() && store.witness_pending();
         if let Some(hs) = ready.hard_state {
             store
                 .set_hard_state(continuum_storage::HardState {
@@ -364,17 +369,34 @@ impl<D: BlockDevice> DiskLog<D> {
         // written but not flushed (as etcd's `MustSync`): a commit index
         // lost in a crash is learnt again from the leader, and nothing this
         // node says depends on it having been durable. It becomes durable
-        // with the next flush. The exception is a slot that witnesses
-        // flushed records no flushed slot covers yet (module doc).
-        if ready.truncate_from.is_some()
-            || !ready.entries.is_empty()
-            || vote_changed
-            || witness_owed
-        {
+        // with the next flush (or `close_witness`, module doc).
+        if ready.truncate_from.is_some() || !ready.entries.is_empty() || vote_changed {
             store.sync().map_err(PersistError)?;
             self.flushes += 1;
         }
         Ok(())
+    }
+
+    /// Whether flushed records exist that nothing durable written after
+    /// them witnesses yet (see the module doc).
+    pub fn witness_pending(&self) -> bool {
+        self.store.borrow().witness_pending()
+    }
+
+    /// Makes the WAL's flushed end witnessed: writes the hard state as it
+    /// is (its slot records the flushed offset) and flushes. Returns
+    /// whether it had anything to do. Call when the log is quiet, off the
+    /// commit path.
+    pub fn close_witness(&mut self) -> Result<bool, PersistError> {
+        let store = self.store.get_mut();
+        if !store.witness_pending() {
+            return Ok(false);
+        }
+        let hard_state = store.hard_state();
+        store.set_hard_state(hard_state).map_err(PersistError)?;
+        store.sync().map_err(PersistError)?;
+        self.flushes += 1;
+        Ok(true)
     }
 
     /// Where `index` sits among the entries the store holds (which may

@@ -9,10 +9,29 @@
 //!   them. Inputs: [`Node::tick`] (every 10 ms), [`Node::on_peer`] (an
 //!   authenticated peer datagram's [`Envelope`] body), [`Node::on_client`]
 //!   (a decoded client request). Then [`Node::drive`], which loops over
-//!   Raft's Readies: **persist (one write, at most one flush), then queue
-//!   the messages**, apply committed entries to the ledger, answer clients.
-//!   Outputs: [`Node::take_outbox`] (peer bodies to wrap in envelopes with
-//!   the node's Lamport and HLC clocks) and [`Node::take_replies`].
+//!   Raft's Readies: **persist (one write, at most one flush), then hand
+//!   over the messages**, apply committed entries to the ledger, answer
+//!   clients. Outputs: [`Node::take_outbox`] (peer bodies to wrap in
+//!   envelopes with the node's Lamport and HLC clocks) and
+//!   [`Node::take_replies`]; or, with [`Node::drive_sending`], a callback
+//!   that gets each Ready's messages as soon as it is durable (before its
+//!   entries apply) and the replies as soon as they exist.
+//!
+//! ## Signatures off the commit path
+//! Every replica verifies every signature itself, once. The contact node
+//! verifies at admission; every node verifies an entry it persisted but
+//! has not applied right after handing over that Ready's messages (a
+//! follower after its ack left, a leader after its appends left), while
+//! the entry travels to a quorum. The verdicts wait in a bounded memo
+//! keyed by (owner key, message, signature) (`continuum_bank::verdicts`);
+//! apply takes them from there and verifies only on a miss, so outcomes
+//! never depend on the memo ([`MAX_VERIFY_AHEAD`] bounds the queue).
+//!
+//! ## The witness flush
+//! A flushed batch is witnessed by the next one; only the last batch
+//! before a pause needs a slot flushed for it, which the node does once the
+//! log has been quiet for [`WITNESS_QUIET_TICKS`] — never on the commit
+//! path (`disk_log.rs`).
 //!
 //! ## The path of a write
 //! A client sends `Submit{command}` to any node. The node checks it decodes
@@ -77,6 +96,6 @@ pub use disk_log::{DiskLog, PersistError, ENTRY_CACHE_BYTES};
 pub use node::{
     transfer_answer, Hex, Metrics, Node, NodeConfig, NodeError, SnapshotEvent, SnapshotStatus,
     CHECKPOINTS_KEPT, CHECKPOINT_EVERY, MAX_APPEND_BYTES, MAX_COMMAND_BYTES, MAX_SNAPSHOT_EVENTS,
-    MAX_WAITING_READS, MAX_WAITING_WRITES,
+    MAX_VERIFY_AHEAD, MAX_WAITING_READS, MAX_WAITING_WRITES, WITNESS_QUIET_TICKS,
 };
 pub use wire::{Body, EntryHeader, Envelope, ForwardRefusal, WireError};

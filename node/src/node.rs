@@ -6,7 +6,7 @@ use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
 use core::fmt;
 
-use continuum_bank::{GenesisConfig, GenesisError, Ledger, OwnerKey, SnapshotError};
+use continuum_bank::{GenesisConfig, GenesisError, Ledger, OwnerKey, SnapshotError, VerdictMemo};
 use continuum_clock::HlcTimestamp;
 use continuum_net::client::{
     encode_balance_answer, encode_transfer_answer, ClientReply, ClientRequest, ReplyBody,
@@ -41,6 +41,12 @@ pub const MAX_WAITING_WRITES: usize = 4096;
 /// Most client reads waiting for their ReadIndex confirmation or for the
 /// confirmed index to apply (small: no command bytes). Beyond it `Busy`.
 pub const MAX_WAITING_READS: usize = 4096;
+/// Ticks the log must have been quiet (no flush) before the node closes
+/// the witness window of its newest flushed batch (`disk_log.rs`).
+pub const WITNESS_QUIET_TICKS: u64 = 5;
+/// Most persisted entries queued for verification ahead of apply; past it
+/// an entry is verified at apply instead (same outcome, on the commit path).
+pub const MAX_VERIFY_AHEAD: usize = 256;
 /// Snapshot events kept for [`Node::take_snapshot_events`]; older ones are
 /// dropped (and counted) if the caller does not take them.
 pub const MAX_SNAPSHOT_EVENTS: usize = 16;
@@ -262,6 +268,11 @@ pub struct Metrics {
     pub snapshots_installed: u64,
     /// Snapshot events dropped because nobody took them.
     pub snapshot_events_dropped: u64,
+    /// Signatures verified ahead of apply, off the commit path (entries
+    /// persisted or sent but not yet committed).
+    pub preverified_signatures: u64,
+    /// Slots written and flushed only to witness a quiet log's last batch.
+    pub witness_flushes: u64,
 }
 
 struct Waiting<A> {
@@ -284,6 +295,14 @@ pub struct Node<D: BlockDevice, A: Clone> {
     operator: OwnerKey,
     /// Signatures verified at admission since the last `drive`.
     admission_spent: usize,
+    /// Signature verdicts computed before apply (admission, background),
+    /// used and consumed at apply (`continuum_bank::verdicts`).
+    verdicts: VerdictMemo,
+    /// Entries persisted but not yet verified ahead of apply: (index,
+    /// entry data), at most [`MAX_VERIFY_AHEAD`].
+    unverified: VecDeque<(u64, Vec<u8>)>,
+    /// The log's flush count when last seen, and the tick it changed.
+    flushes_seen: (u64, u64),
     /// Writes this node took from clients, by tag, until applied.
     writes: BTreeMap<u64, Waiting<A>>,
     /// Reads waiting for their ReadIndex, by ctx.
@@ -341,6 +360,9 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
             ledger,
             operator,
             admission_spent: 0,
+            verdicts: VerdictMemo::new(),
+            unverified: VecDeque::new(),
+            flushes_seen: (0, 0),
             writes: BTreeMap::new(),
             reads: BTreeMap::new(),
             confirmed: Vec::new(),
@@ -596,7 +618,8 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
         if admission::signatures_in(entry) > self.admission_budget() {
             return None;
         }
-        let (admission, verified) = admission::admit(&self.ledger, self.operator, entry);
+        let (admission, verified) =
+            admission::admit(&self.ledger, self.operator, entry, &mut self.verdicts);
         self.admission_spent += verified;
         Some(admission)
     }
@@ -714,6 +737,20 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
     /// after every batch of inputs; then send [`Node::take_outbox`] and
     /// [`Node::take_replies`].
     pub fn drive(&mut self) -> Result<(), NodeError> {
+        self.drive_sending(|_, _| {})
+    }
+
+    /// [`Node::drive`], handing messages and replies to the network as
+    /// soon as they may leave instead of at the end: `send(outbox,
+    /// replies)` is called after each Ready is durable (its messages) and
+    /// again after its committed entries applied (the replies), and should
+    /// drain what it sends. Signatures of persisted entries not yet
+    /// committed are verified after that (off the commit path; the
+    /// verdicts wait in a memo for apply).
+    pub fn drive_sending(
+        &mut self,
+        mut send: impl FnMut(&mut Vec<(NodeId, Body)>, &mut Vec<(A, ClientReply)>),
+    ) -> Result<(), NodeError> {
         self.admission_spent = 0;
         while self.raft.has_ready() {
             let ready = self.raft.ready();
@@ -737,8 +774,15 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
                     self.metrics.leader_changes += 1;
                 }
             }
+            // Durable: the Ready's messages may leave (acks, votes, appends).
             for message in ready.messages {
                 self.outbox.push((message.to, Body::Raft(message)));
+            }
+            send(&mut self.outbox, &mut self.replies);
+            for entry in ready.entries {
+                if entry.kind == EntryKind::Normal && self.unverified.len() < MAX_VERIFY_AHEAD {
+                    self.unverified.push_back((entry.index, entry.data));
+                }
             }
             for entry in &ready.committed_entries {
                 self.apply(entry);
@@ -750,7 +794,54 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
             self.maybe_snapshot()?;
         }
         self.serve_reads();
+        send(&mut self.outbox, &mut self.replies);
+        self.verify_ahead();
+        self.close_quiet_witness()?;
         self.compare_heads()
+    }
+
+    /// Verifies the signatures of persisted entries that are not applied
+    /// yet, so their apply finds the verdicts in the memo. An entry a
+    /// truncation replaced costs a wasted verify, nothing else: verdicts
+    /// are keyed by content.
+    fn verify_ahead(&mut self) {
+        while let Some((index, data)) = self.unverified.pop_front() {
+            if index <= self.applied {
+                continue; // applied already (committed in the same Ready)
+            }
+            if let Ok((_, command)) = EntryHeader::unwrap(&data) {
+                self.metrics.preverified_signatures +=
+                    self.ledger.preverify_into(command, &mut self.verdicts) as u64;
+            }
+        }
+    }
+
+    /// Closes the witness window of the log's newest flushed batch once the
+    /// log has been quiet for [`WITNESS_QUIET_TICKS`] (`disk_log.rs`).
+    fn close_quiet_witness(&mut self) -> Result<(), NodeError> {
+        let flushes = self.raft.storage().flushes;
+        if flushes != self.flushes_seen.0 {
+            self.flushes_seen = (flushes, self.ticks);
+            return Ok(());
+        }
+        if self.ticks.saturating_sub(self.flushes_seen.1) >= WITNESS_QUIET_TICKS
+            && self
+                .raft
+                .storage_mut()
+                .close_witness()
+                .map_err(NodeError::Persist)?
+        {
+            self.metrics.witness_flushes += 1;
+            self.flushes_seen = (self.raft.storage().flushes, self.ticks);
+        }
+        Ok(())
+    }
+
+    /// Signature verdicts this node's memo answered, and the ones it had
+    /// to compute (each signature verified once per replica: at admission,
+    /// ahead of apply, or at apply on a miss).
+    pub fn verdict_memo_counts(&self) -> (u64, u64) {
+        (self.verdicts.hits(), self.verdicts.misses())
     }
 
     /// Peer messages to send: (to, body). Wrap each in an envelope with the
@@ -775,7 +866,9 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
             };
             // The bank's log time is the leader's HLC stamp, in ms.
             let hlc_ms = header.map_or(0, |h| HlcTimestamp::from_packed(h.hlc).millis());
-            let result = self.ledger.apply(entry.index, hlc_ms, command);
+            let result =
+                self.ledger
+                    .apply_with_memo(entry.index, hlc_ms, command, &mut self.verdicts);
             self.metrics.applied_commands += result.outcomes.len() as u64;
             if let Some(header) = header.filter(|h| h.origin == self.config.id) {
                 // The command must match too: a tag issued by an earlier

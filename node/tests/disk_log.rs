@@ -88,14 +88,16 @@ fn a_power_cut_inside_persist_never_leaves_a_commit_beyond_the_log() {
 
 /// Bug 4: a flushed, acknowledged last record that later reads back
 /// corrupt must stop the node (it may hold an entry a quorum counted),
-/// not be dropped as a torn tail. The hard-state write that follows it
-/// (the commit, here) is flushed so its slot witnesses the record.
+/// not be dropped as a torn tail. The node closes the witness window of a
+/// quiet log's last batch (`close_witness`, off the commit path), so a
+/// flushed slot witnesses the record.
 #[test]
 fn a_corrupt_acknowledged_last_record_is_refused_not_dropped_as_a_torn_tail() {
     let mut log = fresh_log();
     log.persist(&ready(0, entries(1, GENESIS_CHAIN_HASH, 3)))
         .expect("entries, flushed: acknowledged now");
     log.persist(&ready(3, vec![])).expect("commit only");
+    assert!(log.close_witness().expect("witness"));
     let store = log.into_store();
     let at = store.wal_device_offset() + store.record_extent(3).expect("3").offset + 100;
     let mut disk = store.into_device();
