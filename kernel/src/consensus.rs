@@ -6,8 +6,8 @@
 //! disk opened at boot, and offers the network task four verbs:
 //! [`on_peer_payload`] (an authenticated peer datagram), [`on_client`] (a
 //! decoded client request), [`tick_until`] (Raft's 10 ms ticks) and
-//! [`drive`] (the Ready loop: persist + flush, then hand back the messages
-//! to send and the client replies). Clocks: every outgoing envelope carries
+//! [`drive`] (the Ready loop: persist + flush, then hand the messages to
+//! the network at once, apply, and hand over the client replies). Clocks: every outgoing envelope carries
 //! the Lamport clock (`send`) and the HLC; every incoming one advances both
 //! (`recv`, `update`). An HLC more than the configured max offset ahead of
 //! local physical time is *not* adopted: it is counted per peer as skew and
@@ -203,12 +203,14 @@ pub fn tick_until(next_tick_ms: &mut u64, now_ms: u64) {
     }
 }
 
-/// The Ready loop. Returns envelopes to send (peer id, bytes) and client
-/// replies. Halts on a persistence failure or divergence.
-pub fn drive() -> (Outbox, Replies) {
+/// The Ready loop. `send(outbox, replies)` gets each Ready's envelopes as
+/// soon as the Ready is durable (before its entries apply) and client
+/// replies as soon as their entries applied; it should transmit them at
+/// once. Halts on a persistence failure or divergence.
+pub fn drive(mut send: impl FnMut(Outbox, Replies)) {
     let mut node = NODE.lock();
     let Some(node) = node.as_mut() else {
-        return (Vec::new(), Vec::new());
+        return;
     };
     let before = DriveStart {
         ns: time::monotonic_ns(),
@@ -217,28 +219,32 @@ pub fn drive() -> (Outbox, Replies) {
         applied: node.applied(),
         snapshots: node.metrics().snapshots_taken,
     };
-    if let Err(error) = node.drive() {
+    let result = node.drive_sending(|outbox, replies| {
+        if outbox.is_empty() && replies.is_empty() {
+            return;
+        }
+        let hlc = hlc_packed();
+        let envelopes = outbox
+            .drain(..)
+            .map(|(to, body)| {
+                let mut bytes = Vec::new();
+                Envelope {
+                    lamport: LAMPORT.send(),
+                    hlc,
+                    body,
+                }
+                .encode(&mut bytes);
+                (to, bytes)
+            })
+            .collect();
+        send(envelopes, core::mem::take(replies));
+    });
+    if let Err(error) = result {
         fatal(error)
     }
     record_drive(node, &before);
     report_snapshots(node);
     report_role(node);
-    let hlc = hlc_packed();
-    let outbox = node
-        .take_outbox()
-        .into_iter()
-        .map(|(to, body)| {
-            let mut bytes = Vec::new();
-            Envelope {
-                lamport: LAMPORT.send(),
-                hlc,
-                body,
-            }
-            .encode(&mut bytes);
-            (to, bytes)
-        })
-        .collect();
-    (outbox, node.take_replies())
 }
 
 /// What a Ready-loop call's metrics are measured against.

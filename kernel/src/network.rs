@@ -669,39 +669,29 @@ impl NetworkTask {
         }
         let now_ms = time::monotonic_ns() / 1_000_000;
         crate::consensus::tick_until(&mut self.next_tick_ms, now_ms);
-        let (outbox, replies) = crate::consensus::drive();
-        if let (Some(lan), Some(auth)) = (self.lan.as_mut(), self.auth.as_mut()) {
-            let status = STATUS.lock();
-            for (to, payload) in outbox {
-                let (Ok(peer), Some(status)) = (u8::try_from(to), status.as_ref()) else {
-                    continue;
-                };
-                let (Some(&handle), Some(p)) =
-                    (self.peer_sockets.get(&peer), status.peers.get(&peer))
-                else {
-                    continue;
-                };
-                if auth
-                    .seal(to, &PeerBody::Raft(&payload), &mut self.datagram)
-                    .is_ok()
-                {
-                    let endpoint = IpEndpoint::new(IpAddress::Ipv4(ipv4(p.ip)), self.peer_port);
-                    // A full socket drops the message; Raft retransmits.
-                    let _ = lan
-                        .sockets
-                        .get_mut::<udp::Socket>(handle)
-                        .send_slice(&self.datagram, endpoint);
+        let (lan, client) = (&mut self.lan, &mut self.client);
+        let (auth, peer_sockets, datagram) =
+            (&mut self.auth, &self.peer_sockets, &mut self.datagram);
+        let (client_socket, peer_port) = (self.client_socket, self.peer_port);
+        crate::consensus::drive(|outbox, replies| {
+            if let (Some(lan), Some(auth)) = (lan.as_mut(), auth.as_mut()) {
+                if !outbox.is_empty() {
+                    send_to_peers(lan, auth, peer_sockets, peer_port, datagram, outbox);
+                    lan.poll(); // on the wire now, before this Ready applies
                 }
             }
-        }
-        if let (Some(client), Some(handle)) = (self.client.as_mut(), self.client_socket) {
-            let socket = client.sockets.get_mut::<udp::Socket>(handle);
-            for (endpoint, reply) in replies {
-                if let Ok(bytes) = reply.encode() {
-                    let _ = socket.send_slice(&bytes, endpoint);
+            if let (Some(client), Some(handle)) = (client.as_mut(), client_socket) {
+                if !replies.is_empty() {
+                    let socket = client.sockets.get_mut::<udp::Socket>(handle);
+                    for (endpoint, reply) in replies {
+                        if let Ok(bytes) = reply.encode() {
+                            let _ = socket.send_slice(&bytes, endpoint);
+                        }
+                    }
+                    client.poll();
                 }
             }
-        }
+        });
     }
 
     fn publish_counters(&mut self) {
@@ -854,6 +844,37 @@ impl NetworkTask {
 /// Sends our own ARP request for `target` (see the module docs: smoltcp
 /// alone would starve a peer behind one that never answers). A full
 /// transmit queue skips it; the next ping round asks again.
+/// Seals each envelope for its peer and queues it on that peer's socket.
+/// A full socket drops the message; Raft retransmits.
+fn send_to_peers(
+    lan: &mut Port,
+    auth: &mut PeerAuth,
+    peer_sockets: &BTreeMap<u8, SocketHandle>,
+    peer_port: u16,
+    datagram: &mut Vec<u8>,
+    outbox: crate::consensus::Outbox,
+) {
+    let status = STATUS.lock();
+    let Some(status) = status.as_ref() else {
+        return;
+    };
+    for (to, payload) in outbox {
+        let Ok(peer) = u8::try_from(to) else {
+            continue;
+        };
+        let (Some(&handle), Some(p)) = (peer_sockets.get(&peer), status.peers.get(&peer)) else {
+            continue;
+        };
+        if auth.seal(to, &PeerBody::Raft(&payload), datagram).is_ok() {
+            let endpoint = IpEndpoint::new(IpAddress::Ipv4(ipv4(p.ip)), peer_port);
+            let _ = lan
+                .sockets
+                .get_mut::<udp::Socket>(handle)
+                .send_slice(datagram, endpoint);
+        }
+    }
+}
+
 fn resolve(device: &mut NicDevice<AnyNic>, mac: [u8; 6], ip: [u8; 4], target: [u8; 4]) {
     use smoltcp::phy::{Device, TxToken};
     let frame = continuum_net::nic::arp_request(mac, ip, target);

@@ -51,6 +51,19 @@ pub const MAX_VERIFY_AHEAD: usize = 256;
 /// dropped (and counted) if the caller does not take them.
 pub const MAX_SNAPSHOT_EVENTS: usize = 16;
 
+/// Messages a leader may send before its own write of the Ready that
+/// produced them: they carry its log and commit index, not a promise about
+/// its disk (votes and answers, which do, wait for the flush).
+fn sendable_before_persist(body: &MessageBody) -> bool {
+    matches!(
+        body,
+        MessageBody::Append { .. }
+            | MessageBody::Heartbeat { .. }
+            | MessageBody::InstallSnapshot { .. }
+            | MessageBody::TimeoutNow
+    )
+}
+
 /// Everything that makes this node this node.
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
@@ -753,7 +766,24 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
     ) -> Result<(), NodeError> {
         self.admission_spent = 0;
         while self.raft.has_ready() {
-            let ready = self.raft.ready();
+            let mut ready = self.raft.ready();
+            // A leader's appends and heartbeats promise nothing about its
+            // own disk, so they leave before its write (thesis §10.2.1):
+            // the followers' writes overlap the leader's. Its own entries
+            // still count toward commit only once durable: persist below
+            // returns before any answer to these appends can be stepped.
+            let mut messages = core::mem::take(&mut ready.messages);
+            if self.raft.role() == Role::Leader {
+                let id = self.config.id;
+                let (early, late): (Vec<_>, Vec<_>) = messages
+                    .into_iter()
+                    .partition(|m| m.from == id && sendable_before_persist(&m.body));
+                messages = late;
+                for message in early {
+                    self.outbox.push((message.to, Body::Raft(message)));
+                }
+                send(&mut self.outbox, &mut self.replies);
+            }
             self.raft
                 .storage_mut()
                 .persist(&ready)
@@ -774,8 +804,8 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
                     self.metrics.leader_changes += 1;
                 }
             }
-            // Durable: the Ready's messages may leave (acks, votes, appends).
-            for message in ready.messages {
+            // Durable: the Ready's other messages may leave (acks, votes).
+            for message in messages {
                 self.outbox.push((message.to, Body::Raft(message)));
             }
             send(&mut self.outbox, &mut self.replies);
@@ -842,6 +872,11 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
     /// ahead of apply, or at apply on a miss).
     pub fn verdict_memo_counts(&self) -> (u64, u64) {
         (self.verdicts.hits(), self.verdicts.misses())
+    }
+
+    /// The disk, for fault injection by tests and benchmarks.
+    pub fn device_mut(&mut self) -> &mut D {
+        self.raft.storage_mut().device_mut()
     }
 
     /// Peer messages to send: (to, body). Wrap each in an envelope with the

@@ -1296,3 +1296,72 @@ fn a_quiet_log_closes_its_witness_window_and_a_busy_one_needs_no_extra_flush() {
         }
     }
 }
+
+/// Issue #15, step 4: a leader's appends leave before its own write of the
+/// Ready that made them (its write overlaps the followers'), and nothing
+/// else does: with its disk failing at that write, the appends were
+/// handed over before the failure, while a follower's ack never is.
+#[test]
+fn a_leaders_appends_leave_before_its_own_write_and_acks_after_theirs() {
+    use continuum_raft::MessageBody;
+    let mut sim = Sim::new(3, 12);
+    let leader = sim.wait_leader();
+    sim.run(20);
+    let node = sim.nodes.get_mut(&leader).unwrap();
+    node.device_mut().cut_power_after(0, 0);
+    let request = ClientRequest {
+        cluster_id: CLUSTER,
+        client_id: 5,
+        request_id: 1,
+        op: RequestOp::Submit {
+            command: create_account(10),
+        },
+    };
+    node.on_client(5, request, hlc_at(sim.step));
+    let mut sent = Vec::new();
+    let result = node.drive_sending(|outbox, _| sent.append(outbox));
+    assert!(result.is_err(), "the leader's write failed");
+    let appends = sent
+        .iter()
+        .filter(|(_, body)| {
+            matches!(body, Body::Raft(m) if matches!(&m.body,
+                MessageBody::Append { entries, .. } if !entries.is_empty()))
+        })
+        .count();
+    assert_eq!(
+        appends, 2,
+        "both followers got the append before the write: {sent:?}"
+    );
+
+    // A follower whose write fails sends no ack.
+    let mut sim = Sim::new(3, 13);
+    let leader = sim.wait_leader();
+    sim.run(20);
+    let follower = if leader == 1 { 2 } else { 1 };
+    sim.submit(leader, 5, 1, create_account(10));
+    let appends: Vec<(u64, Vec<u8>)> = sim
+        .wire
+        .iter()
+        .filter(|(_, from, to, _)| *from == leader && *to == follower)
+        .map(|(at, _, _, bytes)| (*at, bytes.clone()))
+        .collect();
+    assert!(!appends.is_empty());
+    let node = sim.nodes.get_mut(&follower).unwrap();
+    node.device_mut().cut_power_after(0, 0);
+    let mut sent = Vec::new();
+    let mut failed = false;
+    for (_, bytes) in appends {
+        let envelope = Envelope::decode(&bytes).unwrap();
+        node.on_peer(leader, envelope.body, envelope.hlc).unwrap();
+        if node.drive_sending(|outbox, _| sent.append(outbox)).is_err() {
+            failed = true;
+            break;
+        }
+    }
+    assert!(failed, "the follower's write failed");
+    assert!(
+        !sent.iter().any(|(_, body)| matches!(body, Body::Raft(m)
+            if matches!(m.body, MessageBody::AppendResponse { .. }))),
+        "no ack before the follower's write: {sent:?}"
+    );
+}

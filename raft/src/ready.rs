@@ -16,7 +16,13 @@ use alloc::vec::Vec;
 /// 1. persist `entries` (first truncating the stored log at
 ///    `truncate_from`, if set) and `hard_state`, and make them durable;
 /// 2. only then send `messages` (Raft §5, etcd's contract: a vote or an
-///    append ack must never precede the state it promises);
+///    append ack must never precede the state it promises). Exception: a
+///    leader's own `Append`, `Heartbeat`, `InstallSnapshot` and
+///    `TimeoutNow` promise nothing about its disk and may leave before
+///    step 1 (thesis §10.2.1), provided no input is stepped before step 1
+///    completes — the leader counts its own entries toward commit from
+///    the moment it appends them, so that count must be durable before
+///    any answer can make a quorum (`continuum-node` does this);
 /// 3. apply `committed_entries` in order (skip [`crate::EntryKind::LeaderNoOp`]);
 /// 4. serve `read_states` once the applied index reaches their `index`;
 /// 5. call [`Raft::advance`].
