@@ -114,6 +114,7 @@ pub fn start(config: &Config, store: Option<DiskStore>, lan_ready: bool) -> bool
                 (time::monotonic_ns() - started) / 1_000_000
             );
             let mut node = node;
+            node.set_stage_clock(|| time::monotonic_ns() / 1_000);
             report_snapshots(&mut node);
             *NODE.lock() = Some(node);
             true
@@ -243,6 +244,7 @@ pub fn drive(mut send: impl FnMut(Outbox, Replies)) {
         fatal(error)
     }
     record_drive(node, &before);
+    crate::metrics::record_stages(node.take_stage_samples().0);
     report_snapshots(node);
     report_role(node);
 }
@@ -517,6 +519,31 @@ pub fn metrics_text(out: &mut String, node_id: u8) {
         "proposals_total",
         "Entries proposed by this node as leader",
         m.proposals,
+    );
+    let (memo_hits, memo_misses) = node.verdict_memo_counts();
+    counter(
+        out,
+        "verdict_memo_hits_total",
+        "Signature verdicts taken from the memo (verified earlier, off the commit path)",
+        memo_hits,
+    );
+    counter(
+        out,
+        "signatures_verified_total",
+        "Signatures this node verified (admission, ahead of apply, or at apply on a miss)",
+        memo_misses,
+    );
+    counter(
+        out,
+        "preverified_signatures_total",
+        "Signatures verified ahead of apply, after the Ready's messages left",
+        m.preverified_signatures,
+    );
+    counter(
+        out,
+        "witness_flushes_total",
+        "Slot flushes that only witness a quiet log's newest batch",
+        m.witness_flushes,
     );
     counter(
         out,

@@ -187,6 +187,57 @@ pub static APPLIED_ENTRIES: Mutex<Histogram> = Mutex::new(Histogram::new(
     Unit::Count,
 ));
 
+/// The leader's entries through the pipeline: µs from proposal to each
+/// stage (`continuum_node::stages`), one histogram per stage.
+pub static STAGE_SENT: Mutex<Histogram> = Mutex::new(Histogram::new(
+    "stage_sent_seconds",
+    "Leader entry: proposal to its first AppendEntries handed to the NIC",
+    Unit::Micros,
+));
+pub static STAGE_PERSISTED: Mutex<Histogram> = Mutex::new(Histogram::new(
+    "stage_persisted_seconds",
+    "Leader entry: proposal to the leader's own write and flush done",
+    Unit::Micros,
+));
+pub static STAGE_FIRST_ACK: Mutex<Histogram> = Mutex::new(Histogram::new(
+    "stage_first_ack_seconds",
+    "Leader entry: proposal to the first follower's ack stepped",
+    Unit::Micros,
+));
+pub static STAGE_COMMITTED: Mutex<Histogram> = Mutex::new(Histogram::new(
+    "stage_committed_seconds",
+    "Leader entry: proposal to committed",
+    Unit::Micros,
+));
+pub static STAGE_APPLIED: Mutex<Histogram> = Mutex::new(Histogram::new(
+    "stage_applied_seconds",
+    "Leader entry: proposal to applied by the bank",
+    Unit::Micros,
+));
+pub static STAGE_REPLIED: Mutex<Histogram> = Mutex::new(Histogram::new(
+    "stage_replied_seconds",
+    "Leader entry: proposal to the client reply handed over (writes this node took)",
+    Unit::Micros,
+));
+
+/// Folds finished stage samples into the stage histograms.
+pub fn record_stages(samples: impl IntoIterator<Item = continuum_node::StageSample>) {
+    for s in samples {
+        for (value, histogram) in [
+            (s.sent, &STAGE_SENT),
+            (s.persisted, &STAGE_PERSISTED),
+            (s.first_ack, &STAGE_FIRST_ACK),
+            (s.committed, &STAGE_COMMITTED),
+            (s.applied, &STAGE_APPLIED),
+            (s.replied, &STAGE_REPLIED),
+        ] {
+            if let Some(v) = value {
+                histogram.lock().record(v);
+            }
+        }
+    }
+}
+
 /// Why the network task woke up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Wake {
@@ -267,6 +318,12 @@ pub fn render(out: &mut String, node: u8) {
         &LEADER_ENTRIES,
         &FOLLOWER_ENTRIES,
         &APPLIED_ENTRIES,
+        &STAGE_SENT,
+        &STAGE_PERSISTED,
+        &STAGE_FIRST_ACK,
+        &STAGE_COMMITTED,
+        &STAGE_APPLIED,
+        &STAGE_REPLIED,
     ] {
         histogram.lock().render(out, node);
     }

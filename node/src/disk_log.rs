@@ -8,8 +8,9 @@
 //!   (re-verified against the record checksums).
 //! * Writes happen only in [`DiskLog::persist`]: truncate a conflicting
 //!   suffix (durable on return), append the Ready's entries as one batch,
-//!   write the hard state, then **one flush** (none when the only change is
-//!   the commit index, see `persist`). Only after `persist`
+//!   write the hard state if its term or vote changed, then **one flush**
+//!   (no I/O at all when the only change is the commit index, see
+//!   `persist`). Only after `persist`
 //!   returned `Ok` may the Ready's messages be sent (persistence before
 //!   speech). Group commit falls out: everything proposed between two
 //!   Readies is one write and one flush.
@@ -98,6 +99,11 @@ pub struct DiskLog<D: BlockDevice> {
     pub bytes_written: u64,
     /// Flushes issued (metrics).
     pub flushes: u64,
+    /// The newest commit index Raft reported. The commit index is not
+    /// persistent state (Raft §5: it is learnt again from the leader); it
+    /// rides along whenever a slot is written anyway, clamped to the
+    /// durable log.
+    commit: u64,
 }
 
 fn entry_of(record: Record) -> Result<Entry, StorageError> {
@@ -228,6 +234,7 @@ impl<D: BlockDevice> DiskLog<D> {
             snapshot,
             bytes_written: 0,
             flushes: 0,
+            commit: 0,
         })
     }
 
@@ -356,20 +363,25 @@ impl<D: BlockDevice> DiskLog<D> {
             }
         }
         if let Some(hs) = ready.hard_state {
-            store
-                .set_hard_state(continuum_storage::HardState {
-                    term: hs.term,
-                    vote: (hs.vote != NO_NODE).then_some(hs.vote),
-                    commit: hs.commit.min(durable_last),
-                })
-                .map_err(PersistError)?;
+            self.commit = self.commit.max(hs.commit);
+            // A hard state whose only change is the commit index is not
+            // written at all (etcd's `MustSync`, one step further): a
+            // commit index lost in a crash is learnt again from the leader,
+            // and nothing this node says depends on it having been
+            // durable. It is written with the next slot (a new term or
+            // vote, a truncation, `close_witness`).
+            if vote_changed {
+                store
+                    .set_hard_state(continuum_storage::HardState {
+                        term: hs.term,
+                        vote: (hs.vote != NO_NODE).then_some(hs.vote),
+                        commit: self.commit.min(durable_last),
+                    })
+                    .map_err(PersistError)?;
+            }
         }
         // A flush is owed for new entries, a truncation, or a new term or
-        // vote. A hard state whose only change is the commit index is
-        // written but not flushed (as etcd's `MustSync`): a commit index
-        // lost in a crash is learnt again from the leader, and nothing this
-        // node says depends on it having been durable. It becomes durable
-        // with the next flush (or `close_witness`, module doc).
+        // vote.
         if ready.truncate_from.is_some() || !ready.entries.is_empty() || vote_changed {
             store.sync().map_err(PersistError)?;
             self.flushes += 1;
@@ -392,7 +404,12 @@ impl<D: BlockDevice> DiskLog<D> {
         if !store.witness_pending() {
             return Ok(false);
         }
-        let hard_state = store.hard_state();
+        // Every record is flushed (each append is): the commit may cover
+        // the whole log.
+        let hard_state = continuum_storage::HardState {
+            commit: self.commit.min(store.last_index()),
+            ..store.hard_state()
+        };
         store.set_hard_state(hard_state).map_err(PersistError)?;
         store.sync().map_err(PersistError)?;
         self.flushes += 1;

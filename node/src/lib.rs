@@ -90,6 +90,7 @@ pub mod admission;
 mod disk_log;
 pub mod fuzz_check;
 mod node;
+pub mod stages;
 pub mod wire;
 
 pub use disk_log::{DiskLog, PersistError, ENTRY_CACHE_BYTES};
@@ -98,4 +99,5 @@ pub use node::{
     CHECKPOINTS_KEPT, CHECKPOINT_EVERY, MAX_APPEND_BYTES, MAX_COMMAND_BYTES, MAX_SNAPSHOT_EVENTS,
     MAX_VERIFY_AHEAD, MAX_WAITING_READS, MAX_WAITING_WRITES, WITNESS_QUIET_TICKS,
 };
+pub use stages::StageSample;
 pub use wire::{Body, EntryHeader, Envelope, ForwardRefusal, WireError};

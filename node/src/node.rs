@@ -20,6 +20,7 @@ use continuum_storage::{BlockDevice, Store, StoreError};
 
 use crate::admission::{self, Admission, ADMISSION_SIGNATURES_PER_PASS};
 use crate::disk_log::{DiskLog, PersistError};
+use crate::stages::{StageSample, Stages};
 use crate::wire::{Body, EntryHeader, ForwardRefusal};
 
 /// Largest bank command a client may submit: an AppendEntries carrying one
@@ -316,6 +317,8 @@ pub struct Node<D: BlockDevice, A: Clone> {
     unverified: VecDeque<(u64, Vec<u8>)>,
     /// The log's flush count when last seen, and the tick it changed.
     flushes_seen: (u64, u64),
+    /// Stage timestamps of this leader's entries (`stages.rs`).
+    stages: Stages,
     /// Writes this node took from clients, by tag, until applied.
     writes: BTreeMap<u64, Waiting<A>>,
     /// Reads waiting for their ReadIndex, by ctx.
@@ -376,6 +379,7 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
             verdicts: VerdictMemo::new(),
             unverified: VecDeque::new(),
             flushes_seen: (0, 0),
+            stages: Stages::new(),
             writes: BTreeMap::new(),
             reads: BTreeMap::new(),
             confirmed: Vec::new(),
@@ -567,7 +571,8 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
                     })
                 };
                 match proposed {
-                    Ok(_) => {
+                    Ok(index) => {
+                        self.stages.proposed(index, index);
                         self.metrics.proposals += 1;
                         self.writes.insert(tag, waiting);
                     }
@@ -648,8 +653,18 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
                 // would otherwise serve a new read at an old index.
                 let unasked = matches!(message.body,
                     MessageBody::ReadIndexResponse { ctx, .. } if !self.reads.contains_key(&ctx));
+                let acked = match message.body {
+                    MessageBody::AppendResponse {
+                        reject: false,
+                        index,
+                        ..
+                    } => Some(index),
+                    _ => None,
+                };
                 if message.from != from || unasked || self.raft.step(message).is_err() {
                     self.metrics.raft_rejected += 1;
+                } else if let Some(index) = acked {
+                    self.stages.mark(0, index, |s| &mut s.first_ack);
                 }
             }
             Body::Forward {
@@ -699,7 +714,8 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
                 // A refused forward (not leader any more, overloaded) is
                 // dropped: the origin answers its client Timeout, and the
                 // client's retry is deduplicated by the transfer id.
-                if self.raft.propose(header.wrap(&command)).is_ok() {
+                if let Ok(index) = self.raft.propose(header.wrap(&command)) {
+                    self.stages.proposed(index, index);
                     self.metrics.proposals += 1;
                 }
             }
@@ -767,6 +783,20 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
         self.admission_spent = 0;
         while self.raft.has_ready() {
             let mut ready = self.raft.ready();
+            if let Some(from) = ready.truncate_from {
+                self.stages.truncated(from);
+            }
+            let appended = match (ready.entries.first(), ready.entries.last()) {
+                (Some(first), Some(last)) => (first.index, last.index),
+                _ => (1, 0), // empty
+            };
+            if let (Some(first), Some(last)) = (
+                ready.committed_entries.first(),
+                ready.committed_entries.last(),
+            ) {
+                self.stages
+                    .mark(first.index, last.index, |s| &mut s.committed);
+            }
             // A leader's appends and heartbeats promise nothing about its
             // own disk, so they leave before its write (thesis §10.2.1):
             // the followers' writes overlap the leader's. Its own entries
@@ -783,11 +813,14 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
                     self.outbox.push((message.to, Body::Raft(message)));
                 }
                 send(&mut self.outbox, &mut self.replies);
+                self.stages.mark(appended.0, appended.1, |s| &mut s.sent);
             }
             self.raft
                 .storage_mut()
                 .persist(&ready)
                 .map_err(NodeError::Persist)?;
+            self.stages
+                .mark(appended.0, appended.1, |s| &mut s.persisted);
             if let Some(snapshot) = &ready.snapshot {
                 // Before this Ready's committed entries, which follow it.
                 let index = snapshot.metadata.index;
@@ -874,6 +907,19 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
         (self.verdicts.hits(), self.verdicts.misses())
     }
 
+    /// Installs the clock (monotonic µs) stage timestamps are read from
+    /// (`stages.rs`); without one, no stage is tracked.
+    pub fn set_stage_clock(&mut self, clock: fn() -> u64) {
+        self.stages.set_clock(clock);
+    }
+
+    /// Stage samples of entries this node proposed that have finished
+    /// (applied here), oldest first; and how many were dropped unfinished
+    /// or untaken over the node's life.
+    pub fn take_stage_samples(&mut self) -> (VecDeque<StageSample>, u64) {
+        (self.stages.take(), self.stages.dropped)
+    }
+
     /// The disk, for fault injection by tests and benchmarks.
     pub fn device_mut(&mut self) -> &mut D {
         self.raft.storage_mut().device_mut()
@@ -912,7 +958,11 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
                 let same = self.writes.get(&header.tag).is_some_and(
                     |w| matches!(&w.op, RequestOp::Submit { command: c } if c.as_slice() == command),
                 );
+                self.stages
+                    .mark(entry.index, entry.index, |s| &mut s.applied);
                 if let Some(waiting) = same.then(|| self.writes.remove(&header.tag)).flatten() {
+                    self.stages
+                        .mark(entry.index, entry.index, |s| &mut s.replied);
                     let mut outcome = Vec::with_capacity(result.outcomes.len());
                     for o in &result.outcomes {
                         o.encode_into(&mut outcome);
@@ -932,6 +982,9 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
                 }
             }
         }
+        self.stages
+            .mark(entry.index, entry.index, |s| &mut s.applied);
+        self.stages.finish(entry.index);
         self.applied = entry.index;
         if entry.index.is_multiple_of(CHECKPOINT_EVERY) {
             self.checkpoints

@@ -35,9 +35,13 @@ fn entries(from: u64, prev: ChainHash, n: u64) -> Vec<Entry> {
 }
 
 fn ready(commit: u64, entries: Vec<Entry>) -> Ready {
+    ready_in(1, commit, entries)
+}
+
+fn ready_in(term: u64, commit: u64, entries: Vec<Entry>) -> Ready {
     Ready {
         hard_state: Some(HardState {
-            term: 1,
+            term,
             vote: 1,
             commit,
         }),
@@ -51,10 +55,12 @@ fn fresh_log() -> DiskLog<MemDisk> {
     DiskLog::new(store, vec![1, 2, 3]).expect("empty log")
 }
 
-/// Bug 1: a follower's Ready carries entries and a commit covering them.
-/// The device may make the slot durable and lose the WAL batch; the disk
-/// must then still hold a commit index within its log (before the fix it
-/// held commit 3 over an empty log, and `Raft::new` panicked on every boot).
+/// Bug 1: a follower's Ready carries entries and a commit covering them
+/// (and a new term, so the slot is written: a commit-only change writes
+/// none). The device may make the slot durable and lose the WAL batch; the
+/// disk must then still hold a commit index within its log (before the fix
+/// it held commit 3 over an empty log, and `Raft::new` panicked on every
+/// boot).
 #[test]
 fn a_power_cut_inside_persist_never_leaves_a_commit_beyond_the_log() {
     let mut slot_without_wal = 0;
@@ -66,7 +72,7 @@ fn a_power_cut_inside_persist_never_leaves_a_commit_beyond_the_log() {
                 .expect("first batch");
             let prev = log.chain_hash(2).expect("entry 2");
             log.device_mut().cut_power_after(cut_at, 0);
-            assert!(log.persist(&ready(5, entries(3, prev, 3))).is_err());
+            assert!(log.persist(&ready_in(2, 5, entries(3, prev, 3))).is_err());
             let mut disk = log.into_store().into_device();
             disk.crash(CrashMode::KeepRandomSubset { seed });
             let (store, report) = Store::open(&mut disk, identity()).expect("recovers");

@@ -371,7 +371,17 @@ impl Sim {
                 .cut_power_after(at, keep);
         }
         let sim_node = self.sim_node(id);
-        let result = sim_node.node.as_mut().expect("up node").drive();
+        // As the kernel drives: what `send` got has left the node, even if
+        // a later write in the same drive fails.
+        let (mut outbox, mut replies) = (Vec::new(), Vec::new());
+        let result = sim_node
+            .node
+            .as_mut()
+            .expect("up node")
+            .drive_sending(|o, r| {
+                outbox.append(o);
+                replies.append(r);
+            });
         // A live log whose last entry sits below its first in the region
         // spans the region end: the WAL wrapped.
         let store = sim_node
@@ -390,21 +400,23 @@ impl Sim {
         self.wal_wraps += u64::from(wrapped);
         let sim_node = self.sim_node(id);
         sim_node.disk.0.borrow_mut().cancel_power_cut();
-        let outbox = sim_node.node.as_mut().expect("up").take_outbox();
-        let replies = sim_node.node.as_mut().expect("up").take_replies();
+        outbox.append(&mut sim_node.node.as_mut().expect("up").take_outbox());
+        replies.append(&mut sim_node.node.as_mut().expect("up").take_replies());
         let events = sim_node.node.as_mut().expect("up").take_snapshot_events();
         for event in events {
             self.snapshot_event(id, event);
         }
-        match result {
-            Ok(()) => {}
-            Err(NodeError::Persist(e)) if cut => {
-                self.power_cuts += 1;
-                self.log(format!("  node {id}: power cut inside persist ({e})"));
-                // Nothing the failed Ready said leaves the node.
-                return self.crash(id, false);
-            }
-            Err(e) => return Err(format!("node {id} halted: {e}")),
+        // A failed drive halts the node; what it handed over before the
+        // failure (a leader's appends, earlier Readies' acks and replies)
+        // is out, and is sent first.
+        let outcome = match result {
+            Ok(()) => None,
+            Err(NodeError::Persist(e)) if cut => Some(Ok(e)),
+            Err(e) => Some(Err(format!("node {id} halted: {e}"))),
+        };
+        if outcome.is_some() && (self.rng.chance(2) || matches!(outcome, Some(Err(_)))) {
+            // Or the power went before the NIC sent them (half the time).
+            outbox.clear();
         }
         for (to, body) in outbox {
             self.lamport += 1;
@@ -420,7 +432,15 @@ impl Sim {
         for (_, reply) in replies {
             self.on_reply(id, reply)?;
         }
-        Ok(())
+        match outcome {
+            None => Ok(()),
+            Some(Ok(e)) => {
+                self.power_cuts += 1;
+                self.log(format!("  node {id}: power cut inside persist ({e})"));
+                self.crash(id, false)
+            }
+            Some(Err(e)) => Err(e),
+        }
     }
 
     fn snapshot_event(&mut self, id: u64, event: SnapshotEvent) {
