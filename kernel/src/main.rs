@@ -34,6 +34,7 @@ mod metrics;
 mod netbench;
 mod network;
 mod selftest;
+mod shell;
 mod storage;
 mod time;
 
@@ -98,11 +99,26 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     match config.mode {
         Mode::SelfTest => selftest::run_and_exit(),
         Mode::SelfTestPageFault => selftest::provoke_page_fault(),
-        Mode::Node | Mode::NetBench | Mode::NetBenchRaw => {
+        Mode::NetBenchRaw => {
+            netbench::start_raw(&config);
+            executor::spawn(shell::run_shell());
+            executor::spawn(heartbeat());
+            executor::run()
+        }
+        Mode::Node | Mode::NetBench => {
             // In `mode = node` the consensus node takes the disk; the
-            // benchmarks leave it alone.
-            network::start(&config, store.filter(|_| config.mode == Mode::Node));
-            executor::spawn(console::shell());
+            // benchmark leaves it alone.
+            let store = store.filter(|_| config.mode == Mode::Node);
+            // The node is built before the network task starts, once the
+            // ports are claimed: it runs only with an authenticated LAN.
+            // Offline (no usable NIC) neither runs.
+            if let Some(network) = network::Network::claim(&config, store.is_some()) {
+                if config.mode == Mode::Node {
+                    consensus::start(&config, store, network.lan_authenticated());
+                }
+                network.spawn();
+            }
+            executor::spawn(shell::run_shell());
             executor::spawn(heartbeat());
             executor::run()
         }
