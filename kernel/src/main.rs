@@ -13,7 +13,11 @@
 //! 5. **Time**: TSC calibrated against CPUID or the PIT, wall clock from the
 //!    CMOS RTC, the local APIC timer as the one interrupt that wakes us.
 //! 6. **Executor**: from here on everything is a task; the CPU halts when no
-//!    task is runnable.
+//!    task is runnable. In `mode = node`: claim the NICs
+//!    (`network::Network::claim`), build the consensus node
+//!    (`consensus::start`, which needs to know whether the LAN is
+//!    authenticated), then spawn the network task, the console shell
+//!    (`shell`) and the heartbeat.
 //!
 //! Hardware-facing code lives under `arch/x86_64/`; what is left at the top
 //! level (executor, console formatting, self-tests) is portable in spirit.
