@@ -9,7 +9,8 @@
 //!   the **client network** is the next one.
 //! * [`peers`]: the LAN's traffic — peer authentication (`PeerAuth`),
 //!   per-peer sockets, liveness pings and ARP, dispatch of opened
-//!   datagrams to the consensus node; also the boot epoch's origin.
+//!   datagrams to the consensus node. Its docs say where the peer boot
+//!   epoch comes from ([`Network::claim`] reads it).
 //! * [`clients`]: the client UDP server on `client_port`.
 //! * [`http`]: the status server on `status_port` (`GET /status`,
 //!   `GET /metrics`) and the two pages' renderers.
