@@ -1,35 +1,38 @@
 //! The consensus node in the kernel: the portable `continuum-node` state
 //! machine (Raft over the WAL, the bank, client requests) wired to the
-//! network task, the clocks, the status pages and the console shell.
+//! network task and the clocks.
 //!
-//! This module owns no decision. It builds the node from the config and the
-//! disk opened at boot, and offers the network task four verbs:
+//! This module owns no decision. `main` builds the node ([`start`]) from
+//! the config and the disk opened at boot, before it starts the network
+//! task; the network task then calls four verbs:
 //! [`on_peer_payload`] (an authenticated peer datagram), [`on_client`] (a
 //! decoded client request), [`tick_until`] (Raft's 10 ms ticks) and
-//! [`drive`] (the Ready loop: persist + flush, then hand the messages to
-//! the network at once, apply, and hand over the client replies). Clocks: every outgoing envelope carries
+//! [`drive`] (the Ready loop: persist + flush, handing the messages to the
+//! network as soon as they may leave, then apply and hand over the client
+//! replies). Clocks: every outgoing envelope carries
 //! the Lamport clock (`send`) and the HLC; every incoming one advances both
 //! (`recv`, `update`). An HLC more than the configured max offset ahead of
 //! local physical time is *not* adopted: it is counted per peer as skew and
 //! reported on `/status` and `/metrics`.
 //!
-//! The node lives in [`NODE`], a lock only ever taken from tasks (never from
-//! an interrupt handler) on the one CPU, so it cannot contend; the console
-//! shell and the status server read through it.
+//! The node lives in `NODE`, a lock only ever taken from tasks (never from
+//! an interrupt handler) on the one CPU, so it cannot contend. The status
+//! pages (`network::http`) and the console shell (`shell`) read it through
+//! [`with_node`] and the clock accessors below; they render, this module
+//! does not. It does no I/O of its own beyond the disk the node writes
+//! through, and never touches a NIC or socket.
 
 use crate::storage::disk::NodeDisk;
 use crate::storage::DiskStore;
 use crate::time::{self, KernelClock, HLC};
 use alloc::collections::BTreeMap;
-use alloc::string::String;
 use alloc::vec::Vec;
 use continuum_bank::{GenesisConfig, Limits};
 use continuum_clock::{HlcTimestamp, LamportClock};
 use continuum_config::Config;
 use continuum_net::client::{ClientReply, ClientRequest};
-use continuum_node::{Envelope, Hex, Node, NodeConfig, NodeError};
+use continuum_node::{Envelope, Node, NodeConfig, NodeError};
 use continuum_raft::Role;
-use core::fmt::Write;
 use smoltcp::wire::IpEndpoint;
 use spin::Mutex;
 
@@ -42,16 +45,16 @@ pub type Outbox = Vec<(u64, Vec<u8>)>;
 /// Client replies to send: (client address, reply).
 pub type Replies = Vec<(IpEndpoint, ClientReply)>;
 
-pub static NODE: Mutex<Option<KernelNode>> = Mutex::new(None);
+static NODE: Mutex<Option<KernelNode>> = Mutex::new(None);
 static LAMPORT: LamportClock = LamportClock::new();
 
 /// Per-peer clock observations.
 #[derive(Clone, Copy, Default)]
-struct PeerClock {
+pub struct PeerClock {
     /// Remote HLC milliseconds minus local wall milliseconds at receipt
     /// (one-way: includes the network delay).
-    offset_ms: i64,
-    skew_rejections: u64,
+    pub offset_ms: i64,
+    pub skew_rejections: u64,
 }
 
 static PEER_CLOCKS: Mutex<BTreeMap<u64, PeerClock>> = Mutex::new(BTreeMap::new());
@@ -205,9 +208,10 @@ pub fn tick_until(next_tick_ms: &mut u64, now_ms: u64) {
 }
 
 /// The Ready loop. `send(outbox, replies)` gets each Ready's envelopes as
-/// soon as the Ready is durable (before its entries apply) and client
-/// replies as soon as their entries applied; it should transmit them at
-/// once. Halts on a persistence failure or divergence.
+/// soon as they may leave (a leader's appends before its own write, the
+/// rest once the Ready is durable, all before its entries apply) and
+/// client replies as soon as their entries applied; it should transmit
+/// them at once. Halts on a persistence failure or divergence.
 pub fn drive(mut send: impl FnMut(Outbox, Replies)) {
     let mut node = NODE.lock();
     let Some(node) = node.as_mut() else {
@@ -335,7 +339,8 @@ fn report_role(node: &KernelNode) {
     }
 }
 
-fn role_name(role: Role) -> &'static str {
+/// The role as `/status` and the shell spell it.
+pub fn role_name(role: Role) -> &'static str {
     match role {
         Role::Leader => "leader",
         Role::Candidate => "candidate",
@@ -344,358 +349,30 @@ fn role_name(role: Role) -> &'static str {
     }
 }
 
-/// The `"raft"` member of `/status` (a JSON object), or `null`.
-pub fn status_json(out: &mut String) {
-    let node = NODE.lock();
-    let Some(node) = node.as_ref() else {
-        out.push_str("null");
-        return;
-    };
-    let raft = node.raft();
-    let (head_index, head) = node.ledger().chain_head();
-    let m = node.metrics();
-    let log = raft.storage();
-    let _ = write!(
-        out,
-        "{{\"role\":\"{}\",\"term\":{},\"leader\":{},\"commit\":{},\"applied\":{},\"last_index\":{},\"chain_head\":{{\"index\":{head_index},\"hash\":\"{}\"}},\"lamport\":{},",
-        role_name(raft.role()),
-        raft.term(),
-        raft.leader(),
-        raft.commit_index(),
-        node.applied(),
-        raft.last_index(),
-        Hex(&head),
-        LAMPORT.current(),
-    );
-    out.push_str("\"peers\":[");
-    let clocks = PEER_CLOCKS.lock();
-    let mut first = true;
-    for &peer in raft.voters() {
-        if peer == node.id() {
-            continue;
-        }
-        let matched = raft.progress(peer).map_or(0, |p| p.matched);
-        let clock = clocks.get(&peer).copied().unwrap_or_default();
-        let _ = write!(
-            out,
-            "{}{{\"id\":{peer},\"match_index\":{matched},\"offset_ms\":{},\"skew_rejections\":{}}}",
-            if first { "" } else { "," },
-            clock.offset_ms,
-            clock.skew_rejections
-        );
-        first = false;
-    }
-    let (writes, reads) = node.waiting();
-    let snap = node.snapshot_status();
-    let _ = write!(
-        out,
-        "],\"first_index\":{},\"snapshot_index\":{},\"snapshot_bytes\":{},\"wal_used_bytes\":{},\"wal_free_bytes\":{},\"wal_capacity_bytes\":{}",
-        snap.first_index,
-        snap.snapshot_index,
-        snap.snapshot_bytes,
-        snap.wal_used_bytes,
-        snap.wal_capacity_bytes.saturating_sub(snap.wal_used_bytes),
-        snap.wal_capacity_bytes,
-    );
-    let _ = write!(
-        out,
-        ",\"counters\":{{\"snapshots_taken\":{},\"snapshots_installed\":{},\"proposals\":{},\"forwarded\":{},\"committed_entries\":{},\"applied_commands\":{},\"client_requests\":{},\"client_bad_requests\":{},\"client_bad_signatures\":{},\"client_busy\":{},\"forwards_refused\":{},\"client_timeouts\":{},\"reads_served\":{},\"raft_rejected\":{},\"leader_changes\":{},\"elections\":{},\"chain_checks_matched\":{},\"chain_checks_mismatched\":{},\"wal_bytes\":{},\"flushes\":{},\"envelope_decode_errors\":{}}},\"waiting\":{{\"writes\":{writes},\"reads\":{reads}}}}}",
-        snap.snapshots_taken,
-        snap.snapshots_installed,
-        m.proposals,
-        m.forwarded,
-        m.committed_entries,
-        m.applied_commands,
-        m.client_requests,
-        m.client_bad_requests,
-        m.client_bad_signatures,
-        m.client_busy,
-        m.forwards_refused,
-        m.client_timeouts,
-        m.reads_served,
-        m.raft_rejected,
-        m.leader_changes,
-        raft.stats().elections_started,
-        m.chain_checks_matched,
-        m.chain_checks_mismatched,
-        log.bytes_written,
-        log.flushes,
-        *DECODE_ERRORS.lock(),
-    );
+/// Runs `f` on the node (`None` when none runs here), under its lock: the
+/// one way the status pages and the shell read it. `f` must not call back
+/// into this module's verbs (the lock is not reentrant).
+pub fn with_node<R>(f: impl FnOnce(Option<&KernelNode>) -> R) -> R {
+    f(NODE.lock().as_ref())
 }
 
-/// Prometheus text exposition of the node's metrics.
-pub fn metrics_text(out: &mut String, node_id: u8) {
-    let node = NODE.lock();
-    let Some(node) = node.as_ref() else {
-        let _ = writeln!(
-            out,
-            "# no consensus node runs here\ncontinuum_node_running{{node=\"{node_id}\"}} 0"
-        );
-        return;
-    };
-    let raft = node.raft();
-    let m = node.metrics();
-    let log = raft.storage();
-    let l = node_id;
-    let gauge = |out: &mut String, name: &str, help: &str, value: u64| {
-        let _ = writeln!(out, "# HELP continuum_{name} {help}\n# TYPE continuum_{name} gauge\ncontinuum_{name}{{node=\"{l}\"}} {value}");
-    };
-    let counter = |out: &mut String, name: &str, help: &str, value: u64| {
-        let _ = writeln!(out, "# HELP continuum_{name} {help}\n# TYPE continuum_{name} counter\ncontinuum_{name}{{node=\"{l}\"}} {value}");
-    };
-    gauge(out, "node_running", "1 when a consensus node runs", 1);
-    gauge(out, "raft_term", "Current Raft term", raft.term());
-    gauge(
-        out,
-        "raft_is_leader",
-        "1 on the leader",
-        u64::from(raft.role() == Role::Leader),
-    );
-    gauge(
-        out,
-        "raft_leader",
-        "Known leader id (0 = none)",
-        raft.leader(),
-    );
-    gauge(
-        out,
-        "raft_commit_index",
-        "Highest committed log index",
-        raft.commit_index(),
-    );
-    gauge(
-        out,
-        "raft_applied_index",
-        "Highest applied log index",
-        node.applied(),
-    );
-    gauge(out, "raft_last_index", "Last log index", raft.last_index());
-    let snap = node.snapshot_status();
-    gauge(
-        out,
-        "raft_first_index",
-        "First index the log holds",
-        snap.first_index,
-    );
-    gauge(
-        out,
-        "snapshot_index",
-        "Index of the stored ledger snapshot (0: none)",
-        snap.snapshot_index,
-    );
-    gauge(
-        out,
-        "snapshot_bytes",
-        "Size of the stored snapshot",
-        snap.snapshot_bytes,
-    );
-    gauge(
-        out,
-        "wal_used_bytes",
-        "WAL bytes the live log occupies",
-        snap.wal_used_bytes,
-    );
-    gauge(
-        out,
-        "wal_capacity_bytes",
-        "WAL region size",
-        snap.wal_capacity_bytes,
-    );
-    counter(
-        out,
-        "snapshots_taken_total",
-        "Ledger snapshots this node took (this boot)",
-        snap.snapshots_taken,
-    );
-    counter(
-        out,
-        "snapshots_installed_total",
-        "Snapshots installed from a leader (this boot)",
-        snap.snapshots_installed,
-    );
-    counter(
-        out,
-        "proposals_total",
-        "Entries proposed by this node as leader",
-        m.proposals,
-    );
-    let (memo_hits, memo_misses) = node.verdict_memo_counts();
-    counter(
-        out,
-        "verdict_memo_hits_total",
-        "Signature verdicts taken from the memo (verified earlier, off the commit path)",
-        memo_hits,
-    );
-    counter(
-        out,
-        "signatures_verified_total",
-        "Signatures this node verified (admission, ahead of apply, or at apply on a miss)",
-        memo_misses,
-    );
-    counter(
-        out,
-        "preverified_signatures_total",
-        "Signatures verified ahead of apply, after the Ready's messages left",
-        m.preverified_signatures,
-    );
-    counter(
-        out,
-        "witness_flushes_total",
-        "Slot flushes that only witness a quiet log's newest batch",
-        m.witness_flushes,
-    );
-    counter(
-        out,
-        "forwarded_total",
-        "Client writes forwarded to the leader",
-        m.forwarded,
-    );
-    counter(
-        out,
-        "committed_entries_total",
-        "Entries applied after commit",
-        m.committed_entries,
-    );
-    counter(
-        out,
-        "client_requests_total",
-        "Client requests handed to the node",
-        m.client_requests,
-    );
-    counter(
-        out,
-        "client_timeouts_total",
-        "Client requests answered Timeout/Unavailable after waiting",
-        m.client_timeouts,
-    );
-    counter(
-        out,
-        "reads_served_total",
-        "Linearizable reads served",
-        m.reads_served,
-    );
-    counter(
-        out,
-        "raft_rejected_total",
-        "Peer messages rejected by the node",
-        m.raft_rejected,
-    );
-    counter(
-        out,
-        "elections_total",
-        "Elections started",
-        raft.stats().elections_started,
-    );
-    counter(
-        out,
-        "leader_changes_total",
-        "Leader changes seen",
-        m.leader_changes,
-    );
-    counter(
-        out,
-        "wal_bytes_total",
-        "Entry bytes appended to the WAL",
-        log.bytes_written,
-    );
-    counter(out, "wal_flushes_total", "WAL flushes", log.flushes);
-    let skew: u64 = PEER_CLOCKS.lock().values().map(|c| c.skew_rejections).sum();
-    counter(
-        out,
-        "hlc_skew_rejections_total",
-        "Peer timestamps too far ahead, not adopted",
-        skew,
-    );
-    crate::metrics::render(out, l);
+/// What this node has seen of `peer`'s clock (zeros before its first
+/// envelope).
+pub fn peer_clock(peer: u64) -> PeerClock {
+    PEER_CLOCKS.lock().get(&peer).copied().unwrap_or_default()
 }
 
-/// Runs one console shell command and returns its output.
-pub fn console_command(line: &str) -> String {
-    let mut out = String::new();
-    let mut words = line.split_whitespace();
-    let node = NODE.lock();
-    match (words.next(), node.as_ref()) {
-        (None, _) => {}
-        (Some("help"), _) => {
-            out.push_str("commands: status, log [n], balance <account id>, peers, help\n")
-        }
-        (Some(_), None) => {
-            out.push_str("no consensus node runs on this kernel (see the boot log)\n")
-        }
-        (Some("status"), Some(node)) => {
-            let raft = node.raft();
-            let (index, head) = node.ledger().chain_head();
-            let _ = writeln!(
-                out,
-                "node {} {} term {} leader {} commit {} applied {} last {}\nchain head {index} {}",
-                node.id(),
-                role_name(raft.role()),
-                raft.term(),
-                raft.leader(),
-                raft.commit_index(),
-                node.applied(),
-                raft.last_index(),
-                Hex(&head)
-            );
-        }
-        (Some("peers"), Some(node)) => {
-            let raft = node.raft();
-            let clocks = PEER_CLOCKS.lock();
-            for &peer in raft.voters().iter().filter(|&&p| p != node.id()) {
-                let clock = clocks.get(&peer).copied().unwrap_or_default();
-                let _ = writeln!(
-                    out,
-                    "peer {peer}: match {} offset {} ms skew rejections {}",
-                    raft.progress(peer).map_or(0, |p| p.matched),
-                    clock.offset_ms,
-                    clock.skew_rejections
-                );
-            }
-        }
-        (Some("balance"), Some(node)) => match words.next().map(str::parse::<u128>) {
-            Some(Ok(account)) => match node.ledger().balance(account) {
-                Some(balance) => {
-                    let _ = writeln!(
-                        out,
-                        "account {account}: {balance} (local, applied index {})",
-                        node.applied()
-                    );
-                }
-                None => {
-                    let _ = writeln!(out, "account {account}: no such account");
-                }
-            },
-            _ => out.push_str("usage: balance <account id>\n"),
-        },
-        (Some("log"), Some(node)) => {
-            let n = match words.next().map(str::parse::<u64>) {
-                None => Ok(10),
-                Some(Ok(n)) => Ok(n.min(100)),
-                Some(Err(_)) => Err(()),
-            };
-            match n {
-                Err(()) => out.push_str("usage: log [n]\n"),
-                Ok(n) => {
-                    let raft = node.raft();
-                    let last = raft.last_index();
-                    let first = last.saturating_sub(n).max(1);
-                    for index in first..=last {
-                        let _ = writeln!(
-                            out,
-                            "{index} term {} chain {}",
-                            raft.log_term(index).unwrap_or(0),
-                            raft.log_chain_hash(index)
-                                .as_ref()
-                                .map_or(String::from("?"), |h| alloc::format!("{}", Hex(h)))
-                        );
-                    }
-                }
-            }
-        }
-        (Some(other), Some(_)) => {
-            let _ = writeln!(out, "unknown command `{other}`; try help");
-        }
-    }
-    out
+/// Peer timestamps too far ahead to adopt, summed over the peers.
+pub fn hlc_skew_rejections() -> u64 {
+    PEER_CLOCKS.lock().values().map(|c| c.skew_rejections).sum()
+}
+
+/// The Lamport clock's current value.
+pub fn lamport() -> u64 {
+    LAMPORT.current()
+}
+
+/// Peer envelopes that opened (authenticated) but did not decode.
+pub fn envelope_decode_errors() -> u64 {
+    *DECODE_ERRORS.lock()
 }

@@ -5,6 +5,9 @@
 //! logical counter), so lines from different nodes can be ordered. The UART is shared by tasks and interrupt handlers;
 //! it is only touched with interrupts disabled, which on one CPU is enough to
 //! make the lock uncontended and deadlock-free.
+//!
+//! This module owns the UART; the shell that reads typed lines and answers
+//! them is [`crate::shell`]. It never reads node state itself.
 
 use crate::time;
 use continuum_config::LogLevel;
@@ -101,13 +104,8 @@ pub fn emergency_write(args: fmt::Arguments) {
     write_locked(args);
 }
 
-/// Longest shell command line; longer input is discarded with a message.
-const MAX_LINE: usize = 128;
-/// How often the shell looks for typed bytes (COM1 is polled: one byte of
-/// input every few ms is far more than a person types).
-const SHELL_POLL_MS: u64 = 50;
-
-fn try_read_byte() -> Option<u8> {
+/// One byte typed on COM1, if any (the shell polls; see [`crate::shell`]).
+pub fn try_read_byte() -> Option<u8> {
     without_interrupts(|| {
         SERIAL
             .lock()
@@ -116,37 +114,7 @@ fn try_read_byte() -> Option<u8> {
     })
 }
 
-/// The console shell on COM1: `status`, `log [n]`, `balance <id>`,
-/// `peers`, `help` (see `consensus::console_command`). Output is printed
-/// as plain lines, between the log lines.
-pub async fn shell() {
-    let mut line = alloc::vec::Vec::with_capacity(MAX_LINE);
-    let mut overflow = false;
-    loop {
-        crate::executor::sleep(core::time::Duration::from_millis(SHELL_POLL_MS)).await;
-        while let Some(byte) = try_read_byte() {
-            match byte {
-                b'\r' | b'\n' => {
-                    if overflow {
-                        write_locked(format_args!(
-                            "> line longer than {MAX_LINE} bytes ignored\n"
-                        ));
-                    } else if let Ok(text) = core::str::from_utf8(&line) {
-                        if !text.trim().is_empty() {
-                            let output = crate::consensus::console_command(text);
-                            write_locked(format_args!("> {}\n{output}", text.trim()));
-                        }
-                    }
-                    line.clear();
-                    overflow = false;
-                }
-                // Backspace / delete.
-                0x08 | 0x7f => {
-                    line.pop();
-                }
-                byte if line.len() < MAX_LINE => line.push(byte),
-                _ => overflow = true,
-            }
-        }
-    }
+/// Writes plain text (no timestamp or level), between the log lines.
+pub fn print(args: fmt::Arguments) {
+    write_locked(args);
 }

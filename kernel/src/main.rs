@@ -13,7 +13,11 @@
 //! 5. **Time**: TSC calibrated against CPUID or the PIT, wall clock from the
 //!    CMOS RTC, the local APIC timer as the one interrupt that wakes us.
 //! 6. **Executor**: from here on everything is a task; the CPU halts when no
-//!    task is runnable.
+//!    task is runnable. In `mode = node`: claim the NICs
+//!    (`network::Network::claim`), build the consensus node
+//!    (`consensus::start`, which needs to know whether the LAN is
+//!    authenticated), then spawn the network task, the console shell
+//!    (`shell`) and the heartbeat.
 //!
 //! Hardware-facing code lives under `arch/x86_64/`; what is left at the top
 //! level (executor, console formatting, self-tests) is portable in spirit.
@@ -34,6 +38,7 @@ mod metrics;
 mod netbench;
 mod network;
 mod selftest;
+mod shell;
 mod storage;
 mod time;
 
@@ -98,11 +103,26 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     match config.mode {
         Mode::SelfTest => selftest::run_and_exit(),
         Mode::SelfTestPageFault => selftest::provoke_page_fault(),
-        Mode::Node | Mode::NetBench | Mode::NetBenchRaw => {
+        Mode::NetBenchRaw => {
+            netbench::start_raw(&config);
+            executor::spawn(shell::run_shell());
+            executor::spawn(heartbeat());
+            executor::run()
+        }
+        Mode::Node | Mode::NetBench => {
             // In `mode = node` the consensus node takes the disk; the
-            // benchmarks leave it alone.
-            network::start(&config, store.filter(|_| config.mode == Mode::Node));
-            executor::spawn(console::shell());
+            // benchmark leaves it alone.
+            let store = store.filter(|_| config.mode == Mode::Node);
+            // The node is built before the network task starts, once the
+            // ports are claimed: it runs only with an authenticated LAN.
+            // Offline (no usable NIC) neither runs.
+            if let Some(network) = network::Network::claim(&config, store.is_some()) {
+                if config.mode == Mode::Node {
+                    consensus::start(&config, store, network.lan_authenticated());
+                }
+                network.spawn();
+            }
+            executor::spawn(shell::run_shell());
             executor::spawn(heartbeat());
             executor::run()
         }

@@ -13,6 +13,7 @@ use crate::arch::x86_64::device_irq::DeviceIrq;
 use crate::{executor, time};
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
+use continuum_config::Config;
 use continuum_net::nic::{Nic, MAX_FRAME_BYTES};
 use core::time::Duration;
 
@@ -126,6 +127,25 @@ impl NetBench {
             self.lost
         );
         debug_exit::exit(ExitCode::Success)
+    }
+}
+
+/// The peer to measure against, if this node is the lowest id (the one
+/// that measures).
+pub fn bench_peer(config: &Config) -> Option<u8> {
+    let lowest_peer = config.peers().map(|p| p.id).min()?;
+    (config.node_id < lowest_peer).then_some(lowest_peer)
+}
+
+/// `mode = net-bench-raw`: claims the first NIC and starts [`raw`] on it,
+/// without smoltcp; halts when there is no NIC or it does not start.
+pub fn start_raw(config: &Config) {
+    let Some(device) = crate::drivers::claim_nics().into_iter().next() else {
+        crate::halt_with(format_args!("net-bench-raw: no NIC"));
+    };
+    match device.start() {
+        Ok((nic, irq)) => executor::spawn(raw(nic, irq, bench_peer(config).is_some())),
+        Err(error) => crate::halt_with(format_args!("net-bench-raw: NIC failed: {error}")),
     }
 }
 

@@ -30,6 +30,18 @@
 //! engine (§6.2.2.2) and is reported as an I/O error ([`TIMEOUT_CODE`] or
 //! the ATA status and error registers). GHC.IE stays clear and PCI INTx is
 //! disabled, so the controller never raises an interrupt.
+//!
+//! # Files
+//! * `regs`: register offsets and bits, ATA opcodes, the port page layout,
+//!   timeouts.
+//! * `port`: one port's command engine (issue, poll, recover).
+//! * this file: claiming the controller, bringing a port up, IDENTIFY
+//!   DEVICE, and the [`BlockDevice`] front end.
+//!
+//! A driver: it knows nothing of the store or the node above it.
+
+mod port;
+mod regs;
 
 use super::blockdev::{
     ascii_field, poll_until, DiskInfo, DiskKind, Dma, Regs, WriteCache, MAX_TRANSFER_BYTES, PAGE,
@@ -38,72 +50,8 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use continuum_storage::{check_request, BlockDevice, DeviceError, BLOCK_SIZE};
 use core::fmt;
-use core::sync::atomic::{fence, Ordering};
-
-// Generic host control (§3.1).
-const HBA_CAP: usize = 0x00;
-const HBA_GHC: usize = 0x04;
-const HBA_PI: usize = 0x0c;
-const HBA_CAP2: usize = 0x24;
-const HBA_BOHC: usize = 0x28;
-const CAP_S64A: u32 = 1 << 31;
-const CAP_SSS: u32 = 1 << 27;
-const GHC_AE: u32 = 1 << 31;
-const GHC_IE: u32 = 1 << 1;
-const CAP2_BOH: u32 = 1;
-const BOHC_BOS: u32 = 1;
-const BOHC_OOS: u32 = 1 << 1;
-
-// Port registers (§3.3), at 100h + port * 80h.
-const PORT_CLB: usize = 0x00;
-const PORT_FB: usize = 0x08;
-const PORT_IS: usize = 0x10;
-const PORT_IE: usize = 0x14;
-const PORT_CMD: usize = 0x18;
-const PORT_TFD: usize = 0x20;
-const PORT_SIG: usize = 0x24;
-const PORT_SSTS: usize = 0x28;
-const PORT_SERR: usize = 0x30;
-const PORT_CI: usize = 0x38;
-const CMD_ST: u32 = 1;
-const CMD_SUD: u32 = 1 << 1;
-const CMD_FRE: u32 = 1 << 4;
-const CMD_FR: u32 = 1 << 14;
-const CMD_CR: u32 = 1 << 15;
-const IS_TFES: u32 = 1 << 30;
-const TFD_ERR: u32 = 1;
-const TFD_DRQ: u32 = 1 << 3;
-const TFD_BSY: u32 = 1 << 7;
-const SIG_SATA_DISK: u32 = 0x0000_0101;
-
-// ATA commands (ATA8-ACS §7).
-const ATA_IDENTIFY_DEVICE: u8 = 0xec;
-const ATA_READ_DMA_EXT: u8 = 0x25;
-const ATA_WRITE_DMA_EXT: u8 = 0x35;
-const ATA_FLUSH_CACHE_EXT: u8 = 0xea;
-const FIS_REGISTER_H2D: u8 = 0x27;
-
-/// Layout of the one page each port owns: command list (32 headers of
-/// 32 bytes, 1 KiB-aligned), FIS receive area (256 bytes, 256-aligned),
-/// command table for slot 0 (128-aligned: 64-byte CFIS, 16-byte ACMD,
-/// reserved, one PRDT entry at 80h).
-const CMD_LIST_OFFSET: usize = 0;
-const FIS_OFFSET: usize = 0x400;
-const CMD_TABLE_OFFSET: usize = 0x800;
-const PRDT_OFFSET: usize = CMD_TABLE_OFFSET + 0x80;
-
-/// Longest wait for a port's command engine or FIS receive to stop or start.
-const ENGINE_TIMEOUT_MS: u64 = 1_000;
-/// Longest wait for the BIOS to release the controller (§10.6: 25 ms, or
-/// 2 s when it sets BOHC.BB).
-const HANDOFF_TIMEOUT_MS: u64 = 2_000;
-/// Longest wait for a command (a spun-down disk needs seconds to answer).
-pub const IO_TIMEOUT_MS: u64 = 30_000;
-/// [`DeviceError::Io`] code of a command that did not complete in time
-/// (other codes are PxTFD: ATA error register << 8 | status register).
-pub const TIMEOUT_CODE: u32 = 0x1_0000;
-/// Most ports an HBA has (CAP.NP is 5 bits).
-const MAX_PORTS: usize = 32;
+pub use port::CommandError;
+use regs::*;
 
 /// Why a port could not be used.
 #[derive(Debug)]
@@ -136,37 +84,6 @@ impl fmt::Display for InitError {
                 f,
                 "the disk uses {bytes}-byte logical sectors; the log needs {BLOCK_SIZE}"
             ),
-        }
-    }
-}
-
-/// An ATA command that failed.
-#[derive(Debug, Clone, Copy)]
-pub struct CommandError {
-    pub command: u8,
-    /// `None`: timed out. Else PxTFD bits 15:0 (error << 8 | status).
-    pub task_file: Option<u16>,
-}
-
-impl fmt::Display for CommandError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.task_file {
-            None => write!(f, "ATA command {:#04x} timed out", self.command),
-            Some(tfd) => write!(
-                f,
-                "ATA command {:#04x} failed: status {:#04x}, error {:#04x}",
-                self.command,
-                tfd & 0xff,
-                tfd >> 8
-            ),
-        }
-    }
-}
-
-impl CommandError {
-    fn device_error(self) -> DeviceError {
-        DeviceError::Io {
-            code: self.task_file.map_or(TIMEOUT_CODE, u32::from),
         }
     }
 }
@@ -282,43 +199,6 @@ impl Ahci {
         Ok(disk)
     }
 
-    fn port_read(&self, register: usize) -> u32 {
-        self.regs.read32(0x100 + self.port * 0x80 + register)
-    }
-
-    fn port_write(&self, register: usize, value: u32) {
-        self.regs
-            .write32(0x100 + self.port * 0x80 + register, value)
-    }
-
-    /// §10.1.2: clear ST, wait CR clear; clear FRE, wait FR clear.
-    fn stop_engine(&self) -> Result<(), InitError> {
-        self.port_write(PORT_CMD, self.port_read(PORT_CMD) & !CMD_ST);
-        if !poll_until(ENGINE_TIMEOUT_MS, || self.port_read(PORT_CMD) & CMD_CR == 0) {
-            return Err(InitError::EngineStuck);
-        }
-        self.port_write(PORT_CMD, self.port_read(PORT_CMD) & !CMD_FRE);
-        if !poll_until(ENGINE_TIMEOUT_MS, || self.port_read(PORT_CMD) & CMD_FR == 0) {
-            return Err(InitError::EngineStuck);
-        }
-        Ok(())
-    }
-
-    /// §10.3.1: clear errors, enable FIS receive, wait until the device is
-    /// idle (BSY and DRQ clear), start the command engine.
-    fn start_engine(&self) -> Result<(), InitError> {
-        self.port_write(PORT_SERR, u32::MAX);
-        self.port_write(PORT_IS, u32::MAX);
-        self.port_write(PORT_CMD, self.port_read(PORT_CMD) | CMD_FRE);
-        if !poll_until(IO_TIMEOUT_MS, || {
-            self.port_read(PORT_TFD) & (TFD_BSY | TFD_DRQ) == 0
-        }) {
-            return Err(InitError::EngineStuck);
-        }
-        self.port_write(PORT_CMD, self.port_read(PORT_CMD) | CMD_ST);
-        Ok(())
-    }
-
     fn identify(&mut self) -> Result<(), InitError> {
         self.execute(ATA_IDENTIFY_DEVICE, 0, 0, BLOCK_SIZE, false)
             .map_err(InitError::Command)?;
@@ -361,86 +241,6 @@ impl Ahci {
     /// What the console lists.
     pub fn info(&self) -> &DiskInfo {
         &self.info
-    }
-
-    /// Issues one ATA command in slot 0 with `len` bytes of the staging
-    /// buffer as data (`len` 0: no data) and polls for its completion.
-    fn execute(
-        &mut self,
-        command: u8,
-        lba: u64,
-        sectors: u16,
-        len: usize,
-        write: bool,
-    ) -> Result<(), CommandError> {
-        let failed = |task_file| CommandError { command, task_file };
-        if !poll_until(IO_TIMEOUT_MS, || {
-            self.port_read(PORT_TFD) & (TFD_BSY | TFD_DRQ) == 0
-        }) {
-            self.recover();
-            return Err(failed(None));
-        }
-        let memory = &mut self.port_memory;
-        // Command header (§4.2.2): CFL = 5 dwords, W, PRDTL.
-        let prdtl = u32::from(len > 0);
-        memory.write32(CMD_LIST_OFFSET, 5 | u32::from(write) << 6 | prdtl << 16);
-        memory.write32(CMD_LIST_OFFSET + 4, 0); // PRDBC, written by the HBA
-                                                // Register host-to-device FIS (SATA 3.x §10.5.5), in the table.
-        let mut fis = [0u8; 20];
-        fis[0] = FIS_REGISTER_H2D;
-        fis[1] = 1 << 7; // C: this is a command
-        fis[2] = command;
-        fis[4..7].copy_from_slice(&lba.to_le_bytes()[0..3]);
-        fis[7] = 1 << 6; // device: LBA mode
-        fis[8..11].copy_from_slice(&lba.to_le_bytes()[3..6]);
-        fis[12..14].copy_from_slice(&sectors.to_le_bytes());
-        for (i, dword) in fis.chunks(4).enumerate() {
-            memory.write32(
-                CMD_TABLE_OFFSET + 4 * i,
-                u32::from_le_bytes(dword.try_into().unwrap()),
-            );
-        }
-        if len > 0 {
-            // PRDT entry (§4.2.3.3): address, byte count - 1.
-            let data = self.buffer.phys;
-            memory.write32(PRDT_OFFSET, data as u32);
-            memory.write32(PRDT_OFFSET + 4, (data >> 32) as u32);
-            memory.write32(PRDT_OFFSET + 8, 0);
-            memory.write32(PRDT_OFFSET + 12, (len - 1) as u32);
-        }
-        self.port_write(PORT_IS, u32::MAX);
-        // Table and header must be in memory before the HBA fetches them.
-        fence(Ordering::SeqCst);
-        self.port_write(PORT_CI, 1);
-        let done = poll_until(IO_TIMEOUT_MS, || {
-            self.port_read(PORT_CI) & 1 == 0 || self.port_read(PORT_IS) & IS_TFES != 0
-        });
-        fence(Ordering::SeqCst);
-        let tfd = self.port_read(PORT_TFD);
-        if !done {
-            self.recover();
-            return Err(failed(None));
-        }
-        if self.port_read(PORT_IS) & IS_TFES != 0 || tfd & TFD_ERR != 0 {
-            self.recover();
-            return Err(failed(Some(tfd as u16)));
-        }
-        Ok(())
-    }
-
-    /// §6.2.2.2: after an error or a hang, restart the command engine so
-    /// the next command can run; the failed one is reported, never retried.
-    fn recover(&mut self) {
-        if self
-            .stop_engine()
-            .and_then(|()| self.start_engine())
-            .is_err()
-        {
-            log::error!(
-                "ahci: port {}: the command engine did not restart after an error",
-                self.port
-            );
-        }
     }
 
     fn transfer(&mut self, command: u8, lba: u64, len: usize) -> Result<(), DeviceError> {
