@@ -43,8 +43,9 @@ pub const MAX_WAITING_WRITES: usize = 4096;
 /// confirmed index to apply (small: no command bytes). Beyond it `Busy`.
 pub const MAX_WAITING_READS: usize = 4096;
 /// Ticks the log must have been quiet (no flush) before the node closes
-/// the witness window of its newest flushed batch (`disk_log.rs`).
-pub const WITNESS_QUIET_TICKS: u64 = 5;
+/// the witness window of its newest flushed batch (`disk_log.rs`): 1 s
+/// at 10 ms ticks, so a slow client's gaps do not each cost a flush.
+pub const WITNESS_QUIET_TICKS: u64 = 100;
 /// Most persisted entries queued for verification ahead of apply; past it
 /// an entry is verified at apply instead (same outcome, on the commit path).
 pub const MAX_VERIFY_AHEAD: usize = 256;

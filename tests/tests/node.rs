@@ -67,6 +67,14 @@ fn three_nodes_elect_and_replicate_transfers() {
     assert!(status.contains("\"raft\":{\"role\""), "{status}");
     let metrics = http_get(nodes.status[1], "/metrics").unwrap();
     assert!(metrics.contains("continuum_raft_commit_index"), "{metrics}");
+    // The whole page, not what fits one socket buffer (16 KiB): the wake-up
+    // counters come last, and the leader's stage histograms are there.
+    assert!(
+        metrics.len() > 16 * 1024 && metrics.contains("continuum_wakeups_total{"),
+        "/metrics was cut at {} bytes",
+        metrics.len()
+    );
+    assert!(metrics.contains("continuum_stage_replied_seconds_count"));
     forged_submits_are_refused_before_the_log(&mut client, &nodes);
     half_open_and_idle_connections_do_not_stop_status(&nodes);
 }

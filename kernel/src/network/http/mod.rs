@@ -6,7 +6,9 @@
 //! over 2 KiB `431`). A connection must send its head within
 //! [`STATUS_HEAD_DEADLINE_MS`] and is aborted [`STATUS_EXCHANGE_DEADLINE_MS`]
 //! after it opened, so slow or half-closed clients cannot hold the
-//! [`STATUS_SOCKETS`]. Every answer closes its connection.
+//! [`STATUS_SOCKETS`]. Every answer closes its connection; an answer
+//! larger than the socket's send buffer is sent in pieces as the peer
+//! acknowledges (bounded: the pages are bounded, and so is the deadline).
 //!
 //! The pages only read: the network task's [`super::NetworkStatus`], the
 //! consensus node through [`crate::consensus::with_node`], and the
@@ -49,11 +51,14 @@ pub(super) struct StatusServer {
 }
 
 /// One status connection's clock.
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Default)]
 struct StatusConn {
     /// When the connection left LISTEN (first seen by the task).
     started_ms: Option<u64>,
     answered: bool,
+    /// The rest of the answer, when it did not fit the socket's send
+    /// buffer at once (`/metrics` outgrows it): sent as the peer acks.
+    unsent: Vec<u8>,
 }
 
 impl StatusConn {
@@ -124,6 +129,12 @@ impl StatusServer {
         if conn.answered {
             if age_ms >= STATUS_EXCHANGE_DEADLINE_MS {
                 socket.abort();
+            } else if !conn.unsent.is_empty() {
+                let sent = socket.send_slice(&conn.unsent).unwrap_or(0);
+                conn.unsent.drain(..sent);
+                if conn.unsent.is_empty() {
+                    socket.close();
+                }
             }
             return;
         }
@@ -172,8 +183,12 @@ impl StatusServer {
             "HTTP/1.1 {code}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         );
-        let _ = socket.send_slice(response.as_bytes());
-        socket.close();
+        let sent = socket.send_slice(response.as_bytes()).unwrap_or(0);
+        if sent == response.len() {
+            socket.close();
+        } else {
+            conn.unsent = response.into_bytes().split_off(sent);
+        }
         conn.answered = true;
         count_status(|s| s.status_requests += 1);
     }
