@@ -7,8 +7,10 @@
 //! Snapshot data is cut into chunks by content-defined chunking
 //! ([`ContentChunks`]): a gear rolling hash (`h = (h << 1) + GEAR[byte]`,
 //! whose top bits depend on the last 64 bytes only) declares a boundary
-//! where its top `log2(max/4)` bits are zero, no earlier than `min = max/4`
-//! bytes into a chunk and no later than `max` bytes, with `max` =
+//! where its top `log2(max/4)` bits are zero, no earlier than `min = max/2`
+//! bytes into a chunk and no later than `max` bytes (on average about
+//! `3/4 max`: a chunk costs 36 bytes of manifest, so chunks stay large),
+//! with `max` =
 //! `Config::snapshot_chunk_bytes` so one chunk fits one message. Because
 //! boundaries follow the content, a change early in the data moves the
 //! boundaries only up to the next boundary after the change; every later
@@ -46,7 +48,10 @@
 //! ## Follower
 //! Manifest pieces are appended only if they start where the held entries
 //! end; once complete the manifest must match its hash and its lengths
-//! must add up to `total_len`, or it is dropped and asked for again. Then
+//! must add up to `total_len`, or it is dropped unanswered (the leader's
+//! re-send on the next heartbeat response then finds the follower asking
+//! from the start, so a corrupting link costs one attempt per heartbeat,
+//! not a tight loop). Then
 //! the follower cuts its **own** current snapshot (storage's) with the same
 //! `max`, copies every chunk whose name the manifest lists into place
 //! (reused), and fills positions repeating an earlier name from that
@@ -60,14 +65,19 @@
 //! old state (what it had received is lost with the process; its own
 //! snapshot is still reused after the restart).
 //!
-//! A part of a different snapshot (another leader's, a newer one) discards
-//! the partial install. A new leader with the same snapshot starts at the
+//! A part of a different snapshot (another leader's, a newer one) abandons
+//! the partial install, but its filled chunks are carried over and reused
+//! like the follower's own snapshot once the new manifest is complete (a
+//! leader that compacts again mid-transfer costs a new manifest, not the
+//! chunks already sent). A new leader with the same snapshot starts at the
 //! manifest's start; the follower's answer says it holds the manifest and
 //! where its first missing chunk is, so the transfer resumes there.
 //!
 //! ## Bounds
 //! * Assembly buffer: `total_len <= Config::max_snapshot_bytes` (a larger
-//!   snapshot is refused), allocated once the manifest is verified.
+//!   snapshot is refused), allocated once the manifest is verified; plus,
+//!   until then, at most one abandoned install's buffer (carried chunks),
+//!   so at most `2 * max_snapshot_bytes` of snapshot data.
 //! * Manifest: `chunk_count <= total_len` (codec) and, once verified,
 //!   `sum(len) == total_len` with `1 <= len <= max`; per position the
 //!   follower keeps 36 bytes of entry, 8 of offset, 1 of fill flag and at
@@ -125,7 +135,7 @@ const fn gear_table() -> [u64; 256] {
 
 /// Content-defined chunks of `data` for chunks of at most `max` bytes
 /// (see the module doc): an iterator over consecutive slices covering
-/// `data`, each `1..=max` bytes long, all but the last at least `max / 4`.
+/// `data`, each `1..=max` bytes long, all but the last at least `max / 2`.
 #[derive(Clone, Debug)]
 pub struct ContentChunks<'a> {
     rest: &'a [u8],
@@ -138,7 +148,7 @@ impl<'a> ContentChunks<'a> {
     /// Chunks of `data` of at most `max` bytes (`max` 0 is taken as 1).
     pub fn new(data: &'a [u8], max: usize) -> ContentChunks<'a> {
         let max = max.max(1);
-        let min = (max / 4).max(1);
+        let min = (max / 2).max(1);
         // Average extra length past `min` is 2^bits, with 2^bits <= max/4.
         let bits = (max / 4).max(1).ilog2();
         let mask = if bits == 0 { 0 } else { !0u64 << (64 - bits) };
@@ -299,6 +309,31 @@ struct IncomingSnapshot {
     entries: Vec<ChunkRef>,
     /// Set once the manifest is complete and verified.
     assembly: Option<Assembly>,
+    /// Chunks held for an abandoned install, reused once this manifest is
+    /// complete, then dropped.
+    carried: Option<Carried>,
+}
+
+/// The filled chunks of an abandoned install.
+#[derive(Clone, Debug)]
+struct Carried {
+    entries: Vec<ChunkRef>,
+    assembly: Assembly,
+}
+
+impl Carried {
+    /// The chunks it holds.
+    fn chunks(&self) -> impl Iterator<Item = (&ChainHash, &[u8])> {
+        let a = &self.assembly;
+        self.entries
+            .iter()
+            .enumerate()
+            .filter(|&(p, _)| a.filled[p])
+            .map(|(p, e)| {
+                let at = a.offsets[p] as usize;
+                (&e.name, &a.data[at..at + e.len as usize])
+            })
+    }
 }
 
 /// The data being assembled from reused and fetched chunks.
@@ -321,10 +356,24 @@ impl IncomingSnapshot {
         }
     }
 
+    /// What an abandoned install leaves for the next: its filled chunks.
+    fn into_carried(self) -> Option<Carried> {
+        match self.assembly {
+            Some(assembly) => Some(Carried {
+                entries: self.entries,
+                assembly,
+            }),
+            None => self.carried,
+        }
+    }
+
+    /// Drops the manifest; chunks already filled are carried over.
     fn reset_manifest(&mut self) {
         self.header = None;
-        self.entries = Vec::new();
-        self.assembly = None;
+        let entries = core::mem::take(&mut self.entries);
+        if let Some(assembly) = self.assembly.take() {
+            self.carried = Some(Carried { entries, assembly });
+        }
     }
 }
 
@@ -432,9 +481,7 @@ impl<S: Storage> Raft<S> {
         let manifest = cache.as_ref().expect("set above");
         let count = manifest.entries.len();
         let want = pr.snapshot_want;
-        let part = if (want.manifest_next as usize) < count
-            || want.chunk_next as usize >= count
-        {
+        let part = if (want.manifest_next as usize) < count || want.chunk_next as usize >= count {
             // The manifest (also when an answer asks for a chunk past the
             // end: it must have dropped its manifest, start it over).
             let first = if (want.manifest_next as usize) < count {
@@ -537,6 +584,13 @@ impl<S: Storage> Raft<S> {
                 && s.total_hash == m.total_hash
         });
         if !same {
+            // A newer snapshot (or another leader's): chunks already held
+            // are carried over, as consecutive snapshots share most.
+            let carried = self
+                .snapshot_transfer
+                .incoming
+                .take()
+                .and_then(IncomingSnapshot::into_carried);
             self.snapshot_transfer.incoming = Some(IncomingSnapshot {
                 metadata: SnapshotMetadata {
                     index: m.index,
@@ -551,14 +605,11 @@ impl<S: Storage> Raft<S> {
                 header: None,
                 entries: Vec::new(),
                 assembly: None,
+                carried,
             });
         }
         let stats = &mut self.snapshot_transfer.stats;
-        let incoming = self
-            .snapshot_transfer
-            .incoming
-            .as_mut()
-            .expect("set above");
+        let incoming = self.snapshot_transfer.incoming.as_mut().expect("set above");
         match m.part {
             SnapshotPart::Manifest {
                 max_chunk,
@@ -583,8 +634,14 @@ impl<S: Storage> Raft<S> {
                     if incoming.entries.len() == chunk_count as usize {
                         let own = self.log.storage.snapshot().map(|s| s.data.as_slice());
                         if !start_assembly(incoming, own, stats) {
+                            // No answer: the leader re-sends on the next
+                            // heartbeat response and the follower asks for
+                            // the manifest from its start, paced like a
+                            // probe rather than in a tight loop.
                             stats.manifests_refused += 1;
                             incoming.reset_manifest();
+                            self.stats.ignored_messages += 1;
+                            return;
                         }
                     }
                 }
@@ -624,9 +681,11 @@ impl<S: Storage> Raft<S> {
         if snapshot_digest(&data) != incoming.total_hash {
             // Every chunk and the manifest verified but the whole does not:
             // start over.
+            // No answer, as for a refused manifest: the next part the
+            // leader re-sends finds no install and asks for the manifest.
             self.snapshot_transfer.stats.snapshots_refused += 1;
             self.stats.ignored_messages += 1;
-            return reply(self, SnapshotWant::default(), false);
+            return;
         }
         self.log.restore(incoming.metadata.clone());
         self.pending_snapshot = Some(Snapshot::new(incoming.metadata, data));
@@ -648,7 +707,9 @@ fn start_assembly(
     let entries = &incoming.entries;
     let total: u64 = entries.iter().map(|e| u64::from(e.len)).sum();
     if total != incoming.total_len
-        || entries.iter().any(|e| e.len == 0 || e.len > header.max_chunk)
+        || entries
+            .iter()
+            .any(|e| e.len == 0 || e.len > header.max_chunk)
         || manifest_hash(header.max_chunk, entries) != header.hash
     {
         return false;
@@ -667,6 +728,14 @@ fn start_assembly(
     if let Some(own) = own {
         for chunk in ContentChunks::new(own, header.max_chunk as usize) {
             if assembly.fill(entries, &snapshot_digest(chunk), chunk) {
+                stats.chunks_reused += 1;
+                stats.bytes_reused += chunk.len() as u64;
+            }
+        }
+    }
+    if let Some(carried) = incoming.carried.take() {
+        for (name, chunk) in carried.chunks() {
+            if assembly.fill(entries, name, chunk) {
                 stats.chunks_reused += 1;
                 stats.bytes_reused += chunk.len() as u64;
             }
@@ -694,7 +763,7 @@ mod tests {
             let data = random(50_000, max as u64);
             let chunks: Vec<&[u8]> = ContentChunks::new(&data, max).collect();
             assert_eq!(chunks.concat(), data, "max {max}");
-            let min = (max / 4).max(1);
+            let min = (max / 2).max(1);
             for (i, c) in chunks.iter().enumerate() {
                 assert!(!c.is_empty() && c.len() <= max, "max {max}: {}", c.len());
                 if i + 1 < chunks.len() {
@@ -711,9 +780,9 @@ mod tests {
         let lens: BTreeSet<usize> = ContentChunks::new(&data, 1024).map(<[u8]>::len).collect();
         assert!(lens.len() > 100, "{} distinct lengths", lens.len());
         let count = ContentChunks::new(&data, 1024).count();
-        // Average between min (256) and max (1024).
+        // Between min (512) and max (1024), about 3/4 max.
         let average = data.len() / count;
-        assert!((400..800).contains(&average), "average {average}");
+        assert!((650..900).contains(&average), "average {average}");
     }
 
     #[test]
@@ -722,8 +791,7 @@ mod tests {
         let mut edited = data.clone();
         let inserted = random(37, 3);
         edited.splice(1000..1000, inserted);
-        let before: BTreeSet<ChainHash> =
-            manifest_of(&data, 1024).iter().map(|e| e.name).collect();
+        let before: BTreeSet<ChainHash> = manifest_of(&data, 1024).iter().map(|e| e.name).collect();
         let after = manifest_of(&edited, 1024);
         let shared = after.iter().filter(|e| before.contains(&e.name)).count();
         assert!(
