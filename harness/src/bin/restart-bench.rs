@@ -30,8 +30,8 @@
 //!    `restored snapshot at index` line and to `/status` reporting
 //!    `applied` = the image's last applied index, plus the load average.
 
-use continuum_bank::{CreateAccount, Entry as BankEntry, GenesisConfig, Limits, Transfer};
 use continuum_bank::{AccountFlags, Outcome};
+use continuum_bank::{CreateAccount, Entry as BankEntry, GenesisConfig, Limits, Transfer};
 use continuum_clock::HlcTimestamp;
 use continuum_harness::client::validity_for_window;
 use continuum_harness::cluster::{Cluster, LaunchSpec};
@@ -51,7 +51,8 @@ const USAGE: &str = "usage: restart-bench [--transfers N (default 1000000)] \
 const TICK_MS: u64 = 10;
 /// Receiving account of every transfer.
 const ACCOUNT: u128 = 10;
-/// Transfers submitted before each drive (group commit, as under load).
+/// Most transfers submitted before each drive (group commit, as under
+/// load); the node's admission budget per pass caps it further.
 const BATCH: u64 = 64;
 /// Longest wait for a booted node's console line or status.
 const WAIT: Duration = Duration::from_secs(300);
@@ -85,7 +86,9 @@ fn parse_args() -> Result<Args, String> {
         }
     }
     if args.transfers == 0 || args.disk_mib < 16 {
-        return Err(format!("need --transfers >= 1 and --disk-mib >= 16\n{USAGE}"));
+        return Err(format!(
+            "need --transfers >= 1 and --disk-mib >= 16\n{USAGE}"
+        ));
     }
     Ok(args)
 }
@@ -150,7 +153,9 @@ impl BlockDevice for FileDisk {
 
 /// The `NodeConfig` the kernel builds from `config` (kernel/src/consensus.rs).
 fn node_config(config: &continuum_config::Config) -> Result<NodeConfig, String> {
-    let operator_key = config.operator_key.ok_or("the plan's config has no operator_key")?;
+    let operator_key = config
+        .operator_key
+        .ok_or("the plan's config has no operator_key")?;
     let mut voters: Vec<u64> = config.peers().map(|p| u64::from(p.id)).collect();
     voters.push(u64::from(config.node_id));
     voters.sort_unstable();
@@ -253,7 +258,10 @@ impl Builder {
         let started = Instant::now();
         let mut done = 0;
         while done < count {
-            let batch = BATCH.min(count - done);
+            // As the kernel does: no more requests than the admission
+            // budget of this pass (the rest would get Busy).
+            let budget = self.node.admission_budget() as u64;
+            let batch = BATCH.min(count - done).min(budget).max(1);
             for _ in 0..batch {
                 self.transfers += 1;
                 self.log_ms += self.step_ms;
@@ -384,9 +392,28 @@ fn build(args: &Args, plan: &ClusterPlan, dir: &Path) -> Result<Vec<Image>, Stri
             &dir.join("tail.img"),
         )?);
     }
+    // What was built, so a failed boot can be looked into (the directory
+    // is removed only after a successful run).
+    let listing: String = images
+        .iter()
+        .map(|i| {
+            format!(
+                "{}\t{}\tapplied {}\tsnapshot {}\ttransfers {}\n",
+                i.label,
+                i.path.display(),
+                i.applied,
+                i.snapshot_index,
+                i.transfers
+            )
+        })
+        .collect();
+    print!("{listing}");
+    std::fs::write(dir.join("images.txt"), listing).map_err(|e| e.to_string())?;
     let balance = b.node.ledger().balance(ACCOUNT);
     if balance != Some(total) {
-        return Err(format!("account {ACCOUNT} holds {balance:?}, expected {total}"));
+        return Err(format!(
+            "account {ACCOUNT} holds {balance:?}, expected {total}"
+        ));
     }
     println!(
         "built in {:.0} s on the host: balance {total}, {} bytes written to the WAL",
@@ -422,7 +449,10 @@ fn boot(plan: &ClusterPlan, dir: &Path, image: Option<&Image>, mib: u64) -> Resu
     cluster.start_node(1)?;
     let serving = loop {
         if let Ok(status) = cluster.status(1) {
-            if status["raft"]["applied"].as_u64().is_some_and(|a| a >= target) {
+            if status["raft"]["applied"]
+                .as_u64()
+                .is_some_and(|a| a >= target)
+            {
                 break started.elapsed();
             }
         }
@@ -448,8 +478,7 @@ fn boot(plan: &ClusterPlan, dir: &Path, image: Option<&Image>, mib: u64) -> Resu
 }
 
 fn run(args: &Args) -> Result<(), String> {
-    let mut plan =
-        ClusterPlan::for_test("restart-bench", 11, &[1]).map_err(|e| e.to_string())?;
+    let mut plan = ClusterPlan::for_test("restart-bench", 11, &[1]).map_err(|e| e.to_string())?;
     // Enough money for every transfer to apply.
     plan.supply = plan.supply.max(2 * (args.transfers + args.tail));
     let dir = std::env::temp_dir().join(format!("ctm-rb-{}", std::process::id()));
