@@ -207,6 +207,50 @@ struct Builder {
     log_ms: u64,
     request: u64,
     transfers: u64,
+    chunks: ChunkSharing,
+}
+
+/// How many content-defined chunks (the InstallSnapshot cut, 1 KiB chunks,
+/// the default `snapshot_chunk_bytes`) each snapshot shares with the one
+/// before it: what a follower holding the previous snapshot would not
+/// fetch.
+#[derive(Default)]
+struct ChunkSharing {
+    index: u64,
+    names: std::collections::BTreeSet<continuum_raft::ChainHash>,
+    pairs: u64,
+    chunks: u64,
+    shared: u64,
+    worst_pct: f64,
+    bytes: u64,
+}
+
+impl ChunkSharing {
+    fn observe(&mut self, snapshot: &continuum_raft::Snapshot) {
+        if snapshot.metadata.index == self.index {
+            return;
+        }
+        let manifest = continuum_raft::manifest_of(&snapshot.data, 1024);
+        let names: std::collections::BTreeSet<_> = manifest.iter().map(|e| e.name).collect();
+        if self.index != 0 {
+            let shared = manifest
+                .iter()
+                .filter(|e| self.names.contains(&e.name))
+                .count() as u64;
+            let pct = 100.0 * shared as f64 / manifest.len().max(1) as f64;
+            self.worst_pct = if self.pairs == 0 {
+                pct
+            } else {
+                self.worst_pct.min(pct)
+            };
+            self.pairs += 1;
+            self.chunks += manifest.len() as u64;
+            self.shared += shared;
+        }
+        self.index = snapshot.metadata.index;
+        self.names = names;
+        self.bytes = snapshot.data.len() as u64;
+    }
 }
 
 impl Builder {
@@ -285,6 +329,9 @@ impl Builder {
             }
             self.settle(batch as usize)?;
             done += batch;
+            if let Some(snapshot) = continuum_raft::Storage::snapshot(self.node.raft().storage()) {
+                self.chunks.observe(snapshot);
+            }
             if self.transfers.is_multiple_of(100_000) {
                 let s = self.node.snapshot_status();
                 println!(
@@ -391,6 +438,7 @@ fn build(args: &Args, plan: &ClusterPlan, dir: &Path) -> Result<Vec<Image>, Stri
         log_ms: start_ms,
         request: 0,
         transfers: 0,
+        chunks: ChunkSharing::default(),
     };
     let started = Instant::now();
     b.create_account()?;
@@ -421,6 +469,16 @@ fn build(args: &Args, plan: &ClusterPlan, dir: &Path) -> Result<Vec<Image>, Stri
         .collect();
     print!("{listing}");
     std::fs::write(dir.join("images.txt"), listing).map_err(|e| e.to_string())?;
+    let c = &b.chunks;
+    println!(
+        "consecutive snapshots: {} pairs, {} of {} chunks ({:.1}%) shared with the previous snapshot, worst pair {:.1}%; last snapshot {} bytes",
+        c.pairs,
+        c.shared,
+        c.chunks,
+        100.0 * c.shared as f64 / c.chunks.max(1) as f64,
+        c.worst_pct,
+        c.bytes
+    );
     let balance = b.node.ledger().balance(ACCOUNT);
     if balance != Some(total) {
         return Err(format!(
