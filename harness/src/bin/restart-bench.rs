@@ -51,7 +51,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const USAGE: &str = "usage: restart-bench [--transfers N (default 1000000)] \
-[--tail T (default 5000)] [--disk-mib M (default 256)]";
+[--tail T (default 5000)] [--disk-mib M (default 256)] [--no-boot]";
 /// The kernel's tick (`kernel/src/consensus.rs` `TICK_MS`).
 const TICK_MS: u64 = 10;
 /// Receiving account of every transfer.
@@ -66,6 +66,8 @@ struct Args {
     transfers: u64,
     tail: u64,
     disk_mib: u64,
+    /// Build the history and print its figures only.
+    no_boot: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -73,6 +75,7 @@ fn parse_args() -> Result<Args, String> {
         transfers: 1_000_000,
         tail: 5_000,
         disk_mib: 256,
+        no_boot: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -86,6 +89,7 @@ fn parse_args() -> Result<Args, String> {
             "--transfers" => args.transfers = value()?,
             "--tail" => args.tail = value()?,
             "--disk-mib" => args.disk_mib = value()?,
+            "--no-boot" => args.no_boot = true,
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other}\n{USAGE}")),
         }
@@ -555,6 +559,10 @@ fn run(args: &Args) -> Result<(), String> {
     let _ = std::fs::remove_dir_all(&dir);
     continuum_harness::private::create_private_dir(&dir).map_err(|e| e.to_string())?;
     let images = build(args, &plan, &dir)?;
+    if args.no_boot {
+        let _ = std::fs::remove_dir_all(&dir);
+        return Ok(());
+    }
     let mut rows = Vec::new();
     let floor = boot(&plan, &dir, None, args.disk_mib)?;
     rows.push(("blank disk (floor)".to_string(), 0, 0, floor));
