@@ -163,6 +163,15 @@ pub struct SnapshotStatus {
     /// Tick (of this boot) at which the last snapshot was taken or
     /// installed; 0 if none.
     pub last_snapshot_tick: u64,
+    /// InstallSnapshot chunks fetched from a leader (this boot).
+    pub snapshot_chunks_fetched: u64,
+    /// InstallSnapshot chunks reused instead: found in this node's own
+    /// snapshot or an abandoned install (this boot).
+    pub snapshot_chunks_reused: u64,
+    /// Bytes of the fetched chunks.
+    pub snapshot_chunk_bytes_fetched: u64,
+    /// Bytes of the reused chunks.
+    pub snapshot_chunk_bytes_reused: u64,
 }
 
 /// Why the node cannot go on. The kernel prints it and halts: continuing
@@ -403,6 +412,7 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
     pub fn snapshot_status(&self) -> SnapshotStatus {
         let log = self.raft.storage();
         let store = log.store();
+        let chunks = self.raft.snapshot_chunk_stats();
         SnapshotStatus {
             first_index: store.first_index(),
             snapshot_index: store.snapshot_index(),
@@ -412,6 +422,10 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
             snapshots_taken: self.metrics.snapshots_taken,
             snapshots_installed: self.metrics.snapshots_installed,
             last_snapshot_tick: self.last_snapshot_tick,
+            snapshot_chunks_fetched: chunks.chunks_fetched,
+            snapshot_chunks_reused: chunks.chunks_reused,
+            snapshot_chunk_bytes_fetched: chunks.bytes_fetched,
+            snapshot_chunk_bytes_reused: chunks.bytes_reused,
         }
     }
 

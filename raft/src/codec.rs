@@ -5,8 +5,15 @@
 //! then the body fields in declaration order. Booleans are one byte, 0 or 1.
 //! `Append` carries `count:u32` entries, each `index:u64 term:u64 kind:u8
 //! chain_hash:[u8;32] len:u32 data`. `InstallSnapshot` carries `index term
-//! chain_hash total_len total_hash offset chunk_hash len:u32 chunk`, with
-//! `len <= MAX_SNAPSHOT_CHUNK_BYTES` and `offset + len <= total_len`.
+//! chain_hash total_len total_hash part:u8`, then for a manifest piece
+//! (`part = 1`) `max_chunk:u32 chunk_count:u32 manifest_hash:[u8;32]
+//! first:u32 count:u32` and `count` entries `name:[u8;32] len:u32`, with
+//! `1 <= max_chunk <= MAX_SNAPSHOT_CHUNK_BYTES`, `chunk_count <= total_len`,
+//! `first + count <= chunk_count`, `count <= MAX_MANIFEST_ENTRIES_PER_MESSAGE`
+//! and every `1 <= len <= max_chunk`; for a chunk (`part = 2`)
+//! `position:u32 len:u32 chunk` with `1 <= len <= MAX_SNAPSHOT_CHUNK_BYTES`
+//! and `len <= total_len`. `InstallSnapshotResponse` is `index:u64
+//! manifest_next:u32 chunk_next:u32 done:bool`.
 //!
 //! Decoding is total: any input gives `Ok` or a [`DecodeError`], never a
 //! panic. Nothing is allocated from an unchecked length: counts and lengths
@@ -22,17 +29,21 @@
 
 use crate::config::MAX_ENTRY_DATA_BYTES;
 use crate::entry::{ChainHash, Entry, EntryKind};
-use crate::message::{Message, MessageBody};
+use crate::message::{ChunkRef, Message, MessageBody, SnapshotPart};
 use crate::NO_NODE;
 use alloc::vec::Vec;
 use core::fmt;
 
-/// Codec version byte.
-pub const CODEC_VERSION: u8 = 1;
+/// Codec version byte. 2: content-addressed InstallSnapshot (manifest
+/// and named chunks); a node on version 1 refuses these messages rather
+/// than misread them.
+pub const CODEC_VERSION: u8 = 2;
 /// Most entries in one encoded message.
 pub const MAX_ENTRIES_PER_MESSAGE: usize = 1024;
 /// Largest snapshot chunk in one InstallSnapshot message.
 pub const MAX_SNAPSHOT_CHUNK_BYTES: usize = 64 * 1024;
+/// Most manifest entries in one InstallSnapshot message (36 bytes each).
+pub const MAX_MANIFEST_ENTRIES_PER_MESSAGE: usize = 1024;
 /// Largest encoded message accepted.
 pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 
@@ -61,9 +72,14 @@ pub enum DecodeError {
     EntryOrder,
     /// Bytes left after a complete message.
     TrailingBytes,
-    /// A snapshot chunk over [`MAX_SNAPSHOT_CHUNK_BYTES`] or beyond the
-    /// snapshot's total length.
+    /// A snapshot chunk empty, over [`MAX_SNAPSHOT_CHUNK_BYTES`] or beyond
+    /// the snapshot's total length.
     SnapshotChunk,
+    /// A snapshot manifest piece whose counts, chunk sizes or positions
+    /// break the bounds in the module doc.
+    SnapshotManifest,
+    /// Unknown InstallSnapshot part tag.
+    SnapshotPart(u8),
 }
 
 impl fmt::Display for DecodeError {
@@ -81,8 +97,12 @@ impl fmt::Display for DecodeError {
             DecodeError::EntryOrder => f.write_str("entries not consecutive or terms out of order"),
             DecodeError::TrailingBytes => f.write_str("trailing bytes after message"),
             DecodeError::SnapshotChunk => {
-                f.write_str("snapshot chunk too large or beyond the snapshot's length")
+                f.write_str("snapshot chunk empty, too large or beyond the snapshot's length")
             }
+            DecodeError::SnapshotManifest => {
+                f.write_str("snapshot manifest piece with out-of-bounds counts or chunk sizes")
+            }
+            DecodeError::SnapshotPart(p) => write!(f, "unknown snapshot part {p}"),
         }
     }
 }
@@ -100,8 +120,14 @@ const TAG_READ_INDEX_REQUEST: u8 = 10;
 const TAG_READ_INDEX_RESPONSE: u8 = 11;
 const TAG_INSTALL_SNAPSHOT: u8 = 12;
 const TAG_INSTALL_SNAPSHOT_RESPONSE: u8 = 13;
+const PART_MANIFEST: u8 = 1;
+const PART_CHUNK: u8 = 2;
 
 fn put_u64(out: &mut Vec<u8>, v: u64) {
+    out.extend_from_slice(&v.to_be_bytes());
+}
+
+fn put_u32(out: &mut Vec<u8>, v: u32) {
     out.extend_from_slice(&v.to_be_bytes());
 }
 
@@ -199,27 +225,49 @@ impl Message {
                 chain_hash,
                 total_len,
                 total_hash,
-                offset,
-                chunk_hash,
-                chunk,
+                part,
             } => {
                 put_u64(out, *index);
                 put_u64(out, *snapshot_term);
                 out.extend_from_slice(chain_hash);
                 put_u64(out, *total_len);
                 out.extend_from_slice(total_hash);
-                put_u64(out, *offset);
-                out.extend_from_slice(chunk_hash);
-                out.extend_from_slice(&(chunk.len() as u32).to_be_bytes());
-                out.extend_from_slice(chunk);
+                match part {
+                    SnapshotPart::Manifest {
+                        max_chunk,
+                        chunk_count,
+                        manifest_hash,
+                        first,
+                        entries,
+                    } => {
+                        out.push(PART_MANIFEST);
+                        put_u32(out, *max_chunk);
+                        put_u32(out, *chunk_count);
+                        out.extend_from_slice(manifest_hash);
+                        put_u32(out, *first);
+                        put_u32(out, entries.len() as u32);
+                        for e in entries {
+                            out.extend_from_slice(&e.name);
+                            put_u32(out, e.len);
+                        }
+                    }
+                    SnapshotPart::Chunk { position, chunk } => {
+                        out.push(PART_CHUNK);
+                        put_u32(out, *position);
+                        put_u32(out, chunk.len() as u32);
+                        out.extend_from_slice(chunk);
+                    }
+                }
             }
             MessageBody::InstallSnapshotResponse {
                 index,
-                next_offset,
+                manifest_next,
+                chunk_next,
                 done,
             } => {
                 put_u64(out, *index);
-                put_u64(out, *next_offset);
+                put_u32(out, *manifest_next);
+                put_u32(out, *chunk_next);
                 put_bool(out, *done);
             }
         }
@@ -275,7 +323,8 @@ impl Message {
             TAG_INSTALL_SNAPSHOT => decode_install_snapshot(&mut r, term)?,
             TAG_INSTALL_SNAPSHOT_RESPONSE => MessageBody::InstallSnapshotResponse {
                 index: r.u64()?,
-                next_offset: r.u64()?,
+                manifest_next: r.u32()?,
+                chunk_next: r.u32()?,
                 done: r.bool()?,
             },
             other => return Err(DecodeError::Tag(other)),
@@ -342,33 +391,66 @@ fn decode_append(r: &mut Reader<'_>, msg_term: u64) -> Result<MessageBody, Decod
 fn decode_install_snapshot(r: &mut Reader<'_>, msg_term: u64) -> Result<MessageBody, DecodeError> {
     let index = r.u64()?;
     let snapshot_term = r.u64()?;
-    let chain_hash: ChainHash = r.take(32)?.try_into().map_err(|_| DecodeError::Truncated)?;
+    let chain_hash = r.hash()?;
     let total_len = r.u64()?;
-    let total_hash: ChainHash = r.take(32)?.try_into().map_err(|_| DecodeError::Truncated)?;
-    let offset = r.u64()?;
-    let chunk_hash: ChainHash = r.take(32)?.try_into().map_err(|_| DecodeError::Truncated)?;
-    let len = r.u32()? as usize;
-    if len > MAX_SNAPSHOT_CHUNK_BYTES
-        || offset
-            .checked_add(len as u64)
-            .is_none_or(|end| end > total_len)
-    {
-        return Err(DecodeError::SnapshotChunk);
-    }
+    let total_hash = r.hash()?;
     // A leader's snapshot covers entries of its term or older.
     if snapshot_term > msg_term {
         return Err(DecodeError::EntryOrder);
     }
-    let chunk = r.take(len)?.to_vec();
+    let part = match r.u8()? {
+        PART_MANIFEST => {
+            let max_chunk = r.u32()?;
+            let chunk_count = r.u32()?;
+            let manifest_hash = r.hash()?;
+            let first = r.u32()?;
+            let count = r.u32()?;
+            if max_chunk == 0
+                || max_chunk as usize > MAX_SNAPSHOT_CHUNK_BYTES
+                || u64::from(chunk_count) > total_len
+                || count as usize > MAX_MANIFEST_ENTRIES_PER_MESSAGE
+                || first.checked_add(count).is_none_or(|end| end > chunk_count)
+            {
+                return Err(DecodeError::SnapshotManifest);
+            }
+            if r.rest.len() < count as usize * 36 {
+                return Err(DecodeError::Truncated);
+            }
+            let mut entries = Vec::with_capacity(count as usize);
+            for _ in 0..count {
+                let name = r.hash()?;
+                let len = r.u32()?;
+                if len == 0 || len > max_chunk {
+                    return Err(DecodeError::SnapshotManifest);
+                }
+                entries.push(ChunkRef { name, len });
+            }
+            SnapshotPart::Manifest {
+                max_chunk,
+                chunk_count,
+                manifest_hash,
+                first,
+                entries,
+            }
+        }
+        PART_CHUNK => {
+            let position = r.u32()?;
+            let len = r.u32()? as usize;
+            if len == 0 || len > MAX_SNAPSHOT_CHUNK_BYTES || len as u64 > total_len {
+                return Err(DecodeError::SnapshotChunk);
+            }
+            let chunk = r.take(len)?.to_vec();
+            SnapshotPart::Chunk { position, chunk }
+        }
+        other => return Err(DecodeError::SnapshotPart(other)),
+    };
     Ok(MessageBody::InstallSnapshot {
         index,
         snapshot_term,
         chain_hash,
         total_len,
         total_hash,
-        offset,
-        chunk_hash,
-        chunk,
+        part,
     })
 }
 
@@ -384,6 +466,12 @@ impl<'a> Reader<'a> {
         let (head, tail) = self.rest.split_at(n);
         self.rest = tail;
         Ok(head)
+    }
+
+    fn hash(&mut self) -> Result<ChainHash, DecodeError> {
+        self.take(32)?
+            .try_into()
+            .map_err(|_| DecodeError::Truncated)
     }
 
     fn u8(&mut self) -> Result<u8, DecodeError> {

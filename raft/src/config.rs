@@ -89,13 +89,17 @@ pub struct Config {
     /// 0: the application replays the log from the start (or from the
     /// storage's snapshot, if it has one: never below it).
     pub applied: u64,
-    /// Bytes of snapshot data per InstallSnapshot message. Default 1024, so
+    /// Bytes of snapshot data per InstallSnapshot message: the largest
+    /// content-defined chunk (and the budget of a manifest piece, 36 bytes
+    /// per entry, at least one). Default 1024, so
     /// one chunk plus its ~140 header bytes fits a ~1.3 KiB datagram; raise
     /// it on links that carry bigger messages (at most
     /// [`crate::MAX_SNAPSHOT_CHUNK_BYTES`]).
     pub snapshot_chunk_bytes: usize,
     /// Largest snapshot a follower accepts by InstallSnapshot (it buffers
-    /// the data in memory until the whole is verified). Default 256 MiB.
+    /// the data in memory until the whole is verified, plus, until the new
+    /// manifest is complete, the chunks of one abandoned install: at most
+    /// twice this). Default 256 MiB.
     pub max_snapshot_bytes: u64,
 }
 

@@ -60,8 +60,9 @@
 //! chain over the log verified by followers ([`entry`]). Log compaction and
 //! InstallSnapshot (§7): the application compacts storage into a
 //! [`Snapshot`] of its state ([`MemStorage::compact`]); a leader whose
-//! follower needs a compacted entry sends that snapshot in verified,
-//! resumable chunks (`snapshot.rs`), and the follower's Ready carries it.
+//! follower needs a compacted entry sends that snapshot as a manifest of
+//! content-addressed chunks and then only the chunks the follower lacks
+//! (verified, resumable; `snapshot.rs`), and the follower's Ready carries it.
 //! Membership changes (§6) are not implemented; [`ConfState`] is shaped
 //! for them.
 //!
@@ -102,18 +103,20 @@ pub mod storage;
 
 pub use client::{ProposeError, ReadIndexError, TransferError};
 pub use codec::{
-    check_decode_canonical, DecodeError, MAX_ENTRIES_PER_MESSAGE, MAX_MESSAGE_BYTES,
-    MAX_SNAPSHOT_CHUNK_BYTES,
+    check_decode_canonical, DecodeError, MAX_ENTRIES_PER_MESSAGE, MAX_MANIFEST_ENTRIES_PER_MESSAGE,
+    MAX_MESSAGE_BYTES, MAX_SNAPSHOT_CHUNK_BYTES,
 };
 pub use config::{Config, ConfigError, ReadOnlyOption, MAX_ENTRY_DATA_BYTES};
 pub use entry::{compute_chain_hash, ChainHash, Entry, EntryKind, GENESIS_CHAIN_HASH};
-pub use message::{Message, MessageBody};
+pub use message::{ChunkRef, Message, MessageBody, SnapshotPart};
 pub use progress::{Progress, ProgressState};
 pub use raft::{Raft, Role, SoftState, Stats, StepError};
 pub use read_only::ReadState;
 pub use ready::Ready;
 pub use rng::SplitMix64;
-pub use snapshot::snapshot_digest;
+pub use snapshot::{
+    manifest_hash, manifest_of, snapshot_digest, ContentChunks, SnapshotChunkStats, SnapshotWant,
+};
 pub use storage::{
     ConfState, HardState, MemStorage, Snapshot, SnapshotMetadata, Storage, StorageError,
 };

@@ -76,13 +76,15 @@ pub enum MessageBody {
         /// On reject: the term of the follower's entry at `reject_hint`.
         hint_term: u64,
     },
-    /// One chunk of InstallSnapshot (Raft §7): the leader sends its
-    /// snapshot to a follower that needs a compacted entry, one chunk per
-    /// message (stop-and-wait: the next chunk follows the answer), so every
-    /// message fits a datagram. The follower verifies each chunk against
-    /// `chunk_hash` and the whole against `total_hash` before it switches;
-    /// partial data is kept in memory only, so a crash mid-install leaves
-    /// the follower on its old state.
+    /// One part of InstallSnapshot (Raft §7): the leader sends its snapshot
+    /// to a follower that needs a compacted entry as a manifest of
+    /// content-addressed chunks, then the chunks the follower lacks, one
+    /// part per message (stop-and-wait: the next part follows the answer),
+    /// so every message fits a datagram. See `snapshot.rs` for the
+    /// protocol. The follower verifies the manifest against its hash, each
+    /// chunk against its name (SHA-256) and the whole against `total_hash`
+    /// before it switches; partial data is kept in memory only, so a crash
+    /// mid-install leaves the follower on its old state.
     InstallSnapshot {
         /// Last log index the snapshot covers.
         index: u64,
@@ -94,20 +96,20 @@ pub enum MessageBody {
         total_len: u64,
         /// SHA-256 of the whole snapshot data.
         total_hash: ChainHash,
-        /// Offset of `chunk` in the data.
-        offset: u64,
-        /// SHA-256 of `chunk`.
-        chunk_hash: ChainHash,
-        /// The bytes `offset..offset + chunk.len()`.
-        chunk: Vec<u8>,
+        /// A piece of the manifest, or one chunk.
+        part: SnapshotPart,
     },
-    /// Answer to [`MessageBody::InstallSnapshot`].
+    /// Answer to [`MessageBody::InstallSnapshot`]: what the follower needs
+    /// next (resumes after loss or a leader change).
     InstallSnapshotResponse {
         /// The snapshot index being answered.
         index: u64,
-        /// Bytes of it the follower holds: the offset the next chunk must
-        /// start at (resumes after loss or a leader change).
-        next_offset: u64,
+        /// Manifest entries the follower holds: while below the manifest's
+        /// chunk count, the next part must be the manifest from here.
+        manifest_next: u32,
+        /// Once the manifest is complete: position (in the manifest) of the
+        /// first chunk the follower neither holds nor could reuse.
+        chunk_next: u32,
         /// The follower installed it (or already had that entry).
         done: bool,
     },
@@ -139,6 +141,43 @@ pub enum MessageBody {
         ctx: u64,
         /// Read index (the leader's commit index when the read was confirmed).
         index: u64,
+    },
+}
+
+/// One manifest entry: a chunk of snapshot data named by its SHA-256.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChunkRef {
+    /// SHA-256 of the chunk's bytes.
+    pub name: ChainHash,
+    /// Length of the chunk, `1..=max_chunk`.
+    pub len: u32,
+}
+
+/// What one [`MessageBody::InstallSnapshot`] carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SnapshotPart {
+    /// Manifest entries `first..first + entries.len()` of `chunk_count`:
+    /// the snapshot data is the concatenation of the named chunks, cut by
+    /// content-defined chunking with `max_chunk`.
+    Manifest {
+        /// Largest chunk; the follower cuts its own snapshot with the same
+        /// parameter to find chunks it already holds.
+        max_chunk: u32,
+        /// Entries in the whole manifest.
+        chunk_count: u32,
+        /// SHA-256 of the whole manifest (`snapshot::manifest_hash`).
+        manifest_hash: ChainHash,
+        /// Position of `entries[0]` in the manifest.
+        first: u32,
+        /// The entries.
+        entries: Vec<ChunkRef>,
+    },
+    /// The chunk at `position` in the manifest.
+    Chunk {
+        /// Its position in the manifest.
+        position: u32,
+        /// Its bytes; SHA-256 must equal the manifest's name.
+        chunk: Vec<u8>,
     },
 }
 

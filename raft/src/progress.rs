@@ -13,8 +13,9 @@ pub enum ProgressState {
     Probe,
     /// Match point known: stream entries, bounded by the inflight window.
     Replicate,
-    /// The follower needs a compacted entry: send the snapshot, one chunk
-    /// at a time (Raft §7), then probe from after it.
+    /// The follower needs a compacted entry: send the snapshot, one part
+    /// (manifest piece or missing chunk) at a time (Raft §7), then probe
+    /// from after it.
     Snapshot,
 }
 
@@ -82,8 +83,8 @@ pub struct Progress {
     pub(crate) lease_acked_at: Option<u64>,
     /// In snapshot state: index of the snapshot being sent.
     pub snapshot_index: u64,
-    /// In snapshot state: offset of the next chunk to send.
-    pub(crate) snapshot_offset: u64,
+    /// In snapshot state: what the follower last asked for.
+    pub(crate) snapshot_want: crate::snapshot::SnapshotWant,
 }
 
 impl Progress {
@@ -97,15 +98,15 @@ impl Progress {
             recent_active: false,
             lease_acked_at: None,
             snapshot_index: 0,
-            snapshot_offset: 0,
+            snapshot_want: Default::default(),
         }
     }
 
-    /// Starts sending the snapshot at `index` from offset 0.
+    /// Starts sending the snapshot at `index` from its manifest's start.
     pub(crate) fn become_snapshot(&mut self, index: u64) {
         self.state = ProgressState::Snapshot;
         self.snapshot_index = index;
-        self.snapshot_offset = 0;
+        self.snapshot_want = Default::default();
         self.probe_sent = false;
         self.inflights.reset();
     }

@@ -107,8 +107,9 @@ pub struct Raft<S: Storage> {
     pub(crate) persisted_hard_state: HardState,
     pub(crate) last_soft_state: SoftState,
     pub(crate) ready_in_flight: Option<ReadyMark>,
-    /// Follower: the InstallSnapshot being received (`snapshot.rs`).
-    pub(crate) incoming_snapshot: Option<crate::snapshot::IncomingSnapshot>,
+    /// InstallSnapshot state (`snapshot.rs`): the follower's partial
+    /// install, the leader's manifest of its snapshot, chunk counters.
+    pub(crate) snapshot_transfer: crate::snapshot::SnapshotTransfer,
     /// Follower: a received snapshot for the next Ready to hand over.
     pub(crate) pending_snapshot: Option<crate::storage::Snapshot>,
 }
@@ -169,7 +170,7 @@ impl<S: Storage> Raft<S> {
                 role: Role::Follower,
             },
             ready_in_flight: None,
-            incoming_snapshot: None,
+            snapshot_transfer: Default::default(),
             pending_snapshot: None,
             config,
         };
@@ -513,23 +514,19 @@ impl<S: Storage> Raft<S> {
                 chain_hash,
                 total_len,
                 total_hash,
-                offset,
-                chunk_hash,
-                chunk,
+                part,
             } => {
                 self.election_elapsed = 0;
                 self.leader = m.from;
-                let chunk = crate::snapshot::Chunk {
+                let part = crate::snapshot::Incoming {
                     index,
                     snapshot_term,
                     chain_hash,
                     total_len,
                     total_hash,
-                    offset,
-                    chunk_hash,
-                    chunk,
+                    part,
                 };
-                self.handle_install_snapshot(m.from, chunk);
+                self.handle_install_snapshot(m.from, part);
             }
             MessageBody::TimeoutNow => self.hup(true),
             MessageBody::ReadIndexResponse { ctx, index } => {
@@ -574,9 +571,16 @@ impl<S: Storage> Raft<S> {
             }
             MessageBody::InstallSnapshotResponse {
                 index,
-                next_offset,
+                manifest_next,
+                chunk_next,
                 done,
-            } => self.handle_install_snapshot_response(m.from, index, next_offset, done),
+            } => {
+                let want = crate::snapshot::SnapshotWant {
+                    manifest_next,
+                    chunk_next,
+                };
+                self.handle_install_snapshot_response(m.from, index, want, done)
+            }
             MessageBody::ReadIndexRequest { ctx } => {
                 // Dropped if over the limit; the follower's client retries.
                 let _ = self.read_index_for(ctx, m.from);

@@ -4,7 +4,8 @@
 
 use continuum_raft::codec::CODEC_VERSION;
 use continuum_raft::{
-    check_decode_canonical, DecodeError, Entry, EntryKind, Message, MessageBody, GENESIS_CHAIN_HASH,
+    check_decode_canonical, ChunkRef, DecodeError, Entry, EntryKind, Message, MessageBody,
+    SnapshotPart, GENESIS_CHAIN_HASH,
 };
 use proptest::prelude::*;
 
@@ -64,7 +65,134 @@ fn arb_body() -> impl Strategy<Value = MessageBody> {
         any::<u64>().prop_map(|ctx| MessageBody::ReadIndexRequest { ctx }),
         (any::<u64>(), any::<u64>())
             .prop_map(|(ctx, index)| MessageBody::ReadIndexResponse { ctx, index }),
+        (
+            any::<u64>(),
+            0u64..5,
+            any::<u8>(),
+            1u32..2048,
+            0usize..8,
+            any::<u32>()
+        )
+            .prop_map(|(index, term, seed, max_chunk, n, first)| {
+                let entries: Vec<ChunkRef> = (0..n)
+                    .map(|i| ChunkRef {
+                        name: [seed.wrapping_add(i as u8); 32],
+                        len: 1 + (i as u32 * 7919) % max_chunk,
+                    })
+                    .collect();
+                let chunk_count = (first % 100) + n as u32 + (seed % 3) as u32;
+                MessageBody::InstallSnapshot {
+                    index,
+                    snapshot_term: term,
+                    chain_hash: [seed; 32],
+                    total_len: u64::from(chunk_count) * u64::from(max_chunk),
+                    total_hash: [!seed; 32],
+                    part: SnapshotPart::Manifest {
+                        max_chunk,
+                        chunk_count,
+                        manifest_hash: [seed ^ 0x5a; 32],
+                        first: first % 100,
+                        entries,
+                    },
+                }
+            }),
+        (
+            any::<u64>(),
+            0u64..5,
+            any::<u32>(),
+            proptest::collection::vec(any::<u8>(), 1..64)
+        )
+            .prop_map(
+                |(index, term, position, chunk)| MessageBody::InstallSnapshot {
+                    index,
+                    snapshot_term: term,
+                    chain_hash: [1; 32],
+                    total_len: chunk.len() as u64 + u64::from(position),
+                    total_hash: [2; 32],
+                    part: SnapshotPart::Chunk { position, chunk },
+                }
+            ),
+        (any::<u64>(), any::<u32>(), any::<u32>(), any::<bool>()).prop_map(
+            |(index, m, c, done)| {
+                MessageBody::InstallSnapshotResponse {
+                    index,
+                    manifest_next: m,
+                    chunk_next: c,
+                    done,
+                }
+            }
+        ),
     ]
+}
+
+fn manifest(max_chunk: u32, chunk_count: u32, first: u32, lens: &[u32]) -> Message {
+    Message {
+        from: 1,
+        to: 2,
+        term: 3,
+        body: MessageBody::InstallSnapshot {
+            index: 10,
+            snapshot_term: 3,
+            chain_hash: [0; 32],
+            total_len: 1000,
+            total_hash: [0; 32],
+            part: SnapshotPart::Manifest {
+                max_chunk,
+                chunk_count,
+                manifest_hash: [0; 32],
+                first,
+                entries: lens
+                    .iter()
+                    .map(|&len| ChunkRef { name: [9; 32], len })
+                    .collect(),
+            },
+        },
+    }
+}
+
+#[test]
+fn out_of_bounds_snapshot_manifests_and_chunks_are_refused() {
+    let decode = |m: &Message| {
+        let mut bytes = Vec::new();
+        m.encode(&mut bytes);
+        Message::decode(&bytes)
+    };
+    assert!(decode(&manifest(64, 10, 8, &[1, 64])).is_ok());
+    for bad in [
+        manifest(0, 10, 0, &[1]),             // no chunk size
+        manifest(64 * 1024 + 1, 10, 0, &[1]), // chunk size over the bound
+        manifest(64, 1001, 0, &[1]),          // more chunks than bytes
+        manifest(64, 10, 9, &[1, 1]),         // entries past the count
+        manifest(64, 10, u32::MAX, &[1]),     // position overflow
+        manifest(64, 10, 0, &[0]),            // empty chunk
+        manifest(64, 10, 0, &[65]),           // chunk over max_chunk
+    ] {
+        assert_eq!(decode(&bad), Err(DecodeError::SnapshotManifest), "{bad:?}");
+    }
+    let chunk = |chunk: Vec<u8>, total_len: u64| Message {
+        from: 1,
+        to: 2,
+        term: 3,
+        body: MessageBody::InstallSnapshot {
+            index: 10,
+            snapshot_term: 3,
+            chain_hash: [0; 32],
+            total_len,
+            total_hash: [0; 32],
+            part: SnapshotPart::Chunk { position: 0, chunk },
+        },
+    };
+    assert!(decode(&chunk(vec![1; 10], 10)).is_ok());
+    assert_eq!(decode(&chunk(vec![], 10)), Err(DecodeError::SnapshotChunk));
+    assert_eq!(
+        decode(&chunk(vec![1; 11], 10)),
+        Err(DecodeError::SnapshotChunk)
+    );
+    let mut bytes = Vec::new();
+    chunk(vec![1; 10], 10).encode(&mut bytes);
+    let part_at = 2 + 24 + 8 + 8 + 32 + 8 + 32;
+    bytes[part_at] = 7;
+    assert_eq!(Message::decode(&bytes), Err(DecodeError::SnapshotPart(7)));
 }
 
 fn arb_message() -> impl Strategy<Value = Message> {
@@ -122,8 +250,8 @@ fn non_canonical_and_hostile_inputs_are_refused() {
     boolean.push(2);
     assert_eq!(Message::decode(&boolean), Err(DecodeError::Bool(2)));
     let mut version = header(9);
-    version[0] = 2;
-    assert_eq!(Message::decode(&version), Err(DecodeError::Version(2)));
+    version[0] = 1; // the layout before content-addressed snapshots
+    assert_eq!(Message::decode(&version), Err(DecodeError::Version(1)));
     assert_eq!(Message::decode(&header(99)), Err(DecodeError::Tag(99)));
     let mut zero = header(9);
     zero[2..10].copy_from_slice(&0u64.to_be_bytes());

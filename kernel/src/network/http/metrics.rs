@@ -105,6 +105,30 @@ fn node_metrics(out: &mut String, node: &KernelNode, node_id: u8) {
         "Snapshots installed from a leader (this boot)",
         snap.snapshots_installed,
     );
+    for (name, help, value) in [
+        (
+            "snapshot_chunks_fetched_total",
+            "InstallSnapshot chunks fetched from a leader (this boot)",
+            snap.snapshot_chunks_fetched,
+        ),
+        (
+            "snapshot_chunks_reused_total",
+            "InstallSnapshot chunks found locally instead of fetched (this boot)",
+            snap.snapshot_chunks_reused,
+        ),
+        (
+            "snapshot_chunk_bytes_fetched_total",
+            "Bytes of InstallSnapshot chunks fetched (this boot)",
+            snap.snapshot_chunk_bytes_fetched,
+        ),
+        (
+            "snapshot_chunk_bytes_reused_total",
+            "Bytes of InstallSnapshot chunks reused (this boot)",
+            snap.snapshot_chunk_bytes_reused,
+        ),
+    ] {
+        counter(out, name, help, value);
+    }
     counter(
         out,
         "proposals_total",

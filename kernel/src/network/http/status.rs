@@ -130,13 +130,17 @@ fn raft_members(out: &mut String, node: &KernelNode) {
     let snap = node.snapshot_status();
     let _ = write!(
         out,
-        "],\"first_index\":{},\"snapshot_index\":{},\"snapshot_bytes\":{},\"wal_used_bytes\":{},\"wal_free_bytes\":{},\"wal_capacity_bytes\":{}",
+        "],\"first_index\":{},\"snapshot_index\":{},\"snapshot_bytes\":{},\"wal_used_bytes\":{},\"wal_free_bytes\":{},\"wal_capacity_bytes\":{},\"snapshot_chunks_fetched\":{},\"snapshot_chunks_reused\":{},\"snapshot_chunk_bytes_fetched\":{},\"snapshot_chunk_bytes_reused\":{}",
         snap.first_index,
         snap.snapshot_index,
         snap.snapshot_bytes,
         snap.wal_used_bytes,
         snap.wal_capacity_bytes.saturating_sub(snap.wal_used_bytes),
         snap.wal_capacity_bytes,
+        snap.snapshot_chunks_fetched,
+        snap.snapshot_chunks_reused,
+        snap.snapshot_chunk_bytes_fetched,
+        snap.snapshot_chunk_bytes_reused,
     );
     let _ = write!(
         out,
