@@ -5,8 +5,11 @@
 //! then the body fields in declaration order. Booleans are one byte, 0 or 1.
 //! `Append` carries `count:u32` entries, each `index:u64 term:u64 kind:u8
 //! chain_hash:[u8;32] len:u32 data`. `InstallSnapshot` carries `index term
-//! chain_hash total_len total_hash offset chunk_hash len:u32 chunk`, with
-//! `len <= MAX_SNAPSHOT_CHUNK_BYTES` and `offset + len <= total_len`.
+//! chain_hash conf_index conf total_len total_hash offset chunk_hash len:u32
+//! chunk`, with `len <= MAX_SNAPSHOT_CHUNK_BYTES` and `offset + len <=
+//! total_len`; `conf` (a [`crate::ConfState`]) is `voters:u32 ids
+//! learners:u32 ids`, each list strictly increasing, non-zero, the two
+//! disjoint, together at most [`MAX_CLUSTER_MEMBERS`].
 //!
 //! Decoding is total: any input gives `Ok` or a [`DecodeError`], never a
 //! panic. Nothing is allocated from an unchecked length: counts and lengths
@@ -23,6 +26,7 @@
 use crate::config::MAX_ENTRY_DATA_BYTES;
 use crate::entry::{ChainHash, Entry, EntryKind};
 use crate::message::{Message, MessageBody};
+use crate::storage::ConfState;
 use crate::NO_NODE;
 use alloc::vec::Vec;
 use core::fmt;
@@ -33,6 +37,8 @@ pub const CODEC_VERSION: u8 = 1;
 pub const MAX_ENTRIES_PER_MESSAGE: usize = 1024;
 /// Largest snapshot chunk in one InstallSnapshot message.
 pub const MAX_SNAPSHOT_CHUNK_BYTES: usize = 64 * 1024;
+/// Most members (voters + learners) a configuration may have on the wire.
+pub const MAX_CLUSTER_MEMBERS: usize = 64;
 /// Largest encoded message accepted.
 pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 
@@ -64,6 +70,10 @@ pub enum DecodeError {
     /// A snapshot chunk over [`MAX_SNAPSHOT_CHUNK_BYTES`] or beyond the
     /// snapshot's total length.
     SnapshotChunk,
+    /// A configuration with more than [`MAX_CLUSTER_MEMBERS`] members, an
+    /// unsorted or duplicated list, node id 0, or a voter that is also a
+    /// learner.
+    ConfState,
 }
 
 impl fmt::Display for DecodeError {
@@ -83,6 +93,10 @@ impl fmt::Display for DecodeError {
             DecodeError::SnapshotChunk => {
                 f.write_str("snapshot chunk too large or beyond the snapshot's length")
             }
+            DecodeError::ConfState => write!(
+                f,
+                "invalid configuration (unsorted, duplicate, zero, or over {MAX_CLUSTER_MEMBERS} members)"
+            ),
         }
     }
 }
@@ -107,6 +121,17 @@ fn put_u64(out: &mut Vec<u8>, v: u64) {
 
 fn put_bool(out: &mut Vec<u8>, v: bool) {
     out.push(u8::from(v));
+}
+
+/// Appends `conf` as `voters:u32 ids learners:u32 ids` (the layout the
+/// InstallSnapshot message and configuration entries share).
+pub(crate) fn put_conf_state(out: &mut Vec<u8>, conf: &ConfState) {
+    for ids in [&conf.voters, &conf.learners] {
+        out.extend_from_slice(&(ids.len() as u32).to_be_bytes());
+        for &id in ids {
+            put_u64(out, id);
+        }
+    }
 }
 
 impl Message {
@@ -197,6 +222,8 @@ impl Message {
                 index,
                 snapshot_term,
                 chain_hash,
+                conf_state,
+                conf_index,
                 total_len,
                 total_hash,
                 offset,
@@ -206,6 +233,8 @@ impl Message {
                 put_u64(out, *index);
                 put_u64(out, *snapshot_term);
                 out.extend_from_slice(chain_hash);
+                put_u64(out, *conf_index);
+                put_conf_state(out, conf_state);
                 put_u64(out, *total_len);
                 out.extend_from_slice(total_hash);
                 put_u64(out, *offset);
@@ -343,6 +372,11 @@ fn decode_install_snapshot(r: &mut Reader<'_>, msg_term: u64) -> Result<MessageB
     let index = r.u64()?;
     let snapshot_term = r.u64()?;
     let chain_hash: ChainHash = r.take(32)?.try_into().map_err(|_| DecodeError::Truncated)?;
+    let conf_index = r.u64()?;
+    let conf_state = r.conf_state()?;
+    if conf_index > index {
+        return Err(DecodeError::EntryOrder);
+    }
     let total_len = r.u64()?;
     let total_hash: ChainHash = r.take(32)?.try_into().map_err(|_| DecodeError::Truncated)?;
     let offset = r.u64()?;
@@ -364,6 +398,8 @@ fn decode_install_snapshot(r: &mut Reader<'_>, msg_term: u64) -> Result<MessageB
         index,
         snapshot_term,
         chain_hash,
+        conf_state,
+        conf_index,
         total_len,
         total_hash,
         offset,
@@ -412,6 +448,31 @@ impl<'a> Reader<'a> {
             .try_into()
             .map_err(|_| DecodeError::Truncated)?;
         Ok(u64::from_be_bytes(bytes))
+    }
+
+    /// A [`ConfState`] as [`put_conf_state`] writes it; refuses anything
+    /// [`ConfState::is_valid`] would not accept, and more than
+    /// [`MAX_CLUSTER_MEMBERS`] members (checked before allocating).
+    pub(crate) fn conf_state(&mut self) -> Result<ConfState, DecodeError> {
+        let mut lists: [Vec<u64>; 2] = [Vec::new(), Vec::new()];
+        let mut members = 0usize;
+        for list in lists.iter_mut() {
+            let count = self.u32()? as usize;
+            members = members.saturating_add(count);
+            if members > MAX_CLUSTER_MEMBERS {
+                return Err(DecodeError::ConfState);
+            }
+            list.reserve(count);
+            for _ in 0..count {
+                list.push(self.u64()?);
+            }
+        }
+        let [voters, learners] = lists;
+        let conf = ConfState { voters, learners };
+        if !conf.is_valid() {
+            return Err(DecodeError::ConfState);
+        }
+        Ok(conf)
     }
 }
 

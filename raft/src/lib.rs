@@ -102,8 +102,8 @@ pub mod storage;
 
 pub use client::{ProposeError, ReadIndexError, TransferError};
 pub use codec::{
-    check_decode_canonical, DecodeError, MAX_ENTRIES_PER_MESSAGE, MAX_MESSAGE_BYTES,
-    MAX_SNAPSHOT_CHUNK_BYTES,
+    check_decode_canonical, DecodeError, MAX_CLUSTER_MEMBERS, MAX_ENTRIES_PER_MESSAGE,
+    MAX_MESSAGE_BYTES, MAX_SNAPSHOT_CHUNK_BYTES,
 };
 pub use config::{Config, ConfigError, ReadOnlyOption, MAX_ENTRY_DATA_BYTES};
 pub use entry::{compute_chain_hash, ChainHash, Entry, EntryKind, GENESIS_CHAIN_HASH};

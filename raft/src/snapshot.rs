@@ -53,6 +53,8 @@ pub(crate) struct Chunk {
     pub index: u64,
     pub snapshot_term: u64,
     pub chain_hash: ChainHash,
+    pub conf_state: ConfState,
+    pub conf_index: u64,
     pub total_len: u64,
     pub total_hash: ChainHash,
     pub offset: u64,
@@ -102,6 +104,8 @@ impl<S: Storage> Raft<S> {
             index: snapshot.metadata.index,
             snapshot_term: snapshot.metadata.term,
             chain_hash: snapshot.metadata.chain_hash,
+            conf_state: snapshot.metadata.conf_state.clone(),
+            conf_index: snapshot.metadata.conf_index,
             total_len,
             total_hash: snapshot.data_hash,
             offset,
@@ -170,6 +174,8 @@ impl<S: Storage> Raft<S> {
             s.metadata.index == c.index
                 && s.metadata.term == c.snapshot_term
                 && s.metadata.chain_hash == c.chain_hash
+                && s.metadata.conf_state == c.conf_state
+                && s.metadata.conf_index == c.conf_index
                 && s.total_len == c.total_len
                 && s.total_hash == c.total_hash
         });
@@ -179,9 +185,8 @@ impl<S: Storage> Raft<S> {
                     index: c.index,
                     term: c.snapshot_term,
                     chain_hash: c.chain_hash,
-                    conf_state: ConfState {
-                        voters: self.voters.clone(),
-                    },
+                    conf_state: c.conf_state.clone(),
+                    conf_index: c.conf_index,
                 },
                 total_len: c.total_len,
                 total_hash: c.total_hash,

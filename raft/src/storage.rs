@@ -36,13 +36,58 @@ pub struct HardState {
     pub commit: u64,
 }
 
-/// Cluster membership: the voting members, fixed by the node configs.
-/// Membership changes (joint consensus, learners) are not implemented; the
-/// type is where their fields will go.
+/// Cluster membership: the voting members and the learners (members that
+/// receive the log and snapshots but never vote nor count toward a quorum;
+/// see `membership.rs`). Both lists are sorted, unique, non-zero and
+/// disjoint ([`ConfState::is_valid`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ConfState {
-    /// Voting members, including this node. Sorted, unique, non-zero.
+    /// Voting members. Sorted, unique, non-zero.
     pub voters: Vec<NodeId>,
+    /// Non-voting members. Sorted, unique, non-zero, none a voter.
+    pub learners: Vec<NodeId>,
+}
+
+impl ConfState {
+    /// A configuration of `voters` (sorted and deduplicated) and no learners.
+    pub fn with_voters(voters: Vec<NodeId>) -> ConfState {
+        let mut voters = voters;
+        voters.sort_unstable();
+        voters.dedup();
+        ConfState {
+            voters,
+            learners: Vec::new(),
+        }
+    }
+
+    /// Whether both lists are sorted, unique, free of [`crate::NO_NODE`]
+    /// and disjoint.
+    pub fn is_valid(&self) -> bool {
+        let strictly_sorted = |ids: &[NodeId]| ids.windows(2).all(|w| w[0] < w[1]);
+        strictly_sorted(&self.voters)
+            && strictly_sorted(&self.learners)
+            && !self.voters.contains(&crate::NO_NODE)
+            && !self.learners.contains(&crate::NO_NODE)
+            && !self
+                .voters
+                .iter()
+                .any(|v| self.learners.binary_search(v).is_ok())
+    }
+
+    /// Whether `id` is a voter.
+    pub fn is_voter(&self, id: NodeId) -> bool {
+        self.voters.binary_search(&id).is_ok()
+    }
+
+    /// Whether `id` is a learner.
+    pub fn is_learner(&self, id: NodeId) -> bool {
+        self.learners.binary_search(&id).is_ok()
+    }
+
+    /// Whether `id` is a voter or a learner.
+    pub fn is_member(&self, id: NodeId) -> bool {
+        self.is_voter(id) || self.is_learner(id)
+    }
 }
 
 /// Metadata of a snapshot: the last index/term/hash it covers and the
@@ -55,8 +100,12 @@ pub struct SnapshotMetadata {
     pub term: u64,
     /// Chain hash of that entry.
     pub chain_hash: ChainHash,
-    /// Membership as of `index`.
+    /// Membership in effect at `index` (set by the newest configuration
+    /// entry at or before it, see `membership.rs`).
     pub conf_state: ConfState,
+    /// Index of the configuration entry that set `conf_state` (0: the
+    /// bootstrap configuration, no change yet).
+    pub conf_index: u64,
 }
 
 /// A snapshot: the application state after applying `metadata.index`.
@@ -149,15 +198,13 @@ pub struct MemStorage {
 impl MemStorage {
     /// Empty log for a cluster of `voters`.
     pub fn new(voters: Vec<NodeId>) -> MemStorage {
-        let mut voters = voters;
-        voters.sort_unstable();
-        voters.dedup();
-        let conf_state = ConfState { voters };
+        let conf_state = ConfState::with_voters(voters);
         let snapshot = SnapshotMetadata {
             index: 0,
             term: 0,
             chain_hash: GENESIS_CHAIN_HASH,
             conf_state: conf_state.clone(),
+            conf_index: 0,
         };
         MemStorage {
             hard_state: HardState::default(),
@@ -183,6 +230,7 @@ impl MemStorage {
             term: self.term(index)?,
             chain_hash: self.chain_hash(index)?,
             conf_state: self.conf_state.clone(),
+            conf_index: self.snapshot.conf_index,
         };
         self.entries.drain(..(index - self.snapshot.index) as usize);
         self.snapshot = metadata.clone();

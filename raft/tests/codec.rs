@@ -4,7 +4,8 @@
 
 use continuum_raft::codec::CODEC_VERSION;
 use continuum_raft::{
-    check_decode_canonical, DecodeError, Entry, EntryKind, Message, MessageBody, GENESIS_CHAIN_HASH,
+    check_decode_canonical, ConfState, DecodeError, Entry, EntryKind, Message, MessageBody,
+    GENESIS_CHAIN_HASH,
 };
 use proptest::prelude::*;
 
@@ -64,6 +65,32 @@ fn arb_body() -> impl Strategy<Value = MessageBody> {
         any::<u64>().prop_map(|ctx| MessageBody::ReadIndexRequest { ctx }),
         (any::<u64>(), any::<u64>())
             .prop_map(|(ctx, index)| MessageBody::ReadIndexResponse { ctx, index }),
+        (
+            1u64..u64::MAX,
+            0u64..10,
+            any::<u64>(),
+            0u64..8,
+            any::<u8>(),
+            0usize..40
+        )
+            .prop_map(|(index, snapshot_term, conf_back, members, seed, len)| {
+                // Members 1..=members, every third one a learner.
+                let (learners, voters): (Vec<u64>, Vec<u64>) =
+                    (1..=members).partition(|id| id % 3 == 0);
+                let chunk = vec![seed; len];
+                MessageBody::InstallSnapshot {
+                    index,
+                    snapshot_term,
+                    chain_hash: [seed; 32],
+                    conf_state: ConfState { voters, learners },
+                    conf_index: index - conf_back % index,
+                    total_len: len as u64 + u64::from(seed),
+                    total_hash: [seed.wrapping_add(1); 32],
+                    offset: 0,
+                    chunk_hash: [seed.wrapping_add(2); 32],
+                    chunk,
+                }
+            }),
     ]
 }
 
@@ -141,6 +168,62 @@ fn non_canonical_and_hostile_inputs_are_refused() {
         Message::decode(&vec![0u8; continuum_raft::MAX_MESSAGE_BYTES + 1]),
         Err(DecodeError::TooLarge)
     );
+}
+
+#[test]
+fn an_invalid_configuration_in_a_snapshot_chunk_is_refused() {
+    let chunk = |conf_state: ConfState, conf_index: u64| {
+        let message = Message {
+            from: 1,
+            to: 2,
+            term: 3,
+            body: MessageBody::InstallSnapshot {
+                index: 10,
+                snapshot_term: 2,
+                chain_hash: [1; 32],
+                conf_state,
+                conf_index,
+                total_len: 4,
+                total_hash: [2; 32],
+                offset: 0,
+                chunk_hash: [3; 32],
+                chunk: vec![9; 4],
+            },
+        };
+        let mut bytes = Vec::new();
+        message.encode(&mut bytes);
+        Message::decode(&bytes)
+    };
+    let conf = |voters: Vec<u64>, learners: Vec<u64>| ConfState { voters, learners };
+    assert!(chunk(conf(vec![1, 2, 3], vec![4]), 7).is_ok());
+    for bad in [
+        conf(vec![2, 1], vec![]),
+        conf(vec![1, 1], vec![]),
+        conf(vec![0, 1], vec![]),
+        conf(vec![1, 2], vec![2]),
+        conf(vec![1], vec![5, 4]),
+        conf((1..=65).collect(), vec![]),
+    ] {
+        assert_eq!(chunk(bad, 7), Err(DecodeError::ConfState));
+    }
+    assert_eq!(
+        chunk(conf(vec![1], vec![]), 11),
+        Err(DecodeError::EntryOrder),
+        "the configuration cannot come from after the snapshot point"
+    );
+    // A member count of 4 billion fails before allocating.
+    let mut bytes = Vec::new();
+    Message {
+        from: 1,
+        to: 2,
+        term: 3,
+        body: MessageBody::TimeoutNow,
+    }
+    .encode(&mut bytes);
+    bytes[1] = 12; // InstallSnapshot tag
+    bytes.extend_from_slice(&[0u8; 8 + 8 + 32 + 8]);
+    bytes.extend_from_slice(&u32::MAX.to_be_bytes());
+    assert_eq!(Message::decode(&bytes), Err(DecodeError::ConfState));
 }
 
 #[test]
