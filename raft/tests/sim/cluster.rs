@@ -18,7 +18,7 @@ enum Event {
         node: NodeId,
         epoch: u64,
     },
-    Deliver(Message),
+    Deliver(Box<Message>),
     Ready {
         node: NodeId,
         epoch: u64,
@@ -238,7 +238,7 @@ impl Cluster {
             Event::Deliver(message) => {
                 let to = message.to;
                 if let Some(raft) = self.node_mut(to).raft.as_mut() {
-                    raft.step(message)
+                    raft.step(*message)
                         .expect("simulated messages are well addressed");
                     self.after_input(to)?;
                 }
@@ -449,7 +449,7 @@ impl Cluster {
             let delay = self
                 .rng
                 .gen_range(self.net.delay_min_us, self.net.delay_max_us);
-            self.schedule(delay, Event::Deliver(decoded.clone()));
+            self.schedule(delay, Event::Deliver(Box::new(decoded.clone())));
         }
     }
 
