@@ -347,6 +347,9 @@ fn decode_append(r: &mut Reader<'_>, msg_term: u64) -> Result<MessageBody, Decod
             return Err(DecodeError::EntryTooLarge);
         }
         let data = r.take(len)?.to_vec();
+        if kind == EntryKind::ConfChange {
+            crate::membership::ConfEntry::decode(&data)?;
+        }
         expect_index = expect_index.checked_add(1).ok_or(DecodeError::EntryOrder)?;
         if index != expect_index || term < min_term || term > msg_term {
             return Err(DecodeError::EntryOrder);
@@ -406,6 +409,14 @@ fn decode_install_snapshot(r: &mut Reader<'_>, msg_term: u64) -> Result<MessageB
         chunk_hash,
         chunk,
     })
+}
+
+/// Reads a [`ConfState`] from the front of `bytes`, returning it and the
+/// rest (configuration entries, `membership.rs`).
+pub(crate) fn take_conf_state(bytes: &[u8]) -> Result<(ConfState, &[u8]), DecodeError> {
+    let mut r = Reader { rest: bytes };
+    let conf = r.conf_state()?;
+    Ok((conf, r.rest))
 }
 
 struct Reader<'a> {

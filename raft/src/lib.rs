@@ -62,8 +62,9 @@
 //! [`Snapshot`] of its state ([`MemStorage::compact`]); a leader whose
 //! follower needs a compacted entry sends that snapshot in verified,
 //! resumable chunks (`snapshot.rs`), and the follower's Ready carries it.
-//! Membership changes (§6) are not implemented; [`ConfState`] is shaped
-//! for them.
+//! Membership changes one server at a time through the log, with learners
+//! (thesis §4.1–§4.2 and its errata fix): [`Raft::propose_conf_change`],
+//! design and rules in [`membership`].
 //!
 //! # Identifiers and randomness
 //!
@@ -90,6 +91,7 @@ pub mod config;
 mod election;
 pub mod entry;
 mod log;
+pub mod membership;
 pub mod message;
 pub mod progress;
 mod raft;
@@ -107,6 +109,9 @@ pub use codec::{
 };
 pub use config::{Config, ConfigError, ReadOnlyOption, MAX_ENTRY_DATA_BYTES};
 pub use entry::{compute_chain_hash, ChainHash, Entry, EntryKind, GENESIS_CHAIN_HASH};
+pub use membership::{
+    ConfChange, ConfChangeError, ConfChangeKind, ConfEntry, MAX_CONF_CONTEXT_BYTES,
+};
 pub use message::{Message, MessageBody};
 pub use progress::{Progress, ProgressState};
 pub use raft::{Raft, Role, SoftState, Stats, StepError};

@@ -17,7 +17,9 @@ use alloc::vec::Vec;
 ///    `truncate_from`, if set) and `hard_state`, and make them durable;
 /// 2. only then send `messages` (Raft §5, etcd's contract: a vote or an
 ///    append ack must never precede the state it promises);
-/// 3. apply `committed_entries` in order (skip [`crate::EntryKind::LeaderNoOp`]);
+/// 3. apply `committed_entries` in order (skip [`crate::EntryKind::LeaderNoOp`];
+///    a [`crate::EntryKind::ConfChange`] is a [`crate::ConfEntry`]: Raft already
+///    acts on it, the application updates what it keeps per member);
 /// 4. serve `read_states` once the applied index reaches their `index`;
 /// 5. call [`Raft::advance`].
 #[derive(Clone, Debug, Default)]
@@ -129,7 +131,7 @@ impl<S: Storage> Raft<S> {
     }
 
     fn broadcast_append_entries_only(&mut self) {
-        let peers = self.other_voters();
+        let peers = self.replication_targets();
         for peer in peers {
             while self.send_append(peer, false) {}
         }

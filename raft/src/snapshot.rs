@@ -210,6 +210,12 @@ impl<S: Storage> Raft<S> {
             return reply(self, 0, false);
         }
         self.log.restore(incoming.metadata.clone());
+        // The whole log is replaced: the snapshot's configuration holds.
+        let (conf, conf_index) = (
+            incoming.metadata.conf_state.clone(),
+            incoming.metadata.conf_index,
+        );
+        self.set_conf(conf, conf_index);
         self.pending_snapshot = Some(Snapshot::new(incoming.metadata, incoming.data));
         reply(self, c.total_len, true);
     }

@@ -18,7 +18,8 @@
 //! with it (`MemStorage::apply_snapshot`) before anything else of that
 //! Ready.
 
-use crate::entry::{ChainHash, Entry, GENESIS_CHAIN_HASH};
+use crate::entry::{ChainHash, Entry, EntryKind, GENESIS_CHAIN_HASH};
+use crate::membership::ConfEntry;
 use crate::NodeId;
 use alloc::vec::Vec;
 use core::fmt;
@@ -158,7 +159,11 @@ impl fmt::Display for StorageError {
 /// `first_index()-1..=last_index()` as fatal (the node halts: continuing on
 /// a log it cannot read could violate safety).
 pub trait Storage {
-    /// Hard state and membership persisted so far (used on start/restart).
+    /// Hard state, and the membership at the *start* of the stored log:
+    /// the snapshot's `conf_state` if there is a snapshot, else the
+    /// bootstrap configuration (empty for a node that joins a running
+    /// cluster). Raft replays the configuration entries stored after it
+    /// (`membership.rs`), so storage never interprets them.
     fn initial_state(&self) -> (HardState, ConfState);
     /// First index present in the log (1 without a snapshot; with one, at
     /// most snapshot index + 1: a storage may keep entries the snapshot
@@ -196,9 +201,14 @@ pub struct MemStorage {
 }
 
 impl MemStorage {
-    /// Empty log for a cluster of `voters`.
+    /// Empty log for a cluster of `voters` (none: a node that will join
+    /// a running cluster and learn its membership from the leader).
     pub fn new(voters: Vec<NodeId>) -> MemStorage {
-        let conf_state = ConfState::with_voters(voters);
+        MemStorage::new_with_conf(ConfState::with_voters(voters))
+    }
+
+    /// Empty log bootstrapped with `conf_state` (voters and learners).
+    pub fn new_with_conf(conf_state: ConfState) -> MemStorage {
         let snapshot = SnapshotMetadata {
             index: 0,
             term: 0,
@@ -225,13 +235,15 @@ impl MemStorage {
         if index > self.last_index() {
             return Err(StorageError::Unavailable);
         }
+        let (conf_state, conf_index) = self.conf_at(index)?;
         let metadata = SnapshotMetadata {
             index,
             term: self.term(index)?,
             chain_hash: self.chain_hash(index)?,
-            conf_state: self.conf_state.clone(),
-            conf_index: self.snapshot.conf_index,
+            conf_state: conf_state.clone(),
+            conf_index,
         };
+        self.conf_state = conf_state;
         self.entries.drain(..(index - self.snapshot.index) as usize);
         self.snapshot = metadata.clone();
         self.snapshot_data = Some(Snapshot::new(metadata, data));
@@ -254,6 +266,20 @@ impl MemStorage {
         self.snapshot = snapshot.metadata.clone();
         self.hard_state.commit = self.hard_state.commit.max(index);
         self.snapshot_data = Some(snapshot);
+    }
+
+    /// The configuration in effect at stored `index`: the newest
+    /// configuration entry at or before it, else the snapshot's (`Io` if a
+    /// stored configuration entry does not decode).
+    fn conf_at(&self, index: u64) -> Result<(ConfState, u64), StorageError> {
+        let upto = (index - self.snapshot.index) as usize;
+        for entry in self.entries[..upto].iter().rev() {
+            if entry.kind == EntryKind::ConfChange {
+                let conf = ConfEntry::decode(&entry.data).map_err(|_| StorageError::Io)?;
+                return Ok((conf.conf_state, entry.index));
+            }
+        }
+        Ok((self.snapshot.conf_state.clone(), self.snapshot.conf_index))
     }
 
     /// Persists the hard state.
