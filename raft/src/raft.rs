@@ -188,10 +188,13 @@ impl<S: Storage> Raft<S> {
         if !conf.is_valid() {
             return Err(ConfigError::InvalidConf);
         }
-        // A bootstrap configuration without this node is a misconfigured
-        // node; an empty one is a node joining (it learns the membership
-        // from the leader), and one that changed may have removed it.
-        if conf_index == 0 && !conf.voters.is_empty() && !conf.is_member(raft.id) {
+        // A bootstrap configuration (no snapshot, no change in the log)
+        // without this node is a misconfigured node; an empty one is a
+        // node joining (it learns the membership from the leader), and one
+        // from a snapshot or a change may simply not have added it yet or
+        // have removed it.
+        let bootstrap = conf_index == 0 && raft.log.base_conf().is_none();
+        if bootstrap && !conf.voters.is_empty() && !conf.is_member(raft.id) {
             return Err(ConfigError::NotAVoter);
         }
         raft.conf = conf;
@@ -326,7 +329,16 @@ impl<S: Storage> Raft<S> {
                 self.election_elapsed += 1;
                 if self.election_elapsed >= self.randomized_election_timeout {
                     self.election_elapsed = 0;
-                    self.hup(false);
+                    if self.promotable() {
+                        self.hup(false);
+                    } else {
+                        // A learner (or removed node) does not campaign, but
+                        // an election timeout without its leader ends the
+                        // lease it promised, as campaigning would for a
+                        // voter: otherwise it would ignore the next leader's
+                        // higher term for ever (see `lease_protects`).
+                        self.leader = NO_NODE;
+                    }
                 }
             }
         }
