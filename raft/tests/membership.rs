@@ -413,3 +413,44 @@ fn configuration_entries_decode_only_in_canonical_consistent_form() {
     bad_kind[0] = 9;
     assert_eq!(ConfEntry::decode(&bad_kind), Err(DecodeError::ConfState));
 }
+
+#[test]
+fn a_learner_follows_a_new_leader_with_lease_reads_on() {
+    let lease = |c: &mut Config| c.read_only = continuum_raft::ReadOnlyOption::LeaseBased;
+    let mut net = Net::new(3, lease);
+    // Booting nodes honour a lease they may have promised: wait it out.
+    net.tick_all(40);
+    let old = (1..=3)
+        .find(|&id| net.nodes[&id].role() == Role::Leader)
+        .expect("a leader");
+    let new = if old == 1 { 2 } else { 1 };
+    let mut config = Config::new(4);
+    lease(&mut config);
+    net.nodes.insert(
+        4,
+        Raft::new(config, MemStorage::new(vec![]), 104).expect("joiner"),
+    );
+    net.node(old)
+        .propose_conf_change(change(ConfChangeKind::AddLearner, 4))
+        .unwrap();
+    // (a booting node also waits out a lease before following anyone)
+    net.tick_all(30);
+    assert_eq!(net.node(4).leader(), old);
+    // 4 is cut off while 1 hands leadership to 2 (a higher term).
+    net.isolate(4);
+    net.node(old).transfer_leader(new).unwrap();
+    net.settle();
+    assert_eq!(net.node(new).role(), Role::Leader);
+    let term = net.node(new).term();
+    // Long after, 4 is reachable again: it must follow the new leader,
+    // its promise to the old one having expired an election timeout ago.
+    for _ in 0..100 {
+        net.node(4).tick();
+    }
+    net.heal();
+    net.node(new).propose(b"new term".to_vec()).unwrap();
+    net.tick_all(30);
+    assert_eq!(net.node(4).term(), term);
+    assert_eq!(net.node(4).leader(), new);
+    assert!(net.payloads(4).contains(&b"new term".to_vec()));
+}
