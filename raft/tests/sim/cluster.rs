@@ -381,10 +381,18 @@ impl Cluster {
             }
         }
         // Durability against the configurations that could elect the next
-        // leader: the committed one, and any newer one a node is using.
+        // leader: the committed one, and any newer one used by a node that
+        // could win an election, i.e. holds the committed tip (a node on a
+        // deposed leader's branch may use a configuration nobody else
+        // does; Leader Completeness is checked for it separately).
         let mut configs = vec![self.committed_conf.clone()];
+        let tip = self.checker.last_committed();
         for raft in self.nodes.iter().filter_map(|n| n.raft.as_ref()) {
-            if raft.conf_index() > self.committed_conf_index && !configs.contains(raft.conf_state())
+            let holds_tip =
+                tip.is_some_and(|(index, _, hash)| raft.log_chain_hash(index) == Some(hash));
+            if holds_tip
+                && raft.conf_index() > self.committed_conf_index
+                && !configs.contains(raft.conf_state())
             {
                 configs.push(raft.conf_state().clone());
             }
