@@ -248,3 +248,38 @@ fn out_of_order_entries_are_refused() {
     message(good).encode(&mut bytes);
     assert_eq!(Message::decode(&bytes), Err(DecodeError::EntryOrder));
 }
+
+#[test]
+fn a_configuration_entry_must_carry_a_valid_change() {
+    let message = |data: Vec<u8>| {
+        let entry = Entry::new(&GENESIS_CHAIN_HASH, 1, 1, EntryKind::ConfChange, data);
+        let mut bytes = Vec::new();
+        Message {
+            from: 1,
+            to: 2,
+            term: 1,
+            body: MessageBody::Append {
+                prev_log_index: 0,
+                prev_log_term: 0,
+                leader_commit: 0,
+                entries: vec![entry],
+            },
+        }
+        .encode(&mut bytes);
+        Message::decode(&bytes)
+    };
+    let valid = continuum_raft::ConfEntry {
+        change: continuum_raft::ConfChange {
+            kind: continuum_raft::ConfChangeKind::AddLearner,
+            node: 4,
+            context: b"addr+key".to_vec(),
+        },
+        conf_state: ConfState {
+            voters: vec![1, 2, 3],
+            learners: vec![4],
+        },
+    };
+    assert!(message(valid.encode()).is_ok());
+    assert_eq!(message(vec![]), Err(DecodeError::Truncated));
+    assert_eq!(message(vec![7; 40]), Err(DecodeError::ConfState));
+}
