@@ -47,11 +47,17 @@
 //!   proposes the removal at the new leader. So a leader is always a voter
 //!   of its own configuration, and the thesis §4.2.2 mode (a leader that
 //!   manages a cluster it is no longer part of) never arises.
-//! * **Removed nodes** stop receiving messages (the leader drops their
-//!   progress) and never campaign once their log holds their removal. One
-//!   that never learnt of it is kept from disrupting the cluster by
-//!   pre-vote and check-quorum (thesis §4.2.3): voters that hear a leader
-//!   ignore its vote requests.
+//! * **Removed nodes** keep receiving appends until their removal commits
+//!   (so they normally learn it), then nothing: the leader drops their
+//!   progress. They never campaign once their log holds their removal. One
+//!   that never learnt of it cannot win (its log lacks the committed
+//!   removal) and is kept from disrupting the cluster by pre-vote and
+//!   check-quorum (thesis §4.2.3): voters that hear a leader ignore its
+//!   vote requests.
+//! * **Silent leaders.** A node that does not campaign (learner, removed,
+//!   joining) forgets its leader after an election timeout without it, as
+//!   a voter would by campaigning, so a leader lease it promised ends and
+//!   it follows the next leader.
 //! * **Senders.** A node accepts messages from nodes outside its own
 //!   configuration (its configuration may be behind the leader's: a new
 //!   voter may lead before a lagging follower has the entry that added
