@@ -454,3 +454,16 @@ fn a_learner_follows_a_new_leader_with_lease_reads_on() {
     assert_eq!(net.node(4).leader(), new);
     assert!(net.payloads(4).contains(&b"new term".to_vec()));
 }
+
+proptest::proptest! {
+    /// Configuration entry data from the wire or a disk: decoding is total
+    /// and accepts only what re-encodes to the same bytes.
+    #[test]
+    fn conf_entry_decoding_is_total_and_canonical(
+        bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+    ) {
+        if let Ok(entry) = ConfEntry::decode(&bytes) {
+            proptest::prop_assert_eq!(entry.encode(), bytes);
+        }
+    }
+}
