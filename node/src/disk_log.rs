@@ -153,9 +153,14 @@ impl<D: BlockDevice> DiskLog<D> {
                 index: meta.index,
                 term: meta.term,
                 chain_hash: meta.chain_hash,
+                // Membership is fixed at `cluster init` until the node half
+                // of membership changes lands (docs/membership.md): no
+                // learners, no configuration entry.
                 conf_state: ConfState {
                     voters: meta.voters,
+                    learners: Vec::new(),
                 },
+                conf_index: 0,
             };
             Snapshot {
                 metadata,
@@ -287,7 +292,9 @@ impl<D: BlockDevice> DiskLog<D> {
                 .map_err(|_| out_of_log(self, index))?,
             conf_state: ConfState {
                 voters: self.voters.clone(),
+                learners: Vec::new(),
             },
+            conf_index: 0,
         };
         let snapshot = Snapshot::new(metadata, data);
         let meta = store_meta(&snapshot, app);
@@ -445,6 +452,7 @@ impl<D: BlockDevice> Storage for DiskLog<D> {
             },
             ConfState {
                 voters: self.voters.clone(),
+                learners: Vec::new(),
             },
         )
     }

@@ -170,7 +170,7 @@ impl<S: Storage> Raft<S> {
         }
         let index = self.log.committed;
         let lease_ok = self.config.read_only == ReadOnlyOption::LeaseBased && self.lease_valid();
-        if self.voters.len() == 1 || lease_ok {
+        if self.conf.voters.len() == 1 || lease_ok {
             self.respond_read(ctx, index, requester);
             return Ok(());
         }
@@ -203,6 +203,7 @@ impl<S: Storage> Raft<S> {
             return false;
         }
         let mut starts: Vec<u64> = self
+            .conf
             .voters
             .iter()
             .filter_map(|voter| {
@@ -247,7 +248,7 @@ impl<S: Storage> Raft<S> {
         if to == self.id {
             return Err(TransferError::ToSelf);
         }
-        if !self.voters.contains(&to) {
+        if !self.conf.is_voter(to) {
             return Err(TransferError::UnknownPeer);
         }
         if self.lead_transferee == Some(to) {

@@ -5,7 +5,10 @@
 //! then the body fields in declaration order. Booleans are one byte, 0 or 1.
 //! `Append` carries `count:u32` entries, each `index:u64 term:u64 kind:u8
 //! chain_hash:[u8;32] len:u32 data`. `InstallSnapshot` carries `index term
-//! chain_hash total_len total_hash part:u8`, then for a manifest piece
+//! chain_hash conf_index conf total_len total_hash part:u8`; `conf` (a
+//! [`crate::ConfState`]) is `voters:u32 ids learners:u32 ids`, each list
+//! strictly increasing, non-zero, the two disjoint, together at most
+//! [`MAX_CLUSTER_MEMBERS`]. Then for a manifest piece
 //! (`part = 1`) `max_chunk:u32 chunk_count:u32 manifest_hash:[u8;32]
 //! first:u32 count:u32` and `count` entries `name:[u8;32] len:u32`, with
 //! `1 <= max_chunk <= MAX_SNAPSHOT_CHUNK_BYTES`, `chunk_count <= total_len`,
@@ -30,6 +33,7 @@
 use crate::config::MAX_ENTRY_DATA_BYTES;
 use crate::entry::{ChainHash, Entry, EntryKind};
 use crate::message::{ChunkRef, Message, MessageBody, SnapshotPart};
+use crate::storage::ConfState;
 use crate::NO_NODE;
 use alloc::vec::Vec;
 use core::fmt;
@@ -44,6 +48,8 @@ pub const MAX_ENTRIES_PER_MESSAGE: usize = 1024;
 pub const MAX_SNAPSHOT_CHUNK_BYTES: usize = 64 * 1024;
 /// Most manifest entries in one InstallSnapshot message (36 bytes each).
 pub const MAX_MANIFEST_ENTRIES_PER_MESSAGE: usize = 1024;
+/// Most members (voters + learners) a configuration may have on the wire.
+pub const MAX_CLUSTER_MEMBERS: usize = 64;
 /// Largest encoded message accepted.
 pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 
@@ -80,6 +86,10 @@ pub enum DecodeError {
     SnapshotManifest,
     /// Unknown InstallSnapshot part tag.
     SnapshotPart(u8),
+    /// A configuration with more than [`MAX_CLUSTER_MEMBERS`] members, an
+    /// unsorted or duplicated list, node id 0, or a voter that is also a
+    /// learner.
+    ConfState,
 }
 
 impl fmt::Display for DecodeError {
@@ -103,6 +113,10 @@ impl fmt::Display for DecodeError {
                 f.write_str("snapshot manifest piece with out-of-bounds counts or chunk sizes")
             }
             DecodeError::SnapshotPart(p) => write!(f, "unknown snapshot part {p}"),
+            DecodeError::ConfState => write!(
+                f,
+                "invalid configuration (unsorted, duplicate, zero, or over {MAX_CLUSTER_MEMBERS} members)"
+            ),
         }
     }
 }
@@ -133,6 +147,17 @@ fn put_u32(out: &mut Vec<u8>, v: u32) {
 
 fn put_bool(out: &mut Vec<u8>, v: bool) {
     out.push(u8::from(v));
+}
+
+/// Appends `conf` as `voters:u32 ids learners:u32 ids` (the layout the
+/// InstallSnapshot message and configuration entries share).
+pub(crate) fn put_conf_state(out: &mut Vec<u8>, conf: &ConfState) {
+    for ids in [&conf.voters, &conf.learners] {
+        out.extend_from_slice(&(ids.len() as u32).to_be_bytes());
+        for &id in ids {
+            put_u64(out, id);
+        }
+    }
 }
 
 impl Message {
@@ -223,6 +248,8 @@ impl Message {
                 index,
                 snapshot_term,
                 chain_hash,
+                conf_state,
+                conf_index,
                 total_len,
                 total_hash,
                 part,
@@ -230,6 +257,8 @@ impl Message {
                 put_u64(out, *index);
                 put_u64(out, *snapshot_term);
                 out.extend_from_slice(chain_hash);
+                put_u64(out, *conf_index);
+                put_conf_state(out, conf_state);
                 put_u64(out, *total_len);
                 out.extend_from_slice(total_hash);
                 match part {
@@ -367,6 +396,9 @@ fn decode_append(r: &mut Reader<'_>, msg_term: u64) -> Result<MessageBody, Decod
             return Err(DecodeError::EntryTooLarge);
         }
         let data = r.take(len)?.to_vec();
+        if kind == EntryKind::ConfChange {
+            crate::membership::ConfEntry::decode(&data)?;
+        }
         expect_index = expect_index.checked_add(1).ok_or(DecodeError::EntryOrder)?;
         if index != expect_index || term < min_term || term > msg_term {
             return Err(DecodeError::EntryOrder);
@@ -392,6 +424,11 @@ fn decode_install_snapshot(r: &mut Reader<'_>, msg_term: u64) -> Result<MessageB
     let index = r.u64()?;
     let snapshot_term = r.u64()?;
     let chain_hash = r.hash()?;
+    let conf_index = r.u64()?;
+    let conf_state = r.conf_state()?;
+    if conf_index > index {
+        return Err(DecodeError::EntryOrder);
+    }
     let total_len = r.u64()?;
     let total_hash = r.hash()?;
     // A leader's snapshot covers entries of its term or older.
@@ -448,10 +485,20 @@ fn decode_install_snapshot(r: &mut Reader<'_>, msg_term: u64) -> Result<MessageB
         index,
         snapshot_term,
         chain_hash,
+        conf_state,
+        conf_index,
         total_len,
         total_hash,
         part,
     })
+}
+
+/// Reads a [`ConfState`] from the front of `bytes`, returning it and the
+/// rest (configuration entries, `membership.rs`).
+pub(crate) fn take_conf_state(bytes: &[u8]) -> Result<(ConfState, &[u8]), DecodeError> {
+    let mut r = Reader { rest: bytes };
+    let conf = r.conf_state()?;
+    Ok((conf, r.rest))
 }
 
 struct Reader<'a> {
@@ -500,6 +547,31 @@ impl<'a> Reader<'a> {
             .try_into()
             .map_err(|_| DecodeError::Truncated)?;
         Ok(u64::from_be_bytes(bytes))
+    }
+
+    /// A [`ConfState`] as [`put_conf_state`] writes it; refuses anything
+    /// [`ConfState::is_valid`] would not accept, and more than
+    /// [`MAX_CLUSTER_MEMBERS`] members (checked before allocating).
+    pub(crate) fn conf_state(&mut self) -> Result<ConfState, DecodeError> {
+        let mut lists: [Vec<u64>; 2] = [Vec::new(), Vec::new()];
+        let mut members = 0usize;
+        for list in lists.iter_mut() {
+            let count = self.u32()? as usize;
+            members = members.saturating_add(count);
+            if members > MAX_CLUSTER_MEMBERS {
+                return Err(DecodeError::ConfState);
+            }
+            list.reserve(count);
+            for _ in 0..count {
+                list.push(self.u64()?);
+            }
+        }
+        let [voters, learners] = lists;
+        let conf = ConfState { voters, learners };
+        if !conf.is_valid() {
+            return Err(DecodeError::ConfState);
+        }
+        Ok(conf)
     }
 }
 

@@ -191,8 +191,10 @@ pub enum ConfigError {
     /// With lease reads, the lease (after the drift margin) must outlast a
     /// heartbeat interval or it would never be valid.
     LeaseTooShort,
-    /// The storage's membership does not contain this node (or contains 0).
+    /// The bootstrap membership in storage does not contain this node.
     NotAVoter,
+    /// The stored membership is not sorted, unique, non-zero and disjoint.
+    InvalidConf,
     /// `applied` is beyond the persisted commit index.
     AppliedBeyondCommit,
 }
@@ -213,7 +215,8 @@ impl fmt::Display for ConfigError {
             ConfigError::LeaseTooShort => {
                 "lease shorter than a heartbeat interval after the drift margin"
             }
-            ConfigError::NotAVoter => "this node is not a voter in the stored membership",
+            ConfigError::NotAVoter => "this node is not a member of the bootstrap membership",
+            ConfigError::InvalidConf => "stored membership is not a valid configuration",
             ConfigError::AppliedBeyondCommit => "applied index beyond persisted commit index",
         };
         f.write_str(text)

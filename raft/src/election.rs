@@ -11,7 +11,8 @@ use alloc::vec::Vec;
 impl<S: Storage> Raft<S> {
     /// Election timeout fired (or TimeoutNow arrived, `transfer`).
     pub(crate) fn hup(&mut self, transfer: bool) {
-        if self.role == Role::Leader {
+        // Learners, removed and joining nodes never campaign.
+        if self.role == Role::Leader || !self.promotable() {
             return;
         }
         if self.config.pre_vote && !transfer {
@@ -67,6 +68,10 @@ impl<S: Storage> Raft<S> {
 
     /// Tallies a (pre-)vote and acts on a decided election.
     pub(crate) fn record_vote(&mut self, from: NodeId, granted: bool) {
+        // Only voters of this node's configuration are counted.
+        if !self.conf.is_voter(from) {
+            return;
+        }
         self.votes.entry(from).or_insert(granted);
         let granted_count = self.votes.values().filter(|&&g| g).count();
         let rejected_count = self.votes.len() - granted_count;

@@ -30,15 +30,18 @@ pub enum EntryKind {
     /// Empty entry a new leader appends so that it can commit entries of
     /// earlier terms (Raft §5.4.2, §8; thesis §3.6.2). Applications skip it.
     LeaderNoOp,
+    /// A membership change; `data` is a [`crate::ConfEntry`]. Raft acts on
+    /// it when it is appended; the application sees it when it commits.
+    ConfChange,
 }
 
 impl EntryKind {
-    /// Wire / hash tag of this kind. Tag 2 is reserved for configuration
-    /// changes, which are not implemented.
+    /// Wire / hash tag of this kind.
     pub fn tag(self) -> u8 {
         match self {
             EntryKind::Normal => 0,
             EntryKind::LeaderNoOp => 1,
+            EntryKind::ConfChange => 2,
         }
     }
 
@@ -47,6 +50,7 @@ impl EntryKind {
         match tag {
             0 => Some(EntryKind::Normal),
             1 => Some(EntryKind::LeaderNoOp),
+            2 => Some(EntryKind::ConfChange),
             _ => None,
         }
     }
@@ -59,7 +63,7 @@ pub struct Entry {
     pub index: u64,
     /// Term of the leader that created the entry.
     pub term: u64,
-    /// Normal proposal or leader no-op.
+    /// Normal proposal, leader no-op or configuration change.
     pub kind: EntryKind,
     /// Opaque payload (empty for no-ops).
     pub data: Vec<u8>,

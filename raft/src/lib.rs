@@ -63,8 +63,9 @@
 //! follower needs a compacted entry sends that snapshot as a manifest of
 //! content-addressed chunks and then only the chunks the follower lacks
 //! (verified, resumable; `snapshot.rs`), and the follower's Ready carries it.
-//! Membership changes (§6) are not implemented; [`ConfState`] is shaped
-//! for them.
+//! Membership changes one server at a time through the log, with learners
+//! (thesis §4.1–§4.2 and its errata fix): [`Raft::propose_conf_change`],
+//! design and rules in [`membership`].
 //!
 //! # Identifiers and randomness
 //!
@@ -91,6 +92,7 @@ pub mod config;
 mod election;
 pub mod entry;
 mod log;
+pub mod membership;
 pub mod message;
 pub mod progress;
 mod raft;
@@ -103,11 +105,14 @@ pub mod storage;
 
 pub use client::{ProposeError, ReadIndexError, TransferError};
 pub use codec::{
-    check_decode_canonical, DecodeError, MAX_ENTRIES_PER_MESSAGE, MAX_MANIFEST_ENTRIES_PER_MESSAGE,
-    MAX_MESSAGE_BYTES, MAX_SNAPSHOT_CHUNK_BYTES,
+    check_decode_canonical, DecodeError, MAX_CLUSTER_MEMBERS, MAX_ENTRIES_PER_MESSAGE,
+    MAX_MANIFEST_ENTRIES_PER_MESSAGE, MAX_MESSAGE_BYTES, MAX_SNAPSHOT_CHUNK_BYTES,
 };
 pub use config::{Config, ConfigError, ReadOnlyOption, MAX_ENTRY_DATA_BYTES};
 pub use entry::{compute_chain_hash, ChainHash, Entry, EntryKind, GENESIS_CHAIN_HASH};
+pub use membership::{
+    ConfChange, ConfChangeError, ConfChangeKind, ConfEntry, MAX_CONF_CONTEXT_BYTES,
+};
 pub use message::{ChunkRef, Message, MessageBody, SnapshotPart};
 pub use progress::{Progress, ProgressState};
 pub use raft::{Raft, Role, SoftState, Stats, StepError};

@@ -107,6 +107,18 @@ impl<S: Storage> RaftLog<S> {
         );
     }
 
+    /// Configuration at the start of the log, from the snapshot being
+    /// restored or the stored one; `None` without a snapshot.
+    pub(crate) fn base_conf(&self) -> Option<(crate::storage::ConfState, u64)> {
+        match &self.restoring {
+            Some(s) => Some((s.conf_state.clone(), s.conf_index)),
+            None => self
+                .storage
+                .snapshot()
+                .map(|s| (s.metadata.conf_state.clone(), s.metadata.conf_index)),
+        }
+    }
+
     pub(crate) fn last_term(&self) -> u64 {
         self.term(self.last_index()).unwrap_or(0)
     }

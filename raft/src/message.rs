@@ -5,6 +5,7 @@
 //! form is in [`crate::codec`].
 
 use crate::entry::{ChainHash, Entry};
+use crate::storage::ConfState;
 use crate::NodeId;
 use alloc::vec::Vec;
 
@@ -92,6 +93,11 @@ pub enum MessageBody {
         snapshot_term: u64,
         /// Chain hash of that entry.
         chain_hash: ChainHash,
+        /// Membership in effect at `index` (the follower's log is replaced
+        /// by the snapshot, so it learns the configuration from here).
+        conf_state: ConfState,
+        /// Index of the configuration entry that set `conf_state`.
+        conf_index: u64,
         /// Length of the whole snapshot data.
         total_len: u64,
         /// SHA-256 of the whole snapshot data.

@@ -78,6 +78,8 @@ pub struct Progress {
     pub(crate) inflights: Inflights,
     /// Heard from since the last check-quorum round (thesis §6.2).
     pub recent_active: bool,
+    /// `recent_active` as it was when the last check-quorum round ended.
+    pub(crate) active_last_round: bool,
     /// Leader tick at which the newest heartbeat this peer acked was sent
     /// (start of its lease promise), if any in this term.
     pub(crate) lease_acked_at: Option<u64>,
@@ -96,6 +98,7 @@ impl Progress {
             probe_sent: false,
             inflights: Inflights::new(max_inflight),
             recent_active: false,
+            active_last_round: false,
             lease_acked_at: None,
             snapshot_index: 0,
             snapshot_want: Default::default(),

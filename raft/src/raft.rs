@@ -10,7 +10,7 @@ use crate::progress::Progress;
 use crate::read_only::{ReadOnly, ReadState};
 use crate::ready::ReadyMark;
 use crate::rng::SplitMix64;
-use crate::storage::{HardState, Storage};
+use crate::storage::{ConfState, HardState, Storage};
 use crate::{NodeId, NO_NODE};
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
@@ -56,7 +56,7 @@ pub struct Stats {
 pub enum StepError {
     /// `to` is not this node.
     WrongRecipient,
-    /// `from` is not a member of the cluster (or is this node).
+    /// `from` is this node itself, or 0.
     UnknownSender,
 }
 
@@ -64,7 +64,7 @@ impl fmt::Display for StepError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             StepError::WrongRecipient => "message addressed to another node",
-            StepError::UnknownSender => "message from a node outside the cluster",
+            StepError::UnknownSender => "message from this node itself or from node 0",
         })
     }
 }
@@ -78,7 +78,14 @@ pub struct Raft<S: Storage> {
     pub(crate) role: Role,
     pub(crate) leader: NodeId,
     pub(crate) log: RaftLog<S>,
-    pub(crate) voters: Vec<NodeId>,
+    /// Configuration in effect: the newest configuration entry in the log
+    /// (`membership.rs`).
+    pub(crate) conf: ConfState,
+    /// Index of the entry that set `conf`.
+    pub(crate) conf_index: u64,
+    /// The configuration storage reported at start with its index: what
+    /// holds before the log when there is no snapshot.
+    pub(crate) boot_conf: (ConfState, u64),
     pub(crate) progress: BTreeMap<NodeId, Progress>,
     pub(crate) votes: BTreeMap<NodeId, bool>,
     pub(crate) msgs: Vec<Message>,
@@ -120,9 +127,10 @@ impl<S: Storage> Raft<S> {
     pub fn new(config: Config, storage: S, seed: u64) -> Result<Raft<S>, ConfigError> {
         config.validate()?;
         let (hard_state, conf_state) = storage.initial_state();
-        if !conf_state.voters.contains(&config.id) || conf_state.voters.contains(&NO_NODE) {
-            return Err(ConfigError::NotAVoter);
+        if !conf_state.is_valid() {
+            return Err(ConfigError::InvalidConf);
         }
+        let boot_conf_index = storage.snapshot().map_or(0, |s| s.metadata.conf_index);
         // With a snapshot, the application restores it: everything up to it
         // is committed (only applied entries are snapshotted) and applied,
         // whatever commit index the hard state last recorded. The snapshot
@@ -146,7 +154,9 @@ impl<S: Storage> Raft<S> {
             role: Role::Follower,
             leader: NO_NODE,
             log,
-            voters: conf_state.voters,
+            conf: conf_state.clone(),
+            conf_index: boot_conf_index,
+            boot_conf: (conf_state, boot_conf_index),
             progress: BTreeMap::new(),
             votes: BTreeMap::new(),
             msgs: Vec::new(),
@@ -174,6 +184,22 @@ impl<S: Storage> Raft<S> {
             pending_snapshot: None,
             config,
         };
+        // The configuration entries of the stored log are in effect.
+        let (conf, conf_index) = raft.conf_from_log();
+        if !conf.is_valid() {
+            return Err(ConfigError::InvalidConf);
+        }
+        // A bootstrap configuration (no snapshot, no change in the log)
+        // without this node is a misconfigured node; an empty one is a
+        // node joining (it learns the membership from the leader), and one
+        // from a snapshot or a change may simply not have added it yet or
+        // have removed it.
+        let bootstrap = conf_index == 0 && raft.log.base_conf().is_none();
+        if bootstrap && !conf.voters.is_empty() && !conf.is_member(raft.id) {
+            return Err(ConfigError::NotAVoter);
+        }
+        raft.conf = conf;
+        raft.conf_index = conf_index;
         raft.become_follower(hard_state.term, NO_NODE);
         Ok(raft)
     }
@@ -242,15 +268,20 @@ impl<S: Storage> Raft<S> {
     pub fn stats(&self) -> Stats {
         self.stats
     }
-    /// Voting members.
+    /// Voting members of the configuration in effect.
     pub fn voters(&self) -> &[NodeId] {
-        &self.voters
+        &self.conf.voters
+    }
+    /// Learners of the configuration in effect.
+    pub fn learners(&self) -> &[NodeId] {
+        &self.conf.learners
     }
 
     /// Every voter but this node, in id order (owned, so the caller may
     /// send to each while mutating `self`).
     pub(crate) fn other_voters(&self) -> Vec<NodeId> {
-        self.voters
+        self.conf
+            .voters
             .iter()
             .copied()
             .filter(|&v| v != self.id)
@@ -270,7 +301,7 @@ impl<S: Storage> Raft<S> {
     }
 
     pub(crate) fn quorum(&self) -> usize {
-        self.voters.len() / 2 + 1
+        self.conf.voters.len() / 2 + 1
     }
 
     pub(crate) fn send(&mut self, to: NodeId, term: u64, body: MessageBody) {
@@ -299,7 +330,16 @@ impl<S: Storage> Raft<S> {
                 self.election_elapsed += 1;
                 if self.election_elapsed >= self.randomized_election_timeout {
                     self.election_elapsed = 0;
-                    self.hup(false);
+                    if self.promotable() {
+                        self.hup(false);
+                    } else {
+                        // A learner (or removed node) does not campaign, but
+                        // an election timeout without its leader ends the
+                        // lease it promised, as campaigning would for a
+                        // voter: otherwise it would ignore the next leader's
+                        // higher term for ever (see `lease_protects`).
+                        self.leader = NO_NODE;
+                    }
                 }
             }
         }
@@ -330,9 +370,11 @@ impl<S: Storage> Raft<S> {
         let id = self.id;
         let mut active = 0;
         for (peer, pr) in self.progress.iter_mut() {
-            if *peer == id || pr.recent_active {
+            // Learners never count toward a quorum.
+            if self.conf.is_voter(*peer) && (*peer == id || pr.recent_active) {
                 active += 1;
             }
+            pr.active_last_round = pr.recent_active;
             pr.recent_active = false;
         }
         active >= self.quorum()
@@ -365,12 +407,13 @@ impl<S: Storage> Raft<S> {
         self.pending_broadcast = false;
         let last = self.log.last_index();
         self.progress.clear();
-        for &voter in &self.voters {
+        let members = self.conf.voters.iter().chain(self.conf.learners.iter());
+        for &member in members {
             let mut pr = Progress::new(last + 1, self.config.max_inflight_msgs);
-            if voter == self.id {
+            if member == self.id {
                 pr.matched = last;
             }
-            self.progress.insert(voter, pr);
+            self.progress.insert(member, pr);
         }
     }
 
@@ -388,7 +431,9 @@ impl<S: Storage> Raft<S> {
         if m.to != self.id {
             return Err(StepError::WrongRecipient);
         }
-        if m.from == self.id || !self.voters.contains(&m.from) {
+        // Senders outside this node's configuration are accepted: it may be
+        // behind the leader's (`membership.rs`); only voters are counted.
+        if m.from == self.id || m.from == NO_NODE {
             return Err(StepError::UnknownSender);
         }
         if m.term > self.term && self.lease_protects(&m.body) {
@@ -512,6 +557,8 @@ impl<S: Storage> Raft<S> {
                 index,
                 snapshot_term,
                 chain_hash,
+                conf_state,
+                conf_index,
                 total_len,
                 total_hash,
                 part,
@@ -522,6 +569,8 @@ impl<S: Storage> Raft<S> {
                     index,
                     snapshot_term,
                     chain_hash,
+                    conf_state,
+                    conf_index,
                     total_len,
                     total_hash,
                     part,

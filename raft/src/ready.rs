@@ -23,7 +23,9 @@ use alloc::vec::Vec;
 ///    completes — the leader counts its own entries toward commit from
 ///    the moment it appends them, so that count must be durable before
 ///    any answer can make a quorum (`continuum-node` does this);
-/// 3. apply `committed_entries` in order (skip [`crate::EntryKind::LeaderNoOp`]);
+/// 3. apply `committed_entries` in order (skip [`crate::EntryKind::LeaderNoOp`];
+///    a [`crate::EntryKind::ConfChange`] is a [`crate::ConfEntry`]: Raft already
+///    acts on it, the application updates what it keeps per member);
 /// 4. serve `read_states` once the applied index reaches their `index`;
 /// 5. call [`Raft::advance`].
 #[derive(Clone, Debug, Default)]
@@ -135,7 +137,7 @@ impl<S: Storage> Raft<S> {
     }
 
     fn broadcast_append_entries_only(&mut self) {
-        let peers = self.other_voters();
+        let peers = self.replication_targets();
         for peer in peers {
             while self.send_append(peer, false) {}
         }

@@ -33,6 +33,7 @@ impl<S: Storage> Raft<S> {
             entries.push(entry);
         }
         self.log.append(&entries);
+        self.conf_from_appended(&entries);
         let id = self.id;
         if let Some(pr) = self.progress.get_mut(&id) {
             pr.maybe_update(index);
@@ -46,6 +47,7 @@ impl<S: Storage> Raft<S> {
     /// the current term (Raft §5.4.2). Returns whether the commit advanced.
     pub(crate) fn maybe_commit_leader(&mut self) -> bool {
         let mut matched: Vec<u64> = self
+            .conf
             .voters
             .iter()
             .map(|voter| self.progress.get(voter).map_or(0, |pr| pr.matched))
@@ -54,13 +56,14 @@ impl<S: Storage> Raft<S> {
         let quorum_index = matched[self.quorum() - 1];
         let advanced = self.log.maybe_commit(quorum_index, self.term);
         if advanced {
+            self.prune_departed();
             self.release_waiting_reads();
         }
         advanced
     }
 
     pub(crate) fn broadcast_append(&mut self) {
-        let peers = self.other_voters();
+        let peers = self.replication_targets();
         for peer in peers {
             self.send_append(peer, true);
         }
@@ -167,7 +170,7 @@ impl<S: Storage> Raft<S> {
     }
 
     pub(crate) fn broadcast_heartbeat(&mut self, read_seq: u64) {
-        let peers = self.other_voters();
+        let peers = self.replication_targets();
         for peer in peers {
             let matched = self.progress.get(&peer).map_or(0, |pr| pr.matched);
             // Never tell a follower to commit beyond what it is known to hold.
@@ -206,7 +209,8 @@ impl<S: Storage> Raft<S> {
         if pr.matched < last {
             self.send_append(from, true);
         }
-        if read_seq == 0 {
+        // Learners' acks confirm nothing (no lease, no ReadIndex quorum).
+        if read_seq == 0 || !self.conf.is_voter(from) {
             return;
         }
         if let Some(sent_at) = self.read_only.round_sent_at(read_seq) {
@@ -263,10 +267,21 @@ impl<S: Storage> Raft<S> {
             self.send(from, self.term, body);
             return;
         }
-        match self
+        let conf_term = self.log.term(self.conf_index);
+        let result = self
             .log
-            .maybe_append(prev_log_index, prev_log_term, leader_commit, entries)
-        {
+            .maybe_append(prev_log_index, prev_log_term, leader_commit, entries);
+        if matches!(result, Ok(Some(_))) {
+            if self.conf_index > 0 && self.log.term(self.conf_index) != conf_term {
+                // The entry in effect was truncated (Raft §5.3): fall back
+                // to the newest configuration left in the log.
+                let (conf, index) = self.conf_from_log();
+                self.set_conf(conf, index);
+            } else {
+                self.conf_from_appended(entries);
+            }
+        }
+        match result {
             Ok(Some(last_match)) => {
                 let body = MessageBody::AppendResponse {
                     reject: false,

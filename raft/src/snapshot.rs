@@ -426,6 +426,8 @@ pub(crate) struct Incoming {
     pub index: u64,
     pub snapshot_term: u64,
     pub chain_hash: ChainHash,
+    pub conf_state: ConfState,
+    pub conf_index: u64,
     pub total_len: u64,
     pub total_hash: ChainHash,
     pub part: SnapshotPart,
@@ -513,6 +515,8 @@ impl<S: Storage> Raft<S> {
             index: snapshot.metadata.index,
             snapshot_term: snapshot.metadata.term,
             chain_hash: snapshot.metadata.chain_hash,
+            conf_state: snapshot.metadata.conf_state.clone(),
+            conf_index: snapshot.metadata.conf_index,
             total_len: snapshot.data.len() as u64,
             total_hash: snapshot.data_hash,
             part,
@@ -580,6 +584,8 @@ impl<S: Storage> Raft<S> {
             s.metadata.index == m.index
                 && s.metadata.term == m.snapshot_term
                 && s.metadata.chain_hash == m.chain_hash
+                && s.metadata.conf_state == m.conf_state
+                && s.metadata.conf_index == m.conf_index
                 && s.total_len == m.total_len
                 && s.total_hash == m.total_hash
         });
@@ -596,9 +602,8 @@ impl<S: Storage> Raft<S> {
                     index: m.index,
                     term: m.snapshot_term,
                     chain_hash: m.chain_hash,
-                    conf_state: ConfState {
-                        voters: self.voters.clone(),
-                    },
+                    conf_state: m.conf_state.clone(),
+                    conf_index: m.conf_index,
                 },
                 total_len: m.total_len,
                 total_hash: m.total_hash,
@@ -688,6 +693,12 @@ impl<S: Storage> Raft<S> {
             return;
         }
         self.log.restore(incoming.metadata.clone());
+        // The whole log is replaced: the snapshot's configuration holds.
+        let (conf, conf_index) = (
+            incoming.metadata.conf_state.clone(),
+            incoming.metadata.conf_index,
+        );
+        self.set_conf(conf, conf_index);
         self.pending_snapshot = Some(Snapshot::new(incoming.metadata, data));
         reply(self, SnapshotWant::default(), true);
     }

@@ -18,7 +18,8 @@
 //! with it (`MemStorage::apply_snapshot`) before anything else of that
 //! Ready.
 
-use crate::entry::{ChainHash, Entry, GENESIS_CHAIN_HASH};
+use crate::entry::{ChainHash, Entry, EntryKind, GENESIS_CHAIN_HASH};
+use crate::membership::ConfEntry;
 use crate::NodeId;
 use alloc::vec::Vec;
 use core::fmt;
@@ -36,13 +37,58 @@ pub struct HardState {
     pub commit: u64,
 }
 
-/// Cluster membership: the voting members, fixed by the node configs.
-/// Membership changes (joint consensus, learners) are not implemented; the
-/// type is where their fields will go.
+/// Cluster membership: the voting members and the learners (members that
+/// receive the log and snapshots but never vote nor count toward a quorum;
+/// see `membership.rs`). Both lists are sorted, unique, non-zero and
+/// disjoint ([`ConfState::is_valid`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ConfState {
-    /// Voting members, including this node. Sorted, unique, non-zero.
+    /// Voting members. Sorted, unique, non-zero.
     pub voters: Vec<NodeId>,
+    /// Non-voting members. Sorted, unique, non-zero, none a voter.
+    pub learners: Vec<NodeId>,
+}
+
+impl ConfState {
+    /// A configuration of `voters` (sorted and deduplicated) and no learners.
+    pub fn with_voters(voters: Vec<NodeId>) -> ConfState {
+        let mut voters = voters;
+        voters.sort_unstable();
+        voters.dedup();
+        ConfState {
+            voters,
+            learners: Vec::new(),
+        }
+    }
+
+    /// Whether both lists are sorted, unique, free of [`crate::NO_NODE`]
+    /// and disjoint.
+    pub fn is_valid(&self) -> bool {
+        let strictly_sorted = |ids: &[NodeId]| ids.windows(2).all(|w| w[0] < w[1]);
+        strictly_sorted(&self.voters)
+            && strictly_sorted(&self.learners)
+            && !self.voters.contains(&crate::NO_NODE)
+            && !self.learners.contains(&crate::NO_NODE)
+            && !self
+                .voters
+                .iter()
+                .any(|v| self.learners.binary_search(v).is_ok())
+    }
+
+    /// Whether `id` is a voter.
+    pub fn is_voter(&self, id: NodeId) -> bool {
+        self.voters.binary_search(&id).is_ok()
+    }
+
+    /// Whether `id` is a learner.
+    pub fn is_learner(&self, id: NodeId) -> bool {
+        self.learners.binary_search(&id).is_ok()
+    }
+
+    /// Whether `id` is a voter or a learner.
+    pub fn is_member(&self, id: NodeId) -> bool {
+        self.is_voter(id) || self.is_learner(id)
+    }
 }
 
 /// Metadata of a snapshot: the last index/term/hash it covers and the
@@ -55,8 +101,12 @@ pub struct SnapshotMetadata {
     pub term: u64,
     /// Chain hash of that entry.
     pub chain_hash: ChainHash,
-    /// Membership as of `index`.
+    /// Membership in effect at `index` (set by the newest configuration
+    /// entry at or before it, see `membership.rs`).
     pub conf_state: ConfState,
+    /// Index of the configuration entry that set `conf_state` (0: the
+    /// bootstrap configuration, no change yet).
+    pub conf_index: u64,
 }
 
 /// A snapshot: the application state after applying `metadata.index`.
@@ -109,7 +159,11 @@ impl fmt::Display for StorageError {
 /// `first_index()-1..=last_index()` as fatal (the node halts: continuing on
 /// a log it cannot read could violate safety).
 pub trait Storage {
-    /// Hard state and membership persisted so far (used on start/restart).
+    /// Hard state, and the membership at the *start* of the stored log:
+    /// the snapshot's `conf_state` if there is a snapshot, else the
+    /// bootstrap configuration (empty for a node that joins a running
+    /// cluster). Raft replays the configuration entries stored after it
+    /// (`membership.rs`), so storage never interprets them.
     fn initial_state(&self) -> (HardState, ConfState);
     /// First index present in the log (1 without a snapshot; with one, at
     /// most snapshot index + 1: a storage may keep entries the snapshot
@@ -147,17 +201,20 @@ pub struct MemStorage {
 }
 
 impl MemStorage {
-    /// Empty log for a cluster of `voters`.
+    /// Empty log for a cluster of `voters` (none: a node that will join
+    /// a running cluster and learn its membership from the leader).
     pub fn new(voters: Vec<NodeId>) -> MemStorage {
-        let mut voters = voters;
-        voters.sort_unstable();
-        voters.dedup();
-        let conf_state = ConfState { voters };
+        MemStorage::new_with_conf(ConfState::with_voters(voters))
+    }
+
+    /// Empty log bootstrapped with `conf_state` (voters and learners).
+    pub fn new_with_conf(conf_state: ConfState) -> MemStorage {
         let snapshot = SnapshotMetadata {
             index: 0,
             term: 0,
             chain_hash: GENESIS_CHAIN_HASH,
             conf_state: conf_state.clone(),
+            conf_index: 0,
         };
         MemStorage {
             hard_state: HardState::default(),
@@ -178,12 +235,15 @@ impl MemStorage {
         if index > self.last_index() {
             return Err(StorageError::Unavailable);
         }
+        let (conf_state, conf_index) = self.conf_at(index)?;
         let metadata = SnapshotMetadata {
             index,
             term: self.term(index)?,
             chain_hash: self.chain_hash(index)?,
-            conf_state: self.conf_state.clone(),
+            conf_state: conf_state.clone(),
+            conf_index,
         };
+        self.conf_state = conf_state;
         self.entries.drain(..(index - self.snapshot.index) as usize);
         self.snapshot = metadata.clone();
         self.snapshot_data = Some(Snapshot::new(metadata, data));
@@ -206,6 +266,20 @@ impl MemStorage {
         self.snapshot = snapshot.metadata.clone();
         self.hard_state.commit = self.hard_state.commit.max(index);
         self.snapshot_data = Some(snapshot);
+    }
+
+    /// The configuration in effect at stored `index`: the newest
+    /// configuration entry at or before it, else the snapshot's (`Io` if a
+    /// stored configuration entry does not decode).
+    fn conf_at(&self, index: u64) -> Result<(ConfState, u64), StorageError> {
+        let upto = (index - self.snapshot.index) as usize;
+        for entry in self.entries[..upto].iter().rev() {
+            if entry.kind == EntryKind::ConfChange {
+                let conf = ConfEntry::decode(&entry.data).map_err(|_| StorageError::Io)?;
+                return Ok((conf.conf_state, entry.index));
+            }
+        }
+        Ok((self.snapshot.conf_state.clone(), self.snapshot.conf_index))
     }
 
     /// Persists the hard state.

@@ -108,14 +108,40 @@ fn incomplete_leaders_lost_commits_and_stale_reads_are_caught() {
         .check_leader_complete(3, 2, |_| Some(log[0].chain_hash))
         .expect("complete leader");
     // Only one of three nodes still stores it.
+    let three = [continuum_raft::ConfState::with_voters(vec![1, 2, 3])];
     assert_eq!(
-        checker.check_durable(2, |_, _| 1),
+        checker.check_durable(&three, |node, _, _| node == 1),
         Err(Violation::CommittedLost {
             index: 1,
             holders: 1
         })
     );
-    checker.check_durable(2, |_, _| 2).expect("quorum holds it");
+    checker
+        .check_durable(&three, |node, _, _| node <= 2)
+        .expect("quorum holds it");
+    // Every majority of {1, 2, 3, 4} (three nodes) meets {1, 2}: durable
+    // there, as in {1, 2, 3}; {1} alone is not, in either.
+    let four = continuum_raft::ConfState::with_voters(vec![1, 2, 3, 4]);
+    checker
+        .check_durable(&[four.clone(), three[0].clone()], |node, _, _| node <= 2)
+        .expect("every electing majority meets the holders");
+    assert!(checker
+        .check_durable(&[four], |node, _, _| node == 1)
+        .is_err());
+    let five = continuum_raft::ConfState::with_voters(vec![1, 2, 3, 4, 5]);
+    assert!(
+        checker
+            .check_durable(&[three[0].clone(), five], |node, _, _| node <= 2)
+            .is_err(),
+        "each configuration must hold it"
+    );
+    // A leader's commit needs a majority of its own voters.
+    assert!(checker
+        .check_commit_quorum(1, 2, 1, &[1, 2, 3, 4], 2)
+        .is_err());
+    checker
+        .check_commit_quorum(1, 2, 1, &[1, 2, 3, 4], 3)
+        .expect("three of four");
     // A read issued after index 1 committed must not return index 0.
     checker.on_read_issued(2, 77);
     assert_eq!(

@@ -244,14 +244,17 @@ fn follower_without_a_leader_refuses_reads_and_misaddressed_messages_are_refused
         net.node(2).step(stray),
         Err(continuum_raft::StepError::WrongRecipient)
     );
-    let stranger = Message {
-        from: 9,
+    // A node outside this node's configuration is accepted (the
+    // configuration may be behind the leader's, see membership.rs); one
+    // claiming to be this very node is not.
+    let from_itself = Message {
+        from: 2,
         to: 2,
         term: 1,
         body: MessageBody::TimeoutNow,
     };
     assert_eq!(
-        net.node(2).step(stranger),
+        net.node(2).step(from_itself),
         Err(continuum_raft::StepError::UnknownSender)
     );
 }

@@ -4,8 +4,8 @@
 
 use continuum_raft::codec::CODEC_VERSION;
 use continuum_raft::{
-    check_decode_canonical, ChunkRef, DecodeError, Entry, EntryKind, Message, MessageBody,
-    SnapshotPart, GENESIS_CHAIN_HASH,
+    check_decode_canonical, ChunkRef, ConfState, DecodeError, Entry, EntryKind, Message,
+    MessageBody, SnapshotPart, GENESIS_CHAIN_HASH,
 };
 use proptest::prelude::*;
 
@@ -74,6 +74,9 @@ fn arb_body() -> impl Strategy<Value = MessageBody> {
             any::<u32>()
         )
             .prop_map(|(index, term, seed, max_chunk, n, first)| {
+                // Members 1..=seed % 8, every third one a learner.
+                let (learners, voters): (Vec<u64>, Vec<u64>) =
+                    (1..=u64::from(seed % 8)).partition(|id| id % 3 == 0);
                 let entries: Vec<ChunkRef> = (0..n)
                     .map(|i| ChunkRef {
                         name: [seed.wrapping_add(i as u8); 32],
@@ -85,6 +88,8 @@ fn arb_body() -> impl Strategy<Value = MessageBody> {
                     index,
                     snapshot_term: term,
                     chain_hash: [seed; 32],
+                    conf_state: ConfState { voters, learners },
+                    conf_index: index / 2,
                     total_len: u64::from(chunk_count) * u64::from(max_chunk),
                     total_hash: [!seed; 32],
                     part: SnapshotPart::Manifest {
@@ -107,6 +112,11 @@ fn arb_body() -> impl Strategy<Value = MessageBody> {
                     index,
                     snapshot_term: term,
                     chain_hash: [1; 32],
+                    conf_state: ConfState {
+                        voters: vec![1, 2, 3],
+                        learners: vec![4],
+                    },
+                    conf_index: index,
                     total_len: chunk.len() as u64 + u64::from(position),
                     total_hash: [2; 32],
                     part: SnapshotPart::Chunk { position, chunk },
@@ -134,6 +144,8 @@ fn manifest(max_chunk: u32, chunk_count: u32, first: u32, lens: &[u32]) -> Messa
             index: 10,
             snapshot_term: 3,
             chain_hash: [0; 32],
+            conf_state: ConfState::default(),
+            conf_index: 0,
             total_len: 1000,
             total_hash: [0; 32],
             part: SnapshotPart::Manifest {
@@ -177,6 +189,8 @@ fn out_of_bounds_snapshot_manifests_and_chunks_are_refused() {
             index: 10,
             snapshot_term: 3,
             chain_hash: [0; 32],
+            conf_state: ConfState::default(),
+            conf_index: 0,
             total_len,
             total_hash: [0; 32],
             part: SnapshotPart::Chunk { position: 0, chunk },
@@ -190,7 +204,8 @@ fn out_of_bounds_snapshot_manifests_and_chunks_are_refused() {
     );
     let mut bytes = Vec::new();
     chunk(vec![1; 10], 10).encode(&mut bytes);
-    let part_at = 2 + 24 + 8 + 8 + 32 + 8 + 32;
+    // header, index, term, chain hash, conf index, empty conf, total len, hash
+    let part_at = 2 + 24 + 8 + 8 + 32 + 8 + 8 + 8 + 32;
     bytes[part_at] = 7;
     assert_eq!(Message::decode(&bytes), Err(DecodeError::SnapshotPart(7)));
 }
@@ -272,6 +287,63 @@ fn non_canonical_and_hostile_inputs_are_refused() {
 }
 
 #[test]
+fn an_invalid_configuration_in_a_snapshot_chunk_is_refused() {
+    let chunk = |conf_state: ConfState, conf_index: u64| {
+        let message = Message {
+            from: 1,
+            to: 2,
+            term: 3,
+            body: MessageBody::InstallSnapshot {
+                index: 10,
+                snapshot_term: 2,
+                chain_hash: [1; 32],
+                conf_state,
+                conf_index,
+                total_len: 4,
+                total_hash: [2; 32],
+                part: SnapshotPart::Chunk {
+                    position: 0,
+                    chunk: vec![9; 4],
+                },
+            },
+        };
+        let mut bytes = Vec::new();
+        message.encode(&mut bytes);
+        Message::decode(&bytes)
+    };
+    let conf = |voters: Vec<u64>, learners: Vec<u64>| ConfState { voters, learners };
+    assert!(chunk(conf(vec![1, 2, 3], vec![4]), 7).is_ok());
+    for bad in [
+        conf(vec![2, 1], vec![]),
+        conf(vec![1, 1], vec![]),
+        conf(vec![0, 1], vec![]),
+        conf(vec![1, 2], vec![2]),
+        conf(vec![1], vec![5, 4]),
+        conf((1..=65).collect(), vec![]),
+    ] {
+        assert_eq!(chunk(bad, 7), Err(DecodeError::ConfState));
+    }
+    assert_eq!(
+        chunk(conf(vec![1], vec![]), 11),
+        Err(DecodeError::EntryOrder),
+        "the configuration cannot come from after the snapshot point"
+    );
+    // A member count of 4 billion fails before allocating.
+    let mut bytes = Vec::new();
+    Message {
+        from: 1,
+        to: 2,
+        term: 3,
+        body: MessageBody::TimeoutNow,
+    }
+    .encode(&mut bytes);
+    bytes[1] = 12; // InstallSnapshot tag
+    bytes.extend_from_slice(&[0u8; 8 + 8 + 32 + 8]);
+    bytes.extend_from_slice(&u32::MAX.to_be_bytes());
+    assert_eq!(Message::decode(&bytes), Err(DecodeError::ConfState));
+}
+
+#[test]
 fn out_of_order_entries_are_refused() {
     let mut good = entries(4, 1, 3, 3, 7);
     let message = |entries| Message {
@@ -292,4 +364,39 @@ fn out_of_order_entries_are_refused() {
     let mut bytes = Vec::new();
     message(good).encode(&mut bytes);
     assert_eq!(Message::decode(&bytes), Err(DecodeError::EntryOrder));
+}
+
+#[test]
+fn a_configuration_entry_must_carry_a_valid_change() {
+    let message = |data: Vec<u8>| {
+        let entry = Entry::new(&GENESIS_CHAIN_HASH, 1, 1, EntryKind::ConfChange, data);
+        let mut bytes = Vec::new();
+        Message {
+            from: 1,
+            to: 2,
+            term: 1,
+            body: MessageBody::Append {
+                prev_log_index: 0,
+                prev_log_term: 0,
+                leader_commit: 0,
+                entries: vec![entry],
+            },
+        }
+        .encode(&mut bytes);
+        Message::decode(&bytes)
+    };
+    let valid = continuum_raft::ConfEntry {
+        change: continuum_raft::ConfChange {
+            kind: continuum_raft::ConfChangeKind::AddLearner,
+            node: 4,
+            context: b"addr+key".to_vec(),
+        },
+        conf_state: ConfState {
+            voters: vec![1, 2, 3],
+            learners: vec![4],
+        },
+    };
+    assert!(message(valid.encode()).is_ok());
+    assert_eq!(message(vec![]), Err(DecodeError::Truncated));
+    assert_eq!(message(vec![7; 40]), Err(DecodeError::ConfState));
 }

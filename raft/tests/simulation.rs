@@ -9,6 +9,17 @@
 //! * `RAFT_SIM_SEEDS=<n>` runs seeds 0..n instead of 0..1000.
 //! * `RAFT_SIM_STEPS=<n>` changes the steps per seed.
 //!
+//! `sweep_membership_changes` runs the same seeds with an operator that
+//! changes the membership one server at a time under the same faults:
+//! 3-node clusters grow to 5 voters and shrink back, 5-node ones shrink to
+//! 3 and grow back, each new node a blank learner that catches up (by
+//! InstallSnapshot where the log is compacted) before it is promoted, the
+//! leader removed after handing leadership over, half the removed nodes
+//! shut down and half left running. Its invariants add: a leader commits
+//! only with a majority of its own configuration's voters, durability is
+//! judged against the configurations that could elect the next leader,
+//! no learner campaigns, and Election Safety spans configurations.
+//!
 //! Three quarters of the seeds compact every node's log into a snapshot of
 //! its state machine (every 5, 30 or 200 applied entries), so lagging,
 //! crashed and partitioned followers catch up by InstallSnapshot (in
@@ -21,7 +32,7 @@ mod sim;
 
 use continuum_raft::{Config, ReadOnlyOption};
 use sim::checker::Violation;
-use sim::cluster::Cluster;
+use sim::cluster::{Cluster, MembershipPlan};
 use sim::nemesis::FaultMix;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -72,10 +83,17 @@ fn compact_every(seed: u64) -> u64 {
     [0, 5, 30, 200][((seed / 5) % 4) as usize]
 }
 
-fn run_seed(seed: u64, steps: u64) -> Result<Cluster, Violation> {
+/// Blank nodes available to the membership driver per seed.
+const SPARE_NODES: u64 = 6;
+
+fn run_seed(seed: u64, steps: u64, membership: bool) -> Result<Cluster, Violation> {
     let (size, mix, config) = setup(seed);
     let lease = config.read_only == ReadOnlyOption::LeaseBased;
-    let mut cluster = Cluster::new(seed, size, mix, config);
+    let mut cluster = if membership {
+        Cluster::with_membership(seed, size, SPARE_NODES, (3, 5), mix, config)
+    } else {
+        Cluster::new(seed, size, mix, config)
+    };
     cluster.compact_every = compact_every(seed);
     if lease && (seed / 64).is_multiple_of(2) {
         // Half the lease seeds tick in lockstep: leases must hold without
@@ -102,11 +120,13 @@ struct Outcome {
     /// (a crash loses a node's counters).
     chunks_fetched: u64,
     chunks_reused: u64,
+    joiner_snapshots: u64,
+    membership: Option<MembershipPlan>,
 }
 
 /// Runs one seed: what it did, or the failure.
-fn run_reported(seed: u64, steps: u64) -> Result<Outcome, String> {
-    let outcome = catch_unwind(AssertUnwindSafe(|| run_seed(seed, steps)));
+fn run_reported(seed: u64, steps: u64, membership: bool) -> Result<Outcome, String> {
+    let outcome = catch_unwind(AssertUnwindSafe(|| run_seed(seed, steps, membership)));
     let (size, mix, _) = setup(seed);
     let context =
         format!("seed {seed} ({size} nodes, {mix:?}); reproduce with RAFT_SIM_SEED={seed}");
@@ -120,18 +140,23 @@ fn run_reported(seed: u64, steps: u64) -> Result<Outcome, String> {
                     .map(|r| r.term())
                     .collect();
                 println!(
-                    "seed {seed}: {size} nodes {mix:?}, sim time {} ms, commit {}, terms {terms:?}, crashes {}, snapshots taken {} installed {}",
+                    "seed {seed}: {size} nodes {mix:?}, sim time {} ms, commit {}, terms {terms:?}, crashes {}, snapshots taken {} installed {}, final {:?}, plan {:?}",
                     cluster.now / 1000,
                     cluster.checker.commit_index(),
                     cluster.crashes,
                     cluster.snapshots_taken,
-                    cluster.snapshots_installed
+                    cluster.snapshots_installed,
+                    cluster.committed_conf,
+                    cluster.membership,
                 );
             }
             let mut outcome = Outcome {
                 committed: cluster.checker.commit_index(),
                 installed: cluster.snapshots_installed,
-                ..Outcome::default()
+                chunks_fetched: 0,
+                chunks_reused: 0,
+                joiner_snapshots: cluster.joiner_snapshots,
+                membership: cluster.membership.clone(),
             };
             for raft in cluster.nodes.iter().filter_map(|n| n.raft.as_ref()) {
                 let stats = raft.snapshot_chunk_stats();
@@ -153,6 +178,10 @@ fn run_reported(seed: u64, steps: u64) -> Result<Outcome, String> {
 }
 
 fn sweep(filter: impl Fn(u64) -> bool) {
+    sweep_with(filter, false);
+}
+
+fn sweep_with(filter: impl Fn(u64) -> bool, membership: bool) {
     let steps = env_u64("RAFT_SIM_STEPS").unwrap_or(CI_STEPS);
     let seeds: Vec<u64> = match env_u64("RAFT_SIM_SEED") {
         Some(seed) => vec![seed],
@@ -162,15 +191,32 @@ fn sweep(filter: impl Fn(u64) -> bool) {
     let mut committed = 0;
     let mut installed = 0;
     let (mut fetched, mut reused) = (0, 0);
+    let mut joiner_snapshots = 0;
     let mut ran = 0;
+    // (proposed, committed, refused, leader removals, grown, shrunk)
+    let mut changes = [0u64; 6];
     for seed in seeds.into_iter().filter(|&s| filter(s)) {
         ran += 1;
-        match run_reported(seed, steps) {
-            Ok(o) => {
-                committed += o.committed;
-                installed += o.installed;
-                fetched += o.chunks_fetched;
-                reused += o.chunks_reused;
+        match run_reported(seed, steps, membership) {
+            Ok(outcome) => {
+                committed += outcome.committed;
+                installed += outcome.installed;
+                joiner_snapshots += outcome.joiner_snapshots;
+                fetched += outcome.chunks_fetched;
+                reused += outcome.chunks_reused;
+                if let Some(p) = outcome.membership {
+                    let seen = [
+                        p.proposed,
+                        p.committed,
+                        p.refused,
+                        p.leader_removals,
+                        p.grown,
+                        p.shrunk,
+                    ];
+                    for (total, n) in changes.iter_mut().zip(seen) {
+                        *total += n;
+                    }
+                }
             }
             Err(e) => {
                 eprintln!("FAILED {e}");
@@ -189,8 +235,29 @@ fn sweep(filter: impl Fn(u64) -> bool) {
     );
     // Compaction must actually reach InstallSnapshot somewhere in a sweep.
     assert!(ran < 20 || installed > 0, "no seed installed a snapshot");
-    // Followers that held an older snapshot reused its chunks somewhere.
-    assert!(ran < 20 || reused > 0, "no InstallSnapshot reused a chunk");
+    // Followers that held an older snapshot reused its chunks somewhere
+    // (joining nodes start blank, so the membership sweep may not).
+    assert!(
+        ran < 20 || membership || reused > 0,
+        "no InstallSnapshot reused a chunk"
+    );
+    if membership {
+        let [proposed, done, refused, leader_removals, grown, shrunk] = changes;
+        println!(
+            "membership: {proposed} changes accepted, {done} committed, {refused} refused; \
+             {grown} times grown to 5 voters, {shrunk} shrunk to 3, {leader_removals} leaders removed \
+             after a transfer, {joiner_snapshots} snapshots installed by joining nodes"
+        );
+        // The sweep must really exercise what it claims.
+        if ran >= 20 {
+            assert!(grown > 0 && shrunk > 0, "no seed grew and shrank");
+            assert!(leader_removals > 0, "no leader was removed");
+            assert!(
+                joiner_snapshots > 0,
+                "no joining node caught up by snapshot"
+            );
+        }
+    }
 }
 
 #[test]
@@ -201,4 +268,9 @@ fn sweep_three_node_clusters() {
 #[test]
 fn sweep_five_node_clusters() {
     sweep(|seed| !seed.is_multiple_of(2));
+}
+
+#[test]
+fn sweep_membership_changes() {
+    sweep_with(|_| true, true);
 }

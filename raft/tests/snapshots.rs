@@ -376,7 +376,8 @@ fn a_restart_applied_at_the_snapshot_is_valid_whatever_commit_the_hard_state_rec
         index: 10,
         term: 1,
         chain_hash: [7; 32],
-        conf_state: ConfState { voters: vec![1] },
+        conf_state: ConfState::with_voters(vec![1]),
+        conf_index: 0,
     };
     storage.apply_snapshot(Snapshot::new(metadata, vec![1, 2, 3]));
     storage.set_hard_state(HardState {

@@ -1,10 +1,14 @@
 //! Safety checker fed by the simulator after every step (Raft Figure 3):
 //! election safety, leader append-only, log matching, leader completeness,
 //! state-machine safety, durability of committed entries, and read
-//! linearizability. It recomputes chain hashes itself rather than trusting
+//! linearizability; with membership changes, election safety holds across
+//! configurations (one leader per term whatever configuration elected it),
+//! every commit is backed by a majority of the committing leader's
+//! configuration, and durability is judged against the configurations
+//! that could elect the next leader. It recomputes chain hashes itself rather than trusting
 //! the code under test.
 
-use continuum_raft::{compute_chain_hash, ChainHash, Entry, NodeId};
+use continuum_raft::{compute_chain_hash, ChainHash, ConfState, Entry, NodeId};
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -35,6 +39,17 @@ pub enum Violation {
     LeaderIncomplete { node: NodeId, term: u64, index: u64 },
     /// A committed entry is no longer persisted on a quorum.
     CommittedLost { index: u64, holders: usize },
+    /// A leader committed an entry that a majority of the voters of its
+    /// configuration did not hold.
+    CommitWithoutQuorum {
+        node: NodeId,
+        term: u64,
+        index: u64,
+        voters: Vec<NodeId>,
+        holders: usize,
+    },
+    /// A node that is not a voter of its own configuration campaigned.
+    NonVoterCampaigned { node: NodeId, term: u64 },
     /// A read returned an index older than a commit that preceded it.
     StaleRead {
         node: NodeId,
@@ -262,22 +277,58 @@ impl Checker {
         Ok(())
     }
 
-    /// Durability: the newest committed entry is persisted on a quorum.
-    /// `holders` counts nodes whose storage has `hash` at `index`.
+    /// Durability: the newest committed entry is persisted on enough
+    /// voters of *each* of `configs` (the configurations that could elect
+    /// the next leader) that every majority of it includes a holder, so
+    /// no leader can be elected without it (Leader Completeness): at least
+    /// `n - (n/2 + 1) + 1` of `n` voters. With a fixed odd-sized cluster
+    /// that is a majority. `holds(node, index, hash)` says whether a
+    /// node's storage has it.
     pub fn check_durable(
         &self,
-        quorum: usize,
-        holders: impl Fn(u64, &ChainHash) -> usize,
+        configs: &[ConfState],
+        holds: impl Fn(NodeId, u64, &ChainHash) -> bool,
     ) -> Result<(), Violation> {
         let Some(last) = self.committed.last() else {
             return Ok(());
         };
         let index = self.committed.len() as u64;
-        let count = holders(index, &last.hash);
-        if count < quorum {
-            return Err(Violation::CommittedLost {
+        for conf in configs {
+            let count = conf
+                .voters
+                .iter()
+                .filter(|&&v| holds(v, index, &last.hash))
+                .count();
+            let n = conf.voters.len();
+            if count < n - (n / 2 + 1) + 1 {
+                return Err(Violation::CommittedLost {
+                    index,
+                    holders: count,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Quorum in effect: leader `node` of `term` just advanced its commit
+    /// index to `index` with `voters` as its configuration; `holders` of
+    /// them have the entry (the leader counting its own log, persisted or
+    /// not, as Raft does).
+    pub fn check_commit_quorum(
+        &self,
+        node: NodeId,
+        term: u64,
+        index: u64,
+        voters: &[NodeId],
+        holders: usize,
+    ) -> Result<(), Violation> {
+        if holders <= voters.len() / 2 {
+            return Err(Violation::CommitWithoutQuorum {
+                node,
+                term,
                 index,
-                holders: count,
+                voters: voters.to_vec(),
+                holders,
             });
         }
         Ok(())

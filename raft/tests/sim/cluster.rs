@@ -4,7 +4,8 @@ use super::checker::{Checker, Violation};
 use super::nemesis::FaultMix;
 use super::network::Network;
 use continuum_raft::{
-    ChainHash, Config, EntryKind, MemStorage, Message, NodeId, Raft, Role, SplitMix64, Storage,
+    ChainHash, ConfChange, ConfChangeKind, ConfEntry, ConfState, Config, EntryKind, MemStorage,
+    Message, NodeId, Raft, Role, SplitMix64, Storage,
 };
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -18,7 +19,7 @@ enum Event {
         node: NodeId,
         epoch: u64,
     },
-    Deliver(Message),
+    Deliver(Box<Message>),
     Ready {
         node: NodeId,
         epoch: u64,
@@ -34,6 +35,8 @@ enum Event {
     Restart {
         node: NodeId,
     },
+    /// The operator's next membership step (grow, shrink, promote).
+    Membership,
 }
 
 /// One simulated node.
@@ -51,6 +54,10 @@ pub struct SimNode {
     /// Client payload ids applied since the last restart.
     pub applied_ids: BTreeSet<u64>,
     last_leader_term: Option<u64>,
+    /// Commit index this node last had as leader (quorum-in-effect check).
+    last_leader_commit: u64,
+    /// Shut down for good by the operator after its removal committed.
+    pub retired: bool,
 }
 
 impl SimNode {
@@ -95,6 +102,44 @@ pub struct Cluster {
     /// Snapshots taken and installed so far.
     pub snapshots_taken: u64,
     pub snapshots_installed: u64,
+    /// Snapshots installed by nodes that joined after the start.
+    pub joiner_snapshots: u64,
+    /// Voters at the start (ids 1..=initial_voters).
+    initial_voters: u64,
+    /// Membership driver (`Cluster::with_membership`), if enabled.
+    pub membership: Option<MembershipPlan>,
+    /// Configuration in effect at the committed tip, per the committed
+    /// configuration entries and installed snapshots (the checker's view).
+    pub committed_conf: ConfState,
+    /// Index of the configuration entry behind `committed_conf`.
+    committed_conf_index: u64,
+}
+
+/// What the simulated operator does: grow the voters to `max_voters`, then
+/// shrink them to `min_voters`, and again, each node added as a learner
+/// first (a blank node that catches up by entries or InstallSnapshot),
+/// promoted once caught up; the leader is removed by handing leadership
+/// over first. Every step is one single-server change.
+#[derive(Clone, Debug)]
+pub struct MembershipPlan {
+    pub min_voters: usize,
+    pub max_voters: usize,
+    /// Growing (else shrinking).
+    pub growing: bool,
+    /// Blank nodes not yet added, lowest first.
+    pub spares: Vec<NodeId>,
+    /// Changes proposed and accepted, committed, and refused.
+    pub proposed: u64,
+    pub committed: u64,
+    pub refused: u64,
+    /// Voters removed after they handed leadership over.
+    pub leader_removals: u64,
+    /// Times the voter count reached max (grown) and min (shrunk).
+    pub grown: u64,
+    pub shrunk: u64,
+    /// A leader asked to remove itself first hands over to someone: the
+    /// node to remove once the transfer is done.
+    pending_leader_removal: Option<NodeId>,
 }
 
 /// The simulated state machine (the set of applied payload ids) as
@@ -126,18 +171,64 @@ fn covering_hash(raft: &Raft<MemStorage>, index: u64, checker: &Checker) -> Opti
     None
 }
 
+/// Whether `storage` durably holds committed entry `index` with `hash`
+/// (compacted: its snapshot point is a committed entry past it).
+fn stored(storage: &MemStorage, index: u64, hash: &ChainHash, checker: &Checker) -> bool {
+    match storage.chain_hash(index) {
+        Ok(h) => h == *hash,
+        Err(_) => {
+            let at = storage.first_index() - 1;
+            index < at && storage.chain_hash(at).ok() == checker.committed_hash(at)
+        }
+    }
+}
+
 impl Cluster {
     /// `n` nodes with ids 1..=n, each configured from `config` (its `id`
     /// is replaced per node).
     pub fn new(seed: u64, n: u64, mix: FaultMix, config: Config) -> Cluster {
-        let ids: Vec<NodeId> = (1..=n).collect();
+        Cluster::with_spares(seed, n, 0, mix, config)
+    }
+
+    /// `n` voters plus `spares` blank nodes (empty configuration: they
+    /// join only when the membership driver adds them), with membership
+    /// changes between `min_voters` and `max_voters` voters.
+    pub fn with_membership(
+        seed: u64,
+        n: u64,
+        spares: u64,
+        (min_voters, max_voters): (usize, usize),
+        mix: FaultMix,
+        config: Config,
+    ) -> Cluster {
+        let mut cluster = Cluster::with_spares(seed, n, spares, mix, config);
+        cluster.membership = Some(MembershipPlan {
+            min_voters,
+            max_voters,
+            growing: (n as usize) < max_voters,
+            spares: (n + 1..=n + spares).collect(),
+            proposed: 0,
+            committed: 0,
+            refused: 0,
+            leader_removals: 0,
+            grown: 0,
+            shrunk: 0,
+            pending_leader_removal: None,
+        });
+        cluster
+    }
+
+    fn with_spares(seed: u64, n: u64, spares: u64, mix: FaultMix, config: Config) -> Cluster {
+        let voters: Vec<NodeId> = (1..=n).collect();
+        let ids: Vec<NodeId> = (1..=n + spares).collect();
         let mut rng = SplitMix64::new(seed);
         let mut nodes = Vec::new();
         for &id in &ids {
             let mut cfg = config.clone();
             cfg.id = id;
+            let bootstrap = if id <= n { voters.clone() } else { Vec::new() };
             let raft =
-                Raft::new(cfg, MemStorage::new(ids.clone()), rng.next_u64()).expect("valid config");
+                Raft::new(cfg, MemStorage::new(bootstrap), rng.next_u64()).expect("valid config");
             // Clock rate differences: each node ticks 15 % slower to faster.
             let tick_us = TICK_US * rng.gen_range(85, 116) / 100;
             nodes.push(SimNode {
@@ -149,6 +240,8 @@ impl Cluster {
                 ready_scheduled: false,
                 applied_ids: BTreeSet::new(),
                 last_leader_term: None,
+                last_leader_commit: 0,
+                retired: false,
             });
         }
         let mut cluster = Cluster {
@@ -172,6 +265,11 @@ impl Cluster {
             compact_every: 0,
             snapshots_taken: 0,
             snapshots_installed: 0,
+            joiner_snapshots: 0,
+            initial_voters: n,
+            membership: None,
+            committed_conf: ConfState::with_voters(voters),
+            committed_conf_index: 0,
             trace: std::env::var("RAFT_SIM_TRACE").is_ok(),
         };
         for id in cluster.ids.clone() {
@@ -187,6 +285,9 @@ impl Cluster {
         self.faults_active = true;
         self.schedule(1_000, Event::Client);
         self.schedule(200_000, Event::Nemesis);
+        if self.membership.is_some() {
+            self.schedule(100_000, Event::Membership);
+        }
     }
 
     fn schedule(&mut self, after_us: u64, event: Event) {
@@ -200,10 +301,6 @@ impl Cluster {
 
     fn node_mut(&mut self, id: NodeId) -> &mut SimNode {
         &mut self.nodes[(id - 1) as usize]
-    }
-
-    pub fn quorum(&self) -> usize {
-        self.ids.len() / 2 + 1
     }
 
     /// The up node that is leader in the highest term, if any.
@@ -238,7 +335,7 @@ impl Cluster {
             Event::Deliver(message) => {
                 let to = message.to;
                 if let Some(raft) = self.node_mut(to).raft.as_mut() {
-                    raft.step(message)
+                    raft.step(*message)
                         .expect("simulated messages are well addressed");
                     self.after_input(to)?;
                 }
@@ -275,25 +372,37 @@ impl Cluster {
                     self.schedule(next, Event::Nemesis);
                 }
             }
+            Event::Membership => {
+                if self.faults_active {
+                    self.membership_action()?;
+                    let next = self.rng.gen_range(5_000, 40_000);
+                    self.schedule(next, Event::Membership);
+                }
+            }
         }
-        let quorum = self.quorum();
+        // Durability against the configurations that could elect the next
+        // leader: the committed one, and any newer one used by a node that
+        // could win an election, i.e. holds the committed tip (a node on a
+        // deposed leader's branch may use a configuration nobody else
+        // does; Leader Completeness is checked for it separately).
+        let mut configs = vec![self.committed_conf.clone()];
+        let tip = self.checker.last_committed();
+        for raft in self.nodes.iter().filter_map(|n| n.raft.as_ref()) {
+            let holds_tip =
+                tip.is_some_and(|(index, _, hash)| raft.log_chain_hash(index) == Some(hash));
+            if holds_tip
+                && raft.conf_index() > self.committed_conf_index
+                && !configs.contains(raft.conf_state())
+            {
+                configs.push(raft.conf_state().clone());
+            }
+        }
         let nodes = &self.nodes;
         let checker = &self.checker;
-        self.checker.check_durable(quorum, |index, hash| {
+        self.checker.check_durable(&configs, |id, index, hash| {
             nodes
-                .iter()
-                .filter(|n| {
-                    let storage = n.storage();
-                    match storage.chain_hash(index) {
-                        Ok(h) => h == *hash,
-                        // Compacted: held if the snapshot point is committed.
-                        Err(_) => {
-                            let at = storage.first_index() - 1;
-                            index < at && storage.chain_hash(at).ok() == checker.committed_hash(at)
-                        }
-                    }
-                })
-                .count()
+                .get((id - 1) as usize)
+                .is_some_and(|n| stored(n.storage(), index, hash, checker))
         })?;
         Ok(true)
     }
@@ -304,13 +413,37 @@ impl Cluster {
         let Some(raft) = node.raft.as_ref() else {
             return Ok(());
         };
+        if raft.role() != Role::Follower && !raft.voters().contains(&id) {
+            return Err(Violation::NonVoterCampaigned {
+                node: id,
+                term: raft.term(),
+            });
+        }
         if raft.role() == Role::Leader {
             let term = raft.term();
+            let commit = raft.commit_index();
             self.checker.on_leader(id, term)?;
             if node.last_leader_term != Some(term) {
                 let checker = &self.checker;
                 checker.check_leader_complete(id, term, |i| covering_hash(raft, i, checker))?;
-                self.node_mut(id).last_leader_term = Some(term);
+                let node = self.node_mut(id);
+                node.last_leader_term = Some(term);
+                node.last_leader_commit = commit;
+            } else if commit > node.last_leader_commit {
+                // Quorum in effect: a majority of this leader's voters hold
+                // what it just committed.
+                if let Some(hash) = raft.log_chain_hash(commit) {
+                    let holders = raft
+                        .voters()
+                        .iter()
+                        .filter(|&&v| {
+                            v == id || stored(self.node(v).storage(), commit, &hash, &self.checker)
+                        })
+                        .count();
+                    self.checker
+                        .check_commit_quorum(id, term, commit, raft.voters(), holders)?;
+                }
+                self.node_mut(id).last_leader_commit = commit;
             }
         }
         let node = &self.nodes[(id - 1) as usize];
@@ -342,6 +475,15 @@ impl Cluster {
                 .on_snapshot(id, snapshot.metadata.index, &snapshot.metadata.chain_hash)?;
             raft.storage_mut().apply_snapshot(snapshot.clone());
             self.snapshots_installed += 1;
+            if id > self.initial_voters {
+                self.joiner_snapshots += 1;
+            }
+            // The snapshot may cover a configuration entry no node applied.
+            let meta = &snapshot.metadata;
+            if meta.conf_index > self.committed_conf_index {
+                self.committed_conf = meta.conf_state.clone();
+                self.committed_conf_index = meta.conf_index;
+            }
         }
         let leader_term = (raft.role() == Role::Leader).then(|| raft.term());
         {
@@ -369,9 +511,16 @@ impl Cluster {
         }
         // 3. apply (checked), 4. reads; messages are sent below, after persisting.
         let mut new_commit = false;
+        let mut committed_changes = Vec::new();
         for entry in &ready.committed_entries {
             self.checker.on_apply(id, term, entry)?;
             new_commit = true;
+            if entry.kind == EntryKind::ConfChange && entry.index > self.committed_conf_index {
+                let conf = ConfEntry::decode(&entry.data).expect("a logged change decodes");
+                self.committed_conf = conf.conf_state.clone();
+                self.committed_conf_index = entry.index;
+                committed_changes.push(conf);
+            }
             if entry.kind == EntryKind::Normal {
                 if let Ok(bytes) = <[u8; 8]>::try_from(entry.data.as_slice()) {
                     self.nodes[idx]
@@ -402,6 +551,9 @@ impl Cluster {
         }
         if new_commit {
             self.check_leaders_hold_newest_commit()?;
+        }
+        for change in committed_changes {
+            self.on_change_committed(change);
         }
         if more {
             self.after_input(id)?;
@@ -449,7 +601,7 @@ impl Cluster {
             let delay = self
                 .rng
                 .gen_range(self.net.delay_min_us, self.net.delay_max_us);
-            self.schedule(delay, Event::Deliver(decoded.clone()));
+            self.schedule(delay, Event::Deliver(Box::new(decoded.clone())));
         }
     }
 
@@ -473,6 +625,9 @@ impl Cluster {
         cfg.id = id;
         let seed = self.rng.next_u64();
         let node = self.node_mut(id);
+        if node.retired {
+            return;
+        }
         let Some(disk) = node.disk.take() else { return };
         // The state machine restarts from the snapshot, if any.
         let (snapshot_index, state) = disk.snapshot().map_or((0, BTreeSet::new()), |s| {
@@ -530,6 +685,134 @@ impl Cluster {
         Ok(())
     }
 
+    /// One operator step: act on the leader's configuration per the plan.
+    /// Refusals (change in progress, learner behind, leader not ready, a
+    /// transfer under way, ...) are expected under faults and retried at
+    /// the next step.
+    fn membership_action(&mut self) -> Result<(), Violation> {
+        let Some(leader) = self.leader() else {
+            return Ok(());
+        };
+        let Some(mut plan) = self.membership.take() else {
+            return Ok(());
+        };
+        let raft = self.node(leader).raft.as_ref().expect("leader is up");
+        let conf = raft.conf_state().clone();
+        let voters = conf.voters.len();
+        if plan.growing && voters >= plan.max_voters {
+            plan.growing = false;
+            plan.grown += 1;
+        } else if !plan.growing && voters <= plan.min_voters {
+            plan.growing = true;
+            plan.shrunk += 1;
+        }
+        // Set when removing a former leader that handed leadership over.
+        let mut was_leader = false;
+        let action = if let Some(&learner) = conf.learners.first() {
+            // Now and then an operator gives up on a new node.
+            let kind = if self.rng.chance(10) {
+                ConfChangeKind::RemoveLearner
+            } else {
+                ConfChangeKind::PromoteLearner
+            };
+            Some((kind, learner))
+        } else if plan.growing {
+            plan.spares
+                .first()
+                .map(|&spare| (ConfChangeKind::AddLearner, spare))
+        } else {
+            let victim = match plan.pending_leader_removal.take() {
+                Some(v) if conf.voters.contains(&v) => {
+                    was_leader = v != leader;
+                    v
+                }
+                _ => conf.voters[self.rng.gen_range(0, voters as u64) as usize],
+            };
+            Some((ConfChangeKind::RemoveVoter, victim))
+        };
+        let Some((kind, node)) = action else {
+            self.membership = Some(plan);
+            return Ok(());
+        };
+        if kind == ConfChangeKind::RemoveVoter && node == leader {
+            // Remove the leader: hand leadership over first (thesis
+            // §3.10), remove it at the new leader.
+            let others: Vec<NodeId> = conf
+                .voters
+                .iter()
+                .copied()
+                .filter(|&v| v != leader)
+                .collect();
+            let to = others[self.rng.gen_range(0, others.len() as u64) as usize];
+            let raft = self.node_mut(leader).raft.as_mut().expect("leader is up");
+            let _ = raft.transfer_leader(to);
+            plan.pending_leader_removal = Some(leader);
+        } else {
+            let change = ConfChange {
+                kind,
+                node,
+                context: format!("operator: {kind:?} {node}").into_bytes(),
+            };
+            let raft = self.node_mut(leader).raft.as_mut().expect("leader is up");
+            match raft.propose_conf_change(change) {
+                Ok(_) => {
+                    plan.proposed += 1;
+                    plan.leader_removals += u64::from(was_leader);
+                    if kind == ConfChangeKind::AddLearner {
+                        plan.spares.retain(|&s| s != node);
+                    }
+                }
+                Err(_) => {
+                    plan.refused += 1;
+                    if was_leader {
+                        plan.pending_leader_removal = Some(node);
+                    }
+                }
+            }
+        }
+        self.membership = Some(plan);
+        self.after_input(leader)
+    }
+
+    /// A configuration change committed (first seen applied): count it,
+    /// and shut down half of the removed nodes for good, as an operator
+    /// would; the other half keep running, removed, and must not disturb.
+    fn on_change_committed(&mut self, entry: ConfEntry) {
+        let Some(plan) = self.membership.as_mut() else {
+            return;
+        };
+        plan.committed += 1;
+        let removed = matches!(
+            entry.change.kind,
+            ConfChangeKind::RemoveVoter | ConfChangeKind::RemoveLearner
+        );
+        if removed && self.rng.chance(50) {
+            let node = entry.change.node;
+            self.crash(node);
+            self.node_mut(node).retired = true;
+        }
+    }
+
+    /// Voters and learners of the configuration the newest leader uses
+    /// (before any leader exists: the committed configuration).
+    fn final_members(&self) -> Vec<NodeId> {
+        let conf = match self.leader() {
+            Some(leader) => self
+                .node(leader)
+                .raft
+                .as_ref()
+                .expect("up")
+                .conf_state()
+                .clone(),
+            None => self.committed_conf.clone(),
+        };
+        conf.voters
+            .iter()
+            .chain(conf.learners.iter())
+            .copied()
+            .collect()
+    }
+
     /// Runs `steps` events (or until idle).
     pub fn run_steps(&mut self, steps: u64) -> Result<(), Violation> {
         for _ in 0..steps {
@@ -565,14 +848,18 @@ impl Cluster {
         for id in self.ids.clone() {
             self.restart(id);
         }
+        // Every member of the final configuration must apply the markers
+        // (nodes never added, or removed since, are not asked to).
         let deadline = self.now + budget_us;
         let marker_ids: Vec<u64> = (0..markers).map(|k| u64::MAX - k).collect();
         let mut last_proposed = 0u64;
         let mut proposed_once = false;
         while self.now < deadline {
+            let members = self.final_members();
             let done = self
                 .nodes
                 .iter()
+                .filter(|n| members.contains(&n.id))
                 .all(|n| marker_ids.iter().all(|m| n.applied_ids.contains(m)));
             if done {
                 return Ok(());
