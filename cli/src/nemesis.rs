@@ -115,14 +115,7 @@ pub fn run(layout: &Layout, command: &NemesisCommand, json: bool) -> Result<(), 
                 _ => {
                     fabric(
                         &state,
-                        &Request::Links {
-                            drop: faults.drop,
-                            delay_ms: 0,
-                            jitter_ms: 0,
-                            dup: 0.0,
-                            reorder: 0.0,
-                            hold_ms: 0,
-                        },
+                        &Request::links(&faults),
                     )?;
                     format!("dropping {percent}% of frames on every link")
                 }

@@ -10,7 +10,8 @@
 //! {"cmd":"unblock","from":1,"to":2}
 //! {"cmd":"heal"}                             remove all partitions
 //! {"cmd":"link","from":1,"to":2,"drop":0.2,"delay_ms":5,"jitter_ms":10,
-//!  "dup":0.01,"reorder":0.05,"hold_ms":50}   replace one link's fault plan
+//!  "dup":0.01,"reorder":0.05,"hold_ms":50,
+//!  "corrupt":0.01,"replay":0.01}             replace one link's fault plan
 //! {"cmd":"links", ...same fault fields...}   replace every link's plan
 //! {"cmd":"reset"}                            no partitions, no faults
 //! {"cmd":"stats"}                            counters per link and port
@@ -64,6 +65,10 @@ pub enum Request {
         reorder: f64,
         #[serde(default)]
         hold_ms: u64,
+        #[serde(default)]
+        corrupt: f64,
+        #[serde(default)]
+        replay: f64,
     },
     Links {
         #[serde(default)]
@@ -78,6 +83,10 @@ pub enum Request {
         reorder: f64,
         #[serde(default)]
         hold_ms: u64,
+        #[serde(default)]
+        corrupt: f64,
+        #[serde(default)]
+        replay: f64,
     },
     Reset,
     Stats,
@@ -101,6 +110,22 @@ impl Request {
             dup: faults.dup,
             reorder: faults.reorder,
             hold_ms: faults.hold_ms,
+            corrupt: faults.corrupt,
+            replay: faults.replay,
+        }
+    }
+
+    /// A `links` request setting `faults` on every link.
+    pub fn links(faults: &LinkFaults) -> Request {
+        Request::Links {
+            drop: faults.drop,
+            delay_ms: faults.delay_ms,
+            jitter_ms: faults.jitter_ms,
+            dup: faults.dup,
+            reorder: faults.reorder,
+            hold_ms: faults.hold_ms,
+            corrupt: faults.corrupt,
+            replay: faults.replay,
         }
     }
 
