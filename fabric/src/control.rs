@@ -143,6 +143,28 @@ impl Request {
     }
 }
 
+/// Each link's current plan, from a `stats` reply's `stats` object: lets a
+/// tool change one fault field of a link and keep the others.
+pub fn link_plans(stats: &serde_json::Value) -> Result<Vec<(u16, u16, LinkFaults)>, String> {
+    let links = stats["links"]
+        .as_array()
+        .ok_or("the fabric's stats have no links")?;
+    links
+        .iter()
+        .map(|link| {
+            let end = |name: &str| {
+                link[name]
+                    .as_u64()
+                    .and_then(|n| u16::try_from(n).ok())
+                    .ok_or(format!("a link in the fabric's stats has no {name}"))
+            };
+            let faults = serde_json::from_value(link["faults"].clone())
+                .map_err(|e| format!("a link's plan in the fabric's stats: {e}"))?;
+            Ok((end("from")?, end("to")?, faults))
+        })
+        .collect()
+}
+
 /// Lower-case hex of `bytes`.
 pub fn encode_hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -206,6 +228,23 @@ mod tests {
             let _ = Request::parse(&line);
             let _ = decode_hex(&line);
         }
+    }
+
+    #[test]
+    fn link_plans_read_back_what_stats_report() {
+        let mut switch = crate::Switch::new(3, 1).unwrap();
+        let plan = LinkFaults {
+            delay_ms: 40,
+            replay: 0.5,
+            ..LinkFaults::default()
+        };
+        switch.set_link(2, 3, plan.clone()).unwrap();
+        let stats = serde_json::to_value(switch.stats()).unwrap();
+        let plans = link_plans(&stats).unwrap();
+        assert_eq!(plans.len(), 6);
+        assert!(plans.contains(&(2, 3, plan)));
+        assert!(plans.contains(&(3, 2, LinkFaults::default())));
+        assert!(link_plans(&serde_json::json!({})).is_err());
     }
 
     #[test]
