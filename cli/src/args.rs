@@ -75,9 +75,34 @@ pub enum Command {
         #[arg(long, value_parser = clap::value_parser!(u64).range(2..=1024))]
         accounts: Option<u64>,
     },
-    /// Inject faults: partitions, loss, crashes, pauses.
+    /// Inject faults: partitions, loss, delay, duplication, corruption, replay, crashes, pauses.
     #[command(subcommand)]
     Nemesis(NemesisCommand),
+    /// A continuous seeded run of every fault (partitions, kill, pause,
+    /// loss, delay, duplication, corruption, replay, clock skew, disk
+    /// faults) with a client load; per fault its recovery time and whether
+    /// the invariants held, then a summary.
+    Chaos {
+        /// How long to keep injecting faults (seconds, 1-86400).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+        duration: u64,
+        /// Seed of the schedule (default: random, printed).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Load clients, each with one transfer in flight (1-16).
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=16))]
+        clients: u64,
+        /// Which faults: all, or classic (partitions, kill, pause, loss).
+        #[arg(long, default_value = "all")]
+        faults: FaultSet,
+    },
+}
+
+/// The fault kinds `chaos` draws from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FaultSet {
+    All,
+    Classic,
 }
 
 /// `cluster init`: what the new cluster is made of.
