@@ -96,6 +96,12 @@ pub enum Command {
         #[arg(long, default_value = "all")]
         faults: FaultSet,
     },
+    /// A live web page of the cluster on 127.0.0.1: nodes, plots, timeline.
+    Dashboard {
+        /// TCP port on 127.0.0.1 (0: any free port, printed).
+        #[arg(long, default_value_t = 7070)]
+        port: u16,
+    },
 }
 
 /// The fault kinds `chaos` draws from.

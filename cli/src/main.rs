@@ -9,6 +9,7 @@
 //! * `nemesis`: partitions, loss, delay, duplication, corruption, replay,
 //!   kill -9, restart, pause, resume.
 //! * `chaos`: the seeded schedule of every fault with a client load.
+//! * `dashboard`: a live page on 127.0.0.1 (nodes, plots, timeline).
 //! * `bench`: closed-loop load with the floor measured in the same run.
 //!
 //! The cluster-launch code is the test harness's (`continuum_harness`), so
@@ -16,7 +17,7 @@
 //! command line), [`layout`] (the cluster directory), [`supervisor`]
 //! (`cluster up`/`down` and the control socket), [`ledger`] (bank
 //! commands), [`status`] (`cluster status`, `watch`), [`nemesis`],
-//! [`chaos`], [`bench`].
+//! [`chaos`], [`dashboard`], [`bench`].
 //!
 //! Exit codes: 0 success, 1 error or rejected command, 2 bad arguments,
 //! 3 a write whose outcome is unknown (query it with `outcome`).
@@ -24,6 +25,7 @@
 mod args;
 mod bench;
 mod chaos;
+mod dashboard;
 mod error;
 mod layout;
 mod ledger;
@@ -143,6 +145,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
             };
             chaos::run(&layout, &options, timeout, json)
         }
+        Command::Dashboard { port } => dashboard::run(&layout, port, json),
         Command::Bench {
             clients,
             transfers,
