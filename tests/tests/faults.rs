@@ -4,7 +4,8 @@
 //! Each must be visible on `/status` (or the console) while the others
 //! keep committing and every replica keeps the same receipt chain.
 //!
-//! Run one at a time: `cargo test -p continuum-tests --test faults -- NAME`.
+//! The tests take turns (one cluster at a time); one alone:
+//! `cargo test -p continuum-tests --test faults -- NAME`.
 
 use continuum_bank::{AccountFlags, Outcome};
 use continuum_harness::client::{Client, RetryPolicy};
@@ -15,6 +16,13 @@ use continuum_fabric::LinkFaults;
 use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(180);
+
+/// One cluster at a time: three TCG guests are what two cores carry.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 fn launch(name: &str, seed: u64) -> (Cluster, ClusterPlan) {
     let plan = ClusterPlan::for_test(name, seed, &[1, 2, 3]).unwrap();
@@ -101,6 +109,7 @@ fn assert_replicas_agree(cluster: &Cluster, nodes: &[u8]) {
 
 #[test]
 fn corrupted_and_replayed_peer_frames_are_rejected_and_counted() {
+    let _turn = serial();
     let name = "faultlink";
     let (cluster, plan) = launch(name, 31);
     let mut transfer = bank(name, &cluster, &plan);
@@ -170,6 +179,7 @@ fn corrupted_and_replayed_peer_frames_are_rejected_and_counted() {
 
 #[test]
 fn a_node_booted_with_a_skewed_clock_is_counted_and_the_cluster_stays_safe() {
+    let _turn = serial();
     let name = "faultclock";
     let (mut cluster, plan) = launch(name, 32);
     let mut transfer = bank(name, &cluster, &plan);
@@ -235,6 +245,7 @@ fn disk_fault_outcome(cluster: &mut Cluster, fault: DiskFault) -> String {
 
 #[test]
 fn a_failing_disk_on_one_node_does_not_lose_acknowledged_writes() {
+    let _turn = serial();
     let name = "faultdisk";
     let (mut cluster, plan) = launch(name, 33);
     let mut transfer = bank(name, &cluster, &plan);
