@@ -149,7 +149,18 @@ fn dashboard_in_a_browser_and_a_chaos_run_on_a_cli_cluster() {
     let dir = std::env::temp_dir().join(format!("ctm-dash-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let images = images().bios.parent().unwrap().to_str().unwrap().to_owned();
-    run_cli(&cli, &dir, &["cluster", "init", "--nodes", "3", "--insecure-test-keys", "9"]);
+    run_cli(
+        &cli,
+        &dir,
+        &[
+            "cluster",
+            "init",
+            "--nodes",
+            "3",
+            "--insecure-test-keys",
+            "9",
+        ],
+    );
     run_cli(&cli, &dir, &["cluster", "up", "--images", &images]);
     let _down = Down(&cli, &dir);
     run_cli(&cli, &dir, &["--timeout", "180", "cluster", "wait"]);
@@ -192,13 +203,20 @@ fn dashboard_in_a_browser_and_a_chaos_run_on_a_cli_cluster() {
         driver_port,
         "POST",
         "/session",
-        Some(&json!({"capabilities": {"alwaysMatch": {"goog:chromeOptions": {
-            "binary": chromium,
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1400,1100"]
-        }}}})),
+        Some(
+            &json!({"capabilities": {"alwaysMatch": {"goog:chromeOptions": {
+                "binary": chromium,
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1400,1100"]
+            }}}}),
+        ),
     );
     let id = session["sessionId"].as_str().unwrap().to_owned();
-    webdriver(driver_port, "POST", &format!("/session/{id}/url"), Some(&json!({"url": url})));
+    webdriver(
+        driver_port,
+        "POST",
+        &format!("/session/{id}/url"),
+        Some(&json!({"url": url})),
+    );
     let script = |code: &str| -> Value {
         webdriver(
             driver_port,
@@ -224,7 +242,8 @@ fn dashboard_in_a_browser_and_a_chaos_run_on_a_cli_cluster() {
          const leaders = document.querySelectorAll('#nodes tbody tr[data-role=leader]');
          return rows.length === 3 && leaders.length === 1;",
     );
-    let applied_before = script("return Number(document.getElementById('tps-plot').dataset.applied);");
+    let applied_before =
+        script("return Number(document.getElementById('tps-plot').dataset.applied);");
 
     // Transfers move the plot.
     run_cli(&cli, &dir, &["bench", "--transfers", "30"]);
@@ -244,9 +263,20 @@ fn dashboard_in_a_browser_and_a_chaos_run_on_a_cli_cluster() {
     let chaos = run_cli(
         &cli,
         &dir,
-        &["chaos", "--duration", "12", "--seed", "4", "--faults", "classic"],
+        &[
+            "chaos",
+            "--duration",
+            "12",
+            "--seed",
+            "4",
+            "--faults",
+            "classic",
+        ],
     );
-    assert!(chaos.contains("chaos: ") && chaos.contains("conserved"), "{chaos}");
+    assert!(
+        chaos.contains("chaos: ") && chaos.contains("conserved"),
+        "{chaos}"
+    );
     wait_dom(
         "a fault or process event in the timeline",
         "return [...document.querySelectorAll('#timeline li')].some(li => li.dataset.kind === 'fault' || li.dataset.kind === 'process');",
@@ -255,11 +285,20 @@ fn dashboard_in_a_browser_and_a_chaos_run_on_a_cli_cluster() {
         script("return document.getElementById('trace').dataset.status;"),
         "not-implemented"
     );
-    let png = webdriver(driver_port, "GET", &format!("/session/{id}/screenshot"), None);
+    let png = webdriver(
+        driver_port,
+        "GET",
+        &format!("/session/{id}/screenshot"),
+        None,
+    );
     let png = decode_base64(png.as_str().unwrap());
     let out = continuum_harness::workspace_root().join("target/dashboard.png");
     std::fs::write(&out, &png).unwrap();
-    eprintln!("dashboard: screenshot {} ({} bytes)", out.display(), png.len());
+    eprintln!(
+        "dashboard: screenshot {} ({} bytes)",
+        out.display(),
+        png.len()
+    );
     assert!(png.starts_with(b"\x89PNG"));
     webdriver(driver_port, "DELETE", &format!("/session/{id}"), None);
 }

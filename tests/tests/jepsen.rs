@@ -216,7 +216,11 @@ fn jepsen_bank_under_partitions_crashes_pauses_and_loss() {
                 r.held_ms,
                 r.recovery_ms
                     .map_or("NOT within the timeout".into(), |ms| format!("in {ms} ms")),
-                if r.violations.is_empty() { "held" } else { "VIOLATED" },
+                if r.violations.is_empty() {
+                    "held"
+                } else {
+                    "VIOLATED"
+                },
                 if r.errors.is_empty() {
                     String::new()
                 } else {
@@ -285,7 +289,10 @@ fn jepsen_bank_under_partitions_crashes_pauses_and_loss() {
         "status invariants violated: {violations:?}\n{}",
         consoles(&cluster)
     );
-    assert!(nemesis_errors.is_empty(), "nemesis errors: {nemesis_errors:?}");
+    assert!(
+        nemesis_errors.is_empty(),
+        "nemesis errors: {nemesis_errors:?}"
+    );
     let valid = report.is_valid();
     if !valid {
         let out = workspace_root().join(format!("target/jepsen/{seed}"));
