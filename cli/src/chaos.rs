@@ -15,7 +15,7 @@ use crate::layout::{Layout, RunState};
 use crate::ledger;
 use crate::supervisor::{control, ControlRequest};
 use continuum_bank::Outcome;
-use continuum_fabric::control::link_plans;
+use continuum_fabric::control::edit_links;
 use continuum_fabric::{ControlClient, LinkFaults, Request};
 use continuum_harness::chaos::{self, Fault, FaultResult, Kinds, Nemesis, Schedule};
 use continuum_harness::client::{Client, RetryPolicy};
@@ -57,15 +57,12 @@ impl Sockets {
     }
 
     fn edit_links(&self, from: Option<u8>, edit: impl Fn(&mut LinkFaults)) -> Result<(), String> {
-        let mut reply = self.fabric(&Request::Stats)?;
-        for (a, b, mut faults) in link_plans(&reply["stats"].take())? {
-            if from.is_some_and(|f| u16::from(f) != a) {
-                continue;
-            }
-            edit(&mut faults);
-            self.fabric(&Request::link(a, b, &faults))?;
-        }
-        Ok(())
+        edit_links(
+            |r| self.fabric(r),
+            |a, _| from.is_none_or(|f| u16::from(f) == a),
+            edit,
+        )
+        .map(|_| ())
     }
 
     fn partition(&self, groups: Vec<Vec<u8>>) -> Result<(), String> {

@@ -8,7 +8,7 @@ use crate::args::{NemesisCommand, Shape};
 use crate::error::CliError;
 use crate::layout::{Layout, RunState};
 use crate::supervisor::{control, ControlRequest};
-use continuum_fabric::control::link_plans;
+use continuum_fabric::control::edit_links as fabric_edit_links;
 use continuum_fabric::{ControlClient, LinkFaults, Request};
 use continuum_harness::cluster::{shape_bridge, shape_halves, shape_ring};
 use serde_json::json;
@@ -54,19 +54,16 @@ fn edit_links(
     };
     let mut client = ControlClient::connect(&state.fabric_control)
         .map_err(|e| CliError::NotRunning(format!("the fabric does not answer: {e}")))?;
-    let mut reply = client
-        .request(&Request::Stats)
-        .map_err(|e| CliError::Other(format!("the fabric refused: {e}")))?;
-    let plans = link_plans(&reply["stats"].take()).map_err(CliError::Other)?;
-    for (a, b, mut faults) in plans {
-        if only.is_some_and(|link| link != (a, b)) {
-            continue;
-        }
-        edit(&mut faults);
-        client
-            .request(&Request::link(a, b, &faults))
-            .map_err(|e| CliError::Other(format!("the fabric refused: {e}")))?;
-    }
+    fabric_edit_links(
+        |r| {
+            client
+                .request(r)
+                .map_err(|e| format!("the fabric refused: {e}"))
+        },
+        |a, b| only.is_none_or(|link| link == (a, b)),
+        edit,
+    )
+    .map_err(CliError::Other)?;
     Ok(match only {
         Some((a, b)) => format!("from node {a} to node {b}"),
         None => "on every link".into(),

@@ -165,6 +165,27 @@ pub fn link_plans(stats: &serde_json::Value) -> Result<Vec<(u16, u16, LinkFaults
         .collect()
 }
 
+/// Changes one aspect of the plan of every link `select` accepts, keeping
+/// the rest of each plan: reads the plans with `stats`, applies `edit`, sets
+/// each changed link with `link`. `request` sends one request (a control
+/// socket or an in-process handle). Returns how many links it set.
+pub fn edit_links(
+    mut request: impl FnMut(&Request) -> Result<serde_json::Value, String>,
+    select: impl Fn(u16, u16) -> bool,
+    edit: impl Fn(&mut LinkFaults),
+) -> Result<usize, String> {
+    let mut reply = request(&Request::Stats)?;
+    let mut set = 0;
+    for (from, to, mut faults) in link_plans(&reply["stats"].take())? {
+        if select(from, to) {
+            edit(&mut faults);
+            request(&Request::link(from, to, &faults))?;
+            set += 1;
+        }
+    }
+    Ok(set)
+}
+
 /// Lower-case hex of `bytes`.
 pub fn encode_hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -245,6 +266,71 @@ mod tests {
         assert!(plans.contains(&(2, 3, plan)));
         assert!(plans.contains(&(3, 2, LinkFaults::default())));
         assert!(link_plans(&serde_json::json!({})).is_err());
+    }
+
+    #[test]
+    fn edit_links_changes_one_field_and_keeps_the_others() {
+        let switch = std::cell::RefCell::new(crate::Switch::new(3, 1).unwrap());
+        let request = |r: &Request| -> Result<serde_json::Value, String> {
+            let mut s = switch.borrow_mut();
+            match r {
+                Request::Stats => Ok(serde_json::json!({"stats": s.stats()})),
+                Request::Link { from, to, .. } => {
+                    let Request::Link {
+                        drop,
+                        delay_ms,
+                        jitter_ms,
+                        dup,
+                        reorder,
+                        hold_ms,
+                        corrupt,
+                        replay,
+                        ..
+                    } = r.clone()
+                    else {
+                        unreachable!()
+                    };
+                    s.set_link(
+                        *from,
+                        *to,
+                        LinkFaults {
+                            drop,
+                            delay_ms,
+                            jitter_ms,
+                            dup,
+                            reorder,
+                            hold_ms,
+                            corrupt,
+                            replay,
+                        },
+                    )?;
+                    Ok(serde_json::json!({"ok": true}))
+                }
+                other => Err(format!("unexpected {other:?}")),
+            }
+        };
+        assert_eq!(
+            edit_links(request, |_, _| true, |f| f.drop = 0.1).unwrap(),
+            6
+        );
+        assert_eq!(
+            edit_links(request, |a, b| (a, b) == (1, 2), |f| f.delay_ms = 30).unwrap(),
+            1
+        );
+        let plans = link_plans(&serde_json::to_value(switch.borrow().stats()).unwrap()).unwrap();
+        let both = LinkFaults {
+            drop: 0.1,
+            delay_ms: 30,
+            ..LinkFaults::default()
+        };
+        let loss = LinkFaults {
+            drop: 0.1,
+            ..LinkFaults::default()
+        };
+        assert!(plans.contains(&(1, 2, both)));
+        assert!(plans.contains(&(2, 1, loss)));
+        let refuse = |_: &Request| -> Result<serde_json::Value, String> { Err("down".into()) };
+        assert!(edit_links(refuse, |_, _| true, |_| {}).is_err());
     }
 
     #[test]

@@ -492,15 +492,12 @@ fn edit_links(
     from: Option<u8>,
     edit: impl Fn(&mut continuum_fabric::LinkFaults),
 ) -> Result<(), String> {
-    let stats = fabric.stats().map_err(|e| e.to_string())?;
-    for (a, b, mut faults) in continuum_fabric::control::link_plans(&stats)? {
-        if from.is_some_and(|f| u16::from(f) != a) {
-            continue;
-        }
-        edit(&mut faults);
-        fabric.set_link(a, b, &faults).map_err(|e| e.to_string())?;
-    }
-    Ok(())
+    continuum_fabric::control::edit_links(
+        |r| fabric.request(r.clone()).map_err(|e| e.to_string()),
+        |a, _| from.is_none_or(|f| u16::from(f) == a),
+        edit,
+    )
+    .map(|_| ())
 }
 
 /// Reboots `node` with the given clock offset and disk fault.

@@ -2,7 +2,8 @@
 //! 3-node CLI cluster: headless Chromium (driven over WebDriver by
 //! `chromedriver`) loads the page, the test asserts on the DOM — three
 //! nodes, one leader, a transfers/s plot that moves after transfers, a
-//! timeline that shows the faults a short chaos run injects — and saves a
+//! timeline that shows the faults a short chaos run injects, per-link
+//! `nemesis delay`/`corrupt` combining and clearing on the page — and saves a
 //! screenshot as `target/dashboard.png`.
 //!
 //! Chromium and chromedriver come from Debian's `chromium` and
@@ -280,6 +281,49 @@ fn dashboard_in_a_browser_and_a_chaos_run_on_a_cli_cluster() {
     wait_dom(
         "a fault or process event in the timeline",
         "return [...document.querySelectorAll('#timeline li')].some(li => li.dataset.kind === 'fault' || li.dataset.kind === 'process');",
+    );
+    // Per-link nemesis commands combine and clear one field at a time; the
+    // page shows the fabric's plans.
+    run_cli(
+        &cli,
+        &dir,
+        &[
+            "nemesis", "delay", "--ms", "30", "--jitter", "10", "--from", "1", "--to", "2",
+        ],
+    );
+    run_cli(
+        &cli,
+        &dir,
+        &[
+            "nemesis",
+            "corrupt",
+            "--percent",
+            "20",
+            "--from",
+            "1",
+            "--to",
+            "2",
+        ],
+    );
+    wait_dom(
+        "delay and corruption on link 1->2",
+        "const t = document.getElementById('fabric').textContent;
+         return t.includes('1→2') && t.includes('\"delay_ms\":30') && t.includes('\"jitter_ms\":10') && t.includes('\"corrupt\":0.2');",
+    );
+    run_cli(
+        &cli,
+        &dir,
+        &["nemesis", "delay", "--ms", "0", "--from", "1", "--to", "2"],
+    );
+    wait_dom(
+        "the delay cleared and the corruption kept",
+        "const t = document.getElementById('fabric').textContent;
+         return t.includes('\"delay_ms\":0') && t.includes('\"corrupt\":0.2');",
+    );
+    run_cli(&cli, &dir, &["nemesis", "heal"]);
+    wait_dom(
+        "no link faults after heal",
+        "return document.getElementById('fabric').textContent.includes('no link faults');",
     );
     assert_eq!(
         script("return document.getElementById('trace').dataset.status;"),
