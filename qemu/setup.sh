@@ -2,6 +2,8 @@
 # Installs what building and booting Continuum needs, and says what it did.
 # Idempotent: a second run installs nothing and says so.
 #   - QEMU (qemu-system-x86_64) and OVMF (UEFI firmware), with apt on Debian/Ubuntu
+#   - Chromium and chromedriver (Debian chromium, chromium-driver) for the
+#     dashboard's browser test
 #   - the Rust components the pinned nightly needs: rust-src, llvm-tools-preview
 #     (the bootloader builds its stages with them), clippy, rustfmt, and the
 #     x86_64-unknown-none target
@@ -18,9 +20,11 @@ for f in /usr/share/ovmf/OVMF.fd /usr/share/OVMF/OVMF.fd /usr/share/edk2/ovmf/OV
   [ -f "$f" ] && ovmf_found=yes
 done
 [ "$ovmf_found" = yes ] || missing+=(ovmf)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 
 if [ ${#missing[@]} -eq 0 ]; then
-  say "QEMU and OVMF already installed"
+  say "QEMU, OVMF, Chromium and chromedriver already installed"
 elif command -v apt-get >/dev/null 2>&1; then
   sudo=()
   if [ "$(id -u)" -ne 0 ]; then
@@ -35,6 +39,7 @@ else
   say "this is not a Debian/Ubuntu host; please install with your package manager:"
   say "  QEMU for x86_64 (qemu-system-x86_64), e.g. Fedora: qemu-system-x86, Arch: qemu-system-x86, macOS: brew install qemu"
   say "  OVMF UEFI firmware (OVMF.fd), e.g. Fedora: edk2-ovmf, Arch: edk2-ovmf; or set CONTINUUM_OVMF=/path/to/OVMF.fd"
+  say "  Chromium and chromedriver (only the dashboard test needs them; it skips without)"
   exit 1
 fi
 

@@ -75,9 +75,40 @@ pub enum Command {
         #[arg(long, value_parser = clap::value_parser!(u64).range(2..=1024))]
         accounts: Option<u64>,
     },
-    /// Inject faults: partitions, loss, crashes, pauses.
+    /// Inject faults: partitions, loss, delay, duplication, corruption, replay, crashes, pauses.
     #[command(subcommand)]
     Nemesis(NemesisCommand),
+    /// A continuous seeded run of every fault (partitions, kill, pause,
+    /// loss, delay, duplication, corruption, replay, clock skew, disk
+    /// faults) with a client load; per fault its recovery time and whether
+    /// the invariants held, then a summary.
+    Chaos {
+        /// How long to keep injecting faults (seconds, 1-86400).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+        duration: u64,
+        /// Seed of the schedule (default: random, printed).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Load clients, each with one transfer in flight (1-16).
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=16))]
+        clients: u64,
+        /// Which faults: all, or classic (partitions, kill, pause, loss).
+        #[arg(long, default_value = "all")]
+        faults: FaultSet,
+    },
+    /// A live web page of the cluster on 127.0.0.1: nodes, plots, timeline.
+    Dashboard {
+        /// TCP port on 127.0.0.1 (0: any free port, printed).
+        #[arg(long, default_value_t = 7070)]
+        port: u16,
+    },
+}
+
+/// The fault kinds `chaos` draws from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FaultSet {
+    All,
+    Classic,
 }
 
 /// `cluster init`: what the new cluster is made of.
@@ -198,7 +229,7 @@ pub enum NemesisCommand {
         #[arg(value_parser = clap::value_parser!(u8).range(1..))]
         node: u8,
     },
-    /// Remove all partitions and all packet loss.
+    /// Remove all partitions and every link fault (loss, delay, duplication, corruption, replay).
     Heal,
     /// kill -9 a node's QEMU (a crash).
     Kill {
@@ -220,6 +251,30 @@ pub enum NemesisCommand {
         #[arg(value_parser = clap::value_parser!(u8).range(1..))]
         node: u8,
     },
+    /// Delay frames on every link, or on one directed link (`--ms 0
+    /// --jitter 0` clears it; other faults of the link stay).
+    Delay {
+        /// Fixed delay added to every frame (0-60000 ms).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(0..=60_000))]
+        ms: u64,
+        /// Extra random delay, uniform in 0..=J ms per frame (seeded).
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=60_000))]
+        jitter: u64,
+        /// Only frames from this node...
+        #[arg(long, requires = "to", value_parser = clap::value_parser!(u8).range(1..))]
+        from: Option<u8>,
+        /// ...to this node.
+        #[arg(long, requires = "from", value_parser = clap::value_parser!(u8).range(1..))]
+        to: Option<u8>,
+    },
+    /// Deliver a percentage of frames twice (0 clears it).
+    Duplicate(LinkPercent),
+    /// Rewrite a byte of a percentage of peer (UDP) frames behind a valid
+    /// checksum: the receiving node must reject them (`peer_messages.forged`).
+    Corrupt(LinkPercent),
+    /// Send one of a link's last 16 frames again along with a percentage of
+    /// frames: the receiving node must reject the replays.
+    Replay(LinkPercent),
     /// Drop a percentage of frames on every link, or on one directed link.
     Loss {
         /// 0 to 100 (0 removes the loss).
@@ -232,6 +287,20 @@ pub enum NemesisCommand {
         #[arg(long, requires = "from", value_parser = clap::value_parser!(u8).range(1..))]
         to: Option<u8>,
     },
+}
+
+/// A percentage of frames on every link, or on one directed link.
+#[derive(Args, Debug)]
+pub struct LinkPercent {
+    /// 0 to 100 (0 removes the fault).
+    #[arg(long, value_parser = parse_percent)]
+    pub percent: f64,
+    /// Only frames from this node...
+    #[arg(long, requires = "to", value_parser = clap::value_parser!(u8).range(1..))]
+    pub from: Option<u8>,
+    /// ...to this node.
+    #[arg(long, requires = "from", value_parser = clap::value_parser!(u8).range(1..))]
+    pub to: Option<u8>,
 }
 
 /// Named partition shapes.
@@ -428,6 +497,54 @@ mod tests {
             cli.command,
             Command::Nemesis(NemesisCommand::Loss { percent, from: Some(1), to: Some(2) }) if percent == 12.5
         ));
+    }
+
+    #[test]
+    fn link_faults_parse_and_refuse_out_of_range_values() {
+        let cli = parse(&["nemesis", "delay", "--ms", "50", "--jitter", "20"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Nemesis(NemesisCommand::Delay {
+                ms: 50,
+                jitter: 20,
+                from: None,
+                to: None
+            })
+        ));
+        let cli = parse(&["nemesis", "delay", "--ms", "0", "--from", "2", "--to", "3"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Nemesis(NemesisCommand::Delay {
+                ms: 0,
+                jitter: 0,
+                from: Some(2),
+                to: Some(3)
+            })
+        ));
+        let cli = parse(&["nemesis", "corrupt", "--percent", "5"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Nemesis(NemesisCommand::Corrupt(LinkPercent { percent, from: None, to: None })) if percent == 5.0
+        ));
+        for bad in [
+            &["nemesis", "delay"][..],
+            &["nemesis", "delay", "--ms", "60001"],
+            &["nemesis", "delay", "--ms", "5", "--from", "1"],
+            &["nemesis", "duplicate", "--percent", "101"],
+            &["nemesis", "replay", "--percent", "-1"],
+            &[
+                "nemesis",
+                "corrupt",
+                "--percent",
+                "5",
+                "--to",
+                "0",
+                "--from",
+                "1",
+            ],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?} was accepted");
+        }
     }
 
     #[test]

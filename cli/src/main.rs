@@ -6,7 +6,10 @@
 //! * `account create`, `transfer`, `balance`, `outcome`: the bank, over the
 //!   client protocol with retries (`continuum_harness::client`).
 //! * `watch`: a live table of the nodes.
-//! * `nemesis`: partitions, loss, kill -9, restart, pause, resume.
+//! * `nemesis`: partitions, loss, delay, duplication, corruption, replay,
+//!   kill -9, restart, pause, resume.
+//! * `chaos`: the seeded schedule of every fault with a client load.
+//! * `dashboard`: a live page on 127.0.0.1 (nodes, plots, timeline).
 //! * `bench`: closed-loop load with the floor measured in the same run.
 //!
 //! The cluster-launch code is the test harness's (`continuum_harness`), so
@@ -14,13 +17,15 @@
 //! command line), [`layout`] (the cluster directory), [`supervisor`]
 //! (`cluster up`/`down` and the control socket), [`ledger`] (bank
 //! commands), [`status`] (`cluster status`, `watch`), [`nemesis`],
-//! [`bench`].
+//! [`chaos`], [`dashboard`], [`bench`].
 //!
 //! Exit codes: 0 success, 1 error or rejected command, 2 bad arguments,
 //! 3 a write whose outcome is unknown (query it with `outcome`).
 
 mod args;
 mod bench;
+mod chaos;
+mod dashboard;
 mod error;
 mod layout;
 mod ledger;
@@ -110,6 +115,37 @@ fn run(cli: Cli) -> Result<(), CliError> {
         } => ledger::outcome(&layout, transfer_id, expires_at, timeout, json),
         Command::Watch { count } => watch(&layout, count, json),
         Command::Nemesis(command) => nemesis::run(&layout, &command, json),
+        Command::Chaos {
+            duration,
+            seed,
+            clients,
+            faults,
+        } => {
+            let seed = match seed {
+                Some(seed) => seed,
+                None => u64::from_le_bytes(
+                    continuum_harness::plan::random_bytes::<8>()
+                        .map_err(|e| CliError::Other(format!("random seed: {e}")))?,
+                ),
+            };
+            let kinds = match faults {
+                args::FaultSet::All => continuum_harness::chaos::Kinds::ALL,
+                args::FaultSet::Classic => continuum_harness::chaos::Kinds {
+                    classic: true,
+                    link: false,
+                    clock: false,
+                    disk: false,
+                },
+            };
+            let options = chaos::ChaosOptions {
+                duration: Duration::from_secs(duration),
+                seed,
+                clients,
+                kinds,
+            };
+            chaos::run(&layout, &options, timeout, json)
+        }
+        Command::Dashboard { port } => dashboard::run(&layout, port, json),
         Command::Bench {
             clients,
             transfers,

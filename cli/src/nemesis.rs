@@ -1,11 +1,14 @@
 //! `nemesis`: faults on purpose. Network faults (partitions, isolation,
-//! loss) go to the fabric's control socket; process faults (kill, restart,
+//! loss, delay and jitter, duplication, corruption, replay) go to the
+//! fabric's control socket — the per-link ones change only their own field
+//! of each link's plan, so faults combine; process faults (kill, restart,
 //! pause, resume) to the supervisor, which owns the QEMU processes.
 
 use crate::args::{NemesisCommand, Shape};
 use crate::error::CliError;
 use crate::layout::{Layout, RunState};
 use crate::supervisor::{control, ControlRequest};
+use continuum_fabric::control::edit_links as fabric_edit_links;
 use continuum_fabric::{ControlClient, LinkFaults, Request};
 use continuum_harness::cluster::{shape_bridge, shape_halves, shape_ring};
 use serde_json::json;
@@ -28,6 +31,43 @@ fn fabric(state: &RunState, request: &Request) -> Result<(), CliError> {
         .request(request)
         .map(|_| ())
         .map_err(|e| CliError::Other(format!("the fabric refused: {e}")))
+}
+
+/// Changes one aspect of the fault plan of link `from → to`, or of every
+/// link, keeping the rest of each plan; returns "on ..." for the message.
+fn edit_links(
+    state: &RunState,
+    from: Option<u8>,
+    to: Option<u8>,
+    edit: impl Fn(&mut LinkFaults),
+) -> Result<String, CliError> {
+    let only = match (from, to) {
+        (Some(from), Some(to)) => {
+            check_node(state, from)?;
+            check_node(state, to)?;
+            if from == to {
+                return Err(CliError::Other("--from and --to name the same node".into()));
+            }
+            Some((u16::from(from), u16::from(to)))
+        }
+        _ => None,
+    };
+    let mut client = ControlClient::connect(&state.fabric_control)
+        .map_err(|e| CliError::NotRunning(format!("the fabric does not answer: {e}")))?;
+    fabric_edit_links(
+        |r| {
+            client
+                .request(r)
+                .map_err(|e| format!("the fabric refused: {e}"))
+        },
+        |a, b| only.is_none_or(|link| link == (a, b)),
+        edit,
+    )
+    .map_err(CliError::Other)?;
+    Ok(match only {
+        Some((a, b)) => format!("from node {a} to node {b}"),
+        None => "on every link".into(),
+    })
 }
 
 /// Runs one nemesis command and says what it did.
@@ -72,7 +112,8 @@ pub fn run(layout: &Layout, command: &NemesisCommand, json: bool) -> Result<(), 
         }
         NemesisCommand::Heal => {
             fabric(&state, &Request::Reset)?;
-            "healed: no partitions, no packet loss".into()
+            "healed: no partitions, no link faults (loss, delay, duplication, corruption, replay)"
+                .into()
         }
         NemesisCommand::Kill { node } => {
             check_node(&state, *node)?;
@@ -95,38 +136,42 @@ pub fn run(layout: &Layout, command: &NemesisCommand, json: bool) -> Result<(), 
             format!("node {node} resumed")
         }
         NemesisCommand::Loss { percent, from, to } => {
-            let faults = LinkFaults {
-                drop: percent / 100.0,
-                ..LinkFaults::default()
-            };
-            match (from, to) {
-                (Some(from), Some(to)) => {
-                    check_node(&state, *from)?;
-                    check_node(&state, *to)?;
-                    if from == to {
-                        return Err(CliError::Other("--from and --to name the same node".into()));
-                    }
-                    fabric(
-                        &state,
-                        &Request::link(u16::from(*from), u16::from(*to), &faults),
-                    )?;
-                    format!("dropping {percent}% of frames from node {from} to node {to}")
-                }
-                _ => {
-                    fabric(
-                        &state,
-                        &Request::Links {
-                            drop: faults.drop,
-                            delay_ms: 0,
-                            jitter_ms: 0,
-                            dup: 0.0,
-                            reorder: 0.0,
-                            hold_ms: 0,
-                        },
-                    )?;
-                    format!("dropping {percent}% of frames on every link")
-                }
+            let scope = edit_links(&state, *from, *to, |f| f.drop = percent / 100.0)?;
+            format!("dropping {percent}% of frames {scope}")
+        }
+        NemesisCommand::Delay {
+            ms,
+            jitter,
+            from,
+            to,
+        } => {
+            let scope = edit_links(&state, *from, *to, |f| {
+                f.delay_ms = *ms;
+                f.jitter_ms = *jitter;
+            })?;
+            if *ms == 0 && *jitter == 0 {
+                format!("no added delay {scope}")
+            } else {
+                format!("delaying frames {ms} ms + 0..={jitter} ms of jitter {scope}")
             }
+        }
+        NemesisCommand::Duplicate(p) => {
+            let scope = edit_links(&state, p.from, p.to, |f| f.dup = p.percent / 100.0)?;
+            format!("duplicating {}% of frames {scope}", p.percent)
+        }
+        NemesisCommand::Corrupt(p) => {
+            let scope = edit_links(&state, p.from, p.to, |f| f.corrupt = p.percent / 100.0)?;
+            format!(
+                "corrupting {}% of peer (UDP) frames {scope}; receivers count them in /status peer_messages.forged",
+                p.percent
+            )
+        }
+        NemesisCommand::Replay(p) => {
+            let scope = edit_links(&state, p.from, p.to, |f| f.replay = p.percent / 100.0)?;
+            format!(
+                "replaying an earlier frame along with {}% of frames {scope}",
+                p.percent
+            )
         }
     };
     if json {

@@ -23,6 +23,7 @@
 use crate::error::CliError;
 use crate::layout::{pid_alive, Layout, NodeRun, Phase, RunState};
 use continuum_harness::cluster::{Cluster, LaunchSpec, NodeLaunch, NodeState};
+use continuum_harness::faults::DiskFault;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -50,10 +51,28 @@ const VM_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ControlRequest {
-    Kill { node: u8 },
-    Restart { node: u8 },
-    Pause { node: u8 },
-    Resume { node: u8 },
+    Kill {
+        node: u8,
+    },
+    Restart {
+        node: u8,
+    },
+    Pause {
+        node: u8,
+    },
+    Resume {
+        node: u8,
+    },
+    /// kill -9 (if running) and boot again with the wall clock
+    /// `rtc_offset_s` seconds off and the disk failing as `disk_fault`
+    /// (`write-error`, `flush-error`, `full`; absent: a sane disk).
+    Reboot {
+        node: u8,
+        #[serde(default)]
+        rtc_offset_s: i64,
+        #[serde(default)]
+        disk_fault: Option<String>,
+    },
     Shutdown,
 }
 
@@ -265,6 +284,16 @@ fn serve_control(cluster: &mut Cluster, stream: UnixStream) -> bool {
                     ControlRequest::Restart { node } => cluster.restart(*node),
                     ControlRequest::Pause { node } => cluster.pause(*node),
                     ControlRequest::Resume { node } => cluster.resume(*node),
+                    ControlRequest::Reboot {
+                        node,
+                        rtc_offset_s,
+                        disk_fault,
+                    } => disk_fault
+                        .as_deref()
+                        .map(str::parse::<DiskFault>)
+                        .transpose()
+                        .and_then(|fault| cluster.set_node_faults(*node, *rtc_offset_s, fault))
+                        .and_then(|()| cluster.restart(*node)),
                     ControlRequest::Shutdown => Ok(()),
                 };
                 match result {
@@ -515,6 +544,16 @@ mod tests {
             serde_json::from_str::<ControlRequest>(r#"{"cmd":"kill","node":2,"x":1}"#).is_err()
         );
         assert!(serde_json::from_str::<ControlRequest>(r#"{"cmd":"explode"}"#).is_err());
+        let reboot: ControlRequest =
+            serde_json::from_str(r#"{"cmd":"reboot","node":3,"rtc_offset_s":-20}"#).unwrap();
+        assert_eq!(
+            reboot,
+            ControlRequest::Reboot {
+                node: 3,
+                rtc_offset_s: -20,
+                disk_fault: None
+            }
+        );
     }
 
     #[test]

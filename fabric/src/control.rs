@@ -10,7 +10,8 @@
 //! {"cmd":"unblock","from":1,"to":2}
 //! {"cmd":"heal"}                             remove all partitions
 //! {"cmd":"link","from":1,"to":2,"drop":0.2,"delay_ms":5,"jitter_ms":10,
-//!  "dup":0.01,"reorder":0.05,"hold_ms":50}   replace one link's fault plan
+//!  "dup":0.01,"reorder":0.05,"hold_ms":50,
+//!  "corrupt":0.01,"replay":0.01}             replace one link's fault plan
 //! {"cmd":"links", ...same fault fields...}   replace every link's plan
 //! {"cmd":"reset"}                            no partitions, no faults
 //! {"cmd":"stats"}                            counters per link and port
@@ -64,6 +65,10 @@ pub enum Request {
         reorder: f64,
         #[serde(default)]
         hold_ms: u64,
+        #[serde(default)]
+        corrupt: f64,
+        #[serde(default)]
+        replay: f64,
     },
     Links {
         #[serde(default)]
@@ -78,6 +83,10 @@ pub enum Request {
         reorder: f64,
         #[serde(default)]
         hold_ms: u64,
+        #[serde(default)]
+        corrupt: f64,
+        #[serde(default)]
+        replay: f64,
     },
     Reset,
     Stats,
@@ -101,6 +110,22 @@ impl Request {
             dup: faults.dup,
             reorder: faults.reorder,
             hold_ms: faults.hold_ms,
+            corrupt: faults.corrupt,
+            replay: faults.replay,
+        }
+    }
+
+    /// A `links` request setting `faults` on every link.
+    pub fn links(faults: &LinkFaults) -> Request {
+        Request::Links {
+            drop: faults.drop,
+            delay_ms: faults.delay_ms,
+            jitter_ms: faults.jitter_ms,
+            dup: faults.dup,
+            reorder: faults.reorder,
+            hold_ms: faults.hold_ms,
+            corrupt: faults.corrupt,
+            replay: faults.replay,
         }
     }
 
@@ -116,6 +141,49 @@ impl Request {
     pub fn parse(line: &str) -> Result<Request, String> {
         serde_json::from_str(line).map_err(|e| format!("bad request: {e}"))
     }
+}
+
+/// Each link's current plan, from a `stats` reply's `stats` object: lets a
+/// tool change one fault field of a link and keep the others.
+pub fn link_plans(stats: &serde_json::Value) -> Result<Vec<(u16, u16, LinkFaults)>, String> {
+    let links = stats["links"]
+        .as_array()
+        .ok_or("the fabric's stats have no links")?;
+    links
+        .iter()
+        .map(|link| {
+            let end = |name: &str| {
+                link[name]
+                    .as_u64()
+                    .and_then(|n| u16::try_from(n).ok())
+                    .ok_or(format!("a link in the fabric's stats has no {name}"))
+            };
+            let faults = serde_json::from_value(link["faults"].clone())
+                .map_err(|e| format!("a link's plan in the fabric's stats: {e}"))?;
+            Ok((end("from")?, end("to")?, faults))
+        })
+        .collect()
+}
+
+/// Changes one aspect of the plan of every link `select` accepts, keeping
+/// the rest of each plan: reads the plans with `stats`, applies `edit`, sets
+/// each changed link with `link`. `request` sends one request (a control
+/// socket or an in-process handle). Returns how many links it set.
+pub fn edit_links(
+    mut request: impl FnMut(&Request) -> Result<serde_json::Value, String>,
+    select: impl Fn(u16, u16) -> bool,
+    edit: impl Fn(&mut LinkFaults),
+) -> Result<usize, String> {
+    let mut reply = request(&Request::Stats)?;
+    let mut set = 0;
+    for (from, to, mut faults) in link_plans(&reply["stats"].take())? {
+        if select(from, to) {
+            edit(&mut faults);
+            request(&Request::link(from, to, &faults))?;
+            set += 1;
+        }
+    }
+    Ok(set)
 }
 
 /// Lower-case hex of `bytes`.
@@ -181,6 +249,88 @@ mod tests {
             let _ = Request::parse(&line);
             let _ = decode_hex(&line);
         }
+    }
+
+    #[test]
+    fn link_plans_read_back_what_stats_report() {
+        let mut switch = crate::Switch::new(3, 1).unwrap();
+        let plan = LinkFaults {
+            delay_ms: 40,
+            replay: 0.5,
+            ..LinkFaults::default()
+        };
+        switch.set_link(2, 3, plan.clone()).unwrap();
+        let stats = serde_json::to_value(switch.stats()).unwrap();
+        let plans = link_plans(&stats).unwrap();
+        assert_eq!(plans.len(), 6);
+        assert!(plans.contains(&(2, 3, plan)));
+        assert!(plans.contains(&(3, 2, LinkFaults::default())));
+        assert!(link_plans(&serde_json::json!({})).is_err());
+    }
+
+    #[test]
+    fn edit_links_changes_one_field_and_keeps_the_others() {
+        let switch = std::cell::RefCell::new(crate::Switch::new(3, 1).unwrap());
+        let request = |r: &Request| -> Result<serde_json::Value, String> {
+            let mut s = switch.borrow_mut();
+            match r {
+                Request::Stats => Ok(serde_json::json!({"stats": s.stats()})),
+                Request::Link { from, to, .. } => {
+                    let Request::Link {
+                        drop,
+                        delay_ms,
+                        jitter_ms,
+                        dup,
+                        reorder,
+                        hold_ms,
+                        corrupt,
+                        replay,
+                        ..
+                    } = r.clone()
+                    else {
+                        unreachable!()
+                    };
+                    s.set_link(
+                        *from,
+                        *to,
+                        LinkFaults {
+                            drop,
+                            delay_ms,
+                            jitter_ms,
+                            dup,
+                            reorder,
+                            hold_ms,
+                            corrupt,
+                            replay,
+                        },
+                    )?;
+                    Ok(serde_json::json!({"ok": true}))
+                }
+                other => Err(format!("unexpected {other:?}")),
+            }
+        };
+        assert_eq!(
+            edit_links(request, |_, _| true, |f| f.drop = 0.1).unwrap(),
+            6
+        );
+        assert_eq!(
+            edit_links(request, |a, b| (a, b) == (1, 2), |f| f.delay_ms = 30).unwrap(),
+            1
+        );
+        let plans = link_plans(&serde_json::to_value(switch.borrow().stats()).unwrap()).unwrap();
+        let both = LinkFaults {
+            drop: 0.1,
+            delay_ms: 30,
+            ..LinkFaults::default()
+        };
+        let loss = LinkFaults {
+            drop: 0.1,
+            ..LinkFaults::default()
+        };
+        assert!(plans.contains(&(1, 2, both)));
+        assert!(plans.contains(&(2, 1, loss)));
+        let refuse = |_: &Request| -> Result<serde_json::Value, String> { Err("down".into()) };
+        assert!(edit_links(refuse, |_, _| true, |_| {}).is_err());
     }
 
     #[test]

@@ -2,9 +2,11 @@
 //!
 //! Every field defaults to "no fault", so a fresh fabric is a perfect switch.
 //! Each frame crossing a link draws its random decisions from that link's own
-//! seeded generator in a fixed order (drop, duplicate, reorder, jitter), so
-//! the k-th frame on a link meets the same fate in every run with the same
-//! seed, whatever the other links carry.
+//! seeded generators in a fixed order (drop, duplicate, reorder, jitter; then,
+//! from a second generator, corrupt, byte position, byte mask, replay, replayed
+//! frame), so the k-th frame on a link meets the same fate in every run with
+//! the same seed, whatever the other links carry. The second generator keeps
+//! the first one's stream (and so every older seed's schedule) unchanged.
 
 use serde::{Deserialize, Serialize};
 
@@ -40,7 +42,23 @@ pub struct LinkFaults {
     /// Default 0 means [`DEFAULT_HOLD_MS`]; raise it for slow TCG guests whose
     /// messages are far apart, lower it to bound the added latency.
     pub hold_ms: u64,
+    /// Probability in [0, 1] that one byte of an IPv4/UDP frame's payload is
+    /// rewritten (XOR with a random non-zero mask) and the UDP checksum fixed
+    /// up, so the frame passes the guest's IP and UDP checks and reaches its
+    /// message authentication, which must reject it: a peer whose messages
+    /// are corrupted after their MAC was computed. Other frames (ARP, non-UDP)
+    /// pass untouched. Default 0.
+    pub corrupt: f64,
+    /// Probability in [0, 1] that, besides the frame itself, an earlier frame
+    /// of the same link (one of the last [`REPLAY_HISTORY_FRAMES`], picked at
+    /// random) is sent again right after it: a replay attack or a confused
+    /// retransmitting switch. Default 0.
+    pub replay: f64,
 }
+
+/// Frames remembered per link for `replay` (only while its `replay` is
+/// non-zero): enough to replay messages from a few heartbeats back.
+pub const REPLAY_HISTORY_FRAMES: usize = 16;
 
 /// Hold time used when `hold_ms` is 0: long enough for a follow-up message
 /// under TCG, short compared with election timeouts.
@@ -53,6 +71,8 @@ impl LinkFaults {
             ("drop", self.drop),
             ("dup", self.dup),
             ("reorder", self.reorder),
+            ("corrupt", self.corrupt),
+            ("replay", self.replay),
         ] {
             if !(0.0..=1.0).contains(&p) {
                 return Err(format!("{name} must be a probability in [0, 1], got {p}"));

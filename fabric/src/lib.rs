@@ -6,12 +6,13 @@
 //! the ingress port of a frame is known without trusting its contents. It
 //! learns MAC → port, forwards unicast and floods the rest, and applies a
 //! seeded fault plan per *directed* link (drop, delay, jitter, duplicate,
-//! reorder) and partitions of any shape, changed at run time over a control
+//! reorder, corrupt, replay) and partitions of any shape, changed at run time over a control
 //! socket speaking line-delimited JSON ([`control`]), or in-process through
 //! [`FabricHandle`].
 //!
 //! Layout: [`switch`] is the pure core (forwarding + faults over explicit
 //! time), [`runtime`] the sockets and threads, [`faults`] the per-link plan,
+//! [`mangle`] the UDP payload rewriting of `corrupt`,
 //! [`topology`] partitions as blocked links, [`client`] the control client.
 //!
 //! Determinism: each directed link has its own generator seeded from the
@@ -24,6 +25,7 @@ pub mod control;
 mod control_server;
 pub mod ethernet;
 pub mod faults;
+pub mod mangle;
 pub mod rng;
 pub mod runtime;
 pub mod switch;

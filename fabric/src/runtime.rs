@@ -354,14 +354,6 @@ fn handle_request(
     request: Request,
     now_us: u64,
 ) -> Result<Value, String> {
-    let faults = |drop, delay_ms, jitter_ms, dup, reorder, hold_ms| LinkFaults {
-        drop,
-        delay_ms,
-        jitter_ms,
-        dup,
-        reorder,
-        hold_ms,
-    };
     match request {
         Request::Partition { groups } => switch.partition(&groups)?,
         Request::Isolate { node } => switch.isolate(node)?,
@@ -377,10 +369,21 @@ fn handle_request(
             dup,
             reorder,
             hold_ms,
+            corrupt,
+            replay,
         } => switch.set_link(
             from,
             to,
-            faults(drop, delay_ms, jitter_ms, dup, reorder, hold_ms),
+            LinkFaults {
+                drop,
+                delay_ms,
+                jitter_ms,
+                dup,
+                reorder,
+                hold_ms,
+                corrupt,
+                replay,
+            },
         )?,
         Request::Links {
             drop,
@@ -389,7 +392,18 @@ fn handle_request(
             dup,
             reorder,
             hold_ms,
-        } => switch.set_all_links(faults(drop, delay_ms, jitter_ms, dup, reorder, hold_ms))?,
+            corrupt,
+            replay,
+        } => switch.set_all_links(LinkFaults {
+            drop,
+            delay_ms,
+            jitter_ms,
+            dup,
+            reorder,
+            hold_ms,
+            corrupt,
+            replay,
+        })?,
         Request::Reset => switch.reset(),
         Request::Stats => {
             let stats = stats_with_egress(switch, counters);
@@ -484,14 +498,7 @@ impl FabricHandle {
 
     /// Replaces the fault plan of every link.
     pub fn set_all_links(&self, faults: &LinkFaults) -> Result<(), FabricError> {
-        self.command(Request::Links {
-            drop: faults.drop,
-            delay_ms: faults.delay_ms,
-            jitter_ms: faults.jitter_ms,
-            dup: faults.dup,
-            reorder: faults.reorder,
-            hold_ms: faults.hold_ms,
-        })
+        self.command(Request::links(faults))
     }
 
     /// No partitions, no faults.

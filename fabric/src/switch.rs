@@ -12,12 +12,13 @@
 //! unknown-destination frames to every other port; never send a frame back
 //! to its ingress port.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use serde::Serialize;
 
 use crate::ethernet::{self, Mac, MAX_FRAME_BYTES, MIN_FRAME_BYTES};
-use crate::faults::LinkFaults;
+use crate::faults::{LinkFaults, REPLAY_HISTORY_FRAMES};
+use crate::mangle;
 use crate::rng::Rng;
 use crate::topology::{self, Link};
 
@@ -29,6 +30,8 @@ pub const MAX_MAC_ENTRIES: usize = 4096;
 /// Most frames in flight (delayed or held) at once; more are dropped and
 /// counted as `overflow` so a large delay cannot exhaust memory.
 pub const MAX_PENDING_FRAMES: usize = 65_536;
+/// Salt of the second per-link generator (`corrupt`, `replay`).
+const MANGLE_SALT: u64 = 0x6d61_6e67_6c65_2121;
 
 /// Counters of one directed link.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -47,6 +50,10 @@ pub struct LinkStats {
     pub reordered: u64,
     /// Frames dropped because [`MAX_PENDING_FRAMES`] were in flight.
     pub overflow: u64,
+    /// Frames whose UDP payload `corrupt` rewrote.
+    pub corrupted: u64,
+    /// Earlier frames sent again by `replay`.
+    pub replayed: u64,
 }
 
 /// Counters of one port.
@@ -81,6 +88,11 @@ pub struct Delivery {
 struct LinkState {
     faults: LinkFaults,
     rng: Rng,
+    /// Draws of `corrupt` and `replay` (a second stream, so adding them left
+    /// the first stream's fates for a seed unchanged).
+    mangle_rng: Rng,
+    /// The last frames sent on the link, kept only while `replay` is on.
+    history: VecDeque<Vec<u8>>,
     stats: LinkStats,
     /// Pending key of the frame held back by `reorder`, if any.
     held: Option<(u64, u64)>,
@@ -141,6 +153,8 @@ impl Switch {
                     LinkState {
                         faults: LinkFaults::default(),
                         rng: Rng::for_link(seed, from, to),
+                        mangle_rng: Rng::for_link(seed ^ MANGLE_SALT, from, to),
+                        history: VecDeque::new(),
                         stats: LinkStats::default(),
                         held: None,
                     },
@@ -223,6 +237,11 @@ impl Switch {
         let dup_draw = link.rng.next_f64();
         let reorder_draw = link.rng.next_f64();
         let jitter_us = link.rng.up_to(link.faults.jitter_ms * 1000);
+        let corrupt_draw = link.mangle_rng.next_f64();
+        let corrupt_position = link.mangle_rng.next_u64();
+        let corrupt_mask = 1 + link.mangle_rng.up_to(254) as u8;
+        let replay_draw = link.mangle_rng.next_f64();
+        let replay_pick = link.mangle_rng.next_u64();
         if drop_draw < link.faults.drop {
             link.stats.dropped += 1;
             return;
@@ -233,11 +252,43 @@ impl Switch {
         }
         let due = now_us + delay_us;
         let copies = if dup_draw < link.faults.dup { 2 } else { 1 };
+        let mut bytes = frame.to_vec();
+        if corrupt_draw < link.faults.corrupt
+            && mangle::corrupt_udp_payload(&mut bytes, corrupt_position, corrupt_mask)
+        {
+            link.stats.corrupted += 1;
+        }
+        let replayed = if replay_draw < link.faults.replay && !link.history.is_empty() {
+            let pick = (replay_pick % link.history.len() as u64) as usize;
+            link.history.get(pick).cloned()
+        } else {
+            None
+        };
+        if link.faults.replay > 0.0 {
+            if link.history.len() >= REPLAY_HISTORY_FRAMES {
+                link.history.pop_front();
+            }
+            link.history.push_back(bytes.clone());
+        }
         let delivery = Delivery {
             from,
             to,
-            frame: frame.to_vec(),
+            frame: bytes,
         };
+        if let Some(old) = replayed {
+            if self.pending.len() >= MAX_PENDING_FRAMES {
+                link.stats.overflow += 1;
+            } else {
+                link.stats.replayed += 1;
+                let replay = Delivery {
+                    from,
+                    to,
+                    frame: old,
+                };
+                self.pending.insert((due, self.next_order), replay);
+                self.next_order += 1;
+            }
+        }
         if link.held.is_none() && reorder_draw < link.faults.reorder {
             if self.pending.len() >= MAX_PENDING_FRAMES {
                 link.stats.overflow += 1;
@@ -308,6 +359,9 @@ impl Switch {
             .links
             .get_mut(&(from, to))
             .ok_or_else(|| format!("no link from {from} to itself"))?;
+        if faults.replay == 0.0 {
+            link.history.clear();
+        }
         link.faults = faults;
         Ok(())
     }
@@ -316,6 +370,9 @@ impl Switch {
     pub fn set_all_links(&mut self, faults: LinkFaults) -> Result<(), String> {
         faults.validate()?;
         for link in self.links.values_mut() {
+            if faults.replay == 0.0 {
+                link.history.clear();
+            }
             link.faults = faults.clone();
         }
         Ok(())
@@ -359,6 +416,7 @@ impl Switch {
         self.blocked.clear();
         for link in self.links.values_mut() {
             link.faults = LinkFaults::default();
+            link.history.clear();
         }
     }
 

@@ -333,3 +333,196 @@ fn invalid_plans_are_refused() {
     assert!(s.set_all_links(nan).is_err());
     assert!(Switch::new(0, 1).is_err());
 }
+
+/// An IPv4/UDP frame 1 → 2 whose payload starts with `tag`, with a valid
+/// UDP checksum.
+fn udp_frame(tag: u32) -> Vec<u8> {
+    let mut payload = tag.to_be_bytes().to_vec();
+    payload.extend_from_slice(b"sealed message body ....");
+    let mut f = mac(2).to_vec();
+    f.extend_from_slice(&mac(1));
+    f.extend_from_slice(&[0x08, 0x00]);
+    let total = 20 + 8 + payload.len();
+    f.extend_from_slice(&[0x45, 0, (total >> 8) as u8, total as u8, 0, 1, 0x40, 0]);
+    f.extend_from_slice(&[64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
+    let udp_len = 8 + payload.len();
+    f.extend_from_slice(&[
+        0x1f,
+        0x90,
+        0x1f,
+        0x90,
+        (udp_len >> 8) as u8,
+        udp_len as u8,
+        0,
+        0,
+    ]);
+    f.extend_from_slice(&payload);
+    let end = f.len();
+    let sum = continuum_fabric::mangle::udp_checksum(&f, 34, end);
+    f[40..42].copy_from_slice(&sum.to_be_bytes());
+    f
+}
+
+fn checksum_holds(frame: &[u8]) -> bool {
+    let (udp, _, end) = continuum_fabric::mangle::udp_payload(frame).unwrap();
+    frame[udp + 6..udp + 8] == continuum_fabric::mangle::udp_checksum(frame, udp, end).to_be_bytes()
+}
+
+fn udp_stream(s: &mut Switch, count: u32) -> (Vec<Vec<u8>>, Vec<Delivery>) {
+    let mut sent = Vec::new();
+    let mut out = Vec::new();
+    for i in 0..count {
+        let now = u64::from(i) * 1000;
+        let f = udp_frame(i);
+        s.ingress(now, 1, &f, false);
+        sent.push(f);
+        out.extend(drain(s, now));
+    }
+    out.extend(drain(s, u64::MAX));
+    (sent, out)
+}
+
+#[test]
+fn corruption_rewrites_payload_bytes_behind_a_valid_checksum() {
+    let mut s = learned(2, 11);
+    s.set_link(
+        1,
+        2,
+        LinkFaults {
+            corrupt: 1.0,
+            ..LinkFaults::default()
+        },
+    )
+    .unwrap();
+    let (sent, got) = udp_stream(&mut s, 50);
+    assert_eq!(got.len(), 50);
+    for (original, delivered) in sent.iter().zip(&got) {
+        assert_ne!(original, &delivered.frame, "a frame passed uncorrupted");
+        assert_eq!(original.len(), delivered.frame.len());
+        // Headers up to the UDP checksum are untouched; the checksum holds.
+        assert_eq!(original[..40], delivered.frame[..40]);
+        assert!(checksum_holds(&delivered.frame));
+    }
+    assert_eq!(s.link_stats(1, 2).unwrap().corrupted, 50);
+    // Non-UDP frames are not corrupted (nor counted), and the reverse link
+    // has no plan.
+    let plain = stream_1_to_2(&mut s, 10);
+    assert_eq!(
+        plain.iter().map(tag_of).collect::<Vec<_>>(),
+        (0..10).collect::<Vec<_>>()
+    );
+    assert_eq!(s.link_stats(1, 2).unwrap().corrupted, 50);
+    // A 10 % plan corrupts about 10 %.
+    s.set_link(
+        1,
+        2,
+        LinkFaults {
+            corrupt: 0.1,
+            ..LinkFaults::default()
+        },
+    )
+    .unwrap();
+    let (sent, got) = udp_stream(&mut s, 2_000);
+    let changed = sent
+        .iter()
+        .zip(&got)
+        .filter(|(a, b)| *a != &b.frame)
+        .count();
+    assert_eq!(changed as u64, s.link_stats(1, 2).unwrap().corrupted - 50);
+    assert!((140..=260).contains(&changed), "corrupted {changed}");
+}
+
+#[test]
+fn replay_resends_an_earlier_frame_of_the_same_link() {
+    let mut s = learned(2, 13);
+    s.set_link(
+        1,
+        2,
+        LinkFaults {
+            replay: 1.0,
+            ..LinkFaults::default()
+        },
+    )
+    .unwrap();
+    let (_, got) = udp_stream(&mut s, 40);
+    let tags: Vec<u32> = got
+        .iter()
+        .map(|d| u32::from_be_bytes(d.frame[42..46].try_into().unwrap()))
+        .collect();
+    // The first frame has no history; every later one brings a replay.
+    assert_eq!(got.len(), 40 + 39);
+    assert_eq!(s.link_stats(1, 2).unwrap().replayed, 39);
+    // Each original arrives once in order; each replay is an earlier frame
+    // from at most REPLAY_HISTORY_FRAMES back.
+    let mut next = 0u32;
+    for tag in tags {
+        if tag == next {
+            next += 1;
+        } else {
+            assert!(tag < next, "replayed {tag} before it was sent");
+            let back = (next - tag) as usize;
+            assert!(back <= continuum_fabric::faults::REPLAY_HISTORY_FRAMES);
+        }
+    }
+    assert_eq!(next, 40);
+    // Turning replay off forgets the history: nothing more is replayed.
+    s.set_link(1, 2, LinkFaults::default()).unwrap();
+    let (_, got) = udp_stream(&mut s, 20);
+    assert_eq!(got.len(), 20);
+    assert_eq!(s.link_stats(1, 2).unwrap().replayed, 39);
+}
+
+#[test]
+fn corrupt_and_replay_are_seeded_and_leave_older_fates_unchanged() {
+    let mangled = LinkFaults {
+        drop: 0.2,
+        dup: 0.1,
+        corrupt: 0.3,
+        replay: 0.2,
+        ..LinkFaults::default()
+    };
+    let run = |seed: u64, plan: &LinkFaults| {
+        let mut s = learned(2, seed);
+        s.set_link(1, 2, plan.clone()).unwrap();
+        let (_, got) = udp_stream(&mut s, 400);
+        let frames: Vec<Vec<u8>> = got.into_iter().map(|d| d.frame).collect();
+        (frames, s.link_stats(1, 2).unwrap().clone())
+    };
+    assert_eq!(run(21, &mangled), run(21, &mangled));
+    assert_ne!(run(21, &mangled).0, run(22, &mangled).0);
+    // The drop/dup fates of a seed do not depend on corrupt and replay:
+    // the same frames are dropped and duplicated with or without them.
+    let plain = LinkFaults {
+        corrupt: 0.0,
+        replay: 0.0,
+        ..mangled.clone()
+    };
+    let (_, with) = run(21, &mangled);
+    let (_, without) = run(21, &plain);
+    assert_eq!(
+        (with.dropped, with.duplicated),
+        (without.dropped, without.duplicated)
+    );
+    assert!(with.corrupted > 0 && with.replayed > 0);
+}
+
+#[test]
+fn corrupt_and_replay_out_of_range_are_refused() {
+    let mut s = Switch::new(2, 1).unwrap();
+    for bad in [
+        LinkFaults {
+            corrupt: 1.01,
+            ..LinkFaults::default()
+        },
+        LinkFaults {
+            replay: -0.5,
+            ..LinkFaults::default()
+        },
+    ] {
+        let error = s.set_link(1, 2, bad).unwrap_err();
+        assert!(
+            error.contains("corrupt") || error.contains("replay"),
+            "{error}"
+        );
+    }
+}

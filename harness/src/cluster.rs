@@ -67,6 +67,11 @@ pub struct NodeLaunch {
     pub boot: bool,
     /// The controller its disk sits behind (when the spec has disks).
     pub disk_kind: crate::DiskKind,
+    /// Its wall clock (RTC) this many seconds ahead of the host's (negative:
+    /// behind), from its next boot (QEMU `-rtc base=`).
+    pub rtc_offset_s: i64,
+    /// Errors its disk returns from its next boot ([`crate::faults`]).
+    pub disk_fault: Option<crate::faults::DiskFault>,
 }
 
 impl NodeLaunch {
@@ -79,6 +84,8 @@ impl NodeLaunch {
             client_port: free_udp_port(),
             boot: true,
             disk_kind: crate::DiskKind::Virtio,
+            rtc_offset_s: 0,
+            disk_fault: None,
         }
     }
 }
@@ -433,7 +440,15 @@ impl Cluster {
                     .and_then(|file| file.set_len(mib * 1024 * 1024))
                     .map_err(|e| format!("cannot create disk {}: {e}", disk.display()))?;
             }
-            vm = vm.disk_of(node.disk_kind, &disk, crate::DiskCache::Writeback);
+            vm = vm
+                .disk_of(node.disk_kind, &disk, crate::DiskCache::Writeback)
+                .disk_fault(node.disk_fault);
+        }
+        if node.rtc_offset_s != 0 {
+            let base = crate::faults::rtc_base(node.rtc_offset_s)
+                .map_err(|e| format!("node {id}: {e}"))?;
+            vm.extra_args
+                .extend(["-rtc".to_string(), format!("base={base}")]);
         }
         if let Some(images) = &self.spec.images {
             vm = vm.prebuilt_images(images);
@@ -445,6 +460,25 @@ impl Cluster {
             vm = vm.qmp();
         }
         Ok(vm)
+    }
+
+    /// Sets node `id`'s wall clock offset and disk fault for its next boot.
+    pub fn set_node_faults(
+        &mut self,
+        id: u8,
+        rtc_offset_s: i64,
+        disk_fault: Option<crate::faults::DiskFault>,
+    ) -> Result<(), String> {
+        crate::faults::rtc_base(rtc_offset_s)?;
+        let node = self
+            .spec
+            .nodes
+            .iter_mut()
+            .find(|n| n.id == id)
+            .ok_or_else(|| format!("node {id} is not a node of cluster {}", self.name))?;
+        node.rtc_offset_s = rtc_offset_s;
+        node.disk_fault = disk_fault;
+        Ok(())
     }
 
     /// Boots node `id` (on its existing disk, if any). Fails if it runs.

@@ -19,16 +19,20 @@
 //! [`plan`] (cluster identity: keys, genesis, node configs), [`client`] (the
 //! client protocol with retries), [`qmp`] (QEMU's machine protocol),
 //! [`shapes`] (partition shapes, loss plans), [`inspect`] (status fields,
-//! injected frames).
+//! injected frames), [`faults`] (clock offset and disk faults from outside
+//! the guest), [`chaos`] (the seeded fault schedule shared by the Jepsen
+//! test and `continuum chaos`).
 
 //!
 //! Files: [`vm`] (one QEMU VM), [`images`] (the images it boots), [`http`]
 //! (loopback ports and status GETs); their items are re-exported here.
 
 pub mod bank;
+pub mod chaos;
 pub mod checker;
 pub mod client;
 pub mod cluster;
+pub mod faults;
 pub mod http;
 pub mod images;
 pub mod inspect;

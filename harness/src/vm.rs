@@ -185,6 +185,8 @@ pub struct Disk {
     pub path: PathBuf,
     pub cache: DiskCache,
     pub kind: DiskKind,
+    /// Errors injected between the guest and the image (QEMU `blkdebug`).
+    pub fault: Option<crate::faults::DiskFault>,
 }
 
 /// Creates (or truncates to) a blank, sparse raw image of `mib` MiB.
@@ -297,7 +299,16 @@ impl VmConfig {
             path: path.to_owned(),
             cache,
             kind,
+            fault: None,
         });
+        self
+    }
+
+    /// Makes the attached disk fail as `fault` says (see [`crate::faults`]).
+    pub fn disk_fault(mut self, fault: Option<crate::faults::DiskFault>) -> Self {
+        if let Some(disk) = &mut self.disk {
+            disk.fault = fault;
+        }
         self
     }
     pub fn firmware(mut self, firmware: Firmware) -> Self {
@@ -433,14 +444,20 @@ impl VmConfig {
             ]),
         };
         if let Some(disk) = &self.disk {
-            qemu.args([
-                "-drive",
-                &format!(
+            let drive = match disk.fault {
+                Some(fault) => {
+                    let rules = dir.join("blkdebug.conf");
+                    std::fs::write(&rules, fault.blkdebug_rules())
+                        .unwrap_or_else(|e| panic!("cannot write {}: {e}", rules.display()));
+                    fault.drive(&disk.path, &rules, disk.cache.qemu_name())
+                }
+                None => format!(
                     "if=none,id=disk0,format=raw,file={},cache={}",
                     disk.path.display(),
                     disk.cache.qemu_name()
                 ),
-            ]);
+            };
+            qemu.args(["-drive", &drive]);
             match disk.kind {
                 DiskKind::Virtio => qemu.args([
                     "-device",

@@ -1,7 +1,11 @@
 //! A Jepsen-style run against a real 3-node cluster: five client threads
 //! send random transfers and balance reads for 60 s through random nodes
-//! while a seeded nemesis cycles through partitions (halves, ring, bridge),
-//! kill -9 and restart, pause and resume, and packet loss. Afterwards the
+//! while the seeded chaos schedule (`continuum_harness::chaos`, the same
+//! code as `continuum chaos`) cycles through partitions (halves, ring,
+//! bridge), kill -9 and restart, pause and resume, packet loss, delay,
+//! duplication, corruption, replay, clock-skewed reboots and disk-fault
+//! reboots (`CONTINUUM_JEPSEN_FAULTS=classic`: the first six only), timing
+//! each recovery and checking the status invariants. Afterwards the
 //! history is checked (`continuum_harness::checker`): conservation, no
 //! impossible balance, every acknowledged transfer applied exactly once, no
 //! failed or unknown transfer applied twice, and linearizability.
@@ -13,6 +17,7 @@
 
 use continuum_bank::{AccountFlags, Outcome};
 use continuum_harness::bank::signed_transfer;
+use continuum_harness::chaos::{self, Kinds, Schedule};
 use continuum_harness::checker::{
     self, AppliedTransfer, Call, Fail, OpResult, Options, Recorder, Value,
 };
@@ -31,6 +36,8 @@ const ACCOUNTS: [u128; 5] = [10, 11, 12, 13, 14];
 const OPENING_BALANCE: u64 = 1_000;
 const CLIENTS: usize = 5;
 const WAIT: Duration = Duration::from_secs(180);
+/// Longest wait for the cluster to commit again after a fault is undone.
+const RECOVERY: Duration = Duration::from_secs(60);
 
 /// Every transfer a client attempted: id -> (from, to, amount).
 type Attempted = BTreeMap<u128, (u128, u128, u64)>;
@@ -182,46 +189,47 @@ fn jepsen_bank_under_partitions_crashes_pauses_and_loss() {
         })
         .collect();
 
-    // The nemesis: a fault for 3-6 s, then 2-4 s of calm, until time is up.
-    let mut rng = SplitMix64::new(seed);
+    // The nemesis: the chaos schedule (`continuum chaos` runs the same
+    // code): a fault for 3-6 s, undone, recovery timed, then 2-4 s of calm.
+    let kinds = match std::env::var("CONTINUUM_JEPSEN_FAULTS").as_deref() {
+        Ok("classic") => Kinds {
+            classic: true,
+            link: false,
+            clock: false,
+            disk: false,
+        },
+        _ => Kinds::ALL,
+    };
+    let mut schedule = Schedule::new(seed, &[1, 2, 3], kinds).unwrap();
     let mut log = Vec::new();
-    let started = Instant::now();
-    let ids = [1u8, 2, 3];
-    while started.elapsed() < run_for {
-        let victim = ids[rng.gen_range(0, 3) as usize];
-        let fault = rng.gen_range(0, 6);
-        let what = match fault {
-            0 => cluster
-                .partition_halves()
-                .map(|_| "partition halves".to_string()),
-            1 => cluster
-                .partition_ring()
-                .map(|_| "partition ring".to_string()),
-            2 => cluster
-                .partition_bridge()
-                .map(|_| "partition bridge".to_string()),
-            3 => cluster
-                .kill(victim)
-                .map(|_| format!("kill -9 node {victim}")),
-            4 => cluster
-                .pause(victim)
-                .map(|_| format!("pause node {victim}")),
-            _ => cluster
-                .set_loss_all(20.0)
-                .map(|_| "20 % loss on every link".to_string()),
-        }
-        .unwrap_or_else(|e| panic!("nemesis: {e}"));
-        log.push(format!("{:>6.1?} {what}", started.elapsed()));
-        std::thread::sleep(Duration::from_millis(3_000 + rng.gen_range(0, 3_000)));
-        match fault {
-            3 => cluster.start_node(victim),
-            4 => cluster.resume(victim),
-            _ => cluster.reset_network(),
-        }
-        .unwrap_or_else(|e| panic!("nemesis undo: {e}"));
-        log.push(format!("{:>6.1?} healed", started.elapsed()));
-        std::thread::sleep(Duration::from_millis(2_000 + rng.gen_range(0, 2_000)));
-    }
+    let results = chaos::run(
+        &mut cluster,
+        &mut schedule,
+        3,
+        run_for,
+        RECOVERY,
+        &mut |r| {
+            log.push(format!(
+                "{:>6.1}s {} (held {} ms): recovered {}, invariants {}{}",
+                r.at_s,
+                r.fault,
+                r.held_ms,
+                r.recovery_ms
+                    .map_or("NOT within the timeout".into(), |ms| format!("in {ms} ms")),
+                if r.violations.is_empty() {
+                    "held"
+                } else {
+                    "VIOLATED"
+                },
+                if r.errors.is_empty() {
+                    String::new()
+                } else {
+                    format!(" nemesis errors: {:?}", r.errors)
+                }
+            ))
+        },
+    );
+    let summary = chaos::summarize(seed, &results);
     stop.store(true, Ordering::Relaxed);
     for client in clients {
         client.join().expect("a client thread panicked");
@@ -269,6 +277,21 @@ fn jepsen_bank_under_partitions_crashes_pauses_and_loss() {
     eprintln!(
         "jepsen: {ops} ops, {acked} acknowledged transfers, {unknown} unknown; nemesis:\n{}\n{report}",
         log.join("\n")
+    );
+    eprintln!(
+        "jepsen: chaos summary: {}",
+        serde_json::to_string(&summary).unwrap()
+    );
+    let violations: Vec<&String> = results.iter().flat_map(|r| &r.violations).collect();
+    let nemesis_errors: Vec<&String> = results.iter().flat_map(|r| &r.errors).collect();
+    assert!(
+        violations.is_empty(),
+        "status invariants violated: {violations:?}\n{}",
+        consoles(&cluster)
+    );
+    assert!(
+        nemesis_errors.is_empty(),
+        "nemesis errors: {nemesis_errors:?}"
     );
     let valid = report.is_valid();
     if !valid {
