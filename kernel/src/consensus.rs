@@ -27,7 +27,6 @@ use crate::storage::DiskStore;
 use crate::time::{self, KernelClock, HLC};
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
-use continuum_bank::{GenesisConfig, Limits};
 use continuum_clock::{HlcTimestamp, LamportClock};
 use continuum_config::Config;
 use continuum_net::client::{ClientReply, ClientRequest};
@@ -37,7 +36,7 @@ use smoltcp::wire::IpEndpoint;
 use spin::Mutex;
 
 /// Raft's logical tick.
-pub const TICK_MS: u64 = 10;
+pub const TICK_MS: u64 = continuum_node::TICK_MS;
 
 pub type KernelNode = Node<NodeDisk, IpEndpoint>;
 /// Envelopes to send: (peer id, encoded envelope).
@@ -72,35 +71,10 @@ pub fn start(config: &Config, store: Option<DiskStore>, lan_ready: bool) -> bool
         log::warn!("consensus: no authenticated replication LAN; clients get Unavailable");
         return false;
     }
-    let Some(operator_key) = config.operator_key else {
-        crate::halt_with(format_args!(
-            "consensus: operator_key is not set, so the bank has no genesis; refusing to start"
-        ))
-    };
-    let mut voters: Vec<u64> = config.peers().map(|p| u64::from(p.id)).collect();
-    voters.push(u64::from(config.node_id));
-    voters.sort_unstable();
-    let election_ticks = u64::from(config.election_ms) / TICK_MS;
-    let node_config = NodeConfig {
-        id: u64::from(config.node_id),
-        voters,
-        cluster_id: config.cluster_id,
-        genesis: GenesisConfig {
-            cluster_id: u128::from(config.cluster_id),
-            operator_key,
-            reserve_account: config.reserve_account,
-            supply: config.supply,
-            // Part of the genesis, identical on every node: a full table
-            // decides outcomes (the config parser checked the heap fits).
-            limits: Limits::for_heap(u64::from(config.ledger_heap_mib)),
-            max_expiry_window_ms: config.dedup_window_ms,
-        },
-        election_ticks,
-        heartbeat_ticks: (u64::from(config.heartbeat_ms) / TICK_MS).max(1),
-        request_timeout_ticks: (election_ticks * 4).max(300),
-        chain_check_ticks: 100,
-        seed: time::rdtsc() ^ u64::from(config.node_id),
-        snapshot_entries: config.snapshot_entries,
+    let seed = time::rdtsc() ^ u64::from(config.node_id);
+    let node_config = match NodeConfig::from_config(config, seed) {
+        Ok(node_config) => node_config,
+        Err(error) => crate::halt_with(format_args!("consensus: {error}; refusing to start")),
     };
     let started = time::monotonic_ns();
     match Node::new(node_config, store) {

@@ -95,9 +95,10 @@ pub mod wire;
 
 pub use disk_log::{DiskLog, PersistError, ENTRY_CACHE_BYTES};
 pub use node::{
-    transfer_answer, Hex, Metrics, Node, NodeConfig, NodeError, SnapshotEvent, SnapshotStatus,
-    CHECKPOINTS_KEPT, CHECKPOINT_EVERY, MAX_APPEND_BYTES, MAX_COMMAND_BYTES, MAX_SNAPSHOT_EVENTS,
-    MAX_VERIFY_AHEAD, MAX_WAITING_READS, MAX_WAITING_WRITES, WITNESS_QUIET_TICKS,
+    transfer_answer, Hex, Metrics, Node, NodeConfig, NodeConfigError, NodeError, SnapshotEvent,
+    SnapshotStatus, CHECKPOINTS_KEPT, CHECKPOINT_EVERY, MAX_APPEND_BYTES, MAX_COMMAND_BYTES,
+    MAX_SNAPSHOT_EVENTS, MAX_VERIFY_AHEAD, MAX_WAITING_READS, MAX_WAITING_WRITES, TICK_MS,
+    WITNESS_QUIET_TICKS,
 };
 pub use stages::StageSample;
 pub use wire::{Body, EntryHeader, Envelope, ForwardRefusal, WireError};

@@ -93,6 +93,63 @@ pub struct NodeConfig {
     pub snapshot_entries: u64,
 }
 
+/// The driving loop's tick: [`Node::tick`] is called every this many ms.
+pub const TICK_MS: u64 = 10;
+
+/// Why a boot config cannot make a node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeConfigError {
+    /// `operator_key` is not set, so the bank has no genesis.
+    NoOperatorKey,
+}
+
+impl fmt::Display for NodeConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NodeConfigError::NoOperatorKey => {
+                f.write_str("operator_key is not set, so the bank has no genesis")
+            }
+        }
+    }
+}
+
+impl NodeConfig {
+    /// The node a validated boot config describes (the one mapping from
+    /// config keys to node parameters; the kernel and the benchmarks use
+    /// it). `seed` seeds Raft's randomized timeouts.
+    pub fn from_config(
+        config: &continuum_config::Config,
+        seed: u64,
+    ) -> Result<NodeConfig, NodeConfigError> {
+        let operator_key = config.operator_key.ok_or(NodeConfigError::NoOperatorKey)?;
+        let mut voters: Vec<u64> = config.peers().map(|p| u64::from(p.id)).collect();
+        voters.push(u64::from(config.node_id));
+        voters.sort_unstable();
+        let election_ticks = u64::from(config.election_ms) / TICK_MS;
+        Ok(NodeConfig {
+            id: u64::from(config.node_id),
+            voters,
+            cluster_id: config.cluster_id,
+            genesis: GenesisConfig {
+                cluster_id: u128::from(config.cluster_id),
+                operator_key,
+                reserve_account: config.reserve_account,
+                supply: config.supply,
+                // Part of the genesis, identical on every node: a full table
+                // decides outcomes (the config parser checked the heap fits).
+                limits: continuum_bank::Limits::for_heap(u64::from(config.ledger_heap_mib)),
+                max_expiry_window_ms: config.dedup_window_ms,
+            },
+            election_ticks,
+            heartbeat_ticks: (u64::from(config.heartbeat_ms) / TICK_MS).max(1),
+            request_timeout_ticks: (election_ticks * 4).max(300),
+            chain_check_ticks: 100,
+            seed,
+            snapshot_entries: config.snapshot_entries,
+        })
+    }
+}
+
 /// Something the snapshot machinery did, for the console.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SnapshotEvent {

@@ -36,7 +36,7 @@
 //!    load average.
 
 use continuum_bank::{AccountFlags, Outcome};
-use continuum_bank::{CreateAccount, Entry as BankEntry, GenesisConfig, Limits, Transfer};
+use continuum_bank::{CreateAccount, Entry as BankEntry, Transfer};
 use continuum_clock::HlcTimestamp;
 use continuum_harness::client::validity_for_window;
 use continuum_harness::cluster::{Cluster, LaunchSpec};
@@ -52,8 +52,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const USAGE: &str = "usage: restart-bench [--transfers N (default 1000000)] \
 [--tail T (default 5000)] [--disk-mib M (default 256)] [--no-boot]";
-/// The kernel's tick (`kernel/src/consensus.rs` `TICK_MS`).
-const TICK_MS: u64 = 10;
 /// Receiving account of every transfer.
 const ACCOUNT: u128 = 10;
 /// Most transfers submitted before each drive (group commit, as under
@@ -162,32 +160,7 @@ impl BlockDevice for FileDisk {
 
 /// The `NodeConfig` the kernel builds from `config` (kernel/src/consensus.rs).
 fn node_config(config: &continuum_config::Config) -> Result<NodeConfig, String> {
-    let operator_key = config
-        .operator_key
-        .ok_or("the plan's config has no operator_key")?;
-    let mut voters: Vec<u64> = config.peers().map(|p| u64::from(p.id)).collect();
-    voters.push(u64::from(config.node_id));
-    voters.sort_unstable();
-    let election_ticks = u64::from(config.election_ms) / TICK_MS;
-    Ok(NodeConfig {
-        id: u64::from(config.node_id),
-        voters,
-        cluster_id: config.cluster_id,
-        genesis: GenesisConfig {
-            cluster_id: u128::from(config.cluster_id),
-            operator_key,
-            reserve_account: config.reserve_account,
-            supply: config.supply,
-            limits: Limits::for_heap(u64::from(config.ledger_heap_mib)),
-            max_expiry_window_ms: config.dedup_window_ms,
-        },
-        election_ticks,
-        heartbeat_ticks: (u64::from(config.heartbeat_ms) / TICK_MS).max(1),
-        request_timeout_ticks: (election_ticks * 4).max(300),
-        chain_check_ticks: 100,
-        seed: 1,
-        snapshot_entries: config.snapshot_entries,
-    })
+    NodeConfig::from_config(config, 1).map_err(|e| e.to_string())
 }
 
 type HostNode = Node<FileDisk, u64>;
