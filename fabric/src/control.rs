@@ -129,6 +129,44 @@ impl Request {
         }
     }
 
+    /// The fault plan a `link` or `links` request carries (the inverse of
+    /// [`Request::link`] and [`Request::links`]).
+    pub fn faults(&self) -> Option<LinkFaults> {
+        match *self {
+            Request::Link {
+                drop,
+                delay_ms,
+                jitter_ms,
+                dup,
+                reorder,
+                hold_ms,
+                corrupt,
+                replay,
+                ..
+            }
+            | Request::Links {
+                drop,
+                delay_ms,
+                jitter_ms,
+                dup,
+                reorder,
+                hold_ms,
+                corrupt,
+                replay,
+            } => Some(LinkFaults {
+                drop,
+                delay_ms,
+                jitter_ms,
+                dup,
+                reorder,
+                hold_ms,
+                corrupt,
+                replay,
+            }),
+            _ => None,
+        }
+    }
+
     /// An `inject` request for `frame` on `port`.
     pub fn inject(port: u16, frame: &[u8]) -> Request {
         Request::Inject {
@@ -276,34 +314,7 @@ mod tests {
             match r {
                 Request::Stats => Ok(serde_json::json!({"stats": s.stats()})),
                 Request::Link { from, to, .. } => {
-                    let Request::Link {
-                        drop,
-                        delay_ms,
-                        jitter_ms,
-                        dup,
-                        reorder,
-                        hold_ms,
-                        corrupt,
-                        replay,
-                        ..
-                    } = r.clone()
-                    else {
-                        unreachable!()
-                    };
-                    s.set_link(
-                        *from,
-                        *to,
-                        LinkFaults {
-                            drop,
-                            delay_ms,
-                            jitter_ms,
-                            dup,
-                            reorder,
-                            hold_ms,
-                            corrupt,
-                            replay,
-                        },
-                    )?;
+                    s.set_link(*from, *to, r.faults().expect("a link request"))?;
                     Ok(serde_json::json!({"ok": true}))
                 }
                 other => Err(format!("unexpected {other:?}")),

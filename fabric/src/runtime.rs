@@ -360,50 +360,13 @@ fn handle_request(
         Request::Block { from, to } => switch.set_blocked(from, to, true)?,
         Request::Unblock { from, to } => switch.set_blocked(from, to, false)?,
         Request::Heal => switch.heal(),
-        Request::Link {
-            from,
-            to,
-            drop,
-            delay_ms,
-            jitter_ms,
-            dup,
-            reorder,
-            hold_ms,
-            corrupt,
-            replay,
-        } => switch.set_link(
-            from,
-            to,
-            LinkFaults {
-                drop,
-                delay_ms,
-                jitter_ms,
-                dup,
-                reorder,
-                hold_ms,
-                corrupt,
-                replay,
-            },
-        )?,
-        Request::Links {
-            drop,
-            delay_ms,
-            jitter_ms,
-            dup,
-            reorder,
-            hold_ms,
-            corrupt,
-            replay,
-        } => switch.set_all_links(LinkFaults {
-            drop,
-            delay_ms,
-            jitter_ms,
-            dup,
-            reorder,
-            hold_ms,
-            corrupt,
-            replay,
-        })?,
+        Request::Link { from, to, .. } => {
+            let faults = request.faults().expect("a link request");
+            switch.set_link(from, to, faults)?
+        }
+        Request::Links { .. } => {
+            switch.set_all_links(request.faults().expect("a links request"))?
+        }
         Request::Reset => switch.reset(),
         Request::Stats => {
             let stats = stats_with_egress(switch, counters);

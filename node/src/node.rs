@@ -1023,6 +1023,8 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
                 self.ledger
                     .apply_with_memo(entry.index, hlc_ms, command, &mut self.verdicts);
             self.metrics.applied_commands += result.outcomes.len() as u64;
+            self.stages
+                .mark(entry.index, entry.index, |s| &mut s.applied);
             if let Some(header) = header.filter(|h| h.origin == self.config.id) {
                 // The command must match too: a tag issued by an earlier
                 // incarnation of this node (same term, before a restart) may
@@ -1030,8 +1032,6 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
                 let same = self.writes.get(&header.tag).is_some_and(
                     |w| matches!(&w.op, RequestOp::Submit { command: c } if c.as_slice() == command),
                 );
-                self.stages
-                    .mark(entry.index, entry.index, |s| &mut s.applied);
                 if let Some(waiting) = same.then(|| self.writes.remove(&header.tag)).flatten() {
                     self.stages
                         .mark(entry.index, entry.index, |s| &mut s.replied);
@@ -1054,8 +1054,6 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
                 }
             }
         }
-        self.stages
-            .mark(entry.index, entry.index, |s| &mut s.applied);
         self.stages.finish(entry.index);
         self.applied = entry.index;
         if entry.index.is_multiple_of(CHECKPOINT_EVERY) {

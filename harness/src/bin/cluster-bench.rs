@@ -303,24 +303,12 @@ fn utc_now() -> String {
     utc_text(secs)
 }
 
-/// Unix seconds as `YYYY-MM-DD HH:MM:SS UTC` (civil-from-days, Howard
-/// Hinnant's algorithm; the standard library has no calendar).
+/// Unix seconds as `YYYY-MM-DD HH:MM:SS UTC` (the harness's one calendar
+/// conversion, `faults::utc_datetime`).
 fn utc_text(secs: i64) -> String {
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
     format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
-        rem / 3_600,
-        rem % 3_600 / 60,
-        rem % 60
+        "{} UTC",
+        continuum_harness::faults::utc_datetime(secs).replacen('T', " ", 1)
     )
 }
 
