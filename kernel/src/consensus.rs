@@ -81,13 +81,14 @@ pub fn start(config: &Config, store: Option<DiskStore>, lan_ready: bool) -> bool
         Ok(node) => {
             let raft = node.raft();
             log::info!(
-                "consensus: node {} of {} voters, term {}, commit {}, log {}..={}, replaying the committed tail ({} ms to open)",
+                "consensus: node {} of {} voters, term {}, commit {}, log {}..={}, replaying the committed tail, clean through {} ({} ms to open)",
                 node.id(),
                 raft.voters().len(),
                 raft.term(),
                 raft.commit_index(),
                 raft.storage().store().first_index(),
                 raft.last_index(),
+                node.replay_clean_through(),
                 (time::monotonic_ns() - started) / 1_000_000
             );
             let mut node = node;

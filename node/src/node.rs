@@ -1007,6 +1007,12 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
         Ok(())
     }
 
+    /// The newest entry this restart re-applies without verifying its
+    /// signatures again (the disk's clean mark, `disk_log.rs`); 0 if none.
+    pub fn replay_clean_through(&self) -> u64 {
+        self.clean.replay_through
+    }
+
     /// Signature verdicts this node's memo answered, and the ones it had
     /// to compute (each signature verified once per replica: at admission,
     /// ahead of apply, or at apply on a miss).

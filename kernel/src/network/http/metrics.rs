@@ -156,6 +156,12 @@ fn node_metrics(out: &mut String, node: &KernelNode, node_id: u8) {
     );
     counter(
         out,
+        "replayed_clean_total",
+        "Entries re-applied at restart without verifying again (the disk's clean mark)",
+        m.replayed_clean,
+    );
+    counter(
+        out,
         "witness_flushes_total",
         "Slot flushes that only witness a quiet log's newest batch",
         m.witness_flushes,
