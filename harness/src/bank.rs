@@ -200,7 +200,7 @@ pub fn submit(client: &mut Client, nodes: &Nodes, via: usize, command: Vec<u8>) 
     let reply = client.call(
         &nodes.client,
         via,
-        RequestOp::Submit { command },
+        RequestOp::Submit { entry: command },
         Duration::from_secs(120),
     );
     match reply.body {

@@ -91,7 +91,7 @@ fn bench_client(count: usize) {
         client_id: 99,
         request_id: 1,
         op: RequestOp::Submit {
-            command: vec![1u8; 200],
+            entry: vec![1u8; 200],
         },
     };
     let start = Instant::now();

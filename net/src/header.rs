@@ -166,8 +166,8 @@ pub enum DecodeError {
     ZeroSequence,
     /// A node id field holds 0, which is never a valid node.
     ZeroNodeId,
-    /// A submit request with no command bytes.
-    EmptyCommand,
+    /// A submit request with no bank entry bytes.
+    EmptyEntry,
     /// A query request not padded with zeros to exactly
     /// [`crate::client::QUERY_REQUEST_BYTES`] (see `client.rs`: no reply
     /// may be longer than its request).
@@ -201,7 +201,7 @@ impl fmt::Display for DecodeError {
             DecodeError::TrailingBytes { extra } => write!(f, "{extra} trailing bytes"),
             DecodeError::ZeroSequence => write!(f, "sequence number 0"),
             DecodeError::ZeroNodeId => write!(f, "node id 0"),
-            DecodeError::EmptyCommand => write!(f, "submit request without command bytes"),
+            DecodeError::EmptyEntry => write!(f, "submit request without bank entry bytes"),
             DecodeError::QueryPadding => write!(
                 f,
                 "query request not zero-padded to {} bytes",
@@ -223,8 +223,8 @@ pub enum EncodeError {
     },
     /// A node id of 0 was given where a node is required.
     ZeroNodeId,
-    /// A submit request with no command bytes.
-    EmptyCommand,
+    /// A submit request with no bank entry bytes.
+    EmptyEntry,
 }
 
 impl fmt::Display for EncodeError {
@@ -234,7 +234,7 @@ impl fmt::Display for EncodeError {
                 write!(f, "payload of {len} bytes exceeds {max}")
             }
             EncodeError::ZeroNodeId => write!(f, "node id 0 is not a node"),
-            EncodeError::EmptyCommand => write!(f, "submit request without command bytes"),
+            EncodeError::EmptyEntry => write!(f, "submit request without bank entry bytes"),
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use continuum_net::client::{
     decode_transfer_answer, encode_balance_answer, encode_transfer_answer, TransferAnswer,
-    MAX_COMMAND_BYTES, MAX_OUTCOME_BYTES, MAX_QUERY_ANSWER_BYTES, QUERY_REQUEST_BYTES,
+    MAX_OUTCOME_BYTES, MAX_QUERY_ANSWER_BYTES, MAX_SUBMIT_BYTES, QUERY_REQUEST_BYTES,
 };
 use continuum_net::peer::MAX_TAG_BYTES;
 use continuum_net::*;
@@ -11,8 +11,8 @@ use proptest::prelude::*;
 
 fn request_op() -> impl Strategy<Value = RequestOp> {
     prop_oneof![
-        proptest::collection::vec(any::<u8>(), 1..=MAX_COMMAND_BYTES)
-            .prop_map(|command| RequestOp::Submit { command }),
+        proptest::collection::vec(any::<u8>(), 1..=MAX_SUBMIT_BYTES)
+            .prop_map(|command| RequestOp::Submit { entry: command }),
         any::<u128>().prop_map(|account| RequestOp::QueryBalance { account }),
         any::<u128>().prop_map(|transfer_id| RequestOp::QueryOutcome { transfer_id }),
         Just(RequestOp::QueryChainHead),
@@ -176,7 +176,7 @@ fn oversized_payloads_are_refused_on_encode() {
         client_id: 1,
         request_id: 1,
         op: RequestOp::Submit {
-            command: vec![0; MAX_COMMAND_BYTES + 1],
+            entry: vec![0; MAX_SUBMIT_BYTES + 1],
         },
     };
     assert!(matches!(
@@ -421,7 +421,7 @@ fn no_reply_is_longer_than_its_request() {
         cluster_id: 1,
         client_id: 2,
         request_id: 3,
-        op: RequestOp::Submit { command: vec![0] },
+        op: RequestOp::Submit { entry: vec![0] },
     }
     .encode()
     .unwrap();

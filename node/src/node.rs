@@ -23,10 +23,10 @@ use crate::disk_log::{DiskLog, PersistError};
 use crate::stages::{StageSample, Stages};
 use crate::wire::{Body, EntryHeader, ForwardRefusal};
 
-/// Largest bank command a client may submit: an AppendEntries carrying one
+/// Largest bank entry a client may submit: an AppendEntries carrying one
 /// such entry must fit one peer datagram (`net`'s 1351-byte peer payload
 /// minus the envelope, the Raft message and entry headers; checked by a test).
-pub const MAX_COMMAND_BYTES: usize = 1024;
+pub const MAX_ENTRY_BYTES: usize = 1024;
 /// Soft byte limit on entries in one AppendEntries, so it fits a datagram.
 pub const MAX_APPEND_BYTES: usize = 1100;
 /// A receipt-chain checkpoint is kept at every applied index divisible by
@@ -35,8 +35,8 @@ pub const CHECKPOINT_EVERY: u64 = 16;
 /// Checkpoints remembered (the window in which peers' heads are compared).
 pub const CHECKPOINTS_KEPT: usize = 64;
 /// Most client writes waiting for their entry to apply on this node
-/// (proposed here or forwarded to the leader). Each holds its command
-/// (≤ [`MAX_COMMAND_BYTES`]): ≤ ~5 MiB. Beyond it a write gets `Busy`; a
+/// (proposed here or forwarded to the leader). Each holds its bank entry
+/// (≤ [`MAX_ENTRY_BYTES`]): ≤ ~5 MiB. Beyond it a write gets `Busy`; a
 /// follower under a client flood cannot exhaust its heap this way.
 pub const MAX_WAITING_WRITES: usize = 4096;
 /// Most client reads waiting for their ReadIndex confirmation or for the
@@ -598,9 +598,9 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
             return self.reply_error(waiting, ReplyError::BadRequest);
         }
         match &waiting.op {
-            RequestOp::Submit { command } => {
-                let entry = match continuum_bank::Entry::decode(command) {
-                    Ok(entry) if command.len() <= MAX_COMMAND_BYTES => entry,
+            RequestOp::Submit { entry } => {
+                let decoded = match continuum_bank::Entry::decode(entry) {
+                    Ok(decoded) if entry.len() <= MAX_ENTRY_BYTES => decoded,
                     _ => {
                         self.metrics.client_bad_requests += 1;
                         return self.reply_error(waiting, ReplyError::BadRequest);
@@ -609,7 +609,7 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
                 if self.writes.len() >= MAX_WAITING_WRITES {
                     return self.reply_busy(waiting);
                 }
-                let Some(admission) = self.admit(&entry) else {
+                let Some(admission) = self.admit(&decoded) else {
                     return self.reply_busy(waiting);
                 };
                 match admission {
@@ -633,10 +633,10 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
                     tag,
                     hlc,
                 };
-                // An unresolved command is only ever forwarded, never
+                // An unresolved entry is only ever forwarded, never
                 // proposed here (this node is not the leader: checked above).
                 let proposed = if admitted {
-                    self.raft.propose(header.wrap(command))
+                    self.raft.propose(header.wrap(entry))
                 } else {
                     Err(ProposeError::NotLeader {
                         leader: self.raft.leader(),
@@ -650,13 +650,13 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
                     }
                     Err(ProposeError::NotLeader { leader }) if leader != 0 => {
                         self.metrics.forwarded += 1;
-                        let command = command.clone();
+                        let entry = entry.clone();
                         self.outbox.push((
                             leader,
                             Body::Forward {
                                 origin: self.config.id,
                                 tag,
-                                command,
+                                entry,
                                 admitted,
                             },
                         ));
@@ -742,12 +742,12 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
             Body::Forward {
                 origin,
                 tag,
-                command,
+                entry,
                 admitted,
             } => {
                 // Only the node that took the request may name itself origin.
-                let entry = match continuum_bank::Entry::decode(&command) {
-                    Ok(entry) if origin == from && command.len() <= MAX_COMMAND_BYTES => entry,
+                let decoded = match continuum_bank::Entry::decode(&entry) {
+                    Ok(decoded) if origin == from && entry.len() <= MAX_ENTRY_BYTES => decoded,
                     _ => {
                         self.metrics.raft_rejected += 1;
                         return Ok(());
@@ -755,11 +755,11 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
                 };
                 // An admitted forward was checked by its origin, an
                 // authenticated member; an unchecked one is checked here,
-                // and only a command whose every signer resolves and
+                // and only a entry whose every signer resolves and
                 // verifies is proposed.
                 if !admitted {
                     let verdict = if self.raft.role() == Role::Leader {
-                        self.admit(&entry)
+                        self.admit(&decoded)
                     } else {
                         None
                     };
@@ -786,7 +786,7 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
                 // A refused forward (not leader any more, overloaded) is
                 // dropped: the origin answers its client Timeout, and the
                 // client's retry is deduplicated by the transfer id.
-                if let Ok(index) = self.raft.propose(header.wrap(&command)) {
+                if let Ok(index) = self.raft.propose(header.wrap(&entry)) {
                     self.stages.proposed(index, index);
                     self.metrics.proposals += 1;
                 }
@@ -944,9 +944,9 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
             if index <= self.applied {
                 continue; // applied already (committed in the same Ready)
             }
-            if let Ok((_, command)) = EntryHeader::unwrap(&data) {
+            if let Ok((_, bank_entry)) = EntryHeader::unwrap(&data) {
                 self.metrics.preverified_signatures +=
-                    self.ledger.preverify_into(command, &mut self.verdicts) as u64;
+                    self.ledger.preverify_into(bank_entry, &mut self.verdicts) as u64;
             }
         }
     }
@@ -1011,8 +1011,8 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
     fn apply(&mut self, entry: &continuum_raft::Entry) {
         self.metrics.committed_entries += 1;
         if entry.kind == EntryKind::Normal {
-            let (header, command) = match EntryHeader::unwrap(&entry.data) {
-                Ok((header, command)) => (Some(header), command),
+            let (header, bank_entry) = match EntryHeader::unwrap(&entry.data) {
+                Ok((header, bank_entry)) => (Some(header), bank_entry),
                 // Deterministic on every replica: the bank records a
                 // malformed entry as such.
                 Err(_) => (None, &[][..]),
@@ -1021,16 +1021,16 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
             let hlc_ms = header.map_or(0, |h| HlcTimestamp::from_packed(h.hlc).millis());
             let result =
                 self.ledger
-                    .apply_with_memo(entry.index, hlc_ms, command, &mut self.verdicts);
+                    .apply_with_memo(entry.index, hlc_ms, bank_entry, &mut self.verdicts);
             self.metrics.applied_commands += result.outcomes.len() as u64;
             self.stages
                 .mark(entry.index, entry.index, |s| &mut s.applied);
             if let Some(header) = header.filter(|h| h.origin == self.config.id) {
-                // The command must match too: a tag issued by an earlier
+                // The bank entry must match too: a tag issued by an earlier
                 // incarnation of this node (same term, before a restart) may
                 // commit now, and must not answer a different request.
                 let same = self.writes.get(&header.tag).is_some_and(
-                    |w| matches!(&w.op, RequestOp::Submit { command: c } if c.as_slice() == command),
+                    |w| matches!(&w.op, RequestOp::Submit { entry: e } if e.as_slice() == bank_entry),
                 );
                 if let Some(waiting) = same.then(|| self.writes.remove(&header.tag)).flatten() {
                     self.stages

@@ -1,5 +1,5 @@
 //! The node's two small formats: what rides in a peer datagram (an
-//! [`Envelope`]) and what a log entry carries in front of the bank command
+//! [`Envelope`]) and what a log entry carries in front of the bank entry
 //! (an [`EntryHeader`]).
 //!
 //! Envelope (inside the authenticated `PeerBody::Raft` payload of `net`):
@@ -12,12 +12,12 @@
 //! | rest | body |
 //!
 //! Bodies: Raft = `continuum_raft::Message::encode`; forward (tags 2 and 4)
-//! = `origin u64 | tag u64 | bank command`; chain check = `applied index u64 | receipt
+//! = `origin u64 | tag u64 | bank entry`; chain check = `applied index u64 | receipt
 //! chain head [32]`; forward refused = `request tag u64 | reason u8` (1 bad
 //! signature, 2 signer unresolved at the leader too).
 //!
 //! Entry data (`continuum_raft::Entry::data` of a normal entry):
-//! `origin node u64 | request tag u64 | HLC u64 | bank command`. `origin`
+//! `origin node u64 | request tag u64 | HLC u64 | bank entry`. `origin`
 //! and `tag` let the node that took the client's request answer it when it
 //! applies the entry; the HLC is the leader's timestamp at proposal.
 //! Decoding is total: short or malformed bytes are an error, never a panic.
@@ -27,7 +27,7 @@ use continuum_raft::Message;
 
 /// Bytes in front of an envelope body.
 pub const ENVELOPE_HEADER_BYTES: usize = 17;
-/// Bytes in front of the bank command in an entry.
+/// Bytes in front of the bank entry in a Raft log entry.
 pub const ENTRY_HEADER_BYTES: usize = 24;
 
 /// Why bytes did not decode.
@@ -37,7 +37,7 @@ pub enum WireError {
     Truncated,
     /// An unknown envelope tag.
     UnknownTag(u8),
-    /// A body with bytes left over or an empty command.
+    /// A body with bytes left over or an empty bank entry.
     BadBody,
     /// The Raft message inside did not decode.
     Raft(continuum_raft::DecodeError),
@@ -62,14 +62,14 @@ pub enum Body {
     /// A client write taken by a follower, for the leader to propose.
     /// `admitted`: the follower verified every signature against keys it
     /// knows (envelope tag 2); otherwise some signer's account was not yet
-    /// applied there and the leader checks the command itself (tag 4).
+    /// applied there and the leader checks the entry itself (tag 4).
     Forward {
         /// The follower that took the request (it answers the client).
         origin: u64,
         /// Its request tag for the write.
         tag: u64,
         /// The encoded bank entry.
-        command: Vec<u8>,
+        entry: Vec<u8>,
         /// Whether the follower verified every signature.
         admitted: bool,
     },
@@ -137,14 +137,11 @@ impl Envelope {
         match &self.body {
             Body::Raft(message) => message.encode(out),
             Body::Forward {
-                origin,
-                tag,
-                command,
-                ..
+                origin, tag, entry, ..
             } => {
                 out.extend_from_slice(&origin.to_be_bytes());
                 out.extend_from_slice(&tag.to_be_bytes());
-                out.extend_from_slice(command);
+                out.extend_from_slice(entry);
             }
             Body::ChainCheck { index, head } => {
                 out.extend_from_slice(&index.to_be_bytes());
@@ -169,14 +166,14 @@ impl Envelope {
                 let admitted = tag == 2;
                 let origin = u64_at(rest, 0)?;
                 let tag = u64_at(rest, 8)?;
-                let command = &rest[16..];
-                if command.is_empty() {
+                let entry = &rest[16..];
+                if entry.is_empty() {
                     return Err(WireError::BadBody);
                 }
                 Body::Forward {
                     origin,
                     tag,
-                    command: command.to_vec(),
+                    entry: entry.to_vec(),
                     admitted,
                 }
             }
@@ -206,7 +203,7 @@ impl Envelope {
     }
 }
 
-/// The node fields in front of a bank command in a log entry.
+/// The node fields in front of a bank entry in a Raft log entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EntryHeader {
     /// Node that took the client's request (answers it on apply).
@@ -218,17 +215,17 @@ pub struct EntryHeader {
 }
 
 impl EntryHeader {
-    /// `header | command` as entry data.
-    pub fn wrap(&self, command: &[u8]) -> Vec<u8> {
-        let mut data = Vec::with_capacity(ENTRY_HEADER_BYTES + command.len());
+    /// `header | bank entry` as Raft entry data.
+    pub fn wrap(&self, bank_entry: &[u8]) -> Vec<u8> {
+        let mut data = Vec::with_capacity(ENTRY_HEADER_BYTES + bank_entry.len());
         data.extend_from_slice(&self.origin.to_be_bytes());
         data.extend_from_slice(&self.tag.to_be_bytes());
         data.extend_from_slice(&self.hlc.to_be_bytes());
-        data.extend_from_slice(command);
+        data.extend_from_slice(bank_entry);
         data
     }
 
-    /// Splits entry data into header and command (total).
+    /// Splits Raft entry data into header and bank entry (total).
     pub fn unwrap(data: &[u8]) -> Result<(EntryHeader, &[u8]), WireError> {
         let header = EntryHeader {
             origin: u64_at(data, 0)?,

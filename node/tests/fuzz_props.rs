@@ -16,7 +16,7 @@ fn body() -> impl Strategy<Value = Body> {
             .prop_map(|(origin, tag, command, admitted)| Body::Forward {
                 origin,
                 tag,
-                command,
+                entry: command,
                 admitted
             }),
         (any::<u64>(), any::<[u8; 32]>())

@@ -649,7 +649,7 @@ impl Sim {
             };
             self.pending.insert(request_id, Pending::Write { op });
             RequestOp::Submit {
-                command: self.ops[op].command.clone(),
+                entry: self.ops[op].command.clone(),
             }
         };
         self.log(format!("  client request {request_id} via node {via}"));

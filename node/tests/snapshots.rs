@@ -114,9 +114,7 @@ fn run(node: &mut TestNode) -> Result<(), NodeError> {
             cluster_id: CLUSTER,
             client_id: 1,
             request_id: i + 1,
-            op: RequestOp::Submit {
-                command: command(i),
-            },
+            op: RequestOp::Submit { entry: command(i) },
         };
         node.on_client(1, request, hlc(i));
         node.tick();

@@ -122,7 +122,7 @@ fn flood_sessions(nodes: &Nodes, sessions: u64) {
                     let reply = client.call(
                         &ports,
                         (t as usize + n) % ports.len(),
-                        RequestOp::Submit { command },
+                        RequestOp::Submit { entry: command },
                         Duration::from_secs(300),
                     );
                     let ReplyBody::Ok { outcome, .. } = reply.body else {
@@ -195,7 +195,7 @@ fn replays_and_expired_transfers_do_not_apply_and_peer_replays_after_a_reboot_ar
         client_id: 77,
         request_id: 1,
         op: RequestOp::Submit {
-            command: signed(
+            entry: signed(
                 VICTIM,
                 ATTACKER,
                 400,

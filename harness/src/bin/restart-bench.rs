@@ -237,7 +237,7 @@ impl Builder {
             cluster_id: self.cluster_id,
             client_id: 1,
             request_id: self.request,
-            op: RequestOp::Submit { command },
+            op: RequestOp::Submit { entry: command },
         };
         let hlc = HlcTimestamp::new(self.log_ms, 0)
             .expect("log time in range")
