@@ -21,10 +21,10 @@ pub const HEADER_BYTES: usize = 24;
 /// (smoltcp is built without it) and one Ethernet frame per message.
 pub const MAX_DATAGRAM_BYTES: usize = 1472;
 /// Largest payload of a peer message whatever the authenticator: the datagram
-/// limit minus the peer header and the largest tag (a 64-byte signature).
+/// limit minus the peer header and the largest MAC (a 64-byte signature).
 /// Raft batches are chunked to fit this.
 pub const MAX_PEER_PAYLOAD_BYTES: usize =
-    MAX_DATAGRAM_BYTES - crate::peer::PEER_HEADER_BYTES - crate::peer::MAX_TAG_BYTES;
+    MAX_DATAGRAM_BYTES - crate::peer::PEER_HEADER_BYTES - crate::peer::MAX_MAC_BYTES;
 /// Largest payload of a client message (request or reply).
 pub const MAX_CLIENT_PAYLOAD_BYTES: usize = MAX_DATAGRAM_BYTES - HEADER_BYTES;
 

@@ -307,7 +307,7 @@ proptest! {
             let bit = bit % (datagram.len() * 8);
             datagram[bit / 8] ^= 1 << (bit % 8);
             prop_assert!(n2.open(&datagram).is_err());
-            // Flips in the payload or tag are caught by the authenticator.
+            // Flips in the payload or MAC are caught by the authenticator.
             if bit / 8 >= PEER_HEADER_BYTES {
                 prop_assert_eq!(n2.counters().forged, 1);
             }

@@ -110,7 +110,7 @@ fn entry_of(record: Record) -> Result<Entry, StorageError> {
     Ok(Entry {
         index: record.index,
         term: record.term,
-        kind: EntryKind::from_tag(record.kind).ok_or(StorageError::Io)?,
+        kind: EntryKind::from_byte(record.kind).ok_or(StorageError::Io)?,
         data: record.payload,
         chain_hash: record.chain_hash,
     })
@@ -120,7 +120,7 @@ fn record_of(entry: &Entry) -> Record {
     Record {
         index: entry.index,
         term: entry.term,
-        kind: entry.kind.tag(),
+        kind: entry.kind.byte(),
         chain_hash: entry.chain_hash,
         payload: entry.data.clone(),
     }
@@ -130,7 +130,7 @@ fn record_of(entry: &Entry) -> Record {
 /// (the CRC only proves the bytes are as written, not that the writer
 /// hashed them right, nor that the record belongs after `prev`).
 fn chain_holds(prev: &ChainHash, record: &Record) -> bool {
-    let Some(kind) = EntryKind::from_tag(record.kind) else {
+    let Some(kind) = EntryKind::from_byte(record.kind) else {
         return false;
     };
     compute_chain_hash(prev, record.index, record.term, kind, &record.payload) == record.chain_hash

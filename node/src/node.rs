@@ -386,13 +386,13 @@ pub struct Node<D: BlockDevice, A: Clone> {
     flushes_seen: (u64, u64),
     /// Stage timestamps of this leader's entries (`stages.rs`).
     stages: Stages,
-    /// Writes this node took from clients, by tag, until applied.
+    /// Writes this node took from clients, by request tag, until applied.
     writes: BTreeMap<u64, Waiting<A>>,
     /// Reads waiting for their ReadIndex, by ctx.
     reads: BTreeMap<u64, Waiting<A>>,
     /// Confirmed reads: (read index, ctx), served once applied.
     confirmed: Vec<(u64, u64)>,
-    next_tag: u64,
+    next_request_tag: u64,
     ticks: u64,
     applied: u64,
     checkpoints: VecDeque<(u64, [u8; 32])>,
@@ -427,7 +427,7 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
                 0,
             ),
         };
-        let next_tag = first_tag(log.boot_generation());
+        let next_request_tag = first_request_tag(log.boot_generation());
         let mut raft_config = RaftConfig::new(config.id);
         raft_config.election_ticks = config.election_ticks;
         raft_config.heartbeat_ticks = config.heartbeat_ticks;
@@ -450,7 +450,7 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
             writes: BTreeMap::new(),
             reads: BTreeMap::new(),
             confirmed: Vec::new(),
-            next_tag,
+            next_request_tag,
             ticks: 0,
             applied,
             checkpoints: VecDeque::new(),
@@ -626,11 +626,11 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
                     Admission::Valid | Admission::Unresolved => {}
                 }
                 let admitted = admission == Admission::Valid;
-                let tag = self.next_tag;
-                self.next_tag = tag_after(tag);
+                let request_tag = self.next_request_tag;
+                self.next_request_tag = request_tag_after(request_tag);
                 let header = EntryHeader {
                     origin: self.config.id,
-                    tag,
+                    request_tag,
                     hlc,
                 };
                 // An unresolved entry is only ever forwarded, never
@@ -646,7 +646,7 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
                     Ok(index) => {
                         self.stages.proposed(index, index);
                         self.metrics.proposals += 1;
-                        self.writes.insert(tag, waiting);
+                        self.writes.insert(request_tag, waiting);
                     }
                     Err(ProposeError::NotLeader { leader }) if leader != 0 => {
                         self.metrics.forwarded += 1;
@@ -655,14 +655,14 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
                             leader,
                             Body::Forward {
                                 origin: self.config.id,
-                                tag,
+                                request_tag,
                                 entry,
                                 admitted,
                             },
                         ));
                         let forwarded_unchecked = (!admitted).then_some(leader);
                         self.writes.insert(
-                            tag,
+                            request_tag,
                             Waiting {
                                 forwarded_unchecked,
                                 ..waiting
@@ -679,11 +679,11 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
                 if self.reads.len() >= MAX_WAITING_READS {
                     return self.reply_busy(waiting);
                 }
-                let tag = self.next_tag;
-                self.next_tag = tag_after(tag);
-                match self.raft.read_index(tag) {
+                let request_tag = self.next_request_tag;
+                self.next_request_tag = request_tag_after(request_tag);
+                match self.raft.read_index(request_tag) {
                     Ok(()) => {
-                        self.reads.insert(tag, waiting);
+                        self.reads.insert(request_tag, waiting);
                     }
                     Err(ReadIndexError::NoLeader) => {
                         self.reply_error(waiting, ReplyError::Unavailable)
@@ -720,7 +720,7 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
         match body {
             Body::Raft(message) => {
                 // A ReadIndex response must answer a read this boot is
-                // waiting for (tags never repeat across boots): one for an
+                // waiting for (request tags never repeat across boots): one for an
                 // earlier incarnation's read, delayed across a restart,
                 // would otherwise serve a new read at an old index.
                 let unasked = matches!(message.body,
@@ -741,7 +741,7 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
             }
             Body::Forward {
                 origin,
-                tag,
+                request_tag,
                 entry,
                 admitted,
             } => {
@@ -777,12 +777,21 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
                     };
                     if let Some(reason) = refusal {
                         self.metrics.forwards_refused += 1;
-                        self.outbox
-                            .push((origin, Body::ForwardRefused { tag, reason }));
+                        self.outbox.push((
+                            origin,
+                            Body::ForwardRefused {
+                                request_tag,
+                                reason,
+                            },
+                        ));
                         return Ok(());
                     }
                 }
-                let header = EntryHeader { origin, tag, hlc };
+                let header = EntryHeader {
+                    origin,
+                    request_tag,
+                    hlc,
+                };
                 // A refused forward (not leader any more, overloaded) is
                 // dropped: the origin answers its client Timeout, and the
                 // client's retry is deduplicated by the transfer id.
@@ -791,14 +800,17 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
                     self.metrics.proposals += 1;
                 }
             }
-            Body::ForwardRefused { tag, reason } => {
+            Body::ForwardRefused {
+                request_tag,
+                reason,
+            } => {
                 // Only an unchecked write this node forwarded to `from` is
                 // answered this way; anything else is dropped.
                 let ours = self
                     .writes
-                    .get(&tag)
+                    .get(&request_tag)
                     .is_some_and(|w| w.forwarded_unchecked == Some(from));
-                let Some(waiting) = ours.then(|| self.writes.remove(&tag)).flatten() else {
+                let Some(waiting) = ours.then(|| self.writes.remove(&request_tag)).flatten() else {
                     self.metrics.raft_rejected += 1;
                     return Ok(());
                 };
@@ -1026,13 +1038,16 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
             self.stages
                 .mark(entry.index, entry.index, |s| &mut s.applied);
             if let Some(header) = header.filter(|h| h.origin == self.config.id) {
-                // The bank entry must match too: a tag issued by an earlier
+                // The bank entry must match too: a request tag issued by an earlier
                 // incarnation of this node (same term, before a restart) may
                 // commit now, and must not answer a different request.
-                let same = self.writes.get(&header.tag).is_some_and(
+                let same = self.writes.get(&header.request_tag).is_some_and(
                     |w| matches!(&w.op, RequestOp::Submit { entry: e } if e.as_slice() == bank_entry),
                 );
-                if let Some(waiting) = same.then(|| self.writes.remove(&header.tag)).flatten() {
+                if let Some(waiting) = same
+                    .then(|| self.writes.remove(&header.request_tag))
+                    .flatten()
+                {
                     self.stages
                         .mark(entry.index, entry.index, |s| &mut s.replied);
                     let mut outcome = Vec::with_capacity(result.outcomes.len());
@@ -1216,21 +1231,21 @@ pub fn transfer_answer(ledger: &Ledger, id: u128) -> TransferAnswer {
 
 /// Request tags (entry header tags and ReadIndex contexts) are
 /// `boot << 32 | sequence`: `boot` is the low 32 bits of the store's boot
-/// generation, which is persisted and bumped by every open, so no tag of
+/// generation, which is persisted and bumped by every open, so no request tag of
 /// this boot equals one an earlier incarnation issued that may still sit
 /// in the log or in a delayed ReadIndex response (a repeat would answer a
 /// new request with an old outcome or index). Within a boot the sequence
 /// wraps after 2^32 requests, and boots wrap after 2^32 restarts; a
 /// request waiting that long has long timed out. Total for every input.
-const TAG_SEQUENCE_BITS: u32 = 32;
+const REQUEST_TAG_SEQUENCE_BITS: u32 = 32;
 
-fn first_tag(boot_generation: u64) -> u64 {
-    boot_generation.wrapping_shl(TAG_SEQUENCE_BITS)
+fn first_request_tag(boot_generation: u64) -> u64 {
+    boot_generation.wrapping_shl(REQUEST_TAG_SEQUENCE_BITS)
 }
 
-fn tag_after(tag: u64) -> u64 {
-    let sequence = (1u64 << TAG_SEQUENCE_BITS) - 1;
-    (tag & !sequence) | (tag.wrapping_add(1) & sequence)
+fn request_tag_after(request_tag: u64) -> u64 {
+    let sequence = (1u64 << REQUEST_TAG_SEQUENCE_BITS) - 1;
+    (request_tag & !sequence) | (request_tag.wrapping_add(1) & sequence)
 }
 
 fn drain_expired<A>(map: &mut BTreeMap<u64, Waiting<A>>, now: u64) -> Vec<(u64, Waiting<A>)> {

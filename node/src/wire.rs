@@ -6,19 +6,19 @@
 //!
 //! | bytes | field |
 //! |---|---|
-//! | 1 | tag: 1 Raft message, 2 forwarded write (admitted), 3 chain check, 4 forwarded write (signer not resolved by the sender), 5 unchecked forward refused |
+//! | 1 | kind: 1 Raft message, 2 forwarded write (admitted), 3 chain check, 4 forwarded write (signer not resolved by the sender), 5 unchecked forward refused |
 //! | 8 | sender's Lamport clock (big-endian) |
 //! | 8 | sender's HLC timestamp (big-endian) |
 //! | rest | body |
 //!
-//! Bodies: Raft = `continuum_raft::Message::encode`; forward (tags 2 and 4)
-//! = `origin u64 | tag u64 | bank entry`; chain check = `applied index u64 | receipt
+//! Bodies: Raft = `continuum_raft::Message::encode`; forward (kinds 2 and 4)
+//! = `origin u64 | request tag u64 | bank entry`; chain check = `applied index u64 | receipt
 //! chain head [32]`; forward refused = `request tag u64 | reason u8` (1 bad
 //! signature, 2 signer unresolved at the leader too).
 //!
 //! Entry data (`continuum_raft::Entry::data` of a normal entry):
 //! `origin node u64 | request tag u64 | HLC u64 | bank entry`. `origin`
-//! and `tag` let the node that took the client's request answer it when it
+//! and `request_tag` let the node that took the client's request answer it when it
 //! applies the entry; the HLC is the leader's timestamp at proposal.
 //! Decoding is total: short or malformed bytes are an error, never a panic.
 
@@ -35,8 +35,8 @@ pub const ENTRY_HEADER_BYTES: usize = 24;
 pub enum WireError {
     /// Fewer bytes than the fixed fields need.
     Truncated,
-    /// An unknown envelope tag.
-    UnknownTag(u8),
+    /// An unknown envelope kind byte.
+    UnknownKind(u8),
     /// A body with bytes left over or an empty bank entry.
     BadBody,
     /// The Raft message inside did not decode.
@@ -47,7 +47,7 @@ impl core::fmt::Display for WireError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             WireError::Truncated => f.write_str("truncated"),
-            WireError::UnknownTag(tag) => write!(f, "unknown envelope tag {tag}"),
+            WireError::UnknownKind(kind) => write!(f, "unknown envelope kind {kind}"),
             WireError::BadBody => f.write_str("malformed body"),
             WireError::Raft(e) => write!(f, "raft message: {e:?}"),
         }
@@ -61,13 +61,13 @@ pub enum Body {
     Raft(Message),
     /// A client write taken by a follower, for the leader to propose.
     /// `admitted`: the follower verified every signature against keys it
-    /// knows (envelope tag 2); otherwise some signer's account was not yet
-    /// applied there and the leader checks the entry itself (tag 4).
+    /// knows (envelope kind 2); otherwise some signer's account was not yet
+    /// applied there and the leader checks the entry itself (kind 4).
     Forward {
         /// The follower that took the request (it answers the client).
         origin: u64,
         /// Its request tag for the write.
-        tag: u64,
+        request_tag: u64,
         /// The encoded bank entry.
         entry: Vec<u8>,
         /// Whether the follower verified every signature.
@@ -80,12 +80,12 @@ pub enum Body {
         /// The receipt-chain head there.
         head: [u8; 32],
     },
-    /// The leader's answer to an unchecked forward (tag 4) it refused on
-    /// its merits, so the origin can tell its client: `tag` is the origin's
+    /// The leader's answer to an unchecked forward (kind 4) it refused on
+    /// its merits, so the origin can tell its client: `request_tag` is the origin's
     /// request tag from the forward.
     ForwardRefused {
         /// The origin's request tag from the forward.
-        tag: u64,
+        request_tag: u64,
         /// Why it was refused.
         reason: ForwardRefusal,
     },
@@ -122,7 +122,7 @@ fn u64_at(bytes: &[u8], at: usize) -> Result<u64, WireError> {
 impl Envelope {
     /// Appends the encoding to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
-        let tag = match self.body {
+        let kind = match self.body {
             Body::Raft(_) => 1,
             Body::Forward { admitted: true, .. } => 2,
             Body::ChainCheck { .. } => 3,
@@ -131,24 +131,30 @@ impl Envelope {
             } => 4,
             Body::ForwardRefused { .. } => 5,
         };
-        out.push(tag);
+        out.push(kind);
         out.extend_from_slice(&self.lamport.to_be_bytes());
         out.extend_from_slice(&self.hlc.to_be_bytes());
         match &self.body {
             Body::Raft(message) => message.encode(out),
             Body::Forward {
-                origin, tag, entry, ..
+                origin,
+                request_tag,
+                entry,
+                ..
             } => {
                 out.extend_from_slice(&origin.to_be_bytes());
-                out.extend_from_slice(&tag.to_be_bytes());
+                out.extend_from_slice(&request_tag.to_be_bytes());
                 out.extend_from_slice(entry);
             }
             Body::ChainCheck { index, head } => {
                 out.extend_from_slice(&index.to_be_bytes());
                 out.extend_from_slice(head);
             }
-            Body::ForwardRefused { tag, reason } => {
-                out.extend_from_slice(&tag.to_be_bytes());
+            Body::ForwardRefused {
+                request_tag,
+                reason,
+            } => {
+                out.extend_from_slice(&request_tag.to_be_bytes());
                 out.push(*reason as u8);
             }
         }
@@ -156,23 +162,23 @@ impl Envelope {
 
     /// Decodes one envelope (total).
     pub fn decode(bytes: &[u8]) -> Result<Envelope, WireError> {
-        let tag = *bytes.first().ok_or(WireError::Truncated)?;
+        let kind = *bytes.first().ok_or(WireError::Truncated)?;
         let lamport = u64_at(bytes, 1)?;
         let hlc = u64_at(bytes, 9)?;
         let rest = &bytes[ENVELOPE_HEADER_BYTES..];
-        let body = match tag {
+        let body = match kind {
             1 => Body::Raft(Message::decode(rest).map_err(WireError::Raft)?),
             2 | 4 => {
-                let admitted = tag == 2;
+                let admitted = kind == 2;
                 let origin = u64_at(rest, 0)?;
-                let tag = u64_at(rest, 8)?;
+                let request_tag = u64_at(rest, 8)?;
                 let entry = &rest[16..];
                 if entry.is_empty() {
                     return Err(WireError::BadBody);
                 }
                 Body::Forward {
                     origin,
-                    tag,
+                    request_tag,
                     entry: entry.to_vec(),
                     admitted,
                 }
@@ -193,11 +199,11 @@ impl Envelope {
                     _ => return Err(WireError::BadBody),
                 };
                 Body::ForwardRefused {
-                    tag: u64_at(rest, 0)?,
+                    request_tag: u64_at(rest, 0)?,
                     reason,
                 }
             }
-            other => return Err(WireError::UnknownTag(other)),
+            other => return Err(WireError::UnknownKind(other)),
         };
         Ok(Envelope { lamport, hlc, body })
     }
@@ -208,8 +214,8 @@ impl Envelope {
 pub struct EntryHeader {
     /// Node that took the client's request (answers it on apply).
     pub origin: u64,
-    /// That node's tag for the request.
-    pub tag: u64,
+    /// That node's request tag for the request.
+    pub request_tag: u64,
     /// Leader's HLC timestamp at proposal.
     pub hlc: u64,
 }
@@ -219,7 +225,7 @@ impl EntryHeader {
     pub fn wrap(&self, bank_entry: &[u8]) -> Vec<u8> {
         let mut data = Vec::with_capacity(ENTRY_HEADER_BYTES + bank_entry.len());
         data.extend_from_slice(&self.origin.to_be_bytes());
-        data.extend_from_slice(&self.tag.to_be_bytes());
+        data.extend_from_slice(&self.request_tag.to_be_bytes());
         data.extend_from_slice(&self.hlc.to_be_bytes());
         data.extend_from_slice(bank_entry);
         data
@@ -229,7 +235,7 @@ impl EntryHeader {
     pub fn unwrap(data: &[u8]) -> Result<(EntryHeader, &[u8]), WireError> {
         let header = EntryHeader {
             origin: u64_at(data, 0)?,
-            tag: u64_at(data, 8)?,
+            request_tag: u64_at(data, 8)?,
             hlc: u64_at(data, 16)?,
         };
         Ok((header, &data[ENTRY_HEADER_BYTES..]))

@@ -148,7 +148,7 @@ fn a_record_with_a_wrong_chain_hash_is_refused_at_open() {
         .map(|e| Record {
             index: e.index,
             term: e.term,
-            kind: e.kind.tag(),
+            kind: e.kind.byte(),
             chain_hash: e.chain_hash,
             payload: e.data.clone(),
         })

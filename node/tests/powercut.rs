@@ -967,9 +967,11 @@ fn describe(body: &Body) -> String {
             ),
             other => format!("term {} {other:?}", m.term),
         },
-        Body::Forward { tag, .. } => format!("Forward tag {tag:#x}"),
+        Body::Forward { request_tag, .. } => format!("Forward request tag {request_tag:#x}"),
         Body::ChainCheck { index, .. } => format!("ChainCheck {index}"),
-        Body::ForwardRefused { tag, reason } => format!("ForwardRefused tag {tag:#x} {reason:?}"),
+        Body::ForwardRefused { request_tag, reason } => {
+            format!("ForwardRefused request tag {request_tag:#x} {reason:?}")
+        },
     }
 }
 

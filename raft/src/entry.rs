@@ -36,8 +36,8 @@ pub enum EntryKind {
 }
 
 impl EntryKind {
-    /// Wire / hash tag of this kind.
-    pub fn tag(self) -> u8 {
+    /// Wire / hash byte of this kind.
+    pub fn byte(self) -> u8 {
         match self {
             EntryKind::Normal => 0,
             EntryKind::LeaderNoOp => 1,
@@ -45,9 +45,9 @@ impl EntryKind {
         }
     }
 
-    /// Inverse of [`EntryKind::tag`]; `None` for unknown tags.
-    pub fn from_tag(tag: u8) -> Option<EntryKind> {
-        match tag {
+    /// Inverse of [`EntryKind::byte`]; `None` for unknown kind bytes.
+    pub fn from_byte(kind: u8) -> Option<EntryKind> {
+        match kind {
             0 => Some(EntryKind::Normal),
             1 => Some(EntryKind::LeaderNoOp),
             2 => Some(EntryKind::ConfChange),
@@ -115,7 +115,7 @@ pub fn compute_chain_hash(
     hasher.update(prev_chain);
     hasher.update(index.to_be_bytes());
     hasher.update(term.to_be_bytes());
-    hasher.update([kind.tag()]);
+    hasher.update([kind.byte()]);
     hasher.update(data);
     hasher.finalize().into()
 }

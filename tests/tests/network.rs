@@ -133,7 +133,7 @@ fn three_nodes_talk_partition_heal_and_reject_forgeries() {
         .inject(PHANTOM as u16, &genuine)
         .expect("inject replay");
     let mut forged = datagram.clone();
-    *forged.last_mut().unwrap() ^= 0x01; // one bit of the tag
+    *forged.last_mut().unwrap() ^= 0x01; // one bit of the MAC
     cluster
         .fabric
         .inject(PHANTOM as u16, &frame(&forged))
