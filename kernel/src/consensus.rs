@@ -113,7 +113,7 @@ pub fn running() -> bool {
     NODE.lock().is_some()
 }
 
-/// Handles the payload of an authenticated `PeerBody::Raft` datagram.
+/// Handles the payload of an authenticated `PeerBody::Node` datagram.
 pub fn on_peer_payload(from: u64, payload: &[u8]) {
     let envelope = match Envelope::decode(payload) {
         Ok(envelope) => envelope,

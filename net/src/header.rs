@@ -32,8 +32,9 @@ pub const MAX_CLIENT_PAYLOAD_BYTES: usize = MAX_DATAGRAM_BYTES - HEADER_BYTES;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 #[repr(u8)]
 pub enum Kind {
-    /// Peer: an opaque, encoded Raft message.
-    PeerRaft = 1,
+    /// Peer: a node envelope (Raft message, forward, chain check, ...),
+    /// opaque to this crate.
+    PeerNode = 1,
     /// Peer: liveness probe carrying a nonce (tests, diagnostics).
     PeerPing = 2,
     /// Peer: answer to a ping, echoing its nonce.
@@ -48,7 +49,7 @@ impl Kind {
     /// Parses a kind byte; unknown values are `None`.
     pub fn from_byte(byte: u8) -> Option<Kind> {
         match byte {
-            1 => Some(Kind::PeerRaft),
+            1 => Some(Kind::PeerNode),
             2 => Some(Kind::PeerPing),
             3 => Some(Kind::PeerPong),
             0x10 => Some(Kind::ClientRequest),
@@ -59,7 +60,7 @@ impl Kind {
 
     /// Whether this kind travels with the peer header and an authenticator.
     pub fn is_peer(self) -> bool {
-        matches!(self, Kind::PeerRaft | Kind::PeerPing | Kind::PeerPong)
+        matches!(self, Kind::PeerNode | Kind::PeerPing | Kind::PeerPong)
     }
 }
 

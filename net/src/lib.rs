@@ -41,7 +41,7 @@
 //! ```text
 //! boot:     epoch = above every epoch used before (the kernel: the WAL generation)
 //!           auth = PeerAuth::new(PeerConfig { cluster_id, me, epoch, scheme, .. })
-//! send:     auth.seal(to, &PeerBody::Raft(bytes), &mut datagram)  -> UDP send
+//! send:     auth.seal(to, &PeerBody::Node(bytes), &mut datagram)  -> UDP send
 //! receive:  match auth.open(&datagram) {
 //!               Ok(msg)  => node.on_peer(msg.from, msg.body),  // a Ping: seal a Pong
 //!               Err(why) => {}   // already counted in auth.counters()

@@ -1,7 +1,7 @@
 //! Peer (node-to-node) datagram structure, before authentication.
 //!
 //! ```text
-//!  0..24   common header (kind = PeerRaft | PeerPing | PeerPong, sender = node)
+//!  0..24   common header (kind = PeerNode | PeerPing | PeerPong, sender = node)
 //! 24       authenticator scheme (1 = HMAC-SHA256, 2 = Ed25519)
 //! 25..33   receiver node id
 //! 33..41   receiver boot epoch as the sender knows it (0: not known yet)
@@ -66,8 +66,9 @@ impl AuthScheme {
 /// What a peer message carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PeerBody<'a> {
-    /// An encoded Raft message, opaque to this crate.
-    Raft(&'a [u8]),
+    /// An encoded node envelope (`continuum_node::Envelope`: a Raft
+    /// message, a forwarded write, a chain check, ...), opaque to this crate.
+    Node(&'a [u8]),
     /// Liveness probe, and the bootstrap message: the one kind a receiver
     /// accepts although it names a receiver epoch other than the current
     /// one (see [`PeerBody::is_bootstrap`]).
@@ -86,7 +87,7 @@ impl<'a> PeerBody<'a> {
     /// The header kind of this body.
     pub fn kind(&self) -> Kind {
         match self {
-            PeerBody::Raft(_) => Kind::PeerRaft,
+            PeerBody::Node(_) => Kind::PeerNode,
             PeerBody::Ping { .. } => Kind::PeerPing,
             PeerBody::Pong { .. } => Kind::PeerPong,
         }
@@ -106,14 +107,14 @@ impl<'a> PeerBody<'a> {
 
     fn payload_len(&self) -> usize {
         match self {
-            PeerBody::Raft(bytes) => bytes.len(),
+            PeerBody::Node(bytes) => bytes.len(),
             PeerBody::Ping { .. } | PeerBody::Pong { .. } => NONCE_BYTES,
         }
     }
 
     fn write_payload(&self, out: &mut Vec<u8>) {
         match self {
-            PeerBody::Raft(bytes) => out.extend_from_slice(bytes),
+            PeerBody::Node(bytes) => out.extend_from_slice(bytes),
             PeerBody::Ping { nonce } | PeerBody::Pong { nonce } => {
                 out.extend_from_slice(&nonce.to_be_bytes())
             }
@@ -123,7 +124,7 @@ impl<'a> PeerBody<'a> {
     fn decode(kind: Kind, payload: &'a [u8]) -> Result<PeerBody<'a>, DecodeError> {
         let mut r = Reader::new(payload);
         let body = match kind {
-            Kind::PeerRaft => PeerBody::Raft(r.rest()),
+            Kind::PeerNode => PeerBody::Node(r.rest()),
             Kind::PeerPing => PeerBody::Ping { nonce: r.u64()? },
             Kind::PeerPong => PeerBody::Pong { nonce: r.u64()? },
             other => return Err(DecodeError::UnexpectedKind(other)),

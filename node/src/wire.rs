@@ -2,7 +2,7 @@
 //! [`Envelope`]) and what a log entry carries in front of the bank entry
 //! (an [`EntryHeader`]).
 //!
-//! Envelope (inside the authenticated `PeerBody::Raft` payload of `net`):
+//! Envelope (inside the authenticated `PeerBody::Node` payload of `net`):
 //!
 //! | bytes | field |
 //! |---|---|

@@ -294,7 +294,7 @@ fn replays_and_expired_transfers_do_not_apply_and_peer_replays_after_a_reboot_ar
     node1
         .seal(
             2,
-            &PeerBody::Raft(b"recorded before the restart"),
+            &PeerBody::Node(b"recorded before the restart"),
             &mut recorded,
         )
         .unwrap();

@@ -330,7 +330,7 @@ impl NetworkTask {
         crate::consensus::drive(|outbox, replies| {
             if let (Some(lan), Some(peers)) = (lan.as_mut(), peers.as_mut()) {
                 if !outbox.is_empty() {
-                    peers.send_raft(lan, STATUS.lock().as_ref(), outbox);
+                    peers.send_envelopes(lan, STATUS.lock().as_ref(), outbox);
                     lan.poll(); // on the wire now, before this Ready applies
                 }
             }

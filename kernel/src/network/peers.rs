@@ -13,7 +13,7 @@
 //! Raft sealed for an earlier boot is refused (`stale_receiver_epoch`),
 //! which is what stops a datagram recorded before a restart from being
 //! accepted after it. The traffic is the consensus node's envelopes
-//! (`PeerBody::Raft`, handed to [`crate::consensus::on_peer_payload`] and
+//! (`PeerBody::Node`, handed to [`crate::consensus::on_peer_payload`] and
 //! sent from what [`crate::consensus::drive`] returned) and a liveness ping
 //! to every peer each [`PING_INTERVAL_MS`], whose round trips `/status`
 //! reports per peer. With each ping to a peer not (or no longer) reachable
@@ -178,7 +178,7 @@ impl Peers {
                                 log::info!("net: peer {peer} reachable, rtt {} us", p.last_rtt_us);
                             }
                         }
-                        PeerBody::Raft(payload) => {
+                        PeerBody::Node(payload) => {
                             crate::consensus::on_peer_payload(message.from, payload)
                         }
                     },
@@ -284,10 +284,10 @@ impl Peers {
         status.auth = auth.counters();
     }
 
-    /// Seals each of the consensus node's envelopes as `PeerBody::Raft`
+    /// Seals each of the consensus node's envelopes as `PeerBody::Node`
     /// and queues it on its peer's socket. A full socket drops the
     /// message; Raft retransmits.
-    pub(super) fn send_raft(
+    pub(super) fn send_envelopes(
         &mut self,
         lan: &mut Port,
         status: Option<&NetworkStatus>,
@@ -303,7 +303,7 @@ impl Peers {
             };
             if self
                 .auth
-                .seal(to, &PeerBody::Raft(&payload), &mut self.datagram)
+                .seal(to, &PeerBody::Node(&payload), &mut self.datagram)
                 .is_ok()
             {
                 let endpoint = IpEndpoint::new(IpAddress::Ipv4(ipv4(p.ip)), self.peer_port);
