@@ -22,8 +22,8 @@
 //! does not. It does no I/O of its own beyond the disk the node writes
 //! through, and never touches a NIC or socket.
 
-use crate::storage::disk::NodeDisk;
-use crate::storage::DiskStore;
+use crate::disk::node_disk::NodeDisk;
+use crate::disk::DiskStore;
 use crate::time::{self, KernelClock, HLC};
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;

@@ -65,7 +65,7 @@ fn parse_recovered(line: &str) -> Recovered {
 }
 
 /// The kernel's exercise votes for `term % 5 + 1` in `term`
-/// (`kernel/src/storage/exercise.rs`, `vote_for`).
+/// (`kernel/src/disk/exercise.rs`, `vote_for`).
 fn vote_for(term: u64) -> u64 {
     term % 5 + 1
 }

@@ -131,7 +131,7 @@ impl Network {
         }
 
         let epoch = if has_disk {
-            crate::storage::boot_wal_generation()
+            crate::disk::boot_wal_generation()
         } else {
             None
         }

@@ -24,7 +24,7 @@
 //!
 //! The peer boot epoch comes from the disk when the node has one: the WAL
 //! generation that opening the store bumped and flushed
-//! (`storage::boot_wal_generation`, `continuum_net::persisted_boot_epoch`),
+//! (`disk::boot_wal_generation`, `continuum_net::persisted_boot_epoch`),
 //! so it is durable before the first sealed datagram and grows across
 //! reboots even if the wall clock steps backwards (with `unsafe_no_flush`
 //! the bump may be lost: benchmarks only). Without a disk (ping-only
