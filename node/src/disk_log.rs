@@ -63,8 +63,8 @@ use core::cell::RefCell;
 use core::fmt;
 
 use continuum_raft::{
-    compute_chain_hash, ChainHash, ConfState, Entry, EntryKind, HardState, NodeId, Ready, Snapshot,
-    SnapshotMetadata, Storage, StorageError, GENESIS_CHAIN_HASH, NO_NODE,
+    compute_chain_hash, ConfState, Entry, EntryKind, HardState, LogChainHash, NodeId, Ready,
+    Snapshot, SnapshotMetadata, Storage, StorageError, GENESIS_CHAIN_HASH, NO_NODE,
 };
 use continuum_storage::{BlockDevice, Record, RecordDefect, SnapshotMeta, Store, StoreError};
 
@@ -88,7 +88,7 @@ pub struct DiskLog<D: BlockDevice> {
     store: RefCell<Store<D>>,
     voters: Vec<NodeId>,
     /// Chain hash of every entry `first_index..=last_index`, in order.
-    chain: Vec<ChainHash>,
+    chain: Vec<LogChainHash>,
     /// Most recent entries (contiguous, ending at `last_index`).
     cache: VecDeque<Entry>,
     cache_bytes: usize,
@@ -129,7 +129,7 @@ fn record_of(entry: &Entry) -> Record {
 /// Whether `record` carries the chain hash of its own contents on `prev`
 /// (the CRC only proves the bytes are as written, not that the writer
 /// hashed them right, nor that the record belongs after `prev`).
-fn chain_holds(prev: &ChainHash, record: &Record) -> bool {
+fn chain_holds(prev: &LogChainHash, record: &Record) -> bool {
     let Some(kind) = EntryKind::from_byte(record.kind) else {
         return false;
     };
@@ -485,7 +485,7 @@ impl<D: BlockDevice> Storage for DiskLog<D> {
             .map_err(|_| StorageError::Io)
     }
 
-    fn chain_hash(&self, index: u64) -> Result<ChainHash, StorageError> {
+    fn chain_hash(&self, index: u64) -> Result<LogChainHash, StorageError> {
         let held = self.position(index);
         if held.is_err() && index + 1 == self.first_index() {
             return Ok(self

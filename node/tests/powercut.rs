@@ -47,7 +47,7 @@ use continuum_bank::{
 };
 use continuum_net::client::{ClientReply, ClientRequest, ReplyBody, RequestOp};
 use continuum_node::{Body, Envelope, Node, NodeConfig, NodeError, SnapshotEvent};
-use continuum_raft::{ChainHash, MessageBody, Role, SplitMix64, Storage};
+use continuum_raft::{LogChainHash, MessageBody, Role, SplitMix64, Storage};
 use continuum_storage::{BlockDevice, CrashMode, DeviceError, Identity, MemDisk, Store};
 use ed25519_dalek::SigningKey;
 
@@ -239,7 +239,7 @@ struct Sim {
     /// Chain hash of every committed index, where some node still held
     /// it when it was first seen committed (`None`: compacted everywhere
     /// it was looked for).
-    committed: Vec<Option<ChainHash>>,
+    committed: Vec<Option<LogChainHash>>,
     /// Configured snapshot interval (0: never).
     snapshot_entries: u64,
     heads: BTreeMap<u64, [u8; 32]>,

@@ -31,7 +31,7 @@
 //! correct leader always satisfies).
 
 use crate::config::MAX_ENTRY_DATA_BYTES;
-use crate::entry::{ChainHash, Entry, EntryKind};
+use crate::entry::{Entry, EntryKind, LogChainHash};
 use crate::message::{ChunkRef, Message, MessageBody, SnapshotPart};
 use crate::storage::ConfState;
 use crate::NO_NODE;
@@ -390,7 +390,8 @@ fn decode_append(r: &mut Reader<'_>, msg_term: u64) -> Result<MessageBody, Decod
         let term = r.u64()?;
         let kind_byte = r.u8()?;
         let kind = EntryKind::from_byte(kind_byte).ok_or(DecodeError::EntryKind(kind_byte))?;
-        let chain_hash: ChainHash = r.take(32)?.try_into().map_err(|_| DecodeError::Truncated)?;
+        let chain_hash: LogChainHash =
+            r.take(32)?.try_into().map_err(|_| DecodeError::Truncated)?;
         let len = r.u32()? as usize;
         if len > MAX_ENTRY_DATA_BYTES {
             return Err(DecodeError::EntryTooLarge);
@@ -515,7 +516,7 @@ impl<'a> Reader<'a> {
         Ok(head)
     }
 
-    fn hash(&mut self) -> Result<ChainHash, DecodeError> {
+    fn hash(&mut self) -> Result<[u8; 32], DecodeError> {
         self.take(32)?
             .try_into()
             .map_err(|_| DecodeError::Truncated)

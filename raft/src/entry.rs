@@ -13,11 +13,12 @@
 use alloc::vec::Vec;
 use sha2::{Digest, Sha256};
 
-/// SHA-256 chain value of a log entry.
-pub type ChainHash = [u8; 32];
+/// SHA-256 chain value of a log entry (the *log chain*; the bank's
+/// receipt chain is `continuum_bank::ReceiptChainHash`).
+pub type LogChainHash = [u8; 32];
 
 /// Chain hash "before" the first entry (index 0). All zeroes, by definition.
-pub const GENESIS_CHAIN_HASH: ChainHash = [0u8; 32];
+pub const GENESIS_CHAIN_HASH: LogChainHash = [0u8; 32];
 
 /// Fixed part of an encoded entry: index, term, kind, chain hash, data length.
 pub const ENTRY_HEADER_BYTES: usize = 8 + 8 + 1 + 32 + 4;
@@ -68,14 +69,14 @@ pub struct Entry {
     /// Opaque payload (empty for no-ops).
     pub data: Vec<u8>,
     /// Hash chain value, see the module doc.
-    pub chain_hash: ChainHash,
+    pub chain_hash: LogChainHash,
 }
 
 impl Entry {
     /// Builds an entry and computes its chain hash from `prev_chain`, the
     /// chain hash of the entry at `index - 1`.
     pub fn new(
-        prev_chain: &ChainHash,
+        prev_chain: &LogChainHash,
         index: u64,
         term: u64,
         kind: EntryKind,
@@ -97,7 +98,7 @@ impl Entry {
     }
 
     /// Whether `chain_hash` is the hash of this entry on top of `prev_chain`.
-    pub fn verify_chain(&self, prev_chain: &ChainHash) -> bool {
+    pub fn verify_chain(&self, prev_chain: &LogChainHash) -> bool {
         compute_chain_hash(prev_chain, self.index, self.term, self.kind, &self.data)
             == self.chain_hash
     }
@@ -105,12 +106,12 @@ impl Entry {
 
 /// SHA-256(prev_chain ‖ index ‖ term ‖ kind ‖ data), see the module doc.
 pub fn compute_chain_hash(
-    prev_chain: &ChainHash,
+    prev_chain: &LogChainHash,
     index: u64,
     term: u64,
     kind: EntryKind,
     data: &[u8],
-) -> ChainHash {
+) -> LogChainHash {
     let mut hasher = Sha256::new();
     hasher.update(prev_chain);
     hasher.update(index.to_be_bytes());

@@ -109,7 +109,7 @@ pub use codec::{
     MAX_MANIFEST_ENTRIES_PER_MESSAGE, MAX_MESSAGE_BYTES, MAX_SNAPSHOT_CHUNK_BYTES,
 };
 pub use config::{Config, ConfigError, ReadOnlyOption, MAX_ENTRY_DATA_BYTES};
-pub use entry::{compute_chain_hash, ChainHash, Entry, EntryKind, GENESIS_CHAIN_HASH};
+pub use entry::{compute_chain_hash, Entry, EntryKind, LogChainHash, GENESIS_CHAIN_HASH};
 pub use membership::{
     ConfChange, ConfChangeError, ConfChangeKind, ConfEntry, MAX_CONF_CONTEXT_BYTES,
 };
@@ -120,7 +120,8 @@ pub use read_only::ReadState;
 pub use ready::Ready;
 pub use rng::SplitMix64;
 pub use snapshot::{
-    manifest_hash, manifest_of, snapshot_digest, ContentChunks, SnapshotChunkStats, SnapshotWant,
+    manifest_hash, manifest_of, snapshot_digest, ContentChunks, SnapshotChunkStats, SnapshotDigest,
+    SnapshotWant,
 };
 pub use storage::{
     ConfState, HardState, MemStorage, Snapshot, SnapshotMetadata, Storage, StorageError,

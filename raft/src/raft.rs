@@ -237,7 +237,7 @@ impl<S: Storage> Raft<S> {
         self.log.term(index)
     }
     /// Chain hash of entry `index`, if `index` is in the log.
-    pub fn log_chain_hash(&self, index: u64) -> Option<crate::ChainHash> {
+    pub fn log_chain_hash(&self, index: u64) -> Option<crate::LogChainHash> {
         (index <= self.log.last_index() && index + 1 >= self.log.first_index())
             .then(|| self.log.chain_hash(index))
     }

@@ -18,8 +18,9 @@
 //! with it (`MemStorage::apply_snapshot`) before anything else of that
 //! Ready.
 
-use crate::entry::{ChainHash, Entry, EntryKind, GENESIS_CHAIN_HASH};
+use crate::entry::{Entry, EntryKind, LogChainHash, GENESIS_CHAIN_HASH};
 use crate::membership::ConfEntry;
+use crate::snapshot::SnapshotDigest;
 use crate::NodeId;
 use alloc::vec::Vec;
 use core::fmt;
@@ -100,7 +101,7 @@ pub struct SnapshotMetadata {
     /// Term of that entry.
     pub term: u64,
     /// Chain hash of that entry.
-    pub chain_hash: ChainHash,
+    pub chain_hash: LogChainHash,
     /// Membership in effect at `index` (set by the newest configuration
     /// entry at or before it, see `membership.rs`).
     pub conf_state: ConfState,
@@ -118,7 +119,7 @@ pub struct Snapshot {
     pub data: Vec<u8>,
     /// SHA-256 of `data` (sent with every InstallSnapshot chunk so the
     /// follower can verify the whole before switching).
-    pub data_hash: ChainHash,
+    pub data_hash: SnapshotDigest,
 }
 
 impl Snapshot {
@@ -175,7 +176,7 @@ pub trait Storage {
     /// Term of entry `index`, for `first_index()-1 <= index <= last_index()`.
     fn term(&self, index: u64) -> Result<u64, StorageError>;
     /// Chain hash of entry `index`, same range as [`Storage::term`].
-    fn chain_hash(&self, index: u64) -> Result<ChainHash, StorageError>;
+    fn chain_hash(&self, index: u64) -> Result<LogChainHash, StorageError>;
     /// Entries `lo..hi`, stopping early once their encoded size exceeds
     /// `max_bytes` (but always at least one entry if `lo < hi`).
     fn entries(&self, lo: u64, hi: u64, max_bytes: usize) -> Result<Vec<Entry>, StorageError>;
@@ -356,7 +357,7 @@ impl Storage for MemStorage {
         })
     }
 
-    fn chain_hash(&self, index: u64) -> Result<ChainHash, StorageError> {
+    fn chain_hash(&self, index: u64) -> Result<LogChainHash, StorageError> {
         Ok(match self.position(index)? {
             None => self.snapshot.chain_hash,
             Some(pos) => self.entries[pos].chain_hash,

@@ -194,7 +194,7 @@ struct Builder {
 #[derive(Default)]
 struct ChunkSharing {
     index: u64,
-    names: std::collections::BTreeSet<continuum_raft::ChainHash>,
+    names: std::collections::BTreeSet<continuum_raft::SnapshotDigest>,
     pairs: u64,
     chunks: u64,
     shared: u64,
