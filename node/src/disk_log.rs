@@ -64,7 +64,7 @@ use core::fmt;
 
 use continuum_raft::{
     compute_chain_hash, ConfState, Entry, EntryKind, HardState, LogChainHash, NodeId, Ready,
-    Snapshot, SnapshotMetadata, Storage, StorageError, GENESIS_CHAIN_HASH, NO_NODE,
+    Snapshot, SnapshotMetadata, Storage, StorageError, GENESIS_CHAIN_HASH,
 };
 use continuum_storage::{BlockDevice, Record, RecordDefect, SnapshotMeta, Store, StoreError};
 
@@ -336,9 +336,7 @@ impl<D: BlockDevice> DiskLog<D> {
         // Term and vote as last written (commit-only writes keep them).
         let vote_changed = ready.hard_state.is_some_and(|hs| {
             let durable = store.hard_state();
-            hs.term != durable.term
-                || (hs.vote != NO_NODE) != durable.vote.is_some()
-                || durable.vote.is_some_and(|v| v != hs.vote)
+            hs.term != durable.term || hs.vote != durable.vote
         });
         if let Some(from) = ready.truncate_from {
             if from <= store.last_index() {
@@ -379,10 +377,9 @@ impl<D: BlockDevice> DiskLog<D> {
             // vote, a truncation, `close_witness`).
             if vote_changed {
                 store
-                    .set_hard_state(continuum_storage::HardState {
-                        term: hs.term,
-                        vote: (hs.vote != NO_NODE).then_some(hs.vote),
+                    .set_hard_state(HardState {
                         commit: self.commit.min(durable_last),
+                        ..hs
                     })
                     .map_err(PersistError)?;
             }
@@ -413,7 +410,7 @@ impl<D: BlockDevice> DiskLog<D> {
         }
         // Every record is flushed (each append is): the commit may cover
         // the whole log.
-        let hard_state = continuum_storage::HardState {
+        let hard_state = HardState {
             commit: self.commit.min(store.last_index()),
             ..store.hard_state()
         };
@@ -443,12 +440,11 @@ impl<D: BlockDevice> Storage for DiskLog<D> {
         let hs = store.hard_state();
         (
             HardState {
-                term: hs.term,
-                vote: hs.vote.unwrap_or(NO_NODE),
                 // A slot that reached the disk before its entries (an older
                 // build; the open report prints a WARNING): Raft must not
                 // start with a commit beyond its log.
                 commit: hs.commit.min(store.last_index()),
+                ..hs
             },
             ConfState {
                 voters: self.voters.clone(),

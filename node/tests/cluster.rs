@@ -803,7 +803,7 @@ fn only_new_entries_terms_votes_and_witnesses_cost_a_flush_not_a_moved_commit_in
     let mut disk = log.into_store().into_device();
     disk.crash(CrashMode::LoseUnflushed);
     let (store, _) = Store::open(disk, identity(1)).unwrap();
-    assert_eq!(store.hard_state().vote, Some(3));
+    assert_eq!(store.hard_state().vote, 3);
     assert_eq!(store.last_index(), 1);
 }
 

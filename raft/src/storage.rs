@@ -38,6 +38,19 @@ pub struct HardState {
     pub commit: u64,
 }
 
+/// `term T vote V commit C` (`vote none` for [`crate::NO_NODE`]): the form
+/// the kernel's console and the storage open report print.
+impl fmt::Display for HardState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "term {} vote ", self.term)?;
+        match self.vote {
+            crate::NO_NODE => write!(f, "none")?,
+            v => write!(f, "{v}")?,
+        }
+        write!(f, " commit {}", self.commit)
+    }
+}
+
 /// Cluster membership: the voting members and the learners (members that
 /// receive the log and snapshots but never vote nor count toward a quorum;
 /// see `membership.rs`). Both lists are sorted, unique, non-zero and
