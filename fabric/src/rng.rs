@@ -3,6 +3,7 @@
 //! seeds, xoshiro256** (Blackman & Vigna 2018) for draws. Own code so a
 //! seed replays identically whatever crate versions are in the lock file.
 
+use continuum_base::NodeId;
 use continuum_raft::SplitMix64;
 
 /// xoshiro256** generator.
@@ -25,8 +26,8 @@ impl Rng {
     }
 
     /// The generator of directed link `from → to` under the fabric `seed`.
-    pub fn for_link(seed: u64, from: u16, to: u16) -> Rng {
-        let link = seed ^ (u64::from(from) << 32 | u64::from(to));
+    pub fn for_link(seed: u64, from: NodeId, to: NodeId) -> Rng {
+        let link = seed ^ (from << 32 | to);
         Rng::new(SplitMix64::new(link).next_u64())
     }
 

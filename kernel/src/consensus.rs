@@ -71,7 +71,7 @@ pub fn start(config: &Config, store: Option<DiskStore>, lan_ready: bool) -> bool
         log::warn!("consensus: no authenticated replication LAN; clients get Unavailable");
         return false;
     }
-    let seed = time::rdtsc() ^ u64::from(config.node_id);
+    let seed = time::rdtsc() ^ config.node_id;
     let node_config = match NodeConfig::from_config(config, seed) {
         Ok(node_config) => node_config,
         Err(error) => crate::halt_with(format_args!("consensus: {error}; refusing to start")),

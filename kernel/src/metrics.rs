@@ -75,7 +75,7 @@ impl Histogram {
         self.count += 1;
     }
 
-    fn render(&self, out: &mut String, node: u8) {
+    fn render(&self, out: &mut String, node: continuum_config::NodeId) {
         let (name, kind) = (self.name, "histogram");
         let _ = writeln!(
             out,
@@ -305,7 +305,7 @@ pub fn micros_since(started_ns: u64) -> u64 {
 }
 
 /// Every kernel measurement in the Prometheus text format.
-pub fn render(out: &mut String, node: u8) {
+pub fn render(out: &mut String, node: continuum_config::NodeId) {
     for histogram in [
         &LOOP_PASS,
         &DISK_WRITE,

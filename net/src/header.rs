@@ -3,8 +3,8 @@
 
 use core::fmt;
 
-/// A cluster member's node id. Valid node ids are `>= 1`; 0 means "none".
-pub type NodeId = u64;
+/// A cluster member's node id (`continuum_base`: one type everywhere).
+pub use continuum_base::NodeId;
 /// Identifies one cluster; a message for another cluster is refused before
 /// any other check so two clusters on one LAN never mix.
 pub type ClusterId = u64;

@@ -122,12 +122,12 @@ impl NodeConfig {
         seed: u64,
     ) -> Result<NodeConfig, NodeConfigError> {
         let operator_key = config.operator_key.ok_or(NodeConfigError::NoOperatorKey)?;
-        let mut voters: Vec<u64> = config.peers().map(|p| u64::from(p.id)).collect();
-        voters.push(u64::from(config.node_id));
+        let mut voters: Vec<NodeId> = config.peers().map(|p| p.id).collect();
+        voters.push(config.node_id);
         voters.sort_unstable();
         let election_ticks = u64::from(config.election_ms) / TICK_MS;
         Ok(NodeConfig {
-            id: u64::from(config.node_id),
+            id: config.node_id,
             voters,
             cluster_id: config.cluster_id,
             genesis: GenesisConfig {

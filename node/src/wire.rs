@@ -23,7 +23,7 @@
 //! Decoding is total: short or malformed bytes are an error, never a panic.
 
 use alloc::vec::Vec;
-use continuum_raft::Message;
+use continuum_raft::{Message, NodeId};
 
 /// Bytes in front of an envelope body.
 pub const ENVELOPE_HEADER_BYTES: usize = 17;
@@ -65,7 +65,7 @@ pub enum Body {
     /// applied there and the leader checks the entry itself (kind 4).
     Forward {
         /// The follower that took the request (it answers the client).
-        origin: u64,
+        origin: NodeId,
         /// Its request tag for the write.
         request_tag: u64,
         /// The encoded bank entry.
@@ -213,7 +213,7 @@ impl Envelope {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EntryHeader {
     /// Node that took the client's request (answers it on apply).
-    pub origin: u64,
+    pub origin: NodeId,
     /// That node's request tag for the request.
     pub request_tag: u64,
     /// Leader's HLC timestamp at proposal.

@@ -127,8 +127,5 @@ pub use storage::{
     ConfState, HardState, MemStorage, Snapshot, SnapshotMetadata, Storage, StorageError,
 };
 
-/// Identifier of a cluster member. Non-zero.
-pub type NodeId = u64;
-
-/// "No node": no vote cast, no leader known.
-pub const NO_NODE: NodeId = 0;
+/// Identifier of a cluster member (`continuum_base`: one type everywhere).
+pub use continuum_base::{NodeId, NO_NODE};

@@ -2,6 +2,7 @@
 //! driven over the client protocol like a user's client would.
 
 use continuum_bank::Outcome;
+use continuum_config::NodeId;
 use continuum_harness::bank::{
     create_account, raft_field, signed_transfer, start, status, submit, transfer, Client, Nodes,
     SUPPLY,
@@ -340,8 +341,8 @@ fn a_leader_partitioned_with_a_minority_steps_down_and_loses_only_unacknowledged
     nodes
         .fabric
         .partition(&[
-            vec![old as u16],
-            majority.iter().map(|&id| id as u16).collect(),
+            vec![old as NodeId],
+            majority.iter().map(|&id| id as NodeId).collect(),
         ])
         .unwrap();
     // The isolated leader cannot commit: the write times out (outcome unknown).

@@ -399,7 +399,7 @@ fn build(args: &Args, plan: &ClusterPlan, dir: &Path) -> Result<Vec<Image>, Stri
     let disk = FileDisk::create(&build_disk, args.disk_mib)?;
     let identity = Identity {
         cluster_id: u128::from(config.cluster_id),
-        node_id: u64::from(config.node_id),
+        node_id: config.node_id,
     };
     let (store, _) = Store::format(disk, identity).map_err(|e| e.to_string())?;
     let mut node: HostNode = Node::new(node_config, store).map_err(|e| e.to_string())?;

@@ -67,7 +67,7 @@ pub fn boot_wal_generation() -> Option<u64> {
 pub fn identity(config: &Config) -> Identity {
     Identity {
         cluster_id: u128::from(config.cluster_id),
-        node_id: u64::from(config.node_id),
+        node_id: config.node_id,
     }
 }
 

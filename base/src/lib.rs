@@ -1,0 +1,23 @@
+//! The lowest crate of the workspace: the few definitions that several
+//! crates need and that belong to none of them.
+//!
+//! * [`NodeId`] — the one type of a cluster member's id. Config text and
+//!   wire decoders convert into it once, at their boundary; every layer
+//!   above (raft, node, net, storage, kernel, harness, fabric) uses it.
+//!
+//! `#![no_std]` with no dependencies, so the kernel, the pure crates and
+//! the host tools can all depend on it.
+
+#![no_std]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+/// Identifier of a cluster member. Valid ids are `1..=`[`MAX_NODE_ID`].
+pub type NodeId = u64;
+
+/// "No node": no vote cast, no leader known, no sender.
+pub const NO_NODE: NodeId = 0;
+
+/// Largest node id a config may name: an id is also the last octet of
+/// test LAN addresses and part of a node's MAC, so it fits a byte.
+pub const MAX_NODE_ID: NodeId = 255;
