@@ -31,6 +31,7 @@ use continuum_clock::{HlcTimestamp, LamportClock};
 use continuum_config::Config;
 use continuum_net::client::{ClientReply, ClientRequest};
 use continuum_node::{Envelope, Node, NodeConfig, NodeError};
+use continuum_raft::NodeId;
 use continuum_raft::Role;
 use smoltcp::wire::IpEndpoint;
 use spin::Mutex;
@@ -56,7 +57,7 @@ pub struct PeerClock {
     pub skew_rejections: u64,
 }
 
-static PEER_CLOCKS: Mutex<BTreeMap<u64, PeerClock>> = Mutex::new(BTreeMap::new());
+static PEER_CLOCKS: Mutex<BTreeMap<NodeId, PeerClock>> = Mutex::new(BTreeMap::new());
 static DECODE_ERRORS: Mutex<u64> = Mutex::new(0);
 
 /// Builds the node when this kernel runs one: `mode = node`, a disk, a
@@ -285,12 +286,28 @@ fn record_drive(node: &KernelNode, before: &DriveStart) {
     }
 }
 
-/// Last (role, term, leader) printed, so changes are logged once.
-static SEEN_ROLE: Mutex<(Option<Role>, u64, u64)> = Mutex::new((None, 0, 0));
+/// What the console last said about this node's role.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct RoleSeen {
+    role: Option<Role>,
+    term: u64,
+    leader: NodeId,
+}
+
+/// The last role line printed, so each change is logged once.
+static SEEN_ROLE: Mutex<RoleSeen> = Mutex::new(RoleSeen {
+    role: None,
+    term: 0,
+    leader: 0,
+});
 
 fn report_role(node: &KernelNode) {
     let raft = node.raft();
-    let now = (Some(raft.role()), raft.term(), raft.leader());
+    let now = RoleSeen {
+        role: Some(raft.role()),
+        term: raft.term(),
+        leader: raft.leader(),
+    };
     let mut seen = SEEN_ROLE.lock();
     if *seen == now {
         return;
