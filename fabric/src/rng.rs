@@ -1,10 +1,9 @@
 //! The fabric's own small PRNG: the workspace's SplitMix64
-//! ([`continuum_raft::SplitMix64`], Steele, Lea, Flood 2014) to expand
+//! ([`continuum_base::SplitMix64`], Steele, Lea, Flood 2014) to expand
 //! seeds, xoshiro256** (Blackman & Vigna 2018) for draws. Own code so a
 //! seed replays identically whatever crate versions are in the lock file.
 
-use continuum_base::NodeId;
-use continuum_raft::SplitMix64;
+use continuum_base::{NodeId, SplitMix64};
 
 /// xoshiro256** generator.
 #[derive(Clone, Debug)]

@@ -240,60 +240,17 @@ impl fmt::Display for EncodeError {
     }
 }
 
-/// A bounds-checked cursor over input bytes; every read is checked.
-pub(crate) struct Reader<'a> {
-    bytes: &'a [u8],
+/// The workspace's total byte reader in network byte order (`continuum_base::bytes`).
+pub(crate) type Reader<'a> = continuum_base::bytes::BeReader<'a>;
+
+impl From<continuum_base::bytes::Truncated> for DecodeError {
+    fn from(_: continuum_base::bytes::Truncated) -> DecodeError {
+        DecodeError::Truncated
+    }
 }
 
-impl<'a> Reader<'a> {
-    pub(crate) fn new(bytes: &'a [u8]) -> Self {
-        Reader { bytes }
-    }
-
-    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
-        if self.bytes.len() < n {
-            return Err(DecodeError::Truncated);
-        }
-        let (head, tail) = self.bytes.split_at(n);
-        self.bytes = tail;
-        Ok(head)
-    }
-
-    pub(crate) fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
-        let mut out = [0u8; N];
-        out.copy_from_slice(self.take(N)?);
-        Ok(out)
-    }
-
-    pub(crate) fn u8(&mut self) -> Result<u8, DecodeError> {
-        Ok(self.array::<1>()?[0])
-    }
-
-    pub(crate) fn u16(&mut self) -> Result<u16, DecodeError> {
-        Ok(u16::from_be_bytes(self.array()?))
-    }
-
-    pub(crate) fn u64(&mut self) -> Result<u64, DecodeError> {
-        Ok(u64::from_be_bytes(self.array()?))
-    }
-
-    pub(crate) fn u128(&mut self) -> Result<u128, DecodeError> {
-        Ok(u128::from_be_bytes(self.array()?))
-    }
-
-    /// Everything not yet read.
-    pub(crate) fn rest(&mut self) -> &'a [u8] {
-        core::mem::take(&mut self.bytes)
-    }
-
-    /// Fails unless all input was consumed.
-    pub(crate) fn finish(&self) -> Result<(), DecodeError> {
-        if self.bytes.is_empty() {
-            Ok(())
-        } else {
-            Err(DecodeError::TrailingBytes {
-                extra: self.bytes.len(),
-            })
-        }
+impl From<continuum_base::bytes::Trailing> for DecodeError {
+    fn from(t: continuum_base::bytes::Trailing) -> DecodeError {
+        DecodeError::TrailingBytes { extra: t.extra }
     }
 }

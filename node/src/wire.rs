@@ -23,6 +23,7 @@
 //! Decoding is total: short or malformed bytes are an error, never a panic.
 
 use alloc::vec::Vec;
+use continuum_base::bytes::{BeReader, Truncated};
 use continuum_raft::{Message, NodeId};
 
 /// Bytes in front of an envelope body.
@@ -114,9 +115,10 @@ pub struct Envelope {
     pub body: Body,
 }
 
-fn u64_at(bytes: &[u8], at: usize) -> Result<u64, WireError> {
-    let field = bytes.get(at..at + 8).ok_or(WireError::Truncated)?;
-    Ok(u64::from_be_bytes(field.try_into().expect("8 bytes")))
+impl From<Truncated> for WireError {
+    fn from(_: Truncated) -> WireError {
+        WireError::Truncated
+    }
 }
 
 impl Envelope {
@@ -162,17 +164,19 @@ impl Envelope {
 
     /// Decodes one envelope (total).
     pub fn decode(bytes: &[u8]) -> Result<Envelope, WireError> {
-        let kind = *bytes.first().ok_or(WireError::Truncated)?;
-        let lamport = u64_at(bytes, 1)?;
-        let hlc = u64_at(bytes, 9)?;
-        let rest = &bytes[ENVELOPE_HEADER_BYTES..];
+        let mut r = BeReader::new(bytes);
+        let kind = r.u8()?;
+        let lamport = r.u64()?;
+        let hlc = r.u64()?;
+        let rest = r.rest();
+        let mut body = BeReader::new(rest);
         let body = match kind {
             1 => Body::Raft(Message::decode(rest).map_err(WireError::Raft)?),
             2 | 4 => {
                 let admitted = kind == 2;
-                let origin = u64_at(rest, 0)?;
-                let request_tag = u64_at(rest, 8)?;
-                let entry = &rest[16..];
+                let origin = body.u64()?;
+                let request_tag = body.u64()?;
+                let entry = body.rest();
                 if entry.is_empty() {
                     return Err(WireError::BadBody);
                 }
@@ -188,8 +192,8 @@ impl Envelope {
                     return Err(WireError::BadBody);
                 }
                 Body::ChainCheck {
-                    index: u64_at(rest, 0)?,
-                    head: rest[8..40].try_into().expect("32 bytes"),
+                    index: body.u64()?,
+                    head: body.array()?,
                 }
             }
             5 => {
@@ -199,7 +203,7 @@ impl Envelope {
                     _ => return Err(WireError::BadBody),
                 };
                 Body::ForwardRefused {
-                    request_tag: u64_at(rest, 0)?,
+                    request_tag: body.u64()?,
                     reason,
                 }
             }
@@ -233,11 +237,12 @@ impl EntryHeader {
 
     /// Splits Raft entry data into header and bank entry (total).
     pub fn unwrap(data: &[u8]) -> Result<(EntryHeader, &[u8]), WireError> {
+        let mut r = BeReader::new(data);
         let header = EntryHeader {
-            origin: u64_at(data, 0)?,
-            request_tag: u64_at(data, 8)?,
-            hlc: u64_at(data, 16)?,
+            origin: r.u64()?,
+            request_tag: r.u64()?,
+            hlc: r.u64()?,
         };
-        Ok((header, &data[ENTRY_HEADER_BYTES..]))
+        Ok((header, r.rest()))
     }
 }

@@ -36,6 +36,7 @@ use crate::message::{ChunkRef, Message, MessageBody, SnapshotPart};
 use crate::storage::ConfState;
 use crate::NO_NODE;
 use alloc::vec::Vec;
+use continuum_base::bytes::{BeReader, Truncated};
 use core::fmt;
 
 /// Codec version byte. 2: content-addressed InstallSnapshot (manifest
@@ -307,7 +308,7 @@ impl Message {
         if bytes.len() > MAX_MESSAGE_BYTES {
             return Err(DecodeError::TooLarge);
         }
-        let mut r = Reader { rest: bytes };
+        let mut r = Reader::new(bytes);
         let version = r.u8()?;
         if version != CODEC_VERSION {
             return Err(DecodeError::Version(version));
@@ -358,7 +359,7 @@ impl Message {
             },
             other => return Err(DecodeError::MessageKind(other)),
         };
-        if !r.rest.is_empty() {
+        if r.remaining() != 0 {
             return Err(DecodeError::TrailingBytes);
         }
         Ok(Message {
@@ -379,7 +380,7 @@ fn decode_append(r: &mut Reader<'_>, msg_term: u64) -> Result<MessageBody, Decod
         return Err(DecodeError::TooManyEntries);
     }
     // Each entry needs at least its header: bound the allocation by the input.
-    if count > r.rest.len() / crate::entry::ENTRY_HEADER_BYTES {
+    if count > r.remaining() / crate::entry::ENTRY_HEADER_BYTES {
         return Err(DecodeError::Truncated);
     }
     let mut entries = Vec::with_capacity(count);
@@ -451,7 +452,7 @@ fn decode_install_snapshot(r: &mut Reader<'_>, msg_term: u64) -> Result<MessageB
             {
                 return Err(DecodeError::SnapshotManifest);
             }
-            if r.rest.len() < count as usize * 36 {
+            if r.remaining() < count as usize * 36 {
                 return Err(DecodeError::Truncated);
             }
             let mut entries = Vec::with_capacity(count as usize);
@@ -497,33 +498,30 @@ fn decode_install_snapshot(r: &mut Reader<'_>, msg_term: u64) -> Result<MessageB
 /// Reads a [`ConfState`] from the front of `bytes`, returning it and the
 /// rest (configuration entries, `membership.rs`).
 pub(crate) fn take_conf_state(bytes: &[u8]) -> Result<(ConfState, &[u8]), DecodeError> {
-    let mut r = Reader { rest: bytes };
+    let mut r = Reader::new(bytes);
     let conf = r.conf_state()?;
-    Ok((conf, r.rest))
+    Ok((conf, r.rest()))
 }
 
-struct Reader<'a> {
-    rest: &'a [u8],
-}
+/// The workspace's total byte reader, big-endian (`continuum_base::bytes`).
+type Reader<'a> = BeReader<'a>;
 
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
-        if self.rest.len() < n {
-            return Err(DecodeError::Truncated);
-        }
-        let (head, tail) = self.rest.split_at(n);
-        self.rest = tail;
-        Ok(head)
+impl From<Truncated> for DecodeError {
+    fn from(_: Truncated) -> DecodeError {
+        DecodeError::Truncated
     }
+}
 
+/// The Raft codec's composite fields, read with the shared reader.
+trait RaftFields {
+    fn hash(&mut self) -> Result<[u8; 32], DecodeError>;
+    fn bool(&mut self) -> Result<bool, DecodeError>;
+    fn conf_state(&mut self) -> Result<ConfState, DecodeError>;
+}
+
+impl RaftFields for Reader<'_> {
     fn hash(&mut self) -> Result<[u8; 32], DecodeError> {
-        self.take(32)?
-            .try_into()
-            .map_err(|_| DecodeError::Truncated)
-    }
-
-    fn u8(&mut self) -> Result<u8, DecodeError> {
-        Ok(self.take(1)?[0])
+        Ok(self.array()?)
     }
 
     fn bool(&mut self) -> Result<bool, DecodeError> {
@@ -534,26 +532,10 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn u32(&mut self) -> Result<u32, DecodeError> {
-        let bytes: [u8; 4] = self
-            .take(4)?
-            .try_into()
-            .map_err(|_| DecodeError::Truncated)?;
-        Ok(u32::from_be_bytes(bytes))
-    }
-
-    fn u64(&mut self) -> Result<u64, DecodeError> {
-        let bytes: [u8; 8] = self
-            .take(8)?
-            .try_into()
-            .map_err(|_| DecodeError::Truncated)?;
-        Ok(u64::from_be_bytes(bytes))
-    }
-
     /// A [`ConfState`] as [`put_conf_state`] writes it; refuses anything
     /// [`ConfState::is_valid`] would not accept, and more than
     /// [`MAX_CLUSTER_MEMBERS`] members (checked before allocating).
-    pub(crate) fn conf_state(&mut self) -> Result<ConfState, DecodeError> {
+    fn conf_state(&mut self) -> Result<ConfState, DecodeError> {
         let mut lists: [Vec<u64>; 2] = [Vec::new(), Vec::new()];
         let mut members = 0usize;
         for list in lists.iter_mut() {

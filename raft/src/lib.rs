@@ -99,8 +99,7 @@ mod raft;
 pub mod read_only;
 mod ready;
 mod replication;
-pub mod rng;
-mod snapshot;
+pub mod snapshot;
 pub mod storage;
 
 pub use client::{ProposeError, ReadIndexError, TransferError};
@@ -109,6 +108,7 @@ pub use codec::{
     MAX_MANIFEST_ENTRIES_PER_MESSAGE, MAX_MESSAGE_BYTES, MAX_SNAPSHOT_CHUNK_BYTES,
 };
 pub use config::{Config, ConfigError, ReadOnlyOption, MAX_ENTRY_DATA_BYTES};
+pub use continuum_base::SplitMix64;
 pub use entry::{compute_chain_hash, Entry, EntryKind, LogChainHash, GENESIS_CHAIN_HASH};
 pub use membership::{
     ConfChange, ConfChangeError, ConfChangeKind, ConfEntry, MAX_CONF_CONTEXT_BYTES,
@@ -118,7 +118,6 @@ pub use progress::{Progress, ProgressState};
 pub use raft::{Raft, Role, SoftState, Stats, StepError};
 pub use read_only::ReadState;
 pub use ready::Ready;
-pub use rng::SplitMix64;
 pub use snapshot::{
     manifest_hash, manifest_of, snapshot_digest, ContentChunks, SnapshotChunkStats, SnapshotDigest,
     SnapshotWant,

@@ -9,11 +9,11 @@ use crate::message::{Message, MessageBody};
 use crate::progress::Progress;
 use crate::read_only::{ReadOnly, ReadState};
 use crate::ready::ReadyMark;
-use crate::rng::SplitMix64;
 use crate::storage::{ConfState, HardState, Storage};
 use crate::{NodeId, NO_NODE};
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
+use continuum_base::SplitMix64;
 use core::fmt;
 
 /// Role of a node (Raft §5.1, plus the pre-vote phase of thesis §9.6).

@@ -125,14 +125,10 @@ const GEAR: [u64; 256] = gear_table();
 
 const fn gear_table() -> [u64; 256] {
     let mut table = [0u64; 256];
-    let mut state = 0u64;
+    let mut rng = continuum_base::SplitMix64::new(0);
     let mut i = 0;
     while i < 256 {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        table[i] = z ^ (z >> 31);
+        table[i] = rng.next_u64();
         i += 1;
     }
     table
@@ -765,8 +761,8 @@ fn start_assembly(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rng::SplitMix64;
     use alloc::collections::BTreeSet;
+    use continuum_base::SplitMix64;
 
     fn random(len: usize, seed: u64) -> Vec<u8> {
         let mut rng = SplitMix64::new(seed);
