@@ -21,6 +21,7 @@ use continuum_storage::{BlockDevice, Store, StoreError};
 use crate::admission::{self, Admission, ADMISSION_SIGNATURES_PER_PASS};
 use crate::disk_log::{DiskLog, PersistError};
 use crate::stages::{StageSample, Stages};
+use crate::trace::{Local, TraceSink};
 use crate::wire::{Body, EntryHeader, ForwardRefusal};
 
 /// Largest bank command a client may submit: an AppendEntries carrying one
@@ -386,6 +387,8 @@ pub struct Node<D: BlockDevice, A: Clone> {
     flushes_seen: (u64, u64),
     /// Stage timestamps of this leader's entries (`stages.rs`).
     stages: Stages,
+    /// Where local trace events go (`trace.rs`); none: not traced.
+    trace: Option<TraceSink>,
     /// Writes this node took from clients, by tag, until applied.
     writes: BTreeMap<u64, Waiting<A>>,
     /// Reads waiting for their ReadIndex, by ctx.
@@ -447,6 +450,7 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
             unverified: VecDeque::new(),
             flushes_seen: (0, 0),
             stages: Stages::new(),
+            trace: None,
             writes: BTreeMap::new(),
             reads: BTreeMap::new(),
             confirmed: Vec::new(),
@@ -628,6 +632,19 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
                 let admitted = admission == Admission::Valid;
                 let tag = self.next_tag;
                 self.next_tag = tag_after(tag);
+                let transfer = entry
+                    .commands()
+                    .iter()
+                    .find_map(|c| match c.command {
+                        continuum_bank::Command::Transfer(t) => Some(t.id),
+                        continuum_bank::Command::CreateAccount(_) => None,
+                    })
+                    .unwrap_or(0);
+                self.traced(Local::Request {
+                    origin: self.config.id,
+                    tag,
+                    transfer,
+                });
                 let header = EntryHeader {
                     origin: self.config.id,
                     tag,
@@ -645,6 +662,7 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
                 match proposed {
                     Ok(index) => {
                         self.stages.proposed(index, index);
+                        self.traced_proposal(header, index);
                         self.metrics.proposals += 1;
                         self.writes.insert(tag, waiting);
                     }
@@ -788,6 +806,7 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
                 // client's retry is deduplicated by the transfer id.
                 if let Ok(index) = self.raft.propose(header.wrap(&command)) {
                     self.stages.proposed(index, index);
+                    self.traced_proposal(header, index);
                     self.metrics.proposals += 1;
                 }
             }
@@ -919,6 +938,13 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
                     self.unverified.push_back((entry.index, entry.data));
                 }
             }
+            if let (Some(first), Some(last)) = (
+                ready.committed_entries.first(),
+                ready.committed_entries.last(),
+            ) {
+                let (first, last) = (first.index, last.index);
+                self.traced(Local::Committed { first, last });
+            }
             for entry in &ready.committed_entries {
                 self.apply(entry);
             }
@@ -985,6 +1011,28 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
         self.stages.set_clock(clock);
     }
 
+    /// Installs the sink local trace events go to (`trace.rs`): the caller
+    /// stamps each with its clocks and records it in its trace ring.
+    pub fn set_trace_sink(&mut self, sink: TraceSink) {
+        self.trace = Some(sink);
+    }
+
+    fn traced(&self, event: Local) {
+        if let Some(sink) = self.trace {
+            sink(self.config.id, event);
+        }
+    }
+
+    fn traced_proposal(&self, header: EntryHeader, index: u64) {
+        self.traced(Local::Proposed {
+            origin: header.origin,
+            tag: header.tag,
+            index,
+            term: self.raft.term(),
+            hlc: header.hlc,
+        });
+    }
+
     /// Stage samples of entries this node proposed that have finished
     /// (applied here), oldest first; and how many were dropped unfinished
     /// or untaken over the node's life.
@@ -1023,6 +1071,13 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
                 self.ledger
                     .apply_with_memo(entry.index, hlc_ms, command, &mut self.verdicts);
             self.metrics.applied_commands += result.outcomes.len() as u64;
+            self.traced(Local::Applied {
+                index: entry.index,
+                term: entry.term,
+                origin: header.map_or(0, |h| h.origin),
+                tag: header.map_or(0, |h| h.tag),
+                head: result.chain_head,
+            });
             self.stages
                 .mark(entry.index, entry.index, |s| &mut s.applied);
             if let Some(header) = header.filter(|h| h.origin == self.config.id) {
@@ -1035,6 +1090,11 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
                 if let Some(waiting) = same.then(|| self.writes.remove(&header.tag)).flatten() {
                     self.stages
                         .mark(entry.index, entry.index, |s| &mut s.replied);
+                    self.traced(Local::Replied {
+                        origin: header.origin,
+                        tag: header.tag,
+                        index: entry.index,
+                    });
                     let mut outcome = Vec::with_capacity(result.outcomes.len());
                     for o in &result.outcomes {
                         o.encode_into(&mut outcome);
