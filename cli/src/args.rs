@@ -102,6 +102,16 @@ pub enum Command {
         #[arg(long, default_value_t = 7070)]
         port: u16,
     },
+    /// The causal history of one transfer, gathered from every node's
+    /// trace ring, with the causality check (exit 1 on a violation).
+    Trace {
+        /// Transfer id (as printed by `transfer`).
+        #[arg(value_parser = parse_u128)]
+        transfer_id: u128,
+        /// Also draw it as a Lamport diagram (SVG) into this file.
+        #[arg(long)]
+        svg: Option<std::path::PathBuf>,
+    },
 }
 
 /// The fault kinds `chaos` draws from.
