@@ -64,6 +64,8 @@ use continuum_raft::MessageBody;
 pub const TRACE_EVENTS: usize = 2048;
 /// Most events one query answers with (the first ones in program order).
 pub const MAX_TRACE_ANSWER: usize = 64;
+/// Most transfer ids a `recent` query lists (newest first).
+pub const MAX_RECENT: usize = 16;
 
 /// A node's clocks at one event.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -554,6 +556,45 @@ impl TraceRing {
         (out, more)
     }
 
+    /// The transfer ids of the newest client requests this node took
+    /// (distinct, newest first, at most [`MAX_RECENT`]).
+    pub fn recent(&self) -> Vec<u128> {
+        let mut out: Vec<u128> = Vec::new();
+        for e in self.events.iter().rev() {
+            if e.kind == Kind::Request && e.transfer != 0 && !out.contains(&e.transfer) {
+                out.push(e.transfer);
+                if out.len() == MAX_RECENT {
+                    break;
+                }
+            }
+        }
+        out
+    }
+
+    /// The `/trace?recent` answer: `{"node":N,"recent":["<hex>",...]}`.
+    pub fn write_recent(&self, out: &mut impl Write) -> fmt::Result {
+        write!(out, "{{\"node\":{},\"recent\":[", self.node)?;
+        for (i, id) in self.recent().iter().enumerate() {
+            write!(out, "{}\"{id:x}\"", if i > 0 { "," } else { "" })?;
+        }
+        out.write_str("]}")
+    }
+
+    /// The answer to a parsed `/trace` query: [`TraceRing::answer`] or
+    /// [`TraceRing::write_recent`]. `applied_at` is where this node's
+    /// ledger applied the transfer, if it did.
+    pub fn respond(
+        &self,
+        out: &mut impl Write,
+        query: Query,
+        applied_at: Option<u64>,
+    ) -> fmt::Result {
+        match query {
+            Query::Transfer { transfer, index } => self.answer(out, transfer, index.or(applied_at)),
+            Query::Recent => self.write_recent(out),
+        }
+    }
+
     /// The `/trace` answer for `transfer` (see [`write_answer`]).
     pub fn answer(&self, out: &mut impl Write, transfer: u128, index: Option<u64>) -> fmt::Result {
         let key = self.resolve(transfer, index);
@@ -666,11 +707,26 @@ fn write_event(out: &mut impl Write, e: &Event) -> fmt::Result {
 
 /// A parsed `/trace` query.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Query {
-    /// The transfer id.
-    pub transfer: u128,
-    /// The entry index, when the asker knows it from another node.
-    pub index: Option<u64>,
+pub enum Query {
+    /// `transfer=<hex>[&index=<n>]`: one transfer's events.
+    Transfer {
+        /// The transfer id.
+        transfer: u128,
+        /// The entry index, when the asker knows it from another node.
+        index: Option<u64>,
+    },
+    /// `recent`: the newest transfer ids this node took requests for.
+    Recent,
+}
+
+impl Query {
+    /// The transfer asked about (`None` for `recent`).
+    pub fn transfer(&self) -> Option<u128> {
+        match self {
+            Query::Transfer { transfer, .. } => Some(*transfer),
+            Query::Recent => None,
+        }
+    }
 }
 
 /// Why a `/trace` query is refused (a `400` with this text).
@@ -693,15 +749,19 @@ impl fmt::Display for QueryError {
             QueryError::BadTransfer => "transfer must be a non-zero id of 1 to 32 hex digits",
             QueryError::BadIndex => "index must be a decimal log index",
             QueryError::UnknownParameter => {
-                "unknown or repeated parameter (only transfer=<hex> and index=<n>)"
+                "unknown or repeated parameter (only transfer=<hex> and index=<n>, or recent alone)"
             }
         })
     }
 }
 
 /// Parses the query part of a `/trace` target (the bytes after `?`, or
-/// none): `transfer=<1..=32 hex digits>` and optionally `index=<decimal>`.
+/// none): `transfer=<1..=32 hex digits>` and optionally `index=<decimal>`,
+/// or `recent` alone.
 pub fn parse_query(query: &[u8]) -> Result<Query, QueryError> {
+    if query == b"recent" {
+        return Ok(Query::Recent);
+    }
     let mut transfer = None;
     let mut index = None;
     for pair in query.split(|&b| b == b'&').filter(|p| !p.is_empty()) {
@@ -718,7 +778,7 @@ pub fn parse_query(query: &[u8]) -> Result<Query, QueryError> {
             _ => return Err(QueryError::UnknownParameter),
         }
     }
-    Ok(Query {
+    Ok(Query::Transfer {
         transfer: transfer.ok_or(QueryError::MissingTransfer)?,
         index,
     })
@@ -1080,6 +1140,9 @@ mod tests {
             out.contains(&alloc::format!("\"head\":\"{}\"", "09".repeat(32))),
             "{out}"
         );
+        let mut recent = String::new();
+        r2.respond(&mut recent, Query::Recent, None).unwrap();
+        assert_eq!(recent, "{\"node\":2,\"recent\":[\"2a\"]}");
         let mut unknown = String::new();
         r2.answer(&mut unknown, 0x99, None).unwrap();
         assert!(unknown.contains("\"key\":null") && unknown.ends_with("\"events\":[]}"));
@@ -1089,17 +1152,22 @@ mod tests {
     fn queries_parse_strictly() {
         assert_eq!(
             parse_query(b"transfer=2A"),
-            Ok(Query {
+            Ok(Query::Transfer {
                 transfer: 0x2a,
                 index: None
             })
         );
         assert_eq!(
             parse_query(b"transfer=ff&index=12"),
-            Ok(Query {
+            Ok(Query::Transfer {
                 transfer: 0xff,
                 index: Some(12)
             })
+        );
+        assert_eq!(parse_query(b"recent"), Ok(Query::Recent));
+        assert_eq!(
+            parse_query(b"recent&transfer=1"),
+            Err(QueryError::UnknownParameter)
         );
         assert_eq!(parse_query(b""), Err(QueryError::MissingTransfer));
         assert_eq!(parse_query(b"index=3"), Err(QueryError::MissingTransfer));

@@ -1,6 +1,8 @@
 //! `GET /trace?transfer=<hex id>[&index=<n>]`: this node's trace events of
 //! one transfer, as JSON (`continuum_node::trace::write_answer`; the CLI's
 //! `continuum trace` gathers them from every node and merges them).
+//! `GET /trace?recent`: the newest transfer ids this node took (the
+//! dashboard lists them to click).
 //!
 //! The transfer is resolved to its write (origin, request tag, log index)
 //! from this node's ring, and the index from its ledger when it applied the
@@ -23,14 +25,13 @@ pub fn trace_answer(query: &[u8]) -> (&'static str, String) {
     };
     // The node lock is released before the trace lock is taken.
     let applied_at = consensus::with_node(|node| {
-        node.and_then(|n| n.ledger().transfer_outcome(query.transfer))
-            .map(|decided| decided.index)
+        let transfer = query.transfer()?;
+        node?.ledger().transfer_outcome(transfer).map(|d| d.index)
     });
-    let index = query.index.or(applied_at);
     consensus::with_trace(|ring| match ring {
         Some(ring) => {
             let mut body = String::new();
-            let _ = ring.answer(&mut body, query.transfer, index);
+            let _ = ring.respond(&mut body, query, applied_at);
             ("200 OK", body)
         }
         None => (
