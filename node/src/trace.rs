@@ -29,8 +29,8 @@
 //! not flood the ring). Votes, heartbeats, pings and chain checks are not.
 //!
 //! ## Bounds
-//! The ring keeps the last [`TRACE_EVENTS`] events (2048, ~140 bytes
-//! each: ~280 KiB per node); older ones are dropped and counted. At ~10
+//! The ring keeps the last [`TRACE_EVENTS`] events (2048 of 176 bytes:
+//! 352 KiB per node); older ones are dropped and counted. At ~10
 //! events per write on a leader that is the last ~200 writes; a follower
 //! keeps more. One query answer holds at most [`MAX_TRACE_ANSWER`] events.
 //!
