@@ -261,6 +261,16 @@ pub enum NemesisCommand {
         #[arg(value_parser = clap::value_parser!(u8).range(1..))]
         node: u8,
     },
+    /// Step a running node's wall clock by D ms (either way) off its RTC,
+    /// through its serial shell (`clock step D`); the steps add up.
+    Skew {
+        /// The node.
+        #[arg(long, value_parser = clap::value_parser!(u8).range(1..))]
+        node: u8,
+        /// Milliseconds to step by (negative: back), at most a day.
+        #[arg(long, allow_hyphen_values = true, value_parser = clap::value_parser!(i64).range(-86_400_000..=86_400_000))]
+        ms: i64,
+    },
     /// Delay frames on every link, or on one directed link (`--ms 0
     /// --jitter 0` clears it; other faults of the link stay).
     Delay {
