@@ -165,7 +165,7 @@ fn wait_leader(cli: &Path, dir: &Path, not: Option<u64>) -> u64 {
     }
 }
 
-fn hop<'a>(trace: &'a Value, name: &str) -> Vec<u64> {
+fn hop(trace: &Value, name: &str) -> Vec<u64> {
     let hops = trace["path"].as_array().expect("path");
     let hop = hops.iter().find(|h| h["hop"] == name).expect(name);
     hop["nodes"]
