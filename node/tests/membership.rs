@@ -944,3 +944,176 @@ fn power_cuts_with_a_change_in_flight() {
         }
     }
 }
+
+// ---------------------------------------------------------------------
+// The command, the directory section and the apply-time check, alone.
+// ---------------------------------------------------------------------
+
+mod codec {
+    use super::cluster::{add, lan_ip, node_key, operator, sign_with, CLUSTER, EXPIRES_AT};
+    use continuum_bank::OwnerKey;
+    use continuum_node::membership::{
+        check_committed, join_snapshot, split_snapshot, CheckContext, ConfContext, Directory,
+        MembershipChange, MembershipCommand, MembershipDecodeError, MembershipFault, Refusal,
+        SignedMembership, SIGNED_MEMBERSHIP_LEN,
+    };
+    use continuum_node::EntryHeader;
+    use continuum_raft::{ConfChangeKind, ConfState};
+
+    fn command(change: MembershipChange, node: u64) -> MembershipCommand {
+        MembershipCommand {
+            change,
+            node,
+            conf_index: 0,
+            expires_at: EXPIRES_AT,
+        }
+    }
+
+    #[test]
+    fn commands_round_trip_and_every_stray_byte_is_refused() {
+        for change in [
+            add(4),
+            MembershipChange::PromoteLearner,
+            MembershipChange::RemoveVoter,
+            MembershipChange::RemoveLearner,
+            MembershipChange::TransferLeader,
+        ] {
+            let bytes = sign_with(&operator(), command(change, 4));
+            let decoded = SignedMembership::decode(&bytes).expect("decodes");
+            assert_eq!(decoded.command, command(change, 4));
+            assert_eq!(decoded.encode(), bytes);
+        }
+        // A removal with an address, a key or a flag is not canonical.
+        let removal = sign_with(&operator(), command(MembershipChange::RemoveVoter, 4));
+        for at in 9..46 {
+            let mut bad = removal.clone();
+            bad[at] = 1;
+            assert_eq!(
+                SignedMembership::decode(&bad),
+                Err(MembershipDecodeError::NonCanonical),
+                "byte {at}"
+            );
+        }
+        let mut unknown_flag = sign_with(&operator(), command(add(4), 4));
+        unknown_flag[45] = 2;
+        assert!(SignedMembership::decode(&unknown_flag).is_err());
+        let mut node_zero = sign_with(&operator(), command(add(4), 4));
+        node_zero[1..9].fill(0);
+        assert!(SignedMembership::decode(&node_zero).is_err());
+        let mut kind = sign_with(&operator(), command(add(4), 4));
+        kind[0] = 9;
+        assert_eq!(
+            SignedMembership::decode(&kind),
+            Err(MembershipDecodeError::UnknownKind(9))
+        );
+        assert_eq!(
+            SignedMembership::decode(&removal[1..]),
+            Err(MembershipDecodeError::Length(SIGNED_MEMBERSHIP_LEN - 1))
+        );
+    }
+
+    fn directory() -> Directory {
+        let facts: Vec<_> = (1..=3)
+            .map(|id| (id, lan_ip(id), node_key(id).verifying_key().to_bytes()))
+            .collect();
+        Directory::from_boot(&facts, ConfState::with_voters(vec![1, 2, 3]))
+    }
+
+    #[test]
+    fn the_directory_section_round_trips_and_old_data_is_the_ledger_alone() {
+        let mut dir = directory();
+        dir.apply(
+            7,
+            4,
+            &add(4),
+            &ConfState {
+                voters: vec![1, 2, 3],
+                learners: vec![4],
+            },
+        );
+        let data = join_snapshot(&dir, b"ledger bytes");
+        let (back, ledger) = split_snapshot(&data).expect("splits");
+        let back = back.expect("a directory");
+        assert_eq!(ledger, b"ledger bytes");
+        assert_eq!(back.members, dir.members);
+        assert_eq!(back.conf_index, 7);
+        assert!(back.members[&4].promote);
+        assert_eq!(
+            split_snapshot(b"CBSNAP02...").unwrap(),
+            (None, &b"CBSNAP02..."[..])
+        );
+        // Truncated or unordered sections are refused.
+        assert!(split_snapshot(&data[..20]).is_err());
+    }
+
+    /// A committed change the operator did not sign is a fault (the node
+    /// halts on it), and so is a promotion of a learner not added for it.
+    #[test]
+    fn a_committed_change_is_checked_again() {
+        let operator_key = OwnerKey::parse(&operator().verifying_key().to_bytes()).unwrap();
+        let dir = directory();
+        let ctx = |ms| CheckContext {
+            cluster_id: CLUSTER as u128,
+            operator: &operator_key,
+            max_expiry_window_ms: 600_000,
+            log_time_ms: ms,
+            directory: &dir,
+        };
+        let header = EntryHeader {
+            origin: 1,
+            tag: 5,
+            hlc: super::cluster::hlc_at(10),
+        };
+        let context = |bytes: Vec<u8>| {
+            let signed = SignedMembership::decode(&bytes).unwrap();
+            header.wrap(&ConfContext::Signed(signed).encode())
+        };
+        let good = context(sign_with(&operator(), command(add(4), 4)));
+        let (h, change) =
+            check_committed(ConfChangeKind::AddLearner, 4, &good, ctx).expect("signed");
+        assert_eq!((h, change), (header, add(4)));
+        let forged = context(sign_with(&node_key(1), command(add(4), 4)));
+        assert_eq!(
+            check_committed(ConfChangeKind::AddLearner, 4, &forged, ctx),
+            Err(MembershipFault::Refused(Refusal::BadSignature))
+        );
+        // The entry adds node 5 but the operator signed node 4.
+        assert_eq!(
+            check_committed(ConfChangeKind::AddLearner, 5, &good, ctx),
+            Err(MembershipFault::Mismatch)
+        );
+        let stale = context(sign_with(
+            &operator(),
+            MembershipCommand {
+                conf_index: 3,
+                ..command(add(4), 4)
+            },
+        ));
+        assert_eq!(
+            check_committed(ConfChangeKind::AddLearner, 4, &stale, ctx),
+            Err(MembershipFault::Refused(Refusal::StaleConfiguration {
+                current: 0
+            }))
+        );
+        let promotion = header.wrap(&ConfContext::Promotion.encode());
+        assert_eq!(
+            check_committed(ConfChangeKind::PromoteLearner, 2, &promotion, ctx),
+            Err(MembershipFault::UnauthorizedPromotion)
+        );
+        let mut with_learner = directory();
+        with_learner.apply(
+            7,
+            4,
+            &add(4),
+            &ConfState {
+                voters: vec![1, 2, 3],
+                learners: vec![4],
+            },
+        );
+        let ctx4 = |ms| CheckContext {
+            directory: &with_learner,
+            ..ctx(ms)
+        };
+        assert!(check_committed(ConfChangeKind::PromoteLearner, 4, &promotion, ctx4).is_ok());
+    }
+}
