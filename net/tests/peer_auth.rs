@@ -536,7 +536,10 @@ fn set_members_adds_and_removes_peers() {
     assert!(one.set_members(&members(4)).unwrap());
     assert!(!one.set_members(&members(4)).unwrap(), "no change");
     assert!(one.open(&seal(&mut four, 1, ping)).is_ok());
-    assert!(one.open(&old).is_err(), "node 2's window survived the change");
+    assert!(
+        one.open(&old).is_err(),
+        "node 2's window survived the change"
+    );
     // Node 2 removed: refused from now on.
     let without_two: Vec<_> = members(4).into_iter().filter(|m| m.0 != 2).collect();
     assert!(one.set_members(&without_two).unwrap());
@@ -548,9 +551,6 @@ fn set_members_adds_and_removes_peers() {
     // Our own key must be ours; nothing changes on a refusal.
     let mut wrong_self = without_two.clone();
     wrong_self[0].1 = key(9).verifying_key();
-    assert_eq!(
-        one.set_members(&wrong_self),
-        Err(KeyError::OwnKeyMismatch)
-    );
+    assert_eq!(one.set_members(&wrong_self), Err(KeyError::OwnKeyMismatch));
     assert!(one.peer_ids().eq([3, 4]));
 }
