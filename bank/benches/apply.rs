@@ -1,8 +1,8 @@
 //! `cargo bench -p continuum-bank`: transfers applied per second.
 //!
-//! * unverified: `Ledger::apply_unverified` (feature `unverified-apply`, only
-//!   enabled for this crate's tests/benches) — decode, execute, sessions,
-//!   receipt chain, invariant check; no signature work.
+//! * unverified: `Ledger::reapply_clean` (the restart replay of entries
+//!   known clean) — decode, execute, sessions, receipt chain, invariant
+//!   check; no signature work.
 //! * single: one signed transfer per entry, `verify_strict` each.
 //! * batched: signed transfers in entries of 64 / 512, batch verification.
 //!
@@ -129,7 +129,7 @@ fn run(name: &str, s: &mut Setup, cmds: &[SignedCommand], batch: usize, verified
         let r = if verified {
             s.ledger.apply(s.next_index, LOG_TIME_MS, e)
         } else {
-            s.ledger.apply_unverified(s.next_index, LOG_TIME_MS, e)
+            s.ledger.reapply_clean(s.next_index, LOG_TIME_MS, e)
         };
         ok += r.outcomes.iter().filter(|o| o.is_ok()).count();
         s.next_index += 1;

@@ -189,12 +189,12 @@ pub struct ApplyResult {
     pub chain_head: ChainHash,
 }
 
-/// Whether signatures are checked (always, except the feature-gated
-/// benchmark path).
+/// Whether signatures are checked: always, except when re-applying an
+/// entry this replica applied before with no `BadSignature` outcome
+/// ([`Ledger::reapply_clean`]).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Checking {
     Verify,
-    #[cfg(any(test, feature = "unverified-apply"))]
     AssumeValid,
 }
 
@@ -305,25 +305,16 @@ impl Ledger {
         )
     }
 
-    /// Verifies, ahead of apply, the signatures of a log entry not yet
-    /// applied, and remembers the verdicts in `memo` for
-    /// [`Ledger::apply_with_memo`]. Signers are resolved against the ledger
-    /// now plus the entry's own account creations; a transfer whose account
-    /// is created by an entry not yet applied is skipped (apply verifies
-    /// it). Returns how many signatures were verified (memo hits cost
-    /// none). Never panics on any bytes.
-    pub fn preverify_into(&self, entry_bytes: &[u8], memo: &mut VerdictMemo) -> usize {
-        match Entry::decode(entry_bytes) {
-            Ok(entry) => self.preverify(&entry, Some(memo), false).1,
-            Err(_) => 0,
-        }
-    }
-
-    /// Benchmark/test path that **skips signature verification**. Only built
-    /// with the `unverified-apply` feature, which the node never enables; the
-    /// crate's own benches turn it on through a dev-dependency.
-    #[cfg(feature = "unverified-apply")]
-    pub fn apply_unverified(
+    /// Re-applies an entry this replica applied before, from its own disk,
+    /// when that apply had **no `BadSignature` outcome**: every signature
+    /// check it made came out valid, and a verdict is a pure function of
+    /// the bytes (`verify.rs`), so the checks are skipped and the outcomes
+    /// and chain head are exactly the first apply's. The node uses it for
+    /// the tail of its log at restart up to the clean mark its records
+    /// carry (node `disk_log.rs`). For any other entry, use
+    /// [`Ledger::apply_with_memo`]: skipping a check that would fail
+    /// changes the outcome.
+    pub fn reapply_clean(
         &mut self,
         index: u64,
         entry_hlc_ms: u64,
@@ -336,6 +327,20 @@ impl Ledger {
             Checking::AssumeValid,
             None,
         )
+    }
+
+    /// Verifies, ahead of apply, the signatures of a log entry not yet
+    /// applied, and remembers the verdicts in `memo` for
+    /// [`Ledger::apply_with_memo`]. Signers are resolved against the ledger
+    /// now plus the entry's own account creations; a transfer whose account
+    /// is created by an entry not yet applied is skipped (apply verifies
+    /// it). Returns how many signatures were verified (memo hits cost
+    /// none). Never panics on any bytes.
+    pub fn preverify_into(&self, entry_bytes: &[u8], memo: &mut VerdictMemo) -> usize {
+        match Entry::decode(entry_bytes) {
+            Ok(entry) => self.preverify(&entry, Some(memo), false).1,
+            Err(_) => 0,
+        }
     }
 
     pub(crate) fn apply_checked(
@@ -359,7 +364,6 @@ impl Ledger {
             Ok(entry) => {
                 let verdicts = match checking {
                     Checking::Verify => self.preverify(&entry, memo, true).0,
-                    #[cfg(any(test, feature = "unverified-apply"))]
                     Checking::AssumeValid => alloc::vec![None; entry.commands().len()],
                 };
                 entry

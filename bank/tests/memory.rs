@@ -41,7 +41,7 @@ fn unsigned(command: continuum_bank::Command) -> SignedCommand {
     }
 }
 
-/// Applies `commands` unverified in batches; returns the live-heap growth.
+/// Applies `commands` in batches without signature checks (`reapply_clean`); returns the live-heap growth.
 fn grow(ledger: &mut Ledger, index: &mut u64, commands: Vec<SignedCommand>) -> isize {
     let entries: Vec<Vec<u8>> = commands
         .chunks(BATCH)
@@ -51,7 +51,7 @@ fn grow(ledger: &mut Ledger, index: &mut u64, commands: Vec<SignedCommand>) -> i
     let before = LIVE.load(Ordering::Relaxed);
     for bytes in &entries {
         *index += 1;
-        let result = ledger.apply_unverified(*index, START_MS, bytes);
+        let result = ledger.reapply_clean(*index, START_MS, bytes);
         assert!(result.outcomes.iter().all(|o| *o == Outcome::Ok));
     }
     LIVE.load(Ordering::Relaxed) - before

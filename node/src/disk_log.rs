@@ -63,6 +63,18 @@
 //!   configuration otherwise (empty for a joining node); Raft replays the
 //!   configuration entries after it.
 //!
+//! * The **clean mark** (`Node`'s replay without re-verification): every
+//!   record carries the node's mark (`continuum_storage::Store::set_mark`,
+//!   [`DiskLog::set_clean_mark`]) — every entry up to it was applied here,
+//!   with no `BadSignature` outcome since the snapshot before it. The mark
+//!   only ever names entries applied before the record was written, which
+//!   are committed, so it is true however the write ends (torn, truncated
+//!   or lost, its record simply takes the claim along). At open the newest
+//!   recovered mark ([`DiskLog::recovered_clean_mark`]) lets the node
+//!   re-apply the tail up to it without verifying signatures again: the
+//!   verdicts are a pure function of bytes this disk holds, and were all
+//!   "valid".
+//!
 //! The store's `entries` needs `&mut` (it reads the device) while Raft's
 //! `Storage` reads through `&`; a `RefCell` bridges the two. Raft never
 //! re-enters storage while a read is in progress, so the borrow cannot fail.
@@ -290,6 +302,17 @@ impl<D: BlockDevice> DiskLog<D> {
     /// The store (status, metrics).
     pub fn store(&self) -> core::cell::Ref<'_, Store<D>> {
         self.store.borrow()
+    }
+
+    /// Sets the clean mark stamped on every record written from now on
+    /// (module doc).
+    pub fn set_clean_mark(&mut self, mark: u64) {
+        self.store.get_mut().set_mark(mark);
+    }
+
+    /// The newest clean mark the open recovered (module doc), if any.
+    pub fn recovered_clean_mark(&self) -> Option<u64> {
+        self.store.borrow().recovered_mark()
     }
 
     /// Index of the newest snapshot (0: none).

@@ -6,7 +6,9 @@ use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
 use core::fmt;
 
-use continuum_bank::{GenesisConfig, GenesisError, Ledger, OwnerKey, SnapshotError, VerdictMemo};
+use continuum_bank::{
+    GenesisConfig, GenesisError, Ledger, Outcome, OwnerKey, SnapshotError, VerdictMemo,
+};
 use continuum_clock::HlcTimestamp;
 use continuum_net::client::MembershipRefusal;
 use continuum_net::client::{
@@ -404,6 +406,9 @@ pub struct Metrics {
     pub membership_changes: u64,
     /// Promotions of caught-up learners this leader proposed.
     pub promotions_proposed: u64,
+    /// Entries re-applied at restart without verifying their signatures
+    /// again: at or below the disk's clean mark (`disk_log.rs`).
+    pub replayed_clean: u64,
 }
 
 /// The membership as this node sees it, for `/status` and the console.
@@ -462,6 +467,22 @@ impl fmt::Display for MembershipEvent {
             }
         }
     }
+}
+
+/// How far this node's applied entries are known clean (no `BadSignature`
+/// outcome), for the mark stamped on its log records (`disk_log.rs`).
+#[derive(Debug, Clone, Copy)]
+struct CleanMark {
+    /// Every entry from the last snapshot through this index applied with
+    /// no `BadSignature` outcome.
+    through: u64,
+    /// An entry with a `BadSignature` outcome applied since the last
+    /// snapshot: `through` stays put until the next snapshot covers it
+    /// (a replay re-verifies from there on).
+    stopped: bool,
+    /// Entries at or below this index are re-applied without verifying
+    /// (the mark this disk recovered at open; 0 for none).
+    replay_through: u64,
 }
 
 struct Waiting<A> {
@@ -526,6 +547,7 @@ pub struct Node<D: BlockDevice, A: Clone> {
     /// committed: the leader stops replicating to it once it has.
     removal_in_log: Option<u64>,
     membership_events: VecDeque<MembershipEvent>,
+    clean: CleanMark,
 }
 
 impl<D: BlockDevice, A: Clone> Node<D, A> {
@@ -551,6 +573,17 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
                 0,
                 boot_directory,
             ),
+        };
+        // Entries the disk vouches were applied clean before the restart
+        // (`disk_log.rs`); only those after the snapshot are replayed.
+        let replay_through = log
+            .recovered_clean_mark()
+            .filter(|&mark| mark > applied)
+            .unwrap_or(0);
+        let clean = CleanMark {
+            through: applied.max(replay_through),
+            stopped: false,
+            replay_through,
         };
         let next_tag = first_tag(log.boot_generation());
         let mut raft_config = RaftConfig::new(config.id);
@@ -592,6 +625,7 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
             removed_at: None,
             removal_in_log: None,
             membership_events: VecDeque::new(),
+            clean,
         })
     }
 
@@ -652,6 +686,7 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
             .map_err(NodeError::Persist)?;
         self.metrics.snapshots_taken += 1;
         self.last_snapshot_tick = self.ticks;
+        self.clean.restart_at(index);
         self.snapshot_event(SnapshotEvent::Taken { index, bytes });
         Ok(())
     }
@@ -1318,10 +1353,9 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
                 send(&mut self.outbox, &mut self.replies);
                 self.stages.mark(appended.0, appended.1, |s| &mut s.sent);
             }
-            self.raft
-                .storage_mut()
-                .persist(&ready)
-                .map_err(NodeError::Persist)?;
+            let log = self.raft.storage_mut();
+            log.set_clean_mark(self.clean.through);
+            log.persist(&ready).map_err(NodeError::Persist)?;
             self.stages
                 .mark(appended.0, appended.1, |s| &mut s.persisted);
             if let Some(snapshot) = &ready.snapshot {
@@ -1333,6 +1367,7 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
                     self.directory = directory;
                 }
                 self.applied = index;
+                self.clean.restart_at(index);
                 self.metrics.snapshots_installed += 1;
                 self.last_snapshot_tick = self.ticks;
                 let leader = self.raft.leader();
@@ -1458,9 +1493,17 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
             };
             // The bank's log time is the leader's HLC stamp, in ms.
             let hlc_ms = header.map_or(0, |h| HlcTimestamp::from_packed(h.hlc).millis());
-            let result =
+            let result = if entry.index <= self.clean.replay_through {
+                self.metrics.replayed_clean += 1;
+                self.ledger.reapply_clean(entry.index, hlc_ms, command)
+            } else {
                 self.ledger
-                    .apply_with_memo(entry.index, hlc_ms, command, &mut self.verdicts);
+                    .apply_with_memo(entry.index, hlc_ms, command, &mut self.verdicts)
+            };
+            self.clean.applied(
+                entry.index,
+                result.outcomes.contains(&Outcome::BadSignature),
+            );
             self.metrics.applied_commands += result.outcomes.len() as u64;
             self.stages
                 .mark(entry.index, entry.index, |s| &mut s.applied);
@@ -1492,6 +1535,9 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
                     );
                 }
             }
+        }
+        if entry.kind != EntryKind::Normal {
+            self.clean.applied(entry.index, false);
         }
         self.stages.finish(entry.index);
         self.applied = entry.index;
@@ -1648,6 +1694,23 @@ fn restore_snapshot(
 /// The ledger a snapshot at `index` holds, checked to be of this
 /// cluster's genesis and not past `index` (no-op entries do not reach the
 /// ledger, so its own applied index may be lower).
+impl CleanMark {
+    /// `index` applied, with a `BadSignature` outcome or without.
+    fn applied(&mut self, index: u64, bad_signature: bool) {
+        self.stopped |= bad_signature;
+        if !self.stopped {
+            self.through = self.through.max(index);
+        }
+    }
+
+    /// A snapshot at `index` (taken or installed) covers everything before:
+    /// nothing at or below it is replayed again.
+    fn restart_at(&mut self, index: u64) {
+        self.through = self.through.max(index);
+        self.stopped = false;
+    }
+}
+
 fn restore_ledger(genesis: &GenesisConfig, index: u64, data: &[u8]) -> Result<Ledger, NodeError> {
     let ledger = Ledger::restore(data).map_err(|e| NodeError::Snapshot {
         index,

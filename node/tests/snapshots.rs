@@ -3,6 +3,11 @@
 //! `snapshot_entries = 200` the node snapshots and compacts, never hits
 //! `WalFull`, and a restart restores the snapshot and replays only the
 //! tail; with snapshots off the same workload fills the WAL.
+//!
+//! The replay after a restart re-applies the entries the disk's clean mark
+//! covers without verifying their signatures again (node `disk_log.rs`); a
+//! forged entry in the log stops the mark, so it is verified, and rejected,
+//! again after every restart.
 
 use continuum_bank::{
     AccountFlags, CreateAccount, Entry, GenesisConfig, Limits, Transfer,
@@ -10,9 +15,9 @@ use continuum_bank::{
 };
 use continuum_clock::HlcTimestamp;
 use continuum_net::client::{ClientRequest, ReplyBody, RequestOp};
-use continuum_node::{Node, NodeConfig, NodeError, SnapshotEvent};
-use continuum_raft::Role;
-use continuum_storage::{Identity, MemDisk, Store, StoreError};
+use continuum_node::{EntryHeader, Node, NodeConfig, NodeError, SnapshotEvent};
+use continuum_raft::{compute_chain_hash, EntryKind, Role, GENESIS_CHAIN_HASH};
+use continuum_storage::{HardState, Identity, MemDisk, Record, Store, StoreError};
 use ed25519_dalek::SigningKey;
 
 const CLUSTER: u64 = 21;
@@ -71,6 +76,11 @@ fn hlc(ms: u64) -> u64 {
 
 /// Command `i` (0: the account creation), signed at log time `i` ms.
 fn command(i: u64) -> Vec<u8> {
+    signed_command(i, &operator())
+}
+
+/// Command `i` as [`command`] makes it, transfers signed by `signer`.
+fn signed_command(i: u64, signer: &SigningKey) -> Vec<u8> {
     if i == 0 {
         let signed = CreateAccount {
             id: ACCOUNT,
@@ -90,7 +100,7 @@ fn command(i: u64) -> Vec<u8> {
         seq: i,
         expires_at: i + VALIDITY_MS,
     }
-    .sign(&operator(), CLUSTER as u128);
+    .sign(signer, CLUSTER as u128);
     Entry::single(signed).encode()
 }
 
@@ -194,5 +204,128 @@ fn without_snapshots_the_same_history_fills_the_wal() {
             assert!(matches!(e.0, StoreError::WalFull { .. }), "{e}")
         }
         other => panic!("expected WalFull, got {other:?}"),
+    }
+}
+
+/// Restarts `node` on its disk and drives it until it has applied what it
+/// had; returns the restarted node.
+fn restart(node: TestNode, snapshot_entries: u64) -> TestNode {
+    let applied = node.applied();
+    let (store, _) = Store::open(node.into_device(), ID).unwrap();
+    let mut node: TestNode = Node::new(config(snapshot_entries), store).unwrap();
+    elect(&mut node);
+    while node.applied() < applied {
+        node.tick();
+        node.drive().unwrap();
+    }
+    node
+}
+
+#[test]
+fn a_restart_reapplies_the_clean_tail_without_verifying_it_again() {
+    let (store, _) = Store::format(MemDisk::new(DISK_BLOCKS), ID).unwrap();
+    // 2,001 entries, snapshots every 300: a tail of 201 after the last.
+    let mut node: TestNode = Node::new(config(300), store).unwrap();
+    elect(&mut node);
+    run(&mut node).expect("runs");
+    let (applied, head) = (node.applied(), node.ledger().chain_head());
+    let snapshot_index = node.snapshot_status().snapshot_index;
+    let tail = applied - snapshot_index;
+    assert!(tail > 100, "a tail of {tail} entries to replay");
+
+    let node = restart(node, 300);
+    // Each record carries the mark as of its write, so only the newest
+    // entry (its own record's mark lags it) is verified again.
+    let (_, verified) = node.verdict_memo_counts();
+    assert!(verified <= 1, "{verified} signatures verified again");
+    let replayed = node.metrics().replayed_clean;
+    assert!(
+        replayed + 2 >= tail,
+        "{replayed} of {tail} re-applied clean"
+    );
+    assert_eq!(node.ledger().chain_head().1, head.1);
+    assert_eq!(node.ledger().balance(ACCOUNT), Some(TRANSFERS));
+}
+
+#[test]
+fn a_forged_entry_in_the_log_stops_the_clean_mark_and_stays_rejected() {
+    // A log as a malicious leader of term 1 could have left it: the
+    // account, a transfer, a forged transfer, another transfer.
+    let forger = SigningKey::from_bytes(&[9; 32]);
+    let commands = [
+        command(0),
+        command(1),
+        signed_command(2, &forger),
+        command(3),
+    ];
+    let (mut store, _) = Store::format(MemDisk::new(DISK_BLOCKS), ID).unwrap();
+    let mut chain = GENESIS_CHAIN_HASH;
+    let records: Vec<Record> = commands
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let index = i as u64 + 1;
+            let header = EntryHeader {
+                origin: 2,
+                tag: index,
+                hlc: hlc(index),
+            };
+            let payload = header.wrap(c);
+            chain = compute_chain_hash(&chain, index, 1, EntryKind::Normal, &payload);
+            Record {
+                index,
+                term: 1,
+                kind: EntryKind::Normal.tag(),
+                chain_hash: chain,
+                payload,
+            }
+        })
+        .collect();
+    store.append(&records).unwrap();
+    store
+        .set_hard_state(HardState {
+            term: 1,
+            vote: None,
+            commit: 4,
+        })
+        .unwrap();
+    store.sync().unwrap();
+
+    let mut node: TestNode = Node::new(config(0), store).unwrap();
+    elect(&mut node);
+    while node.applied() < 5 {
+        node.tick();
+        node.drive().unwrap();
+    }
+    assert_eq!(
+        node.ledger().balance(ACCOUNT),
+        Some(2),
+        "the forgery moved nothing"
+    );
+    // One more entry, so a record carries the mark past the forgery's.
+    let request = ClientRequest {
+        cluster_id: CLUSTER,
+        client_id: 1,
+        request_id: 1,
+        op: RequestOp::Submit {
+            command: command(4),
+        },
+    };
+    node.on_client(1, request, hlc(4));
+    while node.applied() < 6 {
+        node.tick();
+        node.drive().unwrap();
+    }
+    let head = node.ledger().chain_head();
+
+    for _ in 0..2 {
+        node = restart(node, 0);
+        assert_eq!(
+            node.metrics().replayed_clean,
+            2,
+            "only the entries before the forgery re-apply unchecked"
+        );
+        assert_eq!(node.ledger().chain_head(), head);
+        assert_eq!(node.ledger().balance(ACCOUNT), Some(3));
     }
 }

@@ -174,7 +174,7 @@ pub use layout::{Identity, SuperblockDefect};
 pub use memdisk::{CrashMode, MemDisk, INJECTED_READ_ERROR, POWER_LOST};
 pub use open::{OpenOptions, DEFAULT_MAX_ENTRIES};
 pub use reader::READ_CHUNK_BYTES;
-pub use record::{Record, RecordDefect, MAX_PAYLOAD_BYTES};
+pub use record::{Record, RecordDefect, MAX_MARK_LAG, MAX_PAYLOAD_BYTES};
 pub use recovery::{RecoveryReport, Tail, Witness, MAX_UNSYNCED_BYTES, WITNESS_WINDOW_BYTES};
 pub use snapshot::{
     SnapshotDefect, SnapshotMeta, MAX_SNAPSHOT_APP_BYTES, MAX_SNAPSHOT_MEMBERS, SNAPSHOT_VERSION,

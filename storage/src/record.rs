@@ -11,6 +11,16 @@
 //! store knew everything was flushed when it wrote this record. That is
 //! what lets recovery tell a torn tail (never acknowledged, truncate it)
 //! from a corrupted record in the middle (acknowledged, refuse to start).
+//!
+//! And it may carry the caller's **mark**: an index below its own that
+//! the caller stamps on what it writes (the node: every entry up to it was
+//! applied, with every signature valid, before this record was written;
+//! see the node's `disk_log.rs`). The store does not interpret it; open
+//! reports the newest one ([`crate::Store::recovered_mark`]). It is stored
+//! as the distance `index − mark` in the header's two formerly reserved
+//! bytes (6..8): 0 means "no mark" (records written before marks existed,
+//! or a mark more than [`MAX_MARK_LAG`] below the record), so disks written
+//! before marks open unchanged.
 
 use alloc::vec::Vec;
 use core::fmt;
@@ -32,6 +42,10 @@ pub const MAX_PAYLOAD_BYTES: usize = 256 * 1024;
 /// block boundary (batches are block-aligned so a new batch never rewrites
 /// a block holding acknowledged records).
 pub const FLAG_BATCH_END: u8 = 1;
+
+/// Largest `index − mark` a record can carry (16 bits); a caller's mark
+/// further below is not stamped (the record says nothing).
+pub const MAX_MARK_LAG: u64 = u16::MAX as u64;
 
 /// One Raft log entry as the store keeps it. The raft crate's
 /// `Entry { index, term, kind, data, chain_hash }` maps field for field
@@ -87,6 +101,8 @@ pub struct RecordHeader {
     pub format_epoch: u64,
     /// Raft chain hash.
     pub chain_hash: [u8; 32],
+    /// The caller's mark stamped on this record, if any (module doc).
+    pub mark: Option<u64>,
 }
 
 impl RecordHeader {
@@ -163,6 +179,17 @@ pub struct WriteContext {
     pub generation: u64,
     /// WAL offset known durable now.
     pub durable_upto: u64,
+    /// The caller's mark (module doc); 0 for none.
+    pub mark: u64,
+}
+
+/// The header's encoding of `mark` for a record at `index`: the distance,
+/// or 0 when there is no mark or it does not fit.
+fn mark_lag(index: u64, mark: u64) -> u16 {
+    match index.checked_sub(mark) {
+        Some(lag) if mark > 0 && (1..=MAX_MARK_LAG).contains(&lag) => lag as u16,
+        _ => 0,
+    }
 }
 
 /// Append the encoding of `record` to `out`; returns its checksum.
@@ -182,6 +209,7 @@ pub fn encode(
     put_u32(&mut h, 0, RECORD_MAGIC);
     h[4] = record.kind;
     h[5] = flags;
+    h[6..8].copy_from_slice(&mark_lag(record.index, ctx.mark).to_le_bytes());
     put_u32(&mut h, 8, record.payload.len() as u32);
     put_u32(&mut h, 12, prev_checksum);
     put_u64(&mut h, 16, record.index);
@@ -210,10 +238,11 @@ pub fn decode_header(h: &[u8]) -> Result<RecordHeader, RecordDefect> {
         return Err(RecordDefect::BadMagic);
     }
     let payload_len = get_u32(h, 8);
-    if h[5] & !FLAG_BATCH_END != 0
-        || h[6] != 0
-        || h[7] != 0
-        || payload_len as usize > MAX_PAYLOAD_BYTES
+    let index = get_u64(h, 16);
+    let lag = u64::from(u16::from_le_bytes([h[6], h[7]]));
+    if h[5] & !FLAG_BATCH_END != 0 || payload_len as usize > MAX_PAYLOAD_BYTES
+        // A mark is at least 1 (0 is "none"): the lag stays below the index.
+        || (lag > 0 && lag >= index)
     {
         return Err(RecordDefect::BadHeader);
     }
@@ -224,12 +253,13 @@ pub fn decode_header(h: &[u8]) -> Result<RecordHeader, RecordDefect> {
         flags: h[5],
         payload_len,
         prev_checksum: get_u32(h, 12),
-        index: get_u64(h, 16),
+        index,
         term: get_u64(h, 24),
         generation: get_u64(h, 32),
         durable_upto: get_u64(h, 40),
         format_epoch: get_u64(h, 48),
         chain_hash,
+        mark: (lag > 0).then(|| index - lag),
     })
 }
 
@@ -265,6 +295,7 @@ mod tests {
             format_epoch: 1,
             generation: 4,
             durable_upto: 1024,
+            mark: 9,
         };
         let mut out = Vec::new();
         let crc = encode(&mut out, &r, &ctx, 99, FLAG_BATCH_END);
@@ -273,6 +304,7 @@ mod tests {
         assert_eq!((h.index, h.term, h.kind, h.prev_checksum), (12, 3, 2, 99));
         assert_eq!((h.generation, h.durable_upto, h.format_epoch), (4, 1024, 1));
         assert_eq!(h.record_len(), out.len());
+        assert_eq!(h.mark, Some(9));
         assert_eq!(verify(&out), Ok(crc));
         for byte in 0..out.len() {
             for bit in 0..8 {
@@ -281,5 +313,46 @@ mod tests {
                 assert!(verify(&bad).is_err(), "flip {byte}.{bit} undetected");
             }
         }
+    }
+
+    #[test]
+    fn a_mark_is_stamped_only_below_the_record_and_within_reach() {
+        let at = |index: u64, mark: u64| {
+            let r = Record {
+                index,
+                term: 1,
+                kind: 0,
+                chain_hash: [0; 32],
+                payload: vec![],
+            };
+            let ctx = WriteContext {
+                format_epoch: 1,
+                generation: 1,
+                durable_upto: 0,
+                mark,
+            };
+            let mut out = Vec::new();
+            encode(&mut out, &r, &ctx, 0, FLAG_BATCH_END);
+            decode_header(&out).unwrap().mark
+        };
+        assert_eq!(at(10, 0), None, "0 is no mark");
+        assert_eq!(at(10, 9), Some(9));
+        assert_eq!(at(10, 10), None, "a mark is below the record");
+        assert_eq!(at(10, 11), None);
+        assert_eq!(at(MAX_MARK_LAG + 1, 1), Some(1));
+        assert_eq!(at(MAX_MARK_LAG + 2, 1), None, "out of reach");
+    }
+
+    #[test]
+    fn a_header_claiming_a_mark_below_one_is_malformed() {
+        let mut h = [0u8; HEADER_LEN];
+        put_u32(&mut h, 0, RECORD_MAGIC);
+        put_u64(&mut h, 16, 3);
+        for lag in [3, 4, 0xff] {
+            h[6] = lag;
+            assert_eq!(decode_header(&h), Err(RecordDefect::BadHeader), "lag {lag}");
+        }
+        h[6] = 2;
+        assert_eq!(decode_header(&h).unwrap().mark, Some(1));
     }
 }

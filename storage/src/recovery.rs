@@ -85,6 +85,8 @@ pub struct Scan {
     pub ends_batch: bool,
     /// How the log ended.
     pub tail: Tail,
+    /// The newest caller mark among the valid records (`record.rs`).
+    pub mark: Option<u64>,
 }
 
 /// Why a scan refused the disk.
@@ -253,6 +255,7 @@ pub fn scan<D: BlockDevice>(
         last_term: 0,
     };
     let mut ends_batch = true;
+    let mut mark = None;
     let tail = loop {
         if offset >= start + wal_bytes {
             break Tail::RegionEnd;
@@ -282,6 +285,7 @@ pub fn scan<D: BlockDevice>(
                 cursor.last_checksum = checksum;
                 cursor.last_term = header.term;
                 cursor.next_index += 1;
+                mark = header.mark.or(mark);
                 offset += len;
                 ends_batch = header.flags & FLAG_BATCH_END != 0;
                 if ends_batch {
@@ -322,6 +326,7 @@ pub fn scan<D: BlockDevice>(
         last_checksum: cursor.last_checksum,
         ends_batch,
         tail,
+        mark,
     })
 }
 

@@ -99,6 +99,11 @@ pub struct Store<D: BlockDevice> {
     /// until the first [`Store::read_snapshot`] takes it (a restart reads
     /// and hashes the snapshot once, not twice).
     verified_data: Option<Vec<u8>>,
+    /// The caller's mark, stamped on every record written from now on
+    /// (`record.rs`; [`Store::set_mark`]).
+    mark: u64,
+    /// The newest mark among the records open recovered.
+    recovered_mark: Option<u64>,
 }
 
 /// Where a batch of `len` encoded bytes goes when the log ends at logical
@@ -155,6 +160,8 @@ impl<D: BlockDevice> Store<D> {
             failed: false,
             snapshot,
             verified_data,
+            mark: 0,
+            recovered_mark: scan.mark,
         }
     }
 
@@ -186,6 +193,20 @@ impl<D: BlockDevice> Store<D> {
     /// must never repeat across restarts (request tags, boot epochs).
     pub fn boot_generation(&self) -> u64 {
         self.boot_generation
+    }
+
+    /// Sets the mark stamped on the records written from now on: an index
+    /// the caller vouches for, opaque to the store (`record.rs`). Stamped
+    /// only where it is below the record's index and within
+    /// [`crate::record::MAX_MARK_LAG`] of it.
+    pub fn set_mark(&mut self, mark: u64) {
+        self.mark = mark;
+    }
+
+    /// The newest mark among the records this open recovered (those the
+    /// log still holds), if any carried one.
+    pub fn recovered_mark(&self) -> Option<u64> {
+        self.recovered_mark
     }
 
     /// Whether flushed records exist that no flushed hard-state slot
@@ -393,6 +414,7 @@ impl<D: BlockDevice> Store<D> {
             format_epoch: self.superblock.format_epoch,
             generation: self.slot.wal_generation,
             durable_upto: self.durable_end,
+            mark: self.mark,
         };
         let mut entries = Vec::with_capacity(records.len());
         let mut checksum = self.last_checksum;

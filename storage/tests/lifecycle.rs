@@ -406,3 +406,29 @@ fn a_used_disk_with_both_superblocks_gone_is_never_reformatted() {
         Err(OpenError::NoValidSuperblock(_))
     ));
 }
+
+#[test]
+fn the_newest_live_mark_survives_a_reopen() {
+    let mut disk = MemDisk::new(1024);
+    {
+        let (mut store, _) = open(&mut disk).expect("blank disk opens");
+        assert_eq!(store.recovered_mark(), None);
+        append_synced(&mut store, &recs(1, 5, 1)); // no mark yet
+        store.set_mark(3);
+        append_synced(&mut store, &recs(6, 8, 1));
+        store.set_mark(7);
+        append_synced(&mut store, &recs(9, 9, 1));
+    }
+    let (store, _) = open(&mut disk).expect("reopen");
+    assert_eq!(store.recovered_mark(), Some(7));
+    drop(store);
+    // A record that ends up out of the recovered log takes its mark
+    // along: truncate past 8, reopen, the newest live mark is 3.
+    {
+        let (mut store, _) = open(&mut disk).expect("reopen");
+        store.truncate_from(9).unwrap();
+        store.sync().unwrap();
+    }
+    let (store, _) = open(&mut disk).expect("reopen");
+    assert_eq!(store.recovered_mark(), Some(3));
+}
