@@ -1051,6 +1051,7 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
 
     fn apply(&mut self, entry: &continuum_raft::Entry) {
         self.metrics.committed_entries += 1;
+        let mut bad_signature = false;
         if entry.kind == EntryKind::Normal {
             let (header, command) = match EntryHeader::unwrap(&entry.data) {
                 Ok((header, command)) => (Some(header), command),
@@ -1067,10 +1068,7 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
                 self.ledger
                     .apply_with_memo(entry.index, hlc_ms, command, &mut self.verdicts)
             };
-            self.clean.applied(
-                entry.index,
-                result.outcomes.contains(&Outcome::BadSignature),
-            );
+            bad_signature = result.outcomes.contains(&Outcome::BadSignature);
             self.metrics.applied_commands += result.outcomes.len() as u64;
             self.stages
                 .mark(entry.index, entry.index, |s| &mut s.applied);
@@ -1103,9 +1101,7 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
                 }
             }
         }
-        if entry.kind != EntryKind::Normal {
-            self.clean.applied(entry.index, false);
-        }
+        self.clean.applied(entry.index, bad_signature);
         self.stages.finish(entry.index);
         self.applied = entry.index;
         if entry.index.is_multiple_of(CHECKPOINT_EVERY) {
