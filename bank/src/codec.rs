@@ -79,58 +79,19 @@ impl fmt::Display for DecodeError {
     }
 }
 
-/// Cursor over untrusted bytes.
-pub(crate) struct Reader<'a> {
-    bytes: &'a [u8],
+/// Cursor over untrusted bytes: the workspace's total reader, little-endian
+/// (`continuum_base::bytes`).
+pub(crate) type Reader<'a> = continuum_base::bytes::LeReader<'a>;
+
+impl From<continuum_base::bytes::Truncated> for DecodeError {
+    fn from(_: continuum_base::bytes::Truncated) -> DecodeError {
+        DecodeError::Truncated
+    }
 }
 
-impl<'a> Reader<'a> {
-    pub(crate) fn new(bytes: &'a [u8]) -> Reader<'a> {
-        Reader { bytes }
-    }
-
-    pub(crate) fn remaining(&self) -> usize {
-        self.bytes.len()
-    }
-
-    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
-        if n > self.bytes.len() {
-            return Err(DecodeError::Truncated);
-        }
-        let (head, tail) = self.bytes.split_at(n);
-        self.bytes = tail;
-        Ok(head)
-    }
-
-    pub(crate) fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
-        let mut out = [0u8; N];
-        out.copy_from_slice(self.take(N)?);
-        Ok(out)
-    }
-
-    pub(crate) fn u8(&mut self) -> Result<u8, DecodeError> {
-        Ok(self.array::<1>()?[0])
-    }
-
-    pub(crate) fn u16(&mut self) -> Result<u16, DecodeError> {
-        Ok(u16::from_le_bytes(self.array()?))
-    }
-
-    pub(crate) fn u64(&mut self) -> Result<u64, DecodeError> {
-        Ok(u64::from_le_bytes(self.array()?))
-    }
-
-    pub(crate) fn u128(&mut self) -> Result<u128, DecodeError> {
-        Ok(u128::from_le_bytes(self.array()?))
-    }
-
-    /// Succeeds only if every byte was consumed.
-    pub(crate) fn finish(self) -> Result<(), DecodeError> {
-        if self.bytes.is_empty() {
-            Ok(())
-        } else {
-            Err(DecodeError::TrailingBytes)
-        }
+impl From<continuum_base::bytes::Trailing> for DecodeError {
+    fn from(_: continuum_base::bytes::Trailing) -> DecodeError {
+        DecodeError::TrailingBytes
     }
 }
 

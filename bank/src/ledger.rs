@@ -11,7 +11,7 @@ use crate::command::{AccountFlags, Command};
 use crate::dedup::{DecidedTransfer, IdIndex};
 use crate::entry::Entry;
 use crate::outcome::Outcome;
-use crate::receipt::{self, ChainHash};
+use crate::receipt::{self, ReceiptChainHash};
 use crate::session::SessionTable;
 use crate::verdicts::VerdictMemo;
 use crate::verify::{self, OwnerKey, VerifyItem};
@@ -186,7 +186,7 @@ pub struct ApplyResult {
     /// `Outcome::Malformed` when the entry did not decode.
     pub outcomes: Vec<Outcome>,
     /// Receipt chain head after this entry.
-    pub chain_head: ChainHash,
+    pub chain_head: ReceiptChainHash,
 }
 
 /// Whether signatures are checked: always, except when re-applying an
@@ -212,7 +212,7 @@ pub struct Ledger {
     /// never goes back, whatever the stamps of later entries say, so an id
     /// forgotten at log time `t` can never meet a log time below `t` again.
     pub(crate) log_time_ms: u64,
-    pub(crate) chain_head: ChainHash,
+    pub(crate) chain_head: ReceiptChainHash,
     /// Local performance knob, not replicated state (outcomes do not depend
     /// on it): verify an entry's signatures as one batch. Default true.
     pub(crate) batch_verify: bool,
@@ -518,7 +518,7 @@ impl Ledger {
     }
 
     /// `(applied index, receipt chain head)`.
-    pub fn chain_head(&self) -> (u64, ChainHash) {
+    pub fn chain_head(&self) -> (u64, ReceiptChainHash) {
         (self.applied_index, self.chain_head)
     }
 

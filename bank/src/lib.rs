@@ -89,7 +89,7 @@ pub use ledger::{
     GENESIS_CONFIG_LEN, SESSION_COST_BYTES,
 };
 pub use outcome::{Outcome, OutcomeDecodeError};
-pub use receipt::ChainHash;
+pub use receipt::ReceiptChainHash;
 pub use session::{Session, SessionKey};
 pub use snapshot::{SnapshotError, SNAPSHOT_MAGIC};
 pub use verdicts::{VerdictMemo, VERDICT_MEMO_ENTRIES};

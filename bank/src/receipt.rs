@@ -16,11 +16,12 @@ use sha2::{Digest, Sha256};
 /// Prefix of the genesis head.
 pub const GENESIS_DOMAIN: &[u8] = b"continuum-bank/genesis/2";
 
-/// A chain head.
-pub type ChainHash = [u8; 32];
+/// A head of the receipt chain (the ledger's, after each applied entry;
+/// not the Raft log chain).
+pub type ReceiptChainHash = [u8; 32];
 
 /// The head before any entry.
-pub fn genesis_head(config_encoding: &[u8]) -> ChainHash {
+pub fn genesis_head(config_encoding: &[u8]) -> ReceiptChainHash {
     let mut h = Sha256::new();
     h.update(GENESIS_DOMAIN);
     h.update(config_encoding);
@@ -29,12 +30,12 @@ pub fn genesis_head(config_encoding: &[u8]) -> ChainHash {
 
 /// Extends `prev` by one applied entry.
 pub fn extend(
-    prev: &ChainHash,
+    prev: &ReceiptChainHash,
     index: u64,
     log_time_ms: u64,
     entry: &[u8],
     outcomes: &[Outcome],
-) -> ChainHash {
+) -> ReceiptChainHash {
     let entry_len = entry.len() as u64;
     let mut codes = Vec::with_capacity(outcomes.len() * 2);
     for o in outcomes {

@@ -93,6 +93,18 @@ impl From<DecodeError> for SnapshotError {
     }
 }
 
+impl From<continuum_base::bytes::Truncated> for SnapshotError {
+    fn from(t: continuum_base::bytes::Truncated) -> SnapshotError {
+        SnapshotError::Decode(t.into())
+    }
+}
+
+impl From<continuum_base::bytes::Trailing> for SnapshotError {
+    fn from(t: continuum_base::bytes::Trailing) -> SnapshotError {
+        SnapshotError::Decode(t.into())
+    }
+}
+
 impl Ledger {
     /// The whole state as bytes (see module doc).
     pub fn snapshot(&self) -> Vec<u8> {

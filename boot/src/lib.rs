@@ -25,7 +25,7 @@
 //! console belongs to the kernel, and the extra lines cost ~0.3 s under TCG.
 
 use bootloader::{BootConfig, DiskImageBuilder};
-use continuum_config::{Config, ConfigError, Ipv4Cidr};
+use continuum_config::{Config, ConfigError, Ipv4Cidr, NodeId};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -69,8 +69,8 @@ pub enum BootError {
     /// `node-<N>.conf` of a cluster directory configures another node.
     ConfigNodeMismatch {
         path: PathBuf,
-        expected: u8,
-        found: u8,
+        expected: NodeId,
+        found: NodeId,
     },
 }
 
@@ -215,13 +215,13 @@ pub fn load_node_config(path: &Path) -> Result<NodeConfig, BootError> {
 }
 
 /// Where `continuum cluster init --dir DIR` puts node `node`'s config.
-pub fn cluster_node_config_path(cluster_dir: &Path, node: u8) -> PathBuf {
+pub fn cluster_node_config_path(cluster_dir: &Path, node: NodeId) -> PathBuf {
     cluster_dir.join(format!("node-{node}.conf"))
 }
 
 /// Reads node `node`'s config from a cluster directory and checks that it
 /// really is that node's.
-pub fn load_cluster_node_config(cluster_dir: &Path, node: u8) -> Result<NodeConfig, BootError> {
+pub fn load_cluster_node_config(cluster_dir: &Path, node: NodeId) -> Result<NodeConfig, BootError> {
     let path = cluster_node_config_path(cluster_dir, node);
     let node_config = load_node_config(&path)?;
     if node_config.config.node_id != node {
@@ -378,7 +378,7 @@ mod tests {
 
     const SECRET: &str = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60";
 
-    fn node_text(id: u8) -> String {
+    fn node_text(id: NodeId) -> String {
         format!(
             "node_id = {id}\ncluster_id = 42\nsecret_key = {SECRET}\nlan_ip = 10.7.0.{id}/24\n\
              peer = 9 10.7.0.9 3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c\n\

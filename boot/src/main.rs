@@ -10,6 +10,7 @@
 //! image a one-line summary of the config; never key material.
 
 use continuum_boot::{BootError, Images, NodeConfig};
+use continuum_config::{NodeId, MAX_NODE_ID};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -95,8 +96,8 @@ fn plan(args: Args) -> Result<Result<Job, BootError>, String> {
         }
         let dir = args.cluster_dir.ok_or("`usb` needs --cluster-dir DIR")?;
         let node = args.node.ok_or("`usb` needs --node N")?;
-        let node: u8 = match node.parse() {
-            Ok(id) if id >= 1 => id,
+        let node: NodeId = match node.parse() {
+            Ok(id) if (1..=MAX_NODE_ID).contains(&id) => id,
             _ => {
                 return Err(format!(
                     "--node must be a node id from 1 to 255, not {node:?}"

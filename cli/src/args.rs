@@ -3,6 +3,7 @@
 //! starts with arguments that make sense.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use continuum_harness::NodeId;
 use std::path::PathBuf;
 
 /// Run a local Continuum cluster in QEMU, move money on it, and break it on purpose.
@@ -115,8 +116,8 @@ pub enum FaultSet {
 #[derive(Args, Debug)]
 pub struct InitArgs {
     /// Number of nodes.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=9))]
-    pub nodes: u8,
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(NodeId).range(1..=9))]
+    pub nodes: NodeId,
     /// INSECURE, for tests only: derive every key and the cluster id
     /// from SEED (reproducible clusters). Anyone can recover the seed
     /// from the public cluster id and then holds every key; `cluster up`
@@ -154,8 +155,8 @@ pub enum ClusterCommand {
     /// Start the fabric and one QEMU per node (in the background unless --foreground).
     Up {
         /// Boot nodes 1..=N only (default: every member).
-        #[arg(long, value_parser = clap::value_parser!(u8).range(1..=9))]
-        nodes: Option<u8>,
+        #[arg(long, value_parser = clap::value_parser!(NodeId).range(1..=9))]
+        nodes: Option<NodeId>,
         /// Stay in the foreground; Ctrl-C stops everything.
         #[arg(long)]
         foreground: bool,
@@ -226,30 +227,30 @@ pub enum NemesisCommand {
     },
     /// Cut every link of one node.
     Isolate {
-        #[arg(value_parser = clap::value_parser!(u8).range(1..))]
-        node: u8,
+        #[arg(value_parser = clap::value_parser!(NodeId).range(1..))]
+        node: NodeId,
     },
     /// Remove all partitions and every link fault (loss, delay, duplication, corruption, replay).
     Heal,
     /// kill -9 a node's QEMU (a crash).
     Kill {
-        #[arg(value_parser = clap::value_parser!(u8).range(1..))]
-        node: u8,
+        #[arg(value_parser = clap::value_parser!(NodeId).range(1..))]
+        node: NodeId,
     },
     /// kill -9 a node (if running), then boot it again on the same disk.
     Restart {
-        #[arg(value_parser = clap::value_parser!(u8).range(1..))]
-        node: u8,
+        #[arg(value_parser = clap::value_parser!(NodeId).range(1..))]
+        node: NodeId,
     },
     /// Freeze a node's CPUs (QMP stop).
     Pause {
-        #[arg(value_parser = clap::value_parser!(u8).range(1..))]
-        node: u8,
+        #[arg(value_parser = clap::value_parser!(NodeId).range(1..))]
+        node: NodeId,
     },
     /// Unfreeze a paused node (QMP cont).
     Resume {
-        #[arg(value_parser = clap::value_parser!(u8).range(1..))]
-        node: u8,
+        #[arg(value_parser = clap::value_parser!(NodeId).range(1..))]
+        node: NodeId,
     },
     /// Delay frames on every link, or on one directed link (`--ms 0
     /// --jitter 0` clears it; other faults of the link stay).
@@ -261,11 +262,11 @@ pub enum NemesisCommand {
         #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=60_000))]
         jitter: u64,
         /// Only frames from this node...
-        #[arg(long, requires = "to", value_parser = clap::value_parser!(u8).range(1..))]
-        from: Option<u8>,
+        #[arg(long, requires = "to", value_parser = clap::value_parser!(NodeId).range(1..))]
+        from: Option<NodeId>,
         /// ...to this node.
-        #[arg(long, requires = "from", value_parser = clap::value_parser!(u8).range(1..))]
-        to: Option<u8>,
+        #[arg(long, requires = "from", value_parser = clap::value_parser!(NodeId).range(1..))]
+        to: Option<NodeId>,
     },
     /// Deliver a percentage of frames twice (0 clears it).
     Duplicate(LinkPercent),
@@ -281,11 +282,11 @@ pub enum NemesisCommand {
         #[arg(long, value_parser = parse_percent)]
         percent: f64,
         /// Only frames from this node...
-        #[arg(long, requires = "to", value_parser = clap::value_parser!(u8).range(1..))]
-        from: Option<u8>,
+        #[arg(long, requires = "to", value_parser = clap::value_parser!(NodeId).range(1..))]
+        from: Option<NodeId>,
         /// ...to this node.
-        #[arg(long, requires = "from", value_parser = clap::value_parser!(u8).range(1..))]
-        to: Option<u8>,
+        #[arg(long, requires = "from", value_parser = clap::value_parser!(NodeId).range(1..))]
+        to: Option<NodeId>,
     },
 }
 
@@ -296,11 +297,11 @@ pub struct LinkPercent {
     #[arg(long, value_parser = parse_percent)]
     pub percent: f64,
     /// Only frames from this node...
-    #[arg(long, requires = "to", value_parser = clap::value_parser!(u8).range(1..))]
-    pub from: Option<u8>,
+    #[arg(long, requires = "to", value_parser = clap::value_parser!(NodeId).range(1..))]
+    pub from: Option<NodeId>,
     /// ...to this node.
-    #[arg(long, requires = "from", value_parser = clap::value_parser!(u8).range(1..))]
-    pub to: Option<u8>,
+    #[arg(long, requires = "from", value_parser = clap::value_parser!(NodeId).range(1..))]
+    pub to: Option<NodeId>,
 }
 
 /// Named partition shapes.
@@ -322,7 +323,7 @@ pub fn parse_u128(text: &str) -> Result<u128, String> {
 
 /// Partition groups of node ids.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Groups(pub Vec<Vec<u8>>);
+pub struct Groups(pub Vec<Vec<NodeId>>);
 
 /// `1,2/3` → [[1,2],[3]].
 pub fn parse_groups(text: &str) -> Result<Groups, String> {
@@ -333,7 +334,7 @@ pub fn parse_groups(text: &str) -> Result<Groups, String> {
             }
             group
                 .split(',')
-                .map(|id| match id.trim().parse::<u8>() {
+                .map(|id| match id.trim().parse::<NodeId>() {
                     Ok(id) if id > 0 => Ok(id),
                     _ => Err(format!(
                         "`{id}` in `{text}` is not a node id (1..=255; expected e.g. 1,2/3)"

@@ -23,6 +23,7 @@ use crate::layout::Layout;
 use crate::ledger;
 use continuum_harness::client::{Client, Endpoint};
 use continuum_harness::load::{self, load_average, percentile, Account, LoadRun};
+use continuum_harness::NodeId;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -40,7 +41,7 @@ pub struct BenchOptions {
 
 /// Every node's `/metrics` body, by node id (a node that does not answer
 /// is left out).
-fn metrics_of(state: &crate::layout::RunState) -> Vec<(u8, String)> {
+fn metrics_of(state: &crate::layout::RunState) -> Vec<(NodeId, String)> {
     state
         .nodes
         .iter()
@@ -57,7 +58,7 @@ fn status_of(port: u16) -> Option<Value> {
     serde_json::from_str(&body).ok()
 }
 
-fn leader_of(state: &crate::layout::RunState) -> Option<u8> {
+fn leader_of(state: &crate::layout::RunState) -> Option<NodeId> {
     state.nodes.iter().find_map(|n| {
         let status = status_of(n.status_port)?;
         (status["raft"]["role"] == "leader").then_some(n.id)
@@ -79,10 +80,10 @@ fn cpu_now(state: &crate::layout::RunState) -> Result<u64, CliError> {
 /// `/metrics` readings, on node `only` or pooled over every node read both
 /// times; `None` without observations.
 fn pooled_mean_us(
-    before: &[(u8, String)],
-    after: &[(u8, String)],
+    before: &[(NodeId, String)],
+    after: &[(NodeId, String)],
     histogram: &str,
-    only: Option<u8>,
+    only: Option<NodeId>,
 ) -> Option<f64> {
     let (sum, count) = (
         format!("continuum_{histogram}_sum"),
@@ -210,12 +211,7 @@ pub fn run(
         latencies.last().copied().unwrap_or_default(),
     );
     let leader = leader_before.filter(|l| Some(*l) == leader_after);
-    let by_leader = leader.map(|l| {
-        run.samples
-            .iter()
-            .filter(|s| s.node == u64::from(l))
-            .count()
-    });
+    let by_leader = leader.map(|l| run.samples.iter().filter(|s| s.node == l).count());
     let cpu_ms_per_transfer = (cpu_after - cpu_before) as f64 * 1e3
         / load::USER_HZ as f64
         / run.samples.len().max(1) as f64;

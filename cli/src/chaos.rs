@@ -21,6 +21,7 @@ use continuum_harness::chaos::{self, Fault, FaultResult, Kinds, Nemesis, Schedul
 use continuum_harness::client::{Client, RetryPolicy};
 use continuum_harness::cluster::{shape_bridge, shape_halves, shape_ring};
 use continuum_harness::load::{self, Account};
+use continuum_harness::NodeId;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -56,20 +57,15 @@ impl Sockets {
         client.request(request).map_err(|e| e.to_string())
     }
 
-    fn edit_links(&self, from: Option<u8>, edit: impl Fn(&mut LinkFaults)) -> Result<(), String> {
-        edit_links(
-            |r| self.fabric(r),
-            |a, _| from.is_none_or(|f| u16::from(f) == a),
-            edit,
-        )
-        .map(|_| ())
+    fn edit_links(
+        &self,
+        from: Option<NodeId>,
+        edit: impl Fn(&mut LinkFaults),
+    ) -> Result<(), String> {
+        edit_links(|r| self.fabric(r), |a, _| from.is_none_or(|f| f == a), edit).map(|_| ())
     }
 
-    fn partition(&self, groups: Vec<Vec<u8>>) -> Result<(), String> {
-        let groups = groups
-            .iter()
-            .map(|g| g.iter().map(|&n| u16::from(n)).collect())
-            .collect();
+    fn partition(&self, groups: Vec<Vec<NodeId>>) -> Result<(), String> {
         self.fabric(&Request::Partition { groups }).map(|_| ())
     }
 
@@ -77,7 +73,7 @@ impl Sockets {
         control(&self.state, &request).map_err(|e| e.to_string())
     }
 
-    fn ids(&self) -> Vec<u8> {
+    fn ids(&self) -> Vec<NodeId> {
         self.state.nodes.iter().map(|n| n.id).collect()
     }
 }
@@ -129,7 +125,7 @@ impl Nemesis for Sockets {
         }
     }
 
-    fn statuses(&mut self) -> Vec<(u8, Option<Value>)> {
+    fn statuses(&mut self) -> Vec<(NodeId, Option<Value>)> {
         self.state
             .nodes
             .iter()

@@ -23,6 +23,7 @@ use crate::layout::Layout;
 use crate::status;
 use continuum_fabric::control::link_plans;
 use continuum_fabric::{ControlClient, Request};
+use continuum_harness::NodeId;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{BufRead, BufReader, Write};
@@ -48,14 +49,14 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Default)]
 struct Previous {
-    term: BTreeMap<u8, u64>,
+    term: BTreeMap<NodeId, u64>,
     leader: Option<u64>,
-    snapshots: BTreeMap<u8, u64>,
-    process: BTreeMap<u8, String>,
+    snapshots: BTreeMap<NodeId, u64>,
+    process: BTreeMap<NodeId, String>,
     blocked: usize,
-    faulty: BTreeMap<(u16, u16), String>,
+    faulty: BTreeMap<(NodeId, NodeId), String>,
     applied: Option<(Instant, u64)>,
-    buckets: Option<(u8, Vec<(f64, f64)>)>,
+    buckets: Option<(NodeId, Vec<(f64, f64)>)>,
 }
 
 struct Dash {
@@ -129,7 +130,7 @@ fn poll(layout: &Layout, dash: &Mutex<Dash>) {
     let views = status::gather(&state);
     let leader = status::leader(&views);
     let metrics = leader.and_then(|l| {
-        let node = state.nodes.iter().find(|n| u64::from(n.id) == l)?;
+        let node = state.nodes.iter().find(|n| n.id == l)?;
         continuum_harness::http_get_timeout(node.status_port, "/metrics", status::STATUS_TIMEOUT)
             .ok()
             .map(|page| (node.id, page))

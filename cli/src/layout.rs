@@ -18,6 +18,7 @@
 
 use crate::error::CliError;
 use continuum_harness::plan::{hex, parse_hex32, ClusterFacts, ClusterPlan};
+use continuum_harness::NodeId;
 use ed25519_dalek::SigningKey;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -57,7 +58,7 @@ pub struct RunState {
 /// One node in `state.json`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeRun {
-    pub id: u8,
+    pub id: NodeId,
     /// `running`, `paused` or `down`.
     pub state: String,
     /// QEMU's pid while it runs.
@@ -132,7 +133,7 @@ impl Layout {
         self.dir.join("cluster.json")
     }
 
-    pub fn node_config_path(&self, id: u8) -> PathBuf {
+    pub fn node_config_path(&self, id: NodeId) -> PathBuf {
         self.dir.join(format!("node-{id}.conf"))
     }
 
@@ -220,7 +221,7 @@ impl Layout {
 
     /// A node's config text (it holds the node's secret key: refused if
     /// group or others can read it).
-    pub fn node_config(&self, id: u8) -> Result<String, CliError> {
+    pub fn node_config(&self, id: NodeId) -> Result<String, CliError> {
         let path = self.node_config_path(id);
         continuum_harness::private::check_private(&path).map_err(|why| CliError::BadKeyFile {
             path: path.clone(),

@@ -30,7 +30,7 @@ pub fn connect(layout: &Layout, timeout: Duration) -> Result<(Client, ClusterFac
         .nodes
         .iter()
         .map(|n| Endpoint {
-            node: u64::from(n.id),
+            node: n.id,
             addr: ([127, 0, 0, 1], n.client_port).into(),
         })
         .collect();

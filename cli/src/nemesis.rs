@@ -11,13 +11,14 @@ use crate::supervisor::{control, ControlRequest};
 use continuum_fabric::control::edit_links as fabric_edit_links;
 use continuum_fabric::{ControlClient, LinkFaults, Request};
 use continuum_harness::cluster::{shape_bridge, shape_halves, shape_ring};
+use continuum_harness::NodeId;
 use serde_json::json;
 
-fn check_node(state: &RunState, node: u8) -> Result<(), CliError> {
+fn check_node(state: &RunState, node: NodeId) -> Result<(), CliError> {
     if state.nodes.iter().any(|n| n.id == node) {
         Ok(())
     } else {
-        let ids: Vec<u8> = state.nodes.iter().map(|n| n.id).collect();
+        let ids: Vec<NodeId> = state.nodes.iter().map(|n| n.id).collect();
         Err(CliError::Other(format!(
             "node {node} is not in this cluster (nodes {ids:?})"
         )))
@@ -37,8 +38,8 @@ fn fabric(state: &RunState, request: &Request) -> Result<(), CliError> {
 /// link, keeping the rest of each plan; returns "on ..." for the message.
 fn edit_links(
     state: &RunState,
-    from: Option<u8>,
-    to: Option<u8>,
+    from: Option<NodeId>,
+    to: Option<NodeId>,
     edit: impl Fn(&mut LinkFaults),
 ) -> Result<String, CliError> {
     let only = match (from, to) {
@@ -48,7 +49,7 @@ fn edit_links(
             if from == to {
                 return Err(CliError::Other("--from and --to name the same node".into()));
             }
-            Some((u16::from(from), u16::from(to)))
+            Some((from, to))
         }
         _ => None,
     };
@@ -73,7 +74,7 @@ fn edit_links(
 /// Runs one nemesis command and says what it did.
 pub fn run(layout: &Layout, command: &NemesisCommand, json: bool) -> Result<(), CliError> {
     let state = layout.running_state()?;
-    let ids: Vec<u8> = state.nodes.iter().map(|n| n.id).collect();
+    let ids: Vec<NodeId> = state.nodes.iter().map(|n| n.id).collect();
     let done = match command {
         NemesisCommand::Partition { groups, shape } => {
             let groups = match (groups, shape) {
@@ -86,14 +87,20 @@ pub fn run(layout: &Layout, command: &NemesisCommand, json: bool) -> Result<(), 
             for &node in groups.iter().flatten() {
                 check_node(&state, node)?;
             }
-            let wire = groups
-                .iter()
-                .map(|g| g.iter().map(|&n| u16::from(n)).collect())
-                .collect();
-            fabric(&state, &Request::Partition { groups: wire })?;
+            fabric(
+                &state,
+                &Request::Partition {
+                    groups: groups.clone(),
+                },
+            )?;
             let text: Vec<String> = groups
                 .iter()
-                .map(|g| g.iter().map(u8::to_string).collect::<Vec<_>>().join(","))
+                .map(|g| {
+                    g.iter()
+                        .map(NodeId::to_string)
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
                 .collect();
             format!(
                 "partitioned: {} (a node talks only to nodes of a group it is in)",
@@ -102,12 +109,7 @@ pub fn run(layout: &Layout, command: &NemesisCommand, json: bool) -> Result<(), 
         }
         NemesisCommand::Isolate { node } => {
             check_node(&state, *node)?;
-            fabric(
-                &state,
-                &Request::Isolate {
-                    node: u16::from(*node),
-                },
-            )?;
+            fabric(&state, &Request::Isolate { node: *node })?;
             format!("node {node} isolated")
         }
         NemesisCommand::Heal => {

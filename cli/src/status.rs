@@ -193,7 +193,7 @@ pub fn status(layout: &Layout, json: bool) -> Result<(), crate::error::CliError>
 mod tests {
     use super::*;
 
-    fn view(id: u8, status: Result<Value, String>) -> NodeView {
+    fn view(id: continuum_harness::NodeId, status: Result<Value, String>) -> NodeView {
         NodeView {
             run: NodeRun {
                 id,

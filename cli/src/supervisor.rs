@@ -24,6 +24,7 @@ use crate::error::CliError;
 use crate::layout::{pid_alive, Layout, NodeRun, Phase, RunState};
 use continuum_harness::cluster::{Cluster, LaunchSpec, NodeLaunch, NodeState};
 use continuum_harness::faults::DiskFault;
+use continuum_harness::NodeId;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -52,22 +53,22 @@ const VM_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
 #[serde(tag = "cmd", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ControlRequest {
     Kill {
-        node: u8,
+        node: NodeId,
     },
     Restart {
-        node: u8,
+        node: NodeId,
     },
     Pause {
-        node: u8,
+        node: NodeId,
     },
     Resume {
-        node: u8,
+        node: NodeId,
     },
     /// kill -9 (if running) and boot again with the wall clock
     /// `rtc_offset_s` seconds off and the disk failing as `disk_fault`
     /// (`write-error`, `flush-error`, `full`; absent: a sane disk).
     Reboot {
-        node: u8,
+        node: NodeId,
         #[serde(default)]
         rtc_offset_s: i64,
         #[serde(default)]
@@ -80,7 +81,7 @@ pub enum ControlRequest {
 #[derive(Clone, Debug)]
 pub struct UpOptions {
     /// Boot nodes 1..=N (default all members).
-    pub nodes: Option<u8>,
+    pub nodes: Option<NodeId>,
     pub images: PathBuf,
     pub disk_mib: u64,
     /// Disk kind of members whose cluster.json entry names none.
@@ -103,10 +104,13 @@ fn check_not_running(layout: &Layout) -> Result<(), CliError> {
 }
 
 /// Which members boot: the first `nodes` (all by default).
-fn members_to_boot(layout: &Layout, nodes: Option<u8>) -> Result<(Vec<u8>, usize), CliError> {
+fn members_to_boot(
+    layout: &Layout,
+    nodes: Option<NodeId>,
+) -> Result<(Vec<NodeId>, usize), CliError> {
     let facts = layout.facts()?;
     let members = facts.member_ids();
-    let boot = nodes.map_or(members.len(), usize::from);
+    let boot = nodes.map_or(members.len(), |n| n as usize);
     if boot > members.len() {
         return Err(CliError::Other(format!(
             "the cluster in {} has {} nodes, so --nodes {boot} cannot boot; a {boot}-node cluster needs its own directory: `continuum --dir <other dir> cluster init --nodes {boot}`",
@@ -117,7 +121,7 @@ fn members_to_boot(layout: &Layout, nodes: Option<u8>) -> Result<(Vec<u8>, usize
     Ok((members, boot))
 }
 
-fn node_run(cluster: &mut Cluster, id: u8, last_exit: Option<String>) -> NodeRun {
+fn node_run(cluster: &mut Cluster, id: NodeId, last_exit: Option<String>) -> NodeRun {
     let state = cluster.node_state(id);
     let pid = match state {
         NodeState::Down => None,
@@ -163,7 +167,7 @@ pub fn run_foreground(layout: &Layout, options: &UpOptions, json: bool) -> Resul
     let spec = LaunchSpec {
         name: "continuum".into(),
         dir: run_dir.clone(),
-        fabric_ports: members.iter().copied().max().map_or(1, u16::from),
+        fabric_ports: members.iter().copied().max().unwrap_or(1),
         fabric_seed: facts.cluster_id,
         nodes,
         disk_mib: Some(options.disk_mib),

@@ -1,6 +1,6 @@
 //! Time and causality for a Continuum node: a Lamport clock, a hybrid
-//! logical clock (HLC) with CockroachDB-style skew rejection, per-peer
-//! clock-offset estimates, and the wire encoding of timestamps.
+//! logical clock (HLC) with CockroachDB-style skew rejection, and the wire
+//! encoding of timestamps.
 //!
 //! # How the node uses it
 //!
@@ -9,8 +9,7 @@
 //!  outgoing message              hlc.now(&phys) -> stamp   lamport.send() -> stamp
 //!  incoming message (stamp m)    hlc.update(m, &phys)?     lamport.recv(m)?
 //!      Err(RemoteTooFarAhead)  -> drop the message, count it (hlc.skew_rejections())
-//!  request/reply round trip      offsets.record(peer, RoundTrip { t0, t1, t2, t3 })
-//!  status page                   hlc.last(), lamport.current(), offsets.iter()
+//!  status page                   hlc.last(), lamport.current()
 //! ```
 //!
 //! * Physical time is an input ([`PhysicalClock`]): the kernel implements it
@@ -39,16 +38,12 @@ extern crate std;
 mod atomic;
 pub mod hlc;
 pub mod lamport;
-pub mod offset;
 mod physical;
 mod timestamp;
 mod wire;
 
 pub use hlc::{Hlc, HlcConfig, HlcError, DEFAULT_MAX_OFFSET_MILLIS};
 pub use lamport::{LamportClock, LamportError, LAMPORT_LIMIT, LAMPORT_REMOTE_MAX};
-pub use offset::{
-    OffsetError, OffsetSample, PeerId, PeerOffset, PeerOffsets, RoundTrip, MAX_PEERS, OFFSET_WINDOW,
-};
 pub use physical::PhysicalClock;
 pub use timestamp::{HlcTimestamp, HLC_LOGICAL_BITS, HLC_MAX_LOGICAL, HLC_MAX_MILLIS};
 #[doc(hidden)]

@@ -53,6 +53,7 @@ pub mod fuzz_check;
 mod parse;
 pub mod ramdisk;
 
+pub use continuum_base::{NodeId, MAX_NODE_ID};
 pub use parse::{ConfigError, ConfigErrorKind};
 
 /// Largest accepted configuration file, in bytes. The kernel reads the file
@@ -224,7 +225,7 @@ pub struct Ipv4Cidr {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Peer {
     /// Its node id (1..=255, not ours, unique).
-    pub id: u8,
+    pub id: NodeId,
     /// Its address on the replication LAN.
     pub lan_ip: [u8; 4],
     /// Its Ed25519 public key (32 bytes).
@@ -236,7 +237,7 @@ pub struct Peer {
 pub struct Config {
     /// This node's identity in the cluster, 1..=255. Default 1.
     /// Every node of a cluster needs a different id.
-    pub node_id: u8,
+    pub node_id: NodeId,
     /// The cluster this node belongs to. Default 1. Nodes and disks of
     /// different clusters refuse to talk to each other.
     pub cluster_id: u64,

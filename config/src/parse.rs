@@ -6,6 +6,7 @@ use crate::{
     ELECTION_MS_RANGE, HEAP_MIB_RANGE, HEARTBEAT_MS_RANGE, LEDGER_HEAP_MIB_RANGE, MAX_CONFIG_BYTES,
     MAX_PEERS, MAX_SERIAL_BYTES, SNAPSHOT_ENTRIES_RANGE,
 };
+use continuum_base::{NodeId, MAX_NODE_ID};
 use core::fmt;
 
 /// Why a configuration was refused, and where.
@@ -99,8 +100,8 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
         let (key, value) = (key.trim(), value.trim());
         let bit = match key {
             "node_id" => {
-                config.node_id = match value.parse::<u8>() {
-                    Ok(id) if id >= 1 => id,
+                config.node_id = match value.parse::<NodeId>() {
+                    Ok(id) if (1..=MAX_NODE_ID).contains(&id) => id,
                     _ => return Err(err(bad("an integer from 1 to 255"))),
                 };
                 0
@@ -382,7 +383,11 @@ fn hex32(text: &str) -> Option<[u8; 32]> {
 
 fn peer(text: &str) -> Option<Peer> {
     let mut fields = text.split_whitespace();
-    let id: u8 = fields.next()?.parse().ok().filter(|&id| id >= 1)?;
+    let id: NodeId = fields
+        .next()?
+        .parse()
+        .ok()
+        .filter(|id| (1..=MAX_NODE_ID).contains(id))?;
     let lan_ip = ipv4(fields.next()?)?;
     let public_key = hex32(fields.next()?)?;
     fields.next().is_none().then_some(Peer {

@@ -22,6 +22,7 @@
 //!
 //! Replies: `{"ok":true, ...}` or `{"ok":false,"error":"..."}`.
 
+use continuum_base::NodeId;
 use serde::{Deserialize, Serialize};
 
 use crate::ethernet::MAX_FRAME_BYTES;
@@ -36,23 +37,23 @@ pub const MAX_CONTROL_LINE_BYTES: usize = 2 * MAX_FRAME_BYTES + 1024;
 #[serde(tag = "cmd", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Request {
     Partition {
-        groups: Vec<Vec<u16>>,
+        groups: Vec<Vec<NodeId>>,
     },
     Isolate {
-        node: u16,
+        node: NodeId,
     },
     Block {
-        from: u16,
-        to: u16,
+        from: NodeId,
+        to: NodeId,
     },
     Unblock {
-        from: u16,
-        to: u16,
+        from: NodeId,
+        to: NodeId,
     },
     Heal,
     Link {
-        from: u16,
-        to: u16,
+        from: NodeId,
+        to: NodeId,
         #[serde(default)]
         drop: f64,
         #[serde(default)]
@@ -91,7 +92,7 @@ pub enum Request {
     Reset,
     Stats,
     Inject {
-        port: u16,
+        port: NodeId,
         frame_hex: String,
     },
     Status,
@@ -100,7 +101,7 @@ pub enum Request {
 
 impl Request {
     /// A `link` request setting `faults` on `from → to`.
-    pub fn link(from: u16, to: u16, faults: &LinkFaults) -> Request {
+    pub fn link(from: NodeId, to: NodeId, faults: &LinkFaults) -> Request {
         Request::Link {
             from,
             to,
@@ -168,7 +169,7 @@ impl Request {
     }
 
     /// An `inject` request for `frame` on `port`.
-    pub fn inject(port: u16, frame: &[u8]) -> Request {
+    pub fn inject(port: NodeId, frame: &[u8]) -> Request {
         Request::Inject {
             port,
             frame_hex: encode_hex(frame),
@@ -183,7 +184,7 @@ impl Request {
 
 /// Each link's current plan, from a `stats` reply's `stats` object: lets a
 /// tool change one fault field of a link and keep the others.
-pub fn link_plans(stats: &serde_json::Value) -> Result<Vec<(u16, u16, LinkFaults)>, String> {
+pub fn link_plans(stats: &serde_json::Value) -> Result<Vec<(NodeId, NodeId, LinkFaults)>, String> {
     let links = stats["links"]
         .as_array()
         .ok_or("the fabric's stats have no links")?;
@@ -193,7 +194,7 @@ pub fn link_plans(stats: &serde_json::Value) -> Result<Vec<(u16, u16, LinkFaults
             let end = |name: &str| {
                 link[name]
                     .as_u64()
-                    .and_then(|n| u16::try_from(n).ok())
+                    .filter(|&n| n >= 1)
                     .ok_or(format!("a link in the fabric's stats has no {name}"))
             };
             let faults = serde_json::from_value(link["faults"].clone())
@@ -209,7 +210,7 @@ pub fn link_plans(stats: &serde_json::Value) -> Result<Vec<(u16, u16, LinkFaults
 /// socket or an in-process handle). Returns how many links it set.
 pub fn edit_links(
     mut request: impl FnMut(&Request) -> Result<serde_json::Value, String>,
-    select: impl Fn(u16, u16) -> bool,
+    select: impl Fn(NodeId, NodeId) -> bool,
     edit: impl Fn(&mut LinkFaults),
 ) -> Result<usize, String> {
     let mut reply = request(&Request::Stats)?;

@@ -1,6 +1,7 @@
 //! `continuum-fabric --dir <run dir> --nodes N [--seed S]`: runs the switch
 //! until SIGINT, SIGTERM or a control `shutdown`, then removes its sockets.
 
+use continuum_base::NodeId;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,8 +20,8 @@ struct Args {
     #[arg(long)]
     dir: PathBuf,
     /// Number of ports (one per node), numbered 1..=N.
-    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_PORTS)))]
-    nodes: u16,
+    #[arg(long, value_parser = clap::value_parser!(NodeId).range(1..=MAX_PORTS))]
+    nodes: NodeId,
     /// Seed of the fault generators; the same seed replays the same faults.
     #[arg(long, default_value_t = 1)]
     seed: u64,

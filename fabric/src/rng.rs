@@ -1,9 +1,9 @@
 //! The fabric's own small PRNG: the workspace's SplitMix64
-//! ([`continuum_raft::SplitMix64`], Steele, Lea, Flood 2014) to expand
+//! ([`continuum_base::SplitMix64`], Steele, Lea, Flood 2014) to expand
 //! seeds, xoshiro256** (Blackman & Vigna 2018) for draws. Own code so a
 //! seed replays identically whatever crate versions are in the lock file.
 
-use continuum_raft::SplitMix64;
+use continuum_base::{NodeId, SplitMix64};
 
 /// xoshiro256** generator.
 #[derive(Clone, Debug)]
@@ -25,8 +25,8 @@ impl Rng {
     }
 
     /// The generator of directed link `from → to` under the fabric `seed`.
-    pub fn for_link(seed: u64, from: u16, to: u16) -> Rng {
-        let link = seed ^ (u64::from(from) << 32 | u64::from(to));
+    pub fn for_link(seed: u64, from: NodeId, to: NodeId) -> Rng {
+        let link = seed ^ (from << 32 | to);
         Rng::new(SplitMix64::new(link).next_u64())
     }
 

@@ -14,6 +14,7 @@
 //! queue is full) never stalls the other ports; its frames are dropped and
 //! counted. No IP traffic and no privileges: only files in the run directory.
 
+use continuum_base::NodeId;
 use std::io;
 use std::os::unix::net::{UnixDatagram, UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -48,19 +49,19 @@ pub struct FabricConfig {
     /// Directory for the socket files (created if missing).
     pub dir: PathBuf,
     /// Number of ports = nodes, numbered 1..=nodes.
-    pub nodes: u16,
+    pub nodes: NodeId,
     /// Seed of every link's fault generator.
     pub seed: u64,
 }
 
 impl FabricConfig {
     /// The switch-side socket of `port` (QEMU's `remote.path`).
-    pub fn switch_path(&self, port: u16) -> PathBuf {
+    pub fn switch_path(&self, port: NodeId) -> PathBuf {
         self.dir.join(format!("switch-{port}.sock"))
     }
 
     /// The VM-side socket of `port` (QEMU's `local.path`; QEMU binds it).
-    pub fn vm_path(&self, port: u16) -> PathBuf {
+    pub fn vm_path(&self, port: NodeId) -> PathBuf {
         self.dir.join(format!("node-{port}.sock"))
     }
 
@@ -70,7 +71,7 @@ impl FabricConfig {
     }
 
     /// The QEMU `-netdev` argument that attaches node `port` to the fabric.
-    pub fn qemu_netdev(&self, port: u16, netdev_id: &str) -> String {
+    pub fn qemu_netdev(&self, port: NodeId, netdev_id: &str) -> String {
         format!(
             "dgram,id={netdev_id},local.type=unix,local.path={},remote.type=unix,remote.path={}",
             self.vm_path(port).display(),
@@ -118,7 +119,7 @@ fn io_error(context: impl Into<String>) -> impl FnOnce(io::Error) -> FabricError
 
 pub(crate) enum Event {
     Frame {
-        port: u16,
+        port: NodeId,
         frame: Vec<u8>,
     },
     Control {
@@ -194,7 +195,7 @@ impl Fabric {
         let mut threads = Vec::new();
         let mut egress_queues = Vec::new();
         for (index, socket) in sockets.into_iter().enumerate() {
-            let port = index as u16 + 1;
+            let port = index as NodeId + 1;
             let clone_err = io_error(format!("port {port} socket"));
             let send_socket = socket.try_clone().map_err(clone_err)?;
             socket
@@ -258,7 +259,12 @@ fn remove_if_present(path: &Path) {
     let _ = std::fs::remove_file(path);
 }
 
-fn ingress_loop(port: u16, socket: UnixDatagram, events: SyncSender<Event>, stop: Arc<AtomicBool>) {
+fn ingress_loop(
+    port: NodeId,
+    socket: UnixDatagram,
+    events: SyncSender<Event>,
+    stop: Arc<AtomicBool>,
+) {
     let mut buf = vec![0u8; MAX_FRAME_BYTES + 1];
     while !stop.load(Ordering::Relaxed) {
         match socket.recv(&mut buf) {
@@ -306,7 +312,7 @@ fn core_loop(
     loop {
         let now = now_us();
         while let Some(delivery) = switch.pop_due(now) {
-            let index = usize::from(delivery.to) - 1;
+            let index = (delivery.to - 1) as usize;
             if let Err(TrySendError::Full(_)) = egress[index].try_send(delivery.frame) {
                 counters[index].queue_full.fetch_add(1, Ordering::Relaxed);
             }
@@ -428,24 +434,24 @@ impl FabricHandle {
     }
 
     /// Replaces partitions: a link is open iff a group holds both ends.
-    pub fn partition(&self, groups: &[Vec<u16>]) -> Result<(), FabricError> {
+    pub fn partition(&self, groups: &[Vec<NodeId>]) -> Result<(), FabricError> {
         self.command(Request::Partition {
             groups: groups.to_vec(),
         })
     }
 
     /// Additionally blocks every link into and out of `node`.
-    pub fn isolate(&self, node: u16) -> Result<(), FabricError> {
+    pub fn isolate(&self, node: NodeId) -> Result<(), FabricError> {
         self.command(Request::Isolate { node })
     }
 
     /// Blocks one directed link.
-    pub fn block(&self, from: u16, to: u16) -> Result<(), FabricError> {
+    pub fn block(&self, from: NodeId, to: NodeId) -> Result<(), FabricError> {
         self.command(Request::Block { from, to })
     }
 
     /// Unblocks one directed link.
-    pub fn unblock(&self, from: u16, to: u16) -> Result<(), FabricError> {
+    pub fn unblock(&self, from: NodeId, to: NodeId) -> Result<(), FabricError> {
         self.command(Request::Unblock { from, to })
     }
 
@@ -455,7 +461,12 @@ impl FabricHandle {
     }
 
     /// Replaces the fault plan of `from → to`.
-    pub fn set_link(&self, from: u16, to: u16, faults: &LinkFaults) -> Result<(), FabricError> {
+    pub fn set_link(
+        &self,
+        from: NodeId,
+        to: NodeId,
+        faults: &LinkFaults,
+    ) -> Result<(), FabricError> {
         self.command(Request::link(from, to, faults))
     }
 
@@ -470,7 +481,7 @@ impl FabricHandle {
     }
 
     /// Injects `frame` as if it arrived on `port` (not learned).
-    pub fn inject(&self, port: u16, frame: &[u8]) -> Result<(), FabricError> {
+    pub fn inject(&self, port: NodeId, frame: &[u8]) -> Result<(), FabricError> {
         self.command(Request::inject(port, frame))
     }
 

@@ -12,6 +12,7 @@
 //! unknown-destination frames to every other port; never send a frame back
 //! to its ingress port.
 
+use continuum_base::NodeId;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use serde::Serialize;
@@ -23,7 +24,7 @@ use crate::rng::Rng;
 use crate::topology::{self, Link};
 
 /// Most ports (nodes) one fabric serves.
-pub const MAX_PORTS: u16 = 64;
+pub const MAX_PORTS: NodeId = 64;
 /// Most MAC addresses learned; beyond it new sources are not learned and
 /// frames to them are flooded (correct, just less efficient).
 pub const MAX_MAC_ENTRIES: usize = 4096;
@@ -80,8 +81,8 @@ pub struct PortStats {
 /// One copy of a frame due on a link.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Delivery {
-    pub from: u16,
-    pub to: u16,
+    pub from: NodeId,
+    pub to: NodeId,
     pub frame: Vec<u8>,
 }
 
@@ -105,14 +106,14 @@ pub struct Stats {
     pub ports: Vec<PortEntry>,
     pub blocked: Vec<Link>,
     pub pending: usize,
-    pub learned_macs: Vec<(String, u16)>,
+    pub learned_macs: Vec<(String, NodeId)>,
 }
 
 /// Counters and plan of one directed link in a [`Stats`] snapshot.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct LinkEntry {
-    pub from: u16,
-    pub to: u16,
+    pub from: NodeId,
+    pub to: NodeId,
     #[serde(flatten)]
     pub stats: LinkStats,
     pub faults: LinkFaults,
@@ -121,16 +122,16 @@ pub struct LinkEntry {
 /// Counters of one port in a [`Stats`] snapshot.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct PortEntry {
-    pub port: u16,
+    pub port: NodeId,
     #[serde(flatten)]
     pub stats: PortStats,
 }
 
 /// The switch state machine (see the module docs).
 pub struct Switch {
-    nodes: u16,
+    nodes: NodeId,
     seed: u64,
-    macs: BTreeMap<Mac, u16>,
+    macs: BTreeMap<Mac, NodeId>,
     links: BTreeMap<Link, LinkState>,
     blocked: BTreeSet<Link>,
     /// Frames in flight keyed by (due time µs, scheduling order).
@@ -141,7 +142,7 @@ pub struct Switch {
 
 impl Switch {
     /// A switch with ports 1..=nodes and no faults.
-    pub fn new(nodes: u16, seed: u64) -> Result<Switch, String> {
+    pub fn new(nodes: NodeId, seed: u64) -> Result<Switch, String> {
         if nodes == 0 || nodes > MAX_PORTS {
             return Err(format!("nodes must be in 1..={MAX_PORTS}, got {nodes}"));
         }
@@ -169,11 +170,11 @@ impl Switch {
             blocked: BTreeSet::new(),
             pending: BTreeMap::new(),
             next_order: 0,
-            ports: vec![PortStats::default(); usize::from(nodes)],
+            ports: vec![PortStats::default(); nodes as usize],
         })
     }
 
-    pub fn nodes(&self) -> u16 {
+    pub fn nodes(&self) -> NodeId {
         self.nodes
     }
 
@@ -184,8 +185,8 @@ impl Switch {
     /// Takes a frame that arrived on `port` at `now_us`. `injected` frames
     /// (control `inject`) are forwarded like received ones but do not teach
     /// the MAC table, so an injected forgery cannot hijack a victim's entry.
-    pub fn ingress(&mut self, now_us: u64, port: u16, frame: &[u8], injected: bool) {
-        let Some(port_stats) = self.ports.get_mut(usize::from(port).wrapping_sub(1)) else {
+    pub fn ingress(&mut self, now_us: u64, port: NodeId, frame: &[u8], injected: bool) {
+        let Some(port_stats) = self.ports.get_mut((port as usize).wrapping_sub(1)) else {
             return;
         };
         if injected {
@@ -223,7 +224,7 @@ impl Switch {
     }
 
     /// Applies link `from → to`'s partition state and fault plan to a frame.
-    fn send_on_link(&mut self, now_us: u64, from: u16, to: u16, frame: &[u8]) {
+    fn send_on_link(&mut self, now_us: u64, from: NodeId, to: NodeId, frame: &[u8]) {
         let blocked = self.blocked.contains(&(from, to));
         let Some(link) = self.links.get_mut(&(from, to)) else {
             return;
@@ -351,7 +352,7 @@ impl Switch {
     }
 
     /// Replaces the fault plan of link `from → to`.
-    pub fn set_link(&mut self, from: u16, to: u16, faults: LinkFaults) -> Result<(), String> {
+    pub fn set_link(&mut self, from: NodeId, to: NodeId, faults: LinkFaults) -> Result<(), String> {
         faults.validate()?;
         topology::check_node(self.nodes, from)?;
         topology::check_node(self.nodes, to)?;
@@ -379,20 +380,20 @@ impl Switch {
     }
 
     /// Replaces the blocked set with the partition given by `groups`.
-    pub fn partition(&mut self, groups: &[Vec<u16>]) -> Result<(), String> {
+    pub fn partition(&mut self, groups: &[Vec<NodeId>]) -> Result<(), String> {
         self.blocked = topology::blocked_by_groups(self.nodes, groups)?;
         Ok(())
     }
 
     /// Additionally blocks every link into and out of `node`.
-    pub fn isolate(&mut self, node: u16) -> Result<(), String> {
+    pub fn isolate(&mut self, node: NodeId) -> Result<(), String> {
         let links = topology::isolating(self.nodes, node)?;
         self.blocked.extend(links);
         Ok(())
     }
 
     /// Blocks (or unblocks) the single directed link `from → to`.
-    pub fn set_blocked(&mut self, from: u16, to: u16, blocked: bool) -> Result<(), String> {
+    pub fn set_blocked(&mut self, from: NodeId, to: NodeId, blocked: bool) -> Result<(), String> {
         topology::check_node(self.nodes, from)?;
         topology::check_node(self.nodes, to)?;
         if from == to {
@@ -426,13 +427,13 @@ impl Switch {
     }
 
     /// Counters of one link.
-    pub fn link_stats(&self, from: u16, to: u16) -> Option<&LinkStats> {
+    pub fn link_stats(&self, from: NodeId, to: NodeId) -> Option<&LinkStats> {
         self.links.get(&(from, to)).map(|l| &l.stats)
     }
 
     /// Counters of one port.
-    pub fn port_stats(&self, port: u16) -> Option<&PortStats> {
-        self.ports.get(usize::from(port).wrapping_sub(1))
+    pub fn port_stats(&self, port: NodeId) -> Option<&PortStats> {
+        self.ports.get((port as usize).wrapping_sub(1))
     }
 
     /// Snapshot of every counter and the plan.
@@ -453,7 +454,7 @@ impl Switch {
                 .iter()
                 .enumerate()
                 .map(|(i, stats)| PortEntry {
-                    port: i as u16 + 1,
+                    port: i as NodeId + 1,
                     stats: stats.clone(),
                 })
                 .collect(),

@@ -14,13 +14,14 @@
 //! One-way faults (a hears b but not the reverse) use `block` on a single
 //! directed link.
 
+use continuum_base::NodeId;
 use std::collections::BTreeSet;
 
 /// A directed link (from port, to port); ports are node ids, 1-based.
-pub type Link = (u16, u16);
+pub type Link = (NodeId, NodeId);
 
 /// The blocked links of the partition given by `groups` over ports 1..=nodes.
-pub fn blocked_by_groups(nodes: u16, groups: &[Vec<u16>]) -> Result<BTreeSet<Link>, String> {
+pub fn blocked_by_groups(nodes: NodeId, groups: &[Vec<NodeId>]) -> Result<BTreeSet<Link>, String> {
     for group in groups {
         if group.is_empty() {
             return Err("a partition group is empty".to_string());
@@ -41,7 +42,7 @@ pub fn blocked_by_groups(nodes: u16, groups: &[Vec<u16>]) -> Result<BTreeSet<Lin
 }
 
 /// All links into and out of `node`.
-pub fn isolating(nodes: u16, node: u16) -> Result<BTreeSet<Link>, String> {
+pub fn isolating(nodes: NodeId, node: NodeId) -> Result<BTreeSet<Link>, String> {
     check_node(nodes, node)?;
     let mut blocked = BTreeSet::new();
     for other in (1..=nodes).filter(|&o| o != node) {
@@ -54,14 +55,14 @@ pub fn isolating(nodes: u16, node: u16) -> Result<BTreeSet<Link>, String> {
 /// Ring groups over `nodes` ports: each node linked only to its two ring
 /// neighbours. With 5 nodes every node sees 3 (itself and two neighbours), a
 /// majority, and no two nodes see the same majority.
-pub fn ring_groups(nodes: u16) -> Vec<Vec<u16>> {
+pub fn ring_groups(nodes: NodeId) -> Vec<Vec<NodeId>> {
     (0..nodes)
         .map(|i| vec![i + 1, (i + 1) % nodes + 1])
         .collect()
 }
 
 /// Fails unless `node` is a port of a fabric with `nodes` ports.
-pub fn check_node(nodes: u16, node: u16) -> Result<(), String> {
+pub fn check_node(nodes: NodeId, node: NodeId) -> Result<(), String> {
     if node == 0 || node > nodes {
         Err(format!("node {node} is not a port (ports are 1..={nodes})"))
     } else {
@@ -93,8 +94,8 @@ mod tests {
         let groups = ring_groups(5);
         let blocked = blocked_by_groups(5, &groups).unwrap();
         let mut views = BTreeSet::new();
-        for a in 1..=5u16 {
-            let view: Vec<u16> = (1..=5)
+        for a in 1..=5 as NodeId {
+            let view: Vec<NodeId> = (1..=5)
                 .filter(|&b| b == a || !blocked.contains(&(a, b)))
                 .collect();
             assert!(view.len() >= 3, "node {a} sees {view:?}");

@@ -2,6 +2,7 @@
 //! forwarding, partitions and heal through the control socket, inject,
 //! counters, bad requests, delay, shutdown and the CLI.
 
+use continuum_base::NodeId;
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -16,7 +17,7 @@ const BROADCAST: [u8; 6] = [0xff; 6];
 /// How long a fake VM waits before concluding nothing will arrive.
 const SILENCE: Duration = Duration::from_millis(300);
 
-fn mac(node: u16) -> [u8; 6] {
+fn mac(node: NodeId) -> [u8; 6] {
     [0x52, 0x54, 0, 0, 0, node as u8]
 }
 
@@ -33,13 +34,13 @@ fn frame(dst: [u8; 6], src: [u8; 6], tag: u32) -> Vec<u8> {
 /// A fake VM: bound where QEMU's `local.path` would be, sending to the
 /// switch-side socket like QEMU's `remote.path`.
 struct FakeVm {
-    node: u16,
+    node: NodeId,
     socket: UnixDatagram,
     switch_path: std::path::PathBuf,
 }
 
 impl FakeVm {
-    fn new(config: &FabricConfig, node: u16) -> FakeVm {
+    fn new(config: &FabricConfig, node: NodeId) -> FakeVm {
         let socket = UnixDatagram::bind(config.vm_path(node)).unwrap();
         socket.set_read_timeout(Some(SILENCE)).unwrap();
         FakeVm {
@@ -64,7 +65,7 @@ impl FakeVm {
     }
 }
 
-fn start(dir: &Path, nodes: u16) -> (FabricHandle, Vec<FakeVm>) {
+fn start(dir: &Path, nodes: NodeId) -> (FabricHandle, Vec<FakeVm>) {
     let config = FabricConfig {
         dir: dir.to_path_buf(),
         nodes,

@@ -1,13 +1,14 @@
 //! The switch core over explicit time: learning, flooding, every fault kind,
 //! partitions of each shape, and determinism from the seed.
 
+use continuum_base::NodeId;
 use continuum_fabric::switch::{Delivery, Switch};
 use continuum_fabric::topology::ring_groups;
 use continuum_fabric::LinkFaults;
 
 const BROADCAST: [u8; 6] = [0xff; 6];
 
-fn mac(node: u16) -> [u8; 6] {
+fn mac(node: NodeId) -> [u8; 6] {
     [0x52, 0x54, 0, 0, 0, node as u8]
 }
 
@@ -31,7 +32,7 @@ fn drain(switch: &mut Switch, now: u64) -> Vec<Delivery> {
 }
 
 /// A switch whose MAC table knows node i on port i.
-fn learned(nodes: u16, seed: u64) -> Switch {
+fn learned(nodes: NodeId, seed: u64) -> Switch {
     let mut s = Switch::new(nodes, seed).unwrap();
     for n in 1..=nodes {
         s.ingress(0, n, &frame(BROADCAST, mac(n), 0), false);
@@ -221,7 +222,7 @@ fn reorder_swaps_with_the_next_frame_or_releases_after_hold() {
 }
 
 /// Which directed links carry a broadcast from every node.
-fn reachability(s: &mut Switch, nodes: u16) -> Vec<(u16, u16)> {
+fn reachability(s: &mut Switch, nodes: NodeId) -> Vec<(NodeId, NodeId)> {
     let mut links = Vec::new();
     for n in 1..=nodes {
         s.ingress(0, n, &frame(BROADCAST, mac(n), 0), false);
@@ -231,7 +232,7 @@ fn reachability(s: &mut Switch, nodes: u16) -> Vec<(u16, u16)> {
     links
 }
 
-fn all_links(nodes: u16) -> Vec<(u16, u16)> {
+fn all_links(nodes: NodeId) -> Vec<(NodeId, NodeId)> {
     let mut v = Vec::new();
     for a in 1..=nodes {
         for b in (1..=nodes).filter(|&b| b != a) {
@@ -263,8 +264,8 @@ fn partitions_of_each_shape_and_heal() {
     // Ring: each node hears exactly its two neighbours.
     s.partition(&ring_groups(5)).unwrap();
     let r = reachability(&mut s, 5);
-    for n in 1..=5u16 {
-        let heard: Vec<u16> = r.iter().filter(|l| l.1 == n).map(|l| l.0).collect();
+    for n in 1..=5 as NodeId {
+        let heard: Vec<NodeId> = r.iter().filter(|l| l.1 == n).map(|l| l.0).collect();
         assert_eq!(heard.len(), 2, "node {n} hears {heard:?}");
     }
 

@@ -8,6 +8,7 @@
 use crate::cluster::{ip_text, lan_ip, lan_mac, node_key, CLUSTER_ID};
 use crate::{blank_disk, free_port, free_udp_port, http_get, DiskCache, DiskKind, Vm, VmConfig};
 use continuum_bank::{AccountFlags, CreateAccount, Entry, Outcome, Transfer};
+use continuum_config::NodeId;
 use continuum_fabric::{Fabric, FabricConfig, FabricHandle};
 use continuum_net::client::{
     decode_balance_answer, ClientReply, ClientRequest, ReplyBody, ReplyError, RequestOp,
@@ -42,8 +43,8 @@ pub struct Nodes {
     _dir: PathBuf,
 }
 
-pub fn start(name: &str, nodes: u8) -> Nodes {
-    start_with_disks(name, &vec![DiskKind::Virtio; usize::from(nodes)])
+pub fn start(name: &str, nodes: NodeId) -> Nodes {
+    start_with_disks(name, &vec![DiskKind::Virtio; nodes as usize])
 }
 
 /// [`start`] with node `i + 1`'s disk behind a `disks[i]` controller.
@@ -55,13 +56,13 @@ pub fn start_with_disks(name: &str, disks: &[DiskKind]) -> Nodes {
 /// given there replaces the generated line, as in
 /// [`crate::cluster::merge_config`]).
 pub fn start_with_config(name: &str, disks: &[DiskKind], extra: &[&str]) -> Nodes {
-    let nodes = u8::try_from(disks.len()).expect("at most 255 nodes");
+    let nodes = NodeId::try_from(disks.len()).expect("fewer nodes than u64::MAX");
     let dir = std::env::temp_dir().join(format!("ctm-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let fabric_config = FabricConfig {
         dir: dir.clone(),
-        nodes: nodes as u16,
+        nodes,
         seed: 1,
     };
     let fabric = Fabric::start(fabric_config.clone()).expect("fabric starts");
@@ -95,12 +96,8 @@ pub fn start_with_config(name: &str, disks: &[DiskKind], extra: &[&str]) -> Node
         let mac = mac.map(|b| format!("{b:02x}")).join(":");
         let vm = VmConfig::new(&format!("{name}-{id}"))
             .node_config(&config)
-            .disk_of(disks[usize::from(id - 1)], &disk, DiskCache::Writeback)
-            .nic(
-                &fabric_config.qemu_netdev(id as u16, "lan"),
-                "lan",
-                Some(&mac),
-            )
+            .disk_of(disks[(id - 1) as usize], &disk, DiskCache::Writeback)
+            .nic(&fabric_config.qemu_netdev(id, "lan"), "lan", Some(&mac))
             .client_nic(status, client)
             .timeout(Duration::from_secs(600));
         out.vms.push(vm.start());
@@ -200,7 +197,7 @@ pub fn submit(client: &mut Client, nodes: &Nodes, via: usize, command: Vec<u8>) 
     let reply = client.call(
         &nodes.client,
         via,
-        RequestOp::Submit { command },
+        RequestOp::Submit { entry: command },
         Duration::from_secs(120),
     );
     match reply.body {

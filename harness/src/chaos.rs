@@ -14,6 +14,7 @@
 //! no node counts a chain check mismatch. The client history (conservation,
 //! exactly-once, linearizability) is the caller's to check.
 
+use continuum_config::NodeId;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -39,10 +40,10 @@ pub enum Fault {
     PartitionRing,
     PartitionBridge,
     Kill {
-        node: u8,
+        node: NodeId,
     },
     Pause {
-        node: u8,
+        node: NodeId,
     },
     /// Percent of frames dropped on every link.
     Loss {
@@ -60,7 +61,7 @@ pub enum Fault {
     /// Percent of UDP frames corrupted behind a valid checksum on every
     /// link out of `node` (a misbehaving peer).
     Corrupt {
-        node: u8,
+        node: NodeId,
         percent: u32,
     },
     /// Percent of frames followed by a replayed earlier one, every link.
@@ -69,12 +70,12 @@ pub enum Fault {
     },
     /// `node` rebooted with its wall clock `offset_s` seconds off.
     ClockSkew {
-        node: u8,
+        node: NodeId,
         offset_s: i64,
     },
     /// `node` rebooted on a disk that fails as `fault`.
     Disk {
-        node: u8,
+        node: NodeId,
         #[serde(serialize_with = "disk_fault_name")]
         fault: DiskFault,
     },
@@ -164,14 +165,14 @@ pub struct Step {
 /// The seeded, endless sequence of steps.
 pub struct Schedule {
     rng: SplitMix64,
-    nodes: Vec<u8>,
+    nodes: Vec<NodeId>,
     kinds: Kinds,
 }
 
 impl Schedule {
     /// A schedule over `nodes` (at least one; three or more for partitions
     /// to mean anything) drawing from `kinds` (at least one set).
-    pub fn new(seed: u64, nodes: &[u8], kinds: Kinds) -> Result<Schedule, String> {
+    pub fn new(seed: u64, nodes: &[NodeId], kinds: Kinds) -> Result<Schedule, String> {
         if nodes.is_empty() {
             return Err("a chaos schedule needs at least one node".into());
         }
@@ -189,7 +190,7 @@ impl Schedule {
         self.rng.gen_range(0, below)
     }
 
-    fn victim(&mut self) -> u8 {
+    fn victim(&mut self) -> NodeId {
         let index = self.pick(self.nodes.len() as u64) as usize;
         self.nodes[index]
     }
@@ -201,7 +202,7 @@ impl Iterator for Schedule {
     /// Every step draws the same number of values whatever fault it picks,
     /// so a schedule depends only on the seed, the nodes and the kinds.
     fn next(&mut self) -> Option<Step> {
-        let mut menu: Vec<u8> = Vec::new();
+        let mut menu: Vec<NodeId> = Vec::new();
         if self.kinds.classic {
             menu.extend(0..6);
         }
@@ -264,19 +265,19 @@ pub trait Nemesis {
     /// Ends `fault` (heal, restart, resume, reboot on a sane clock or disk).
     fn undo(&mut self, fault: &Fault) -> Result<(), String>;
     /// Every node's `/status`, `None` where it does not answer.
-    fn statuses(&mut self) -> Vec<(u8, Option<Value>)>;
+    fn statuses(&mut self) -> Vec<(NodeId, Option<Value>)>;
 }
 
 /// The status invariants of one run (see the module docs).
 #[derive(Default)]
 pub struct Observer {
-    leaders: BTreeMap<u64, u8>,
+    leaders: BTreeMap<u64, NodeId>,
     heads: BTreeMap<u64, String>,
 }
 
 impl Observer {
     /// Checks one round of statuses; returns the violations it found.
-    pub fn observe(&mut self, statuses: &[(u8, Option<Value>)]) -> Vec<String> {
+    pub fn observe(&mut self, statuses: &[(NodeId, Option<Value>)]) -> Vec<String> {
         let mut violations = Vec::new();
         for (id, status) in statuses {
             let Some(raft) = status.as_ref().map(|s| &s["raft"]) else {
@@ -329,7 +330,7 @@ impl Observer {
 }
 
 /// The highest commit index any node reports.
-pub fn max_commit(statuses: &[(u8, Option<Value>)]) -> u64 {
+pub fn max_commit(statuses: &[(NodeId, Option<Value>)]) -> u64 {
     statuses
         .iter()
         .filter_map(|(_, s)| s.as_ref()?["raft"]["commit"].as_u64())
@@ -339,7 +340,7 @@ pub fn max_commit(statuses: &[(u8, Option<Value>)]) -> u64 {
 
 /// Whether a leader is named by a majority of `members` nodes and reports a
 /// commit index beyond `commit_before`.
-pub fn recovered(statuses: &[(u8, Option<Value>)], members: usize, commit_before: u64) -> bool {
+pub fn recovered(statuses: &[(NodeId, Option<Value>)], members: usize, commit_before: u64) -> bool {
     let majority = members / 2 + 1;
     statuses.iter().any(|(id, s)| {
         let Some(raft) = s.as_ref().map(|s| &s["raft"]) else {
@@ -347,10 +348,7 @@ pub fn recovered(statuses: &[(u8, Option<Value>)], members: usize, commit_before
         };
         let followers = statuses
             .iter()
-            .filter(|(_, o)| {
-                o.as_ref()
-                    .is_some_and(|o| o["raft"]["leader"] == u64::from(*id))
-            })
+            .filter(|(_, o)| o.as_ref().is_some_and(|o| o["raft"]["leader"] == *id))
             .count();
         raft["role"] == "leader"
             && followers >= majority
@@ -489,12 +487,12 @@ pub fn run(
 /// keeping the rest of each link's plan.
 fn edit_links(
     fabric: &continuum_fabric::FabricHandle,
-    from: Option<u8>,
+    from: Option<NodeId>,
     edit: impl Fn(&mut continuum_fabric::LinkFaults),
 ) -> Result<(), String> {
     continuum_fabric::control::edit_links(
         |r| fabric.request(r.clone()).map_err(|e| e.to_string()),
-        |a, _| from.is_none_or(|f| u16::from(f) == a),
+        |a, _| from.is_none_or(|f| f == a),
         edit,
     )
     .map(|_| ())
@@ -503,7 +501,7 @@ fn edit_links(
 /// Reboots `node` with the given clock offset and disk fault.
 fn reboot(
     cluster: &mut crate::cluster::Cluster,
-    node: u8,
+    node: NodeId,
     offset_s: i64,
     disk: Option<DiskFault>,
 ) -> Result<(), String> {
@@ -552,7 +550,7 @@ impl Nemesis for crate::cluster::Cluster {
         }
     }
 
-    fn statuses(&mut self) -> Vec<(u8, Option<Value>)> {
+    fn statuses(&mut self) -> Vec<(NodeId, Option<Value>)> {
         self.node_ids()
             .into_iter()
             .map(|id| (id, self.status(id).ok()))
@@ -565,7 +563,13 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn status(role: &str, term: u64, leader: u8, commit: u64, head: (u64, &str)) -> Option<Value> {
+    fn status(
+        role: &str,
+        term: u64,
+        leader: NodeId,
+        commit: u64,
+        head: (u64, &str),
+    ) -> Option<Value> {
         Some(
             json!({"raft": {"role": role, "term": term, "leader": leader, "commit": commit,
             "chain_head": {"index": head.0, "hash": head.1},

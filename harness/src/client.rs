@@ -40,7 +40,7 @@ use continuum_bank::{
 pub use continuum_net::client::TransferAnswer;
 use continuum_net::client::{
     decode_balance_answer, decode_transfer_answer, ClientReply, ClientRequest, ReplyBody,
-    ReplyError, RequestOp, MAX_COMMAND_BYTES,
+    ReplyError, RequestOp, MAX_SUBMIT_BYTES,
 };
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use std::collections::BTreeSet;
@@ -387,15 +387,15 @@ impl Client {
     /// Submits an encoded bank entry (`Entry::encode`) and waits for its
     /// outcomes.
     pub fn submit(&mut self, entry: &[u8]) -> Result<Committed, ClientError> {
-        if entry.len() > MAX_COMMAND_BYTES {
+        if entry.len() > MAX_SUBMIT_BYTES {
             return Err(ClientError::Encode(format!(
-                "entry of {} bytes; one datagram carries at most {MAX_COMMAND_BYTES}",
+                "entry of {} bytes; one datagram carries at most {MAX_SUBMIT_BYTES}",
                 entry.len()
             )));
         }
         let (node, body, attempts) = self.call(
             RequestOp::Submit {
-                command: entry.to_vec(),
+                entry: entry.to_vec(),
             },
             true,
         )?;

@@ -18,8 +18,8 @@
 use crate::client::{Client, ClientError, Endpoint};
 use crate::plan::ClusterPlan;
 use crate::{free_port, free_udp_port, http_get, Images, Vm, VmConfig};
+use continuum_config::NodeId;
 use continuum_fabric::{Fabric, FabricConfig, FabricHandle};
-use ed25519_dalek::SigningKey;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -34,29 +34,25 @@ pub const CLUSTER_ID: u64 = 7;
 /// Longest unix socket path (`sun_path` is 108 bytes with the terminator).
 pub const MAX_SOCKET_PATH: usize = 107;
 
-/// A deterministic test key for node `id` of cluster `name`
-/// ([`crate::plan::derived_key`], the one derivation of test keys).
-pub fn node_key(name: &str, id: u8) -> SigningKey {
-    crate::plan::derived_key(name, "node", id)
-}
+pub use crate::plan::node_key;
 
 /// What to start (the network tests' clusters; see [`Cluster::start`]).
 pub struct ClusterSpec {
     pub name: String,
-    pub nodes: u8,
+    pub nodes: NodeId,
     /// Members that appear in every config but have no VM (the test speaks
     /// for them with their keys).
-    pub phantom_members: Vec<u8>,
+    pub phantom_members: Vec<NodeId>,
     pub seed: u64,
     /// Extra config lines for node `id` (e.g. a benchmark `mode`); a key
     /// given here replaces the generated line with that key.
-    pub extra_config: Vec<(u8, String)>,
+    pub extra_config: Vec<(NodeId, String)>,
 }
 
 /// One node of a [`LaunchSpec`].
 #[derive(Clone, Debug)]
 pub struct NodeLaunch {
-    pub id: u8,
+    pub id: NodeId,
     /// The node's config file text.
     pub config: String,
     /// Host TCP port forwarded to the node's status port.
@@ -76,7 +72,7 @@ pub struct NodeLaunch {
 
 impl NodeLaunch {
     /// Node `id` with `config`, on free loopback ports, booted at launch.
-    pub fn new(id: u8, config: String) -> NodeLaunch {
+    pub fn new(id: NodeId, config: String) -> NodeLaunch {
         NodeLaunch {
             id,
             config,
@@ -100,7 +96,7 @@ pub struct LaunchSpec {
     pub dir: PathBuf,
     /// Fabric ports: node ids `1..=fabric_ports` (members without a VM
     /// still get a port, so a test can inject their frames).
-    pub fabric_ports: u16,
+    pub fabric_ports: NodeId,
     /// Seed of the fabric's fault generators.
     pub fabric_seed: u64,
     /// The nodes that have a VM.
@@ -142,7 +138,7 @@ impl LaunchSpec {
         Ok(LaunchSpec {
             name: name.into(),
             dir: dir.to_owned(),
-            fabric_ports: plan.member_ids().last().map_or(1, |&id| u16::from(id)),
+            fabric_ports: plan.member_ids().last().map_or(1, |&id| id),
             fabric_seed: 1,
             nodes,
             disk_mib: Some(disk_mib),
@@ -189,7 +185,7 @@ pub struct Cluster {
     pub dir: PathBuf,
     spec: LaunchSpec,
     cluster_id: u64,
-    paused: std::collections::BTreeSet<u8>,
+    paused: std::collections::BTreeSet<NodeId>,
 }
 
 /// Replaces the lines of `base` whose key an `extra` line sets (except
@@ -228,7 +224,7 @@ impl Cluster {
     pub fn start(spec: ClusterSpec) -> Cluster {
         let dir = std::env::temp_dir().join(format!("ctm-{}-{}", spec.name, std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let members: Vec<u8> = (1..=spec.nodes)
+        let members: Vec<NodeId> = (1..=spec.nodes)
             .chain(spec.phantom_members.iter().copied())
             .collect();
         let plan = ClusterPlan::for_test(&spec.name, CLUSTER_ID, &members)
@@ -248,7 +244,7 @@ impl Cluster {
         Cluster::launch(LaunchSpec {
             name: spec.name.clone(),
             dir,
-            fabric_ports: members.iter().copied().max().map_or(1, u16::from),
+            fabric_ports: members.iter().copied().max().unwrap_or(1),
             fabric_seed: spec.seed,
             nodes,
             disk_mib: None,
@@ -272,7 +268,7 @@ impl Cluster {
         };
         let mut cluster_id = None;
         for node in &spec.nodes {
-            if u16::from(node.id) > spec.fabric_ports || node.id == 0 {
+            if node.id > spec.fabric_ports || node.id == 0 {
                 return Err(format!(
                     "node {} has no fabric port (ports are 1..={})",
                     node.id, spec.fabric_ports
@@ -291,10 +287,7 @@ impl Cluster {
             }
             cluster_id = Some(config.cluster_id);
             let node_dir = spec.dir.join(format!("node-{}", node.id));
-            for socket in [
-                fabric_config.vm_path(u16::from(node.id)),
-                node_dir.join("qmp.sock"),
-            ] {
+            for socket in [fabric_config.vm_path(node.id), node_dir.join("qmp.sock")] {
                 if socket.as_os_str().len() > MAX_SOCKET_PATH {
                     return Err(format!(
                         "socket path {} is longer than {MAX_SOCKET_PATH} bytes (a unix socket limit): use a shorter directory",
@@ -315,7 +308,7 @@ impl Cluster {
             paused: Default::default(),
             spec,
         };
-        let boot: Vec<u8> = cluster
+        let boot: Vec<NodeId> = cluster
             .spec
             .nodes
             .iter()
@@ -328,7 +321,7 @@ impl Cluster {
         Ok(cluster)
     }
 
-    fn node_launch(&self, id: u8) -> Result<&NodeLaunch, String> {
+    fn node_launch(&self, id: NodeId) -> Result<&NodeLaunch, String> {
         self.spec
             .nodes
             .iter()
@@ -342,7 +335,7 @@ impl Cluster {
     }
 
     /// Ids of the nodes that have a VM (running or not).
-    pub fn node_ids(&self) -> Vec<u8> {
+    pub fn node_ids(&self) -> Vec<NodeId> {
         self.spec.nodes.iter().map(|n| n.id).collect()
     }
 
@@ -352,57 +345,57 @@ impl Cluster {
     }
 
     /// Node `id`'s directory (config, disk, console log, QMP socket).
-    pub fn node_dir(&self, id: u8) -> PathBuf {
+    pub fn node_dir(&self, id: NodeId) -> PathBuf {
         self.dir.join(format!("node-{id}"))
     }
 
     /// Node `id`'s disk image, if the cluster has disks.
-    pub fn disk_path(&self, id: u8) -> Option<PathBuf> {
+    pub fn disk_path(&self, id: NodeId) -> Option<PathBuf> {
         self.spec
             .disk_mib
             .map(|_| self.node_dir(id).join("disk.img"))
     }
 
     /// Node `id`'s live console log, if console logs are on.
-    pub fn console_path(&self, id: u8) -> Option<PathBuf> {
+    pub fn console_path(&self, id: NodeId) -> Option<PathBuf> {
         self.spec
             .console_logs
             .then(|| self.node_dir(id).join("console.log"))
     }
 
     /// Host status (TCP) port of node `id`.
-    pub fn status_port(&self, id: u8) -> Option<u16> {
+    pub fn status_port(&self, id: NodeId) -> Option<u16> {
         self.node_launch(id).ok().map(|n| n.status_port)
     }
 
     /// Host client (UDP) port of node `id`.
-    pub fn client_port(&self, id: u8) -> Option<u16> {
+    pub fn client_port(&self, id: NodeId) -> Option<u16> {
         self.node_launch(id).ok().map(|n| n.client_port)
     }
 
-    fn vm_name(&self, id: u8) -> String {
+    fn vm_name(&self, id: NodeId) -> String {
         format!("{}-node{id}", self.name)
     }
 
     /// Node `id`'s VM (the latest one started), if it was ever started.
-    pub fn vm(&self, id: u8) -> Option<&Vm> {
+    pub fn vm(&self, id: NodeId) -> Option<&Vm> {
         let name = self.vm_name(id);
         self.vms.iter().find(|vm| vm.name() == name)
     }
 
-    fn vm_mut(&mut self, id: u8) -> Option<&mut Vm> {
+    fn vm_mut(&mut self, id: NodeId) -> Option<&mut Vm> {
         let name = self.vm_name(id);
         self.vms.iter_mut().find(|vm| vm.name() == name)
     }
 
     /// How node `id`'s last QEMU ended, if it has (`None` while it runs or
     /// if it never started).
-    pub fn exit_status(&mut self, id: u8) -> Option<std::process::ExitStatus> {
+    pub fn exit_status(&mut self, id: NodeId) -> Option<std::process::ExitStatus> {
         self.vm_mut(id).and_then(|vm| vm.exit_status())
     }
 
     /// What node `id`'s VM is doing.
-    pub fn node_state(&mut self, id: u8) -> NodeState {
+    pub fn node_state(&mut self, id: NodeId) -> NodeState {
         let paused = self.paused.contains(&id);
         let running = self.vm_mut(id).is_some_and(|vm| vm.is_running());
         match (running, paused) {
@@ -413,7 +406,7 @@ impl Cluster {
     }
 
     /// The VM config node `id` boots with.
-    pub fn vm_config(&self, id: u8) -> Result<VmConfig, String> {
+    pub fn vm_config(&self, id: NodeId) -> Result<VmConfig, String> {
         let node = self.node_launch(id)?;
         let dir = self.node_dir(id);
         let mut vm = VmConfig::new(&self.vm_name(id));
@@ -427,7 +420,7 @@ impl Cluster {
             .node_config(&node.config)
             .timeout(self.spec.timeout)
             .nic(
-                &self.fabric.config().qemu_netdev(u16::from(id), "lan"),
+                &self.fabric.config().qemu_netdev(id, "lan"),
                 "lan",
                 Some(&mac_text(lan_mac(id))),
             )
@@ -465,7 +458,7 @@ impl Cluster {
     /// Sets node `id`'s wall clock offset and disk fault for its next boot.
     pub fn set_node_faults(
         &mut self,
-        id: u8,
+        id: NodeId,
         rtc_offset_s: i64,
         disk_fault: Option<crate::faults::DiskFault>,
     ) -> Result<(), String> {
@@ -482,13 +475,13 @@ impl Cluster {
     }
 
     /// Boots node `id` (on its existing disk, if any). Fails if it runs.
-    pub fn start_node(&mut self, id: u8) -> Result<(), String> {
+    pub fn start_node(&mut self, id: NodeId) -> Result<(), String> {
         if self.node_state(id) != NodeState::Down {
             return Err(format!("node {id} is already running"));
         }
         let config = self.vm_config(id)?;
         // QEMU binds its end of the LAN socket; a killed QEMU leaves it behind.
-        let _ = std::fs::remove_file(self.fabric.config().vm_path(u16::from(id)));
+        let _ = std::fs::remove_file(self.fabric.config().vm_path(id));
         let vm = config.try_start()?;
         self.paused.remove(&id);
         let name = self.vm_name(id);
@@ -498,7 +491,7 @@ impl Cluster {
     }
 
     /// SIGKILLs node `id`'s QEMU (a crash: nothing unflushed survives).
-    pub fn kill(&mut self, id: u8) -> Result<(), String> {
+    pub fn kill(&mut self, id: NodeId) -> Result<(), String> {
         self.node_launch(id)?;
         self.paused.remove(&id);
         match self.vm_mut(id) {
@@ -511,7 +504,7 @@ impl Cluster {
     }
 
     /// kill -9, then boot again on the same disk.
-    pub fn restart(&mut self, id: u8) -> Result<(), String> {
+    pub fn restart(&mut self, id: NodeId) -> Result<(), String> {
         if self.vm(id).is_some() {
             self.kill(id)?;
         }
@@ -519,7 +512,7 @@ impl Cluster {
     }
 
     /// Freezes node `id`'s guest (QMP `stop`).
-    pub fn pause(&mut self, id: u8) -> Result<(), String> {
+    pub fn pause(&mut self, id: NodeId) -> Result<(), String> {
         if self.node_state(id) == NodeState::Down {
             return Err(format!("node {id} is not running"));
         }
@@ -532,7 +525,7 @@ impl Cluster {
     }
 
     /// Resumes node `id`'s guest (QMP `cont`).
-    pub fn resume(&mut self, id: u8) -> Result<(), String> {
+    pub fn resume(&mut self, id: NodeId) -> Result<(), String> {
         if self.node_state(id) == NodeState::Down {
             return Err(format!("node {id} is not running"));
         }
@@ -545,12 +538,8 @@ impl Cluster {
     }
 
     /// Replaces the partitions: a link is open iff a group holds both ends.
-    pub fn partition(&self, groups: &[Vec<u8>]) -> Result<(), String> {
-        let groups: Vec<Vec<u16>> = groups
-            .iter()
-            .map(|g| g.iter().map(|&id| u16::from(id)).collect())
-            .collect();
-        self.fabric.partition(&groups).map_err(|e| e.to_string())
+    pub fn partition(&self, groups: &[Vec<NodeId>]) -> Result<(), String> {
+        self.fabric.partition(groups).map_err(|e| e.to_string())
     }
 
     /// The lower half of the nodes (rounded down) against the rest.
@@ -569,10 +558,8 @@ impl Cluster {
     }
 
     /// Cuts every link of node `id` (in addition to current partitions).
-    pub fn isolate(&self, id: u8) -> Result<(), String> {
-        self.fabric
-            .isolate(u16::from(id))
-            .map_err(|e| e.to_string())
+    pub fn isolate(&self, id: NodeId) -> Result<(), String> {
+        self.fabric.isolate(id).map_err(|e| e.to_string())
     }
 
     /// Removes every partition (link faults stay).
@@ -581,10 +568,10 @@ impl Cluster {
     }
 
     /// Drops `percent` % of frames on the directed link `from → to`.
-    pub fn set_loss(&self, from: u8, to: u8, percent: f64) -> Result<(), String> {
+    pub fn set_loss(&self, from: NodeId, to: NodeId, percent: f64) -> Result<(), String> {
         let faults = loss_faults(percent)?;
         self.fabric
-            .set_link(u16::from(from), u16::from(to), &faults)
+            .set_link(from, to, &faults)
             .map_err(|e| e.to_string())
     }
 
@@ -608,7 +595,7 @@ impl Cluster {
             .nodes
             .iter()
             .map(|n| Endpoint {
-                node: u64::from(n.id),
+                node: n.id,
                 addr: ([127, 0, 0, 1], n.client_port).into(),
             })
             .collect();
@@ -625,7 +612,7 @@ impl Cluster {
 
     /// Waits until a majority of the nodes name the same leader in
     /// `/status` and that leader says it leads; returns its id.
-    pub fn wait_leader(&self, timeout: Duration) -> Result<u8, String> {
+    pub fn wait_leader(&self, timeout: Duration) -> Result<NodeId, String> {
         let deadline = Instant::now() + timeout;
         let majority = self.spec.nodes.len() / 2 + 1;
         let mut last = String::from("no status yet");
@@ -643,7 +630,7 @@ impl Cluster {
                 }
                 let followers = views
                     .iter()
-                    .filter(|(_, s)| s["raft"]["leader"] == u64::from(*id))
+                    .filter(|(_, s)| s["raft"]["leader"] == *id)
                     .count();
                 if followers >= majority {
                     return Ok(*id);
@@ -655,14 +642,14 @@ impl Cluster {
         Err(format!("no leader within {timeout:?} ({last})"))
     }
 
-    fn status_of(&self, id: u8) -> Result<serde_json::Value, String> {
+    fn status_of(&self, id: NodeId) -> Result<serde_json::Value, String> {
         let port = self.status_port(id).ok_or("no such node")?;
         let body = http_get(port, "/status")?;
         serde_json::from_str(&body).map_err(|e| format!("bad JSON ({e}): {body}"))
     }
 
     /// Node `id`'s `/status` as JSON, or why not.
-    pub fn status(&self, id: u8) -> Result<serde_json::Value, String> {
+    pub fn status(&self, id: NodeId) -> Result<serde_json::Value, String> {
         self.status_of(id)
     }
 
@@ -670,7 +657,7 @@ impl Cluster {
     /// node's console and last status after `timeout`.
     pub fn wait_status(
         &mut self,
-        id: u8,
+        id: NodeId,
         timeout: Duration,
         what: &str,
         check: impl Fn(&serde_json::Value) -> bool,

@@ -2,6 +2,8 @@
 //! `/status`, addresses as text, and hand-made frames to inject into the
 //! fabric as if a member sent them.
 
+use crate::NodeId;
+
 pub fn ip_text(ip: [u8; 4]) -> String {
     format!("{}.{}.{}.{}", ip[0], ip[1], ip[2], ip[3])
 }
@@ -14,13 +16,13 @@ pub fn mac_text(mac: [u8; 6]) -> String {
 }
 
 /// Whether node status `s` reports peer `peer` reachable.
-pub fn peer_reachable(s: &serde_json::Value, peer: u8) -> bool {
+pub fn peer_reachable(s: &serde_json::Value, peer: NodeId) -> bool {
     peer_field(s, peer, "reachable").and_then(|v| v.as_bool()) == Some(true)
 }
 
 pub fn peer_field<'a>(
     s: &'a serde_json::Value,
-    peer: u8,
+    peer: NodeId,
     field: &str,
 ) -> Option<&'a serde_json::Value> {
     s["peers"]

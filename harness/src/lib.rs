@@ -43,6 +43,8 @@ pub mod qmp;
 pub mod shapes;
 pub mod vm;
 
+/// The one node id type (`continuum_base`), as config and wire decoders produce it.
+pub use continuum_config::NodeId;
 pub use http::*;
 pub use images::*;
 pub use vm::*;

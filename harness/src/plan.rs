@@ -22,14 +22,14 @@
 //! safe to print or share. Generated configs are checked with the kernel's
 //! own parser before anyone boots them.
 
-use continuum_config::Config;
+use continuum_config::{Config, NodeId};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::io::Read;
 
 /// Largest cluster a config can describe (a node has at most 8 peers).
-pub const MAX_NODES: u8 = continuum_config::MAX_PEERS as u8 + 1;
+pub const MAX_NODES: NodeId = continuum_config::MAX_PEERS as NodeId + 1;
 /// Default supply of a new cluster (what the node config defaults to).
 pub const DEFAULT_SUPPLY: u64 = 1_000_000_000;
 /// Default reserve account id.
@@ -89,20 +89,33 @@ pub fn parse_hex32(text: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
+/// Node `id` as the one byte addresses and key derivation use. Every id
+/// comes from a config or a plan, which keep it within
+/// `continuum_config::MAX_NODE_ID` (255).
+fn id_byte(id: NodeId) -> u8 {
+    u8::try_from(id).expect("node ids are at most MAX_NODE_ID (255)")
+}
+
+/// The deterministic test key of node `id` of the cluster labelled `label`
+/// ([`derived_key`], role "node").
+pub fn node_key(label: &str, id: NodeId) -> SigningKey {
+    derived_key(label, "node", id_byte(id))
+}
+
 /// Node `id`'s address on the replication LAN.
-pub fn lan_ip(id: u8) -> [u8; 4] {
-    [10, 7, 0, id]
+pub fn lan_ip(id: NodeId) -> [u8; 4] {
+    [10, 7, 0, id_byte(id)]
 }
 
 /// Node `id`'s MAC on the replication LAN.
-pub fn lan_mac(id: u8) -> [u8; 6] {
-    [0x52, 0x54, 0x00, 0x07, 0x00, id]
+pub fn lan_mac(id: NodeId) -> [u8; 6] {
+    [0x52, 0x54, 0x00, 0x07, 0x00, id_byte(id)]
 }
 
 /// One member of the cluster.
 #[derive(Clone, Debug)]
 pub struct NodePlan {
-    pub id: u8,
+    pub id: NodeId,
     pub key: SigningKey,
 }
 
@@ -115,7 +128,7 @@ pub enum PlanError {
     Random(std::io::Error),
     /// A generated config did not pass the kernel's parser (a bug here or
     /// an out-of-range setting).
-    Config { node: u8, error: String },
+    Config { node: NodeId, error: String },
 }
 
 impl std::fmt::Display for PlanError {
@@ -159,7 +172,7 @@ pub struct ClusterPlan {
     pub insecure_test_keys: bool,
 }
 
-fn check_members(members: &[u8]) -> Result<Vec<u8>, PlanError> {
+fn check_members(members: &[NodeId]) -> Result<Vec<NodeId>, PlanError> {
     let mut ids = members.to_vec();
     ids.sort_unstable();
     ids.dedup();
@@ -183,9 +196,9 @@ fn check_members(members: &[u8]) -> Result<Vec<u8>, PlanError> {
 impl ClusterPlan {
     fn with_keys(
         cluster_id: u64,
-        members: &[u8],
+        members: &[NodeId],
         operator: SigningKey,
-        mut key: impl FnMut(u8) -> Result<SigningKey, PlanError>,
+        mut key: impl FnMut(NodeId) -> Result<SigningKey, PlanError>,
     ) -> Result<ClusterPlan, PlanError> {
         let ids = check_members(members)?;
         let nodes = ids
@@ -210,7 +223,11 @@ impl ClusterPlan {
     /// The test harness's plan: node keys are [`crate::cluster::node_key`]
     /// of `name` (so tests can speak for any member), the operator key is
     /// derived from `name` too.
-    pub fn for_test(name: &str, cluster_id: u64, members: &[u8]) -> Result<ClusterPlan, PlanError> {
+    pub fn for_test(
+        name: &str,
+        cluster_id: u64,
+        members: &[NodeId],
+    ) -> Result<ClusterPlan, PlanError> {
         ClusterPlan::with_keys(
             cluster_id,
             members,
@@ -223,16 +240,16 @@ impl ClusterPlan {
     /// `seed`: the same seed gives the same cluster. **Insecure**: the
     /// cluster id (public on `/status`) lets anyone find the seed and so
     /// every secret key; for tests only (`cluster init --insecure-test-keys`).
-    pub fn from_seed(seed: u64, nodes: u8) -> Result<ClusterPlan, PlanError> {
+    pub fn from_seed(seed: u64, nodes: NodeId) -> Result<ClusterPlan, PlanError> {
         let label = format!("seed {seed}");
         let id_bytes = derived_key(&label, "cluster id", 0).to_bytes();
         let cluster_id = u64::from_le_bytes(id_bytes[..8].try_into().expect("8 bytes")).max(1);
-        let members: Vec<u8> = (1..=nodes).collect();
+        let members: Vec<NodeId> = (1..=nodes).collect();
         ClusterPlan::with_keys(
             cluster_id,
             &members,
             derived_key(&label, "operator", 0),
-            |id| Ok(derived_key(&label, "node", id)),
+            |id| Ok(node_key(&label, id)),
         )
         .map(|plan| ClusterPlan {
             insecure_test_keys: true,
@@ -241,9 +258,9 @@ impl ClusterPlan {
     }
 
     /// A cluster of nodes `1..=nodes` with random keys and a random id.
-    pub fn random(nodes: u8) -> Result<ClusterPlan, PlanError> {
+    pub fn random(nodes: NodeId) -> Result<ClusterPlan, PlanError> {
         let cluster_id = u64::from_le_bytes(random_bytes::<8>().map_err(PlanError::Random)?).max(1);
-        let members: Vec<u8> = (1..=nodes).collect();
+        let members: Vec<NodeId> = (1..=nodes).collect();
         let operator = random_key().map_err(PlanError::Random)?;
         ClusterPlan::with_keys(cluster_id, &members, operator, |_| {
             random_key().map_err(PlanError::Random)
@@ -251,22 +268,22 @@ impl ClusterPlan {
     }
 
     /// Member ids in ascending order.
-    pub fn member_ids(&self) -> Vec<u8> {
+    pub fn member_ids(&self) -> Vec<NodeId> {
         self.nodes.iter().map(|n| n.id).collect()
     }
 
     /// Member `id`, if it is one.
-    pub fn node(&self, id: u8) -> Option<&NodePlan> {
+    pub fn node(&self, id: NodeId) -> Option<&NodePlan> {
         self.nodes.iter().find(|n| n.id == id)
     }
 
     /// The config file of node `id` (every key, including its secret key:
     /// keep the file private), checked with the kernel's parser.
-    pub fn node_config(&self, id: u8) -> Result<String, PlanError> {
+    pub fn node_config(&self, id: NodeId) -> Result<String, PlanError> {
         let me = self
             .node(id)
             .ok_or_else(|| PlanError::BadMembers(format!("node {id} is not a member")))?;
-        let ip = |id: u8| {
+        let ip = |id: NodeId| {
             let a = lan_ip(id);
             format!("{}.{}.{}.{}", a[0], a[1], a[2], a[3])
         };
@@ -377,7 +394,7 @@ pub struct ClusterFacts {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MemberFacts {
-    pub id: u8,
+    pub id: NodeId,
     pub lan_ip: [u8; 4],
     pub lan_mac: String,
     /// Ed25519 public key (hex).
@@ -403,8 +420,8 @@ impl ClusterFacts {
     }
 
     /// Member ids in ascending order.
-    pub fn member_ids(&self) -> Vec<u8> {
-        let mut ids: Vec<u8> = self.members.iter().map(|m| m.id).collect();
+    pub fn member_ids(&self) -> Vec<NodeId> {
+        let mut ids: Vec<NodeId> = self.members.iter().map(|m| m.id).collect();
         ids.sort_unstable();
         ids
     }

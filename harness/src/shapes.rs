@@ -2,6 +2,8 @@
 //! [`crate::cluster::Cluster::partition`]: a link is open iff a group holds
 //! both ends) and packet-loss plans.
 
+use crate::NodeId;
+
 use continuum_fabric::LinkFaults;
 
 /// A link plan that drops `percent` % of frames.
@@ -16,13 +18,13 @@ pub fn loss_faults(percent: f64) -> Result<LinkFaults, String> {
 }
 
 /// Halves: the first `n / 2` nodes against the rest.
-pub fn shape_halves(ids: &[u8]) -> Vec<Vec<u8>> {
+pub fn shape_halves(ids: &[NodeId]) -> Vec<Vec<NodeId>> {
     let (low, high) = ids.split_at(ids.len() / 2);
     vec![low.to_vec(), high.to_vec()]
 }
 
 /// Ring: each node with its successor (and so with both neighbours).
-pub fn shape_ring(ids: &[u8]) -> Vec<Vec<u8>> {
+pub fn shape_ring(ids: &[NodeId]) -> Vec<Vec<NodeId>> {
     (0..ids.len())
         .map(|i| vec![ids[i], ids[(i + 1) % ids.len()]])
         .collect()
@@ -30,7 +32,7 @@ pub fn shape_ring(ids: &[u8]) -> Vec<Vec<u8>> {
 
 /// Bridge: the lower half plus the middle node, and the middle node plus
 /// the upper half; only the middle node sees everyone.
-pub fn shape_bridge(ids: &[u8]) -> Vec<Vec<u8>> {
+pub fn shape_bridge(ids: &[NodeId]) -> Vec<Vec<NodeId>> {
     let middle = ids.len() / 2;
     vec![ids[..=middle].to_vec(), ids[middle..].to_vec()]
 }

@@ -22,8 +22,8 @@
 //! does not. It does no I/O of its own beyond the disk the node writes
 //! through, and never touches a NIC or socket.
 
-use crate::storage::disk::NodeDisk;
-use crate::storage::DiskStore;
+use crate::disk::node_disk::NodeDisk;
+use crate::disk::DiskStore;
 use crate::time::{self, KernelClock, HLC};
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
@@ -31,6 +31,7 @@ use continuum_clock::{HlcTimestamp, LamportClock};
 use continuum_config::Config;
 use continuum_net::client::{ClientReply, ClientRequest};
 use continuum_node::{Envelope, Node, NodeConfig, NodeError};
+use continuum_raft::NodeId;
 use continuum_raft::Role;
 use smoltcp::wire::IpEndpoint;
 use spin::Mutex;
@@ -56,7 +57,7 @@ pub struct PeerClock {
     pub skew_rejections: u64,
 }
 
-static PEER_CLOCKS: Mutex<BTreeMap<u64, PeerClock>> = Mutex::new(BTreeMap::new());
+static PEER_CLOCKS: Mutex<BTreeMap<NodeId, PeerClock>> = Mutex::new(BTreeMap::new());
 static DECODE_ERRORS: Mutex<u64> = Mutex::new(0);
 
 /// Builds the node when this kernel runs one: `mode = node`, a disk, a
@@ -71,7 +72,7 @@ pub fn start(config: &Config, store: Option<DiskStore>, lan_ready: bool) -> bool
         log::warn!("consensus: no authenticated replication LAN; clients get Unavailable");
         return false;
     }
-    let seed = time::rdtsc() ^ u64::from(config.node_id);
+    let seed = time::rdtsc() ^ config.node_id;
     let node_config = match NodeConfig::from_config(config, seed) {
         Ok(node_config) => node_config,
         Err(error) => crate::halt_with(format_args!("consensus: {error}; refusing to start")),
@@ -114,7 +115,7 @@ pub fn running() -> bool {
     NODE.lock().is_some()
 }
 
-/// Handles the payload of an authenticated `PeerBody::Raft` datagram.
+/// Handles the payload of an authenticated `PeerBody::Node` datagram.
 pub fn on_peer_payload(from: u64, payload: &[u8]) {
     let envelope = match Envelope::decode(payload) {
         Ok(envelope) => envelope,
@@ -286,12 +287,28 @@ fn record_drive(node: &KernelNode, before: &DriveStart) {
     }
 }
 
-/// Last (role, term, leader) printed, so changes are logged once.
-static SEEN_ROLE: Mutex<(Option<Role>, u64, u64)> = Mutex::new((None, 0, 0));
+/// What the console last said about this node's role.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct RoleSeen {
+    role: Option<Role>,
+    term: u64,
+    leader: NodeId,
+}
+
+/// The last role line printed, so each change is logged once.
+static SEEN_ROLE: Mutex<RoleSeen> = Mutex::new(RoleSeen {
+    role: None,
+    term: 0,
+    leader: 0,
+});
 
 fn report_role(node: &KernelNode) {
     let raft = node.raft();
-    let now = (Some(raft.role()), raft.term(), raft.leader());
+    let now = RoleSeen {
+        role: Some(raft.role()),
+        term: raft.term(),
+        leader: raft.leader(),
+    };
     let mut seen = SEEN_ROLE.lock();
     if *seen == now {
         return;

@@ -40,8 +40,17 @@ static RUN_QUEUE: Mutex<RunQueue> = Mutex::new(RunQueue {
     order: VecDeque::new(),
     queued: BTreeSet::new(),
 });
-/// Pending sleeps: (deadline ns, unique id) -> waker.
-static TIMERS: Mutex<BTreeMap<(u64, u64), Waker>> = Mutex::new(BTreeMap::new());
+/// One pending sleep, ordered by deadline (then by creation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct TimerKey {
+    /// Monotonic ns at which the sleep completes.
+    deadline_ns: u64,
+    /// Unique per sleep (`NEXT_TIMER`), so equal deadlines do not collide.
+    id: u64,
+}
+
+/// Pending sleeps, earliest deadline first.
+static TIMERS: Mutex<BTreeMap<TimerKey, Waker>> = Mutex::new(BTreeMap::new());
 static NEW_TASKS: Mutex<Vec<(TaskId, Task)>> = Mutex::new(Vec::new());
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -136,7 +145,7 @@ fn idle() {
         return;
     }
     let now = time::monotonic_ns();
-    let next = TIMERS.lock().keys().next().map(|&(deadline, _)| deadline);
+    let next = TIMERS.lock().keys().next().map(|key| key.deadline_ns);
     let wait = match next {
         Some(deadline) if deadline <= now => {
             interrupts::enable();
@@ -152,7 +161,10 @@ fn idle() {
 fn fire_timers(now: u64) {
     let due: Vec<Waker> = interrupts::without_interrupts(|| {
         let mut timers = TIMERS.lock();
-        let later = timers.split_off(&(now + 1, 0));
+        let later = timers.split_off(&TimerKey {
+            deadline_ns: now + 1,
+            id: 0,
+        });
         core::mem::replace(&mut *timers, later)
             .into_values()
             .collect()
@@ -174,7 +186,7 @@ pub fn sleep(duration: Duration) -> Sleep {
 
 pub struct Sleep {
     deadline: u64,
-    key: Option<(u64, u64)>,
+    key: Option<TimerKey>,
 }
 
 impl Future for Sleep {
@@ -184,9 +196,10 @@ impl Future for Sleep {
             return Poll::Ready(());
         }
         let deadline = self.deadline;
-        let key = *self
-            .key
-            .get_or_insert_with(|| (deadline, NEXT_TIMER.fetch_add(1, Ordering::Relaxed)));
+        let key = *self.key.get_or_insert_with(|| TimerKey {
+            deadline_ns: deadline,
+            id: NEXT_TIMER.fetch_add(1, Ordering::Relaxed),
+        });
         interrupts::without_interrupts(|| TIMERS.lock().insert(key, cx.waker().clone()));
         Poll::Pending
     }

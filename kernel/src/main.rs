@@ -31,6 +31,7 @@ extern crate alloc;
 mod arch;
 mod consensus;
 mod console;
+mod disk;
 mod drivers;
 mod executor;
 mod memory;
@@ -39,7 +40,6 @@ mod netbench;
 mod network;
 mod selftest;
 mod shell;
-mod storage;
 mod time;
 
 use arch::x86_64::{debug_exit, fw_cfg, gdt, interrupts};
@@ -90,7 +90,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     time::init(entry_tsc);
     interrupts::init_timer();
     drivers::probe(boot_info_rsdp);
-    let store = storage::open_at_boot(&config);
+    let store = disk::open_at_boot(&config);
 
     let ready_ns = time::monotonic_ns();
     log::info!(
@@ -131,9 +131,9 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
                 halt_with(format_args!("mode {} needs a disk", config.mode))
             };
             if config.mode == Mode::WalBench {
-                storage::bench::run_and_exit(store)
+                disk::bench::run_and_exit(store)
             }
-            executor::spawn(storage::exercise::run(store));
+            executor::spawn(disk::exercise::run(store));
             executor::spawn(heartbeat());
             executor::run()
         }

@@ -5,7 +5,7 @@
 //! ([`DURATION_BUCKETS_US`] for times, [`COUNT_BUCKETS`] for sizes), or a
 //! [`WakeCounters`] for why the network task woke. The glue records into
 //! them at the seams it already has — the network loop, the disk
-//! (`storage::disk::NodeDisk`), the calls into the consensus node — and
+//! (`disk::node_disk::NodeDisk`), the calls into the consensus node — and
 //! [`render`] prints them in the Prometheus text format. Recording takes a
 //! spin lock that only tasks take (never an interrupt handler) on the one
 //! CPU, so it cannot contend.
@@ -75,7 +75,7 @@ impl Histogram {
         self.count += 1;
     }
 
-    fn render(&self, out: &mut String, node: u8) {
+    fn render(&self, out: &mut String, node: continuum_config::NodeId) {
         let (name, kind) = (self.name, "histogram");
         let _ = writeln!(
             out,
@@ -280,7 +280,7 @@ static DISK_BUSY_US: Mutex<u64> = Mutex::new(0);
 
 /// Records a block write at `lba` that took `micros`.
 pub fn record_write(lba: u64, micros: u64) {
-    if crate::storage::disk::is_slot_lba(lba) {
+    if crate::disk::node_disk::is_slot_lba(lba) {
         SLOT_WRITE.lock().record(micros);
     } else {
         DISK_WRITE.lock().record(micros);
@@ -305,7 +305,7 @@ pub fn micros_since(started_ns: u64) -> u64 {
 }
 
 /// Every kernel measurement in the Prometheus text format.
-pub fn render(out: &mut String, node: u8) {
+pub fn render(out: &mut String, node: continuum_config::NodeId) {
     for histogram in [
         &LOOP_PASS,
         &DISK_WRITE,

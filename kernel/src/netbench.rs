@@ -132,7 +132,7 @@ impl NetBench {
 
 /// The peer to measure against, if this node is the lowest id (the one
 /// that measures).
-pub fn bench_peer(config: &Config) -> Option<u8> {
+pub fn bench_peer(config: &Config) -> Option<continuum_config::NodeId> {
     let lowest_peer = config.peers().map(|p| p.id).min()?;
     (config.node_id < lowest_peer).then_some(lowest_peer)
 }

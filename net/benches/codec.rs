@@ -43,7 +43,7 @@ fn bench_peer(scheme: AuthScheme, payload_len: usize, count: usize) {
     let mut sender = auth(1, scheme);
     let mut receiver = auth(2, scheme);
     let payload = vec![0xa5u8; payload_len];
-    let body = PeerBody::Raft(&payload);
+    let body = PeerBody::Node(&payload);
 
     let mut out = Vec::with_capacity(MAX_DATAGRAM_BYTES);
     let start = Instant::now();
@@ -91,7 +91,7 @@ fn bench_client(count: usize) {
         client_id: 99,
         request_id: 1,
         op: RequestOp::Submit {
-            command: vec![1u8; 200],
+            entry: vec![1u8; 200],
         },
     };
     let start = Instant::now();

@@ -9,7 +9,7 @@
 //!
 //! | op | name              | body                                   |
 //! |----|-------------------|----------------------------------------|
-//! | 1  | Submit            | command bytes (the rest, at least 1)   |
+//! | 1  | Submit            | bank entry bytes (the rest, at least 1) |
 //! | 2  | QueryBalance      | account id (u128)                      |
 //! | 3  | QueryOutcome      | transfer id (u128)                     |
 //! | 4  | QueryChainHead    | (empty)                                |
@@ -58,8 +58,8 @@ use crate::header::{
 const REQUEST_PREFIX_BYTES: usize = 9;
 /// Fixed bytes of an `Ok` reply body in front of the outcome.
 const REPLY_OK_FIXED_BYTES: usize = 8 + 1 + 8 + 8 + 8 + 32;
-/// Largest command a client can submit in one datagram.
-pub const MAX_COMMAND_BYTES: usize = MAX_CLIENT_PAYLOAD_BYTES - REQUEST_PREFIX_BYTES;
+/// Largest bank entry a client can submit in one datagram.
+pub const MAX_SUBMIT_BYTES: usize = MAX_CLIENT_PAYLOAD_BYTES - REQUEST_PREFIX_BYTES;
 /// Largest outcome a reply can carry in one datagram.
 pub const MAX_OUTCOME_BYTES: usize = MAX_CLIENT_PAYLOAD_BYTES - REPLY_OK_FIXED_BYTES;
 /// Longest answer to a query: a transfer rejected by an entry
@@ -72,10 +72,10 @@ pub const QUERY_REQUEST_BYTES: usize = HEADER_BYTES + REPLY_OK_FIXED_BYTES + MAX
 /// What a client asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RequestOp {
-    /// Propose a command (an encoded, owner-signed bank command).
+    /// Propose a bank entry (one or more owner-signed bank commands).
     Submit {
         /// The encoded bank entry (one or more signed commands).
-        command: Vec<u8>,
+        entry: Vec<u8>,
     },
     /// Linearizable read of one account's balance.
     QueryBalance {
@@ -240,12 +240,12 @@ impl ClientRequest {
         let mut payload = Vec::with_capacity(REQUEST_PREFIX_BYTES + 16);
         payload.extend_from_slice(&self.request_id.to_be_bytes());
         match &self.op {
-            RequestOp::Submit { command } => {
-                if command.is_empty() {
-                    return Err(EncodeError::EmptyCommand);
+            RequestOp::Submit { entry } => {
+                if entry.is_empty() {
+                    return Err(EncodeError::EmptyEntry);
                 }
                 payload.push(1);
-                payload.extend_from_slice(command);
+                payload.extend_from_slice(entry);
             }
             RequestOp::QueryBalance { account } => {
                 payload.push(2);
@@ -276,12 +276,12 @@ impl ClientRequest {
         let op_byte = r.u8()?;
         let op = match op_byte {
             1 => {
-                let command = r.rest();
-                if command.is_empty() {
-                    return Err(DecodeError::EmptyCommand);
+                let entry = r.rest();
+                if entry.is_empty() {
+                    return Err(DecodeError::EmptyEntry);
                 }
                 RequestOp::Submit {
-                    command: command.to_vec(),
+                    entry: entry.to_vec(),
                 }
             }
             2 => RequestOp::QueryBalance { account: r.u128()? },

@@ -3,8 +3,8 @@
 
 use core::fmt;
 
-/// A cluster member's node id. Valid node ids are `>= 1`; 0 means "none".
-pub type NodeId = u64;
+/// A cluster member's node id (`continuum_base`: one type everywhere).
+pub use continuum_base::NodeId;
 /// Identifies one cluster; a message for another cluster is refused before
 /// any other check so two clusters on one LAN never mix.
 pub type ClusterId = u64;
@@ -21,10 +21,10 @@ pub const HEADER_BYTES: usize = 24;
 /// (smoltcp is built without it) and one Ethernet frame per message.
 pub const MAX_DATAGRAM_BYTES: usize = 1472;
 /// Largest payload of a peer message whatever the authenticator: the datagram
-/// limit minus the peer header and the largest tag (a 64-byte signature).
+/// limit minus the peer header and the largest MAC (a 64-byte signature).
 /// Raft batches are chunked to fit this.
 pub const MAX_PEER_PAYLOAD_BYTES: usize =
-    MAX_DATAGRAM_BYTES - crate::peer::PEER_HEADER_BYTES - crate::peer::MAX_TAG_BYTES;
+    MAX_DATAGRAM_BYTES - crate::peer::PEER_HEADER_BYTES - crate::peer::MAX_MAC_BYTES;
 /// Largest payload of a client message (request or reply).
 pub const MAX_CLIENT_PAYLOAD_BYTES: usize = MAX_DATAGRAM_BYTES - HEADER_BYTES;
 
@@ -32,8 +32,9 @@ pub const MAX_CLIENT_PAYLOAD_BYTES: usize = MAX_DATAGRAM_BYTES - HEADER_BYTES;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 #[repr(u8)]
 pub enum Kind {
-    /// Peer: an opaque, encoded Raft message.
-    PeerRaft = 1,
+    /// Peer: a node envelope (Raft message, forward, chain check, ...),
+    /// opaque to this crate.
+    PeerNode = 1,
     /// Peer: liveness probe carrying a nonce (tests, diagnostics).
     PeerPing = 2,
     /// Peer: answer to a ping, echoing its nonce.
@@ -48,7 +49,7 @@ impl Kind {
     /// Parses a kind byte; unknown values are `None`.
     pub fn from_byte(byte: u8) -> Option<Kind> {
         match byte {
-            1 => Some(Kind::PeerRaft),
+            1 => Some(Kind::PeerNode),
             2 => Some(Kind::PeerPing),
             3 => Some(Kind::PeerPong),
             0x10 => Some(Kind::ClientRequest),
@@ -59,7 +60,7 @@ impl Kind {
 
     /// Whether this kind travels with the peer header and an authenticator.
     pub fn is_peer(self) -> bool {
-        matches!(self, Kind::PeerRaft | Kind::PeerPing | Kind::PeerPong)
+        matches!(self, Kind::PeerNode | Kind::PeerPing | Kind::PeerPong)
     }
 }
 
@@ -166,8 +167,8 @@ pub enum DecodeError {
     ZeroSequence,
     /// A node id field holds 0, which is never a valid node.
     ZeroNodeId,
-    /// A submit request with no command bytes.
-    EmptyCommand,
+    /// A submit request with no bank entry bytes.
+    EmptyEntry,
     /// A query request not padded with zeros to exactly
     /// [`crate::client::QUERY_REQUEST_BYTES`] (see `client.rs`: no reply
     /// may be longer than its request).
@@ -201,7 +202,7 @@ impl fmt::Display for DecodeError {
             DecodeError::TrailingBytes { extra } => write!(f, "{extra} trailing bytes"),
             DecodeError::ZeroSequence => write!(f, "sequence number 0"),
             DecodeError::ZeroNodeId => write!(f, "node id 0"),
-            DecodeError::EmptyCommand => write!(f, "submit request without command bytes"),
+            DecodeError::EmptyEntry => write!(f, "submit request without bank entry bytes"),
             DecodeError::QueryPadding => write!(
                 f,
                 "query request not zero-padded to {} bytes",
@@ -223,8 +224,8 @@ pub enum EncodeError {
     },
     /// A node id of 0 was given where a node is required.
     ZeroNodeId,
-    /// A submit request with no command bytes.
-    EmptyCommand,
+    /// A submit request with no bank entry bytes.
+    EmptyEntry,
 }
 
 impl fmt::Display for EncodeError {
@@ -234,65 +235,22 @@ impl fmt::Display for EncodeError {
                 write!(f, "payload of {len} bytes exceeds {max}")
             }
             EncodeError::ZeroNodeId => write!(f, "node id 0 is not a node"),
-            EncodeError::EmptyCommand => write!(f, "submit request without command bytes"),
+            EncodeError::EmptyEntry => write!(f, "submit request without bank entry bytes"),
         }
     }
 }
 
-/// A bounds-checked cursor over input bytes; every read is checked.
-pub(crate) struct Reader<'a> {
-    bytes: &'a [u8],
+/// The workspace's total byte reader in network byte order (`continuum_base::bytes`).
+pub(crate) type Reader<'a> = continuum_base::bytes::BeReader<'a>;
+
+impl From<continuum_base::bytes::Truncated> for DecodeError {
+    fn from(_: continuum_base::bytes::Truncated) -> DecodeError {
+        DecodeError::Truncated
+    }
 }
 
-impl<'a> Reader<'a> {
-    pub(crate) fn new(bytes: &'a [u8]) -> Self {
-        Reader { bytes }
-    }
-
-    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
-        if self.bytes.len() < n {
-            return Err(DecodeError::Truncated);
-        }
-        let (head, tail) = self.bytes.split_at(n);
-        self.bytes = tail;
-        Ok(head)
-    }
-
-    pub(crate) fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
-        let mut out = [0u8; N];
-        out.copy_from_slice(self.take(N)?);
-        Ok(out)
-    }
-
-    pub(crate) fn u8(&mut self) -> Result<u8, DecodeError> {
-        Ok(self.array::<1>()?[0])
-    }
-
-    pub(crate) fn u16(&mut self) -> Result<u16, DecodeError> {
-        Ok(u16::from_be_bytes(self.array()?))
-    }
-
-    pub(crate) fn u64(&mut self) -> Result<u64, DecodeError> {
-        Ok(u64::from_be_bytes(self.array()?))
-    }
-
-    pub(crate) fn u128(&mut self) -> Result<u128, DecodeError> {
-        Ok(u128::from_be_bytes(self.array()?))
-    }
-
-    /// Everything not yet read.
-    pub(crate) fn rest(&mut self) -> &'a [u8] {
-        core::mem::take(&mut self.bytes)
-    }
-
-    /// Fails unless all input was consumed.
-    pub(crate) fn finish(&self) -> Result<(), DecodeError> {
-        if self.bytes.is_empty() {
-            Ok(())
-        } else {
-            Err(DecodeError::TrailingBytes {
-                extra: self.bytes.len(),
-            })
-        }
+impl From<continuum_base::bytes::Trailing> for DecodeError {
+    fn from(t: continuum_base::bytes::Trailing) -> DecodeError {
+        DecodeError::TrailingBytes { extra: t.extra }
     }
 }

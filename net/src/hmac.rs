@@ -7,8 +7,8 @@ use subtle::ConstantTimeEq;
 
 /// SHA-256 block size in bytes (FIPS 180-4 §5.1.2).
 const BLOCK_BYTES: usize = 64;
-/// Length of an HMAC-SHA256 tag.
-pub const TAG_BYTES: usize = 32;
+/// Length of an HMAC-SHA256 MAC (its output).
+pub const MAC_BYTES: usize = 32;
 
 /// A keyed HMAC-SHA256 with the pad blocks pre-absorbed.
 #[derive(Clone)]
@@ -22,7 +22,7 @@ impl HmacKey {
     pub fn new(key: &[u8]) -> HmacKey {
         let mut block = [0u8; BLOCK_BYTES];
         if key.len() > BLOCK_BYTES {
-            block[..TAG_BYTES].copy_from_slice(&Sha256::digest(key));
+            block[..MAC_BYTES].copy_from_slice(&Sha256::digest(key));
         } else {
             block[..key.len()].copy_from_slice(key);
         }
@@ -39,8 +39,8 @@ impl HmacKey {
         HmacKey { inner, outer }
     }
 
-    /// The tag of the concatenation of `parts`.
-    pub fn tag(&self, parts: &[&[u8]]) -> [u8; TAG_BYTES] {
+    /// The MAC of the concatenation of `parts`.
+    pub fn mac(&self, parts: &[&[u8]]) -> [u8; MAC_BYTES] {
         let mut inner = self.inner.clone();
         for part in parts {
             inner.update(part);
@@ -50,10 +50,10 @@ impl HmacKey {
         outer.finalize().into()
     }
 
-    /// Constant-time check of `tag` against the message `parts`.
-    pub fn verify(&self, parts: &[&[u8]], tag: &[u8]) -> bool {
-        let expected = self.tag(parts);
-        bool::from(expected.as_slice().ct_eq(tag))
+    /// Constant-time check of `mac` against the message `parts`.
+    pub fn verify(&self, parts: &[&[u8]], mac: &[u8]) -> bool {
+        let expected = self.mac(parts);
+        bool::from(expected.as_slice().ct_eq(mac))
     }
 }
 
@@ -75,7 +75,7 @@ mod tests {
     fn rfc4231_case1() {
         let key = HmacKey::new(&[0x0b; 20]);
         assert_eq!(
-            hex(&key.tag(&[b"Hi There"])),
+            hex(&key.mac(&[b"Hi There"])),
             "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"
         );
     }
@@ -84,14 +84,14 @@ mod tests {
     #[test]
     fn rfc4231_case2_parts() {
         let key = HmacKey::new(b"Jefe");
-        let tag = key.tag(&[b"what do ya want ", b"for nothing?"]);
+        let mac = key.mac(&[b"what do ya want ", b"for nothing?"]);
         assert_eq!(
-            hex(&tag),
+            hex(&mac),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
-        assert!(key.verify(&[b"what do ya want for nothing?"], &tag));
-        assert!(!key.verify(&[b"what do ya want for nothing!"], &tag));
-        assert!(!key.verify(&[b"what do ya want for nothing?"], &tag[..31]));
+        assert!(key.verify(&[b"what do ya want for nothing?"], &mac));
+        assert!(!key.verify(&[b"what do ya want for nothing!"], &mac));
+        assert!(!key.verify(&[b"what do ya want for nothing?"], &mac[..31]));
     }
 
     /// RFC 4231 test case 6: a key longer than one block is hashed first.
@@ -99,7 +99,7 @@ mod tests {
     fn rfc4231_case6_long_key() {
         let key = HmacKey::new(&[0xaa; 131]);
         assert_eq!(
-            hex(&key.tag(&[b"Test Using Larger Than Block-Size Key - Hash Key First"])),
+            hex(&key.mac(&[b"Test Using Larger Than Block-Size Key - Hash Key First"])),
             "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
         );
     }

@@ -99,12 +99,12 @@ pub fn derive_link_keys(
         return Err(KeyError::WeakPeerKey(peer));
     }
     // RFC 5869 extract: PRK = HMAC(salt, IKM).
-    let prk = HmacKey::new(KDF_SALT).tag(&[&shared]);
+    let prk = HmacKey::new(KDF_SALT).mac(&[&shared]);
     let prk = HmacKey::new(&prk);
     let my_public = my_key.verifying_key();
     let expand = |from: NodeId, from_key: &VerifyingKey, to: NodeId, to_key: &VerifyingKey| {
         // RFC 5869 expand, first block: T(1) = HMAC(PRK, info || 0x01).
-        let key = prk.tag(&[
+        let key = prk.mac(&[
             b"link",
             &cluster_id.to_be_bytes(),
             &from.to_be_bytes(),
@@ -135,10 +135,10 @@ mod tests {
         let ab = derive_link_keys(7, 1, &a, 2, &b.verifying_key()).unwrap();
         let ba = derive_link_keys(7, 2, &b, 1, &a.verifying_key()).unwrap();
         let msg: &[&[u8]] = &[b"hello"];
-        assert_eq!(ab.send.tag(msg), ba.recv.tag(msg));
-        assert_eq!(ba.send.tag(msg), ab.recv.tag(msg));
+        assert_eq!(ab.send.mac(msg), ba.recv.mac(msg));
+        assert_eq!(ba.send.mac(msg), ab.recv.mac(msg));
         // Directions differ, so a reflected message does not verify.
-        assert_ne!(ab.send.tag(msg), ab.recv.tag(msg));
+        assert_ne!(ab.send.mac(msg), ab.recv.mac(msg));
     }
 
     #[test]
@@ -150,7 +150,7 @@ mod tests {
         let other_peer = derive_link_keys(7, 1, &a, 3, &c.verifying_key()).unwrap();
         let other_ids = derive_link_keys(7, 1, &a, 4, &b.verifying_key()).unwrap();
         for other in [&other_cluster, &other_peer, &other_ids] {
-            assert_ne!(base.send.tag(msg), other.send.tag(msg));
+            assert_ne!(base.send.mac(msg), other.send.mac(msg));
         }
     }
 

@@ -16,7 +16,7 @@
 //!
 //! *Peer* messages (node to node, [`peer`]) continue with a peer header —
 //! authenticator scheme (u8), receiver id, receiver boot epoch as the sender
-//! knows it, sender boot epoch, sequence number — then the payload, then the authenticator tag (32-byte HMAC-SHA256 or
+//! knows it, sender boot epoch, sequence number — then the payload, then the MAC (32-byte HMAC-SHA256 or
 //! 64-byte Ed25519 signature) over everything before it. *Client* messages
 //! ([`client`]) carry the payload right after the common header; they are not
 //! authenticated here because the commands inside them are signed by the
@@ -41,7 +41,7 @@
 //! ```text
 //! boot:     epoch = above every epoch used before (the kernel: the WAL generation)
 //!           auth = PeerAuth::new(PeerConfig { cluster_id, me, epoch, scheme, .. })
-//! send:     auth.seal(to, &PeerBody::Raft(bytes), &mut datagram)  -> UDP send
+//! send:     auth.seal(to, &PeerBody::Node(bytes), &mut datagram)  -> UDP send
 //! receive:  match auth.open(&datagram) {
 //!               Ok(msg)  => node.on_peer(msg.from, msg.body),  // a Ping: seal a Pong
 //!               Err(why) => {}   // already counted in auth.counters()

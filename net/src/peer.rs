@@ -1,14 +1,14 @@
 //! Peer (node-to-node) datagram structure, before authentication.
 //!
 //! ```text
-//!  0..24   common header (kind = PeerRaft | PeerPing | PeerPong, sender = node)
+//!  0..24   common header (kind = PeerNode | PeerPing | PeerPong, sender = node)
 //! 24       authenticator scheme (1 = HMAC-SHA256, 2 = Ed25519)
 //! 25..33   receiver node id
 //! 33..41   receiver boot epoch as the sender knows it (0: not known yet)
 //! 41..49   sender boot epoch
 //! 49..57   sequence number (>= 1) of this (sender, receiver, epoch) stream
 //! 57..     payload (header's payload length bytes)
-//!  ..end   tag over bytes 0..end-of-payload (32 or 64 bytes by scheme)
+//!  ..end   MAC over bytes 0..end-of-payload (32 or 64 bytes by scheme)
 //! ```
 //!
 //! The receiver id is inside the authenticated bytes so a message meant for
@@ -17,7 +17,7 @@
 //! message recorded before the receiver restarted names an epoch the
 //! restarted receiver no longer has (see [`crate::peer_auth`]).
 //! [`PeerFrame::decode`] checks structure only; [`crate::PeerAuth::open`]
-//! checks the tag and freshness.
+//! checks the MAC and freshness.
 
 use alloc::vec::Vec;
 
@@ -28,8 +28,8 @@ use crate::header::{
 
 /// Size of the common header plus the peer header.
 pub const PEER_HEADER_BYTES: usize = HEADER_BYTES + 1 + 8 + 8 + 8 + 8;
-/// The largest authenticator tag (an Ed25519 signature).
-pub const MAX_TAG_BYTES: usize = 64;
+/// The largest MAC on the wire (an Ed25519 signature, 64 bytes).
+pub const MAX_MAC_BYTES: usize = 64;
 /// Payload length of a ping or pong (the nonce).
 const NONCE_BYTES: usize = 8;
 
@@ -54,10 +54,10 @@ impl AuthScheme {
         }
     }
 
-    /// Length of this scheme's tag on the wire.
-    pub fn tag_len(self) -> usize {
+    /// Length of this scheme's MAC on the wire.
+    pub fn mac_len(self) -> usize {
         match self {
-            AuthScheme::HmacSha256 => crate::hmac::TAG_BYTES,
+            AuthScheme::HmacSha256 => crate::hmac::MAC_BYTES,
             AuthScheme::Ed25519 => ed25519_dalek::SIGNATURE_LENGTH,
         }
     }
@@ -66,8 +66,9 @@ impl AuthScheme {
 /// What a peer message carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PeerBody<'a> {
-    /// An encoded Raft message, opaque to this crate.
-    Raft(&'a [u8]),
+    /// An encoded node envelope (`continuum_node::Envelope`: a Raft
+    /// message, a forwarded write, a chain check, ...), opaque to this crate.
+    Node(&'a [u8]),
     /// Liveness probe, and the bootstrap message: the one kind a receiver
     /// accepts although it names a receiver epoch other than the current
     /// one (see [`PeerBody::is_bootstrap`]).
@@ -86,7 +87,7 @@ impl<'a> PeerBody<'a> {
     /// The header kind of this body.
     pub fn kind(&self) -> Kind {
         match self {
-            PeerBody::Raft(_) => Kind::PeerRaft,
+            PeerBody::Node(_) => Kind::PeerNode,
             PeerBody::Ping { .. } => Kind::PeerPing,
             PeerBody::Pong { .. } => Kind::PeerPong,
         }
@@ -106,14 +107,14 @@ impl<'a> PeerBody<'a> {
 
     fn payload_len(&self) -> usize {
         match self {
-            PeerBody::Raft(bytes) => bytes.len(),
+            PeerBody::Node(bytes) => bytes.len(),
             PeerBody::Ping { .. } | PeerBody::Pong { .. } => NONCE_BYTES,
         }
     }
 
     fn write_payload(&self, out: &mut Vec<u8>) {
         match self {
-            PeerBody::Raft(bytes) => out.extend_from_slice(bytes),
+            PeerBody::Node(bytes) => out.extend_from_slice(bytes),
             PeerBody::Ping { nonce } | PeerBody::Pong { nonce } => {
                 out.extend_from_slice(&nonce.to_be_bytes())
             }
@@ -123,7 +124,7 @@ impl<'a> PeerBody<'a> {
     fn decode(kind: Kind, payload: &'a [u8]) -> Result<PeerBody<'a>, DecodeError> {
         let mut r = Reader::new(payload);
         let body = match kind {
-            Kind::PeerRaft => PeerBody::Raft(r.rest()),
+            Kind::PeerNode => PeerBody::Node(r.rest()),
             Kind::PeerPing => PeerBody::Ping { nonce: r.u64()? },
             Kind::PeerPong => PeerBody::Pong { nonce: r.u64()? },
             other => return Err(DecodeError::UnexpectedKind(other)),
@@ -133,7 +134,7 @@ impl<'a> PeerBody<'a> {
     }
 }
 
-/// A structurally valid peer datagram whose tag has not been checked yet.
+/// A structurally valid peer datagram whose MAC has not been checked yet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PeerFrame<'a> {
     /// The sender's cluster.
@@ -148,14 +149,14 @@ pub struct PeerFrame<'a> {
     pub epoch: u64,
     /// The sender's sequence number in that epoch (from 1).
     pub seq: u64,
-    /// How the tag was made.
+    /// How the MAC was made.
     pub scheme: AuthScheme,
     /// What it carries.
     pub body: PeerBody<'a>,
-    /// The bytes the tag covers (headers and payload).
+    /// The bytes the MAC covers (headers and payload).
     pub authenticated: &'a [u8],
-    /// The tag as received.
-    pub tag: &'a [u8],
+    /// The MAC as received.
+    pub mac: &'a [u8],
 }
 
 /// The fields of a peer message that precede the payload.
@@ -170,7 +171,7 @@ pub(crate) struct PeerFields {
     pub scheme: AuthScheme,
 }
 
-/// Appends headers and payload (everything the tag covers) to `out`.
+/// Appends headers and payload (everything the MAC covers) to `out`.
 pub(crate) fn encode_authenticated_part(
     fields: &PeerFields,
     body: &PeerBody<'_>,
@@ -191,7 +192,7 @@ pub(crate) fn encode_authenticated_part(
         len,
         max: MAX_PEER_PAYLOAD_BYTES,
     })?;
-    out.reserve(PEER_HEADER_BYTES + len + fields.scheme.tag_len());
+    out.reserve(PEER_HEADER_BYTES + len + fields.scheme.mac_len());
     Header {
         kind: body.kind(),
         payload_len,
@@ -233,12 +234,12 @@ impl<'a> PeerFrame<'a> {
         }
         let actual = bytes
             .len()
-            .saturating_sub(PEER_HEADER_BYTES + scheme.tag_len());
-        if bytes.len() < PEER_HEADER_BYTES + scheme.tag_len() || declared != actual {
+            .saturating_sub(PEER_HEADER_BYTES + scheme.mac_len());
+        if bytes.len() < PEER_HEADER_BYTES + scheme.mac_len() || declared != actual {
             return Err(DecodeError::LengthMismatch { declared, actual });
         }
         let payload = r.take(declared)?;
-        let tag = r.take(scheme.tag_len())?;
+        let mac = r.take(scheme.mac_len())?;
         r.finish()?;
         if header.sender == 0 || receiver == 0 {
             return Err(DecodeError::ZeroNodeId);
@@ -257,16 +258,16 @@ impl<'a> PeerFrame<'a> {
             scheme,
             body,
             authenticated: &bytes[..PEER_HEADER_BYTES + declared],
-            tag,
+            mac,
         })
     }
 
-    /// Re-encodes the frame with its tag as received (the inverse of
+    /// Re-encodes the frame with its MAC as received (the inverse of
     /// `decode`; used to check that every frame has one encoding).
     pub fn encode(&self) -> Result<Vec<u8>, EncodeError> {
         let mut out = Vec::new();
         encode_authenticated_part(&self.fields(), &self.body, &mut out)?;
-        out.extend_from_slice(self.tag);
+        out.extend_from_slice(self.mac);
         Ok(out)
     }
 

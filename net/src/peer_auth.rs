@@ -9,7 +9,7 @@
 //! 3. receiver is this node                        → `Misdirected`
 //! 4. sender is a known peer                       → `UnknownSender`
 //! 5. scheme is the cluster's scheme               → `WrongScheme`
-//! 6. tag (constant-time compare / strict verify)  → `Forged`
+//! 6. MAC (constant-time compare / strict verify)  → `Forged`
 //! 7. the receiver epoch it names is ours, unless
 //!    the body is the bootstrap ping               → `StaleReceiverEpoch`
 //! 8. freshness in the sender's replay window      → `Replayed` / `TooOld` / `StaleEpoch`
@@ -126,7 +126,7 @@ pub enum PeerReject {
         /// The scheme it names.
         got: AuthScheme,
     },
-    /// The tag does not verify: forged or corrupted.
+    /// The MAC does not verify: forged or corrupted.
     Forged {
         /// The sender it claims.
         sender: NodeId,
@@ -405,8 +405,8 @@ impl PeerAuth {
         encode_authenticated_part(&fields, body, out).map_err(SealError::Encode)?;
         match (&peer.link_keys, self.scheme) {
             (Some(keys), AuthScheme::HmacSha256) => {
-                let tag = keys.send.tag(&[out]);
-                out.extend_from_slice(&tag);
+                let mac = keys.send.mac(&[out]);
+                out.extend_from_slice(&mac);
             }
             (_, AuthScheme::Ed25519) => {
                 let signature = self.signing_key.sign(out);
@@ -454,9 +454,9 @@ impl PeerAuth {
         }
         let authentic = match (&peer.link_keys, frame.scheme) {
             (Some(keys), AuthScheme::HmacSha256) => {
-                keys.recv.verify(&[frame.authenticated], frame.tag)
+                keys.recv.verify(&[frame.authenticated], frame.mac)
             }
-            (_, AuthScheme::Ed25519) => match Signature::from_slice(frame.tag) {
+            (_, AuthScheme::Ed25519) => match Signature::from_slice(frame.mac) {
                 Ok(signature) => peer
                     .public_key
                     .verify_strict(frame.authenticated, &signature)

@@ -3,16 +3,16 @@
 
 use continuum_net::client::{
     decode_transfer_answer, encode_balance_answer, encode_transfer_answer, TransferAnswer,
-    MAX_COMMAND_BYTES, MAX_OUTCOME_BYTES, MAX_QUERY_ANSWER_BYTES, QUERY_REQUEST_BYTES,
+    MAX_OUTCOME_BYTES, MAX_QUERY_ANSWER_BYTES, MAX_SUBMIT_BYTES, QUERY_REQUEST_BYTES,
 };
-use continuum_net::peer::MAX_TAG_BYTES;
+use continuum_net::peer::MAX_MAC_BYTES;
 use continuum_net::*;
 use proptest::prelude::*;
 
 fn request_op() -> impl Strategy<Value = RequestOp> {
     prop_oneof![
-        proptest::collection::vec(any::<u8>(), 1..=MAX_COMMAND_BYTES)
-            .prop_map(|command| RequestOp::Submit { command }),
+        proptest::collection::vec(any::<u8>(), 1..=MAX_SUBMIT_BYTES)
+            .prop_map(|command| RequestOp::Submit { entry: command }),
         any::<u128>().prop_map(|account| RequestOp::QueryBalance { account }),
         any::<u128>().prop_map(|transfer_id| RequestOp::QueryOutcome { transfer_id }),
         Just(RequestOp::QueryChainHead),
@@ -146,11 +146,11 @@ proptest! {
         kind in prop_oneof![Just(1u8), Just(2), Just(3)],
         scheme in prop_oneof![Just(1u8), Just(2)],
         payload in proptest::collection::vec(any::<u8>(), 0..200),
-        tag in proptest::collection::vec(any::<u8>(), 32..=64),
+        mac in proptest::collection::vec(any::<u8>(), 32..=64),
         seq in 1u64..,
         receiver_epoch: u64,
     ) {
-        // Structurally valid frames from node 1 to node 2 with random tags.
+        // Structurally valid frames from node 1 to node 2 with random MACs.
         let mut bytes = b"CTNM".to_vec();
         bytes.push(VERSION);
         bytes.push(kind);
@@ -163,7 +163,7 @@ proptest! {
         bytes.extend_from_slice(&1u64.to_be_bytes());
         bytes.extend_from_slice(&seq.to_be_bytes());
         bytes.extend_from_slice(&payload);
-        bytes.extend_from_slice(&tag);
+        bytes.extend_from_slice(&mac);
         fuzz_check::peer_frame(&bytes);
         fuzz_check::peer_open(&bytes);
     }
@@ -176,7 +176,7 @@ fn oversized_payloads_are_refused_on_encode() {
         client_id: 1,
         request_id: 1,
         op: RequestOp::Submit {
-            command: vec![0; MAX_COMMAND_BYTES + 1],
+            entry: vec![0; MAX_SUBMIT_BYTES + 1],
         },
     };
     assert!(matches!(
@@ -184,7 +184,7 @@ fn oversized_payloads_are_refused_on_encode() {
         Err(EncodeError::PayloadTooLarge { .. })
     ));
     assert_eq!(
-        MAX_PEER_PAYLOAD_BYTES + PEER_HEADER_BYTES + MAX_TAG_BYTES,
+        MAX_PEER_PAYLOAD_BYTES + PEER_HEADER_BYTES + MAX_MAC_BYTES,
         MAX_DATAGRAM_BYTES
     );
 }
@@ -421,7 +421,7 @@ fn no_reply_is_longer_than_its_request() {
         cluster_id: 1,
         client_id: 2,
         request_id: 3,
-        op: RequestOp::Submit { command: vec![0] },
+        op: RequestOp::Submit { entry: vec![0] },
     }
     .encode()
     .unwrap();

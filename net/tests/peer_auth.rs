@@ -59,9 +59,9 @@ fn messages_round_trip_between_peers() {
         introduce(&mut n1, &mut n2);
         let raft = [9u8; 100];
         let bodies = [
-            PeerBody::Raft(&raft),
-            PeerBody::Raft(&[]),
-            PeerBody::Raft(&[5; MAX_PEER_PAYLOAD_BYTES]),
+            PeerBody::Node(&raft),
+            PeerBody::Node(&[]),
+            PeerBody::Node(&[5; MAX_PEER_PAYLOAD_BYTES]),
             PeerBody::Ping { nonce: 42 },
             PeerBody::Pong { nonce: 43 },
         ];
@@ -74,7 +74,7 @@ fn messages_round_trip_between_peers() {
             assert_eq!(msg.body, *body);
         }
         // And back.
-        let datagram = seal(&mut n2, 1, PeerBody::Raft(&raft));
+        let datagram = seal(&mut n2, 1, PeerBody::Node(&raft));
         assert_eq!(n1.open(&datagram).unwrap().from, 2);
         assert_eq!(n2.counters().accepted, 6);
         assert_eq!(n1.counters().accepted, 2);
@@ -87,7 +87,7 @@ fn oversized_payload_is_refused_by_seal() {
     let mut out = Vec::new();
     let big = vec![0u8; MAX_PEER_PAYLOAD_BYTES + 1];
     assert!(matches!(
-        n1.seal(2, &PeerBody::Raft(&big), &mut out),
+        n1.seal(2, &PeerBody::Node(&big), &mut out),
         Err(SealError::Encode(EncodeError::PayloadTooLarge { .. }))
     ));
     assert_eq!(
@@ -112,7 +112,7 @@ fn impersonation_with_another_key_is_forged() {
         })
         .unwrap();
         let mut n2 = node(2, 1, scheme);
-        let datagram = seal(&mut rogue, 2, PeerBody::Raft(b"vote for me"));
+        let datagram = seal(&mut rogue, 2, PeerBody::Node(b"vote for me"));
         assert_eq!(n2.open(&datagram), Err(PeerReject::Forged { sender: 1 }));
         assert_eq!(n2.counters().forged, 1);
         assert_eq!(n2.counters().accepted, 0);
@@ -139,7 +139,7 @@ fn replays_are_refused_and_counted() {
         let mut n1 = node(1, 1, scheme);
         let mut n2 = node(2, 1, scheme);
         introduce(&mut n1, &mut n2);
-        let datagram = seal(&mut n1, 2, PeerBody::Raft(b"append"));
+        let datagram = seal(&mut n1, 2, PeerBody::Node(b"append"));
         assert!(n2.open(&datagram).is_ok());
         assert_eq!(
             n2.open(&datagram),
@@ -290,10 +290,10 @@ proptest! {
         let mut n1 = node(1, 3, AuthScheme::HmacSha256);
         let mut n3 = node(3, 1, AuthScheme::HmacSha256);
         introduce(&mut n1, &mut n3);
-        let datagram = seal(&mut n1, 3, PeerBody::Raft(&payload));
+        let datagram = seal(&mut n1, 3, PeerBody::Node(&payload));
         fuzz_check::peer_frame(&datagram);
         let msg = n3.open(&datagram).unwrap();
-        prop_assert_eq!(msg.body, PeerBody::Raft(&payload));
+        prop_assert_eq!(msg.body, PeerBody::Node(&payload));
     }
 
     /// Any single-bit change anywhere in a sealed datagram is refused.
@@ -303,11 +303,11 @@ proptest! {
             let mut n1 = node(1, 1, scheme);
             let mut n2 = node(2, 1, scheme);
             introduce(&mut n1, &mut n2);
-            let mut datagram = seal(&mut n1, 2, PeerBody::Raft(&payload));
+            let mut datagram = seal(&mut n1, 2, PeerBody::Node(&payload));
             let bit = bit % (datagram.len() * 8);
             datagram[bit / 8] ^= 1 << (bit % 8);
             prop_assert!(n2.open(&datagram).is_err());
-            // Flips in the payload or tag are caught by the authenticator.
+            // Flips in the payload or MAC are caught by the authenticator.
             if bit / 8 >= PEER_HEADER_BYTES {
                 prop_assert_eq!(n2.counters().forged, 1);
             }
@@ -326,7 +326,7 @@ fn recorded_datagram_is_refused_after_the_receiver_restarts() {
         let mut n1 = node(1, 1, scheme);
         let mut n2 = node(2, 1, scheme);
         introduce(&mut n1, &mut n2);
-        let recorded = seal(&mut n1, 2, PeerBody::Raft(b"append index 7"));
+        let recorded = seal(&mut n1, 2, PeerBody::Node(b"append index 7"));
         let recorded_pong = seal(&mut n1, 2, PeerBody::Pong { nonce: 1 });
         let recorded_ping = seal(&mut n1, 2, PeerBody::Ping { nonce: 9 });
         assert!(n2.open(&recorded).is_ok(), "{scheme:?}: first delivery");
@@ -376,7 +376,7 @@ fn recorded_datagram_is_refused_after_the_receiver_restarts() {
 #[test]
 fn a_restart_on_either_side_heals_after_one_ping_exchange() {
     let raft = |from: &mut PeerAuth, to: &mut PeerAuth| {
-        let datagram = seal(from, to.me(), PeerBody::Raft(b"heartbeat"));
+        let datagram = seal(from, to.me(), PeerBody::Node(b"heartbeat"));
         to.open(&datagram).map(|m| m.from)
     };
     let mut n1 = node(1, 10, AuthScheme::HmacSha256);
@@ -479,7 +479,7 @@ proptest! {
             .enumerate()
             .map(|(i, kind)| {
                 let body = match kind {
-                    0 => PeerBody::Raft(b"entries"),
+                    0 => PeerBody::Node(b"entries"),
                     1 => PeerBody::Pong { nonce: i as u64 },
                     _ => PeerBody::Ping { nonce: i as u64 },
                 };

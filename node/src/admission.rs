@@ -41,7 +41,7 @@ use continuum_bank::{Command, Entry, Ledger, OwnerKey, SigningMessage, VerdictMe
 /// Most signatures verified at admission per pass of the driving loop
 /// (between two `Node::drive` calls). 32 × ~526 µs ≈ 17 ms in a TCG guest,
 /// ~2 ms natively; one client datagram carries at most 8 commands
-/// (`MAX_COMMAND_BYTES` / the smallest signed command), so a pass always
+/// (`MAX_ENTRY_BYTES` / the smallest signed command), so a pass always
 /// admits at least four full requests.
 pub const ADMISSION_SIGNATURES_PER_PASS: usize = 32;
 

@@ -75,8 +75,8 @@ use core::cell::RefCell;
 use core::fmt;
 
 use continuum_raft::{
-    compute_chain_hash, ChainHash, ConfState, Entry, EntryKind, HardState, NodeId, Ready, Snapshot,
-    SnapshotMetadata, Storage, StorageError, GENESIS_CHAIN_HASH, NO_NODE,
+    compute_chain_hash, ConfState, Entry, EntryKind, HardState, LogChainHash, NodeId, Ready,
+    Snapshot, SnapshotMetadata, Storage, StorageError, GENESIS_CHAIN_HASH,
 };
 use continuum_storage::{BlockDevice, Record, RecordDefect, SnapshotMeta, Store, StoreError};
 
@@ -100,7 +100,7 @@ pub struct DiskLog<D: BlockDevice> {
     store: RefCell<Store<D>>,
     voters: Vec<NodeId>,
     /// Chain hash of every entry `first_index..=last_index`, in order.
-    chain: Vec<ChainHash>,
+    chain: Vec<LogChainHash>,
     /// Most recent entries (contiguous, ending at `last_index`).
     cache: VecDeque<Entry>,
     cache_bytes: usize,
@@ -122,7 +122,7 @@ fn entry_of(record: Record) -> Result<Entry, StorageError> {
     Ok(Entry {
         index: record.index,
         term: record.term,
-        kind: EntryKind::from_tag(record.kind).ok_or(StorageError::Io)?,
+        kind: EntryKind::from_byte(record.kind).ok_or(StorageError::Io)?,
         data: record.payload,
         chain_hash: record.chain_hash,
     })
@@ -132,7 +132,7 @@ fn record_of(entry: &Entry) -> Record {
     Record {
         index: entry.index,
         term: entry.term,
-        kind: entry.kind.tag(),
+        kind: entry.kind.byte(),
         chain_hash: entry.chain_hash,
         payload: entry.data.clone(),
     }
@@ -141,8 +141,8 @@ fn record_of(entry: &Entry) -> Record {
 /// Whether `record` carries the chain hash of its own contents on `prev`
 /// (the CRC only proves the bytes are as written, not that the writer
 /// hashed them right, nor that the record belongs after `prev`).
-fn chain_holds(prev: &ChainHash, record: &Record) -> bool {
-    let Some(kind) = EntryKind::from_tag(record.kind) else {
+fn chain_holds(prev: &LogChainHash, record: &Record) -> bool {
+    let Some(kind) = EntryKind::from_byte(record.kind) else {
         return false;
     };
     compute_chain_hash(prev, record.index, record.term, kind, &record.payload) == record.chain_hash
@@ -359,9 +359,7 @@ impl<D: BlockDevice> DiskLog<D> {
         // Term and vote as last written (commit-only writes keep them).
         let vote_changed = ready.hard_state.is_some_and(|hs| {
             let durable = store.hard_state();
-            hs.term != durable.term
-                || (hs.vote != NO_NODE) != durable.vote.is_some()
-                || durable.vote.is_some_and(|v| v != hs.vote)
+            hs.term != durable.term || hs.vote != durable.vote
         });
         if let Some(from) = ready.truncate_from {
             if from <= store.last_index() {
@@ -402,10 +400,9 @@ impl<D: BlockDevice> DiskLog<D> {
             // vote, a truncation, `close_witness`).
             if vote_changed {
                 store
-                    .set_hard_state(continuum_storage::HardState {
-                        term: hs.term,
-                        vote: (hs.vote != NO_NODE).then_some(hs.vote),
+                    .set_hard_state(HardState {
                         commit: self.commit.min(durable_last),
+                        ..hs
                     })
                     .map_err(PersistError)?;
             }
@@ -436,7 +433,7 @@ impl<D: BlockDevice> DiskLog<D> {
         }
         // Every record is flushed (each append is): the commit may cover
         // the whole log.
-        let hard_state = continuum_storage::HardState {
+        let hard_state = HardState {
             commit: self.commit.min(store.last_index()),
             ..store.hard_state()
         };
@@ -466,12 +463,11 @@ impl<D: BlockDevice> Storage for DiskLog<D> {
         let hs = store.hard_state();
         (
             HardState {
-                term: hs.term,
-                vote: hs.vote.unwrap_or(NO_NODE),
                 // A slot that reached the disk before its entries (an older
                 // build; the open report prints a WARNING): Raft must not
                 // start with a commit beyond its log.
                 commit: hs.commit.min(store.last_index()),
+                ..hs
             },
             ConfState {
                 voters: self.voters.clone(),
@@ -508,7 +504,7 @@ impl<D: BlockDevice> Storage for DiskLog<D> {
             .map_err(|_| StorageError::Io)
     }
 
-    fn chain_hash(&self, index: u64) -> Result<ChainHash, StorageError> {
+    fn chain_hash(&self, index: u64) -> Result<LogChainHash, StorageError> {
         let held = self.position(index);
         if held.is_err() && index + 1 == self.first_index() {
             return Ok(self

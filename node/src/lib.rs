@@ -34,8 +34,8 @@
 //! path (`disk_log.rs`).
 //!
 //! ## The path of a write
-//! A client sends `Submit{command}` to any node. The node checks it decodes
-//! as a bank entry and fits one datagram ([`MAX_COMMAND_BYTES`]), verifies
+//! A client sends `Submit{entry: command}` to any node. The node checks it decodes
+//! as a bank entry and fits one datagram ([`MAX_ENTRY_BYTES`]), verifies
 //! every signature in it ([`admission`]: a forged command gets
 //! `BadSignature` and never reaches the log), tags it, and either proposes
 //! it (leader) or forwards it to the leader in a [`Body::Forward`]
@@ -96,7 +96,7 @@ pub mod wire;
 pub use disk_log::{DiskLog, PersistError, ENTRY_CACHE_BYTES};
 pub use node::{
     transfer_answer, Hex, Metrics, Node, NodeConfig, NodeConfigError, NodeError, SnapshotEvent,
-    SnapshotStatus, CHECKPOINTS_KEPT, CHECKPOINT_EVERY, MAX_APPEND_BYTES, MAX_COMMAND_BYTES,
+    SnapshotStatus, CHECKPOINTS_KEPT, CHECKPOINT_EVERY, MAX_APPEND_BYTES, MAX_ENTRY_BYTES,
     MAX_SNAPSHOT_EVENTS, MAX_VERIFY_AHEAD, MAX_WAITING_READS, MAX_WAITING_WRITES, TICK_MS,
     WITNESS_QUIET_TICKS,
 };

@@ -25,10 +25,10 @@ use crate::disk_log::{DiskLog, PersistError};
 use crate::stages::{StageSample, Stages};
 use crate::wire::{Body, EntryHeader, ForwardRefusal};
 
-/// Largest bank command a client may submit: an AppendEntries carrying one
+/// Largest bank entry a client may submit: an AppendEntries carrying one
 /// such entry must fit one peer datagram (`net`'s 1351-byte peer payload
 /// minus the envelope, the Raft message and entry headers; checked by a test).
-pub const MAX_COMMAND_BYTES: usize = 1024;
+pub const MAX_ENTRY_BYTES: usize = 1024;
 /// Soft byte limit on entries in one AppendEntries, so it fits a datagram.
 pub const MAX_APPEND_BYTES: usize = 1100;
 /// A receipt-chain checkpoint is kept at every applied index divisible by
@@ -37,8 +37,8 @@ pub const CHECKPOINT_EVERY: u64 = 16;
 /// Checkpoints remembered (the window in which peers' heads are compared).
 pub const CHECKPOINTS_KEPT: usize = 64;
 /// Most client writes waiting for their entry to apply on this node
-/// (proposed here or forwarded to the leader). Each holds its command
-/// (≤ [`MAX_COMMAND_BYTES`]): ≤ ~5 MiB. Beyond it a write gets `Busy`; a
+/// (proposed here or forwarded to the leader). Each holds its bank entry
+/// (≤ [`MAX_ENTRY_BYTES`]): ≤ ~5 MiB. Beyond it a write gets `Busy`; a
 /// follower under a client flood cannot exhaust its heap this way.
 pub const MAX_WAITING_WRITES: usize = 4096;
 /// Most client reads waiting for their ReadIndex confirmation or for the
@@ -124,12 +124,12 @@ impl NodeConfig {
         seed: u64,
     ) -> Result<NodeConfig, NodeConfigError> {
         let operator_key = config.operator_key.ok_or(NodeConfigError::NoOperatorKey)?;
-        let mut voters: Vec<u64> = config.peers().map(|p| u64::from(p.id)).collect();
-        voters.push(u64::from(config.node_id));
+        let mut voters: Vec<NodeId> = config.peers().map(|p| p.id).collect();
+        voters.push(config.node_id);
         voters.sort_unstable();
         let election_ticks = u64::from(config.election_ms) / TICK_MS;
         Ok(NodeConfig {
-            id: u64::from(config.node_id),
+            id: config.node_id,
             voters,
             cluster_id: config.cluster_id,
             genesis: GenesisConfig {
@@ -407,13 +407,13 @@ pub struct Node<D: BlockDevice, A: Clone> {
     flushes_seen: (u64, u64),
     /// Stage timestamps of this leader's entries (`stages.rs`).
     stages: Stages,
-    /// Writes this node took from clients, by tag, until applied.
+    /// Writes this node took from clients, by request tag, until applied.
     writes: BTreeMap<u64, Waiting<A>>,
     /// Reads waiting for their ReadIndex, by ctx.
     reads: BTreeMap<u64, Waiting<A>>,
     /// Confirmed reads: (read index, ctx), served once applied.
     confirmed: Vec<(u64, u64)>,
-    next_tag: u64,
+    next_request_tag: u64,
     ticks: u64,
     applied: u64,
     checkpoints: VecDeque<(u64, [u8; 32])>,
@@ -460,7 +460,7 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
             stopped: false,
             replay_through,
         };
-        let next_tag = first_tag(log.boot_generation());
+        let next_request_tag = first_request_tag(log.boot_generation());
         let mut raft_config = RaftConfig::new(config.id);
         raft_config.election_ticks = config.election_ticks;
         raft_config.heartbeat_ticks = config.heartbeat_ticks;
@@ -483,7 +483,7 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
             writes: BTreeMap::new(),
             reads: BTreeMap::new(),
             confirmed: Vec::new(),
-            next_tag,
+            next_request_tag,
             ticks: 0,
             applied,
             checkpoints: VecDeque::new(),
@@ -633,9 +633,9 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
             return self.reply_error(waiting, ReplyError::BadRequest);
         }
         match &waiting.op {
-            RequestOp::Submit { command } => {
-                let entry = match continuum_bank::Entry::decode(command) {
-                    Ok(entry) if command.len() <= MAX_COMMAND_BYTES => entry,
+            RequestOp::Submit { entry } => {
+                let decoded = match continuum_bank::Entry::decode(entry) {
+                    Ok(decoded) if entry.len() <= MAX_ENTRY_BYTES => decoded,
                     _ => {
                         self.metrics.client_bad_requests += 1;
                         return self.reply_error(waiting, ReplyError::BadRequest);
@@ -644,7 +644,7 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
                 if self.writes.len() >= MAX_WAITING_WRITES {
                     return self.reply_busy(waiting);
                 }
-                let Some(admission) = self.admit(&entry) else {
+                let Some(admission) = self.admit(&decoded) else {
                     return self.reply_busy(waiting);
                 };
                 match admission {
@@ -661,17 +661,17 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
                     Admission::Valid | Admission::Unresolved => {}
                 }
                 let admitted = admission == Admission::Valid;
-                let tag = self.next_tag;
-                self.next_tag = tag_after(tag);
+                let request_tag = self.next_request_tag;
+                self.next_request_tag = request_tag_after(request_tag);
                 let header = EntryHeader {
                     origin: self.config.id,
-                    tag,
+                    request_tag,
                     hlc,
                 };
-                // An unresolved command is only ever forwarded, never
+                // An unresolved entry is only ever forwarded, never
                 // proposed here (this node is not the leader: checked above).
                 let proposed = if admitted {
-                    self.raft.propose(header.wrap(command))
+                    self.raft.propose(header.wrap(entry))
                 } else {
                     Err(ProposeError::NotLeader {
                         leader: self.raft.leader(),
@@ -681,23 +681,23 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
                     Ok(index) => {
                         self.stages.proposed(index, index);
                         self.metrics.proposals += 1;
-                        self.writes.insert(tag, waiting);
+                        self.writes.insert(request_tag, waiting);
                     }
                     Err(ProposeError::NotLeader { leader }) if leader != 0 => {
                         self.metrics.forwarded += 1;
-                        let command = command.clone();
+                        let entry = entry.clone();
                         self.outbox.push((
                             leader,
                             Body::Forward {
                                 origin: self.config.id,
-                                tag,
-                                command,
+                                request_tag,
+                                entry,
                                 admitted,
                             },
                         ));
                         let forwarded_unchecked = (!admitted).then_some(leader);
                         self.writes.insert(
-                            tag,
+                            request_tag,
                             Waiting {
                                 forwarded_unchecked,
                                 ..waiting
@@ -714,11 +714,11 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
                 if self.reads.len() >= MAX_WAITING_READS {
                     return self.reply_busy(waiting);
                 }
-                let tag = self.next_tag;
-                self.next_tag = tag_after(tag);
-                match self.raft.read_index(tag) {
+                let request_tag = self.next_request_tag;
+                self.next_request_tag = request_tag_after(request_tag);
+                match self.raft.read_index(request_tag) {
                     Ok(()) => {
-                        self.reads.insert(tag, waiting);
+                        self.reads.insert(request_tag, waiting);
                     }
                     Err(ReadIndexError::NoLeader) => {
                         self.reply_error(waiting, ReplyError::Unavailable)
@@ -755,7 +755,7 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
         match body {
             Body::Raft(message) => {
                 // A ReadIndex response must answer a read this boot is
-                // waiting for (tags never repeat across boots): one for an
+                // waiting for (request tags never repeat across boots): one for an
                 // earlier incarnation's read, delayed across a restart,
                 // would otherwise serve a new read at an old index.
                 let unasked = matches!(message.body,
@@ -776,13 +776,13 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
             }
             Body::Forward {
                 origin,
-                tag,
-                command,
+                request_tag,
+                entry,
                 admitted,
             } => {
                 // Only the node that took the request may name itself origin.
-                let entry = match continuum_bank::Entry::decode(&command) {
-                    Ok(entry) if origin == from && command.len() <= MAX_COMMAND_BYTES => entry,
+                let decoded = match continuum_bank::Entry::decode(&entry) {
+                    Ok(decoded) if origin == from && entry.len() <= MAX_ENTRY_BYTES => decoded,
                     _ => {
                         self.metrics.raft_rejected += 1;
                         return Ok(());
@@ -790,11 +790,11 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
                 };
                 // An admitted forward was checked by its origin, an
                 // authenticated member; an unchecked one is checked here,
-                // and only a command whose every signer resolves and
+                // and only a entry whose every signer resolves and
                 // verifies is proposed.
                 if !admitted {
                     let verdict = if self.raft.role() == Role::Leader {
-                        self.admit(&entry)
+                        self.admit(&decoded)
                     } else {
                         None
                     };
@@ -812,28 +812,40 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
                     };
                     if let Some(reason) = refusal {
                         self.metrics.forwards_refused += 1;
-                        self.outbox
-                            .push((origin, Body::ForwardRefused { tag, reason }));
+                        self.outbox.push((
+                            origin,
+                            Body::ForwardRefused {
+                                request_tag,
+                                reason,
+                            },
+                        ));
                         return Ok(());
                     }
                 }
-                let header = EntryHeader { origin, tag, hlc };
+                let header = EntryHeader {
+                    origin,
+                    request_tag,
+                    hlc,
+                };
                 // A refused forward (not leader any more, overloaded) is
                 // dropped: the origin answers its client Timeout, and the
                 // client's retry is deduplicated by the transfer id.
-                if let Ok(index) = self.raft.propose(header.wrap(&command)) {
+                if let Ok(index) = self.raft.propose(header.wrap(&entry)) {
                     self.stages.proposed(index, index);
                     self.metrics.proposals += 1;
                 }
             }
-            Body::ForwardRefused { tag, reason } => {
+            Body::ForwardRefused {
+                request_tag,
+                reason,
+            } => {
                 // Only an unchecked write this node forwarded to `from` is
                 // answered this way; anything else is dropped.
                 let ours = self
                     .writes
-                    .get(&tag)
+                    .get(&request_tag)
                     .is_some_and(|w| w.forwarded_unchecked == Some(from));
-                let Some(waiting) = ours.then(|| self.writes.remove(&tag)).flatten() else {
+                let Some(waiting) = ours.then(|| self.writes.remove(&request_tag)).flatten() else {
                     self.metrics.raft_rejected += 1;
                     return Ok(());
                 };
@@ -979,9 +991,9 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
             if index <= self.applied {
                 continue; // applied already (committed in the same Ready)
             }
-            if let Ok((_, command)) = EntryHeader::unwrap(&data) {
+            if let Ok((_, bank_entry)) = EntryHeader::unwrap(&data) {
                 self.metrics.preverified_signatures +=
-                    self.ledger.preverify_into(command, &mut self.verdicts) as u64;
+                    self.ledger.preverify_into(bank_entry, &mut self.verdicts) as u64;
             }
         }
     }
@@ -1053,8 +1065,8 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
         self.metrics.committed_entries += 1;
         let mut bad_signature = false;
         if entry.kind == EntryKind::Normal {
-            let (header, command) = match EntryHeader::unwrap(&entry.data) {
-                Ok((header, command)) => (Some(header), command),
+            let (header, bank_entry) = match EntryHeader::unwrap(&entry.data) {
+                Ok((header, bank_entry)) => (Some(header), bank_entry),
                 // Deterministic on every replica: the bank records a
                 // malformed entry as such.
                 Err(_) => (None, &[][..]),
@@ -1063,23 +1075,26 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
             let hlc_ms = header.map_or(0, |h| HlcTimestamp::from_packed(h.hlc).millis());
             let result = if entry.index <= self.clean.replay_through {
                 self.metrics.replayed_clean += 1;
-                self.ledger.reapply_clean(entry.index, hlc_ms, command)
+                self.ledger.reapply_clean(entry.index, hlc_ms, bank_entry)
             } else {
                 self.ledger
-                    .apply_with_memo(entry.index, hlc_ms, command, &mut self.verdicts)
+                    .apply_with_memo(entry.index, hlc_ms, bank_entry, &mut self.verdicts)
             };
             bad_signature = result.outcomes.contains(&Outcome::BadSignature);
             self.metrics.applied_commands += result.outcomes.len() as u64;
             self.stages
                 .mark(entry.index, entry.index, |s| &mut s.applied);
             if let Some(header) = header.filter(|h| h.origin == self.config.id) {
-                // The command must match too: a tag issued by an earlier
+                // The bank entry must match too: a request tag issued by an earlier
                 // incarnation of this node (same term, before a restart) may
                 // commit now, and must not answer a different request.
-                let same = self.writes.get(&header.tag).is_some_and(
-                    |w| matches!(&w.op, RequestOp::Submit { command: c } if c.as_slice() == command),
+                let same = self.writes.get(&header.request_tag).is_some_and(
+                    |w| matches!(&w.op, RequestOp::Submit { entry: e } if e.as_slice() == bank_entry),
                 );
-                if let Some(waiting) = same.then(|| self.writes.remove(&header.tag)).flatten() {
+                if let Some(waiting) = same
+                    .then(|| self.writes.remove(&header.request_tag))
+                    .flatten()
+                {
                     self.stages
                         .mark(entry.index, entry.index, |s| &mut s.replied);
                     let mut outcome = Vec::with_capacity(result.outcomes.len());
@@ -1281,21 +1296,21 @@ pub fn transfer_answer(ledger: &Ledger, id: u128) -> TransferAnswer {
 
 /// Request tags (entry header tags and ReadIndex contexts) are
 /// `boot << 32 | sequence`: `boot` is the low 32 bits of the store's boot
-/// generation, which is persisted and bumped by every open, so no tag of
+/// generation, which is persisted and bumped by every open, so no request tag of
 /// this boot equals one an earlier incarnation issued that may still sit
 /// in the log or in a delayed ReadIndex response (a repeat would answer a
 /// new request with an old outcome or index). Within a boot the sequence
 /// wraps after 2^32 requests, and boots wrap after 2^32 restarts; a
 /// request waiting that long has long timed out. Total for every input.
-const TAG_SEQUENCE_BITS: u32 = 32;
+const REQUEST_TAG_SEQUENCE_BITS: u32 = 32;
 
-fn first_tag(boot_generation: u64) -> u64 {
-    boot_generation.wrapping_shl(TAG_SEQUENCE_BITS)
+fn first_request_tag(boot_generation: u64) -> u64 {
+    boot_generation.wrapping_shl(REQUEST_TAG_SEQUENCE_BITS)
 }
 
-fn tag_after(tag: u64) -> u64 {
-    let sequence = (1u64 << TAG_SEQUENCE_BITS) - 1;
-    (tag & !sequence) | (tag.wrapping_add(1) & sequence)
+fn request_tag_after(request_tag: u64) -> u64 {
+    let sequence = (1u64 << REQUEST_TAG_SEQUENCE_BITS) - 1;
+    (request_tag & !sequence) | (request_tag.wrapping_add(1) & sequence)
 }
 
 fn drain_expired<A>(map: &mut BTreeMap<u64, Waiting<A>>, now: u64) -> Vec<(u64, Waiting<A>)> {

@@ -1,33 +1,34 @@
 //! The node's two small formats: what rides in a peer datagram (an
-//! [`Envelope`]) and what a log entry carries in front of the bank command
+//! [`Envelope`]) and what a log entry carries in front of the bank entry
 //! (an [`EntryHeader`]).
 //!
-//! Envelope (inside the authenticated `PeerBody::Raft` payload of `net`):
+//! Envelope (inside the authenticated `PeerBody::Node` payload of `net`):
 //!
 //! | bytes | field |
 //! |---|---|
-//! | 1 | tag: 1 Raft message, 2 forwarded write (admitted), 3 chain check, 4 forwarded write (signer not resolved by the sender), 5 unchecked forward refused |
+//! | 1 | kind: 1 Raft message, 2 forwarded write (admitted), 3 chain check, 4 forwarded write (signer not resolved by the sender), 5 unchecked forward refused |
 //! | 8 | sender's Lamport clock (big-endian) |
 //! | 8 | sender's HLC timestamp (big-endian) |
 //! | rest | body |
 //!
-//! Bodies: Raft = `continuum_raft::Message::encode`; forward (tags 2 and 4)
-//! = `origin u64 | tag u64 | bank command`; chain check = `applied index u64 | receipt
+//! Bodies: Raft = `continuum_raft::Message::encode`; forward (kinds 2 and 4)
+//! = `origin u64 | request tag u64 | bank entry`; chain check = `applied index u64 | receipt
 //! chain head [32]`; forward refused = `request tag u64 | reason u8` (1 bad
 //! signature, 2 signer unresolved at the leader too).
 //!
 //! Entry data (`continuum_raft::Entry::data` of a normal entry):
-//! `origin node u64 | request tag u64 | HLC u64 | bank command`. `origin`
-//! and `tag` let the node that took the client's request answer it when it
+//! `origin node u64 | request tag u64 | HLC u64 | bank entry`. `origin`
+//! and `request_tag` let the node that took the client's request answer it when it
 //! applies the entry; the HLC is the leader's timestamp at proposal.
 //! Decoding is total: short or malformed bytes are an error, never a panic.
 
 use alloc::vec::Vec;
-use continuum_raft::Message;
+use continuum_base::bytes::{BeReader, Truncated};
+use continuum_raft::{Message, NodeId};
 
 /// Bytes in front of an envelope body.
 pub const ENVELOPE_HEADER_BYTES: usize = 17;
-/// Bytes in front of the bank command in an entry.
+/// Bytes in front of the bank entry in a Raft log entry.
 pub const ENTRY_HEADER_BYTES: usize = 24;
 
 /// Why bytes did not decode.
@@ -35,9 +36,9 @@ pub const ENTRY_HEADER_BYTES: usize = 24;
 pub enum WireError {
     /// Fewer bytes than the fixed fields need.
     Truncated,
-    /// An unknown envelope tag.
-    UnknownTag(u8),
-    /// A body with bytes left over or an empty command.
+    /// An unknown envelope kind byte.
+    UnknownKind(u8),
+    /// A body with bytes left over or an empty bank entry.
     BadBody,
     /// The Raft message inside did not decode.
     Raft(continuum_raft::DecodeError),
@@ -47,7 +48,7 @@ impl core::fmt::Display for WireError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             WireError::Truncated => f.write_str("truncated"),
-            WireError::UnknownTag(tag) => write!(f, "unknown envelope tag {tag}"),
+            WireError::UnknownKind(kind) => write!(f, "unknown envelope kind {kind}"),
             WireError::BadBody => f.write_str("malformed body"),
             WireError::Raft(e) => write!(f, "raft message: {e:?}"),
         }
@@ -61,15 +62,15 @@ pub enum Body {
     Raft(Message),
     /// A client write taken by a follower, for the leader to propose.
     /// `admitted`: the follower verified every signature against keys it
-    /// knows (envelope tag 2); otherwise some signer's account was not yet
-    /// applied there and the leader checks the command itself (tag 4).
+    /// knows (envelope kind 2); otherwise some signer's account was not yet
+    /// applied there and the leader checks the entry itself (kind 4).
     Forward {
         /// The follower that took the request (it answers the client).
-        origin: u64,
+        origin: NodeId,
         /// Its request tag for the write.
-        tag: u64,
+        request_tag: u64,
         /// The encoded bank entry.
-        command: Vec<u8>,
+        entry: Vec<u8>,
         /// Whether the follower verified every signature.
         admitted: bool,
     },
@@ -80,12 +81,12 @@ pub enum Body {
         /// The receipt-chain head there.
         head: [u8; 32],
     },
-    /// The leader's answer to an unchecked forward (tag 4) it refused on
-    /// its merits, so the origin can tell its client: `tag` is the origin's
+    /// The leader's answer to an unchecked forward (kind 4) it refused on
+    /// its merits, so the origin can tell its client: `request_tag` is the origin's
     /// request tag from the forward.
     ForwardRefused {
         /// The origin's request tag from the forward.
-        tag: u64,
+        request_tag: u64,
         /// Why it was refused.
         reason: ForwardRefusal,
     },
@@ -114,15 +115,16 @@ pub struct Envelope {
     pub body: Body,
 }
 
-fn u64_at(bytes: &[u8], at: usize) -> Result<u64, WireError> {
-    let field = bytes.get(at..at + 8).ok_or(WireError::Truncated)?;
-    Ok(u64::from_be_bytes(field.try_into().expect("8 bytes")))
+impl From<Truncated> for WireError {
+    fn from(_: Truncated) -> WireError {
+        WireError::Truncated
+    }
 }
 
 impl Envelope {
     /// Appends the encoding to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
-        let tag = match self.body {
+        let kind = match self.body {
             Body::Raft(_) => 1,
             Body::Forward { admitted: true, .. } => 2,
             Body::ChainCheck { .. } => 3,
@@ -131,27 +133,30 @@ impl Envelope {
             } => 4,
             Body::ForwardRefused { .. } => 5,
         };
-        out.push(tag);
+        out.push(kind);
         out.extend_from_slice(&self.lamport.to_be_bytes());
         out.extend_from_slice(&self.hlc.to_be_bytes());
         match &self.body {
             Body::Raft(message) => message.encode(out),
             Body::Forward {
                 origin,
-                tag,
-                command,
+                request_tag,
+                entry,
                 ..
             } => {
                 out.extend_from_slice(&origin.to_be_bytes());
-                out.extend_from_slice(&tag.to_be_bytes());
-                out.extend_from_slice(command);
+                out.extend_from_slice(&request_tag.to_be_bytes());
+                out.extend_from_slice(entry);
             }
             Body::ChainCheck { index, head } => {
                 out.extend_from_slice(&index.to_be_bytes());
                 out.extend_from_slice(head);
             }
-            Body::ForwardRefused { tag, reason } => {
-                out.extend_from_slice(&tag.to_be_bytes());
+            Body::ForwardRefused {
+                request_tag,
+                reason,
+            } => {
+                out.extend_from_slice(&request_tag.to_be_bytes());
                 out.push(*reason as u8);
             }
         }
@@ -159,24 +164,26 @@ impl Envelope {
 
     /// Decodes one envelope (total).
     pub fn decode(bytes: &[u8]) -> Result<Envelope, WireError> {
-        let tag = *bytes.first().ok_or(WireError::Truncated)?;
-        let lamport = u64_at(bytes, 1)?;
-        let hlc = u64_at(bytes, 9)?;
-        let rest = &bytes[ENVELOPE_HEADER_BYTES..];
-        let body = match tag {
+        let mut r = BeReader::new(bytes);
+        let kind = r.u8()?;
+        let lamport = r.u64()?;
+        let hlc = r.u64()?;
+        let rest = r.rest();
+        let mut body = BeReader::new(rest);
+        let body = match kind {
             1 => Body::Raft(Message::decode(rest).map_err(WireError::Raft)?),
             2 | 4 => {
-                let admitted = tag == 2;
-                let origin = u64_at(rest, 0)?;
-                let tag = u64_at(rest, 8)?;
-                let command = &rest[16..];
-                if command.is_empty() {
+                let admitted = kind == 2;
+                let origin = body.u64()?;
+                let request_tag = body.u64()?;
+                let entry = body.rest();
+                if entry.is_empty() {
                     return Err(WireError::BadBody);
                 }
                 Body::Forward {
                     origin,
-                    tag,
-                    command: command.to_vec(),
+                    request_tag,
+                    entry: entry.to_vec(),
                     admitted,
                 }
             }
@@ -185,8 +192,8 @@ impl Envelope {
                     return Err(WireError::BadBody);
                 }
                 Body::ChainCheck {
-                    index: u64_at(rest, 0)?,
-                    head: rest[8..40].try_into().expect("32 bytes"),
+                    index: body.u64()?,
+                    head: body.array()?,
                 }
             }
             5 => {
@@ -196,45 +203,46 @@ impl Envelope {
                     _ => return Err(WireError::BadBody),
                 };
                 Body::ForwardRefused {
-                    tag: u64_at(rest, 0)?,
+                    request_tag: body.u64()?,
                     reason,
                 }
             }
-            other => return Err(WireError::UnknownTag(other)),
+            other => return Err(WireError::UnknownKind(other)),
         };
         Ok(Envelope { lamport, hlc, body })
     }
 }
 
-/// The node fields in front of a bank command in a log entry.
+/// The node fields in front of a bank entry in a Raft log entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EntryHeader {
     /// Node that took the client's request (answers it on apply).
-    pub origin: u64,
-    /// That node's tag for the request.
-    pub tag: u64,
+    pub origin: NodeId,
+    /// That node's request tag for the request.
+    pub request_tag: u64,
     /// Leader's HLC timestamp at proposal.
     pub hlc: u64,
 }
 
 impl EntryHeader {
-    /// `header | command` as entry data.
-    pub fn wrap(&self, command: &[u8]) -> Vec<u8> {
-        let mut data = Vec::with_capacity(ENTRY_HEADER_BYTES + command.len());
+    /// `header | bank entry` as Raft entry data.
+    pub fn wrap(&self, bank_entry: &[u8]) -> Vec<u8> {
+        let mut data = Vec::with_capacity(ENTRY_HEADER_BYTES + bank_entry.len());
         data.extend_from_slice(&self.origin.to_be_bytes());
-        data.extend_from_slice(&self.tag.to_be_bytes());
+        data.extend_from_slice(&self.request_tag.to_be_bytes());
         data.extend_from_slice(&self.hlc.to_be_bytes());
-        data.extend_from_slice(command);
+        data.extend_from_slice(bank_entry);
         data
     }
 
-    /// Splits entry data into header and command (total).
+    /// Splits Raft entry data into header and bank entry (total).
     pub fn unwrap(data: &[u8]) -> Result<(EntryHeader, &[u8]), WireError> {
+        let mut r = BeReader::new(data);
         let header = EntryHeader {
-            origin: u64_at(data, 0)?,
-            tag: u64_at(data, 8)?,
-            hlc: u64_at(data, 16)?,
+            origin: r.u64()?,
+            request_tag: r.u64()?,
+            hlc: r.u64()?,
         };
-        Ok((header, &data[ENTRY_HEADER_BYTES..]))
+        Ok((header, r.rest()))
     }
 }

@@ -18,7 +18,7 @@ use continuum_net::client::{
     ReplyError, RequestOp, TransferAnswer,
 };
 use continuum_net::header::MAX_PEER_PAYLOAD_BYTES;
-use continuum_node::{Body, Envelope, Node, NodeConfig, MAX_COMMAND_BYTES};
+use continuum_node::{Body, Envelope, Node, NodeConfig, MAX_ENTRY_BYTES};
 use continuum_storage::{CrashMode, Identity, MemDisk, Store};
 use ed25519_dalek::SigningKey;
 
@@ -202,7 +202,7 @@ impl Sim {
             cluster_id: CLUSTER,
             client_id: client,
             request_id,
-            op: RequestOp::Submit { command },
+            op: RequestOp::Submit { entry: command },
         };
         if let Some(node) = self.nodes.get_mut(&via) {
             node.on_client(client, request, hlc_at(self.step));
@@ -628,7 +628,7 @@ fn malformed_or_oversized_submits_are_refused_not_proposed() {
     let leader = sim.wait_leader();
     let before = sim.nodes[&leader].raft().last_index();
     sim.submit(leader, 3, 1, vec![0xff; 10]);
-    sim.submit(leader, 3, 2, vec![1; MAX_COMMAND_BYTES + 1]);
+    sim.submit(leader, 3, 2, vec![1; MAX_ENTRY_BYTES + 1]);
     sim.run(5);
     let refused = sim
         .replies
@@ -641,7 +641,7 @@ fn malformed_or_oversized_submits_are_refused_not_proposed() {
 
 #[test]
 fn the_largest_command_fits_one_append_datagram() {
-    // Six transfers (3 + 6 * 153 bytes) is the most a MAX_COMMAND_BYTES
+    // Six transfers (3 + 6 * 153 bytes) is the most a MAX_ENTRY_BYTES
     // command can carry. From the reserve: admission must resolve the signer.
     let commands: Vec<_> = (0..6u128)
         .map(|i| {
@@ -658,7 +658,7 @@ fn the_largest_command_fits_one_append_datagram() {
         })
         .collect();
     let command = Entry::new(commands).unwrap().encode();
-    assert!(command.len() <= MAX_COMMAND_BYTES, "{}", command.len());
+    assert!(command.len() <= MAX_ENTRY_BYTES, "{}", command.len());
     let mut sim = Sim::new(3, 6);
     let leader = sim.wait_leader();
     // Sim::collect asserts every peer message fits a datagram.
@@ -803,7 +803,7 @@ fn only_new_entries_terms_votes_and_witnesses_cost_a_flush_not_a_moved_commit_in
     let mut disk = log.into_store().into_device();
     disk.crash(CrashMode::LoseUnflushed);
     let (store, _) = Store::open(disk, identity(1)).unwrap();
-    assert_eq!(store.hard_state().vote, Some(3));
+    assert_eq!(store.hard_state().vote, 3);
     assert_eq!(store.last_index(), 1);
 }
 
@@ -1170,7 +1170,7 @@ fn admission_spends_a_bounded_number_of_verifications_per_pass() {
             client_id: 13,
             request_id: i,
             op: RequestOp::Submit {
-                command: transfer(10_000 + i as u128, RESERVE, RESERVE, 1),
+                entry: transfer(10_000 + i as u128, RESERVE, RESERVE, 1),
             },
         };
         node.on_client(13, request, 0);
@@ -1321,7 +1321,7 @@ fn a_leaders_appends_leave_before_its_own_write_and_acks_after_theirs() {
         client_id: 5,
         request_id: 1,
         op: RequestOp::Submit {
-            command: create_account(10),
+            entry: create_account(10),
         },
     };
     node.on_client(5, request, hlc_at(sim.step));

@@ -5,7 +5,8 @@
 
 use continuum_node::DiskLog;
 use continuum_raft::{
-    compute_chain_hash, ChainHash, Entry, EntryKind, HardState, Ready, Storage, GENESIS_CHAIN_HASH,
+    compute_chain_hash, Entry, EntryKind, HardState, LogChainHash, Ready, Storage,
+    GENESIS_CHAIN_HASH,
 };
 use continuum_storage::{CrashMode, Identity, MemDisk, OpenError, Record, Store, StoreError};
 
@@ -16,7 +17,7 @@ fn identity() -> Identity {
     }
 }
 
-fn entries(from: u64, prev: ChainHash, n: u64) -> Vec<Entry> {
+fn entries(from: u64, prev: LogChainHash, n: u64) -> Vec<Entry> {
     let mut prev = prev;
     (from..from + n)
         .map(|index| {
@@ -148,7 +149,7 @@ fn a_record_with_a_wrong_chain_hash_is_refused_at_open() {
         .map(|e| Record {
             index: e.index,
             term: e.term,
-            kind: e.kind.tag(),
+            kind: e.kind.byte(),
             chain_hash: e.chain_hash,
             payload: e.data.clone(),
         })

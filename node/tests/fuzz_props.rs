@@ -13,10 +13,10 @@ fn body() -> impl Strategy<Value = Body> {
             prop::collection::vec(any::<u8>(), 1..64),
             any::<bool>()
         )
-            .prop_map(|(origin, tag, command, admitted)| Body::Forward {
+            .prop_map(|(origin, request_tag, command, admitted)| Body::Forward {
                 origin,
-                tag,
-                command,
+                request_tag,
+                entry: command,
                 admitted
             }),
         (any::<u64>(), any::<[u8; 32]>())
@@ -28,7 +28,10 @@ fn body() -> impl Strategy<Value = Body> {
                 Just(ForwardRefusal::Unresolved)
             ]
         )
-            .prop_map(|(tag, reason)| Body::ForwardRefused { tag, reason }),
+            .prop_map(|(request_tag, reason)| Body::ForwardRefused {
+                request_tag,
+                reason
+            }),
     ]
 }
 
@@ -63,8 +66,8 @@ proptest! {
     }
 
     #[test]
-    fn entry_headers_round_trip(origin: u64, tag: u64, hlc: u64, command in prop::collection::vec(any::<u8>(), 0..64)) {
-        let data = EntryHeader { origin, tag, hlc }.wrap(&command);
+    fn entry_headers_round_trip(origin: u64, request_tag: u64, hlc: u64, command in prop::collection::vec(any::<u8>(), 0..64)) {
+        let data = EntryHeader { origin, request_tag, hlc }.wrap(&command);
         fuzz_check::entry_header(&data);
     }
 }

@@ -47,7 +47,7 @@ use continuum_bank::{
 };
 use continuum_net::client::{ClientReply, ClientRequest, ReplyBody, RequestOp};
 use continuum_node::{Body, Envelope, Node, NodeConfig, NodeError, SnapshotEvent};
-use continuum_raft::{ChainHash, MessageBody, Role, SplitMix64, Storage};
+use continuum_raft::{LogChainHash, MessageBody, Role, SplitMix64, Storage};
 use continuum_storage::{BlockDevice, CrashMode, DeviceError, Identity, MemDisk, Store};
 use ed25519_dalek::SigningKey;
 
@@ -239,7 +239,7 @@ struct Sim {
     /// Chain hash of every committed index, where some node still held
     /// it when it was first seen committed (`None`: compacted everywhere
     /// it was looked for).
-    committed: Vec<Option<ChainHash>>,
+    committed: Vec<Option<LogChainHash>>,
     /// Configured snapshot interval (0: never).
     snapshot_entries: u64,
     heads: BTreeMap<u64, [u8; 32]>,
@@ -649,7 +649,7 @@ impl Sim {
             };
             self.pending.insert(request_id, Pending::Write { op });
             RequestOp::Submit {
-                command: self.ops[op].command.clone(),
+                entry: self.ops[op].command.clone(),
             }
         };
         self.log(format!("  client request {request_id} via node {via}"));
@@ -967,9 +967,11 @@ fn describe(body: &Body) -> String {
             ),
             other => format!("term {} {other:?}", m.term),
         },
-        Body::Forward { tag, .. } => format!("Forward tag {tag:#x}"),
+        Body::Forward { request_tag, .. } => format!("Forward request tag {request_tag:#x}"),
         Body::ChainCheck { index, .. } => format!("ChainCheck {index}"),
-        Body::ForwardRefused { tag, reason } => format!("ForwardRefused tag {tag:#x} {reason:?}"),
+        Body::ForwardRefused { request_tag, reason } => {
+            format!("ForwardRefused request tag {request_tag:#x} {reason:?}")
+        },
     }
 }
 

@@ -124,9 +124,7 @@ fn run(node: &mut TestNode) -> Result<(), NodeError> {
             cluster_id: CLUSTER,
             client_id: 1,
             request_id: i + 1,
-            op: RequestOp::Submit {
-                command: command(i),
-            },
+            op: RequestOp::Submit { entry: command(i) },
         };
         node.on_client(1, request, hlc(i));
         node.tick();
@@ -266,7 +264,7 @@ fn a_forged_entry_in_the_log_stops_the_clean_mark_and_stays_rejected() {
             let index = i as u64 + 1;
             let header = EntryHeader {
                 origin: 2,
-                tag: index,
+                request_tag: index,
                 hlc: hlc(index),
             };
             let payload = header.wrap(c);
@@ -274,7 +272,7 @@ fn a_forged_entry_in_the_log_stops_the_clean_mark_and_stays_rejected() {
             Record {
                 index,
                 term: 1,
-                kind: EntryKind::Normal.tag(),
+                kind: EntryKind::Normal.byte(),
                 chain_hash: chain,
                 payload,
             }
@@ -284,7 +282,7 @@ fn a_forged_entry_in_the_log_stops_the_clean_mark_and_stays_rejected() {
     store
         .set_hard_state(HardState {
             term: 1,
-            vote: None,
+            vote: 0,
             commit: 4,
         })
         .unwrap();
@@ -306,9 +304,7 @@ fn a_forged_entry_in_the_log_stops_the_clean_mark_and_stays_rejected() {
         cluster_id: CLUSTER,
         client_id: 1,
         request_id: 1,
-        op: RequestOp::Submit {
-            command: command(4),
-        },
+        op: RequestOp::Submit { entry: command(4) },
     };
     node.on_client(1, request, hlc(4));
     while node.applied() < 6 {

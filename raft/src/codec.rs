@@ -1,7 +1,7 @@
 //! Canonical binary encoding of [`Message`].
 //!
 //! Layout (all integers fixed-width big-endian, so each value has exactly one
-//! encoding): `version:u8 = 1`, `tag:u8`, `from:u64`, `to:u64`, `term:u64`,
+//! encoding): `version:u8 = 1`, `kind:u8`, `from:u64`, `to:u64`, `term:u64`,
 //! then the body fields in declaration order. Booleans are one byte, 0 or 1.
 //! `Append` carries `count:u32` entries, each `index:u64 term:u64 kind:u8
 //! chain_hash:[u8;32] len:u32 data`. `InstallSnapshot` carries `index term
@@ -23,7 +23,7 @@
 //! are checked against [`MAX_ENTRIES_PER_MESSAGE`],
 //! [`MAX_ENTRY_DATA_BYTES`] and the bytes actually remaining before any
 //! allocation, and the whole input is capped by [`MAX_MESSAGE_BYTES`].
-//! Non-canonical input (unknown tags, booleans other than 0/1, trailing
+//! Non-canonical input (unknown kind bytes, booleans other than 0/1, trailing
 //! bytes, node id 0) is refused, so `decode(b)` is `Ok(m)` only if
 //! `encode(m) == b`. Semantic sanity is checked too: `Append` entries must
 //! have consecutive indexes after `prev_log_index` and non-decreasing terms
@@ -31,11 +31,12 @@
 //! correct leader always satisfies).
 
 use crate::config::MAX_ENTRY_DATA_BYTES;
-use crate::entry::{ChainHash, Entry, EntryKind};
+use crate::entry::{Entry, EntryKind, LogChainHash};
 use crate::message::{ChunkRef, Message, MessageBody, SnapshotPart};
 use crate::storage::ConfState;
 use crate::NO_NODE;
 use alloc::vec::Vec;
+use continuum_base::bytes::{BeReader, Truncated};
 use core::fmt;
 
 /// Codec version byte. 2: content-addressed InstallSnapshot (manifest
@@ -62,8 +63,8 @@ pub enum DecodeError {
     Truncated,
     /// Unknown codec version.
     Version(u8),
-    /// Unknown message tag.
-    Tag(u8),
+    /// Unknown message kind.
+    MessageKind(u8),
     /// Unknown entry kind.
     EntryKind(u8),
     /// Boolean byte other than 0 or 1.
@@ -84,7 +85,7 @@ pub enum DecodeError {
     /// A snapshot manifest piece whose counts, chunk sizes or positions
     /// break the bounds in the module doc.
     SnapshotManifest,
-    /// Unknown InstallSnapshot part tag.
+    /// Unknown InstallSnapshot part kind.
     SnapshotPart(u8),
     /// A configuration with more than [`MAX_CLUSTER_MEMBERS`] members, an
     /// unsorted or duplicated list, node id 0, or a voter that is also a
@@ -98,7 +99,7 @@ impl fmt::Display for DecodeError {
             DecodeError::TooLarge => write!(f, "message larger than {MAX_MESSAGE_BYTES} bytes"),
             DecodeError::Truncated => f.write_str("message truncated"),
             DecodeError::Version(v) => write!(f, "unknown codec version {v}"),
-            DecodeError::Tag(t) => write!(f, "unknown message tag {t}"),
+            DecodeError::MessageKind(t) => write!(f, "unknown message kind {t}"),
             DecodeError::EntryKind(k) => write!(f, "unknown entry kind {k}"),
             DecodeError::Bool(b) => write!(f, "non-canonical boolean {b}"),
             DecodeError::ZeroNode => f.write_str("node id 0 in message header"),
@@ -121,19 +122,19 @@ impl fmt::Display for DecodeError {
     }
 }
 
-const TAG_PRE_VOTE: u8 = 1;
-const TAG_PRE_VOTE_RESPONSE: u8 = 2;
-const TAG_VOTE: u8 = 3;
-const TAG_VOTE_RESPONSE: u8 = 4;
-const TAG_APPEND: u8 = 5;
-const TAG_APPEND_RESPONSE: u8 = 6;
-const TAG_HEARTBEAT: u8 = 7;
-const TAG_HEARTBEAT_RESPONSE: u8 = 8;
-const TAG_TIMEOUT_NOW: u8 = 9;
-const TAG_READ_INDEX_REQUEST: u8 = 10;
-const TAG_READ_INDEX_RESPONSE: u8 = 11;
-const TAG_INSTALL_SNAPSHOT: u8 = 12;
-const TAG_INSTALL_SNAPSHOT_RESPONSE: u8 = 13;
+const KIND_PRE_VOTE: u8 = 1;
+const KIND_PRE_VOTE_RESPONSE: u8 = 2;
+const KIND_VOTE: u8 = 3;
+const KIND_VOTE_RESPONSE: u8 = 4;
+const KIND_APPEND: u8 = 5;
+const KIND_APPEND_RESPONSE: u8 = 6;
+const KIND_HEARTBEAT: u8 = 7;
+const KIND_HEARTBEAT_RESPONSE: u8 = 8;
+const KIND_TIMEOUT_NOW: u8 = 9;
+const KIND_READ_INDEX_REQUEST: u8 = 10;
+const KIND_READ_INDEX_RESPONSE: u8 = 11;
+const KIND_INSTALL_SNAPSHOT: u8 = 12;
+const KIND_INSTALL_SNAPSHOT_RESPONSE: u8 = 13;
 const PART_MANIFEST: u8 = 1;
 const PART_CHUNK: u8 = 2;
 
@@ -164,22 +165,22 @@ impl Message {
     /// Appends the canonical encoding of `self` to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.push(CODEC_VERSION);
-        let tag = match &self.body {
-            MessageBody::PreVote { .. } => TAG_PRE_VOTE,
-            MessageBody::PreVoteResponse { .. } => TAG_PRE_VOTE_RESPONSE,
-            MessageBody::Vote { .. } => TAG_VOTE,
-            MessageBody::VoteResponse { .. } => TAG_VOTE_RESPONSE,
-            MessageBody::Append { .. } => TAG_APPEND,
-            MessageBody::AppendResponse { .. } => TAG_APPEND_RESPONSE,
-            MessageBody::Heartbeat { .. } => TAG_HEARTBEAT,
-            MessageBody::HeartbeatResponse { .. } => TAG_HEARTBEAT_RESPONSE,
-            MessageBody::TimeoutNow => TAG_TIMEOUT_NOW,
-            MessageBody::ReadIndexRequest { .. } => TAG_READ_INDEX_REQUEST,
-            MessageBody::ReadIndexResponse { .. } => TAG_READ_INDEX_RESPONSE,
-            MessageBody::InstallSnapshot { .. } => TAG_INSTALL_SNAPSHOT,
-            MessageBody::InstallSnapshotResponse { .. } => TAG_INSTALL_SNAPSHOT_RESPONSE,
+        let kind = match &self.body {
+            MessageBody::PreVote { .. } => KIND_PRE_VOTE,
+            MessageBody::PreVoteResponse { .. } => KIND_PRE_VOTE_RESPONSE,
+            MessageBody::Vote { .. } => KIND_VOTE,
+            MessageBody::VoteResponse { .. } => KIND_VOTE_RESPONSE,
+            MessageBody::Append { .. } => KIND_APPEND,
+            MessageBody::AppendResponse { .. } => KIND_APPEND_RESPONSE,
+            MessageBody::Heartbeat { .. } => KIND_HEARTBEAT,
+            MessageBody::HeartbeatResponse { .. } => KIND_HEARTBEAT_RESPONSE,
+            MessageBody::TimeoutNow => KIND_TIMEOUT_NOW,
+            MessageBody::ReadIndexRequest { .. } => KIND_READ_INDEX_REQUEST,
+            MessageBody::ReadIndexResponse { .. } => KIND_READ_INDEX_RESPONSE,
+            MessageBody::InstallSnapshot { .. } => KIND_INSTALL_SNAPSHOT,
+            MessageBody::InstallSnapshotResponse { .. } => KIND_INSTALL_SNAPSHOT_RESPONSE,
         };
-        out.push(tag);
+        out.push(kind);
         put_u64(out, self.from);
         put_u64(out, self.to);
         put_u64(out, self.term);
@@ -216,7 +217,7 @@ impl Message {
                 for entry in entries {
                     put_u64(out, entry.index);
                     put_u64(out, entry.term);
-                    out.push(entry.kind.tag());
+                    out.push(entry.kind.byte());
                     out.extend_from_slice(&entry.chain_hash);
                     out.extend_from_slice(&(entry.data.len() as u32).to_be_bytes());
                     out.extend_from_slice(&entry.data);
@@ -307,58 +308,58 @@ impl Message {
         if bytes.len() > MAX_MESSAGE_BYTES {
             return Err(DecodeError::TooLarge);
         }
-        let mut r = Reader { rest: bytes };
+        let mut r = Reader::new(bytes);
         let version = r.u8()?;
         if version != CODEC_VERSION {
             return Err(DecodeError::Version(version));
         }
-        let tag = r.u8()?;
+        let kind = r.u8()?;
         let from = r.u64()?;
         let to = r.u64()?;
         let term = r.u64()?;
         if from == NO_NODE || to == NO_NODE {
             return Err(DecodeError::ZeroNode);
         }
-        let body = match tag {
-            TAG_PRE_VOTE => MessageBody::PreVote {
+        let body = match kind {
+            KIND_PRE_VOTE => MessageBody::PreVote {
                 last_log_index: r.u64()?,
                 last_log_term: r.u64()?,
             },
-            TAG_PRE_VOTE_RESPONSE => MessageBody::PreVoteResponse { reject: r.bool()? },
-            TAG_VOTE => MessageBody::Vote {
+            KIND_PRE_VOTE_RESPONSE => MessageBody::PreVoteResponse { reject: r.bool()? },
+            KIND_VOTE => MessageBody::Vote {
                 last_log_index: r.u64()?,
                 last_log_term: r.u64()?,
                 leader_transfer: r.bool()?,
             },
-            TAG_VOTE_RESPONSE => MessageBody::VoteResponse { reject: r.bool()? },
-            TAG_APPEND => decode_append(&mut r, term)?,
-            TAG_APPEND_RESPONSE => MessageBody::AppendResponse {
+            KIND_VOTE_RESPONSE => MessageBody::VoteResponse { reject: r.bool()? },
+            KIND_APPEND => decode_append(&mut r, term)?,
+            KIND_APPEND_RESPONSE => MessageBody::AppendResponse {
                 reject: r.bool()?,
                 index: r.u64()?,
                 reject_hint: r.u64()?,
                 hint_term: r.u64()?,
             },
-            TAG_HEARTBEAT => MessageBody::Heartbeat {
+            KIND_HEARTBEAT => MessageBody::Heartbeat {
                 commit: r.u64()?,
                 read_seq: r.u64()?,
             },
-            TAG_HEARTBEAT_RESPONSE => MessageBody::HeartbeatResponse { read_seq: r.u64()? },
-            TAG_TIMEOUT_NOW => MessageBody::TimeoutNow,
-            TAG_READ_INDEX_REQUEST => MessageBody::ReadIndexRequest { ctx: r.u64()? },
-            TAG_READ_INDEX_RESPONSE => MessageBody::ReadIndexResponse {
+            KIND_HEARTBEAT_RESPONSE => MessageBody::HeartbeatResponse { read_seq: r.u64()? },
+            KIND_TIMEOUT_NOW => MessageBody::TimeoutNow,
+            KIND_READ_INDEX_REQUEST => MessageBody::ReadIndexRequest { ctx: r.u64()? },
+            KIND_READ_INDEX_RESPONSE => MessageBody::ReadIndexResponse {
                 ctx: r.u64()?,
                 index: r.u64()?,
             },
-            TAG_INSTALL_SNAPSHOT => decode_install_snapshot(&mut r, term)?,
-            TAG_INSTALL_SNAPSHOT_RESPONSE => MessageBody::InstallSnapshotResponse {
+            KIND_INSTALL_SNAPSHOT => decode_install_snapshot(&mut r, term)?,
+            KIND_INSTALL_SNAPSHOT_RESPONSE => MessageBody::InstallSnapshotResponse {
                 index: r.u64()?,
                 manifest_next: r.u32()?,
                 chunk_next: r.u32()?,
                 done: r.bool()?,
             },
-            other => return Err(DecodeError::Tag(other)),
+            other => return Err(DecodeError::MessageKind(other)),
         };
-        if !r.rest.is_empty() {
+        if r.remaining() != 0 {
             return Err(DecodeError::TrailingBytes);
         }
         Ok(Message {
@@ -379,7 +380,7 @@ fn decode_append(r: &mut Reader<'_>, msg_term: u64) -> Result<MessageBody, Decod
         return Err(DecodeError::TooManyEntries);
     }
     // Each entry needs at least its header: bound the allocation by the input.
-    if count > r.rest.len() / crate::entry::ENTRY_HEADER_BYTES {
+    if count > r.remaining() / crate::entry::ENTRY_HEADER_BYTES {
         return Err(DecodeError::Truncated);
     }
     let mut entries = Vec::with_capacity(count);
@@ -388,9 +389,10 @@ fn decode_append(r: &mut Reader<'_>, msg_term: u64) -> Result<MessageBody, Decod
     for _ in 0..count {
         let index = r.u64()?;
         let term = r.u64()?;
-        let kind_tag = r.u8()?;
-        let kind = EntryKind::from_tag(kind_tag).ok_or(DecodeError::EntryKind(kind_tag))?;
-        let chain_hash: ChainHash = r.take(32)?.try_into().map_err(|_| DecodeError::Truncated)?;
+        let kind_byte = r.u8()?;
+        let kind = EntryKind::from_byte(kind_byte).ok_or(DecodeError::EntryKind(kind_byte))?;
+        let chain_hash: LogChainHash =
+            r.take(32)?.try_into().map_err(|_| DecodeError::Truncated)?;
         let len = r.u32()? as usize;
         if len > MAX_ENTRY_DATA_BYTES {
             return Err(DecodeError::EntryTooLarge);
@@ -450,7 +452,7 @@ fn decode_install_snapshot(r: &mut Reader<'_>, msg_term: u64) -> Result<MessageB
             {
                 return Err(DecodeError::SnapshotManifest);
             }
-            if r.rest.len() < count as usize * 36 {
+            if r.remaining() < count as usize * 36 {
                 return Err(DecodeError::Truncated);
             }
             let mut entries = Vec::with_capacity(count as usize);
@@ -496,33 +498,30 @@ fn decode_install_snapshot(r: &mut Reader<'_>, msg_term: u64) -> Result<MessageB
 /// Reads a [`ConfState`] from the front of `bytes`, returning it and the
 /// rest (configuration entries, `membership.rs`).
 pub(crate) fn take_conf_state(bytes: &[u8]) -> Result<(ConfState, &[u8]), DecodeError> {
-    let mut r = Reader { rest: bytes };
+    let mut r = Reader::new(bytes);
     let conf = r.conf_state()?;
-    Ok((conf, r.rest))
+    Ok((conf, r.rest()))
 }
 
-struct Reader<'a> {
-    rest: &'a [u8],
+/// The workspace's total byte reader, big-endian (`continuum_base::bytes`).
+type Reader<'a> = BeReader<'a>;
+
+impl From<Truncated> for DecodeError {
+    fn from(_: Truncated) -> DecodeError {
+        DecodeError::Truncated
+    }
 }
 
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
-        if self.rest.len() < n {
-            return Err(DecodeError::Truncated);
-        }
-        let (head, tail) = self.rest.split_at(n);
-        self.rest = tail;
-        Ok(head)
-    }
+/// The Raft codec's composite fields, read with the shared reader.
+trait RaftFields {
+    fn hash(&mut self) -> Result<[u8; 32], DecodeError>;
+    fn bool(&mut self) -> Result<bool, DecodeError>;
+    fn conf_state(&mut self) -> Result<ConfState, DecodeError>;
+}
 
-    fn hash(&mut self) -> Result<ChainHash, DecodeError> {
-        self.take(32)?
-            .try_into()
-            .map_err(|_| DecodeError::Truncated)
-    }
-
-    fn u8(&mut self) -> Result<u8, DecodeError> {
-        Ok(self.take(1)?[0])
+impl RaftFields for Reader<'_> {
+    fn hash(&mut self) -> Result<[u8; 32], DecodeError> {
+        Ok(self.array()?)
     }
 
     fn bool(&mut self) -> Result<bool, DecodeError> {
@@ -533,26 +532,10 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn u32(&mut self) -> Result<u32, DecodeError> {
-        let bytes: [u8; 4] = self
-            .take(4)?
-            .try_into()
-            .map_err(|_| DecodeError::Truncated)?;
-        Ok(u32::from_be_bytes(bytes))
-    }
-
-    fn u64(&mut self) -> Result<u64, DecodeError> {
-        let bytes: [u8; 8] = self
-            .take(8)?
-            .try_into()
-            .map_err(|_| DecodeError::Truncated)?;
-        Ok(u64::from_be_bytes(bytes))
-    }
-
     /// A [`ConfState`] as [`put_conf_state`] writes it; refuses anything
     /// [`ConfState::is_valid`] would not accept, and more than
     /// [`MAX_CLUSTER_MEMBERS`] members (checked before allocating).
-    pub(crate) fn conf_state(&mut self) -> Result<ConfState, DecodeError> {
+    fn conf_state(&mut self) -> Result<ConfState, DecodeError> {
         let mut lists: [Vec<u64>; 2] = [Vec::new(), Vec::new()];
         let mut members = 0usize;
         for list in lists.iter_mut() {

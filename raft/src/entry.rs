@@ -13,11 +13,12 @@
 use alloc::vec::Vec;
 use sha2::{Digest, Sha256};
 
-/// SHA-256 chain value of a log entry.
-pub type ChainHash = [u8; 32];
+/// SHA-256 chain value of a log entry (the *log chain*; the bank's
+/// receipt chain is `continuum_bank::ReceiptChainHash`).
+pub type LogChainHash = [u8; 32];
 
 /// Chain hash "before" the first entry (index 0). All zeroes, by definition.
-pub const GENESIS_CHAIN_HASH: ChainHash = [0u8; 32];
+pub const GENESIS_CHAIN_HASH: LogChainHash = [0u8; 32];
 
 /// Fixed part of an encoded entry: index, term, kind, chain hash, data length.
 pub const ENTRY_HEADER_BYTES: usize = 8 + 8 + 1 + 32 + 4;
@@ -36,8 +37,8 @@ pub enum EntryKind {
 }
 
 impl EntryKind {
-    /// Wire / hash tag of this kind.
-    pub fn tag(self) -> u8 {
+    /// Wire / hash byte of this kind.
+    pub fn byte(self) -> u8 {
         match self {
             EntryKind::Normal => 0,
             EntryKind::LeaderNoOp => 1,
@@ -45,9 +46,9 @@ impl EntryKind {
         }
     }
 
-    /// Inverse of [`EntryKind::tag`]; `None` for unknown tags.
-    pub fn from_tag(tag: u8) -> Option<EntryKind> {
-        match tag {
+    /// Inverse of [`EntryKind::byte`]; `None` for unknown kind bytes.
+    pub fn from_byte(kind: u8) -> Option<EntryKind> {
+        match kind {
             0 => Some(EntryKind::Normal),
             1 => Some(EntryKind::LeaderNoOp),
             2 => Some(EntryKind::ConfChange),
@@ -68,14 +69,14 @@ pub struct Entry {
     /// Opaque payload (empty for no-ops).
     pub data: Vec<u8>,
     /// Hash chain value, see the module doc.
-    pub chain_hash: ChainHash,
+    pub chain_hash: LogChainHash,
 }
 
 impl Entry {
     /// Builds an entry and computes its chain hash from `prev_chain`, the
     /// chain hash of the entry at `index - 1`.
     pub fn new(
-        prev_chain: &ChainHash,
+        prev_chain: &LogChainHash,
         index: u64,
         term: u64,
         kind: EntryKind,
@@ -97,7 +98,7 @@ impl Entry {
     }
 
     /// Whether `chain_hash` is the hash of this entry on top of `prev_chain`.
-    pub fn verify_chain(&self, prev_chain: &ChainHash) -> bool {
+    pub fn verify_chain(&self, prev_chain: &LogChainHash) -> bool {
         compute_chain_hash(prev_chain, self.index, self.term, self.kind, &self.data)
             == self.chain_hash
     }
@@ -105,17 +106,17 @@ impl Entry {
 
 /// SHA-256(prev_chain ‖ index ‖ term ‖ kind ‖ data), see the module doc.
 pub fn compute_chain_hash(
-    prev_chain: &ChainHash,
+    prev_chain: &LogChainHash,
     index: u64,
     term: u64,
     kind: EntryKind,
     data: &[u8],
-) -> ChainHash {
+) -> LogChainHash {
     let mut hasher = Sha256::new();
     hasher.update(prev_chain);
     hasher.update(index.to_be_bytes());
     hasher.update(term.to_be_bytes());
-    hasher.update([kind.tag()]);
+    hasher.update([kind.byte()]);
     hasher.update(data);
     hasher.finalize().into()
 }

@@ -99,8 +99,7 @@ mod raft;
 pub mod read_only;
 mod ready;
 mod replication;
-pub mod rng;
-mod snapshot;
+pub mod snapshot;
 pub mod storage;
 
 pub use client::{ProposeError, ReadIndexError, TransferError};
@@ -109,7 +108,8 @@ pub use codec::{
     MAX_MANIFEST_ENTRIES_PER_MESSAGE, MAX_MESSAGE_BYTES, MAX_SNAPSHOT_CHUNK_BYTES,
 };
 pub use config::{Config, ConfigError, ReadOnlyOption, MAX_ENTRY_DATA_BYTES};
-pub use entry::{compute_chain_hash, ChainHash, Entry, EntryKind, GENESIS_CHAIN_HASH};
+pub use continuum_base::SplitMix64;
+pub use entry::{compute_chain_hash, Entry, EntryKind, LogChainHash, GENESIS_CHAIN_HASH};
 pub use membership::{
     ConfChange, ConfChangeError, ConfChangeKind, ConfEntry, MAX_CONF_CONTEXT_BYTES,
 };
@@ -118,16 +118,13 @@ pub use progress::{Progress, ProgressState};
 pub use raft::{Raft, Role, SoftState, Stats, StepError};
 pub use read_only::ReadState;
 pub use ready::Ready;
-pub use rng::SplitMix64;
 pub use snapshot::{
-    manifest_hash, manifest_of, snapshot_digest, ContentChunks, SnapshotChunkStats, SnapshotWant,
+    manifest_hash, manifest_of, snapshot_digest, ContentChunks, SnapshotChunkStats, SnapshotDigest,
+    SnapshotWant,
 };
 pub use storage::{
     ConfState, HardState, MemStorage, Snapshot, SnapshotMetadata, Storage, StorageError,
 };
 
-/// Identifier of a cluster member. Non-zero.
-pub type NodeId = u64;
-
-/// "No node": no vote cast, no leader known.
-pub const NO_NODE: NodeId = 0;
+/// Identifier of a cluster member (`continuum_base`: one type everywhere).
+pub use continuum_base::{NodeId, NO_NODE};

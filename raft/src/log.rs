@@ -6,7 +6,7 @@
 //! storage.last_index()`: the unstable entries then shadow the stored ones,
 //! and the next [`crate::Ready`] tells the caller to truncate storage there.
 
-use crate::entry::{ChainHash, Entry};
+use crate::entry::{Entry, LogChainHash};
 use crate::storage::{SnapshotMetadata, Storage, StorageError};
 use alloc::vec::Vec;
 
@@ -148,7 +148,7 @@ impl<S: Storage> RaftLog<S> {
     }
 
     /// Chain hash of `index` (must be within `first_index()-1..=last_index()`).
-    pub(crate) fn chain_hash(&self, index: u64) -> ChainHash {
+    pub(crate) fn chain_hash(&self, index: u64) -> LogChainHash {
         if let Some(entry) = self.unstable_entry(index) {
             return entry.chain_hash;
         }
@@ -382,7 +382,7 @@ mod tests {
     use crate::entry::{EntryKind, GENESIS_CHAIN_HASH};
     use crate::storage::MemStorage;
 
-    fn entries_with_terms(from: u64, prev: ChainHash, terms: &[u64]) -> Vec<Entry> {
+    fn entries_with_terms(from: u64, prev: LogChainHash, terms: &[u64]) -> Vec<Entry> {
         let mut prev = prev;
         terms
             .iter()

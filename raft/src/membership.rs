@@ -112,8 +112,8 @@ pub enum ConfChangeKind {
 }
 
 impl ConfChangeKind {
-    /// Wire tag.
-    pub fn tag(self) -> u8 {
+    /// Wire byte.
+    pub fn byte(self) -> u8 {
         match self {
             ConfChangeKind::AddLearner => 1,
             ConfChangeKind::PromoteLearner => 2,
@@ -122,9 +122,9 @@ impl ConfChangeKind {
         }
     }
 
-    /// Inverse of [`ConfChangeKind::tag`].
-    pub fn from_tag(tag: u8) -> Option<ConfChangeKind> {
-        Some(match tag {
+    /// Inverse of [`ConfChangeKind::byte`].
+    pub fn from_byte(kind: u8) -> Option<ConfChangeKind> {
+        Some(match kind {
             1 => ConfChangeKind::AddLearner,
             2 => ConfChangeKind::PromoteLearner,
             3 => ConfChangeKind::RemoveVoter,
@@ -168,7 +168,7 @@ impl ConfEntry {
                 + 8 * (self.conf_state.voters.len() + self.conf_state.learners.len())
                 + self.change.context.len(),
         );
-        out.push(self.change.kind.tag());
+        out.push(self.change.kind.byte());
         out.extend_from_slice(&self.change.node.to_be_bytes());
         put_conf_state(&mut out, &self.conf_state);
         out.extend_from_slice(&(self.change.context.len() as u32).to_be_bytes());
@@ -180,8 +180,8 @@ impl ConfEntry {
     /// that `conf_state` is what `change` makes of *some* configuration
     /// (the node is a member of the right kind afterwards).
     pub fn decode(bytes: &[u8]) -> Result<ConfEntry, DecodeError> {
-        let (&tag, rest) = bytes.split_first().ok_or(DecodeError::Truncated)?;
-        let kind = ConfChangeKind::from_tag(tag).ok_or(DecodeError::ConfState)?;
+        let (&kind, rest) = bytes.split_first().ok_or(DecodeError::Truncated)?;
+        let kind = ConfChangeKind::from_byte(kind).ok_or(DecodeError::ConfState)?;
         let (node, rest) = split_u64(rest)?;
         let (conf_state, rest) = crate::codec::take_conf_state(rest)?;
         let (len, rest) = split_u32(rest)?;

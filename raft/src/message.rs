@@ -4,7 +4,8 @@
 //! applied to it before anything else in [`crate::Raft::step`]. The binary
 //! form is in [`crate::codec`].
 
-use crate::entry::{ChainHash, Entry};
+use crate::entry::{Entry, LogChainHash};
+use crate::snapshot::SnapshotDigest;
 use crate::storage::ConfState;
 use crate::NodeId;
 use alloc::vec::Vec;
@@ -92,7 +93,7 @@ pub enum MessageBody {
         /// Term of that entry.
         snapshot_term: u64,
         /// Chain hash of that entry.
-        chain_hash: ChainHash,
+        chain_hash: LogChainHash,
         /// Membership in effect at `index` (the follower's log is replaced
         /// by the snapshot, so it learns the configuration from here).
         conf_state: ConfState,
@@ -101,7 +102,7 @@ pub enum MessageBody {
         /// Length of the whole snapshot data.
         total_len: u64,
         /// SHA-256 of the whole snapshot data.
-        total_hash: ChainHash,
+        total_hash: SnapshotDigest,
         /// A piece of the manifest, or one chunk.
         part: SnapshotPart,
     },
@@ -154,7 +155,7 @@ pub enum MessageBody {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ChunkRef {
     /// SHA-256 of the chunk's bytes.
-    pub name: ChainHash,
+    pub name: SnapshotDigest,
     /// Length of the chunk, `1..=max_chunk`.
     pub len: u32,
 }
@@ -172,7 +173,7 @@ pub enum SnapshotPart {
         /// Entries in the whole manifest.
         chunk_count: u32,
         /// SHA-256 of the whole manifest (`snapshot::manifest_hash`).
-        manifest_hash: ChainHash,
+        manifest_hash: SnapshotDigest,
         /// Position of `entries[0]` in the manifest.
         first: u32,
         /// The entries.

@@ -9,11 +9,11 @@ use crate::message::{Message, MessageBody};
 use crate::progress::Progress;
 use crate::read_only::{ReadOnly, ReadState};
 use crate::ready::ReadyMark;
-use crate::rng::SplitMix64;
 use crate::storage::{ConfState, HardState, Storage};
 use crate::{NodeId, NO_NODE};
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
+use continuum_base::SplitMix64;
 use core::fmt;
 
 /// Role of a node (Raft §5.1, plus the pre-vote phase of thesis §9.6).
@@ -237,7 +237,7 @@ impl<S: Storage> Raft<S> {
         self.log.term(index)
     }
     /// Chain hash of entry `index`, if `index` is in the log.
-    pub fn log_chain_hash(&self, index: u64) -> Option<crate::ChainHash> {
+    pub fn log_chain_hash(&self, index: u64) -> Option<crate::LogChainHash> {
         (index <= self.log.last_index() && index + 1 >= self.log.first_index())
             .then(|| self.log.chain_hash(index))
     }

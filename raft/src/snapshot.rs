@@ -95,7 +95,7 @@
 //! earlier position, plus manifests and whole snapshots that failed their
 //! hash.
 
-use crate::entry::ChainHash;
+use crate::entry::LogChainHash;
 use crate::message::{ChunkRef, MessageBody, SnapshotPart};
 use crate::progress::ProgressState;
 use crate::raft::Raft;
@@ -106,8 +106,13 @@ use alloc::vec;
 use alloc::vec::Vec;
 use sha2::{Digest, Sha256};
 
+/// A SHA-256 digest of snapshot bytes: a chunk's name, a manifest's hash,
+/// a whole snapshot's hash. Not a link of the log chain
+/// ([`crate::LogChainHash`]).
+pub type SnapshotDigest = [u8; 32];
+
 /// SHA-256 of snapshot bytes (chunk names and the whole).
-pub fn snapshot_digest(bytes: &[u8]) -> ChainHash {
+pub fn snapshot_digest(bytes: &[u8]) -> SnapshotDigest {
     Sha256::digest(bytes).into()
 }
 
@@ -120,14 +125,10 @@ const GEAR: [u64; 256] = gear_table();
 
 const fn gear_table() -> [u64; 256] {
     let mut table = [0u64; 256];
-    let mut state = 0u64;
+    let mut rng = continuum_base::SplitMix64::new(0);
     let mut i = 0;
     while i < 256 {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        table[i] = z ^ (z >> 31);
+        table[i] = rng.next_u64();
         i += 1;
     }
     table
@@ -201,7 +202,7 @@ pub fn manifest_of(data: &[u8], max_chunk: usize) -> Vec<ChunkRef> {
 
 /// SHA-256 over `max_chunk:u32`, the entry count `u32` and every entry's
 /// `name len:u32` (big-endian), in order.
-pub fn manifest_hash(max_chunk: u32, entries: &[ChunkRef]) -> ChainHash {
+pub fn manifest_hash(max_chunk: u32, entries: &[ChunkRef]) -> SnapshotDigest {
     let mut h = Sha256::new();
     h.update(max_chunk.to_be_bytes());
     h.update((entries.len() as u32).to_be_bytes());
@@ -254,12 +255,12 @@ pub(crate) struct SnapshotTransfer {
 #[derive(Clone, Debug)]
 struct OutgoingManifest {
     index: u64,
-    data_hash: ChainHash,
+    data_hash: SnapshotDigest,
     max_chunk: u32,
     entries: Vec<ChunkRef>,
     /// Offset of each entry's chunk in the data.
     offsets: Vec<u64>,
-    hash: ChainHash,
+    hash: SnapshotDigest,
 }
 
 impl OutgoingManifest {
@@ -295,7 +296,7 @@ fn offsets_of(entries: &[ChunkRef]) -> Vec<u64> {
 struct ManifestHeader {
     max_chunk: u32,
     chunk_count: u32,
-    hash: ChainHash,
+    hash: SnapshotDigest,
 }
 
 /// A snapshot being received, held in memory until complete and verified.
@@ -303,7 +304,7 @@ struct ManifestHeader {
 struct IncomingSnapshot {
     metadata: SnapshotMetadata,
     total_len: u64,
-    total_hash: ChainHash,
+    total_hash: SnapshotDigest,
     header: Option<ManifestHeader>,
     /// Manifest entries received so far (in order).
     entries: Vec<ChunkRef>,
@@ -323,7 +324,7 @@ struct Carried {
 
 impl Carried {
     /// The chunks it holds.
-    fn chunks(&self) -> impl Iterator<Item = (&ChainHash, &[u8])> {
+    fn chunks(&self) -> impl Iterator<Item = (&SnapshotDigest, &[u8])> {
         let a = &self.assembly;
         self.entries
             .iter()
@@ -341,7 +342,7 @@ impl Carried {
 struct Assembly {
     offsets: Vec<u64>,
     /// Name -> first position carrying it.
-    first_position: BTreeMap<ChainHash, u32>,
+    first_position: BTreeMap<SnapshotDigest, u32>,
     filled: Vec<bool>,
     /// Every position below it is filled.
     cursor: u32,
@@ -380,7 +381,7 @@ impl IncomingSnapshot {
 impl Assembly {
     /// Copies `bytes` (named `name`) into its first position, if the
     /// manifest lists it there unfilled; returns whether it did.
-    fn fill(&mut self, entries: &[ChunkRef], name: &ChainHash, bytes: &[u8]) -> bool {
+    fn fill(&mut self, entries: &[ChunkRef], name: &SnapshotDigest, bytes: &[u8]) -> bool {
         let Some(&p) = self.first_position.get(name) else {
             return false;
         };
@@ -425,11 +426,11 @@ impl Assembly {
 pub(crate) struct Incoming {
     pub index: u64,
     pub snapshot_term: u64,
-    pub chain_hash: ChainHash,
+    pub chain_hash: LogChainHash,
     pub conf_state: ConfState,
     pub conf_index: u64,
     pub total_len: u64,
-    pub total_hash: ChainHash,
+    pub total_hash: SnapshotDigest,
     pub part: SnapshotPart,
 }
 
@@ -760,8 +761,8 @@ fn start_assembly(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rng::SplitMix64;
     use alloc::collections::BTreeSet;
+    use continuum_base::SplitMix64;
 
     fn random(len: usize, seed: u64) -> Vec<u8> {
         let mut rng = SplitMix64::new(seed);
@@ -802,7 +803,8 @@ mod tests {
         let mut edited = data.clone();
         let inserted = random(37, 3);
         edited.splice(1000..1000, inserted);
-        let before: BTreeSet<ChainHash> = manifest_of(&data, 1024).iter().map(|e| e.name).collect();
+        let before: BTreeSet<SnapshotDigest> =
+            manifest_of(&data, 1024).iter().map(|e| e.name).collect();
         let after = manifest_of(&edited, 1024);
         let shared = after.iter().filter(|e| before.contains(&e.name)).count();
         assert!(

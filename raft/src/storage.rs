@@ -18,8 +18,9 @@
 //! with it (`MemStorage::apply_snapshot`) before anything else of that
 //! Ready.
 
-use crate::entry::{ChainHash, Entry, EntryKind, GENESIS_CHAIN_HASH};
+use crate::entry::{Entry, EntryKind, LogChainHash, GENESIS_CHAIN_HASH};
 use crate::membership::ConfEntry;
+use crate::snapshot::SnapshotDigest;
 use crate::NodeId;
 use alloc::vec::Vec;
 use core::fmt;
@@ -35,6 +36,19 @@ pub struct HardState {
     pub vote: NodeId,
     /// Highest index known committed.
     pub commit: u64,
+}
+
+/// `term T vote V commit C` (`vote none` for [`crate::NO_NODE`]): the form
+/// the kernel's console and the storage open report print.
+impl fmt::Display for HardState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "term {} vote ", self.term)?;
+        match self.vote {
+            crate::NO_NODE => write!(f, "none")?,
+            v => write!(f, "{v}")?,
+        }
+        write!(f, " commit {}", self.commit)
+    }
 }
 
 /// Cluster membership: the voting members and the learners (members that
@@ -100,7 +114,7 @@ pub struct SnapshotMetadata {
     /// Term of that entry.
     pub term: u64,
     /// Chain hash of that entry.
-    pub chain_hash: ChainHash,
+    pub chain_hash: LogChainHash,
     /// Membership in effect at `index` (set by the newest configuration
     /// entry at or before it, see `membership.rs`).
     pub conf_state: ConfState,
@@ -118,7 +132,7 @@ pub struct Snapshot {
     pub data: Vec<u8>,
     /// SHA-256 of `data` (sent with every InstallSnapshot chunk so the
     /// follower can verify the whole before switching).
-    pub data_hash: ChainHash,
+    pub data_hash: SnapshotDigest,
 }
 
 impl Snapshot {
@@ -175,7 +189,7 @@ pub trait Storage {
     /// Term of entry `index`, for `first_index()-1 <= index <= last_index()`.
     fn term(&self, index: u64) -> Result<u64, StorageError>;
     /// Chain hash of entry `index`, same range as [`Storage::term`].
-    fn chain_hash(&self, index: u64) -> Result<ChainHash, StorageError>;
+    fn chain_hash(&self, index: u64) -> Result<LogChainHash, StorageError>;
     /// Entries `lo..hi`, stopping early once their encoded size exceeds
     /// `max_bytes` (but always at least one entry if `lo < hi`).
     fn entries(&self, lo: u64, hi: u64, max_bytes: usize) -> Result<Vec<Entry>, StorageError>;
@@ -356,7 +370,7 @@ impl Storage for MemStorage {
         })
     }
 
-    fn chain_hash(&self, index: u64) -> Result<ChainHash, StorageError> {
+    fn chain_hash(&self, index: u64) -> Result<LogChainHash, StorageError> {
         Ok(match self.position(index)? {
             None => self.snapshot.chain_hash,
             Some(pos) => self.entries[pos].chain_hash,

@@ -247,8 +247,8 @@ proptest! {
     }
 }
 
-fn header(tag: u8) -> Vec<u8> {
-    let mut bytes = vec![CODEC_VERSION, tag];
+fn header(kind: u8) -> Vec<u8> {
+    let mut bytes = vec![CODEC_VERSION, kind];
     for v in [1u64, 2, 3] {
         bytes.extend_from_slice(&v.to_be_bytes());
     }
@@ -267,7 +267,10 @@ fn non_canonical_and_hostile_inputs_are_refused() {
     let mut version = header(9);
     version[0] = 1; // the layout before content-addressed snapshots
     assert_eq!(Message::decode(&version), Err(DecodeError::Version(1)));
-    assert_eq!(Message::decode(&header(99)), Err(DecodeError::Tag(99)));
+    assert_eq!(
+        Message::decode(&header(99)),
+        Err(DecodeError::MessageKind(99))
+    );
     let mut zero = header(9);
     zero[2..10].copy_from_slice(&0u64.to_be_bytes());
     assert_eq!(Message::decode(&zero), Err(DecodeError::ZeroNode));
@@ -337,7 +340,7 @@ fn an_invalid_configuration_in_a_snapshot_chunk_is_refused() {
         body: MessageBody::TimeoutNow,
     }
     .encode(&mut bytes);
-    bytes[1] = 12; // InstallSnapshot tag
+    bytes[1] = 12; // InstallSnapshot kind
     bytes.extend_from_slice(&[0u8; 8 + 8 + 32 + 8]);
     bytes.extend_from_slice(&u32::MAX.to_be_bytes());
     assert_eq!(Message::decode(&bytes), Err(DecodeError::ConfState));

@@ -17,6 +17,8 @@
 
 use core::fmt;
 
+use continuum_raft::NO_NODE;
+
 use crate::bytes::{get_u32, get_u64, put_u32, put_u64};
 use crate::crc32c::crc32c;
 use crate::device::BLOCK_SIZE;
@@ -32,27 +34,10 @@ pub const MAX_WAL_POSITION: u64 = 1 << 62;
 /// Bytes covered by the slot checksum (the checksum follows).
 const SLOT_BODY: usize = 100;
 
-/// Raft's persistent per-server state (Raft Figure 2).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct HardState {
-    /// Latest term this server has seen.
-    pub term: u64,
-    /// Candidate voted for in `term`, if any.
-    pub vote: Option<u64>,
-    /// Highest index known to be committed.
-    pub commit: u64,
-}
-
-impl fmt::Display for HardState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "term {} vote ", self.term)?;
-        match self.vote {
-            Some(v) => write!(f, "{v}")?,
-            None => write!(f, "none")?,
-        }
-        write!(f, " commit {}", self.commit)
-    }
-}
+/// Raft's persistent per-server state (Raft Figure 2): the Raft core's own
+/// type, so node and store share one hard state and nothing converts it.
+/// On disk a vote of [`continuum_raft::NO_NODE`] is "no vote" (flag byte 0).
+pub use continuum_raft::HardState;
 
 /// Everything one slot holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,8 +95,8 @@ impl SlotState {
         put_u64(&mut b, 8, epoch);
         put_u64(&mut b, 16, self.seq);
         put_u64(&mut b, 24, self.hard_state.term);
-        put_u64(&mut b, 32, self.hard_state.vote.unwrap_or(0));
-        b[40] = u8::from(self.hard_state.vote.is_some());
+        put_u64(&mut b, 32, self.hard_state.vote);
+        b[40] = u8::from(self.hard_state.vote != NO_NODE);
         put_u64(&mut b, 48, self.hard_state.commit);
         put_u64(&mut b, 56, self.wal_generation);
         put_u64(&mut b, 64, self.wal_truncated_from);
@@ -136,9 +121,12 @@ impl SlotState {
         if found_epoch != epoch {
             return Err(SlotDefect::StaleEpoch(found_epoch));
         }
-        let vote = match b[40] {
-            0 => None,
-            1 => Some(get_u64(b, 32)),
+        // Flag 0: no vote (the vote field is not read); flag 1: a vote for
+        // a node, which is never NO_NODE.
+        let vote = match (b[40], get_u64(b, 32)) {
+            (0, _) => NO_NODE,
+            (1, NO_NODE) => return Err(SlotDefect::BadField),
+            (1, node) => node,
             _ => return Err(SlotDefect::BadField),
         };
         let log_start_index = get_u64(b, 72);
@@ -208,7 +196,7 @@ mod tests {
             seq,
             hard_state: HardState {
                 term: 9,
-                vote: Some(2),
+                vote: 2,
                 commit: 40,
             },
             wal_generation: 3,
@@ -230,6 +218,23 @@ mod tests {
             bad[byte] ^= 0x10;
             assert!(SlotState::decode(&bad, 4).is_err(), "flip at {byte}");
         }
+    }
+
+    #[test]
+    fn a_vote_flag_without_a_node_is_refused() {
+        // Flag 1 names a vote, and NO_NODE is never one: this crate never
+        // writes it, so a checksummed slot saying so is refused.
+        let mut enc = sample(5).encode(4);
+        put_u64(&mut enc, 32, NO_NODE);
+        let crc = crc32c(&enc[..SLOT_BODY]);
+        put_u32(&mut enc, SLOT_BODY, crc);
+        assert_eq!(SlotState::decode(&enc, 4), Err(SlotDefect::BadField));
+        // Flag 0 is no vote, whatever the vote field holds.
+        enc[40] = 0;
+        let crc = crc32c(&enc[..SLOT_BODY]);
+        put_u32(&mut enc, SLOT_BODY, crc);
+        let decoded = SlotState::decode(&enc, 4).unwrap();
+        assert_eq!(decoded.hard_state.vote, NO_NODE);
     }
 
     #[test]

@@ -36,7 +36,7 @@ pub struct Identity {
     /// Cluster the disk was formatted for.
     pub cluster_id: u128,
     /// Node within that cluster.
-    pub node_id: u64,
+    pub node_id: continuum_raft::NodeId,
 }
 
 impl fmt::Display for Identity {

@@ -21,6 +21,7 @@
 use alloc::collections::BTreeSet;
 use alloc::vec;
 use alloc::vec::Vec;
+use continuum_raft::SplitMix64;
 use core::ops::Range;
 
 use crate::device::{check_request, BlockDevice, DeviceError, BLOCK_SIZE};
@@ -93,11 +94,11 @@ impl MemDisk {
     pub fn crash(&mut self, mode: CrashMode) {
         let mut rng = match mode {
             CrashMode::LoseUnflushed => None,
-            CrashMode::KeepRandomSubset { seed } => Some(SplitMix64(seed)),
+            CrashMode::KeepRandomSubset { seed } => Some(SplitMix64::new(seed)),
         };
         for &lba in &self.unflushed {
             let range = block_range(lba);
-            let keep = rng.as_mut().is_some_and(|r| r.next() & 1 == 1);
+            let keep = rng.as_mut().is_some_and(|r| r.next_u64() & 1 == 1);
             if keep {
                 self.durable[range.clone()].copy_from_slice(&self.visible[range]);
             } else {
@@ -274,19 +275,5 @@ impl BlockDevice for MemDisk {
 
     fn supports_flush(&self) -> bool {
         self.flush_supported
-    }
-}
-
-/// splitmix64: a tiny seeded generator for crash coin flips (no global
-/// state, no dependency).
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
     }
 }

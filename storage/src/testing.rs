@@ -40,7 +40,7 @@ pub fn sample_image() -> MemDisk {
     store
         .set_hard_state(HardState {
             term: 3,
-            vote: Some(1),
+            vote: 1,
             commit: 20,
         })
         .expect("MemDisk write");

@@ -135,7 +135,7 @@ fn bit_flip_in_a_record_after_a_hard_state_write_refuses_to_start() {
         store
             .set_hard_state(HardState {
                 term: 2,
-                vote: Some(1),
+                vote: 1,
                 commit: 10,
             })
             .unwrap();
@@ -204,7 +204,7 @@ fn lost_unflushed_writes_never_lose_flushed_ones() {
             store
                 .set_hard_state(HardState {
                     term: 3,
-                    vote: None,
+                    vote: 0,
                     commit: 5,
                 })
                 .unwrap();
@@ -224,7 +224,7 @@ fn lost_unflushed_writes_never_lose_flushed_ones() {
                 || report.hard_state
                     == HardState {
                         term: 3,
-                        vote: None,
+                        vote: 0,
                         commit: 5
                     },
             "seed {seed}: {report}"
@@ -330,12 +330,12 @@ fn torn_rewrite_of_a_shared_block_after_mid_block_truncation_keeps_the_prefix() 
 fn torn_hard_state_write_keeps_the_old_value() {
     let old = HardState {
         term: 4,
-        vote: Some(2),
+        vote: 2,
         commit: 3,
     };
     let new = HardState {
         term: 5,
-        vote: Some(3),
+        vote: 3,
         commit: 9,
     };
     let mut base = formatted(256);
@@ -362,7 +362,7 @@ fn torn_hard_state_write_keeps_the_old_value() {
     // holding the durable value either.
     let mid = HardState {
         term: 4,
-        vote: Some(2),
+        vote: 2,
         commit: 4,
     };
     for keep in [0, 1, 40, 91] {
@@ -384,7 +384,7 @@ fn torn_hard_state_write_keeps_the_old_value() {
     let updates: Vec<HardState> = (6..10)
         .map(|t| HardState {
             term: t,
-            vote: None,
+            vote: 0,
             commit: t,
         })
         .collect();

@@ -22,7 +22,7 @@ fn blank_disk_is_formatted_then_reopened_with_everything_synced() {
         append_synced(&mut store, &recs(6, 9, 2));
         let hs = HardState {
             term: 2,
-            vote: Some(3),
+            vote: 3,
             commit: 7,
         };
         store.set_hard_state(hs).unwrap();
@@ -38,7 +38,7 @@ fn blank_disk_is_formatted_then_reopened_with_everything_synced() {
         report.hard_state,
         HardState {
             term: 2,
-            vote: Some(3),
+            vote: 3,
             commit: 7
         }
     );
@@ -257,7 +257,7 @@ fn full_disk_is_a_clear_error_and_the_log_stays_usable() {
     store
         .set_hard_state(HardState {
             term: 1,
-            vote: None,
+            vote: 0,
             commit: 3,
         })
         .unwrap();

@@ -169,7 +169,7 @@ fn run(ops: Vec<Op>) {
             Op::SetHardState { vote, commit } => {
                 let hs = HardState {
                     term: m.term,
-                    vote,
+                    vote: vote.unwrap_or(continuum_raft::NO_NODE),
                     commit,
                 };
                 s.set_hard_state(hs).unwrap();
@@ -198,7 +198,7 @@ fn run(ops: Vec<Op>) {
                     .collect();
                 let hs = HardState {
                     term: m.term,
-                    vote: Some(9),
+                    vote: 9,
                     commit: first,
                 };
                 s.device_mut().tear_write(skip, keep);

@@ -211,7 +211,7 @@ fn serve(
 fn leader_answer(state: &mut Shared, op: &RequestOp) -> Option<ReplyBody> {
     let mut answer = Vec::new();
     match op {
-        RequestOp::Submit { command } => {
+        RequestOp::Submit { entry: command } => {
             continuum_bank::Entry::decode(command).ok()?;
             state.index += 1;
             state.applied_entries += 1;

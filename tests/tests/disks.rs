@@ -8,6 +8,7 @@
 //! `storage.rs`.
 
 use continuum_bank::Outcome;
+use continuum_config::NodeId;
 use continuum_harness::bank::{create_account, start_with_disks, submit, transfer, Client};
 use continuum_harness::{
     blank_disk, workspace_root, DiskCache, DiskKind, VmConfig, DISK_KINDS, DISK_SERIAL,
@@ -270,7 +271,7 @@ fn cluster_up_puts_each_node_on_the_disk_kind_asked_for() {
     ]);
     let wanted = [(1, "storage: using ahci "), (2, "storage: using nvme ")];
     let deadline = std::time::Instant::now() + Duration::from_secs(180);
-    let mut missing: Vec<(u8, &str)> = wanted.to_vec();
+    let mut missing: Vec<(NodeId, &str)> = wanted.to_vec();
     while !missing.is_empty() && std::time::Instant::now() < deadline {
         missing.retain(|(id, line)| {
             let log = dir.join(format!("run/node-{id}/console.log"));

@@ -78,7 +78,7 @@ fn peer_counter(status: &serde_json::Value, name: &str) -> u64 {
 }
 
 /// Every node applied everything committed and names the same chain head.
-fn assert_replicas_agree(cluster: &Cluster, nodes: &[u8]) {
+fn assert_replicas_agree(cluster: &Cluster, nodes: &[continuum_config::NodeId]) {
     let deadline = Instant::now() + WAIT;
     loop {
         let heads: Vec<Option<(u64, String)>> = nodes
@@ -116,10 +116,10 @@ fn corrupted_and_replayed_peer_frames_are_rejected_and_counted() {
     let (cluster, plan) = launch(name, 31);
     let mut transfer = bank(name, &cluster, &plan);
     let mut c = client(&cluster);
-    let before: Vec<serde_json::Value> = [2u8, 3].map(|id| cluster.status(id).unwrap()).into();
+    let before: Vec<serde_json::Value> = [2, 3].map(|id| cluster.status(id).unwrap()).into();
     // Node 1 misbehaves: a third of its UDP frames corrupted after sealing,
     // a third followed by a replay of an earlier frame.
-    for to in [2u16, 3] {
+    for to in [2, 3] {
         cluster
             .fabric
             .set_link(
@@ -138,7 +138,7 @@ fn corrupted_and_replayed_peer_frames_are_rejected_and_counted() {
     }
     let deadline = Instant::now() + WAIT;
     let (forged, replayed) = loop {
-        let after: Vec<serde_json::Value> = [2u8, 3].map(|id| cluster.status(id).unwrap()).into();
+        let after: Vec<serde_json::Value> = [2, 3].map(|id| cluster.status(id).unwrap()).into();
         let delta = |name: &str| -> u64 {
             after
                 .iter()
@@ -198,7 +198,7 @@ fn a_node_booted_with_a_skewed_clock_is_counted_and_the_cluster_stays_safe() {
     };
     let deadline = Instant::now() + WAIT;
     let (seen_by, peer) = loop {
-        let found = [1u8, 2].into_iter().find_map(|id| {
+        let found = [1, 2].into_iter().find_map(|id| {
             let p = peer_3(&cluster.status(id).ok()?)?;
             (p["skew_rejections"].as_u64().unwrap_or(0) > 0).then_some((id, p))
         });

@@ -110,7 +110,7 @@ fn client_thread(
 /// The last console lines of every node, for failure messages.
 fn consoles(cluster: &Cluster) -> String {
     let mut out = String::new();
-    for id in 1..=3u8 {
+    for id in 1..=3 {
         let text = cluster
             .console_path(id)
             .and_then(|p| std::fs::read_to_string(p).ok())
@@ -307,7 +307,7 @@ fn jepsen_bank_under_partitions_crashes_pauses_and_loss() {
     }
     assert!(acked > 0, "no transfer was acknowledged in {run_for:?}");
     // Every replica ends with the same chain head.
-    let heads: Vec<String> = (1..=3u8)
+    let heads: Vec<String> = (1..=3)
         .map(|id| {
             let deadline = Instant::now() + WAIT;
             loop {
@@ -333,7 +333,7 @@ fn jepsen_bank_under_partitions_crashes_pauses_and_loss() {
             // A node may still be one entry behind its peers' last write;
             // give the cluster a moment and compare again.
             std::thread::sleep(Duration::from_secs(3));
-            let again: Vec<String> = (1..=3u8)
+            let again: Vec<String> = (1..=3)
                 .map(|id| cluster.status(id).unwrap()["raft"]["chain_head"]["hash"].to_string())
                 .collect();
             again.windows(2).all(|w| w[0] == w[1])

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(90);
 /// Node 4 is in every config but has no VM: the test speaks for it.
-const PHANTOM: u8 = 4;
+const PHANTOM: continuum_config::NodeId = 4;
 
 fn counter(status: &serde_json::Value, name: &str) -> u64 {
     status["peer_messages"][name]
@@ -35,7 +35,7 @@ fn three_nodes_talk_partition_heal_and_reject_forgeries() {
     });
 
     // Every node hears both others, authenticated, and serves /status.
-    for id in 1..=3u8 {
+    for id in 1..=3 {
         let status = cluster.wait_status(id, WAIT, "both peers reachable", |s| {
             (1..=3).filter(|&p| p != id).all(|p| peer_reachable(s, p))
         });
@@ -97,12 +97,12 @@ fn three_nodes_talk_partition_heal_and_reject_forgeries() {
     // A forged and a replayed datagram, injected as if from node 4.
     let before = cluster.status(1).expect("node 1 answers");
     let members: Vec<_> = (1..=PHANTOM)
-        .map(|id| (id as u64, node_key("net3", id).verifying_key()))
+        .map(|id| (id, node_key("net3", id).verifying_key()))
         .collect();
     let phantom_key = node_key("net3", PHANTOM);
     let mut phantom = PeerAuth::new(PeerConfig {
         cluster_id: CLUSTER_ID,
-        me: PHANTOM as u64,
+        me: PHANTOM,
         epoch: 1,
         scheme: AuthScheme::HmacSha256,
         signing_key: &phantom_key,
@@ -126,17 +126,17 @@ fn three_nodes_talk_partition_heal_and_reject_forgeries() {
     let genuine = frame(&datagram);
     cluster
         .fabric
-        .inject(PHANTOM as u16, &genuine)
+        .inject(PHANTOM, &genuine)
         .expect("inject genuine");
     cluster
         .fabric
-        .inject(PHANTOM as u16, &genuine)
+        .inject(PHANTOM, &genuine)
         .expect("inject replay");
     let mut forged = datagram.clone();
-    *forged.last_mut().unwrap() ^= 0x01; // one bit of the tag
+    *forged.last_mut().unwrap() ^= 0x01; // one bit of the MAC
     cluster
         .fabric
-        .inject(PHANTOM as u16, &frame(&forged))
+        .inject(PHANTOM, &frame(&forged))
         .expect("inject forgery");
     let after = cluster.wait_status(1, WAIT, "the forgery and the replay counted", |s| {
         counter(s, "forged") == counter(&before, "forged") + 1
@@ -149,7 +149,7 @@ fn three_nodes_talk_partition_heal_and_reject_forgeries() {
 
     // Isolate node 3: 1 and 2 keep talking, 3 hears nothing.
     cluster.fabric.isolate(3).expect("isolate");
-    for id in 1..=2u8 {
+    for id in 1..=2 {
         cluster.wait_status(id, WAIT, "node 3 unreachable", |s| !peer_reachable(s, 3));
     }
     cluster.wait_status(3, WAIT, "nodes 1 and 2 unreachable", |s| {
@@ -168,7 +168,7 @@ fn three_nodes_talk_partition_heal_and_reject_forgeries() {
 
     // Heal: everyone hears everyone again.
     cluster.fabric.heal().expect("heal");
-    for id in 1..=3u8 {
+    for id in 1..=3 {
         cluster.wait_status(id, WAIT, "both peers reachable after heal", |s| {
             (1..=3).filter(|&p| p != id).all(|p| peer_reachable(s, p))
         });

@@ -2,6 +2,7 @@
 //! driven over the client protocol like a user's client would.
 
 use continuum_bank::Outcome;
+use continuum_config::NodeId;
 use continuum_harness::bank::{
     create_account, raft_field, signed_transfer, start, status, submit, transfer, Client, Nodes,
     SUPPLY,
@@ -94,7 +95,7 @@ fn forged_submits_are_refused_before_the_log(client: &mut Client, nodes: &Nodes)
         let reply = client.call(
             &nodes.client,
             via,
-            RequestOp::Submit { command: forged },
+            RequestOp::Submit { entry: forged },
             Duration::from_secs(60),
         );
         assert_eq!(
@@ -196,7 +197,7 @@ fn a_thousand_transfers_through_every_node_commit_and_replicas_agree() {
                         &ports,
                         (t + i) as usize % 3,
                         RequestOp::Submit {
-                            command: transfer(id, from, to, 1 + (i as u64 % 7)),
+                            entry: transfer(id, from, to, 1 + (i as u64 % 7)),
                         },
                         Duration::from_secs(120),
                     );
@@ -260,7 +261,7 @@ fn two_clients_spending_the_same_money_through_different_nodes_one_wins() {
                 &ports,
                 via,
                 RequestOp::Submit {
-                    command: transfer(id, 10, to, 800),
+                    entry: transfer(id, 10, to, 800),
                 },
                 Duration::from_secs(120),
             );
@@ -340,8 +341,8 @@ fn a_leader_partitioned_with_a_minority_steps_down_and_loses_only_unacknowledged
     nodes
         .fabric
         .partition(&[
-            vec![old as u16],
-            majority.iter().map(|&id| id as u16).collect(),
+            vec![old as NodeId],
+            majority.iter().map(|&id| id as NodeId).collect(),
         ])
         .unwrap();
     // The isolated leader cannot commit: the write times out (outcome unknown).
@@ -355,7 +356,7 @@ fn a_leader_partitioned_with_a_minority_steps_down_and_loses_only_unacknowledged
         client_id: 9,
         request_id: 1,
         op: RequestOp::Submit {
-            command: transfer(701, 10, 1, 300),
+            entry: transfer(701, 10, 1, 300),
         },
     };
     lonely

@@ -14,6 +14,7 @@
 //! other peer reachable on `/status` (a ping answered: both directions
 //! work) within [`REACH_BOUND`]; then the cut heals and it must reach both.
 
+use continuum_config::NodeId;
 use continuum_harness::cluster::{peer_reachable, Cluster, LaunchSpec};
 use continuum_harness::plan::ClusterPlan;
 use std::time::{Duration, Instant};
@@ -46,19 +47,19 @@ fn a_node_restarted_onto_lossy_links_reaches_every_peer() {
     let ids = cluster.node_ids();
     for round in 0..ROUNDS {
         for &id in &ids {
-            let others: Vec<u8> = ids.iter().copied().filter(|&p| p != id).collect();
+            let others: Vec<NodeId> = ids.iter().copied().filter(|&p| p != id).collect();
             let (cut, live) = (others[0], &others[1..]);
             // Every link open except id <-> cut (groups may overlap).
             let mut groups = vec![ids
                 .iter()
                 .copied()
                 .filter(|&p| p != cut)
-                .collect::<Vec<u8>>()];
+                .collect::<Vec<NodeId>>()];
             groups.push(ids.iter().copied().filter(|&p| p != id).collect());
             cluster.partition(&groups).unwrap();
             cluster.restart(id).unwrap();
             let started = Instant::now();
-            let phases: [(&str, &[u8]); 2] =
+            let phases: [(&str, &[NodeId]); 2] =
                 [("cut off from its first peer", live), ("healed", &others)];
             for (phase, peers) in phases {
                 if phase == "healed" {
@@ -87,7 +88,12 @@ fn a_node_restarted_onto_lossy_links_reaches_every_peer() {
 
 /// Polls node `id`'s `/status` until it reports every one of `peers`
 /// reachable; the last status seen otherwise.
-fn wait_reachable(cluster: &Cluster, id: u8, peers: &[u8], bound: Duration) -> Result<(), String> {
+fn wait_reachable(
+    cluster: &Cluster,
+    id: NodeId,
+    peers: &[NodeId],
+    bound: Duration,
+) -> Result<(), String> {
     let deadline = Instant::now() + bound;
     let mut last = String::from("no status yet");
     while Instant::now() < deadline {

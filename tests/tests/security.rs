@@ -18,6 +18,7 @@
 //!    reaches both peers again and the cluster converges.
 
 use continuum_bank::{Entry, Limits, Outcome, Transfer, DEFAULT_MAX_EXPIRY_WINDOW_MS};
+use continuum_config::NodeId;
 use continuum_harness::bank::{
     create_account, exchange, owner, signed_entry, start_with_config, status, submit, transfer,
     Client, Nodes,
@@ -122,7 +123,7 @@ fn flood_sessions(nodes: &Nodes, sessions: u64) {
                     let reply = client.call(
                         &ports,
                         (t as usize + n) % ports.len(),
-                        RequestOp::Submit { command },
+                        RequestOp::Submit { entry: command },
                         Duration::from_secs(300),
                     );
                     let ReplyBody::Ok { outcome, .. } = reply.body else {
@@ -195,7 +196,7 @@ fn replays_and_expired_transfers_do_not_apply_and_peer_replays_after_a_reboot_ar
         client_id: 77,
         request_id: 1,
         op: RequestOp::Submit {
-            command: signed(
+            entry: signed(
                 VICTIM,
                 ATTACKER,
                 400,
@@ -269,13 +270,13 @@ fn replays_and_expired_transfers_do_not_apply_and_peer_replays_after_a_reboot_ar
             .expect("status shows the epoch")
     };
     let (epoch1, old_epoch2) = (epoch(&nodes, 1), epoch(&nodes, 2));
-    let members: Vec<_> = (1..=3u8)
-        .map(|id| (u64::from(id), node_key(NAME, id).verifying_key()))
+    let members: Vec<_> = (1..=3)
+        .map(|id| (id, node_key(NAME, id).verifying_key()))
         .collect();
-    let as_node = |id: u8, epoch: u64| {
+    let as_node = |id: NodeId, epoch: u64| {
         PeerAuth::new(PeerConfig {
             cluster_id: CLUSTER_ID,
-            me: u64::from(id),
+            me: id,
             epoch,
             scheme: AuthScheme::HmacSha256,
             signing_key: &node_key(NAME, id),
@@ -294,7 +295,7 @@ fn replays_and_expired_transfers_do_not_apply_and_peer_replays_after_a_reboot_ar
     node1
         .seal(
             2,
-            &PeerBody::Raft(b"recorded before the restart"),
+            &PeerBody::Node(b"recorded before the restart"),
             &mut recorded,
         )
         .unwrap();

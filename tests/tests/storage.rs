@@ -13,6 +13,7 @@
 //! with `cache=writeback` so a guest flush is an `fdatasync` on the host
 //! (see `DiskCache`).
 
+use continuum_config::NodeId;
 use continuum_harness::{blank_disk, workspace_root, DiskCache, DiskKind, Run, Vm, VmConfig};
 use continuum_storage::layout::Geometry;
 use continuum_storage::record::{decode_header, RecordHeader, FLAG_BATCH_END, HEADER_LEN};
@@ -36,7 +37,7 @@ fn disk_path(test: &str) -> PathBuf {
     path
 }
 
-fn exercise_config(node: u8) -> String {
+fn exercise_config(node: NodeId) -> String {
     format!("node_id = {node}\ncluster_id = 7\nmode = wal-exercise\n")
 }
 
@@ -65,7 +66,7 @@ fn parse_recovered(line: &str) -> Recovered {
 }
 
 /// The kernel's exercise votes for `term % 5 + 1` in `term`
-/// (`kernel/src/storage/exercise.rs`, `vote_for`).
+/// (`kernel/src/disk/exercise.rs`, `vote_for`).
 fn vote_for(term: u64) -> u64 {
     term % 5 + 1
 }
@@ -282,7 +283,7 @@ fn corrupt_record_is_refused(kind: DiskKind) {
 #[test]
 fn blank_disk_is_formatted_and_only_its_node_may_use_it() {
     let disk = disk_path("wal-owner");
-    let node = |id: u8| format!("node_id = {id}\ncluster_id = 7\n");
+    let node = |id: NodeId| format!("node_id = {id}\ncluster_id = 7\n");
 
     let mut vm = VmConfig::new("wal-owner-format")
         .disk(&disk, DiskCache::Writeback)

@@ -6,6 +6,7 @@
 //! by SeaBIOS (BIOS images) or OVMF (UEFI images), as a PC boots a stick.
 //! A stick-booted node keeps its log on an NVMe disk.
 
+use continuum_config::NodeId;
 use continuum_fabric::{Fabric, FabricConfig};
 use continuum_harness::cluster::{ip_text, lan_ip, lan_mac, mac_text, node_key, peer_reachable};
 use continuum_harness::{
@@ -34,7 +35,7 @@ fn scratch(name: &str) -> PathBuf {
 }
 
 /// Node `id`'s config in a cluster of `members`, with its secret key.
-fn node_config(cluster: &str, id: u8, members: &[u8]) -> String {
+fn node_config(cluster: &str, id: NodeId, members: &[NodeId]) -> String {
     let mut text = format!(
         "# node {id} of the {cluster} test cluster\nnode_id = {id}\ncluster_id = {CLUSTER_ID}\nsecret_key = {}\nlan_ip = {}/24\n",
         hex(&node_key(cluster, id).to_bytes()),
@@ -52,7 +53,7 @@ fn node_config(cluster: &str, id: u8, members: &[u8]) -> String {
 
 /// Writes `dir/node-<id>.conf` for every member, as `continuum cluster
 /// init` lays a cluster directory out.
-fn write_cluster_dir(dir: &Path, cluster: &str, members: &[u8]) {
+fn write_cluster_dir(dir: &Path, cluster: &str, members: &[NodeId]) {
     for &id in members {
         std::fs::write(
             dir.join(format!("node-{id}.conf")),
@@ -102,7 +103,7 @@ fn boot_tool(args: &[&str]) -> (bool, String) {
 }
 
 /// `continuum-boot usb --cluster-dir DIR --node ID`: node `id`'s images.
-fn write_stick(dir: &Path, cluster: &str, id: u8) -> Stick {
+fn write_stick(dir: &Path, cluster: &str, id: NodeId) -> Stick {
     let (ok, printed) = boot_tool(&[
         "usb",
         "--cluster-dir",
@@ -310,7 +311,7 @@ fn status(port: u16) -> Result<serde_json::Value, String> {
 fn three_nodes_on_e1000_class_nics_reach_each_other() {
     let name = "usb-e1000";
     let dir = scratch(name);
-    let members = [1u8, 2, 3];
+    let members = [1 as NodeId, 2, 3];
     write_cluster_dir(&dir, name, &members);
     let fabric_config = FabricConfig {
         dir: dir.join("fabric"),
@@ -322,7 +323,7 @@ fn three_nodes_on_e1000_class_nics_reach_each_other() {
     // Node 1: virtio-net, config over fw_cfg. Node 2: 82540EM (`e1000`) for
     // both roles, booted from its BIOS stick. Node 3: 82574L (`e1000e`) for
     // both roles, booted from its UEFI stick.
-    let plan: [(u8, &str, Option<Firmware>); 3] = [
+    let plan: [(NodeId, &str, Option<Firmware>); 3] = [
         (1, "virtio-net-pci,disable-legacy=on", None),
         (2, "e1000", Some(Firmware::Bios)),
         (3, "e1000e", Some(Firmware::Uefi)),
@@ -341,7 +342,7 @@ fn three_nodes_on_e1000_class_nics_reach_each_other() {
             None => vm = vm.node_config(&node_config(name, id, &members)),
         }
         vm.extra_args.extend(nic_args(
-            &fabric_config.qemu_netdev(id as u16, "lan"),
+            &fabric_config.qemu_netdev(id, "lan"),
             "lan",
             model,
             Some(&mac_text(lan_mac(id))),

@@ -628,7 +628,7 @@ fn probe(
                 client_id: 2,
                 request_id,
                 op: RequestOp::Submit {
-                    command: command.clone(),
+                    entry: command.clone(),
                 },
             };
             let bytes = request

@@ -256,7 +256,7 @@ struct Builder {
 #[derive(Default)]
 struct ChunkSharing {
     index: u64,
-    names: std::collections::BTreeSet<continuum_raft::ChainHash>,
+    names: std::collections::BTreeSet<continuum_raft::SnapshotDigest>,
     pairs: u64,
     chunks: u64,
     shared: u64,
@@ -299,7 +299,7 @@ impl Builder {
             cluster_id: self.cluster_id,
             client_id: 1,
             request_id: self.request,
-            op: RequestOp::Submit { command },
+            op: RequestOp::Submit { entry: command },
         };
         let hlc = HlcTimestamp::new(self.log_ms, 0)
             .expect("log time in range")
@@ -461,7 +461,7 @@ fn build(args: &Args, plan: &ClusterPlan, dir: &Path) -> Result<Vec<Image>, Stri
     let disk = FileDisk::create(&build_disk, args.disk_mib)?;
     let identity = Identity {
         cluster_id: u128::from(config.cluster_id),
-        node_id: u64::from(config.node_id),
+        node_id: config.node_id,
     };
     let (store, _) = Store::format(disk, identity).map_err(|e| e.to_string())?;
     let node_config_copy = node_config.clone();

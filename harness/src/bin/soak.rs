@@ -17,6 +17,7 @@
 //! from boot to applying the cluster's commit index again.
 
 use continuum_bank::{AccountFlags, Limits, Outcome};
+use continuum_config::NodeId;
 use continuum_harness::cluster::{merge_config, Cluster, LaunchSpec};
 use continuum_harness::plan::{derived_key, ClusterPlan};
 use std::time::{Duration, Instant};
@@ -76,7 +77,7 @@ struct Sample {
     snapshots_installed: u64,
 }
 
-fn sample(cluster: &Cluster, id: u8) -> Result<Sample, String> {
+fn sample(cluster: &Cluster, id: NodeId) -> Result<Sample, String> {
     let s = cluster.status(id)?;
     let field = |path: &[&str]| -> Result<u64, String> {
         let mut v = &s;
@@ -150,9 +151,9 @@ fn run(args: &Args) -> Result<(), String> {
         }
         if id % args.every == 0 || id == args.transfers {
             let elapsed = started.elapsed().as_secs_f64();
-            for node in 1..=3u8 {
+            for node in 1..=3 {
                 let s = sample(&cluster, node)?;
-                let p = &mut peak[usize::from(node - 1)];
+                let p = &mut peak[(node - 1) as usize];
                 p.heap_used = p.heap_used.max(s.heap_used);
                 p.wal_used = p.wal_used.max(s.wal_used);
                 println!(

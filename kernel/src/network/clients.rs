@@ -22,7 +22,7 @@ use smoltcp::socket::udp;
 
 pub(super) struct ClientServer {
     socket: SocketHandle,
-    node_id: u8,
+    node_id: continuum_config::NodeId,
     cluster_id: u64,
     /// Client datagrams were left in the socket because the node's
     /// admission budget was spent: the next pass starts without sleeping.
@@ -35,7 +35,7 @@ impl ClientServer {
     pub(super) fn bind(
         client: &mut Port,
         client_port: u16,
-        node_id: u8,
+        node_id: continuum_config::NodeId,
         cluster_id: u64,
     ) -> Option<ClientServer> {
         let mut socket = udp_socket();
@@ -89,7 +89,7 @@ impl ClientServer {
             }
             let reply = ClientReply {
                 cluster_id: self.cluster_id,
-                node: self.node_id as u64,
+                node: self.node_id,
                 request_id: request.request_id,
                 body: ReplyBody::Error(ReplyError::Unavailable),
             };

@@ -76,7 +76,7 @@ pub struct NetworkStatus {
     pub lan: Option<(Ipv4Cidr, [u8; 6])>,
     pub client: Option<(Ipv4Cidr, [u8; 6])>,
     pub epoch: u64,
-    pub peers: BTreeMap<u8, PeerStatus>,
+    pub peers: BTreeMap<continuum_config::NodeId, PeerStatus>,
     pub auth: continuum_net::peer_auth::RejectCounters,
     pub lan_nic: NicCounters,
     pub client_nic: NicCounters,
@@ -98,7 +98,7 @@ fn count_status(update: impl FnOnce(&mut NetworkStatus)) {
 
 /// The claimed ports and the LAN's keys, before the task runs.
 pub struct Network {
-    node_id: u8,
+    node_id: continuum_config::NodeId,
     cluster_id: u64,
     status_port: u16,
     client_port: u16,
@@ -131,7 +131,7 @@ impl Network {
         }
 
         let epoch = if has_disk {
-            crate::storage::boot_wal_generation()
+            crate::disk::boot_wal_generation()
         } else {
             None
         }
@@ -193,7 +193,7 @@ impl Network {
 }
 
 struct NetworkTask {
-    node_id: u8,
+    node_id: continuum_config::NodeId,
     cluster_id: u64,
     status_port: u16,
     client_port: u16,
@@ -212,7 +212,7 @@ struct NetworkTask {
 impl NetworkTask {
     async fn run(mut self) {
         if let (Some(lan), Some(peers)) = (self.lan.as_mut(), self.peers.as_mut()) {
-            let ids: Vec<u8> = STATUS
+            let ids: Vec<continuum_config::NodeId> = STATUS
                 .lock()
                 .as_ref()
                 .map_or(Vec::new(), |s| s.peers.keys().copied().collect());
@@ -330,7 +330,7 @@ impl NetworkTask {
         crate::consensus::drive(|outbox, replies| {
             if let (Some(lan), Some(peers)) = (lan.as_mut(), peers.as_mut()) {
                 if !outbox.is_empty() {
-                    peers.send_raft(lan, STATUS.lock().as_ref(), outbox);
+                    peers.send_envelopes(lan, STATUS.lock().as_ref(), outbox);
                     lan.poll(); // on the wire now, before this Ready applies
                 }
             }

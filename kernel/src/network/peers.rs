@@ -13,7 +13,7 @@
 //! Raft sealed for an earlier boot is refused (`stale_receiver_epoch`),
 //! which is what stops a datagram recorded before a restart from being
 //! accepted after it. The traffic is the consensus node's envelopes
-//! (`PeerBody::Raft`, handed to [`crate::consensus::on_peer_payload`] and
+//! (`PeerBody::Node`, handed to [`crate::consensus::on_peer_payload`] and
 //! sent from what [`crate::consensus::drive`] returned) and a liveness ping
 //! to every peer each [`PING_INTERVAL_MS`], whose round trips `/status`
 //! reports per peer. With each ping to a peer not (or no longer) reachable
@@ -24,7 +24,7 @@
 //!
 //! The peer boot epoch comes from the disk when the node has one: the WAL
 //! generation that opening the store bumped and flushed
-//! (`storage::boot_wal_generation`, `continuum_net::persisted_boot_epoch`),
+//! (`disk::boot_wal_generation`, `continuum_net::persisted_boot_epoch`),
 //! so it is durable before the first sealed datagram and grows across
 //! reboots even if the wall clock steps backwards (with `unsafe_no_flush`
 //! the bump may be lost: benchmarks only). Without a disk (ping-only
@@ -42,6 +42,7 @@ use alloc::collections::BTreeMap;
 use alloc::vec;
 use alloc::vec::Vec;
 use continuum_config::Config;
+use continuum_config::NodeId;
 use continuum_net::nic::NicDevice;
 use continuum_net::peer::{AuthScheme, PeerBody};
 use continuum_net::peer_auth::{PeerAuth, PeerConfig};
@@ -70,21 +71,25 @@ pub(super) struct Peers {
     /// The well-known socket on `peer_port`.
     socket: Option<SocketHandle>,
     /// Sending (and reply-receiving) socket per peer.
-    sockets: BTreeMap<u8, SocketHandle>,
+    sockets: BTreeMap<continuum_config::NodeId, SocketHandle>,
     next_ping_ms: u64,
     nonce: u64,
     /// Ping nonce -> (peer, sent at µs).
-    outstanding: BTreeMap<u64, (u8, u64)>,
+    outstanding: BTreeMap<u64, (NodeId, u64)>,
     /// Scratch for one sealed datagram.
     datagram: Vec<u8>,
     /// `mode = net-bench` on the lowest node id: (peer, driver).
-    bench: Option<(u8, NetBench)>,
+    bench: Option<(NodeId, NetBench)>,
 }
 
 impl Peers {
     /// Derives the link keys; says on the console why the LAN stays off
     /// when it cannot (no secret key, a bad member key).
-    pub(super) fn new(config: &Config, epoch: u64, bench: Option<(u8, NetBench)>) -> Option<Peers> {
+    pub(super) fn new(
+        config: &Config,
+        epoch: u64,
+        bench: Option<(NodeId, NetBench)>,
+    ) -> Option<Peers> {
         let auth = peer_setup(config, epoch)?;
         Some(Peers {
             auth,
@@ -100,7 +105,7 @@ impl Peers {
     }
 
     /// Binds the well-known socket and one per peer in `peers` on `lan`.
-    pub(super) fn bind(&mut self, lan: &mut Port, peers: Vec<u8>) {
+    pub(super) fn bind(&mut self, lan: &mut Port, peers: Vec<NodeId>) {
         for (id, port) in core::iter::once((0, self.peer_port)).chain(
             peers
                 .into_iter()
@@ -163,10 +168,8 @@ impl Peers {
                             let Some((peer, sent_us)) = self.outstanding.remove(&nonce) else {
                                 continue;
                             };
-                            let Some(p) = status
-                                .peers
-                                .get_mut(&peer)
-                                .filter(|_| peer as u64 == message.from)
+                            let Some(p) =
+                                status.peers.get_mut(&peer).filter(|_| peer == message.from)
                             else {
                                 continue;
                             };
@@ -178,7 +181,7 @@ impl Peers {
                                 log::info!("net: peer {peer} reachable, rtt {} us", p.last_rtt_us);
                             }
                         }
-                        PeerBody::Raft(payload) => {
+                        PeerBody::Node(payload) => {
                             crate::consensus::on_peer_payload(message.from, payload)
                         }
                     },
@@ -189,8 +192,7 @@ impl Peers {
             }
         }
         for (to, endpoint, nonce) in replies {
-            let Some(&socket_handle) = u8::try_from(to).ok().and_then(|id| self.sockets.get(&id))
-            else {
+            let Some(&socket_handle) = self.sockets.get(&to) else {
                 continue;
             };
             if auth
@@ -221,7 +223,7 @@ impl Peers {
                     for seq in bench.due(now_us) {
                         if auth
                             .seal(
-                                *peer as u64,
+                                *peer,
                                 &PeerBody::Ping {
                                     nonce: seq | BENCH_NONCE,
                                 },
@@ -256,7 +258,7 @@ impl Peers {
                 };
                 if auth
                     .seal(
-                        id as u64,
+                        id,
                         &PeerBody::Ping { nonce: self.nonce },
                         &mut self.datagram,
                     )
@@ -284,17 +286,17 @@ impl Peers {
         status.auth = auth.counters();
     }
 
-    /// Seals each of the consensus node's envelopes as `PeerBody::Raft`
+    /// Seals each of the consensus node's envelopes as `PeerBody::Node`
     /// and queues it on its peer's socket. A full socket drops the
     /// message; Raft retransmits.
-    pub(super) fn send_raft(
+    pub(super) fn send_envelopes(
         &mut self,
         lan: &mut Port,
         status: Option<&NetworkStatus>,
         outbox: Outbox,
     ) {
         for (to, payload) in outbox {
-            let (Ok(peer), Some(status)) = (u8::try_from(to), status) else {
+            let (peer, Some(status)) = (to, status) else {
                 continue;
             };
             let (Some(&handle), Some(p)) = (self.sockets.get(&peer), status.peers.get(&peer))
@@ -303,7 +305,7 @@ impl Peers {
             };
             if self
                 .auth
-                .seal(to, &PeerBody::Raft(&payload), &mut self.datagram)
+                .seal(to, &PeerBody::Node(&payload), &mut self.datagram)
                 .is_ok()
             {
                 let endpoint = IpEndpoint::new(IpAddress::Ipv4(ipv4(p.ip)), self.peer_port);
@@ -326,10 +328,10 @@ fn peer_setup(config: &Config, epoch: u64) -> Option<PeerAuth> {
         return None;
     };
     let signing_key = SigningKey::from_bytes(&secret);
-    let mut members = vec![(config.node_id as u64, signing_key.verifying_key())];
+    let mut members = vec![(config.node_id, signing_key.verifying_key())];
     for peer in config.peers() {
         match VerifyingKey::from_bytes(&peer.public_key) {
-            Ok(key) => members.push((peer.id as u64, key)),
+            Ok(key) => members.push((peer.id, key)),
             Err(_) => {
                 log::error!("net: peer {} has an invalid public key; LAN off", peer.id);
                 return None;
@@ -338,7 +340,7 @@ fn peer_setup(config: &Config, epoch: u64) -> Option<PeerAuth> {
     }
     let peer_config = PeerConfig {
         cluster_id: config.cluster_id,
-        me: config.node_id as u64,
+        me: config.node_id,
         epoch,
         scheme: AuthScheme::HmacSha256,
         signing_key: &signing_key,

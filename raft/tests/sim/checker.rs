@@ -8,7 +8,7 @@
 //! that could elect the next leader. It recomputes chain hashes itself rather than trusting
 //! the code under test.
 
-use continuum_raft::{compute_chain_hash, ChainHash, ConfState, Entry, NodeId};
+use continuum_raft::{compute_chain_hash, ConfState, Entry, LogChainHash, NodeId};
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -71,7 +71,7 @@ impl fmt::Display for Violation {
 #[derive(Clone, Copy, Debug)]
 struct Committed {
     term: u64,
-    hash: ChainHash,
+    hash: LogChainHash,
     /// Term of the node that first applied it: the entry was committed in a
     /// term <= this, so every leader of a later term must hold it.
     known_at_term: u64,
@@ -83,7 +83,7 @@ pub struct Checker {
     leaders: BTreeMap<u64, NodeId>,
     /// Index i + 1 -> committed entry.
     committed: Vec<Committed>,
-    entry_hashes: BTreeMap<(u64, u64), ChainHash>,
+    entry_hashes: BTreeMap<(u64, u64), LogChainHash>,
     applied: BTreeMap<NodeId, u64>,
     /// Open reads: (node, ctx) -> commit index known when issued.
     reads: BTreeMap<(NodeId, u64), u64>,
@@ -101,14 +101,14 @@ impl Checker {
     }
 
     /// Newest committed entry: (index, known_at_term, hash).
-    pub fn last_committed(&self) -> Option<(u64, u64, ChainHash)> {
+    pub fn last_committed(&self) -> Option<(u64, u64, LogChainHash)> {
         self.committed
             .last()
             .map(|c| (self.committed.len() as u64, c.known_at_term, c.hash))
     }
 
     /// Chain hash of committed `index`.
-    pub fn committed_hash(&self, index: u64) -> Option<ChainHash> {
+    pub fn committed_hash(&self, index: u64) -> Option<LogChainHash> {
         index
             .checked_sub(1)
             .and_then(|i| self.committed.get(i as usize))
@@ -137,12 +137,12 @@ impl Checker {
         leader_term: Option<u64>,
         truncate_from: Option<u64>,
         entries: &[Entry],
-        prev_hash: impl Fn(u64) -> Option<ChainHash>,
+        prev_hash: impl Fn(u64) -> Option<LogChainHash>,
     ) -> Result<(), Violation> {
         if let (Some(term), Some(index)) = (leader_term, truncate_from) {
             return Err(Violation::LeaderOverwrote { node, term, index });
         }
-        let mut prev: Option<ChainHash> = None;
+        let mut prev: Option<LogChainHash> = None;
         for entry in entries {
             if let Some(term) = leader_term {
                 if entry.term != term {
@@ -226,7 +226,7 @@ impl Checker {
         &mut self,
         node: NodeId,
         index: u64,
-        hash: &ChainHash,
+        hash: &LogChainHash,
     ) -> Result<(), Violation> {
         match self.committed_hash(index) {
             Some(known) if known == *hash => {}
@@ -264,7 +264,7 @@ impl Checker {
         &self,
         node: NodeId,
         term: u64,
-        hash_at: impl Fn(u64) -> Option<ChainHash>,
+        hash_at: impl Fn(u64) -> Option<LogChainHash>,
     ) -> Result<(), Violation> {
         // The chain makes the newest qualifying entry enough.
         let Some(pos) = self.committed.iter().rposition(|c| c.known_at_term < term) else {
@@ -287,7 +287,7 @@ impl Checker {
     pub fn check_durable(
         &self,
         configs: &[ConfState],
-        holds: impl Fn(NodeId, u64, &ChainHash) -> bool,
+        holds: impl Fn(NodeId, u64, &LogChainHash) -> bool,
     ) -> Result<(), Violation> {
         let Some(last) = self.committed.last() else {
             return Ok(());

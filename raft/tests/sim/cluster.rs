@@ -4,7 +4,7 @@ use super::checker::{Checker, Violation};
 use super::nemesis::FaultMix;
 use super::network::Network;
 use continuum_raft::{
-    ChainHash, ConfChange, ConfChangeKind, ConfEntry, ConfState, Config, EntryKind, MemStorage,
+    ConfChange, ConfChangeKind, ConfEntry, ConfState, Config, EntryKind, LogChainHash, MemStorage,
     Message, NodeId, Raft, Role, SplitMix64, Storage,
 };
 use std::collections::{BTreeMap, BTreeSet};
@@ -158,7 +158,7 @@ fn decode_state(bytes: &[u8]) -> BTreeSet<u64> {
 /// Chain hash of `index` in `raft`'s log, or, if compacted, the committed
 /// hash the checker knows provided the snapshot point itself matches (the
 /// chain makes the snapshot point vouch for every entry before it).
-fn covering_hash(raft: &Raft<MemStorage>, index: u64, checker: &Checker) -> Option<ChainHash> {
+fn covering_hash(raft: &Raft<MemStorage>, index: u64, checker: &Checker) -> Option<LogChainHash> {
     if let Some(hash) = raft.log_chain_hash(index) {
         return Some(hash);
     }
@@ -173,7 +173,7 @@ fn covering_hash(raft: &Raft<MemStorage>, index: u64, checker: &Checker) -> Opti
 
 /// Whether `storage` durably holds committed entry `index` with `hash`
 /// (compacted: its snapshot point is a committed entry past it).
-fn stored(storage: &MemStorage, index: u64, hash: &ChainHash, checker: &Checker) -> bool {
+fn stored(storage: &MemStorage, index: u64, hash: &LogChainHash, checker: &Checker) -> bool {
     match storage.chain_hash(index) {
         Ok(h) => h == *hash,
         Err(_) => {

@@ -11,7 +11,7 @@ use continuum_raft::Role;
 use core::fmt::Write;
 
 /// Prometheus text exposition of the node's metrics.
-pub fn metrics_text(out: &mut String, node_id: u8) {
+pub fn metrics_text(out: &mut String, node_id: continuum_config::NodeId) {
     consensus::with_node(|node| match node {
         Some(node) => node_metrics(out, node, node_id),
         None => {
@@ -24,7 +24,7 @@ pub fn metrics_text(out: &mut String, node_id: u8) {
 }
 
 /// The node's gauges and counters, then the kernel's histograms.
-fn node_metrics(out: &mut String, node: &KernelNode, node_id: u8) {
+fn node_metrics(out: &mut String, node: &KernelNode, node_id: continuum_config::NodeId) {
     let raft = node.raft();
     let m = node.metrics();
     let log = raft.storage();

@@ -41,7 +41,7 @@ pub const STATUS_EXCHANGE_DEADLINE_MS: u64 = 5_000;
 
 pub(super) struct StatusServer {
     port: u16,
-    node_id: u8,
+    node_id: continuum_config::NodeId,
     cluster_id: u64,
     /// The [`STATUS_SOCKETS`] listening sockets.
     sockets: Vec<SocketHandle>,
@@ -76,7 +76,12 @@ impl StatusConn {
 impl StatusServer {
     /// Adds the [`STATUS_SOCKETS`] to the client port; they start
     /// listening on `port` on the first [`StatusServer::serve`].
-    pub(super) fn new(client: &mut Port, port: u16, node_id: u8, cluster_id: u64) -> StatusServer {
+    pub(super) fn new(
+        client: &mut Port,
+        port: u16,
+        node_id: continuum_config::NodeId,
+        cluster_id: u64,
+    ) -> StatusServer {
         let mut server = StatusServer {
             port,
             node_id,

@@ -17,7 +17,7 @@ use continuum_node::Hex;
 use core::fmt::Write;
 
 /// The `/status` document.
-pub fn status_json(node_id: u8, cluster_id: u64) -> String {
+pub fn status_json(node_id: continuum_config::NodeId, cluster_id: u64) -> String {
     let status = STATUS.lock().clone().unwrap_or_default();
     let mut out = String::new();
     let _ = write!(

@@ -5,11 +5,11 @@
 //! The on-disk format and recovery rules live in the portable
 //! `continuum-storage` crate (its README has the layout tables); this
 //! module is the kernel's wiring of it onto whichever disk was chosen
-//! ([`disk::NodeDisk`] over virtio-blk, NVMe or AHCI).
+//! ([`node_disk::NodeDisk`] over virtio-blk, NVMe or AHCI).
 //!
 //! # Which disk, and what the node does to it
 //! Every disk a driver brings up is listed (kind, PCI place, unit, model,
-//! serial, size, write cache) with what it holds ([`disk::Contents`]),
+//! serial, size, write cache) with what it holds ([`node_disk::Contents`]),
 //! read without writing. Then:
 //! * `disk = ...` pins one; nothing else is considered. Without a pin the
 //!   node takes, in PCI order, the first disk holding *this* node's log,
@@ -36,15 +36,15 @@
 //! * `storage: no disk` / `storage: no usable disk` when there is none.
 
 pub mod bench;
-pub mod disk;
 pub mod exercise;
+pub mod node_disk;
 
 use crate::drivers;
 use crate::drivers::blockdev::{DiskInfo, DiskKind};
 use alloc::vec::Vec;
 use continuum_config::{Config, DiskPin, FormatPolicy};
 use continuum_storage::{BlockDevice, Identity, OpenOptions, Store};
-use disk::{Contents, NodeDisk};
+use node_disk::{Contents, NodeDisk};
 
 /// The store over the node's disk.
 pub type DiskStore = Store<NodeDisk>;
@@ -67,7 +67,7 @@ pub fn boot_wal_generation() -> Option<u64> {
 pub fn identity(config: &Config) -> Identity {
     Identity {
         cluster_id: u128::from(config.cluster_id),
-        node_id: u64::from(config.node_id),
+        node_id: config.node_id,
     }
 }
 

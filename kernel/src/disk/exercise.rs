@@ -131,7 +131,7 @@ pub async fn run(mut store: DiskStore) {
             term += 1;
             hs = HardState {
                 term,
-                vote: Some(vote_for(term)),
+                vote: vote_for(term),
                 // Never ahead of what a later truncation could remove.
                 commit: store
                     .last_index()
@@ -157,11 +157,7 @@ pub async fn run(mut store: DiskStore) {
         store.sync().unwrap_or_else(|e| fail("sync", e));
         log::info!("wal: acked through index {} term {term}", first + n - 1);
         if hs_changed {
-            log::info!(
-                "wal: hard state term {} vote {}",
-                hs.term,
-                hs.vote.unwrap_or(0)
-            );
+            log::info!("wal: hard state term {} vote {}", hs.term, hs.vote);
         }
         executor::sleep(PAUSE).await;
     }
