@@ -103,6 +103,16 @@ pub enum Command {
         #[arg(long, default_value_t = 7070)]
         port: u16,
     },
+    /// The causal history of one transfer, gathered from every node's
+    /// trace ring, with the causality check (exit 1 on a violation).
+    Trace {
+        /// Transfer id (as printed by `transfer`).
+        #[arg(value_parser = parse_u128)]
+        transfer_id: u128,
+        /// Also draw it as a Lamport diagram (SVG) into this file.
+        #[arg(long)]
+        svg: Option<std::path::PathBuf>,
+    },
 }
 
 /// The fault kinds `chaos` draws from.
@@ -251,6 +261,16 @@ pub enum NemesisCommand {
     Resume {
         #[arg(value_parser = clap::value_parser!(NodeId).range(1..))]
         node: NodeId,
+    },
+    /// Step a running node's wall clock by D ms (either way) off its RTC,
+    /// through its serial shell (`clock step D`); the steps add up.
+    Skew {
+        /// The node.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        node: NodeId,
+        /// Milliseconds to step by (negative: back), at most a day.
+        #[arg(long, allow_hyphen_values = true, value_parser = clap::value_parser!(i64).range(-86_400_000..=86_400_000))]
+        ms: i64,
     },
     /// Delay frames on every link, or on one directed link (`--ms 0
     /// --jitter 0` clears it; other faults of the link stay).

@@ -2,21 +2,28 @@
 //! 127.0.0.1 only. Plain HTML/JS/SVG compiled into the binary
 //! (`dashboard.html`, no CDN, no internet).
 //!
-//! A poller thread reads every node's `/status`, the leader's `/metrics`
-//! and the fabric's stats once a second ([`POLL_INTERVAL`]) and keeps: the
-//! latest view, a bounded series of samples ([`MAX_SAMPLES`]: committed
-//! transfers/s from the growth of `applied_commands`, and the leader's
-//! Ready-loop latency percentiles from its `drive_seconds` histogram) and a
-//! bounded timeline ([`MAX_EVENTS`]) of what changed between two polls:
+//! A poller thread reads every node's `/status` and `/trace?recent`, the
+//! leader's `/metrics` and the fabric's stats once a second
+//! ([`POLL_INTERVAL`]) and keeps: the latest view (with the newest
+//! transfer ids the nodes took, to click), a bounded series of samples
+//! ([`MAX_SAMPLES`]: committed transfers/s from the growth of
+//! `applied_commands`, and the leader's commit latency percentiles from
+//! its `stage_applied_seconds` histogram) and a bounded timeline
+//! ([`MAX_EVENTS`]) of what changed between two polls:
 //! elections (term or leader changes), snapshots (`snapshots_taken`),
 //! processes going down, paused or back, and fabric faults (links blocked,
 //! link plans set or cleared — what `nemesis` and `chaos` do). The page
 //! polls `GET /api/state` (JSON) and draws it.
 //!
-//! The nodes export no end-to-end commit latency; the plotted latency is
-//! the leader's Ready-loop call (persist, apply, replies), the node-side
-//! part of it, and the page says so. The trace view needs a per-node trace
-//! ring the kernel does not have yet: the page has a marked place for it.
+//! Latency: the leader's `stage_applied_seconds` (its proposal to its
+//! apply: append, the followers' writes and acks, commit, apply), which
+//! every write has. `stage_replied_seconds` exists only for writes whose
+//! client asked the leader itself (a follower's reply is not timed by the
+//! leader), so it stays flat when the client talks to a follower.
+//!
+//! Trace view: clicking a transfer id asks `GET /api/trace?transfer=<id>`,
+//! which gathers, checks and draws the trace with `continuum trace`'s code
+//! ([`crate::trace`]) and answers its JSON with the SVG inline.
 
 use crate::error::CliError;
 use crate::layout::Layout;
@@ -135,6 +142,7 @@ fn poll(layout: &Layout, dash: &Mutex<Dash>) {
             .ok()
             .map(|page| (node.id, page))
     });
+    let recent = recent_transfers(&state);
     let fabric = ControlClient::connect(&state.fabric_control)
         .and_then(|mut c| c.request(&Request::Stats))
         .ok()
@@ -230,7 +238,7 @@ fn poll(layout: &Layout, dash: &Mutex<Dash>) {
     }
     let (mut p50, mut p99) = (None, None);
     if let Some((node, page)) = &metrics {
-        let buckets = histogram_buckets(page, "drive_seconds");
+        let buckets = histogram_buckets(page, LATENCY_HISTOGRAM);
         if let Some((was, old)) = &d.previous.buckets {
             if was == node {
                 p50 = delta_quantile(old, &buckets, 0.5).filter(|v| v.is_finite());
@@ -246,8 +254,8 @@ fn poll(layout: &Layout, dash: &Mutex<Dash>) {
         "t_ms": t_ms,
         "applied": applied,
         "tps": tps,
-        "drive_p50_ms": p50.map(|s| s * 1e3),
-        "drive_p99_ms": p99.map(|s| s * 1e3),
+        "commit_p50_ms": p50.map(|s| s * 1e3),
+        "commit_p99_ms": p99.map(|s| s * 1e3),
     }));
     let nodes: Vec<Value> = views
         .iter()
@@ -261,7 +269,68 @@ fn poll(layout: &Layout, dash: &Mutex<Dash>) {
         "leader": leader,
         "nodes": nodes,
         "fabric": fabric_view,
+        "recent_transfers": recent,
     });
+}
+
+/// The histogram the latency plot reads (module doc).
+const LATENCY_HISTOGRAM: &str = "stage_applied_seconds";
+
+/// The newest transfer ids the running nodes took requests for (each
+/// node's `/trace?recent`), newest node answer first, without repeats,
+/// as decimal strings (how `transfer` prints them).
+fn recent_transfers(state: &crate::layout::RunState) -> Vec<String> {
+    let mut ids: Vec<String> = Vec::new();
+    for node in state.nodes.iter().filter(|n| n.state == "running") {
+        let Ok(page) = continuum_harness::http_get_timeout(
+            node.status_port,
+            "/trace?recent",
+            status::STATUS_TIMEOUT,
+        ) else {
+            continue;
+        };
+        let Ok(answer) = serde_json::from_str::<Value>(&page) else {
+            continue;
+        };
+        for hex in answer["recent"].as_array().into_iter().flatten() {
+            if let Some(id) = hex.as_str().and_then(|h| u128::from_str_radix(h, 16).ok()) {
+                let id = id.to_string();
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+        }
+    }
+    ids.truncate(continuum_node::trace::MAX_RECENT);
+    ids
+}
+
+/// `GET /api/trace?transfer=<decimal id>`: the gathered, checked trace
+/// with its drawing, or a 400 for a bad id.
+fn trace_answer(layout: &Layout, query: &str) -> (&'static str, String) {
+    let id = query
+        .strip_prefix("transfer=")
+        .and_then(|t| crate::args::parse_u128(t).ok());
+    let Some(transfer) = id else {
+        return (
+            "400 Bad Request",
+            json!({"error": format!("expected ?transfer=<decimal id>, got `{query}`")}).to_string(),
+        );
+    };
+    match layout.running_state() {
+        Ok(state) => {
+            let gathered = crate::trace::gather(&state, transfer);
+            let report = continuum_node::trace::check(&gathered.events);
+            (
+                "200 OK",
+                crate::trace::trace_json(&gathered, &report, true).to_string(),
+            )
+        }
+        Err(e) => (
+            "503 Service Unavailable",
+            json!({"error": e.to_string()}).to_string(),
+        ),
+    }
 }
 
 fn state_json(dash: &Mutex<Dash>) -> String {
@@ -285,7 +354,7 @@ fn respond(stream: &mut TcpStream, status: &str, kind: &str, body: &str) {
     let _ = stream.write_all(body.as_bytes());
 }
 
-fn serve(mut stream: TcpStream, dash: &Mutex<Dash>) {
+fn serve(mut stream: TcpStream, dash: &Mutex<Dash>, layout: &Layout) {
     let _ = stream.set_read_timeout(Some(REQUEST_TIMEOUT));
     let Ok(reader) = stream.try_clone() else {
         return;
@@ -308,8 +377,13 @@ fn serve(mut stream: TcpStream, dash: &Mutex<Dash>) {
         );
         return;
     }
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
     match path {
         "/" | "/index.html" => respond(&mut stream, "200 OK", "text/html; charset=utf-8", PAGE),
+        "/api/trace" => {
+            let (status, body) = trace_answer(layout, query);
+            respond(&mut stream, status, "application/json", &body)
+        }
         "/api/state" => {
             let body = state_json(dash);
             respond(&mut stream, "200 OK", "application/json", &body)
@@ -376,9 +450,10 @@ pub fn run(layout: &Layout, port: u16, json_out: bool) -> Result<(), CliError> {
                     continue;
                 }
                 active.fetch_add(1, Ordering::Relaxed);
-                let (dash, active) = (Arc::clone(&dash), Arc::clone(&active));
+                let (dash, active, layout) =
+                    (Arc::clone(&dash), Arc::clone(&active), layout.clone());
                 std::thread::spawn(move || {
-                    serve(stream, &dash);
+                    serve(stream, &dash, &layout);
                     active.fetch_sub(1, Ordering::Relaxed);
                 });
             }
@@ -413,13 +488,36 @@ mod tests {
     }
 
     #[test]
-    fn the_page_is_self_contained_and_has_the_trace_placeholder() {
+    fn the_page_is_self_contained_and_has_the_trace_view() {
         assert!(
             !PAGE.contains("http://") && !PAGE.contains("https://"),
             "no external URL"
         );
-        for id in ["nodes", "tps-plot", "latency-plot", "timeline", "trace"] {
+        for id in [
+            "nodes",
+            "tps-plot",
+            "latency-plot",
+            "timeline",
+            "trace",
+            "trace-list",
+            "trace-view",
+        ] {
             assert!(PAGE.contains(&format!("id=\"{id}\"")), "no #{id}");
         }
+        assert!(!PAGE.contains("NOT IMPLEMENTED"));
+        assert!(PAGE.contains("/api/trace?transfer="));
+        assert!(PAGE.contains("commit_p99_ms") && !PAGE.contains("drive_p"));
+    }
+
+    #[test]
+    fn a_bad_trace_query_is_a_400() {
+        let layout = Layout::new(std::path::Path::new("/nonexistent-continuum"));
+        for query in ["", "transfer=", "transfer=abc", "id=5"] {
+            let (status, body) = trace_answer(&layout, query);
+            assert_eq!(status, "400 Bad Request", "{query}");
+            assert!(body.contains("expected ?transfer=<decimal id>"), "{body}");
+        }
+        let (status, _) = trace_answer(&layout, "transfer=5");
+        assert_eq!(status, "503 Service Unavailable");
     }
 }

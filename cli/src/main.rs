@@ -9,7 +9,9 @@
 //! * `nemesis`: partitions, loss, delay, duplication, corruption, replay,
 //!   kill -9, restart, pause, resume.
 //! * `chaos`: the seeded schedule of every fault with a client load.
-//! * `dashboard`: a live page on 127.0.0.1 (nodes, plots, timeline).
+//! * `dashboard`: a live page on 127.0.0.1 (nodes, plots, timeline, traces).
+//! * `trace`: one transfer's causal history from every node, checked, and
+//!   optionally drawn as an SVG Lamport diagram.
 //! * `bench`: closed-loop load with the floor measured in the same run.
 //!
 //! The cluster-launch code is the test harness's (`continuum_harness`), so
@@ -17,7 +19,7 @@
 //! command line), [`layout`] (the cluster directory), [`supervisor`]
 //! (`cluster up`/`down` and the control socket), [`ledger`] (bank
 //! commands), [`status`] (`cluster status`, `watch`), [`nemesis`],
-//! [`chaos`], [`dashboard`], [`bench`].
+//! [`chaos`], [`dashboard`], [`trace`], [`bench`].
 //!
 //! Exit codes: 0 success, 1 error or rejected command, 2 bad arguments,
 //! 3 a write whose outcome is unknown (query it with `outcome`).
@@ -32,6 +34,7 @@ mod ledger;
 mod nemesis;
 mod status;
 mod supervisor;
+mod trace;
 
 use args::{AccountCommand, Cli, ClusterCommand, Command, InitArgs};
 use clap::Parser;
@@ -146,6 +149,9 @@ fn run(cli: Cli) -> Result<(), CliError> {
             chaos::run(&layout, &options, timeout, json)
         }
         Command::Dashboard { port } => dashboard::run(&layout, port, json),
+        Command::Trace { transfer_id, svg } => {
+            trace::run(&layout, transfer_id, svg.as_deref(), json)
+        }
         Command::Bench {
             clients,
             transfers,

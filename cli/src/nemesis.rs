@@ -2,7 +2,8 @@
 //! loss, delay and jitter, duplication, corruption, replay) go to the
 //! fabric's control socket — the per-link ones change only their own field
 //! of each link's plan, so faults combine; process faults (kill, restart,
-//! pause, resume) to the supervisor, which owns the QEMU processes.
+//! pause, resume) and clock steps (`skew`, typed into the node's serial
+//! shell) to the supervisor, which owns the QEMU processes.
 
 use crate::args::{NemesisCommand, Shape};
 use crate::error::CliError;
@@ -71,6 +72,49 @@ fn edit_links(
     })
 }
 
+/// How long `skew` waits for the node's `/status` to show its step.
+const SKEW_CONFIRM: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn wall_step(state: &RunState, node: NodeId) -> Result<i64, String> {
+    let port = state
+        .nodes
+        .iter()
+        .find(|n| n.id == node)
+        .map(|n| n.status_port)
+        .ok_or("no such node")?;
+    let page = continuum_harness::http_get_timeout(port, "/status", crate::status::STATUS_TIMEOUT)?;
+    let status: serde_json::Value = serde_json::from_str(&page).map_err(|e| e.to_string())?;
+    status["clock"]["wall_step_ms"]
+        .as_i64()
+        .ok_or_else(|| "its /status has no clock.wall_step_ms".to_string())
+}
+
+/// Steps node `node`'s wall clock by `ms` through its shell and waits
+/// until its `/status` shows the new total (the shell polls COM1).
+fn skew(state: &RunState, node: NodeId, ms: i64) -> Result<String, CliError> {
+    let before = wall_step(state, node)
+        .map_err(|e| CliError::Other(format!("node {node} does not answer /status: {e}")))?;
+    control(state, &ControlRequest::Skew { node, ms })?;
+    let deadline = std::time::Instant::now() + SKEW_CONFIRM;
+    loop {
+        let now = wall_step(state, node);
+        if now.as_ref().is_ok_and(|&t| t == before + ms) {
+            return Ok(format!(
+                "node {node}'s wall clock stepped by {ms} ms, now {} ms off its RTC (peers refuse its HLC stamps beyond the 500 ms max offset: raft.peers[].skew_rejections on their /status)",
+                before + ms
+            ));
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(CliError::Other(format!(
+                "node {node} did not take the step within {} s (its /status says {now:?} ms off, expected {}); see its console",
+                SKEW_CONFIRM.as_secs(),
+                before + ms
+            )));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
 /// Runs one nemesis command and says what it did.
 pub fn run(layout: &Layout, command: &NemesisCommand, json: bool) -> Result<(), CliError> {
     let state = layout.running_state()?;
@@ -136,6 +180,10 @@ pub fn run(layout: &Layout, command: &NemesisCommand, json: bool) -> Result<(), 
             check_node(&state, *node)?;
             control(&state, &ControlRequest::Resume { node: *node })?;
             format!("node {node} resumed")
+        }
+        NemesisCommand::Skew { node, ms } => {
+            check_node(&state, *node)?;
+            skew(&state, *node, *ms)?
         }
         NemesisCommand::Loss { percent, from, to } => {
             let scope = edit_links(&state, *from, *to, |f| f.drop = percent / 100.0)?;

@@ -14,6 +14,7 @@
 //! {"cmd":"kill","node":2}      SIGKILL node 2's QEMU
 //! {"cmd":"restart","node":2}   kill (if running), boot again on the same disk
 //! {"cmd":"pause","node":2}     QMP stop          {"cmd":"resume","node":2}  QMP cont
+//! {"cmd":"skew","node":2,"ms":3000}  type `clock step 3000` into node 2's serial shell
 //! {"cmd":"shutdown"}           stop every node and the fabric, then exit
 //! ```
 //!
@@ -63,6 +64,11 @@ pub enum ControlRequest {
     },
     Resume {
         node: NodeId,
+    },
+    /// Step the running node's wall clock by `ms` (its shell's `clock step`).
+    Skew {
+        node: NodeId,
+        ms: i64,
     },
     /// kill -9 (if running) and boot again with the wall clock
     /// `rtc_offset_s` seconds off and the disk failing as `disk_fault`
@@ -288,6 +294,9 @@ fn serve_control(cluster: &mut Cluster, stream: UnixStream) -> bool {
                     ControlRequest::Restart { node } => cluster.restart(*node),
                     ControlRequest::Pause { node } => cluster.pause(*node),
                     ControlRequest::Resume { node } => cluster.resume(*node),
+                    ControlRequest::Skew { node, ms } => {
+                        cluster.type_console(*node, &format!("clock step {ms}\n"))
+                    }
                     ControlRequest::Reboot {
                         node,
                         rtc_offset_s,

@@ -383,6 +383,16 @@ impl Cluster {
         self.vms.iter().find(|vm| vm.name() == name)
     }
 
+    /// Types `text` into node `id`'s serial console (its shell, e.g.
+    /// `clock step 3000\n`).
+    pub fn type_console(&mut self, id: NodeId, text: &str) -> Result<(), String> {
+        let vm = self
+            .vm_mut(id)
+            .ok_or_else(|| format!("node {id} was never started"))?;
+        vm.type_console(text)
+            .map_err(|e| format!("node {id}'s console: {e}"))
+    }
+
     fn vm_mut(&mut self, id: NodeId) -> Option<&mut Vm> {
         let name = self.vm_name(id);
         self.vms.iter_mut().find(|vm| vm.name() == name)

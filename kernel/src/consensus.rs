@@ -15,6 +15,12 @@
 //! local physical time is *not* adopted: it is counted per peer as skew and
 //! reported on `/status` and `/metrics`.
 //!
+//! Trace: this module also keeps the node's trace ring (`TRACE`,
+//! `continuum_node::trace`). It records each envelope it stamps (sends)
+//! and merges (receives) with those stamps, and stamps the node's local
+//! events (a Lamport tick, an HLC reading, monotonic µs) as the node
+//! reports them through its trace sink. `GET /trace` reads it.
+//!
 //! The node lives in `NODE`, a lock only ever taken from tasks (never from
 //! an interrupt handler) on the one CPU, so it cannot contend. The status
 //! pages (`network::http`) and the console shell (`shell`) read it through
@@ -30,6 +36,7 @@ use alloc::vec::Vec;
 use continuum_clock::{HlcTimestamp, LamportClock};
 use continuum_config::Config;
 use continuum_net::client::{ClientReply, ClientRequest};
+use continuum_node::trace::{Local, Stamp, TraceRing};
 use continuum_node::{Envelope, Node, NodeConfig, NodeError};
 use continuum_raft::NodeId;
 use continuum_raft::Role;
@@ -58,6 +65,9 @@ pub struct PeerClock {
 }
 
 static PEER_CLOCKS: Mutex<BTreeMap<NodeId, PeerClock>> = Mutex::new(BTreeMap::new());
+/// The node's trace ring (bounded: `continuum_node::trace::TRACE_EVENTS`).
+/// Taken after `NODE` when both are needed, never the other way round.
+static TRACE: Mutex<Option<TraceRing>> = Mutex::new(None);
 static DECODE_ERRORS: Mutex<u64> = Mutex::new(0);
 
 /// Builds the node when this kernel runs one: `mode = node`, a disk, a
@@ -94,6 +104,8 @@ pub fn start(config: &Config, store: Option<DiskStore>, lan_ready: bool) -> bool
             );
             let mut node = node;
             node.set_stage_clock(|| time::monotonic_ns() / 1_000);
+            *TRACE.lock() = Some(TraceRing::new(node.id()));
+            node.set_trace_sink(trace_local);
             report_snapshots(&mut node);
             *NODE.lock() = Some(node);
             true
@@ -108,6 +120,28 @@ fn fatal(error: NodeError) -> ! {
 
 fn hlc_packed() -> u64 {
     time::hlc_now().map_or(0, |t| t.packed())
+}
+
+fn local_us() -> u64 {
+    time::monotonic_ns() / 1_000
+}
+
+/// The node's trace sink: stamps a local event (a Lamport tick, an HLC
+/// reading) and records it.
+fn trace_local(_node: u64, event: Local) {
+    if let Some(ring) = TRACE.lock().as_mut() {
+        let at = Stamp {
+            lamport: LAMPORT.tick(),
+            hlc: hlc_packed(),
+            local_us: local_us(),
+        };
+        ring.local(event, at);
+    }
+}
+
+/// Runs `f` on the trace ring (`None` when no node runs here).
+pub fn with_trace<R>(f: impl FnOnce(Option<&TraceRing>) -> R) -> R {
+    f(TRACE.lock().as_ref())
 }
 
 /// Whether a node runs here.
@@ -125,9 +159,23 @@ pub fn on_peer_payload(from: u64, payload: &[u8]) {
             return;
         }
     };
-    let _ = LAMPORT.recv(envelope.lamport);
+    let lamport = LAMPORT
+        .recv(envelope.lamport)
+        .unwrap_or_else(|_| LAMPORT.tick());
     let remote = HlcTimestamp::from_packed(envelope.hlc);
-    let skewed = HLC.update(remote, &KernelClock).is_err();
+    let merged = HLC.update(remote, &KernelClock);
+    let skewed = merged.is_err();
+    if let Some(ring) = TRACE.lock().as_mut() {
+        // A refused remote stamp leaves the HLC behind it: the trace
+        // shows that edge as a violation rather than hiding it.
+        let hlc = merged.map_or_else(|_| hlc_packed(), |t| t.packed());
+        let at = Stamp {
+            lamport,
+            hlc,
+            local_us: local_us(),
+        };
+        ring.received(from, &envelope.body, (envelope.lamport, envelope.hlc), at);
+    }
     {
         let mut clocks = PEER_CLOCKS.lock();
         let entry = clocks.entry(from).or_default();
@@ -204,20 +252,31 @@ pub fn drive(mut send: impl FnMut(Outbox, Replies)) {
         if outbox.is_empty() && replies.is_empty() {
             return;
         }
-        let hlc = hlc_packed();
+        let mut trace = TRACE.lock();
         let envelopes = outbox
             .drain(..)
             .map(|(to, body)| {
+                // Each envelope is its own send event: its own Lamport
+                // tick and HLC reading, so program order increases both.
+                let at = Stamp {
+                    lamport: LAMPORT.send(),
+                    hlc: hlc_packed(),
+                    local_us: local_us(),
+                };
+                if let Some(ring) = trace.as_mut() {
+                    ring.sent(to, &body, at);
+                }
                 let mut bytes = Vec::new();
                 Envelope {
-                    lamport: LAMPORT.send(),
-                    hlc,
+                    lamport: at.lamport,
+                    hlc: at.hlc,
                     body,
                 }
                 .encode(&mut bytes);
                 (to, bytes)
             })
             .collect();
+        drop(trace);
         send(envelopes, core::mem::take(replies));
     });
     if let Err(error) = result {

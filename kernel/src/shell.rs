@@ -1,13 +1,16 @@
 //! The console shell on COM1: a task that polls the UART for typed lines
 //! and answers `status`, `log [n]`, `balance <id>`, `peers` and `help`
-//! from the consensus node's state.
+//! from the consensus node's state, and `clock [step <±ms>]`.
 //!
-//! It only reads (under the node's lock, through
+//! It only reads the node (under its lock, through
 //! [`consensus::with_node`]): no command changes the node, the ledger or
-//! the log. The UART itself belongs to [`crate::console`].
+//! the log. `clock step` steps this machine's wall clock off its RTC
+//! ([`time::step_wall_clock`]: fault injection, what `continuum nemesis
+//! skew` types here). The UART itself belongs to [`crate::console`].
 
 use crate::consensus::{self, KernelNode};
 use crate::console;
+use crate::time;
 use alloc::string::String;
 use continuum_node::Hex;
 use core::fmt::Write;
@@ -60,13 +63,51 @@ pub fn command(line: &str) -> String {
     out
 }
 
+/// `clock`: the wall clock and its step off the RTC; `clock step <±ms>`
+/// steps it.
+fn clock(out: &mut String, mut words: core::str::SplitWhitespace<'_>) {
+    match (
+        words.next(),
+        words.next().map(str::parse::<i64>),
+        words.next(),
+    ) {
+        (None, _, _) => {}
+        (Some("step"), Some(Ok(delta)), None) => match time::step_wall_clock(delta) {
+            Some(total) => {
+                let _ = writeln!(
+                    out,
+                    "wall clock stepped by {delta} ms, now {total} ms off the RTC"
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "refused: a step is at most {} ms and the clock stays after 1970",
+                    time::MAX_WALL_STEP_MS
+                );
+            }
+        },
+        _ => {
+            out.push_str("usage: clock [step <±ms>]\n");
+            return;
+        }
+    }
+    let _ = writeln!(
+        out,
+        "wall clock {} ms, {} ms off the RTC",
+        time::wall_clock_millis(),
+        time::wall_step_ms()
+    );
+}
+
 fn run(out: &mut String, line: &str, node: Option<&KernelNode>) {
     let mut words = line.split_whitespace();
     match (words.next(), node) {
         (None, _) => {}
-        (Some("help"), _) => {
-            out.push_str("commands: status, log [n], balance <account id>, peers, help\n")
-        }
+        (Some("help"), _) => out.push_str(
+            "commands: status, log [n], balance <account id>, peers, clock [step <±ms>], help\n",
+        ),
+        (Some("clock"), _) => clock(out, words),
         (Some(_), None) => {
             out.push_str("no consensus node runs on this kernel (see the boot log)\n")
         }

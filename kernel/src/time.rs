@@ -6,6 +6,13 @@
 //! frequency × ratio; Intel SDM Vol. 3B §18.7.3), else from counting TSC
 //! cycles across 50 ms of the PIT. Before calibration `monotonic_ns` reads 0,
 //! which only the first console lines see.
+//!
+//! An operator (or a chaos run) can step the wall clock of a running node
+//! off the RTC: [`step_wall_clock`] (the shell's `clock step <ms>`) adds an
+//! offset the RTC discipline keeps, as a node whose clock is wrong would
+//! have. The HLC keeps its largest time, so a backward step never moves it
+//! back; a forward step beyond the max offset makes peers refuse its
+//! stamps (counted as skew rejections on their `/status`).
 
 use crate::arch::x86_64::{cmos, pit};
 use continuum_clock::{Hlc, HlcConfig, HlcTimestamp, PhysicalClock};
@@ -38,6 +45,11 @@ static RTC_LAST_SECOND: AtomicU64 = AtomicU64::new(u64::MAX);
 static RTC_LAST_POLL_MS: AtomicU64 = AtomicU64::new(0);
 static RTC_STEPS: AtomicU64 = AtomicU64::new(0);
 static RTC_LAST_ERROR_MS: AtomicI64 = AtomicI64::new(0);
+/// Milliseconds the wall clock was stepped off the RTC ([`step_wall_clock`]).
+static WALL_STEP_MS: AtomicI64 = AtomicI64::new(0);
+/// The largest step accepted at once (a day): a typo must not throw the
+/// clock years off.
+pub const MAX_WALL_STEP_MS: i64 = 86_400_000;
 
 /// PIT ticks in one calibration window: 11932 ticks ≈ 10 ms.
 const CALIBRATION_PIT_TICKS: u16 = 11_932;
@@ -158,7 +170,7 @@ pub fn discipline_from_rtc() {
     let Some(rtc) = cmos::unix_seconds() else {
         return;
     };
-    let error = (rtc * 1_000) as i64 - wall_clock_millis() as i64;
+    let error = (rtc * 1_000) as i64 - rtc_clock_millis() as i64;
     RTC_LAST_ERROR_MS.store(error, Ordering::Relaxed);
     if error.abs() >= RTC_STEP_THRESHOLD_MS {
         WALL_MS_AT_ORIGIN.fetch_add(error as u64, Ordering::Relaxed);
@@ -180,9 +192,37 @@ pub fn wall_clock_secs() -> u64 {
     wall_clock_millis() / 1_000
 }
 
-/// Wall-clock milliseconds since the Unix epoch (RTC at boot + TSC since).
-pub fn wall_clock_millis() -> u64 {
+/// Steps the wall clock by `delta_ms` (either way) off the RTC; returns
+/// the total step now, or `None` (nothing changed) if `delta_ms` exceeds
+/// [`MAX_WALL_STEP_MS`] or the clock would go below the epoch.
+pub fn step_wall_clock(delta_ms: i64) -> Option<i64> {
+    if delta_ms.abs() > MAX_WALL_STEP_MS {
+        return None;
+    }
+    let total = WALL_STEP_MS.load(Ordering::Relaxed).checked_add(delta_ms)?;
+    if (rtc_clock_millis() as i64).checked_add(total)? < 0 {
+        return None;
+    }
+    WALL_STEP_MS.store(total, Ordering::Relaxed);
+    Some(total)
+}
+
+/// How far the wall clock was stepped off the RTC, ms.
+pub fn wall_step_ms() -> i64 {
+    WALL_STEP_MS.load(Ordering::Relaxed)
+}
+
+/// The RTC-disciplined clock, before any operator step.
+fn rtc_clock_millis() -> u64 {
     WALL_MS_AT_ORIGIN.load(Ordering::Relaxed) + monotonic_ns() / 1_000_000
+}
+
+/// Wall-clock milliseconds since the Unix epoch (RTC at boot + TSC since,
+/// plus any operator step).
+pub fn wall_clock_millis() -> u64 {
+    (rtc_clock_millis() as i64)
+        .saturating_add(WALL_STEP_MS.load(Ordering::Relaxed))
+        .max(0) as u64
 }
 
 /// The kernel's physical clock, as the HLC sees it.

@@ -64,6 +64,16 @@ pub struct RequestHead<'a> {
     pub len: usize,
 }
 
+impl RequestHead<'_> {
+    /// The target's query: the bytes after the first `?` (empty if none).
+    pub fn query(&self) -> &[u8] {
+        match self.target.iter().position(|&b| b == b'?') {
+            Some(at) => &self.target[at + 1..],
+            None => &[],
+        }
+    }
+}
+
 /// What the bytes received so far are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Head<'a> {
@@ -82,6 +92,9 @@ pub enum Resource {
     Status,
     /// `GET /metrics` (Prometheus text).
     Metrics,
+    /// `GET /trace?transfer=<hex>` (JSON: one transfer's trace events,
+    /// `continuum_node::trace`; the query is parsed there).
+    Trace,
 }
 
 /// Why a well-formed request is not served.
@@ -123,6 +136,7 @@ pub fn route(head: &RequestHead<'_>) -> Result<Resource, RouteError> {
     let resource = match path {
         b"/status" => Resource::Status,
         b"/metrics" => Resource::Metrics,
+        b"/trace" => Resource::Trace,
         _ => return Err(RouteError::NotFound),
     };
     if head.method != b"GET" {
@@ -303,6 +317,10 @@ mod tests {
         assert_eq!(route(&head), Ok(Resource::Status));
         let head = complete(b"GET /metrics HTTP/1.1\r\n\r\nextra body bytes");
         assert_eq!(route(&head), Ok(Resource::Metrics));
+        let head = complete(b"GET /trace?transfer=2a&index=5 HTTP/1.1\r\n\r\n");
+        assert_eq!(route(&head), Ok(Resource::Trace));
+        assert_eq!(head.query(), b"transfer=2a&index=5");
+        assert_eq!(complete(b"GET /trace HTTP/1.1\r\n\r\n").query(), b"");
         let head = complete(b"POST /status HTTP/1.1\r\n\r\n");
         assert_eq!(route(&head), Err(RouteError::MethodNotAllowed));
         let head = complete(b"GET /statusx HTTP/1.1\r\n\r\n");

@@ -91,6 +91,7 @@ mod disk_log;
 pub mod fuzz_check;
 mod node;
 pub mod stages;
+pub mod trace;
 pub mod wire;
 
 pub use disk_log::{DiskLog, PersistError, ENTRY_CACHE_BYTES};

@@ -23,6 +23,7 @@ use continuum_storage::{BlockDevice, Store, StoreError};
 use crate::admission::{self, Admission, ADMISSION_SIGNATURES_PER_PASS};
 use crate::disk_log::{DiskLog, PersistError};
 use crate::stages::{StageSample, Stages};
+use crate::trace::{Local, TraceSink};
 use crate::wire::{Body, EntryHeader, ForwardRefusal};
 
 /// Largest bank entry a client may submit: an AppendEntries carrying one
@@ -407,6 +408,8 @@ pub struct Node<D: BlockDevice, A: Clone> {
     flushes_seen: (u64, u64),
     /// Stage timestamps of this leader's entries (`stages.rs`).
     stages: Stages,
+    /// Where local trace events go (`trace.rs`); none: not traced.
+    trace: Option<TraceSink>,
     /// Writes this node took from clients, by request tag, until applied.
     writes: BTreeMap<u64, Waiting<A>>,
     /// Reads waiting for their ReadIndex, by ctx.
@@ -480,6 +483,7 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
             unverified: VecDeque::new(),
             flushes_seen: (0, 0),
             stages: Stages::new(),
+            trace: None,
             writes: BTreeMap::new(),
             reads: BTreeMap::new(),
             confirmed: Vec::new(),
@@ -663,6 +667,19 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
                 let admitted = admission == Admission::Valid;
                 let request_tag = self.next_request_tag;
                 self.next_request_tag = request_tag_after(request_tag);
+                let transfer = decoded
+                    .commands()
+                    .iter()
+                    .find_map(|c| match c.command {
+                        continuum_bank::Command::Transfer(t) => Some(t.id),
+                        continuum_bank::Command::CreateAccount(_) => None,
+                    })
+                    .unwrap_or(0);
+                self.traced(Local::Request {
+                    origin: self.config.id,
+                    request_tag,
+                    transfer,
+                });
                 let header = EntryHeader {
                     origin: self.config.id,
                     request_tag,
@@ -680,6 +697,7 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
                 match proposed {
                     Ok(index) => {
                         self.stages.proposed(index, index);
+                        self.traced_proposal(header, index);
                         self.metrics.proposals += 1;
                         self.writes.insert(request_tag, waiting);
                     }
@@ -832,6 +850,7 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
                 // client's retry is deduplicated by the transfer id.
                 if let Ok(index) = self.raft.propose(header.wrap(&entry)) {
                     self.stages.proposed(index, index);
+                    self.traced_proposal(header, index);
                     self.metrics.proposals += 1;
                 }
             }
@@ -966,6 +985,13 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
                     self.unverified.push_back((entry.index, entry.data));
                 }
             }
+            if let (Some(first), Some(last)) = (
+                ready.committed_entries.first(),
+                ready.committed_entries.last(),
+            ) {
+                let (first, last) = (first.index, last.index);
+                self.traced(Local::Committed { first, last });
+            }
             for entry in &ready.committed_entries {
                 self.apply(entry);
             }
@@ -1038,6 +1064,28 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
         self.stages.set_clock(clock);
     }
 
+    /// Installs the sink local trace events go to (`trace.rs`): the caller
+    /// stamps each with its clocks and records it in its trace ring.
+    pub fn set_trace_sink(&mut self, sink: TraceSink) {
+        self.trace = Some(sink);
+    }
+
+    fn traced(&self, event: Local) {
+        if let Some(sink) = self.trace {
+            sink(self.config.id, event);
+        }
+    }
+
+    fn traced_proposal(&self, header: EntryHeader, index: u64) {
+        self.traced(Local::Proposed {
+            origin: header.origin,
+            request_tag: header.request_tag,
+            index,
+            term: self.raft.term(),
+            hlc: header.hlc,
+        });
+    }
+
     /// Stage samples of entries this node proposed that have finished
     /// (applied here), oldest first; and how many were dropped unfinished
     /// or untaken over the node's life.
@@ -1082,6 +1130,13 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
             };
             bad_signature = result.outcomes.contains(&Outcome::BadSignature);
             self.metrics.applied_commands += result.outcomes.len() as u64;
+            self.traced(Local::Applied {
+                index: entry.index,
+                term: entry.term,
+                origin: header.map_or(0, |h| h.origin),
+                request_tag: header.map_or(0, |h| h.request_tag),
+                head: result.chain_head,
+            });
             self.stages
                 .mark(entry.index, entry.index, |s| &mut s.applied);
             if let Some(header) = header.filter(|h| h.origin == self.config.id) {
@@ -1097,6 +1152,11 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
                 {
                     self.stages
                         .mark(entry.index, entry.index, |s| &mut s.replied);
+                    self.traced(Local::Replied {
+                        origin: header.origin,
+                        request_tag: header.request_tag,
+                        index: entry.index,
+                    });
                     let mut outcome = Vec::with_capacity(result.outcomes.len());
                     for o in &result.outcomes {
                         o.encode_into(&mut outcome);

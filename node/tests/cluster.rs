@@ -4,20 +4,30 @@
 //! partitions. After every run: every acknowledged transfer is applied
 //! exactly once everywhere, all replicas agree (balances, chain heads),
 //! and money is conserved.
+//!
+//! Clocks as the kernel keeps them: each node has a `continuum-clock`
+//! Lamport clock and HLC (over the simulated step in ms plus the node's
+//! skew), stamps each envelope it sends with its own tick and reading,
+//! merges every envelope it receives, and records its trace ring
+//! (`continuum_node::trace`) through the node's trace sink. Every message
+//! and every stamp in program order is checked to strictly increase both
+//! clocks ([`assert_causal`]), and so is every ring (`trace::check`).
 
 use continuum_raft::SplitMix64;
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
 
 use continuum_bank::{
     AccountFlags, CreateAccount, Entry, GenesisConfig, Limits, Outcome, SignedCommand, Transfer,
     DEFAULT_MAX_EXPIRY_WINDOW_MS,
 };
-use continuum_clock::HlcTimestamp;
+use continuum_clock::{Hlc, HlcConfig, HlcTimestamp, LamportClock, PhysicalClock};
 use continuum_net::client::{
     decode_balance_answer, decode_transfer_answer, ClientReply, ClientRequest, ReplyBody,
     ReplyError, RequestOp, TransferAnswer,
 };
 use continuum_net::header::MAX_PEER_PAYLOAD_BYTES;
+use continuum_node::trace::{self, Event, Local, Stamp, TraceRing};
 use continuum_node::{Body, Envelope, Node, NodeConfig, MAX_ENTRY_BYTES};
 use continuum_storage::{CrashMode, Identity, MemDisk, Store};
 use ed25519_dalek::SigningKey;
@@ -32,6 +42,146 @@ const EXPIRES_AT: u64 = DEFAULT_MAX_EXPIRY_WINDOW_MS;
 /// The HLC every node reads at `step`: one millisecond per step.
 fn hlc_at(step: u64) -> u64 {
     HlcTimestamp::new(step, 0).expect("in range").packed()
+}
+
+/// One incarnation of a node's clocks and trace ring, as the kernel keeps
+/// them in statics (a restart starts them afresh).
+struct Clocks {
+    lamport: LamportClock,
+    hlc: Hlc,
+    /// Physical clock offset of this node, ms ahead of the simulated step.
+    skew_ms: u64,
+    ring: TraceRing,
+    /// The last stamp handed out (program order).
+    last: (u64, u64),
+}
+
+/// The simulated physical clock of a node `skew` ms ahead.
+struct SimClock(u64);
+
+impl PhysicalClock for SimClock {
+    fn now_millis(&self) -> u64 {
+        NOW_MS.get() + self.0
+    }
+}
+
+thread_local! {
+    /// The simulated wall clock, ms (the step).
+    static NOW_MS: Cell<u64> = const { Cell::new(0) };
+    /// Per node, its clocks (each test runs on its own thread).
+    static CLOCKS: RefCell<BTreeMap<u64, Clocks>> = const { RefCell::new(BTreeMap::new()) };
+    /// Rings of ended incarnations (crashed nodes), and every clock rule
+    /// broken: (what, earlier (lamport, hlc), later).
+    static ENDED: RefCell<Vec<Vec<Event>>> = const { RefCell::new(Vec::new()) };
+    static BROKEN: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+    /// Messages whose clocks were checked.
+    static CHECKED: Cell<u64> = const { Cell::new(0) };
+}
+
+impl Clocks {
+    fn boot(id: u64, skew_ms: u64) -> Clocks {
+        Clocks {
+            lamport: LamportClock::new(),
+            hlc: Hlc::new(HlcConfig::DEFAULT),
+            skew_ms,
+            ring: TraceRing::new(id),
+            last: (0, 0),
+        }
+    }
+
+    /// Records `at` in program order, noting a stamp that does not
+    /// strictly follow the previous one.
+    fn step(&mut self, id: u64, at: Stamp) -> Stamp {
+        let now = (at.lamport, at.hlc);
+        if !(self.last.0 < now.0 && self.last.1 < now.1) {
+            broken(format!(
+                "node {id} program order {:?} -> {now:?}",
+                self.last
+            ));
+        }
+        self.last = now;
+        at
+    }
+
+    fn hlc_now(&self) -> u64 {
+        self.hlc
+            .now(&SimClock(self.skew_ms))
+            .expect("in range")
+            .packed()
+    }
+
+    /// A local or send event: a Lamport tick and an HLC reading.
+    fn tick(&mut self, id: u64) -> Stamp {
+        let at = Stamp {
+            lamport: self.lamport.tick(),
+            hlc: self.hlc_now(),
+            local_us: NOW_MS.get() * 1000,
+        };
+        self.step(id, at)
+    }
+
+    /// A receive: merge the envelope's clocks as the kernel does (an HLC
+    /// that refuses the remote stamp as too far ahead reads its own).
+    fn merge(&mut self, id: u64, lamport: u64, hlc: u64) -> Stamp {
+        let merged = self
+            .hlc
+            .update(HlcTimestamp::from_packed(hlc), &SimClock(self.skew_ms));
+        let at = Stamp {
+            lamport: self.lamport.recv(lamport).expect("in range"),
+            hlc: merged.map_or_else(|_| self.hlc_now(), |t| t.packed()),
+            local_us: NOW_MS.get() * 1000,
+        };
+        self.step(id, at)
+    }
+}
+
+fn broken(what: String) {
+    BROKEN.with(|b| b.borrow_mut().push(what));
+}
+
+fn with_clocks<R>(id: u64, f: impl FnOnce(&mut Clocks) -> R) -> R {
+    CLOCKS.with(|c| {
+        f(c.borrow_mut()
+            .entry(id)
+            .or_insert_with(|| Clocks::boot(id, 0)))
+    })
+}
+
+/// The node's trace sink: stamp and record, as the kernel's does.
+fn trace_sink(id: u64, event: Local) {
+    with_clocks(id, |c| {
+        let at = c.tick(id);
+        c.ring.local(event, at);
+    });
+}
+
+/// The events of every ring of this test's nodes, one list per
+/// incarnation.
+fn trace_rings() -> Vec<Vec<Event>> {
+    let mut all = ENDED.with(|e| e.borrow().clone());
+    CLOCKS.with(|c| {
+        all.extend(
+            c.borrow()
+                .values()
+                .map(|c| c.ring.events().copied().collect()),
+        )
+    });
+    all
+}
+
+/// Every message and every stamp in program order strictly increased both
+/// clocks, and so does every edge `trace::check` sees in the rings.
+/// Returns the messages checked and the ring edges checked.
+fn assert_causal() -> (u64, usize) {
+    let broken = BROKEN.with(|b| b.borrow().clone());
+    assert!(broken.is_empty(), "clock rule broken: {broken:?}");
+    let mut edges = 0;
+    for events in trace_rings() {
+        let report = trace::check(&events);
+        assert!(report.violations.is_empty(), "{:?}", report.violations);
+        edges += report.program_edges + report.message_edges;
+    }
+    (CHECKED.get(), edges)
 }
 
 fn operator() -> SigningKey {
@@ -96,7 +246,6 @@ struct Sim {
     loss_pct: u64,
     step: u64,
     replies: Vec<(u64, ClientReply)>,
-    lamport: u64,
     /// Recent drives: (node, per `send` call: (messages, replies) handed over).
     drives: Vec<(u64, Vec<(usize, usize)>)>,
 }
@@ -106,7 +255,10 @@ impl Sim {
         let mut nodes = BTreeMap::new();
         for id in 1..=n {
             let (store, _) = Store::format(MemDisk::new(8192), identity(id)).unwrap();
-            nodes.insert(id, Node::new(node_config(id, n, seed), store).unwrap());
+            let mut node = Node::new(node_config(id, n, seed), store).unwrap();
+            node.set_trace_sink(trace_sink);
+            CLOCKS.with(|c| c.borrow_mut().insert(id, Clocks::boot(id, 0)));
+            nodes.insert(id, node);
         }
         Sim {
             n,
@@ -119,7 +271,6 @@ impl Sim {
             loss_pct: 0,
             step: 0,
             replies: Vec::new(),
-            lamport: 0,
             drives: Vec::new(),
         }
     }
@@ -130,22 +281,22 @@ impl Sim {
         };
         // As the kernel drives: messages leave as soon as their Ready is
         // durable, replies as soon as their entry applied.
-        let (step, lamport, rng, wire, replies) = (
-            self.step,
-            &mut self.lamport,
-            &mut self.rng,
-            &mut self.wire,
-            &mut self.replies,
-        );
+        let (step, rng, wire, replies) =
+            (self.step, &mut self.rng, &mut self.wire, &mut self.replies);
         let mut calls = Vec::new();
         node.drive_sending(|outbox, taken| {
             calls.push((outbox.len(), taken.len()));
             for (to, body) in outbox.drain(..) {
-                *lamport += 1;
+                // Its own tick and reading per envelope, as the kernel.
+                let at = with_clocks(id, |c| {
+                    let at = c.tick(id);
+                    c.ring.sent(to, &body, at);
+                    at
+                });
                 let mut bytes = Vec::new();
                 Envelope {
-                    lamport: *lamport,
-                    hlc: hlc_at(step),
+                    lamport: at.lamport,
+                    hlc: at.hlc,
                     body,
                 }
                 .encode(&mut bytes);
@@ -171,6 +322,7 @@ impl Sim {
     fn run(&mut self, steps: u64) {
         for _ in 0..steps {
             self.step += 1;
+            NOW_MS.set(self.step);
             let ids: Vec<u64> = self.nodes.keys().copied().collect();
             for &id in &ids {
                 self.nodes.get_mut(&id).unwrap().tick();
@@ -189,7 +341,20 @@ impl Sim {
                     continue;
                 };
                 let envelope = Envelope::decode(&bytes).expect("our own encoding decodes");
-                node.on_peer(from, envelope.body, envelope.hlc)
+                let at = with_clocks(to, |c| {
+                    let at = c.merge(to, envelope.lamport, envelope.hlc);
+                    let carried = (envelope.lamport, envelope.hlc);
+                    c.ring.received(from, &envelope.body, carried, at);
+                    at
+                });
+                CHECKED.set(CHECKED.get() + 1);
+                if !(envelope.lamport < at.lamport && envelope.hlc < at.hlc) {
+                    broken(format!(
+                        "message {from} -> {to}: ({}, {}) -> ({}, {})",
+                        envelope.lamport, envelope.hlc, at.lamport, at.hlc
+                    ));
+                }
+                node.on_peer(from, envelope.body, at.hlc)
                     .unwrap_or_else(|e| panic!("node {to}: {e}"));
                 self.collect(to);
             }
@@ -205,7 +370,8 @@ impl Sim {
             op: RequestOp::Submit { entry: command },
         };
         if let Some(node) = self.nodes.get_mut(&via) {
-            node.on_client(client, request, hlc_at(self.step));
+            let hlc = with_clocks(via, |c| c.tick(via).hlc);
+            node.on_client(client, request, hlc);
             self.collect(via);
         }
     }
@@ -218,10 +384,8 @@ impl Sim {
             request_id,
             op: RequestOp::QueryBalance { account },
         };
-        self.nodes
-            .get_mut(&via)
-            .unwrap()
-            .on_client(0, request, hlc_at(self.step));
+        let hlc = with_clocks(via, |c| c.tick(via).hlc);
+        self.nodes.get_mut(&via).unwrap().on_client(0, request, hlc);
         self.collect(via);
         for _ in 0..200 {
             self.run(1);
@@ -245,13 +409,24 @@ impl Sim {
         let mut disk = node.into_device();
         disk.crash(CrashMode::LoseUnflushed);
         self.down.insert(id, disk);
+        // Its clocks and ring were in memory: they end with it.
+        if let Some(ended) = CLOCKS.with(|c| c.borrow_mut().remove(&id)) {
+            ENDED.with(|e| e.borrow_mut().push(ended.ring.events().copied().collect()));
+            CLOCKS.with(|c| c.borrow_mut().insert(id, Clocks::boot(id, ended.skew_ms)));
+        }
     }
 
     fn restart(&mut self, id: u64) {
         let disk = self.down.remove(&id).expect("node is down");
         let (store, _report) = Store::open(disk, identity(id)).expect("recovers");
-        let node = Node::new(node_config(id, self.n, self.seed + self.step), store).unwrap();
+        let mut node = Node::new(node_config(id, self.n, self.seed + self.step), store).unwrap();
+        node.set_trace_sink(trace_sink);
         self.nodes.insert(id, node);
+    }
+
+    /// Sets node `id`'s physical clock `ms` ahead of the others.
+    fn skew(&mut self, id: u64, ms: u64) {
+        with_clocks(id, |c| c.skew_ms = ms);
     }
 
     fn leader(&self) -> Option<u64> {
@@ -358,7 +533,24 @@ fn outcome_of(reply: &ClientReply) -> Option<Outcome> {
 
 /// Accounts 1 (reserve), 10..14; money moves between them through every node.
 fn run_cluster(n: u64, seed: u64, loss_pct: u64, crashes: bool, partitions: bool) {
+    run_cluster_skewed(n, seed, loss_pct, crashes, partitions, &[]);
+}
+
+/// [`run_cluster`] with node `i + 1`'s physical clock `skews[i]` ms
+/// ahead; then every message and trace edge must pass the clock rule
+/// ([`assert_causal`]). Returns the last acknowledged transfer's id.
+fn run_cluster_skewed(
+    n: u64,
+    seed: u64,
+    loss_pct: u64,
+    crashes: bool,
+    partitions: bool,
+    skews: &[u64],
+) -> Option<u128> {
     let mut sim = Sim::new(n, seed);
+    for (i, &ms) in skews.iter().enumerate() {
+        sim.skew(i as u64 + 1, ms);
+    }
     sim.loss_pct = loss_pct;
     sim.wait_leader();
     let accounts: Vec<u128> = core::iter::once(RESERVE).chain(10..15).collect();
@@ -418,6 +610,7 @@ fn run_cluster(n: u64, seed: u64, loss_pct: u64, crashes: bool, partitions: bool
         .map(|(_, r)| (r.request_id, r.clone()))
         .collect();
     let mut acked = 0;
+    let mut last_acked = None;
     for (round, (id, from)) in &sent {
         let Some(reply) = replies.get(round) else {
             continue;
@@ -430,6 +623,7 @@ fn run_cluster(n: u64, seed: u64, loss_pct: u64, crashes: bool, partitions: bool
             match outcome_of(reply) {
                 Some(Outcome::Ok) => {
                     acked += 1;
+                    last_acked = Some(*id);
                     assert!(
                         applied,
                         "acked transfer {id} not applied on node {}",
@@ -464,6 +658,107 @@ fn run_cluster(n: u64, seed: u64, loss_pct: u64, crashes: bool, partitions: bool
         let balance = sim.read_balance(via, 10);
         assert_eq!(balance, sim.nodes[&via].ledger().balance(10));
     }
+    let (messages, edges) = assert_causal();
+    assert!(messages > 0 && edges > 0);
+    last_acked.inspect(|&id| assert_full_trace(&sim, id))
+}
+
+/// The merged trace of acknowledged transfer `id` (each live ring asked
+/// as the CLI asks the nodes) shows every hop: the request, the proposal,
+/// an append to and an ack from a follower, commit and apply on every live
+/// replica with one receipt-chain head, and the reply.
+fn assert_full_trace(sim: &Sim, id: u128) {
+    let index = sim.nodes.values().find_map(|n| {
+        let d = n.ledger().transfer_outcome(id)?;
+        Some(d.index)
+    });
+    let mut events = Vec::new();
+    CLOCKS.with(|c| {
+        for clocks in c.borrow().values() {
+            if let Some(key) = clocks.ring.resolve(id, index) {
+                events.extend(clocks.ring.select(&key).0);
+            }
+        }
+    });
+    let has = |kind: trace::Kind| events.iter().filter(|e| e.kind == kind).count();
+    use trace::Kind::*;
+    for kind in [
+        Request,
+        Proposed,
+        AppendSent,
+        AppendReceived,
+        AckSent,
+        AckReceived,
+        Replied,
+    ] {
+        assert!(has(kind) >= 1, "transfer {id}: no {kind:?} in {events:?}");
+    }
+    let live = sim.nodes.len();
+    assert_eq!(has(Applied), live, "transfer {id}: {events:?}");
+    assert_eq!(has(Committed), live, "transfer {id}: {events:?}");
+    let heads: std::collections::BTreeSet<_> = events.iter().filter_map(|e| e.head).collect();
+    assert_eq!(heads.len(), 1);
+    assert!(trace::check(&events).violations.is_empty());
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 6, ..Default::default() })]
+    /// Issue #19: over seeded clusters of 3 or 5 with loss, crashes and
+    /// clocks up to 400 ms apart (inside the HLC's 500 ms max offset),
+    /// every message's receive is stamped above its send in both clocks,
+    /// every node's stamps increase in program order, every ring passes
+    /// `trace::check`, and the last acknowledged transfer's trace is whole.
+    #[test]
+    fn every_message_and_trace_edge_increases_lamport_and_hlc(
+        seed in proptest::prelude::any::<u64>(),
+        five in proptest::prelude::any::<bool>(),
+        loss in 0u64..10,
+        crashes in proptest::prelude::any::<bool>(),
+        skews in proptest::collection::vec(0u64..400, 5),
+    ) {
+        let n = if five { 5 } else { 3 };
+        // A fresh thread's clocks for every case.
+        std::thread::spawn(move || {
+            let last = run_cluster_skewed(n, seed, loss, crashes, false, &skews);
+            assert!(last.is_some(), "no transfer acknowledged");
+        })
+        .join()
+        .map_err(|_| proptest::test_runner::TestCaseError::fail("cluster run failed (see above)"))?;
+    }
+}
+
+/// A node whose wall clock runs past the HLC's max offset: its peers
+/// refuse its timestamps (the kernel counts them as skew rejections), so
+/// their receives are stamped below its sends and the check reports those
+/// edges instead of hiding them, while the replicas still agree.
+#[test]
+fn a_clock_beyond_the_max_offset_shows_as_violations_and_the_cluster_stays_safe() {
+    let mut sim = Sim::new(3, 61);
+    sim.skew(3, continuum_clock::DEFAULT_MAX_OFFSET_MILLIS + 2_000);
+    sim.wait_leader();
+    let accounts = [RESERVE, 10];
+    sim.submit(1, 5, 1, create_account(10));
+    sim.run(60);
+    for i in 0..5u64 {
+        sim.submit(
+            1 + i % 3,
+            5,
+            10 + i,
+            transfer(700 + u128::from(i), RESERVE, 10, 3),
+        );
+        sim.run(30);
+    }
+    sim.settle_and_check(&accounts);
+    let broken = BROKEN.with(|b| b.borrow().clone());
+    assert!(
+        broken.iter().any(|b| b.starts_with("message 3 -> ")),
+        "{broken:?}"
+    );
+    let violations: usize = trace_rings()
+        .iter()
+        .map(|events| trace::check(events).violations.len())
+        .sum();
+    assert!(violations > 0, "the rings show the refused stamps too");
 }
 
 #[test]

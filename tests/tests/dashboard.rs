@@ -1,14 +1,23 @@
-//! `continuum dashboard` in a real browser and `continuum chaos` on a real
-//! 3-node CLI cluster: headless Chromium (driven over WebDriver by
-//! `chromedriver`) loads the page, the test asserts on the DOM — three
-//! nodes, one leader, a transfers/s plot that moves after transfers, a
-//! timeline that shows the faults a short chaos run injects, per-link
-//! `nemesis delay`/`corrupt` combining and clearing on the page — and saves a
-//! screenshot as `target/dashboard.png`.
+//! `continuum trace`, `continuum dashboard` in a real browser and
+//! `continuum chaos` on a real 3-node CLI cluster.
+//!
+//! First the trace (no browser needed): a transfer whose client talks to a
+//! follower, then `continuum trace <id> --svg target/trace.svg` must show
+//! client → contact → forward → leader's proposal → appends to and acks
+//! from both followers → commit and apply on all three (one receipt-chain
+//! head) → reply, with the causality check passing; a malformed `/trace`
+//! query is a 400.
+//!
+//! Then headless Chromium (driven over WebDriver by `chromedriver`) loads
+//! the dashboard, the test asserts on the DOM — three nodes, one leader, a
+//! transfers/s plot that moves after transfers, a timeline that shows the
+//! faults a short chaos run injects, per-link `nemesis delay`/`corrupt`
+//! combining and clearing on the page, a clicked transfer id opening its
+//! trace — and saves a screenshot as `target/dashboard.png`.
 //!
 //! Chromium and chromedriver come from Debian's `chromium` and
 //! `chromium-driver` (`qemu/setup.sh` installs them). If they are missing
-//! and cannot be installed the test says so and skips.
+//! and cannot be installed the browser part says so and is skipped.
 
 use continuum_harness::images;
 use serde_json::{json, Value};
@@ -137,15 +146,114 @@ impl Drop for Down<'_> {
     }
 }
 
-#[test]
-fn dashboard_in_a_browser_and_a_chaos_run_on_a_cli_cluster() {
-    let (chromedriver, chromium) = match browser() {
-        Ok(found) => found,
-        Err(why) => {
-            eprintln!("SKIPPED dashboard test: {why}");
-            return;
+fn cli_json(cli: &Path, dir: &Path, args: &[&str]) -> Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    serde_json::from_str(run_cli(cli, dir, &all).trim()).expect("JSON output")
+}
+
+/// Waits for a leader; returns it.
+fn wait_leader(cli: &Path, dir: &Path, not: Option<u64>) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let status = cli_json(cli, dir, &["cluster", "status"]);
+        if let Some(leader) = status["leader"].as_u64().filter(|&l| Some(l) != not) {
+            return leader;
         }
+        assert!(Instant::now() < deadline, "no leader: {status}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn hop(trace: &Value, name: &str) -> Vec<u64> {
+    let hops = trace["path"].as_array().expect("path");
+    let hop = hops.iter().find(|h| h["hop"] == name).expect(name);
+    hop["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_u64().unwrap())
+        .collect()
+}
+
+/// A transfer through a follower, traced end to end (module doc).
+fn trace_a_transfer(cli: &Path, dir: &Path) {
+    // The CLI's client asks node 1 first: make sure node 1 follows.
+    let mut leader = wait_leader(cli, dir, None);
+    if leader == 1 {
+        run_cli(cli, dir, &["nemesis", "kill", "1"]);
+        leader = wait_leader(cli, dir, Some(1));
+        run_cli(cli, dir, &["nemesis", "restart", "1"]);
+        run_cli(cli, dir, &["--timeout", "180", "cluster", "wait"]);
+    }
+    run_cli(cli, dir, &["account", "create", "--id", "10"]);
+    let moved = cli_json(
+        cli,
+        dir,
+        &[
+            "transfer", "--from", "1", "--to", "10", "--amount", "7", "--id", "4242",
+        ],
+    );
+    assert_eq!(moved["outcome"], "ok", "{moved}");
+    let svg = continuum_harness::workspace_root().join("target/trace.svg");
+    let _ = std::fs::remove_file(&svg);
+    let svg_arg = svg.to_str().unwrap();
+    // Followers apply once the next append or heartbeat carries the commit.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let trace = loop {
+        let trace = cli_json(cli, dir, &["trace", "4242", "--svg", svg_arg]);
+        if hop(&trace, "applied on").len() == 3 && hop(&trace, "acked by").len() == 2 {
+            break trace;
+        }
+        assert!(Instant::now() < deadline, "trace never complete: {trace}");
+        std::thread::sleep(Duration::from_secs(1));
     };
+    let contact = hop(&trace, "request at contact");
+    assert_eq!(contact.len(), 1, "{trace}");
+    let contact = contact[0];
+    let proposer = hop(&trace, "proposed by leader");
+    assert_eq!(proposer.len(), 1, "{trace}");
+    let proposer = proposer[0];
+    let followers: Vec<u64> = (1..=3).filter(|&n| n != proposer).collect();
+    assert_eq!(hop(&trace, "appended on"), followers, "{trace}");
+    assert_eq!(hop(&trace, "acked by"), followers, "{trace}");
+    assert_eq!(hop(&trace, "committed on"), [1, 2, 3], "{trace}");
+    assert_eq!(hop(&trace, "applied on"), [1, 2, 3], "{trace}");
+    assert_eq!(hop(&trace, "replied by"), [contact], "{trace}");
+    if contact != proposer {
+        assert_eq!(hop(&trace, "forwarded by"), [contact], "{trace}");
+    }
+    eprintln!("trace: contact n{contact}, leader n{proposer} (status said n{leader})");
+    assert_eq!(trace["heads_agree"], true, "{trace}");
+    let check = &trace["check"];
+    assert_eq!(check["violations"].as_array().unwrap().len(), 0, "{trace}");
+    assert!(check["message_edges"].as_u64().unwrap() >= 4, "{trace}");
+    assert_eq!(check["paired"], check["message_edges"], "{trace}");
+    assert_eq!(
+        trace["key"]["index"], moved["position"]["index"],
+        "{trace} vs {moved}"
+    );
+    // The text form, and the drawing.
+    let text = run_cli(cli, dir, &["trace", "4242", "--svg", svg_arg]);
+    assert!(text.contains(", 0 violations"), "{text}");
+    let drawn = std::fs::read_to_string(&svg).expect("the SVG was written");
+    assert!(drawn.starts_with("<svg ") && drawn.contains(">n3</text>"));
+    assert!(drawn.matches("marker-end").count() >= 4, "{drawn}");
+    eprintln!("trace: diagram {} ({} bytes)", svg.display(), drawn.len());
+    // A malformed query is a 400 with a reason; an unknown transfer is no error.
+    let state: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("run/state.json")).expect("state.json"),
+    )
+    .unwrap();
+    let port = state["nodes"][0]["status_port"].as_u64().unwrap() as u16;
+    let bad = continuum_harness::http_get(port, "/trace?transfer=zz").unwrap_err();
+    assert!(bad.contains("400"), "{bad}");
+    let none = continuum_harness::http_get(port, "/trace?transfer=99999").unwrap();
+    assert!(none.contains("\"key\":null"), "{none}");
+}
+
+#[test]
+fn trace_dashboard_in_a_browser_and_a_chaos_run_on_a_cli_cluster() {
     let cli = cli_binary();
     let dir = std::env::temp_dir().join(format!("ctm-dash-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -165,7 +273,15 @@ fn dashboard_in_a_browser_and_a_chaos_run_on_a_cli_cluster() {
     run_cli(&cli, &dir, &["cluster", "up", "--images", &images]);
     let _down = Down(&cli, &dir);
     run_cli(&cli, &dir, &["--timeout", "180", "cluster", "wait"]);
+    trace_a_transfer(&cli, &dir);
 
+    let (chromedriver, chromium) = match browser() {
+        Ok(found) => found,
+        Err(why) => {
+            eprintln!("SKIPPED the dashboard's browser part: {why}");
+            return;
+        }
+    };
     // The dashboard on a free port; its first line names the URL.
     let port = free_port();
     let mut dash = Command::new(&cli)
@@ -325,9 +441,26 @@ fn dashboard_in_a_browser_and_a_chaos_run_on_a_cli_cluster() {
         "no link faults after heal",
         "return document.getElementById('fabric').textContent.includes('no link faults');",
     );
-    assert_eq!(
-        script("return document.getElementById('trace').dataset.status;"),
-        "not-implemented"
+    // A fresh transfer is listed (the chaos load pushed older ids out of
+    // the nodes' recent lists); clicking it opens its trace.
+    run_cli(
+        &cli,
+        &dir,
+        &[
+            "transfer", "--from", "1", "--to", "10", "--amount", "1", "--id", "4343",
+        ],
+    );
+    wait_dom(
+        "transfer 4343 listed",
+        "return [...document.querySelectorAll('#trace-list a')].some(a => a.dataset.id === '4343');",
+    );
+    script("[...document.querySelectorAll('#trace-list a')].find(a => a.dataset.id === '4343').click(); return true;");
+    wait_dom(
+        "the trace of 4343 open with its diagram",
+        "const t = document.getElementById('trace');
+         return t.dataset.status === 'loaded' && t.dataset.transfer === '4343'
+           && document.querySelector('#trace-diagram svg') !== null
+           && document.getElementById('trace-check').dataset.violations === '0';",
     );
     let png = webdriver(
         driver_port,

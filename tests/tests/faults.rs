@@ -1,6 +1,8 @@
 //! Faults from outside the guests on a real 3-node cluster with disks:
 //! a misbehaving peer (its frames corrupted after sealing, replayed), a
-//! node booted with its wall clock off, and a node whose disk fails.
+//! running node's wall clock stepped (its shell's `clock step`, what
+//! `nemesis skew` types), a node booted with its wall clock off, and a node
+//! whose disk fails.
 //! Each must be visible on `/status` (or the console) while the others
 //! keep committing and every replica keeps the same receipt chain. The
 //! disk faults start at boot (blkdebug has no clock to start them later):
@@ -10,6 +12,7 @@
 //! `cargo test -p continuum-tests --test faults -- NAME`.
 
 use continuum_bank::{AccountFlags, Outcome};
+use continuum_config::NodeId;
 use continuum_fabric::LinkFaults;
 use continuum_harness::client::{Client, RetryPolicy};
 use continuum_harness::cluster::{Cluster, LaunchSpec};
@@ -176,6 +179,68 @@ fn corrupted_and_replayed_peer_frames_are_rejected_and_counted() {
     assert_replicas_agree(&cluster, &[1, 2, 3]);
 }
 
+/// Node 3 as node `id` sees it in `/status` (`raft.peers[]`).
+fn peer_3(cluster: &Cluster, id: NodeId) -> Option<serde_json::Value> {
+    let s = cluster.status(id).ok()?;
+    s["raft"]["peers"]
+        .as_array()
+        .and_then(|peers| peers.iter().find(|p| p["id"] == 3).cloned())
+}
+
+fn rejections_of_3(cluster: &Cluster) -> [u64; 2] {
+    [1, 2].map(|id| peer_3(cluster, id).map_or(0, |p| p["skew_rejections"].as_u64().unwrap_or(0)))
+}
+
+/// Waits until node 1 or 2 counts more skew rejections of node 3 than
+/// `before`; returns who and how it sees node 3.
+fn wait_rejections(cluster: &Cluster, before: [u64; 2]) -> (NodeId, serde_json::Value) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let found = [1, 2].into_iter().find_map(|id| {
+            let p = peer_3(cluster, id)?;
+            let now = p["skew_rejections"].as_u64().unwrap_or(0);
+            (now > before[id as usize - 1]).then_some((id, p))
+        });
+        if let Some(found) = found {
+            return found;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no node counted new skew rejections of node 3: {:?} / {:?}\n{}",
+            peer_3(cluster, 1),
+            peer_3(cluster, 2),
+            cluster
+                .vm(3)
+                .map(|vm| vm.console_text())
+                .unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Types `clock step <ms>` into node 3's shell and waits until its
+/// `/status` shows the total step.
+fn step_clock_of_3(cluster: &mut Cluster, ms: i64, total: i64) {
+    cluster
+        .type_console(3, &format!("clock step {ms}\n"))
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let step = cluster
+            .status(3)
+            .ok()
+            .and_then(|s| s["clock"]["wall_step_ms"].as_i64());
+        if step == Some(total) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node 3 never showed a {total} ms step: {step:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 #[test]
 fn a_node_booted_with_a_skewed_clock_is_counted_and_the_cluster_stays_safe() {
     let _turn = serial();
@@ -183,7 +248,45 @@ fn a_node_booted_with_a_skewed_clock_is_counted_and_the_cluster_stays_safe() {
     let (mut cluster, plan) = launch(name, 32);
     let mut transfer = bank(name, &cluster, &plan);
     let mut c = client(&cluster);
-    // Node 3 reboots with its RTC 20 s ahead (the HLC max offset is 500 ms).
+
+    // Running: node 3's wall clock stepped 5 s ahead (the HLC max offset is
+    // 500 ms). Its peers refuse its stamps and count them; writes commit.
+    let before = rejections_of_3(&cluster);
+    step_clock_of_3(&mut cluster, 5_000, 5_000);
+    assert!(cluster
+        .vm(3)
+        .unwrap()
+        .console_text()
+        .contains("wall clock stepped by 5000 ms, now 5000 ms off the RTC"));
+    for _ in 0..3 {
+        transfer(&mut c);
+    }
+    let (seen_by, peer) = wait_rejections(&cluster, before);
+    eprintln!("faults: stepped while running, node {seen_by} sees node 3 as {peer}");
+    let offset = peer["offset_ms"].as_i64().unwrap();
+    assert!(
+        (3_000..=7_000).contains(&offset),
+        "node 3's offset as node {seen_by} sees it after a 5 s step: {offset} ms"
+    );
+    assert_replicas_agree(&cluster, &[1, 2, 3]);
+    // Stepped back: once its HLC (which never goes back) is within the max
+    // offset again, the rejections stop growing.
+    step_clock_of_3(&mut cluster, -5_000, 0);
+    std::thread::sleep(Duration::from_secs(8));
+    let settled = rejections_of_3(&cluster);
+    for _ in 0..3 {
+        transfer(&mut c);
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        rejections_of_3(&cluster),
+        settled,
+        "rejections still growing"
+    );
+    assert_replicas_agree(&cluster, &[1, 2, 3]);
+
+    // Node 3 reboots with its RTC 20 s ahead.
+    let before = rejections_of_3(&cluster);
     cluster.kill(3).unwrap();
     cluster.set_node_faults(3, 20, None).unwrap();
     cluster.start_node(3).unwrap();
@@ -191,32 +294,7 @@ fn a_node_booted_with_a_skewed_clock_is_counted_and_the_cluster_stays_safe() {
         transfer(&mut c);
     }
     // Followers hear only the leader: look on whichever of 1 and 2 hears 3.
-    let peer_3 = |s: &serde_json::Value| {
-        s["raft"]["peers"]
-            .as_array()
-            .and_then(|peers| peers.iter().find(|p| p["id"] == 3).cloned())
-    };
-    let deadline = Instant::now() + WAIT;
-    let (seen_by, peer) = loop {
-        let found = [1, 2].into_iter().find_map(|id| {
-            let p = peer_3(&cluster.status(id).ok()?)?;
-            (p["skew_rejections"].as_u64().unwrap_or(0) > 0).then_some((id, p))
-        });
-        if let Some(found) = found {
-            break found;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no node counted skew rejections of node 3: {:?} / {:?}\n{}",
-            cluster.status(1).map(|s| peer_3(&s)),
-            cluster.status(2).map(|s| peer_3(&s)),
-            cluster
-                .vm(3)
-                .map(|vm| vm.console_text())
-                .unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    };
+    let (seen_by, peer) = wait_rejections(&cluster, before);
     eprintln!("faults: node {seen_by} sees node 3 as {peer}");
     let offset = peer["offset_ms"].as_i64().unwrap();
     assert!(

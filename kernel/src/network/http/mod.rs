@@ -1,6 +1,7 @@
 //! The status server: HTTP over TCP on `status_port` on the client
-//! network, `GET /status` (JSON, [`status`]) and `GET /metrics`
-//! (Prometheus text, [`metrics`]).
+//! network, `GET /status` (JSON, [`status`]), `GET /metrics`
+//! (Prometheus text, [`metrics`]) and `GET /trace?transfer=<hex>` (JSON,
+//! [`trace`]).
 //!
 //! Request heads are parsed by `continuum_net::http` (junk `400`, heads
 //! over 2 KiB `431`). A connection must send its head within
@@ -16,6 +17,7 @@
 
 pub mod metrics;
 pub mod status;
+pub mod trace;
 
 use super::count_status;
 use super::port::Port;
@@ -174,9 +176,12 @@ impl StatusServer {
                     metrics::metrics_text(&mut text, self.node_id);
                     ("200 OK", text)
                 }
+                Ok(Resource::Trace) => trace::trace_answer(head.query()),
                 Err(error) => (
                     error.status(),
-                    String::from("{\"error\":\"try GET /status or GET /metrics\"}"),
+                    String::from(
+                        "{\"error\":\"try GET /status, GET /metrics or GET /trace?transfer=<hex id>\"}",
+                    ),
                 ),
             },
             Head::Refused(error) => (error.status(), alloc::format!("{{\"error\":\"{error}\"}}")),

@@ -35,7 +35,8 @@ pub fn status_json(node_id: continuum_config::NodeId, cluster_id: u64) -> String
     let (rtc_steps, rtc_error_ms) = time::rtc_discipline();
     let _ = write!(
         out,
-        "\"clock\":{{\"rtc_steps\":{rtc_steps},\"rtc_last_error_ms\":{rtc_error_ms}}},"
+        "\"clock\":{{\"rtc_steps\":{rtc_steps},\"rtc_last_error_ms\":{rtc_error_ms},\"wall_step_ms\":{}}},",
+        time::wall_step_ms()
     );
     for (name, iface, nic) in [
         ("lan", status.lan, status.lan_nic),
