@@ -319,6 +319,14 @@ pub struct Config {
     /// log prefix is released and its disk space reused. Default 10000,
     /// within [`SNAPSHOT_ENTRIES_RANGE`]. Each node's own choice.
     pub snapshot_entries: u64,
+    /// This node joins a running cluster (`continuum cluster add-node`).
+    /// Default `false`. Then the `peer` lines are the members to contact,
+    /// not the configuration: the node boots with an empty configuration,
+    /// learns the membership from the leader's log or snapshot, and never
+    /// votes or campaigns before a committed change makes it a voter. Set it
+    /// also for a blank disk replacing a node whose id is still a voter:
+    /// that id lost its promises (docs/membership.md).
+    pub join: bool,
 }
 
 impl Default for Config {
@@ -351,6 +359,7 @@ impl Default for Config {
             ledger_heap_mib: 64,
             dedup_window_ms: DEFAULT_DEDUP_WINDOW_MS,
             snapshot_entries: DEFAULT_SNAPSHOT_ENTRIES,
+            join: false,
         }
     }
 }

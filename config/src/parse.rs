@@ -267,6 +267,14 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
                 };
                 22
             }
+            "join" => {
+                config.join = match value {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(err(bad("true or false"))),
+                };
+                23
+            }
             _ => return Err(err(ConfigErrorKind::UnknownKey)),
         };
         if seen & (1 << bit) != 0 {
@@ -460,6 +468,14 @@ mod tests {
         assert_eq!(config.snapshot_entries, 200);
         let defaults = Config::default();
         assert!(defaults.heap_mib >= defaults.ledger_heap_mib);
+    }
+
+    #[test]
+    fn join_parses_and_defaults_to_false() {
+        assert!(!parse(b"").unwrap().join);
+        assert!(parse(b"join = true\n").unwrap().join);
+        assert!(parse(b"join = yes\n").is_err());
+        assert!(parse(b"join = true\njoin = false\n").is_err());
     }
 
     #[test]

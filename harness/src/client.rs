@@ -510,6 +510,15 @@ impl Client {
         })
     }
 
+    /// Sends an operator-signed membership command
+    /// (`continuum_node::membership`) to the leader, following redirects.
+    /// Returns the leader's answer: `Ok` (the change committed and applied
+    /// there, at that index) or `MembershipRefused` (nothing appended).
+    pub fn change_membership(&mut self, command: Vec<u8>) -> Result<(u64, ReplyBody), ClientError> {
+        let (node, body, _) = self.call(RequestOp::ChangeMembership { command }, true)?;
+        Ok((node, body))
+    }
+
     /// Runs one call to completion: attempts across nodes until an `Ok`, a
     /// `BadRequest` or the deadline. Returns the answering node, the body
     /// and the number of attempts.
@@ -655,7 +664,11 @@ impl Client {
                                 continue; // another cluster's, or a finished call's
                             }
                             return Ok(match reply.body {
-                                ReplyBody::Ok { .. } => Answer::Ok(reply.node, reply.body),
+                                // A refused membership command is an answer:
+                                // the caller decides whether to retry it.
+                                ReplyBody::Ok { .. } | ReplyBody::MembershipRefused { .. } => {
+                                    Answer::Ok(reply.node, reply.body)
+                                }
                                 ReplyBody::Redirect { leader_hint } => {
                                     Answer::Redirect(leader_hint)
                                 }

@@ -102,6 +102,12 @@ pub fn start(config: &Config, store: Option<DiskStore>, lan_ready: bool) -> bool
                 node.replay_clean_through(),
                 (time::monotonic_ns() - started) / 1_000_000
             );
+            if raft.voters().is_empty() {
+                log::info!(
+                    "consensus: joining: no configuration yet; waiting for the leader, not voting until a committed change makes node {} a voter",
+                    node.id()
+                );
+            }
             let mut node = node;
             node.set_stage_clock(|| time::monotonic_ns() / 1_000);
             *TRACE.lock() = Some(TraceRing::new(node.id()));
@@ -285,7 +291,27 @@ pub fn drive(mut send: impl FnMut(Outbox, Replies)) {
     record_drive(node, &before);
     crate::metrics::record_stages(node.take_stage_samples().0);
     report_snapshots(node);
+    report_membership(node);
     report_role(node);
+}
+
+/// Prints the membership changes this node applied (and its own removal)
+/// on the console.
+fn report_membership(node: &mut KernelNode) {
+    for event in node.take_membership_events() {
+        if event.removed_self {
+            log::warn!("consensus: {event}; this node serves nothing more until stopped");
+        } else {
+            log::info!("consensus: {event}");
+        }
+    }
+}
+
+/// The members whose peer messages are accepted, with their addresses and
+/// keys (`Node::peer_directory`: it follows the log); `None` before the
+/// node runs.
+pub fn peer_directory() -> Option<Vec<(u64, continuum_node::membership::Member)>> {
+    NODE.lock().as_ref().map(|node| node.peer_directory())
 }
 
 /// What a Ready-loop call's metrics are measured against.

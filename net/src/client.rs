@@ -13,6 +13,7 @@
 //! | 2  | QueryBalance      | account id (u128)                      |
 //! | 3  | QueryOutcome      | transfer id (u128)                     |
 //! | 4  | QueryChainHead    | (empty)                                |
+//! | 5  | ChangeMembership  | an operator-signed membership command (the rest; `continuum_node::membership`) |
 //!
 //! A query (ops 2–4) is followed by zero bytes up to exactly
 //! [`QUERY_REQUEST_BYTES`] for the whole datagram, the size of the largest
@@ -32,6 +33,7 @@
 //! | 0      | Ok       | index u64, term u64, HLC u64, chain hash (32 bytes), outcome (rest) |
 //! | 1      | Redirect | leader hint u64 (0 = unknown leader)                    |
 //! | 2      | Error    | error code u8                                           |
+//! | 3      | MembershipRefused | reason u8 ([`MembershipRefusal`]), configuration index in effect u64 |
 //!
 //! `Ok` carries a log position and an answer. For a submit the position is
 //! the entry that carried the command (its index, term and HLC timestamp);
@@ -89,6 +91,13 @@ pub enum RequestOp {
     },
     /// The applied chain head (index, term, HLC, hash).
     QueryChainHead,
+    /// Change the cluster's membership (or hand leadership over): an
+    /// operator-signed command, answered by the leader only (others
+    /// redirect). `Ok` once the change committed and applied there.
+    ChangeMembership {
+        /// The signed command's bytes.
+        command: Vec<u8>,
+    },
 }
 
 /// A client request datagram.
@@ -149,6 +158,119 @@ impl fmt::Display for ReplyError {
     }
 }
 
+/// Why the leader refused a membership command (nothing was appended).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum MembershipRefusal {
+    /// Not a membership command.
+    Malformed = 1,
+    /// The operator's signature does not verify.
+    BadSignature = 2,
+    /// Past its expiry.
+    Expired = 3,
+    /// Its expiry is further ahead than the cluster allows.
+    ExpiryTooFar = 4,
+    /// Made against another configuration (see the reply's index).
+    StaleConfiguration = 5,
+    /// The new member's key or address is invalid or already in use.
+    BadMember = 6,
+    /// The cluster would have too many members.
+    TooManyMembers = 7,
+    /// A leadership transfer is in progress.
+    TransferInProgress = 8,
+    /// The leader has not committed an entry of its term yet: retry.
+    LeaderNotReady = 9,
+    /// Another change is not committed yet: retry.
+    ChangeInProgress = 10,
+    /// The node is already a member.
+    AlreadyMember = 11,
+    /// The node is not a member of the kind the change needs.
+    UnknownNode = 12,
+    /// It would remove the last voter.
+    RemoveLastVoter = 13,
+    /// It would remove the leader: transfer leadership first.
+    RemoveLeader = 14,
+    /// The learner has not caught up yet: retry.
+    LearnerBehind = 15,
+    /// Too few voters of the new configuration are reachable.
+    WouldLoseQuorum = 16,
+    /// This node already leads (transfer to itself).
+    AlreadyLeader = 17,
+}
+
+impl MembershipRefusal {
+    fn from_byte(byte: u8) -> Option<MembershipRefusal> {
+        use MembershipRefusal::*;
+        Some(match byte {
+            1 => Malformed,
+            2 => BadSignature,
+            3 => Expired,
+            4 => ExpiryTooFar,
+            5 => StaleConfiguration,
+            6 => BadMember,
+            7 => TooManyMembers,
+            8 => TransferInProgress,
+            9 => LeaderNotReady,
+            10 => ChangeInProgress,
+            11 => AlreadyMember,
+            12 => UnknownNode,
+            13 => RemoveLastVoter,
+            14 => RemoveLeader,
+            15 => LearnerBehind,
+            16 => WouldLoseQuorum,
+            17 => AlreadyLeader,
+            _ => return None,
+        })
+    }
+
+    /// Whether the same command may succeed if sent again a little later.
+    pub fn is_transient(self) -> bool {
+        matches!(
+            self,
+            MembershipRefusal::TransferInProgress
+                | MembershipRefusal::LeaderNotReady
+                | MembershipRefusal::ChangeInProgress
+                | MembershipRefusal::LearnerBehind
+        )
+    }
+}
+
+impl fmt::Display for MembershipRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            MembershipRefusal::Malformed => "not a well-formed membership command",
+            MembershipRefusal::BadSignature => "the operator signature does not verify",
+            MembershipRefusal::Expired => "the command has expired",
+            MembershipRefusal::ExpiryTooFar => "the command's expiry is too far ahead",
+            MembershipRefusal::StaleConfiguration => {
+                "made against another configuration (it changed meanwhile)"
+            }
+            MembershipRefusal::BadMember => {
+                "the new member's key or address is invalid or already used by a member"
+            }
+            MembershipRefusal::TooManyMembers => "the cluster would have too many members",
+            MembershipRefusal::TransferInProgress => "a leadership transfer is in progress",
+            MembershipRefusal::LeaderNotReady => {
+                "the leader has not committed an entry of its term yet"
+            }
+            MembershipRefusal::ChangeInProgress => "another membership change is not committed yet",
+            MembershipRefusal::AlreadyMember => "the node is already a member",
+            MembershipRefusal::UnknownNode => {
+                "the node is not a member of the kind this change needs"
+            }
+            MembershipRefusal::RemoveLastVoter => "cannot remove the last voter",
+            MembershipRefusal::RemoveLeader => {
+                "cannot remove the leader; transfer leadership first"
+            }
+            MembershipRefusal::LearnerBehind => "the learner has not caught up yet",
+            MembershipRefusal::WouldLoseQuorum => {
+                "too few voters of the new configuration are reachable: it would lose quorum"
+            }
+            MembershipRefusal::AlreadyLeader => "that node already leads",
+        })
+    }
+}
+
 /// The body of a reply.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ReplyBody {
@@ -172,6 +294,13 @@ pub enum ReplyBody {
     },
     /// Not answered; why.
     Error(ReplyError),
+    /// A membership command refused by the leader.
+    MembershipRefused {
+        /// Why.
+        reason: MembershipRefusal,
+        /// The configuration index in effect at the leader.
+        conf_index: u64,
+    },
 }
 
 /// A reply datagram.
@@ -234,6 +363,17 @@ fn frame(
     Ok(out)
 }
 
+impl RequestOp {
+    /// Whether the op carries a variable-length command (the rest of the
+    /// datagram) rather than a zero-padded fixed-size query.
+    fn is_variable(&self) -> bool {
+        matches!(
+            self,
+            RequestOp::Submit { .. } | RequestOp::ChangeMembership { .. }
+        )
+    }
+}
+
 impl ClientRequest {
     /// Encodes the request as one datagram.
     pub fn encode(&self) -> Result<Vec<u8>, EncodeError> {
@@ -256,8 +396,15 @@ impl ClientRequest {
                 payload.extend_from_slice(&transfer_id.to_be_bytes());
             }
             RequestOp::QueryChainHead => payload.push(4),
+            RequestOp::ChangeMembership { command } => {
+                if command.is_empty() {
+                    return Err(EncodeError::EmptyMembershipCommand);
+                }
+                payload.push(5);
+                payload.extend_from_slice(command);
+            }
         }
-        if !matches!(self.op, RequestOp::Submit { .. }) {
+        if !self.op.is_variable() {
             payload.resize(QUERY_REQUEST_BYTES - HEADER_BYTES, 0);
         }
         frame(
@@ -289,9 +436,18 @@ impl ClientRequest {
                 transfer_id: r.u128()?,
             },
             4 => RequestOp::QueryChainHead,
+            5 => {
+                let command = r.rest();
+                if command.is_empty() {
+                    return Err(DecodeError::EmptyMembershipCommand);
+                }
+                RequestOp::ChangeMembership {
+                    command: command.to_vec(),
+                }
+            }
             other => return Err(DecodeError::UnknownOp(other)),
         };
-        if !matches!(op, RequestOp::Submit { .. }) {
+        if !op.is_variable() {
             let padding = r.rest();
             if bytes.len() != QUERY_REQUEST_BYTES || padding.iter().any(|&b| b != 0) {
                 return Err(DecodeError::QueryPadding);
@@ -343,6 +499,11 @@ impl ClientReply {
                 payload.push(2);
                 payload.push(*code as u8);
             }
+            ReplyBody::MembershipRefused { reason, conf_index } => {
+                payload.push(3);
+                payload.push(*reason as u8);
+                payload.extend_from_slice(&conf_index.to_be_bytes());
+            }
         }
         frame(Kind::ClientReply, self.cluster_id, self.node, &payload)
     }
@@ -375,6 +536,14 @@ impl ClientReply {
                 ReplyBody::Error(
                     ReplyError::from_byte(code).ok_or(DecodeError::UnknownErrorCode(code))?,
                 )
+            }
+            3 => {
+                let code = r.u8()?;
+                ReplyBody::MembershipRefused {
+                    reason: MembershipRefusal::from_byte(code)
+                        .ok_or(DecodeError::UnknownErrorCode(code))?,
+                    conf_index: r.u64()?,
+                }
             }
             other => return Err(DecodeError::UnknownStatus(other)),
         };

@@ -169,6 +169,8 @@ pub enum DecodeError {
     ZeroNodeId,
     /// A submit request with no bank entry bytes.
     EmptyEntry,
+    /// A membership request with no signed membership command.
+    EmptyMembershipCommand,
     /// A query request not padded with zeros to exactly
     /// [`crate::client::QUERY_REQUEST_BYTES`] (see `client.rs`: no reply
     /// may be longer than its request).
@@ -203,6 +205,9 @@ impl fmt::Display for DecodeError {
             DecodeError::ZeroSequence => write!(f, "sequence number 0"),
             DecodeError::ZeroNodeId => write!(f, "node id 0"),
             DecodeError::EmptyEntry => write!(f, "submit request without bank entry bytes"),
+            DecodeError::EmptyMembershipCommand => {
+                write!(f, "membership request without a signed command")
+            }
             DecodeError::QueryPadding => write!(
                 f,
                 "query request not zero-padded to {} bytes",
@@ -226,6 +231,8 @@ pub enum EncodeError {
     ZeroNodeId,
     /// A submit request with no bank entry bytes.
     EmptyEntry,
+    /// A membership request with no signed membership command.
+    EmptyMembershipCommand,
 }
 
 impl fmt::Display for EncodeError {
@@ -236,6 +243,9 @@ impl fmt::Display for EncodeError {
             }
             EncodeError::ZeroNodeId => write!(f, "node id 0 is not a node"),
             EncodeError::EmptyEntry => write!(f, "submit request without bank entry bytes"),
+            EncodeError::EmptyMembershipCommand => {
+                write!(f, "membership request without a signed command")
+            }
         }
     }
 }

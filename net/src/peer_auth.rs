@@ -256,6 +256,7 @@ impl RejectCounters {
 }
 
 /// State kept for one peer.
+#[derive(Clone)]
 struct Peer {
     public_key: VerifyingKey,
     /// Present when the scheme is HMAC-SHA256.
@@ -265,6 +266,38 @@ struct Peer {
     /// Freshness of what this peer sends us; its epoch is the peer's
     /// epoch as we know it, which `seal` names in every message to it.
     window: ReplayWindow,
+}
+
+/// A fresh peer: link keys derived (HMAC) or the key checked (Ed25519).
+fn new_peer(
+    cluster_id: ClusterId,
+    me: NodeId,
+    signing_key: &SigningKey,
+    scheme: AuthScheme,
+    id: NodeId,
+    public_key: &VerifyingKey,
+) -> Result<Peer, KeyError> {
+    let link_keys = match scheme {
+        AuthScheme::HmacSha256 => Some(derive_link_keys(
+            cluster_id,
+            me,
+            signing_key,
+            id,
+            public_key,
+        )?),
+        AuthScheme::Ed25519 => {
+            if public_key.is_weak() {
+                return Err(KeyError::WeakPeerKey(id));
+            }
+            None
+        }
+    };
+    Ok(Peer {
+        public_key: *public_key,
+        link_keys,
+        next_seq: 1,
+        window: ReplayWindow::new(),
+    })
 }
 
 /// A node's peer-message authenticator (see the module docs).
@@ -313,30 +346,15 @@ impl PeerAuth {
             if peers.contains_key(id) {
                 return Err(KeyError::DuplicateMember(*id));
             }
-            let link_keys = match config.scheme {
-                AuthScheme::HmacSha256 => Some(derive_link_keys(
-                    config.cluster_id,
-                    config.me,
-                    config.signing_key,
-                    *id,
-                    public_key,
-                )?),
-                AuthScheme::Ed25519 => {
-                    if public_key.is_weak() {
-                        return Err(KeyError::WeakPeerKey(*id));
-                    }
-                    None
-                }
-            };
-            peers.insert(
+            let peer = new_peer(
+                config.cluster_id,
+                config.me,
+                config.signing_key,
+                config.scheme,
                 *id,
-                Peer {
-                    public_key: *public_key,
-                    link_keys,
-                    next_seq: 1,
-                    window: ReplayWindow::new(),
-                },
-            );
+                public_key,
+            )?;
+            peers.insert(*id, peer);
         }
         if !found_self {
             return Err(KeyError::NotAMember(config.me));
@@ -355,6 +373,56 @@ impl PeerAuth {
     /// This node's id.
     pub fn me(&self) -> NodeId {
         self.me
+    }
+
+    /// Makes `members` the peers (membership changes through the log,
+    /// `docs/membership.md`): a member not listed any more is dropped (its
+    /// datagrams are `UnknownSender` from now on), a new one gets its link
+    /// keys, one whose key is unchanged keeps its sequence numbers and
+    /// replay window, one whose key changed starts afresh. This node's own
+    /// entry, if listed, must carry its own key. All or nothing: on `Err`
+    /// the peers are as before. Returns whether anything changed.
+    pub fn set_members(&mut self, members: &[(NodeId, VerifyingKey)]) -> Result<bool, KeyError> {
+        if members.len() > MAX_CLUSTER_MEMBERS {
+            return Err(KeyError::TooManyMembers {
+                count: members.len(),
+            });
+        }
+        let own_public = self.signing_key.verifying_key();
+        let mut next = BTreeMap::new();
+        for (id, public_key) in members {
+            if *id == 0 {
+                return Err(KeyError::InvalidNodeId(0));
+            }
+            if *id == self.me {
+                if *public_key != own_public {
+                    return Err(KeyError::OwnKeyMismatch);
+                }
+                continue;
+            }
+            if next.contains_key(id) {
+                return Err(KeyError::DuplicateMember(*id));
+            }
+            let peer = match self.peers.get(id) {
+                Some(known) if known.public_key == *public_key => known.clone(),
+                _ => new_peer(
+                    self.cluster_id,
+                    self.me,
+                    &self.signing_key,
+                    self.scheme,
+                    *id,
+                    public_key,
+                )?,
+            };
+            next.insert(*id, peer);
+        }
+        let changed = next.len() != self.peers.len()
+            || next
+                .iter()
+                .zip(&self.peers)
+                .any(|((a, pa), (b, pb))| a != b || pa.public_key != pb.public_key);
+        self.peers = next;
+        Ok(changed)
     }
 
     /// This node's boot epoch.

@@ -16,6 +16,8 @@ fn request_op() -> impl Strategy<Value = RequestOp> {
         any::<u128>().prop_map(|account| RequestOp::QueryBalance { account }),
         any::<u128>().prop_map(|transfer_id| RequestOp::QueryOutcome { transfer_id }),
         Just(RequestOp::QueryChainHead),
+        proptest::collection::vec(any::<u8>(), 1..=MAX_SUBMIT_BYTES)
+            .prop_map(|command| RequestOp::ChangeMembership { command }),
     ]
 }
 
@@ -56,6 +58,32 @@ fn reply_body() -> impl Strategy<Value = ReplyBody> {
             Just(ReplyError::BadSignature)
         ]
         .prop_map(ReplyBody::Error),
+        (1u8..=17, any::<u64>()).prop_map(|(code, conf_index)| {
+            use continuum_net::client::MembershipRefusal as R;
+            let all = [
+                R::Malformed,
+                R::BadSignature,
+                R::Expired,
+                R::ExpiryTooFar,
+                R::StaleConfiguration,
+                R::BadMember,
+                R::TooManyMembers,
+                R::TransferInProgress,
+                R::LeaderNotReady,
+                R::ChangeInProgress,
+                R::AlreadyMember,
+                R::UnknownNode,
+                R::RemoveLastVoter,
+                R::RemoveLeader,
+                R::LearnerBehind,
+                R::WouldLoseQuorum,
+                R::AlreadyLeader,
+            ];
+            ReplyBody::MembershipRefused {
+                reason: all[code as usize - 1],
+                conf_index,
+            }
+        }),
     ]
 }
 

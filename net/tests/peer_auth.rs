@@ -506,3 +506,51 @@ proptest! {
         }
     }
 }
+
+/// Membership follows the log: a member added later is accepted once
+/// both sides list it, a removed one is refused as an unknown sender, and
+/// a peer whose key is unchanged keeps its replay window (an old datagram
+/// of it stays refused across the change).
+#[test]
+fn set_members_adds_and_removes_peers() {
+    let scheme = AuthScheme::HmacSha256;
+    let mut one = node(1, 10, scheme);
+    let mut two = node(2, 20, scheme);
+    let mut four = PeerAuth::new(PeerConfig {
+        cluster_id: CLUSTER,
+        me: 4,
+        epoch: 40,
+        scheme,
+        signing_key: &key(4),
+        members: &members(4),
+    })
+    .unwrap();
+    let ping = PeerBody::Ping { nonce: 1 };
+    let from_four = seal(&mut four, 1, ping);
+    assert!(matches!(
+        one.open(&from_four),
+        Err(PeerReject::UnknownSender { sender: 4 })
+    ));
+    let old = seal(&mut two, 1, ping);
+    assert!(one.open(&old).is_ok());
+    assert!(one.set_members(&members(4)).unwrap());
+    assert!(!one.set_members(&members(4)).unwrap(), "no change");
+    assert!(one.open(&seal(&mut four, 1, ping)).is_ok());
+    assert!(
+        one.open(&old).is_err(),
+        "node 2's window survived the change"
+    );
+    // Node 2 removed: refused from now on.
+    let without_two: Vec<_> = members(4).into_iter().filter(|m| m.0 != 2).collect();
+    assert!(one.set_members(&without_two).unwrap());
+    assert!(matches!(
+        one.open(&seal(&mut two, 1, ping)),
+        Err(PeerReject::UnknownSender { sender: 2 })
+    ));
+    assert!(one.peer_ids().eq([3, 4]));
+    // Our own key must be ours; nothing changes on a refusal.
+    let mut wrong_self = without_two.clone();
+    wrong_self[0].1 = key(9).verifying_key();
+    assert_eq!(one.set_members(&wrong_self), Err(KeyError::OwnKeyMismatch));
+    assert!(one.peer_ids().eq([3, 4]));
+}

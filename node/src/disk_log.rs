@@ -52,6 +52,16 @@
 //!   install the store starts after the snapshot, and the snapshot's term
 //!   and chain hash stand for it. At open, a kept tail must reach the
 //!   snapshot's index with the snapshot's chain hash.
+//! * Membership (Raft thesis §4): the configuration entries of the held log
+//!   are tracked as they are read at open, appended and truncated, so
+//!   [`DiskLog::compact`] records the configuration in effect *at the
+//!   snapshot index* (the newest configuration entry at or before it, else
+//!   the previous snapshot's, else the boot configuration) with its index;
+//!   a snapshot carries voters, learners and that index on disk
+//!   (`continuum-storage` snapshot header version 2). [`Storage::initial_state`]
+//!   returns the snapshot's configuration when there is one, the boot
+//!   configuration otherwise (empty for a joining node); Raft replays the
+//!   configuration entries after it.
 //!
 //! * The **clean mark** (`Node`'s replay without re-verification): every
 //!   record carries the node's mark (`continuum_storage::Store::set_mark`,
@@ -75,8 +85,8 @@ use core::cell::RefCell;
 use core::fmt;
 
 use continuum_raft::{
-    compute_chain_hash, ConfState, Entry, EntryKind, HardState, LogChainHash, NodeId, Ready,
-    Snapshot, SnapshotMetadata, Storage, StorageError, GENESIS_CHAIN_HASH,
+    compute_chain_hash, ConfEntry, ConfState, Entry, EntryKind, HardState, LogChainHash, NodeId,
+    Ready, Snapshot, SnapshotMetadata, Storage, StorageError, GENESIS_CHAIN_HASH,
 };
 use continuum_storage::{BlockDevice, Record, RecordDefect, SnapshotMeta, Store, StoreError};
 
@@ -98,7 +108,13 @@ impl fmt::Display for PersistError {
 /// The durable log Raft runs on.
 pub struct DiskLog<D: BlockDevice> {
     store: RefCell<Store<D>>,
-    voters: Vec<NodeId>,
+    /// The configuration the node was booted with (`cluster init`'s
+    /// voters; empty for a node joining a running cluster): in effect when
+    /// neither a snapshot nor a configuration entry says otherwise.
+    boot: ConfState,
+    /// The configuration entries of the held log, in index order (one per
+    /// membership change, so bounded by the log itself).
+    confs: Vec<(u64, ConfState)>,
     /// Chain hash of every entry `first_index..=last_index`, in order.
     chain: Vec<LogChainHash>,
     /// Most recent entries (contiguous, ending at `last_index`).
@@ -159,20 +175,18 @@ impl<D: BlockDevice> DiskLog<D> {
     /// Wraps an opened store. Reads every record once (verifying checksums
     /// and recomputing every chain hash) to build the chain-hash table; a
     /// record that fails here means the disk cannot be trusted: `Err`.
+    /// `voters` is the boot configuration (empty: a joining node).
     pub fn new(mut store: Store<D>, voters: Vec<NodeId>) -> Result<DiskLog<D>, StoreError> {
         let snapshot = store.read_snapshot()?.map(|(meta, data)| {
             let metadata = SnapshotMetadata {
                 index: meta.index,
                 term: meta.term,
                 chain_hash: meta.chain_hash,
-                // Membership is fixed at `cluster init` until the node half
-                // of membership changes lands (docs/membership.md): no
-                // learners, no configuration entry.
                 conf_state: ConfState {
                     voters: meta.voters,
-                    learners: Vec::new(),
+                    learners: meta.learners,
                 },
-                conf_index: 0,
+                conf_index: meta.conf_index,
             };
             Snapshot {
                 metadata,
@@ -205,6 +219,7 @@ impl<D: BlockDevice> DiskLog<D> {
         // snapshot's chain hash at the snapshot's index (checked below).
         let anchored = snapshot_index.is_some_and(|index| first <= index);
         let mut chain = Vec::with_capacity((last + 1 - first) as usize);
+        let mut confs = Vec::new();
         let mut cache = VecDeque::new();
         let mut cache_bytes = 0;
         let mut next = first;
@@ -226,6 +241,17 @@ impl<D: BlockDevice> DiskLog<D> {
                 }
                 next = record.index + 1;
                 chain.push(record.chain_hash);
+                if record.kind == EntryKind::ConfChange.byte() {
+                    // Checksummed and chained, so written as Raft built it:
+                    // a configuration that does not decode is a corrupt disk.
+                    let conf = ConfEntry::decode(&record.payload).map_err(|_| {
+                        StoreError::CorruptRecord {
+                            index: record.index,
+                            defect: RecordDefect::BadHeader,
+                        }
+                    })?;
+                    confs.push((record.index, conf.conf_state));
+                }
                 if let Ok(entry) = entry_of(record) {
                     cache_bytes += entry.encoded_len();
                     cache.push_back(entry);
@@ -244,7 +270,8 @@ impl<D: BlockDevice> DiskLog<D> {
         }
         Ok(DiskLog {
             store: RefCell::new(store),
-            voters,
+            boot: ConfState::with_voters(voters),
+            confs,
             chain,
             cache,
             cache_bytes,
@@ -313,11 +340,14 @@ impl<D: BlockDevice> DiskLog<D> {
             chain_hash: self
                 .chain_hash(index)
                 .map_err(|_| out_of_log(self, index))?,
-            conf_state: ConfState {
-                voters: self.voters.clone(),
-                learners: Vec::new(),
-            },
+            conf_state: ConfState::default(),
             conf_index: 0,
+        };
+        let (conf_state, conf_index) = self.conf_at(index);
+        let metadata = SnapshotMetadata {
+            conf_state,
+            conf_index,
+            ..metadata
         };
         let snapshot = Snapshot::new(metadata, data);
         let meta = store_meta(&snapshot, app);
@@ -332,6 +362,7 @@ impl<D: BlockDevice> DiskLog<D> {
         let first_kept = store.first_index();
         let drop = self.chain.len() - (store.last_index() + 1 - first_kept) as usize;
         self.chain.drain(..drop);
+        self.confs.retain(|(at, _)| *at >= first_kept);
         while self.cache.front().is_some_and(|e| e.index < first_kept) {
             let gone = self.cache.pop_front().expect("checked non-empty");
             self.cache_bytes -= gone.encoded_len();
@@ -351,6 +382,7 @@ impl<D: BlockDevice> DiskLog<D> {
                 .install_snapshot(&meta, &snapshot.data)
                 .map_err(PersistError)?;
             self.chain.clear();
+            self.confs.clear();
             self.cache.clear();
             self.cache_bytes = 0;
             self.snapshot = Some(snapshot.clone());
@@ -366,6 +398,7 @@ impl<D: BlockDevice> DiskLog<D> {
                 store.truncate_from(from).map_err(PersistError)?;
                 let keep = (from - store.first_index()) as usize;
                 self.chain.truncate(keep);
+                self.confs.retain(|(at, _)| *at < from);
                 while self.cache.back().is_some_and(|e| e.index >= from) {
                     let gone = self.cache.pop_back().expect("checked non-empty");
                     self.cache_bytes -= gone.encoded_len();
@@ -380,6 +413,12 @@ impl<D: BlockDevice> DiskLog<D> {
             let records: Vec<Record> = ready.entries.iter().map(record_of).collect();
             store.append(&records).map_err(PersistError)?;
             for entry in &ready.entries {
+                if entry.kind == EntryKind::ConfChange {
+                    // Raft built or validated it (codec) before handing it over.
+                    let conf = ConfEntry::decode(&entry.data)
+                        .expect("raft hands over only valid configuration entries");
+                    self.confs.push((entry.index, conf.conf_state));
+                }
                 self.bytes_written += entry.encoded_len() as u64;
                 self.chain.push(entry.chain_hash);
                 self.cache_bytes += entry.encoded_len();
@@ -443,6 +482,19 @@ impl<D: BlockDevice> DiskLog<D> {
         Ok(true)
     }
 
+    /// The configuration in effect at held `index` and the index of the
+    /// entry that set it: the newest configuration entry at or before
+    /// `index`, else the snapshot's, else the boot configuration (index 0).
+    pub fn conf_at(&self, index: u64) -> (ConfState, u64) {
+        if let Some((at, conf)) = self.confs.iter().rev().find(|(at, _)| *at <= index) {
+            return (conf.clone(), *at);
+        }
+        match &self.snapshot {
+            Some(s) => (s.metadata.conf_state.clone(), s.metadata.conf_index),
+            None => (self.boot.clone(), 0),
+        }
+    }
+
     /// Where `index` sits among the entries the store holds (which may
     /// start before the snapshot: the kept tail).
     fn position(&self, index: u64) -> Result<usize, StorageError> {
@@ -469,10 +521,9 @@ impl<D: BlockDevice> Storage for DiskLog<D> {
                 commit: hs.commit.min(store.last_index()),
                 ..hs
             },
-            ConfState {
-                voters: self.voters.clone(),
-                learners: Vec::new(),
-            },
+            self.snapshot
+                .as_ref()
+                .map_or_else(|| self.boot.clone(), |s| s.metadata.conf_state.clone()),
         )
     }
 
@@ -569,6 +620,8 @@ fn store_meta(snapshot: &Snapshot, app: Vec<u8>) -> SnapshotMeta {
         term: m.term,
         chain_hash: m.chain_hash,
         voters: m.conf_state.voters.clone(),
+        learners: m.conf_state.learners.clone(),
+        conf_index: m.conf_index,
         app,
         data_len: snapshot.data.len() as u64,
         data_hash: snapshot.data_hash,

@@ -89,6 +89,7 @@ extern crate alloc;
 pub mod admission;
 mod disk_log;
 pub mod fuzz_check;
+pub mod membership;
 mod node;
 pub mod stages;
 pub mod trace;
@@ -96,9 +97,10 @@ pub mod wire;
 
 pub use disk_log::{DiskLog, PersistError, ENTRY_CACHE_BYTES};
 pub use node::{
-    transfer_answer, Hex, Metrics, Node, NodeConfig, NodeConfigError, NodeError, SnapshotEvent,
-    SnapshotStatus, CHECKPOINTS_KEPT, CHECKPOINT_EVERY, MAX_APPEND_BYTES, MAX_ENTRY_BYTES,
-    MAX_SNAPSHOT_EVENTS, MAX_VERIFY_AHEAD, MAX_WAITING_READS, MAX_WAITING_WRITES, TICK_MS,
+    transfer_answer, Hex, MembershipEvent, MembershipStatus, Metrics, Node, NodeConfig,
+    NodeConfigError, NodeError, SnapshotEvent, SnapshotStatus, CHECKPOINTS_KEPT, CHECKPOINT_EVERY,
+    MAX_APPEND_BYTES, MAX_ENTRY_BYTES, MAX_MEMBERSHIP_EVENTS, MAX_SNAPSHOT_EVENTS,
+    MAX_VERIFY_AHEAD, MAX_WAITING_READS, MAX_WAITING_WRITES, PROMOTE_CHECK_TICKS, TICK_MS,
     WITNESS_QUIET_TICKS,
 };
 pub use stages::StageSample;

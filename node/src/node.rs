@@ -10,18 +10,24 @@ use continuum_bank::{
     GenesisConfig, GenesisError, Ledger, Outcome, OwnerKey, SnapshotError, VerdictMemo,
 };
 use continuum_clock::HlcTimestamp;
+use continuum_net::client::MembershipRefusal;
 use continuum_net::client::{
     encode_balance_answer, encode_transfer_answer, ClientReply, ClientRequest, ReplyBody,
     ReplyError, RequestOp, TransferAnswer,
 };
 use continuum_raft::{
-    Config as RaftConfig, ConfigError, EntryKind, MessageBody, NodeId, ProposeError, Raft,
-    ReadIndexError, Role,
+    ConfChange, ConfChangeError, ConfChangeKind, ConfEntry, ConfState, Config as RaftConfig,
+    ConfigError, EntryKind, MessageBody, NodeId, ProposeError, Raft, ReadIndexError, Role,
+    TransferError,
 };
 use continuum_storage::{BlockDevice, Store, StoreError};
 
 use crate::admission::{self, Admission, ADMISSION_SIGNATURES_PER_PASS};
 use crate::disk_log::{DiskLog, PersistError};
+use crate::membership::{
+    self, CheckContext, ConfContext, Directory, Member, MembershipChange, MembershipFault, Refusal,
+    SignedMembership,
+};
 use crate::stages::{StageSample, Stages};
 use crate::trace::{Local, TraceSink};
 use crate::wire::{Body, EntryHeader, ForwardRefusal};
@@ -55,6 +61,11 @@ pub const MAX_VERIFY_AHEAD: usize = 256;
 /// Snapshot events kept for [`Node::take_snapshot_events`]; older ones are
 /// dropped (and counted) if the caller does not take them.
 pub const MAX_SNAPSHOT_EVENTS: usize = 16;
+/// Membership events kept for [`Node::take_membership_events`]; older ones
+/// are dropped if the caller does not take them.
+pub const MAX_MEMBERSHIP_EVENTS: usize = 16;
+/// Ticks between a leader's checks for learners to promote (100 ms).
+pub const PROMOTE_CHECK_TICKS: u64 = 10;
 
 /// Messages a leader may send before its own write of the Ready that
 /// produced them: they carry its log and commit index, not a promise about
@@ -72,10 +83,17 @@ fn sendable_before_persist(body: &MessageBody) -> bool {
 /// Everything that makes this node this node.
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
-    /// This node (non-zero, one of `voters`).
+    /// This node (non-zero, one of `voters` unless joining).
     pub id: NodeId,
-    /// Every member, this node included.
+    /// The boot configuration: every member `cluster init` made, this node
+    /// included. Empty for a node joining a running cluster: it learns the
+    /// membership from the leader and never votes before it is a voter.
     pub voters: Vec<NodeId>,
+    /// The boot facts of the member directory: (id, LAN address, public
+    /// key) of every member this node knows at boot (for a joining node,
+    /// the members it was told to contact). The log and snapshots take
+    /// over from there (`membership.rs`).
+    pub members: Vec<(NodeId, [u8; 4], [u8; 32])>,
     /// Cluster id as carried in client datagram headers.
     pub cluster_id: u64,
     /// The bank's genesis, identical on every node.
@@ -125,13 +143,27 @@ impl NodeConfig {
         seed: u64,
     ) -> Result<NodeConfig, NodeConfigError> {
         let operator_key = config.operator_key.ok_or(NodeConfigError::NoOperatorKey)?;
+        let mut members: Vec<(NodeId, [u8; 4], [u8; 32])> = config
+            .peers()
+            .map(|p| (p.id, p.lan_ip, p.public_key))
+            .collect();
+        if let (Some(secret), Some(lan)) = (config.secret_key, config.lan_ip) {
+            let public = ed25519_dalek::SigningKey::from_bytes(&secret).verifying_key();
+            members.push((config.node_id, lan.address, public.to_bytes()));
+        }
+        members.sort_unstable_by_key(|m| m.0);
         let mut voters: Vec<NodeId> = config.peers().map(|p| p.id).collect();
         voters.push(config.node_id);
         voters.sort_unstable();
+        if config.join {
+            // Joining: the peers are contacts, not the configuration.
+            voters.clear();
+        }
         let election_ticks = u64::from(config.election_ms) / TICK_MS;
         Ok(NodeConfig {
             id: config.node_id,
             voters,
+            members,
             cluster_id: config.cluster_id,
             genesis: GenesisConfig {
                 cluster_id: u128::from(config.cluster_id),
@@ -255,6 +287,14 @@ pub enum NodeError {
         /// or index).
         error: Option<SnapshotError>,
     },
+    /// A committed configuration change is not one the operator signed
+    /// (or a promotion nobody authorized): the log cannot be followed.
+    Membership {
+        /// The entry's index.
+        index: u64,
+        /// What is wrong with it.
+        fault: MembershipFault,
+    },
     /// A majority of peers applied the same index to a different receipt
     /// chain head: this replica diverged.
     Diverged {
@@ -283,6 +323,10 @@ impl fmt::Display for NodeError {
                     "ledger snapshot at index {index} is of another genesis or a later index"
                 ),
             },
+            NodeError::Membership { index, fault } => write!(
+                f,
+                "committed membership change at index {index} cannot be followed: {fault}"
+            ),
             NodeError::Diverged {
                 index,
                 mine,
@@ -357,9 +401,73 @@ pub struct Metrics {
     pub preverified_signatures: u64,
     /// Slots written and flushed only to witness a quiet log's last batch.
     pub witness_flushes: u64,
+    /// Membership commands refused at admission.
+    pub membership_refused: u64,
+    /// Configuration changes applied (committed).
+    pub membership_changes: u64,
+    /// Promotions of caught-up learners this leader proposed.
+    pub promotions_proposed: u64,
     /// Entries re-applied at restart without verifying their signatures
     /// again: at or below the disk's clean mark (`disk_log.rs`).
     pub replayed_clean: u64,
+}
+
+/// The membership as this node sees it, for `/status` and the console.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MembershipStatus {
+    /// Voters of the configuration in effect (newest in the log).
+    pub voters: Vec<NodeId>,
+    /// Learners of it.
+    pub learners: Vec<NodeId>,
+    /// Index of the entry that set it (0: the boot configuration).
+    pub conf_index: u64,
+    /// Index of the configuration change applied last.
+    pub applied_conf_index: u64,
+    /// This node is a voter.
+    pub voting: bool,
+    /// The committed change at this index removed this node.
+    pub removed_at: Option<u64>,
+}
+
+/// A configuration change this node applied, for the console.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MembershipEvent {
+    /// The entry's index.
+    pub index: u64,
+    /// The change.
+    pub change: MembershipChange,
+    /// The node it changed.
+    pub node: NodeId,
+    /// This node was removed by it.
+    pub removed_self: bool,
+}
+
+impl fmt::Display for MembershipEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (what, node, index) = (self.change, self.node, self.index);
+        if self.removed_self {
+            return write!(f, "removed from the cluster at index {index}");
+        }
+        match what {
+            MembershipChange::AddLearner { lan_ip, .. } => write!(
+                f,
+                "membership: node {node} ({}.{}.{}.{}) added as a learner at index {index}",
+                lan_ip[0], lan_ip[1], lan_ip[2], lan_ip[3]
+            ),
+            MembershipChange::PromoteLearner => {
+                write!(
+                    f,
+                    "membership: node {node} promoted to voter at index {index}"
+                )
+            }
+            MembershipChange::RemoveVoter | MembershipChange::RemoveLearner => {
+                write!(f, "membership: node {node} removed at index {index}")
+            }
+            MembershipChange::TransferLeader => {
+                write!(f, "membership: leadership handed to node {node}")
+            }
+        }
+    }
 }
 
 /// How far this node's applied entries are known clean (no `BadSignature`
@@ -430,6 +538,18 @@ pub struct Node<D: BlockDevice, A: Clone> {
     metrics: Metrics,
     snapshot_events: VecDeque<SnapshotEvent>,
     last_snapshot_tick: u64,
+    /// Members' addresses and keys as of the last applied change.
+    directory: Directory,
+    /// The member an appended, uncommitted addition brings, with the
+    /// configuration index it was computed for.
+    pending_member: (u64, Option<(NodeId, Member)>),
+    /// The committed change that removed this node.
+    removed_at: Option<u64>,
+    /// The configuration entry in effect (appended, maybe not committed)
+    /// removes this node. A removed node may never hear that its removal
+    /// committed: the leader stops replicating to it once it has.
+    removal_in_log: Option<u64>,
+    membership_events: VecDeque<MembershipEvent>,
     clean: CleanMark,
 }
 
@@ -440,16 +560,21 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
     pub fn new(config: NodeConfig, store: Store<D>) -> Result<Node<D, A>, NodeError> {
         let log = DiskLog::new(store, config.voters.clone()).map_err(NodeError::Open)?;
         let mut snapshot_events = VecDeque::new();
-        let (ledger, applied) = match continuum_raft::Storage::snapshot(&log) {
+        let boot_directory = Directory::from_boot(
+            &config.members,
+            ConfState::with_voters(config.voters.clone()),
+        );
+        let (ledger, applied, directory) = match continuum_raft::Storage::snapshot(&log) {
             Some(snapshot) => {
                 let index = snapshot.metadata.index;
-                let ledger = restore_ledger(&config.genesis, index, &snapshot.data)?;
+                let (ledger, directory) = restore_snapshot(&config.genesis, snapshot)?;
                 snapshot_events.push_back(SnapshotEvent::Restored { index });
-                (ledger, index)
+                (ledger, index, directory.unwrap_or(boot_directory))
             }
             None => (
                 Ledger::genesis(config.genesis).map_err(NodeError::Genesis)?,
                 0,
+                boot_directory,
             ),
         };
         // Entries the disk vouches were applied clean before the restart
@@ -499,6 +624,11 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
             metrics: Metrics::default(),
             snapshot_events,
             last_snapshot_tick: 0,
+            directory,
+            pending_member: (0, None),
+            removed_at: None,
+            removal_in_log: None,
+            membership_events: VecDeque::new(),
             clean,
         })
     }
@@ -550,7 +680,7 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
         if every == 0 || self.applied.saturating_sub(since) < every {
             return Ok(());
         }
-        let data = self.ledger.snapshot();
+        let data = membership::join_snapshot(&self.directory, &self.ledger.snapshot());
         let bytes = data.len() as u64;
         let app = self.ledger.chain_head().1.to_vec();
         let index = self.applied;
@@ -610,11 +740,47 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
         }
         if self.config.chain_check_ticks > 0 && now.is_multiple_of(self.config.chain_check_ticks) {
             if let Some(&(index, head)) = self.checkpoints.back() {
-                for &peer in &self.config.voters {
+                let conf = self.raft.conf_state();
+                for &peer in conf.voters.iter().chain(&conf.learners) {
                     if peer != self.config.id {
                         self.outbox.push((peer, Body::ChainCheck { index, head }));
                     }
                 }
+            }
+        }
+        if now.is_multiple_of(PROMOTE_CHECK_TICKS) {
+            self.promote_caught_up_learners();
+        }
+    }
+
+    /// Leader: proposes the promotion of a learner that was added to be
+    /// promoted once Raft accepts it (it holds the commit index). Refusals
+    /// (behind, another change in flight, not ready) are retried next time.
+    fn promote_caught_up_learners(&mut self) {
+        if self.raft.role() != Role::Leader || self.directory.conf_index != self.raft.conf_index() {
+            return;
+        }
+        let waiting: Vec<NodeId> = self
+            .raft
+            .learners()
+            .iter()
+            .copied()
+            .filter(|id| self.directory.members.get(id).is_some_and(|m| m.promote))
+            .collect();
+        for node in waiting {
+            let header = EntryHeader {
+                origin: self.config.id,
+                request_tag: 0,
+                hlc: self.hlc,
+            };
+            let change = ConfChange {
+                kind: ConfChangeKind::PromoteLearner,
+                node,
+                context: header.wrap(&ConfContext::Promotion.encode()),
+            };
+            if self.raft.propose_conf_change(change).is_ok() {
+                self.metrics.promotions_proposed += 1;
+                return; // one change at a time
             }
         }
     }
@@ -726,6 +892,10 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
                     Err(_) => self.reply_error(waiting, ReplyError::Unavailable),
                 }
             }
+            RequestOp::ChangeMembership { command } => {
+                let command = command.clone();
+                self.on_membership_command(waiting, &command, hlc);
+            }
             RequestOp::QueryBalance { .. }
             | RequestOp::QueryOutcome { .. }
             | RequestOp::QueryChainHead => {
@@ -745,6 +915,270 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
                 }
             }
         }
+    }
+
+    /// An operator's membership command (`membership.rs`): only the leader
+    /// takes it; checked, then proposed (or, for a leadership transfer,
+    /// started). The client hears `Ok` once the change applied here.
+    fn on_membership_command(&mut self, waiting: Waiting<A>, command: &[u8], hlc: u64) {
+        if self.raft.role() != Role::Leader {
+            let leader = self.raft.leader();
+            let leader_hint = (leader != continuum_raft::NO_NODE).then_some(leader);
+            return self.reply_body(waiting, ReplyBody::Redirect { leader_hint });
+        }
+        let Ok(signed) = SignedMembership::decode(command) else {
+            return self.refuse_membership(waiting, MembershipRefusal::Malformed);
+        };
+        if self.writes.len() >= MAX_WAITING_WRITES || self.admission_budget() == 0 {
+            return self.reply_busy(waiting);
+        }
+        self.admission_spent += 1;
+        // The checks must see the configuration the entry will apply after:
+        // the latest one, applied (Raft refuses a change while one is
+        // uncommitted; this also waits for the last one to apply here).
+        if self.directory.conf_index != self.raft.conf_index() {
+            return self.refuse_membership(waiting, MembershipRefusal::ChangeInProgress);
+        }
+        let hlc_ms = HlcTimestamp::from_packed(hlc).millis();
+        if let Err(refusal) = membership::check(&signed, &self.check_context(hlc_ms)) {
+            return self.refuse(waiting, refusal);
+        }
+        let node = signed.command.node;
+        let Some(kind) = signed.command.change.conf_change_kind() else {
+            return match self.raft.transfer_leader(node) {
+                Ok(()) => {
+                    let event = MembershipEvent {
+                        index: self.raft.last_index(),
+                        change: MembershipChange::TransferLeader,
+                        node,
+                        removed_self: false,
+                    };
+                    self.membership_event(event);
+                    let body = self.ok_body(self.raft.last_index(), hlc);
+                    self.reply_body(waiting, body)
+                }
+                Err(e) => self.refuse(waiting, Refusal::Transfer(e)),
+            };
+        };
+        let request_tag = self.next_request_tag;
+        self.next_request_tag = request_tag_after(request_tag);
+        let header = EntryHeader {
+            origin: self.config.id,
+            request_tag,
+            hlc,
+        };
+        let change = ConfChange {
+            kind,
+            node,
+            context: header.wrap(&ConfContext::Signed(signed).encode()),
+        };
+        match self.raft.propose_conf_change(change) {
+            Ok(_) => {
+                self.writes.insert(request_tag, waiting);
+            }
+            Err(ConfChangeError::NotLeader { leader }) => {
+                let leader_hint = (leader != continuum_raft::NO_NODE).then_some(leader);
+                self.reply_body(waiting, ReplyBody::Redirect { leader_hint })
+            }
+            Err(e) => self.refuse(waiting, Refusal::Raft(e)),
+        }
+    }
+
+    /// The context membership checks run in, at log time `log_time_ms`.
+    fn check_context(&self, log_time_ms: u64) -> CheckContext<'_> {
+        CheckContext {
+            cluster_id: self.config.genesis.cluster_id,
+            operator: &self.operator,
+            max_expiry_window_ms: self.config.genesis.max_expiry_window_ms,
+            log_time_ms,
+            directory: &self.directory,
+        }
+    }
+
+    fn refuse(&mut self, waiting: Waiting<A>, refusal: Refusal) {
+        self.refuse_membership(waiting, refusal_code(refusal));
+    }
+
+    fn refuse_membership(&mut self, waiting: Waiting<A>, reason: MembershipRefusal) {
+        self.metrics.membership_refused += 1;
+        let conf_index = self.raft.conf_index();
+        self.reply_body(waiting, ReplyBody::MembershipRefused { reason, conf_index });
+    }
+
+    fn ok_body(&self, index: u64, hlc: u64) -> ReplyBody {
+        ReplyBody::Ok {
+            index,
+            term: self.raft.log_term(index).unwrap_or(0),
+            hlc,
+            chain_hash: self.ledger.chain_head().1,
+            outcome: Vec::new(),
+        }
+    }
+
+    /// The membership as this node sees it (`/status`).
+    pub fn membership_status(&self) -> MembershipStatus {
+        let conf = self.raft.conf_state();
+        MembershipStatus {
+            voters: conf.voters.clone(),
+            learners: conf.learners.clone(),
+            conf_index: self.raft.conf_index(),
+            applied_conf_index: self.directory.conf_index,
+            voting: conf.is_voter(self.config.id),
+            removed_at: self.removed_at.or(self.removal_in_log),
+        }
+    }
+
+    /// The members whose peer messages this node accepts, with their LAN
+    /// addresses and public keys: the directory (as of the last applied
+    /// change, so a removed node is dropped once its removal commits),
+    /// plus the member an appended but uncommitted addition brings.
+    pub fn peer_directory(&self) -> Vec<(NodeId, Member)> {
+        let mut members: Vec<(NodeId, Member)> = self
+            .directory
+            .members
+            .iter()
+            .map(|(&id, &m)| (id, m))
+            .collect();
+        if let (_, Some((id, member))) = self.pending_member {
+            if !self.directory.members.contains_key(&id) {
+                members.push((id, member));
+                members.sort_unstable_by_key(|m| m.0);
+            }
+        }
+        members
+    }
+
+    /// Membership changes applied since the last call (at most
+    /// [`MAX_MEMBERSHIP_EVENTS`]), for the console.
+    pub fn take_membership_events(&mut self) -> Vec<MembershipEvent> {
+        self.membership_events.drain(..).collect()
+    }
+
+    fn membership_event(&mut self, event: MembershipEvent) {
+        if self.membership_events.len() >= MAX_MEMBERSHIP_EVENTS {
+            self.membership_events.pop_front();
+        }
+        self.membership_events.push_back(event);
+    }
+
+    /// Recomputes the member an appended, uncommitted addition brings
+    /// (after each drive: Raft's configuration follows appends and
+    /// truncations).
+    fn refresh_pending_member(&mut self) {
+        let conf_index = self.raft.conf_index();
+        if self.pending_member.0 == conf_index {
+            return;
+        }
+        let mut pending = None;
+        self.removal_in_log = None;
+        if conf_index > self.directory.conf_index {
+            let entry = continuum_raft::Storage::entries(
+                self.raft.storage(),
+                conf_index,
+                conf_index + 1,
+                usize::MAX,
+            )
+            .ok()
+            .and_then(|mut e| e.pop());
+            let added = entry
+                .and_then(|e| ConfEntry::decode(&e.data).ok())
+                .and_then(|c| ConfContext::decode(&c.change.context).ok().map(|x| (c, x)));
+            let me = self.config.id;
+            let removal = added
+                .as_ref()
+                .filter(|(c, _)| c.change.node == me && !c.conf_state.is_member(me))
+                .map(|(c, _)| c.change.kind);
+            if let Some(kind) = removal {
+                self.removal_in_log = Some(conf_index);
+                let change = if kind == ConfChangeKind::RemoveVoter {
+                    MembershipChange::RemoveVoter
+                } else {
+                    MembershipChange::RemoveLearner
+                };
+                self.membership_event(MembershipEvent {
+                    index: conf_index,
+                    change,
+                    node: me,
+                    removed_self: true,
+                });
+            }
+            if let Some((conf, (_, ConfContext::Signed(signed)))) = added {
+                if let MembershipChange::AddLearner {
+                    lan_ip,
+                    node_key,
+                    promote,
+                } = signed.command.change
+                {
+                    let member = Member {
+                        lan_ip,
+                        node_key,
+                        promote,
+                    };
+                    pending = Some((conf.change.node, member));
+                }
+            }
+        }
+        self.pending_member = (conf_index, pending);
+    }
+
+    /// Applies a committed configuration entry: checks it like admission
+    /// did (`membership::check_committed`), updates the directory, notes a
+    /// removal of this node, answers the client that asked for it.
+    fn apply_conf_change(&mut self, entry: &continuum_raft::Entry) -> Result<(), NodeError> {
+        let fault = |fault| NodeError::Membership {
+            index: entry.index,
+            fault,
+        };
+        // Raft validated it when it entered the log (codec, propose).
+        let conf =
+            ConfEntry::decode(&entry.data).map_err(|_| fault(MembershipFault::UnknownContext))?;
+        let node = conf.change.node;
+        let (header, change) = {
+            let directory = &self.directory;
+            let (cluster_id, operator, window) = (
+                self.config.genesis.cluster_id,
+                &self.operator,
+                self.config.genesis.max_expiry_window_ms,
+            );
+            membership::check_committed(conf.change.kind, node, &conf.change.context, |ms| {
+                CheckContext {
+                    cluster_id,
+                    operator,
+                    max_expiry_window_ms: window,
+                    log_time_ms: ms,
+                    directory,
+                }
+            })
+            .map_err(fault)?
+        };
+        self.directory
+            .apply(entry.index, node, &change, &conf.conf_state);
+        self.metrics.membership_changes += 1;
+        let removed_self = node == self.config.id && !conf.conf_state.is_member(node);
+        if removed_self {
+            self.removed_at = Some(entry.index);
+        }
+        self.membership_event(MembershipEvent {
+            index: entry.index,
+            change,
+            node,
+            removed_self,
+        });
+        if header.origin == self.config.id {
+            let context = &conf.change.context;
+            let same = self.writes.get(&header.request_tag).is_some_and(|w| {
+                matches!(&w.op, RequestOp::ChangeMembership { command }
+                    if context.ends_with(command))
+            });
+            if let Some(waiting) = same
+                .then(|| self.writes.remove(&header.request_tag))
+                .flatten()
+            {
+                let body = self.ok_body(entry.index, header.hlc);
+                self.reply_body(waiting, body);
+            }
+        }
+        Ok(())
     }
 
     /// Signatures this node may still verify at admission before the next
@@ -883,7 +1317,7 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
             Body::ChainCheck { index, head } => {
                 // Only indexes a checkpoint can exist for; bounded memory.
                 if index.is_multiple_of(CHECKPOINT_EVERY)
-                    && self.config.voters.contains(&from)
+                    && self.raft.conf_state().is_member(from)
                     && index.saturating_add(CHECKPOINT_EVERY * CHECKPOINTS_KEPT as u64)
                         > self.applied
                 {
@@ -961,7 +1395,11 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
             if let Some(snapshot) = &ready.snapshot {
                 // Before this Ready's committed entries, which follow it.
                 let index = snapshot.metadata.index;
-                self.ledger = restore_ledger(&self.config.genesis, index, &snapshot.data)?;
+                let (ledger, directory) = restore_snapshot(&self.config.genesis, snapshot)?;
+                self.ledger = ledger;
+                if let Some(directory) = directory {
+                    self.directory = directory;
+                }
                 self.applied = index;
                 self.clean.restart_at(index);
                 self.metrics.snapshots_installed += 1;
@@ -993,7 +1431,7 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
                 self.traced(Local::Committed { first, last });
             }
             for entry in &ready.committed_entries {
-                self.apply(entry);
+                self.apply(entry)?;
             }
             for read in ready.read_states {
                 self.confirmed.push((read.index, read.ctx));
@@ -1001,6 +1439,7 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
             self.raft.advance();
             self.maybe_snapshot()?;
         }
+        self.refresh_pending_member();
         self.serve_reads();
         send(&mut self.outbox, &mut self.replies);
         self.verify_ahead();
@@ -1109,8 +1548,11 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
         core::mem::take(&mut self.replies)
     }
 
-    fn apply(&mut self, entry: &continuum_raft::Entry) {
+    fn apply(&mut self, entry: &continuum_raft::Entry) -> Result<(), NodeError> {
         self.metrics.committed_entries += 1;
+        if entry.kind == EntryKind::ConfChange {
+            self.apply_conf_change(entry)?;
+        }
         let mut bad_signature = false;
         if entry.kind == EntryKind::Normal {
             let (header, bank_entry) = match EntryHeader::unwrap(&entry.data) {
@@ -1186,6 +1628,7 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
                 self.checkpoints.pop_front();
             }
         }
+        Ok(())
     }
 
     fn serve_reads(&mut self) {
@@ -1210,7 +1653,9 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
                 RequestOp::QueryOutcome { transfer_id } => {
                     encode_transfer_answer(&transfer_answer(&self.ledger, transfer_id), &mut answer)
                 }
-                RequestOp::QueryChainHead | RequestOp::Submit { .. } => {}
+                RequestOp::QueryChainHead
+                | RequestOp::Submit { .. }
+                | RequestOp::ChangeMembership { .. } => {}
             }
             let (_, head) = self.ledger.chain_head();
             let term = self.raft.log_term(applied).unwrap_or(0);
@@ -1235,7 +1680,7 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
     /// window, so reports arriving one by one add up; reports for an index
     /// this node has not applied yet wait for it.
     fn compare_heads(&mut self) -> Result<(), NodeError> {
-        let majority = self.config.voters.len() / 2 + 1;
+        let majority = self.raft.voters().len() / 2 + 1;
         if let Some(&(oldest, _)) = self.checkpoints.front() {
             self.peer_heads.retain(|&index, _| index >= oldest);
         }
@@ -1278,12 +1723,11 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
     }
 
     fn reply_error(&mut self, waiting: Waiting<A>, error: ReplyError) {
-        self.reply(
-            waiting.client,
-            waiting.cluster_id,
-            waiting.request_id,
-            ReplyBody::Error(error),
-        );
+        self.reply_body(waiting, ReplyBody::Error(error));
+    }
+
+    fn reply_body(&mut self, waiting: Waiting<A>, body: ReplyBody) {
+        self.reply(waiting.client, waiting.cluster_id, waiting.request_id, body);
     }
 
     fn reply(&mut self, client: A, cluster_id: u64, request_id: u64, body: ReplyBody) {
@@ -1307,6 +1751,24 @@ impl<D: BlockDevice, A: Clone> Node<D, A> {
     pub fn role(&self) -> Role {
         self.raft.role()
     }
+}
+
+/// The ledger and member directory a node snapshot holds (the directory
+/// `None` for data written before it carried one); the directory takes the
+/// snapshot's configuration from its metadata.
+fn restore_snapshot(
+    genesis: &GenesisConfig,
+    snapshot: &continuum_raft::Snapshot,
+) -> Result<(Ledger, Option<Directory>), NodeError> {
+    let index = snapshot.metadata.index;
+    let (directory, ledger) = membership::split_snapshot(&snapshot.data)
+        .map_err(|_| NodeError::Snapshot { index, error: None })?;
+    let directory = directory.map(|d| Directory {
+        conf: snapshot.metadata.conf_state.clone(),
+        conf_index: snapshot.metadata.conf_index,
+        ..d
+    });
+    Ok((restore_ledger(genesis, index, ledger)?, directory))
 }
 
 /// The ledger a snapshot at `index` holds, checked to be of this
@@ -1338,6 +1800,40 @@ fn restore_ledger(genesis: &GenesisConfig, index: u64, data: &[u8]) -> Result<Le
         return Err(NodeError::Snapshot { index, error: None });
     }
     Ok(ledger)
+}
+
+/// The reply code of a refused membership command.
+fn refusal_code(refusal: Refusal) -> MembershipRefusal {
+    use MembershipRefusal as R;
+    match refusal {
+        Refusal::BadSignature => R::BadSignature,
+        Refusal::Expired => R::Expired,
+        Refusal::ExpiryTooFar => R::ExpiryTooFar,
+        Refusal::StaleConfiguration { .. } => R::StaleConfiguration,
+        Refusal::BadMember => R::BadMember,
+        Refusal::TooManyMembers | Refusal::Raft(ConfChangeError::TooManyMembers) => {
+            R::TooManyMembers
+        }
+        Refusal::Raft(e) => match e {
+            ConfChangeError::TransferInProgress => R::TransferInProgress,
+            ConfChangeError::LeaderNotReady => R::LeaderNotReady,
+            ConfChangeError::ChangeInProgress => R::ChangeInProgress,
+            ConfChangeError::AlreadyMember => R::AlreadyMember,
+            ConfChangeError::UnknownNode => R::UnknownNode,
+            ConfChangeError::RemoveLastVoter => R::RemoveLastVoter,
+            ConfChangeError::RemoveLeader => R::RemoveLeader,
+            ConfChangeError::LearnerBehind => R::LearnerBehind,
+            ConfChangeError::WouldLoseQuorum => R::WouldLoseQuorum,
+            // A leader's own context is far below the bound; not leader
+            // is answered with a redirect before this.
+            ConfChangeError::ContextTooLarge
+            | ConfChangeError::NotLeader { .. }
+            | ConfChangeError::TooManyMembers => R::Malformed,
+        },
+        Refusal::Transfer(TransferError::ToSelf) => R::AlreadyLeader,
+        Refusal::Transfer(TransferError::UnknownPeer) => R::UnknownNode,
+        Refusal::Transfer(TransferError::NotLeader) => R::LeaderNotReady,
+    }
 }
 
 /// What `ledger` knows about transfer `id`, as a `QueryOutcome` answer.

@@ -212,6 +212,7 @@ fn node_config(id: u64, n: u64, seed: u64) -> NodeConfig {
     NodeConfig {
         id,
         voters: (1..=n).collect(),
+        members: Vec::new(),
         cluster_id: CLUSTER,
         genesis: genesis(),
         election_ticks: 10,

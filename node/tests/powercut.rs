@@ -984,6 +984,7 @@ fn config(id: u64, n: u64, seed: u64, snapshot_entries: u64) -> NodeConfig {
     NodeConfig {
         id,
         voters: (1..=n).collect(),
+        members: Vec::new(),
         cluster_id: CLUSTER,
         genesis: genesis(),
         election_ticks: 10,

@@ -53,6 +53,7 @@ fn config(snapshot_entries: u64) -> NodeConfig {
     NodeConfig {
         id: 1,
         voters: vec![1],
+        members: Vec::new(),
         cluster_id: CLUSTER,
         genesis: genesis(),
         election_ticks: 10,

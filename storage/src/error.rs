@@ -84,6 +84,15 @@ pub enum OpenError {
         /// First index the log holds.
         first_index: u64,
     },
+    /// A snapshot slot holds a header of a version this build does not
+    /// know (a newer build wrote it): refusing, rather than ignoring the
+    /// newest snapshot the log may have been compacted to.
+    UnknownSnapshotVersion {
+        /// The slot (0 or 1).
+        slot: usize,
+        /// The version byte found.
+        version: u8,
+    },
 }
 
 impl From<DeviceError> for OpenError {
@@ -162,6 +171,11 @@ impl fmt::Display for OpenError {
                 f,
                 "log starts at index {first_index} but the newest readable snapshot covers only up to {snapshot_index}: entries in between are lost, refusing to start"
             ),
+            OpenError::UnknownSnapshotVersion { slot, version } => write!(
+                f,
+                "snapshot slot {slot} has header version {version}; this build reads versions 1 and {}: refusing to start (run the build that wrote it)",
+                crate::snapshot::SNAPSHOT_VERSION
+            ),
         }
     }
 }
@@ -224,7 +238,7 @@ pub enum StoreError {
         defect: RecordDefect,
     },
     /// Snapshot metadata this store cannot hold: index 0, more than
-    /// [`crate::snapshot::MAX_SNAPSHOT_VOTERS`] voters or more than
+    /// [`crate::snapshot::MAX_SNAPSHOT_MEMBERS`] members or more than
     /// [`crate::snapshot::MAX_SNAPSHOT_APP_BYTES`] of application metadata.
     SnapshotInvalid,
     /// The snapshot data does not match the metadata's length and SHA-256.
@@ -303,8 +317,8 @@ impl fmt::Display for StoreError {
             }
             StoreError::SnapshotInvalid => write!(
                 f,
-                "snapshot metadata out of bounds (index 0, over {} voters or over {} bytes of application metadata)",
-                crate::snapshot::MAX_SNAPSHOT_VOTERS,
+                "snapshot metadata out of bounds (index 0, over {} voters and learners or over {} bytes of application metadata)",
+                crate::snapshot::MAX_SNAPSHOT_MEMBERS,
                 crate::snapshot::MAX_SNAPSHOT_APP_BYTES
             ),
             StoreError::SnapshotDigestMismatch { index } => write!(

@@ -176,7 +176,9 @@ pub use open::{OpenOptions, DEFAULT_MAX_ENTRIES};
 pub use reader::READ_CHUNK_BYTES;
 pub use record::{Record, RecordDefect, MAX_MARK_LAG, MAX_PAYLOAD_BYTES};
 pub use recovery::{RecoveryReport, Tail, Witness, MAX_UNSYNCED_BYTES, WITNESS_WINDOW_BYTES};
-pub use snapshot::{SnapshotDefect, SnapshotMeta, MAX_SNAPSHOT_APP_BYTES, MAX_SNAPSHOT_VOTERS};
+pub use snapshot::{
+    SnapshotDefect, SnapshotMeta, MAX_SNAPSHOT_APP_BYTES, MAX_SNAPSHOT_MEMBERS, SNAPSHOT_VERSION,
+};
 pub use store::{IndexEntry, Reconciled, Store, MAX_BATCH_BYTES};
 
 impl<T: BlockDevice + ?Sized> BlockDevice for &mut T {

@@ -158,6 +158,9 @@ fn read_snapshot_slots<D: BlockDevice>(
         let header = read_block(dev, slots.header_lba(pos))?;
         match snapshot::decode_header(&header, epoch, slots.data_capacity()) {
             Ok(v) => found[pos] = Some(v),
+            Err(SnapshotDefect::UnknownVersion(version)) => {
+                return Err(OpenError::UnknownSnapshotVersion { slot: pos, version })
+            }
             Err(d) => defects[pos] = Some(d),
         }
     }

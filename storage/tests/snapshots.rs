@@ -265,6 +265,49 @@ fn an_older_format_is_refused_with_a_clear_error() {
     assert!(format!("{err}").contains("format version 1"));
 }
 
+/// The configuration (learners, configuration index) survives a reopen,
+/// and a snapshot header of a version this build does not know makes open
+/// refuse the disk by name instead of falling back to the older slot.
+#[test]
+fn configuration_persists_and_an_unknown_snapshot_version_is_refused() {
+    let geometry = Geometry::for_capacity(BLOCKS).unwrap();
+    let slots = SlotGeometry::of(&geometry);
+    let mut disk = formatted(BLOCKS);
+    let meta = SnapshotMeta {
+        learners: vec![4],
+        conf_index: 18,
+        ..meta_at(20)
+    };
+    {
+        let (mut store, _) = open(&mut disk).unwrap();
+        append_model(&mut store, 1, 30).unwrap();
+        store.write_snapshot(&meta, &data_at(20)).unwrap();
+    }
+    {
+        let (mut store, _) = open(&mut disk).unwrap();
+        assert_eq!(store.snapshot_meta(), Some(&meta));
+        let (read, _) = store.read_snapshot().unwrap().expect("a snapshot");
+        assert_eq!((read.learners, read.conf_index), (vec![4], 18));
+    }
+    // The first snapshot went to slot 0; make its header a version-3 one.
+    let at = slots.header_lba(0) as usize * BLOCK_SIZE;
+    let mut header = disk.durable_image()[at..at + BLOCK_SIZE].to_vec();
+    assert_eq!(&header[..8], b"CNTMSNV\x02");
+    header[7] = 3;
+    let crc = crc32c(&header[..500]);
+    header[500..504].copy_from_slice(&crc.to_le_bytes());
+    disk.poke(at, &header);
+    let err = open(&mut disk).err().expect("refused");
+    assert_eq!(
+        err,
+        OpenError::UnknownSnapshotVersion {
+            slot: 0,
+            version: 3
+        }
+    );
+    assert!(format!("{err}").contains("header version 3"), "{err}");
+}
+
 /// A disk whose WAL has wrapped, with a snapshot, and its last index.
 fn wrapped_base() -> (MemDisk, u64) {
     let mut disk = formatted(BLOCKS);

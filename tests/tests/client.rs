@@ -239,6 +239,8 @@ fn leader_answer(state: &mut Shared, op: &RequestOp) -> Option<ReplyBody> {
             encode_transfer_answer(&known, &mut answer)
         }
         RequestOp::QueryChainHead => {}
+        // This fake leader has no membership.
+        RequestOp::ChangeMembership { .. } => return None,
     }
     Some(ReplyBody::Ok {
         index: state.index,

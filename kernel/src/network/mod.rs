@@ -341,6 +341,15 @@ impl NetworkTask {
                 }
             }
         });
+        if let (Some(lan), Some(peers), Some(directory)) = (
+            self.lan.as_mut(),
+            self.peers.as_mut(),
+            crate::consensus::peer_directory(),
+        ) {
+            if let Some(status) = STATUS.lock().as_mut() {
+                peers.follow_membership(lan, status, directory);
+            }
+        }
     }
 
     fn publish_counters(&mut self) {

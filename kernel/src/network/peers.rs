@@ -31,6 +31,12 @@
 //! modes) it is the wall clock in milliseconds at boot, which grows only as
 //! long as the RTC does not step back by more than a reboot takes.
 //!
+//! The peers follow the membership in the log, not only the boot config
+//! ([`Peers::follow_membership`], after every Ready loop): a member whose
+//! addition is appended gets its link keys, socket and status entry; one
+//! whose removal committed is dropped, and its datagrams are refused as
+//! `unknown_sender` from then on (`docs/membership.md`).
+//!
 //! This module decides nothing about Raft: it moves opaque envelopes
 //! between the LAN and the consensus verbs, and never holds the node.
 
@@ -46,6 +52,7 @@ use continuum_config::NodeId;
 use continuum_net::nic::NicDevice;
 use continuum_net::peer::{AuthScheme, PeerBody};
 use continuum_net::peer_auth::{PeerAuth, PeerConfig};
+use continuum_node::membership::Member;
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use smoltcp::iface::SocketHandle;
 use smoltcp::socket::udp;
@@ -80,6 +87,8 @@ pub(super) struct Peers {
     datagram: Vec<u8>,
     /// `mode = net-bench` on the lowest node id: (peer, driver).
     bench: Option<(NodeId, NetBench)>,
+    /// The member directory the peers were last set from.
+    directory: Vec<(NodeId, Member)>,
 }
 
 impl Peers {
@@ -101,16 +110,25 @@ impl Peers {
             outstanding: BTreeMap::new(),
             datagram: Vec::new(),
             bench,
+            directory: Vec::new(),
         })
     }
 
     /// Binds the well-known socket and one per peer in `peers` on `lan`.
     pub(super) fn bind(&mut self, lan: &mut Port, peers: Vec<NodeId>) {
-        for (id, port) in core::iter::once((0, self.peer_port)).chain(
-            peers
-                .into_iter()
-                .map(|id| (id, PEER_SOCKET_BASE + id as u16)),
-        ) {
+        self.bind_sockets(lan, core::iter::once(0).chain(peers));
+    }
+
+    /// Binds the socket of each id (0: the well-known one).
+    fn bind_sockets(&mut self, lan: &mut Port, ids: impl Iterator<Item = NodeId>) {
+        for (id, port) in ids.map(|id| {
+            let port = if id == 0 {
+                self.peer_port
+            } else {
+                PEER_SOCKET_BASE + id as u16
+            };
+            (id, port)
+        }) {
             let mut socket = udp_socket();
             if let Err(error) = socket.bind(port) {
                 log::error!("net: cannot bind UDP port {port}: {error}");
@@ -286,7 +304,64 @@ impl Peers {
         status.auth = auth.counters();
     }
 
-    /// Seals each of the consensus node's envelopes as `PeerBody::Node`
+    /// Makes the peers the members of `directory` (see the module doc):
+    /// link keys, sockets and status entries for new ones, none for
+    /// removed ones. A no-op while the directory is unchanged.
+    pub(super) fn follow_membership(
+        &mut self,
+        lan: &mut Port,
+        status: &mut NetworkStatus,
+        directory: Vec<(NodeId, Member)>,
+    ) {
+        if directory == self.directory {
+            return;
+        }
+        let me = self.auth.me();
+        let mut members = Vec::with_capacity(directory.len());
+        for (id, member) in &directory {
+            match VerifyingKey::from_bytes(&member.node_key) {
+                Ok(key) => members.push((*id, key)),
+                Err(_) => log::error!("net: member {id} has an invalid public key; skipped"),
+            }
+        }
+        if let Err(error) = self.auth.set_members(&members) {
+            log::error!("net: membership change refused by peer authentication: {error:?}");
+            return;
+        }
+        let wanted: BTreeMap<NodeId, [u8; 4]> = directory
+            .iter()
+            .filter(|(id, _)| *id != me)
+            .map(|(id, m)| (*id, m.lan_ip))
+            .collect();
+        let gone: Vec<NodeId> = self
+            .sockets
+            .keys()
+            .copied()
+            .filter(|id| !wanted.contains_key(id))
+            .collect();
+        for id in gone {
+            if let Some(handle) = self.sockets.remove(&id) {
+                lan.sockets.remove(handle);
+            }
+            status.peers.remove(&id);
+            log::info!("net: peer {id} left the membership; its messages are refused now");
+        }
+        let new: Vec<NodeId> = wanted
+            .keys()
+            .copied()
+            .filter(|id| !self.sockets.contains_key(id))
+            .collect();
+        for (&id, &ip) in &wanted {
+            status.peers.entry(id).or_default().ip = ip;
+        }
+        if !new.is_empty() {
+            log::info!("net: peers {new:?} joined the membership");
+            self.bind_sockets(lan, new.into_iter());
+        }
+        self.directory = directory;
+    }
+
+    /// Seals each of the consensus node's envelopes as `PeerBody::Raft`
     /// and queues it on its peer's socket. A full socket drops the
     /// message; Raft retransmits.
     pub(super) fn send_envelopes(

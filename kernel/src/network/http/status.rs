@@ -110,9 +110,32 @@ fn raft_members(out: &mut String, node: &KernelNode) {
         Hex(&head),
         consensus::lamport(),
     );
+    let ms = node.membership_status();
+    let ids = |ids: &[u64]| {
+        ids.iter()
+            .map(|id| alloc::format!("{id}"))
+            .collect::<alloc::vec::Vec<_>>()
+            .join(",")
+    };
+    let _ = write!(
+        out,
+        "\"membership\":{{\"voters\":[{}],\"learners\":[{}],\"conf_index\":{},\"applied_conf_index\":{},\"voting\":{},\"state\":\"{}\"}},",
+        ids(&ms.voters),
+        ids(&ms.learners),
+        ms.conf_index,
+        ms.applied_conf_index,
+        ms.voting,
+        match (ms.removed_at, ms.voting) {
+            (Some(_), _) => "removed",
+            (None, true) => "voter",
+            (None, false) if ms.learners.contains(&node.id()) => "learner",
+            (None, false) => "joining",
+        }
+    );
     out.push_str("\"peers\":[");
     let mut first = true;
-    for &peer in raft.voters() {
+    let conf = raft.conf_state();
+    for &peer in conf.voters.iter().chain(&conf.learners) {
         if peer == node.id() {
             continue;
         }
