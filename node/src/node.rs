@@ -1771,9 +1771,6 @@ fn restore_snapshot(
     Ok((restore_ledger(genesis, index, ledger)?, directory))
 }
 
-/// The ledger a snapshot at `index` holds, checked to be of this
-/// cluster's genesis and not past `index` (no-op entries do not reach the
-/// ledger, so its own applied index may be lower).
 impl CleanMark {
     /// `index` applied, with a `BadSignature` outcome or without.
     fn applied(&mut self, index: u64, bad_signature: bool) {
@@ -1791,8 +1788,14 @@ impl CleanMark {
     }
 }
 
+/// The ledger a snapshot at `index` holds, checked to be of this
+/// cluster's genesis and not past `index` (no-op entries do not reach the
+/// ledger, so its own applied index may be lower). The snapshot data was
+/// checked whole against its SHA-256 before it got here (by the store at
+/// open, by Raft before an install), so the ledger's own trailer hash is
+/// not computed again.
 fn restore_ledger(genesis: &GenesisConfig, index: u64, data: &[u8]) -> Result<Ledger, NodeError> {
-    let ledger = Ledger::restore(data).map_err(|e| NodeError::Snapshot {
+    let ledger = Ledger::restore_vouched(data).map_err(|e| NodeError::Snapshot {
         index,
         error: Some(e),
     })?;

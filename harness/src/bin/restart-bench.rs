@@ -51,7 +51,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const USAGE: &str = "usage: restart-bench [--transfers N (default 1000000)] \
-[--tail T (default 5000)] [--disk-mib M (default 256)] [--no-boot]";
+[--tail T (default 5000)] [--disk-mib M (default 256)] [--no-boot] [--keep] \
+| restart-bench --restart IMAGE [the --transfers and --tail it was built with]";
 /// Receiving account of every transfer.
 const ACCOUNT: u128 = 10;
 /// Most transfers submitted before each drive (group commit, as under
@@ -66,6 +67,11 @@ struct Args {
     disk_mib: u64,
     /// Build the history and print its figures only.
     no_boot: bool,
+    /// Keep the images (and print where they are).
+    keep: bool,
+    /// Only restart this image on the host (one the bin kept): the phase
+    /// timings alone, e.g. under a profiler.
+    restart: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -74,6 +80,8 @@ fn parse_args() -> Result<Args, String> {
         tail: 5_000,
         disk_mib: 256,
         no_boot: false,
+        keep: false,
+        restart: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -88,6 +96,11 @@ fn parse_args() -> Result<Args, String> {
             "--tail" => args.tail = value()?,
             "--disk-mib" => args.disk_mib = value()?,
             "--no-boot" => args.no_boot = true,
+            "--keep" => args.keep = true,
+            "--restart" => {
+                let path = it.next().ok_or("--restart needs an image path")?;
+                args.restart = Some(PathBuf::from(path));
+            }
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other}\n{USAGE}")),
         }
@@ -594,12 +607,19 @@ fn run(args: &Args) -> Result<(), String> {
     let mut plan = ClusterPlan::for_test("restart-bench", 11, &[1]).map_err(|e| e.to_string())?;
     // Enough money for every transfer to apply.
     plan.supply = plan.supply.max(2 * (args.transfers + args.tail));
+    if let Some(path) = &args.restart {
+        return restart_only(&plan, path);
+    }
     let dir = std::env::temp_dir().join(format!("ctm-rb-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     continuum_harness::private::create_private_dir(&dir).map_err(|e| e.to_string())?;
     let images = build(args, &plan, &dir)?;
     if args.no_boot {
-        let _ = std::fs::remove_dir_all(&dir);
+        if args.keep {
+            println!("images kept in {}", dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
         return Ok(());
     }
     let mut rows = Vec::new();
@@ -638,6 +658,36 @@ fn run(args: &Args) -> Result<(), String> {
     for (label, _, _, b) in &rows {
         println!("  {label}: console: {}", b.open_line.1.trim());
     }
-    let _ = std::fs::remove_dir_all(&dir);
+    if args.keep {
+        println!("images kept in {}", dir.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    Ok(())
+}
+
+/// `--restart IMAGE`: the host restart of one kept image, nothing else
+/// (what a profiler should see). The image's last log index stands for
+/// the applied index it had.
+fn restart_only(plan: &ClusterPlan, path: &Path) -> Result<(), String> {
+    let text = plan.node_config(1).map_err(|e| e.to_string())?;
+    let config = continuum_config::Config::parse(text.as_bytes()).map_err(|e| e.to_string())?;
+    let identity = Identity {
+        cluster_id: u128::from(config.cluster_id),
+        node_id: config.node_id,
+    };
+    let (store, _) = Store::open(FileDisk::open(path)?, identity).map_err(|e| e.to_string())?;
+    let image = Image {
+        label: path.display().to_string(),
+        path: path.to_path_buf(),
+        applied: store.last_index(),
+        snapshot_index: 0,
+        transfers: 0,
+    };
+    drop(store);
+    println!(
+        "{}",
+        host_restart(&image, &node_config(&config)?, identity)?
+    );
     Ok(())
 }
