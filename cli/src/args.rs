@@ -187,6 +187,24 @@ pub enum ClusterCommand {
     Status,
     /// Wait until the cluster serves a linearizable read (a leader with a quorum).
     Wait,
+    /// Hand Raft leadership to voter N (signed with the operator key) and
+    /// wait until it leads.
+    TransferLeader {
+        /// The voter that should lead.
+        #[arg(value_parser = clap::value_parser!(NodeId).range(1..=255))]
+        node: NodeId,
+    },
+    /// Remove node N from the configuration (transferring leadership first
+    /// if it leads), record it removed in cluster.json and stop its QEMU.
+    RemoveNode {
+        /// The node to remove.
+        #[arg(value_parser = clap::value_parser!(NodeId).range(1..=255))]
+        node: NodeId,
+        /// Leave the removed node's QEMU running (to look at its console
+        /// and /status); `cluster down` stops it with the rest.
+        #[arg(long)]
+        keep_running: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]

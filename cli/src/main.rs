@@ -3,6 +3,8 @@
 //! * `cluster init | up | down | status | wait`: make a cluster (keys,
 //!   genesis, node configs in a directory), boot it in QEMU on the fabric
 //!   switch with one disk per node, stop it, look at it.
+//! * `cluster transfer-leader | remove-node`: operator-signed membership
+//!   changes of the running cluster ([`members`]).
 //! * `account create`, `transfer`, `balance`, `outcome`: the bank, over the
 //!   client protocol with retries (`continuum_harness::client`).
 //! * `watch`: a live table of the nodes.
@@ -18,7 +20,7 @@
 //! what the CLI runs is what the QEMU tests run. Module map: [`args`] (the
 //! command line), [`layout`] (the cluster directory), [`supervisor`]
 //! (`cluster up`/`down` and the control socket), [`ledger`] (bank
-//! commands), [`status`] (`cluster status`, `watch`), [`nemesis`],
+//! commands), [`members`] (membership changes), [`status`] (`cluster status`, `watch`), [`nemesis`],
 //! [`chaos`], [`dashboard`], [`trace`], [`bench`].
 //!
 //! Exit codes: 0 success, 1 error or rejected command, 2 bad arguments,
@@ -31,6 +33,7 @@ mod dashboard;
 mod error;
 mod layout;
 mod ledger;
+mod members;
 mod nemesis;
 mod status;
 mod supervisor;
@@ -98,6 +101,12 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Cluster(ClusterCommand::Down) => supervisor::down(&layout, json),
         Command::Cluster(ClusterCommand::Status) => status::status(&layout, json),
         Command::Cluster(ClusterCommand::Wait) => ledger::wait(&layout, timeout, json),
+        Command::Cluster(ClusterCommand::TransferLeader { node }) => {
+            members::transfer_leader(&layout, node, timeout, json)
+        }
+        Command::Cluster(ClusterCommand::RemoveNode { node, keep_running }) => {
+            members::remove_node(&layout, node, keep_running, timeout, json)
+        }
         Command::Account(AccountCommand::Create { id }) => {
             ledger::create_account(&layout, id, timeout, json)
         }

@@ -160,7 +160,8 @@ pub fn run_foreground(layout: &Layout, options: &UpOptions, json: bool) -> Resul
     let mut nodes = Vec::new();
     for (i, &id) in members.iter().enumerate() {
         let mut node = NodeLaunch::new(id, layout.node_config(id)?);
-        node.boot = i < boot;
+        // A member `remove-node` removed stays down.
+        node.boot = i < boot && facts.is_active_member(id);
         node.disk_kind = facts
             .members
             .iter()

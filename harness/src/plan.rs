@@ -348,6 +348,7 @@ impl ClusterPlan {
                     lan_mac: crate::cluster::mac_text(lan_mac(n.id)),
                     public_key: hex(n.key.verifying_key().as_bytes()),
                     disk: None,
+                    removed_at: None,
                 })
                 .collect(),
             operator_key: hex(self.operator.verifying_key().as_bytes()),
@@ -403,6 +404,11 @@ pub struct MemberFacts {
     /// `nvme`, `ahci`); absent: `cluster up --disk` decides (default virtio).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disk: Option<crate::DiskKind>,
+    /// `continuum cluster remove-node` removed it from the configuration
+    /// by the change at this log index: `cluster up` no longer boots it.
+    /// Absent: a member.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub removed_at: Option<u64>,
 }
 
 fn default_dedup_window_ms() -> u64 {
@@ -424,6 +430,16 @@ impl ClusterFacts {
         let mut ids: Vec<NodeId> = self.members.iter().map(|m| m.id).collect();
         ids.sort_unstable();
         ids
+    }
+
+    /// Member `id`'s facts, if it is listed (removed or not).
+    pub fn member(&self, id: NodeId) -> Option<&MemberFacts> {
+        self.members.iter().find(|m| m.id == id)
+    }
+
+    /// Whether `id` is listed and was not removed (`removed_at`).
+    pub fn is_active_member(&self, id: NodeId) -> bool {
+        self.member(id).is_some_and(|m| m.removed_at.is_none())
     }
 }
 
