@@ -43,7 +43,7 @@ const COMMAND_VALIDITY_MS: u64 = 60_000;
 const POLL: Duration = Duration::from_millis(300);
 /// How long `remove-node` waits for the removed node to report its removal
 /// before stopping it anyway.
-const REMOVAL_NOTICE: Duration = Duration::from_secs(20);
+const REMOVAL_NOTICE: Duration = Duration::from_secs(10);
 
 /// The configuration a node's `/status` reports (`raft.membership`).
 #[derive(Clone, Debug, PartialEq, Eq)]
