@@ -152,6 +152,12 @@ pub struct InitArgs {
     /// its id is remembered that long (genesis).
     #[arg(long, default_value_t = continuum_harness::plan::DEFAULT_DEDUP_WINDOW_MS, value_parser = clap::value_parser!(u64).range(10_000..=86_400_000))]
     pub dedup_window_ms: u64,
+    /// Also make K spare nodes (ids after the --nodes ones, at most 9 in
+    /// all) for `cluster add-node`: keys and configs (`join = true`) are
+    /// written now, the fabric has their ports from `cluster up` on, but
+    /// they are not booted and not in the boot configuration.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(NodeId).range(0..=8))]
+    pub spare: NodeId,
     /// Applied entries between two ledger snapshots; each one releases the
     /// log before it and its disk space.
     #[arg(long, default_value_t = continuum_harness::plan::DEFAULT_SNAPSHOT_ENTRIES, value_parser = clap::value_parser!(u64).range(10..=10_000_000))]
@@ -194,6 +200,10 @@ pub enum ClusterCommand {
         #[arg(value_parser = clap::value_parser!(NodeId).range(1..=255))]
         node: NodeId,
     },
+    /// Boot the next spare node (`cluster init --spare K`), add it as a
+    /// learner (signed with the operator key) and wait until the leader
+    /// has promoted it to voter; prints the time it took.
+    AddNode,
     /// Remove node N from the configuration (transferring leadership first
     /// if it leads), record it removed in cluster.json and stop its QEMU.
     RemoveNode {

@@ -3,8 +3,8 @@
 //! * `cluster init | up | down | status | wait`: make a cluster (keys,
 //!   genesis, node configs in a directory), boot it in QEMU on the fabric
 //!   switch with one disk per node, stop it, look at it.
-//! * `cluster transfer-leader | remove-node`: operator-signed membership
-//!   changes of the running cluster ([`members`]).
+//! * `cluster add-node | remove-node | transfer-leader`: operator-signed
+//!   membership changes of the running cluster ([`members`]).
 //! * `account create`, `transfer`, `balance`, `outcome`: the bank, over the
 //!   client protocol with retries (`continuum_harness::client`).
 //! * `watch`: a live table of the nodes.
@@ -104,6 +104,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Cluster(ClusterCommand::TransferLeader { node }) => {
             members::transfer_leader(&layout, node, timeout, json)
         }
+        Command::Cluster(ClusterCommand::AddNode) => members::add_node(&layout, timeout, json),
         Command::Cluster(ClusterCommand::RemoveNode { node, keep_running }) => {
             members::remove_node(&layout, node, keep_running, timeout, json)
         }
@@ -182,11 +183,21 @@ pub const INSECURE_KEYS_WARNING: &str = "continuum: WARNING: this cluster's keys
 
 fn init(layout: &Layout, args: &InitArgs, json: bool) -> Result<(), CliError> {
     let seed = args.insecure_test_keys;
+    let all = args.nodes + args.spare;
+    if all > continuum_harness::plan::MAX_NODES {
+        return Err(CliError::Other(format!(
+            "--nodes {} and --spare {} make {all} nodes; a cluster has at most {}",
+            args.nodes,
+            args.spare,
+            continuum_harness::plan::MAX_NODES
+        )));
+    }
     let mut plan = match seed {
-        Some(seed) => ClusterPlan::from_seed(seed, args.nodes),
-        None => ClusterPlan::random(args.nodes),
+        Some(seed) => ClusterPlan::from_seed(seed, all),
+        None => ClusterPlan::random(all),
     }
     .map_err(|e| CliError::Other(e.to_string()))?;
+    plan.spares = (args.nodes + 1..=all).collect();
     plan.supply = args.supply;
     plan.election_ms = args.election_ms;
     plan.heartbeat_ms = args.heartbeat_ms;
@@ -206,10 +217,19 @@ fn init(layout: &Layout, args: &InitArgs, json: bool) -> Result<(), CliError> {
         return Ok(());
     }
     println!(
-        "cluster {} initialised in {} ({} nodes{})",
+        "cluster {} initialised in {} ({} nodes{}{})",
         facts.cluster_id,
         layout.dir.display(),
-        facts.members.len(),
+        args.nodes,
+        if args.spare > 0 {
+            format!(
+                " and {} spare{} for `cluster add-node`",
+                args.spare,
+                if args.spare == 1 { "" } else { "s" }
+            )
+        } else {
+            String::new()
+        },
         seed.map_or(String::new(), |s| format!(", keys from seed {s}"))
     );
     println!("  cluster.json         public facts: ids, addresses, public keys, genesis");

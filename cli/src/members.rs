@@ -1,5 +1,5 @@
-//! `cluster transfer-leader N` and `cluster remove-node N`: operator
-//! membership changes of a running cluster (issue 16, the node half is
+//! `cluster transfer-leader N`, `cluster remove-node N` and `cluster
+//! add-node`: operator membership changes of a running cluster (issue 16, the node half is
 //! `continuum_node::membership`).
 //!
 //! Every change is a [`MembershipCommand`] signed with `keys/operator.key`
@@ -21,6 +21,17 @@
 //! leader reports it applied; then it waits a little for N's own `/status`
 //! to say `removed` and stops N's QEMU through the supervisor (unless
 //! `--keep-running`).
+//!
+//! `add-node`: the fabric's node set is fixed when the cluster comes up
+//! (`fabric_ports` is the highest member id), so a node can only be added
+//! if `cluster init --spare K` made it: its key and config (`join = true`,
+//! the boot members as contacts) exist from the start, `cluster up` gives
+//! it a fabric port but does not boot it, and no boot configuration lists
+//! it. `add-node` takes the lowest spare, boots it through the supervisor
+//! (`{"cmd":"start"}`), sends `AddLearner` with its address and key and
+//! `promote`, clears `spare` in cluster.json once the leader applied it,
+//! and waits until the leader's `/status` lists it as a voter (the leader
+//! promotes it once it holds the commit index), printing both times.
 
 use crate::error::CliError;
 use crate::layout::{write_json_atomically, Layout, RunState};
@@ -457,6 +468,128 @@ pub fn remove_node(
     Ok(())
 }
 
+/// The spare `add-node` takes next: the lowest id made by `cluster init
+/// --spare` that was neither added nor removed.
+pub fn next_spare(facts: &ClusterFacts) -> Option<NodeId> {
+    facts
+        .members
+        .iter()
+        .filter(|m| m.spare && m.removed_at.is_none())
+        .map(|m| m.id)
+        .min()
+}
+
+/// `cluster add-node`: boots the next spare, adds it as a learner that the
+/// leader promotes once it has caught up, and waits until it votes.
+pub fn add_node(layout: &Layout, timeout: Duration, json: bool) -> Result<(), CliError> {
+    let mut facts = layout.facts()?;
+    let node = next_spare(&facts).ok_or_else(|| {
+        CliError::Rejected(format!(
+            "no spare node left in {}: add-node boots a spare made by `cluster init --spare K` (the fabric's ports are fixed when the cluster comes up)",
+            layout.dir.display()
+        ))
+    })?;
+    let member = facts.member(node).expect("next_spare is a member").clone();
+    let node_key = continuum_harness::plan::parse_hex32(&member.public_key).ok_or_else(|| {
+        CliError::Other(format!(
+            "{}: node {node}'s public key is not 64 hex digits",
+            layout.facts_path().display()
+        ))
+    })?;
+    let operator = layout.operator_key(&facts)?;
+    let (mut client, _) = crate::ledger::connect(layout, timeout)?;
+    let state = layout.running_state()?;
+    if !state.nodes.iter().any(|n| n.id == node) {
+        return Err(CliError::Other(format!(
+            "the running cluster has no slot for spare node {node} (it came up before the spare existed): restart it with `cluster down` and `cluster up`"
+        )));
+    }
+    let started = Instant::now();
+    let deadline = started + timeout;
+    let (_, _, conf) = wait_leader(&state, deadline)?;
+    if conf.voters.contains(&node) || conf.learners.contains(&node) {
+        return Err(CliError::Rejected(format!(
+            "node {node} is already in the configuration (voters {:?}, learners {:?})",
+            conf.voters, conf.learners
+        )));
+    }
+    // Boot it first: it waits, not voting, for the leader to reach it.
+    if let Err(e) = control(&state, &ControlRequest::Start { node }) {
+        if !e.to_string().contains("already running") {
+            return Err(e);
+        }
+    }
+    if !json {
+        println!("node {node} booting (spare); adding it as a learner");
+    }
+    let change = MembershipChange::AddLearner {
+        lan_ip: member.lan_ip,
+        node_key,
+        promote: true,
+    };
+    let index = submit(
+        &mut client,
+        &facts,
+        &operator,
+        change,
+        node,
+        conf.conf_index,
+        deadline,
+    )?;
+    let learner_ms = started.elapsed().as_millis();
+    for m in &mut facts.members {
+        if m.id == node {
+            m.spare = false;
+        }
+    }
+    write_json_atomically(&layout.facts_path(), &facts)?;
+    // The leader promotes it once it holds the commit index.
+    let (leader, status) = loop {
+        let views = gather(&state);
+        if let Some((leader, status)) = current_leader(&views) {
+            if Conf::of(&status).is_some_and(|c| c.voters.contains(&node)) {
+                break (leader, status);
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(CliError::Other(format!(
+                "node {node} was added as a learner at index {index} but is not a voter after {} s; see `cluster status` (its match index against the commit index) and its console; raise --timeout for a large ledger",
+                timeout.as_secs()
+            )));
+        }
+        std::thread::sleep(POLL);
+    };
+    let voting_ms = started.elapsed().as_millis();
+    let conf = Conf::of(&status).expect("checked above");
+    let raft = &status["raft"];
+    let (commit, snapshot_bytes) = (raft["commit"].as_u64(), raft["snapshot_bytes"].as_u64());
+    if json {
+        println!(
+            "{}",
+            json!({
+                "added": node,
+                "index": index,
+                "leader": leader,
+                "learner_ms": learner_ms,
+                "voting_ms": voting_ms,
+                "voters": conf.voters,
+                "learners": conf.learners,
+                "conf_index": conf.conf_index,
+                "commit": commit,
+                "snapshot_bytes": snapshot_bytes,
+            })
+        );
+    } else {
+        println!(
+            "node {node} added as a learner at index {index} ({learner_ms} ms) and voting after {voting_ms} ms (ledger: commit index {}, snapshot {} bytes); voters now {:?}",
+            commit.unwrap_or(0),
+            snapshot_bytes.unwrap_or(0),
+            conf.voters
+        );
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -552,6 +685,23 @@ mod tests {
             .verifying_key()
             .verify_strict(&other, &signature)
             .is_err());
+    }
+
+    #[test]
+    fn add_node_takes_the_lowest_spare_not_added_or_removed() {
+        let mut plan = ClusterPlan::from_seed(3, 6).unwrap();
+        plan.spares = vec![4, 5, 6];
+        let mut facts = plan.facts();
+        assert_eq!(next_spare(&facts), Some(4));
+        facts.members[3].spare = false; // added
+        facts.members[4].removed_at = Some(30); // added, then removed
+        assert_eq!(next_spare(&facts), Some(6));
+        facts.members[5].spare = false;
+        assert_eq!(next_spare(&facts), None);
+        assert_eq!(
+            next_spare(&ClusterPlan::from_seed(3, 3).unwrap().facts()),
+            None
+        );
     }
 
     #[test]

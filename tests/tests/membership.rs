@@ -362,3 +362,105 @@ fn removing_the_leader_while_a_client_writes_loses_nothing() {
     assert!(cli.ok(&["cluster", "down"]).contains("cluster stopped"));
     let _ = std::fs::remove_dir_all(&cli.dir);
 }
+
+#[test]
+fn growing_to_four_with_a_spare_and_removing_it_again() {
+    let cli = Cli {
+        binary: cli_binary(),
+        dir: dir_for("members-grow"),
+    };
+    let images = images_dir().to_str().expect("UTF-8 path").to_owned();
+    let init = cli.ok(&[
+        "cluster",
+        "init",
+        "--nodes",
+        "3",
+        "--spare",
+        "1",
+        "--insecure-test-keys",
+        "17",
+    ]);
+    assert!(init.contains("3 nodes and 1 spare"), "{init}");
+    let up = cli.ok(&["cluster", "up", "--images", &images]);
+    let _down = Down(&cli);
+    assert!(up.contains("3 of 4 nodes started"), "{up}");
+    cli.ok(&["--timeout", "180", "cluster", "wait"]);
+    cli.ok(&["account", "create", "--id", "10"]);
+    let status = cli.json(&["cluster", "status"]);
+    assert_eq!(node(&status, 4)["process"], "down", "{status}");
+    assert_eq!(
+        status["configuration"]["voters"],
+        serde_json::json!([1, 2, 3]),
+        "{status}"
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = {
+        let (cli, stop) = (cli.clone(), Arc::clone(&stop));
+        std::thread::spawn(move || writer(cli, stop))
+    };
+    std::thread::sleep(Duration::from_secs(3));
+    let added = cli.json(&["--timeout", "120", "cluster", "add-node"]);
+    eprintln!("add-node: {added}");
+    assert_eq!(added["added"], 4, "{added}");
+    assert_eq!(added["voters"], serde_json::json!([1, 2, 3, 4]), "{added}");
+    eprintln!(
+        "time to voting: {} ms (learner after {} ms), ledger commit index {}",
+        added["voting_ms"], added["learner_ms"], added["commit"]
+    );
+    // No spare left: a clear refusal.
+    let error = cli.fails(&["cluster", "add-node"], 1);
+    assert!(error.contains("no spare node left"), "{error}");
+    // The new node votes and holds the same chain.
+    let status = cli.wait_status("node 4 a voter on the leader's chain", |s| {
+        let leader = s["leader"].as_u64().unwrap_or(0);
+        leader != 0
+            && raft(s, 4)["membership"]["state"] == "voter"
+            && raft(s, 4)["applied"].as_u64()
+                >= raft(s, leader)["applied"]
+                    .as_u64()
+                    .map(|a| a.saturating_sub(5))
+    });
+    eprintln!("{}", status["configuration"]);
+    let facts: Value =
+        serde_json::from_str(&std::fs::read_to_string(cli.dir.join("cluster.json")).unwrap())
+            .unwrap();
+    assert!(facts["members"][3].get("spare").is_none(), "{facts}");
+
+    // And shrink back to three.
+    let out = cli.ok(&["--timeout", "90", "cluster", "remove-node", "4"]);
+    assert!(out.contains("voters now [1, 2, 3]"), "{out}");
+    std::thread::sleep(Duration::from_secs(3));
+    stop.store(true, Ordering::Relaxed);
+    let writes = load.join().expect("writer");
+    eprintln!(
+        "writer: {} sent, {} acknowledged",
+        writes.sent.len(),
+        writes.acked.len()
+    );
+    assert!(writes.acked.len() >= 3, "the writer got nothing through");
+    let status = cli.wait_status("node 4 removed, three on one chain head", |s| {
+        let heads: Vec<&Value> = (1..=3).map(|v| &raft(s, v)["chain_head"]).collect();
+        node(s, 4)["process"] == "removed"
+            && heads[0].is_object()
+            && heads.iter().all(|h| *h == heads[0])
+    });
+    assert_eq!(
+        status["configuration"]["voters"],
+        serde_json::json!([1, 2, 3]),
+        "{status}"
+    );
+
+    let mut applied = 0u64;
+    for &id in &writes.sent {
+        let answer = cli.json(&["outcome", &id.to_string()]);
+        let yes = answer["applied"] == true;
+        if writes.acked.contains(&id) {
+            assert!(yes, "acknowledged transfer {id} is not applied: {answer}");
+        }
+        applied += u64::from(yes);
+    }
+    assert_eq!(cli.json(&["balance", "10"])["balance"], applied);
+    assert!(cli.ok(&["cluster", "down"]).contains("cluster stopped"));
+    let _ = std::fs::remove_dir_all(&cli.dir);
+}
