@@ -1,5 +1,7 @@
 //! Membership changes of a running 3-node QEMU cluster through the
-//! `continuum` CLI (issue 16): remove the leader while a client writes.
+//! `continuum` CLI (issue 16): remove the leader while a client writes;
+//! grow to four with a spare (`cluster init --spare 1`, `add-node`) while
+//! a client writes, and remove the new node again.
 //!
 //! What must hold: `remove-node` of the leader hands leadership over first
 //! and a new leader takes over; the configuration drops the node (voters,
@@ -9,7 +11,7 @@
 //! transfer is lost (every transfer the CLI acknowledged is applied, and
 //! the credited balance is exactly the number of applied transfers).
 //!
-//! Not covered here (not built): `add-node` and growing the cluster.
+//! Not covered (not built): `replace-node`, growing 3 → 5, a wiped disk.
 
 use continuum_harness::images;
 use serde_json::Value;
