@@ -383,7 +383,7 @@ pub fn parse_groups(text: &str) -> Result<Groups, String> {
             group
                 .split(',')
                 .map(|id| match id.trim().parse::<NodeId>() {
-                    Ok(id) if id > 0 => Ok(id),
+                    Ok(id) if (1..=255).contains(&id) => Ok(id),
                     _ => Err(format!(
                         "`{id}` in `{text}` is not a node id (1..=255; expected e.g. 1,2/3)"
                     )),
