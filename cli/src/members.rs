@@ -359,8 +359,15 @@ pub fn remove_node(
         MembershipChange::RemoveLearner
     } else {
         return Err(CliError::Rejected(format!(
-            "node {node} is not in the configuration in effect at leader {leader} (voters {:?}, learners {:?}, configuration index {})",
-            conf.voters, conf.learners, conf.conf_index
+            "node {node} is not in the configuration in effect at leader {leader} (voters {:?}, learners {:?}, configuration index {}){}",
+            conf.voters,
+            conf.learners,
+            conf.conf_index,
+            if facts.member(node).is_some_and(|m| m.spare) {
+                ": it is a spare that was never added"
+            } else {
+                ": if an earlier remove-node of it ended with an unknown outcome, that removal applied"
+            }
         )));
     };
     let mut transferred = None;
