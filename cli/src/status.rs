@@ -302,4 +302,41 @@ mod tests {
         assert!(lines[3].contains("(connection refused)"), "{text}");
         assert_eq!(leader(&views[1..]), None);
     }
+
+    #[test]
+    fn the_configuration_and_membership_states_are_shown() {
+        let member = |role: &str, state: &str| {
+            json!({"raft": {"role": role, "term": 4, "leader": 1, "commit": 20, "applied": 20,
+                "peers": [{"id": 4, "match_index": 17}],
+                "membership": {"voters": [1, 2], "learners": [4], "conf_index": 19,
+                    "applied_conf_index": 18, "voting": state == "voter", "state": state}}})
+        };
+        let views = [
+            view(1, Ok(member("leader", "voter"))),
+            view(3, Ok(member("follower", "removed"))),
+            view(4, Ok(member("follower", "learner"))),
+        ];
+        let text = table(&views);
+        let roles: Vec<&str> = text
+            .lines()
+            .skip(1)
+            .map(|l| l.split_whitespace().nth(2).unwrap())
+            .collect();
+        assert_eq!(roles, ["leader", "removed", "learner"], "{text}");
+        let conf = configuration(&views);
+        assert!(
+            conf.contains(
+                "voters 1, 2; learners 4; configuration index 19 (not applied yet; applied: 18)"
+            ),
+            "{conf}"
+        );
+        assert!(
+            conf.contains("learner 4: match index 17 of commit 20"),
+            "{conf}"
+        );
+        let none = configuration(&[view(1, Err("paused".into()))]);
+        assert!(none.contains("no node answers"), "{none}");
+        let old = configuration(&[view(1, Ok(json!({"raft": {"role": "leader"}})))]);
+        assert!(old.contains("does not report it"), "{old}");
+    }
 }
