@@ -152,6 +152,12 @@ pub struct InitArgs {
     /// its id is remembered that long (genesis).
     #[arg(long, default_value_t = continuum_harness::plan::DEFAULT_DEDUP_WINDOW_MS, value_parser = clap::value_parser!(u64).range(10_000..=86_400_000))]
     pub dedup_window_ms: u64,
+    /// Also make K spare nodes (ids after the --nodes ones, at most 9 in
+    /// all) for `cluster add-node`: keys and configs (`join = true`) are
+    /// written now, the fabric has their ports from `cluster up` on, but
+    /// they are not booted and not in the boot configuration.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(NodeId).range(0..=8))]
+    pub spare: NodeId,
     /// Applied entries between two ledger snapshots; each one releases the
     /// log before it and its disk space.
     #[arg(long, default_value_t = continuum_harness::plan::DEFAULT_SNAPSHOT_ENTRIES, value_parser = clap::value_parser!(u64).range(10..=10_000_000))]
@@ -187,6 +193,28 @@ pub enum ClusterCommand {
     Status,
     /// Wait until the cluster serves a linearizable read (a leader with a quorum).
     Wait,
+    /// Hand Raft leadership to voter N (signed with the operator key) and
+    /// wait until it leads.
+    TransferLeader {
+        /// The voter that should lead.
+        #[arg(value_parser = clap::value_parser!(NodeId).range(1..=255))]
+        node: NodeId,
+    },
+    /// Boot the next spare node (`cluster init --spare K`), add it as a
+    /// learner (signed with the operator key) and wait until the leader
+    /// has promoted it to voter; prints the time it took.
+    AddNode,
+    /// Remove node N from the configuration (transferring leadership first
+    /// if it leads), record it removed in cluster.json and stop its QEMU.
+    RemoveNode {
+        /// The node to remove.
+        #[arg(value_parser = clap::value_parser!(NodeId).range(1..=255))]
+        node: NodeId,
+        /// Leave the removed node's QEMU running (to look at its console
+        /// and /status); `cluster down` stops it with the rest.
+        #[arg(long)]
+        keep_running: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -355,7 +383,7 @@ pub fn parse_groups(text: &str) -> Result<Groups, String> {
             group
                 .split(',')
                 .map(|id| match id.trim().parse::<NodeId>() {
-                    Ok(id) if id > 0 => Ok(id),
+                    Ok(id) if (1..=255).contains(&id) => Ok(id),
                     _ => Err(format!(
                         "`{id}` in `{text}` is not a node id (1..=255; expected e.g. 1,2/3)"
                     )),

@@ -3,6 +3,8 @@
 //! * `cluster init | up | down | status | wait`: make a cluster (keys,
 //!   genesis, node configs in a directory), boot it in QEMU on the fabric
 //!   switch with one disk per node, stop it, look at it.
+//! * `cluster add-node | remove-node | transfer-leader`: operator-signed
+//!   membership changes of the running cluster ([`members`]).
 //! * `account create`, `transfer`, `balance`, `outcome`: the bank, over the
 //!   client protocol with retries (`continuum_harness::client`).
 //! * `watch`: a live table of the nodes.
@@ -18,7 +20,7 @@
 //! what the CLI runs is what the QEMU tests run. Module map: [`args`] (the
 //! command line), [`layout`] (the cluster directory), [`supervisor`]
 //! (`cluster up`/`down` and the control socket), [`ledger`] (bank
-//! commands), [`status`] (`cluster status`, `watch`), [`nemesis`],
+//! commands), [`members`] (membership changes), [`status`] (`cluster status`, `watch`), [`nemesis`],
 //! [`chaos`], [`dashboard`], [`trace`], [`bench`].
 //!
 //! Exit codes: 0 success, 1 error or rejected command, 2 bad arguments,
@@ -31,6 +33,7 @@ mod dashboard;
 mod error;
 mod layout;
 mod ledger;
+mod members;
 mod nemesis;
 mod status;
 mod supervisor;
@@ -98,6 +101,13 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Cluster(ClusterCommand::Down) => supervisor::down(&layout, json),
         Command::Cluster(ClusterCommand::Status) => status::status(&layout, json),
         Command::Cluster(ClusterCommand::Wait) => ledger::wait(&layout, timeout, json),
+        Command::Cluster(ClusterCommand::TransferLeader { node }) => {
+            members::transfer_leader(&layout, node, timeout, json)
+        }
+        Command::Cluster(ClusterCommand::AddNode) => members::add_node(&layout, timeout, json),
+        Command::Cluster(ClusterCommand::RemoveNode { node, keep_running }) => {
+            members::remove_node(&layout, node, keep_running, timeout, json)
+        }
         Command::Account(AccountCommand::Create { id }) => {
             ledger::create_account(&layout, id, timeout, json)
         }
@@ -173,11 +183,21 @@ pub const INSECURE_KEYS_WARNING: &str = "continuum: WARNING: this cluster's keys
 
 fn init(layout: &Layout, args: &InitArgs, json: bool) -> Result<(), CliError> {
     let seed = args.insecure_test_keys;
+    let all = args.nodes + args.spare;
+    if all > continuum_harness::plan::MAX_NODES {
+        return Err(CliError::Other(format!(
+            "--nodes {} and --spare {} make {all} nodes; a cluster has at most {}",
+            args.nodes,
+            args.spare,
+            continuum_harness::plan::MAX_NODES
+        )));
+    }
     let mut plan = match seed {
-        Some(seed) => ClusterPlan::from_seed(seed, args.nodes),
-        None => ClusterPlan::random(args.nodes),
+        Some(seed) => ClusterPlan::from_seed(seed, all),
+        None => ClusterPlan::random(all),
     }
     .map_err(|e| CliError::Other(e.to_string()))?;
+    plan.spares = (args.nodes + 1..=all).collect();
     plan.supply = args.supply;
     plan.election_ms = args.election_ms;
     plan.heartbeat_ms = args.heartbeat_ms;
@@ -197,10 +217,19 @@ fn init(layout: &Layout, args: &InitArgs, json: bool) -> Result<(), CliError> {
         return Ok(());
     }
     println!(
-        "cluster {} initialised in {} ({} nodes{})",
+        "cluster {} initialised in {} ({} nodes{}{})",
         facts.cluster_id,
         layout.dir.display(),
-        facts.members.len(),
+        args.nodes,
+        if args.spare > 0 {
+            format!(
+                " and {} spare{} for `cluster add-node`",
+                args.spare,
+                if args.spare == 1 { "" } else { "s" }
+            )
+        } else {
+            String::new()
+        },
         seed.map_or(String::new(), |s| format!(", keys from seed {s}"))
     );
     println!("  cluster.json         public facts: ids, addresses, public keys, genesis");

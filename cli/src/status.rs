@@ -115,7 +115,12 @@ pub fn table(views: &[NodeView]) -> String {
                     [
                         id,
                         process,
-                        cell(&raft["role"]),
+                        // A learner, joiner or removed node says so
+                        // instead of its Raft role (a follower).
+                        match raft["membership"]["state"].as_str() {
+                            Some(m @ ("learner" | "joining" | "removed")) => m.to_owned(),
+                            _ => cell(&raft["role"]),
+                        },
                         cell(&raft["term"]),
                         leader,
                         cell(&raft["commit"]),
@@ -150,8 +155,15 @@ fn only_role(id: String, process: String, role: String) -> ([String; 9], String)
 
 /// `cluster status`.
 pub fn status(layout: &Layout, json: bool) -> Result<(), crate::error::CliError> {
+    let facts = layout.facts()?;
     let state = layout.running_state()?;
-    let views = gather(&state);
+    let mut views = gather(&state);
+    for view in &mut views {
+        // `remove-node` stopped it: say why it is down.
+        if view.run.state == "down" && !facts.is_active_member(view.run.id) {
+            view.run.state = "removed".into();
+        }
+    }
     if json {
         let nodes: Vec<Value> = views
             .iter()
@@ -174,6 +186,8 @@ pub fn status(layout: &Layout, json: bool) -> Result<(), crate::error::CliError>
                 "cluster_id": state.cluster_id,
                 "supervisor_pid": state.supervisor_pid,
                 "leader": leader(&views),
+                "configuration": crate::members::current_leader(&views)
+                    .and_then(|(_, s)| Some(s["raft"]["membership"].clone()).filter(|m| m.is_object())),
                 "nodes": nodes,
             })
         );
@@ -185,8 +199,59 @@ pub fn status(layout: &Layout, json: bool) -> Result<(), crate::error::CliError>
             leader(&views).map_or("none".into(), |l| format!("node {l}"))
         );
         print!("{}", table(&views));
+        print!("{}", configuration(&views));
     }
     Ok(())
+}
+
+/// The configuration lines of `cluster status`: voters, learners and the
+/// configuration index as the leader (else the first node that answers)
+/// reports them, and each learner's match index against the commit index.
+pub fn configuration(views: &[NodeView]) -> String {
+    let from = crate::members::current_leader(views).or_else(|| {
+        views
+            .iter()
+            .find_map(|v| Some((v.run.id, v.status.as_ref().ok()?.clone())))
+    });
+    let Some((id, status)) = from else {
+        return "configuration: unknown (no node answers)\n".into();
+    };
+    let Some(conf) = crate::members::Conf::of(&status) else {
+        return format!("configuration: node {id} does not report it (kernel image without membership changes?)\n");
+    };
+    let list = |ids: &[u64]| {
+        if ids.is_empty() {
+            "none".to_owned()
+        } else {
+            ids.iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
+    let pending = if conf.applied_conf_index != conf.conf_index {
+        format!(" (not applied yet; applied: {})", conf.applied_conf_index)
+    } else {
+        String::new()
+    };
+    let mut out = format!(
+        "configuration (as node {id} reports it): voters {}; learners {}; configuration index {}{pending}\n",
+        list(&conf.voters),
+        list(&conf.learners),
+        conf.conf_index
+    );
+    let commit = status["raft"]["commit"].as_u64().unwrap_or(0);
+    for learner in &conf.learners {
+        let matched = status["raft"]["peers"]
+            .as_array()
+            .and_then(|p| p.iter().find(|p| p["id"].as_u64() == Some(*learner)))
+            .and_then(|p| p["match_index"].as_u64());
+        out.push_str(&format!(
+            "  learner {learner}: match index {} of commit {commit}\n",
+            matched.map_or("-".into(), |m| m.to_string())
+        ));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -236,5 +301,42 @@ mod tests {
         assert!(lines[2].contains("no consensus"), "{text}");
         assert!(lines[3].contains("(connection refused)"), "{text}");
         assert_eq!(leader(&views[1..]), None);
+    }
+
+    #[test]
+    fn the_configuration_and_membership_states_are_shown() {
+        let member = |role: &str, state: &str| {
+            json!({"raft": {"role": role, "term": 4, "leader": 1, "commit": 20, "applied": 20,
+                "peers": [{"id": 4, "match_index": 17}],
+                "membership": {"voters": [1, 2], "learners": [4], "conf_index": 19,
+                    "applied_conf_index": 18, "voting": state == "voter", "state": state}}})
+        };
+        let views = [
+            view(1, Ok(member("leader", "voter"))),
+            view(3, Ok(member("follower", "removed"))),
+            view(4, Ok(member("follower", "learner"))),
+        ];
+        let text = table(&views);
+        let roles: Vec<&str> = text
+            .lines()
+            .skip(1)
+            .map(|l| l.split_whitespace().nth(2).unwrap())
+            .collect();
+        assert_eq!(roles, ["leader", "removed", "learner"], "{text}");
+        let conf = configuration(&views);
+        assert!(
+            conf.contains(
+                "voters 1, 2; learners 4; configuration index 19 (not applied yet; applied: 18)"
+            ),
+            "{conf}"
+        );
+        assert!(
+            conf.contains("learner 4: match index 17 of commit 20"),
+            "{conf}"
+        );
+        let none = configuration(&[view(1, Err("paused".into()))]);
+        assert!(none.contains("no node answers"), "{none}");
+        let old = configuration(&[view(1, Ok(json!({"raft": {"role": "leader"}})))]);
+        assert!(old.contains("does not report it"), "{old}");
     }
 }

@@ -11,6 +11,7 @@
 //! states) and answers one JSON line per connection on `run/control.sock`:
 //!
 //! ```text
+//! {"cmd":"start","node":4}     boot node 4 if it is down (a spare, for add-node)
 //! {"cmd":"kill","node":2}      SIGKILL node 2's QEMU
 //! {"cmd":"restart","node":2}   kill (if running), boot again on the same disk
 //! {"cmd":"pause","node":2}     QMP stop          {"cmd":"resume","node":2}  QMP cont
@@ -53,6 +54,11 @@ const VM_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ControlRequest {
+    /// Boot a node that is down (a spare for `cluster add-node`); refused
+    /// if it runs.
+    Start {
+        node: NodeId,
+    },
     Kill {
         node: NodeId,
     },
@@ -160,7 +166,9 @@ pub fn run_foreground(layout: &Layout, options: &UpOptions, json: bool) -> Resul
     let mut nodes = Vec::new();
     for (i, &id) in members.iter().enumerate() {
         let mut node = NodeLaunch::new(id, layout.node_config(id)?);
-        node.boot = i < boot;
+        // A member `remove-node` removed stays down; a spare waits for
+        // `add-node` (its fabric port exists from now on).
+        node.boot = i < boot && facts.boots(id);
         node.disk_kind = facts
             .members
             .iter()
@@ -290,6 +298,7 @@ fn serve_control(cluster: &mut Cluster, stream: UnixStream) -> bool {
             ),
             Ok(request) => {
                 let result = match &request {
+                    ControlRequest::Start { node } => cluster.start_node(*node),
                     ControlRequest::Kill { node } => cluster.kill(*node),
                     ControlRequest::Restart { node } => cluster.restart(*node),
                     ControlRequest::Pause { node } => cluster.pause(*node),
@@ -557,6 +566,10 @@ mod tests {
             serde_json::from_str::<ControlRequest>(r#"{"cmd":"kill","node":2,"x":1}"#).is_err()
         );
         assert!(serde_json::from_str::<ControlRequest>(r#"{"cmd":"explode"}"#).is_err());
+        assert_eq!(
+            serde_json::from_str::<ControlRequest>(r#"{"cmd":"start","node":4}"#).unwrap(),
+            ControlRequest::Start { node: 4 }
+        );
         let reboot: ControlRequest =
             serde_json::from_str(r#"{"cmd":"reboot","node":3,"rtc_offset_s":-20}"#).unwrap();
         assert_eq!(

@@ -39,9 +39,11 @@ use continuum_bank::{
 /// The answer of [`Client::outcome`].
 pub use continuum_net::client::TransferAnswer;
 use continuum_net::client::{
-    decode_balance_answer, decode_transfer_answer, ClientReply, ClientRequest, ReplyBody,
-    ReplyError, RequestOp, MAX_SUBMIT_BYTES,
+    decode_balance_answer, decode_transfer_answer, ClientReply, ClientRequest, ReplyError,
+    RequestOp, MAX_SUBMIT_BYTES,
 };
+/// What [`Client::change_membership`] answers, and why a change is refused.
+pub use continuum_net::client::{MembershipRefusal, ReplyBody};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use std::collections::BTreeSet;
 use std::io::ErrorKind;

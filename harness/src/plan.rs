@@ -170,6 +170,11 @@ pub struct ClusterPlan {
     /// Every key follows from a public label ([`ClusterPlan::from_seed`]):
     /// anyone who guesses the seed holds the operator and node keys.
     pub insecure_test_keys: bool,
+    /// Members made for `continuum cluster add-node` (`cluster init
+    /// --spare K`): their configs say `join = true` and list the boot
+    /// members as contacts, the boot members' configs do not list them,
+    /// and `cluster up` does not boot them until `add-node` takes one.
+    pub spares: Vec<NodeId>,
 }
 
 fn check_members(members: &[NodeId]) -> Result<Vec<NodeId>, PlanError> {
@@ -217,6 +222,7 @@ impl ClusterPlan {
             dedup_window_ms: DEFAULT_DEDUP_WINDOW_MS,
             snapshot_entries: DEFAULT_SNAPSHOT_ENTRIES,
             insecure_test_keys: false,
+            spares: Vec::new(),
         })
     }
 
@@ -301,7 +307,19 @@ impl ClusterPlan {
             secret = hex(&me.key.to_bytes()),
             ip = ip(id),
         );
-        for peer in self.nodes.iter().filter(|n| n.id != id) {
+        let spare = self.spares.contains(&id);
+        if spare {
+            text.push_str(
+                "# a spare for `continuum cluster add-node`: it joins the running cluster as a learner; the peers below are the members to contact\n\
+                 join = true\n",
+            );
+        }
+        // The boot configuration: every member but the spares.
+        for peer in self
+            .nodes
+            .iter()
+            .filter(|n| n.id != id && !self.spares.contains(&n.id))
+        {
             text.push_str(&format!(
                 "peer = {} {} {}\n",
                 peer.id,
@@ -348,6 +366,8 @@ impl ClusterPlan {
                     lan_mac: crate::cluster::mac_text(lan_mac(n.id)),
                     public_key: hex(n.key.verifying_key().as_bytes()),
                     disk: None,
+                    removed_at: None,
+                    spare: self.spares.contains(&n.id),
                 })
                 .collect(),
             operator_key: hex(self.operator.verifying_key().as_bytes()),
@@ -403,6 +423,16 @@ pub struct MemberFacts {
     /// `nvme`, `ahci`); absent: `cluster up --disk` decides (default virtio).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disk: Option<crate::DiskKind>,
+    /// `continuum cluster remove-node` removed it from the configuration
+    /// by the change at this log index: `cluster up` no longer boots it.
+    /// Absent: a member.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub removed_at: Option<u64>,
+    /// Made by `cluster init --spare` and not added yet: `cluster up` does
+    /// not boot it; `cluster add-node` boots it and adds it (and clears
+    /// this). Absent: a member of the boot configuration or an added one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub spare: bool,
 }
 
 fn default_dedup_window_ms() -> u64 {
@@ -425,11 +455,57 @@ impl ClusterFacts {
         ids.sort_unstable();
         ids
     }
+
+    /// Member `id`'s facts, if it is listed (removed or not).
+    pub fn member(&self, id: NodeId) -> Option<&MemberFacts> {
+        self.members.iter().find(|m| m.id == id)
+    }
+
+    /// Whether `id` is listed and was not removed (`removed_at`).
+    pub fn is_active_member(&self, id: NodeId) -> bool {
+        self.member(id).is_some_and(|m| m.removed_at.is_none())
+    }
+
+    /// Whether `cluster up` boots `id`: a member, not removed, not a spare.
+    pub fn boots(&self, id: NodeId) -> bool {
+        self.member(id)
+            .is_some_and(|m| m.removed_at.is_none() && !m.spare)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spares_join_and_stay_out_of_the_boot_configuration() {
+        let mut plan = ClusterPlan::from_seed(9, 4).unwrap();
+        plan.spares = vec![4];
+        for id in 1..=3 {
+            let config = Config::parse(plan.node_config(id).unwrap().as_bytes()).unwrap();
+            assert!(!config.join);
+            let peers: Vec<NodeId> = config.peers().map(|p| p.id).collect();
+            assert_eq!(peers.len(), 2, "node {id}: {peers:?}");
+            assert!(!peers.contains(&4), "node {id}: {peers:?}");
+        }
+        let spare = Config::parse(plan.node_config(4).unwrap().as_bytes()).unwrap();
+        assert!(spare.join);
+        assert_eq!(spare.peers().map(|p| p.id).collect::<Vec<_>>(), [1, 2, 3]);
+        let facts = plan.facts();
+        assert!(facts.member(4).unwrap().spare && !facts.boots(4));
+        assert!(facts.boots(1) && !facts.member(1).unwrap().spare);
+        let text = serde_json::to_string(&facts).unwrap();
+        assert_eq!(text.matches("\"spare\"").count(), 1, "{text}");
+        assert!(!text.contains("removed_at"), "{text}");
+        let back: ClusterFacts = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, facts);
+        let mut removed = facts.clone();
+        removed.members[1].removed_at = Some(12);
+        assert!(!removed.boots(2) && !removed.is_active_member(2));
+        let back: ClusterFacts =
+            serde_json::from_str(&serde_json::to_string(&removed).unwrap()).unwrap();
+        assert_eq!(back.member(2).unwrap().removed_at, Some(12));
+    }
 
     #[test]
     fn seeded_plans_repeat_and_configs_parse_with_every_key() {
