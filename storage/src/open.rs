@@ -165,16 +165,16 @@ fn read_snapshot_slots<D: BlockDevice>(
         }
     }
     let mut order = [0usize, 1];
-    let seq = |p: usize| found[p].as_ref().map_or(0, |(s, _)| *s);
+    let seq = |p: usize| found[p].as_ref().map_or(0, |(s, _, _)| *s);
     if seq(1) > seq(0) {
         order = [1, 0];
     }
     for pos in order {
-        let Some((seq, meta)) = found[pos].take() else {
+        let Some((seq, meta, check)) = found[pos].take() else {
             continue;
         };
         let data = read_slot_data(dev, &slots, pos, meta.data_len)?;
-        if snapshot::digest(&data) == meta.data_hash {
+        if check.holds(&meta, &data) {
             defects[pos] = None;
             // The other slot is the older snapshot (or empty): not a defect.
             return Ok((Some((pos, seq, meta, data)), defects));

@@ -9,9 +9,17 @@
 //! has either its old header, whose data no longer matches its SHA-256, a
 //! torn header, or the complete new snapshot). At open the valid slot with
 //! the higher sequence wins; valid means the header checksums, carries this
-//! disk's format epoch, sane fields, and the data's SHA-256 matches.
+//! disk's format epoch, sane fields, and the data matches: its CRC-32C
+//! (version 3) or, for headers written before it, its SHA-256.
 //!
-//! Header (one block; CRC-32C over bytes 0..500). Version 2, written by
+//! Why a data CRC as well as the SHA-256: the SHA-256 is what Raft names
+//! the snapshot by (InstallSnapshot's whole-snapshot hash), and it is
+//! checked against the data when the snapshot is written. At open the
+//! question is only whether the bytes are still the ones written (a torn
+//! write, media corruption), which a CRC answers; under TCG a SHA-256 pass
+//! over a multi-megabyte snapshot was a quarter of a restart (issue 12).
+//!
+//! Header (one block; CRC-32C over bytes 0..500). Version 3, written by
 //! this build; it carries the whole configuration (voters, learners and the
 //! index of the entry that set it), so a node restarting from a snapshot,
 //! or a follower installing one, knows the membership in effect at it:
@@ -32,12 +40,15 @@
 //! | 118 | 8 | configuration index (entry that set the configuration; 0: the bootstrap one) |
 //! | 126 | 128 | voters then learners (node ids, 8 bytes each; unused ones zero) |
 //! | 254 | 240 | application metadata (opaque: the node stores its receipt-chain head) |
-//! | 494 | 6 | zero |
+//! | 494 | 4 | CRC-32C of the data |
+//! | 498 | 2 | zero |
 //! | 500 | 4 | CRC-32C |
 //!
-//! Version 1 (magic `CNTMSNAP`, written by earlier builds) is still read:
-//! voters at 116 (16 ids), application metadata at 244 (up to 256 bytes),
-//! no learners, configuration index 0 (membership was fixed then). A
+//! Version 2 (earlier builds) is version 3 without the data CRC (zero
+//! there); its data is checked against the SHA-256. Version 1 (magic
+//! `CNTMSNAP`) is still read: voters at 116 (16 ids), application metadata
+//! at 244 (up to 256 bytes), no learners, configuration index 0
+//! (membership was fixed then). A
 //! header whose magic is `CNTMSNV` with any other version byte was written
 //! by a newer build: open refuses the disk
 //! ([`crate::OpenError::UnknownSnapshotVersion`]) rather than fall back to
@@ -59,7 +70,11 @@ pub const SNAPSHOT_MAGIC_V1: [u8; 8] = *b"CNTMSNAP";
 /// is the version.
 pub const SNAPSHOT_MAGIC_PREFIX: [u8; 7] = *b"CNTMSNV";
 /// The header version this build writes.
-pub const SNAPSHOT_VERSION: u8 = 2;
+pub const SNAPSHOT_VERSION: u8 = 3;
+/// The version before it (no data CRC), still read.
+const SNAPSHOT_VERSION_NO_DATA_CRC: u8 = 2;
+/// Where version 3 keeps the data's CRC-32C.
+const DATA_CRC_AT: usize = 494;
 /// Most members (voters plus learners) a snapshot's configuration may list.
 pub const MAX_SNAPSHOT_MEMBERS: usize = 16;
 /// Most bytes of opaque application metadata a snapshot carries.
@@ -69,7 +84,8 @@ pub const SNAPSHOT_HEADER_BLOCKS: u64 = 1;
 const HEADER_BODY: usize = 500;
 const MEMBERS_AT: usize = 126;
 const APP_AT: usize = MEMBERS_AT + 8 * MAX_SNAPSHOT_MEMBERS;
-const _: () = assert!(APP_AT + MAX_SNAPSHOT_APP_BYTES <= HEADER_BODY);
+const _: () = assert!(APP_AT + MAX_SNAPSHOT_APP_BYTES <= DATA_CRC_AT);
+const _: () = assert!(DATA_CRC_AT + 4 <= HEADER_BODY);
 const _: () = assert!(HEADER_BODY + 4 <= BLOCK_SIZE);
 /// Version 1: voters at 116, application metadata at 244 (up to 256 bytes).
 const V1_VOTERS_AT: usize = 116;
@@ -145,8 +161,9 @@ pub enum SnapshotDefect {
     StaleEpoch(u64),
     /// Checksummed but with values this crate never writes.
     BadField,
-    /// The data does not match the header's SHA-256 (a write interrupted
-    /// before the header was replaced, or media corruption).
+    /// The data does not match the header's CRC-32C (or, in a version-2
+    /// header, its SHA-256): a write interrupted before the header was
+    /// replaced, or media corruption.
     DataMismatch,
     /// A header version this build does not know (written by a newer one).
     UnknownVersion(u8),
@@ -159,10 +176,10 @@ impl fmt::Display for SnapshotDefect {
             SnapshotDefect::BadChecksum => write!(f, "header checksum mismatch"),
             SnapshotDefect::StaleEpoch(e) => write!(f, "from format epoch {e}"),
             SnapshotDefect::BadField => write!(f, "invalid header fields"),
-            SnapshotDefect::DataMismatch => write!(f, "data does not match its SHA-256"),
+            SnapshotDefect::DataMismatch => write!(f, "data does not match its checksum"),
             SnapshotDefect::UnknownVersion(v) => write!(
                 f,
-                "header version {v}, this build reads versions 1 and {SNAPSHOT_VERSION}"
+                "header version {v}, this build reads versions 1 to {SNAPSHOT_VERSION}"
             ),
         }
     }
@@ -203,9 +220,28 @@ pub fn fits_header(meta: &SnapshotMeta) -> bool {
         && meta.app.len() <= MAX_SNAPSHOT_APP_BYTES
 }
 
-/// Encode a version-[`SNAPSHOT_VERSION`] header (the caller checked
-/// [`fits_header`]).
-pub fn encode_header(meta: &SnapshotMeta, epoch: u64, seq: u64) -> [u8; BLOCK_SIZE] {
+/// How a slot's data is checked at open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataCheck {
+    /// Against this CRC-32C (version 3).
+    Crc32c(u32),
+    /// Against the metadata's SHA-256 (versions 1 and 2).
+    Sha256,
+}
+
+impl DataCheck {
+    /// Whether `data` is what the header vouches for.
+    pub fn holds(self, meta: &SnapshotMeta, data: &[u8]) -> bool {
+        match self {
+            DataCheck::Crc32c(crc) => crc32c(data) == crc,
+            DataCheck::Sha256 => digest(data) == meta.data_hash,
+        }
+    }
+}
+
+/// Encode a version-[`SNAPSHOT_VERSION`] header for `data` (the caller
+/// checked [`fits_header`], and that `meta` describes `data`).
+pub fn encode_header(meta: &SnapshotMeta, data: &[u8], epoch: u64, seq: u64) -> [u8; BLOCK_SIZE] {
     assert!(
         fits_header(meta),
         "snapshot header bounds checked by the caller"
@@ -228,6 +264,7 @@ pub fn encode_header(meta: &SnapshotMeta, epoch: u64, seq: u64) -> [u8; BLOCK_SI
         put_u64(&mut b, MEMBERS_AT + 8 * i, *v);
     }
     b[APP_AT..APP_AT + meta.app.len()].copy_from_slice(&meta.app);
+    put_u32(&mut b, DATA_CRC_AT, crc32c(data));
     let crc = crc32c(&b[..HEADER_BODY]);
     put_u32(&mut b, HEADER_BODY, crc);
     b
@@ -242,14 +279,14 @@ struct HeaderLayout {
     max_app: usize,
 }
 
-/// Decode a header (version 1 or [`SNAPSHOT_VERSION`]) for a disk of
+/// Decode a header (versions 1 to [`SNAPSHOT_VERSION`]) for a disk of
 /// format epoch `epoch` whose slots hold at most `capacity` data bytes;
-/// returns (sequence, metadata). Total.
+/// returns (sequence, metadata, how to check the data). Total.
 pub fn decode_header(
     b: &[u8; BLOCK_SIZE],
     epoch: u64,
     capacity: u64,
-) -> Result<(u64, SnapshotMeta), SnapshotDefect> {
+) -> Result<(u64, SnapshotMeta, DataCheck), SnapshotDefect> {
     let v1 = b[0..8] == SNAPSHOT_MAGIC_V1;
     if !v1 && b[0..7] != SNAPSHOT_MAGIC_PREFIX {
         return Err(SnapshotDefect::BadMagic);
@@ -257,9 +294,14 @@ pub fn decode_header(
     if crc32c(&b[..HEADER_BODY]) != get_u32(b, HEADER_BODY) {
         return Err(SnapshotDefect::BadChecksum);
     }
-    if !v1 && b[7] != SNAPSHOT_VERSION {
+    if !v1 && b[7] != SNAPSHOT_VERSION && b[7] != SNAPSHOT_VERSION_NO_DATA_CRC {
         return Err(SnapshotDefect::UnknownVersion(b[7]));
     }
+    let check = if !v1 && b[7] == SNAPSHOT_VERSION {
+        DataCheck::Crc32c(get_u32(b, DATA_CRC_AT))
+    } else {
+        DataCheck::Sha256
+    };
     let found = get_u64(b, 8);
     if found != epoch {
         return Err(SnapshotDefect::StaleEpoch(found));
@@ -310,7 +352,7 @@ pub fn decode_header(
         data_len,
         data_hash,
     };
-    Ok((get_u64(b, 16), meta))
+    Ok((get_u64(b, 16), meta, check))
 }
 
 #[cfg(test)]
@@ -321,8 +363,11 @@ mod tests {
     #[test]
     fn header_round_trip_and_flips_are_caught() {
         let meta = SnapshotMeta::for_data(40, 3, [9; 32], vec![1, 2, 3], vec![7; 32], b"state");
-        let enc = encode_header(&meta, 5, 11);
-        assert_eq!(decode_header(&enc, 5, 1024), Ok((11, meta.clone())));
+        let enc = encode_header(&meta, b"state", 5, 11);
+        assert_eq!(
+            decode_header(&enc, 5, 1024),
+            Ok((11, meta.clone(), DataCheck::Crc32c(crc32c(b"state"))))
+        );
         assert_eq!(
             decode_header(&enc, 6, 1024),
             Err(SnapshotDefect::StaleEpoch(5))
@@ -342,16 +387,22 @@ mod tests {
             conf_index: 37,
             ..SnapshotMeta::for_data(40, 3, [9; 32], vec![1, 2, 3], vec![7; 32], b"state")
         };
-        let enc = encode_header(&meta, 5, 11);
-        assert_eq!(decode_header(&enc, 5, 1024), Ok((11, meta)));
+        let enc = encode_header(&meta, b"state", 5, 11);
+        assert_eq!(
+            decode_header(&enc, 5, 1024),
+            Ok((11, meta, DataCheck::Crc32c(crc32c(b"state"))))
+        );
         let full = SnapshotMeta {
             learners: (4..=16).collect(),
             app: vec![1; MAX_SNAPSHOT_APP_BYTES],
             ..SnapshotMeta::for_data(40, 3, [9; 32], vec![1, 2, 3], vec![], b"state")
         };
         assert!(fits_header(&full));
-        let enc = encode_header(&full, 5, 11);
-        assert_eq!(decode_header(&enc, 5, 1024), Ok((11, full.clone())));
+        let enc = encode_header(&full, b"state", 5, 11);
+        assert_eq!(
+            decode_header(&enc, 5, 1024),
+            Ok((11, full.clone(), DataCheck::Crc32c(crc32c(b"state"))))
+        );
         let over = SnapshotMeta {
             learners: (4..=17).collect(),
             ..full
@@ -364,7 +415,7 @@ mod tests {
     #[test]
     fn unknown_version_is_named() {
         let meta = SnapshotMeta::for_data(40, 3, [9; 32], vec![1, 2, 3], vec![], b"state");
-        let mut enc = encode_header(&meta, 5, 11);
+        let mut enc = encode_header(&meta, b"state", 5, 11);
         enc[7] = SNAPSHOT_VERSION + 1;
         let crc = crc32c(&enc[..HEADER_BODY]);
         put_u32(&mut enc, HEADER_BODY, crc);
@@ -394,11 +445,39 @@ mod tests {
         b[V1_APP_AT..V1_APP_AT + 2].copy_from_slice(&[7, 8]);
         let crc = crc32c(&b[..HEADER_BODY]);
         put_u32(&mut b, HEADER_BODY, crc);
-        let (seq, meta) = decode_header(&b, 5, 1024).expect("a version-1 header");
+        let (seq, meta, check) = decode_header(&b, 5, 1024).expect("a version-1 header");
         assert_eq!(seq, 11);
+        assert_eq!(check, DataCheck::Sha256);
         assert_eq!(meta.voters, vec![1, 2, 3]);
         assert!(meta.learners.is_empty());
         assert_eq!(meta.conf_index, 0);
         assert_eq!(meta.app, vec![7, 8]);
+    }
+
+    /// A version-2 header (version 3 without the data CRC) still reads,
+    /// and its data is checked against the SHA-256.
+    #[test]
+    fn version_two_headers_still_read_and_check_the_sha256() {
+        let meta = SnapshotMeta::for_data(40, 3, [9; 32], vec![1, 2, 3], vec![7; 4], b"state");
+        let mut enc = encode_header(&meta, b"state", 5, 11);
+        enc[7] = 2;
+        enc[DATA_CRC_AT..DATA_CRC_AT + 4].fill(0);
+        let crc = crc32c(&enc[..HEADER_BODY]);
+        put_u32(&mut enc, HEADER_BODY, crc);
+        let (_, decoded, check) = decode_header(&enc, 5, 1024).expect("a version-2 header");
+        assert_eq!(decoded, meta);
+        assert_eq!(check, DataCheck::Sha256);
+        assert!(check.holds(&decoded, b"state"));
+        assert!(!check.holds(&decoded, b"stale"));
+    }
+
+    /// Version 3 checks the data by its CRC-32C: a changed byte fails.
+    #[test]
+    fn version_three_checks_the_data_crc() {
+        let meta = SnapshotMeta::for_data(40, 3, [9; 32], vec![1], vec![], b"state");
+        let enc = encode_header(&meta, b"state", 5, 11);
+        let (_, decoded, check) = decode_header(&enc, 5, 1024).expect("decodes");
+        assert!(check.holds(&decoded, b"state"));
+        assert!(!check.holds(&decoded, b"stbte"));
     }
 }

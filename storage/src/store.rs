@@ -654,7 +654,7 @@ impl<D: BlockDevice> Store<D> {
         }
         // The data is durable before a header vouching for it exists.
         self.sync()?;
-        let header = snapshot::encode_header(meta, self.superblock.format_epoch, seq);
+        let header = snapshot::encode_header(meta, data, self.superblock.format_epoch, seq);
         self.io(|d| d.write(slots.header_lba(pos), &header))?;
         self.dirty = true;
         self.verified_data = None;

@@ -289,23 +289,37 @@ fn configuration_persists_and_an_unknown_snapshot_version_is_refused() {
         let (read, _) = store.read_snapshot().unwrap().expect("a snapshot");
         assert_eq!((read.learners, read.conf_index), (vec![4], 18));
     }
-    // The first snapshot went to slot 0; make its header a version-3 one.
+    // The first snapshot went to slot 0. As an earlier build wrote it
+    // (version 2: no data CRC), it still opens, its data checked by SHA-256.
     let at = slots.header_lba(0) as usize * BLOCK_SIZE;
-    let mut header = disk.durable_image()[at..at + BLOCK_SIZE].to_vec();
-    assert_eq!(&header[..8], b"CNTMSNV\x02");
-    header[7] = 3;
-    let crc = crc32c(&header[..500]);
-    header[500..504].copy_from_slice(&crc.to_le_bytes());
-    disk.poke(at, &header);
+    let written = disk.durable_image()[at..at + BLOCK_SIZE].to_vec();
+    assert_eq!(&written[..8], b"CNTMSNV\x03");
+    let reseal = |mut header: Vec<u8>, version: u8| {
+        header[7] = version;
+        let crc = crc32c(&header[..500]);
+        header[500..504].copy_from_slice(&crc.to_le_bytes());
+        header
+    };
+    let mut v2 = written.clone();
+    v2[494..498].fill(0);
+    disk.poke(at, &reseal(v2, 2));
+    {
+        let (mut store, _) = open(&mut disk).expect("a version-2 snapshot opens");
+        assert_eq!(store.snapshot_meta(), Some(&meta));
+        let (_, data) = store.read_snapshot().unwrap().expect("a snapshot");
+        assert_eq!(data, data_at(20));
+    }
+    // A version-4 header (a newer build) is refused by name.
+    disk.poke(at, &reseal(written, 4));
     let err = open(&mut disk).err().expect("refused");
     assert_eq!(
         err,
         OpenError::UnknownSnapshotVersion {
             slot: 0,
-            version: 3
+            version: 4
         }
     );
-    assert!(format!("{err}").contains("header version 3"), "{err}");
+    assert!(format!("{err}").contains("header version 4"), "{err}");
 }
 
 /// A disk whose WAL has wrapped, with a snapshot, and its last index.
