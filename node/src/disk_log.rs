@@ -631,6 +631,21 @@ impl<D: BlockDevice> Storage for DiskLog<D> {
     fn snapshot(&self) -> Option<&Snapshot> {
         self.snapshot.as_ref()
     }
+
+    /// From the configuration entries tracked since open (module doc):
+    /// one read, not a backward scan of the log.
+    fn newest_conf_entry(&self, hi: u64) -> Result<Option<Entry>, StorageError> {
+        let first = self.first_index();
+        match self
+            .confs
+            .iter()
+            .rev()
+            .find(|(at, _)| *at < hi && *at >= first)
+        {
+            Some(&(at, _)) => Ok(self.entries(at, at + 1, 0)?.pop()),
+            None => Ok(None),
+        }
+    }
 }
 
 /// The store's metadata for a Raft snapshot.

@@ -8,7 +8,7 @@ use continuum_raft::{
     compute_chain_hash, ConfChange, ConfChangeKind, ConfEntry, ConfState, Entry, EntryKind,
     HardState, LogChainHash, Ready, Storage, GENESIS_CHAIN_HASH,
 };
-use continuum_storage::{Identity, MemDisk, Store};
+use continuum_storage::{BlockDevice, Identity, MemDisk, Store};
 
 fn identity() -> Identity {
     Identity {
@@ -1116,4 +1116,49 @@ mod codec {
         };
         assert!(check_committed(ConfChangeKind::PromoteLearner, 4, &promotion, ctx4).is_ok());
     }
+}
+
+/// The newest configuration entry below each bound: what a backward scan
+/// of the log finds (Raft's default), here answered from the tracked
+/// entries, before and after a reopen and after a truncation.
+#[test]
+fn the_newest_configuration_entry_is_found_without_scanning() {
+    fn scan<D: BlockDevice>(log: &DiskLog<D>, hi: u64) -> Option<Entry> {
+        (log.first_index()..hi.min(log.last_index() + 1))
+            .rev()
+            .map(|i| log.entries(i, i + 1, 0).unwrap().pop().unwrap())
+            .find(|e| e.kind == EntryKind::ConfChange)
+    }
+    fn agree<D: BlockDevice>(log: &DiskLog<D>) {
+        for hi in 0..=log.last_index() + 2 {
+            assert_eq!(
+                log.newest_conf_entry(hi).unwrap(),
+                scan(log, hi),
+                "below {hi}"
+            );
+        }
+    }
+    let (store, _) = Store::format(MemDisk::new(4096), identity()).expect("format");
+    let mut log = DiskLog::new(store, vec![1, 2, 3]).expect("log");
+    let confs = [(3, add_learner_4()), (7, promote_4())];
+    log.persist(&ready(5, entries(1, GENESIS_CHAIN_HASH, 9, &confs)))
+        .expect("persist");
+    assert_eq!(
+        log.newest_conf_entry(100).unwrap().map(|e| e.index),
+        Some(7)
+    );
+    agree(&log);
+    let disk = log.into_store().into_device();
+    let (store, _) = Store::open(disk, identity()).expect("reopen");
+    let mut log = DiskLog::new(store, vec![1, 2, 3]).expect("log");
+    agree(&log);
+    let prev = log.chain_hash(5).expect("5");
+    let mut replace = ready(5, entries(6, prev, 2, &[]));
+    replace.truncate_from = Some(6);
+    log.persist(&replace).expect("truncate and append");
+    assert_eq!(
+        log.newest_conf_entry(100).unwrap().map(|e| e.index),
+        Some(3)
+    );
+    agree(&log);
 }

@@ -119,6 +119,24 @@ impl<S: Storage> RaftLog<S> {
         }
     }
 
+    /// The newest configuration entry in the log: the unstable entries
+    /// first (in memory), then the storage's stored ones below them.
+    pub(crate) fn newest_conf_entry(&self) -> Option<Entry> {
+        if let Some(entry) = self
+            .unstable
+            .iter()
+            .rev()
+            .find(|e| e.kind == crate::EntryKind::ConfChange)
+        {
+            return Some(entry.clone());
+        }
+        let stored_hi = self.unstable_offset.min(self.last_index() + 1);
+        match self.storage.newest_conf_entry(stored_hi) {
+            Ok(entry) => entry,
+            Err(err) => fatal("newest_conf_entry", stored_hi, err),
+        }
+    }
+
     pub(crate) fn last_term(&self) -> u64 {
         self.term(self.last_index()).unwrap_or(0)
     }

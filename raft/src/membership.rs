@@ -543,18 +543,8 @@ impl<S: Storage> Raft<S> {
     /// the one being restored, or the bootstrap one). Used at start and
     /// after a truncation removed the entry in effect.
     pub(crate) fn conf_from_log(&self) -> (ConfState, u64) {
-        let first = self.log.first_index();
-        let mut index = self.log.last_index();
-        while index >= first && index > 0 {
-            let entry = self
-                .log
-                .entries(index, index + 1, 0)
-                .pop()
-                .expect("raft: an index inside the log has an entry");
-            if entry.kind == EntryKind::ConfChange {
-                return (decode_logged(&entry), entry.index);
-            }
-            index -= 1;
+        if let Some(entry) = self.log.newest_conf_entry() {
+            return (decode_logged(&entry), entry.index);
         }
         self.log
             .base_conf()

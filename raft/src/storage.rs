@@ -199,6 +199,27 @@ pub trait Storage {
     fn snapshot(&self) -> Option<&Snapshot> {
         None
     }
+    /// The newest configuration entry ([`EntryKind::ConfChange`]) among
+    /// the stored entries `first_index()..hi`, if any. Raft asks at start
+    /// and after a truncation. The default reads backwards one entry at a
+    /// time; a storage that tracks its configuration entries should answer
+    /// without reading the log (at a restart the whole unapplied tail,
+    /// 10,000 entries, was 10,000 single-entry reads).
+    fn newest_conf_entry(&self, hi: u64) -> Result<Option<Entry>, StorageError> {
+        let first = self.first_index();
+        let mut index = hi.min(self.last_index() + 1);
+        while index > first {
+            index -= 1;
+            let entry = self
+                .entries(index, index + 1, 0)?
+                .pop()
+                .ok_or(StorageError::Unavailable)?;
+            if entry.kind == EntryKind::ConfChange {
+                return Ok(Some(entry));
+            }
+        }
+        Ok(None)
+    }
 }
 
 /// Log storage in memory: the test and benchmark implementation, and the
