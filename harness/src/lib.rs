@@ -30,6 +30,7 @@
 pub mod bank;
 pub mod chaos;
 pub mod checker;
+pub mod cli;
 pub mod client;
 pub mod cluster;
 pub mod faults;

@@ -6,99 +6,8 @@
 //! The binary is built once with cargo (it belongs to another package of
 //! the workspace) and run as a user would, in a temporary cluster directory.
 
-use continuum_harness::images;
+use continuum_harness::cli::{images_dir, Cli, Down};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::time::{Duration, Instant};
-
-/// Builds `continuum` (debug) and returns its path.
-fn cli_binary() -> PathBuf {
-    continuum_harness::cargo_build_bin("continuum-cli", "continuum", false)
-}
-
-struct Cli {
-    binary: PathBuf,
-    dir: PathBuf,
-}
-
-impl Cli {
-    fn run(&self, args: &[&str]) -> Output {
-        let output = Command::new(&self.binary)
-            .arg("--dir")
-            .arg(&self.dir)
-            .args(args)
-            .output()
-            .expect("continuum runs");
-        eprintln!(
-            "$ continuum {}\n{}{}(exit {:?})",
-            args.join(" "),
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr),
-            output.status.code()
-        );
-        output
-    }
-
-    /// Runs and expects exit 0; returns stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let output = self.run(args);
-        assert!(
-            output.status.success(),
-            "`continuum {}` failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).expect("UTF-8 output")
-    }
-
-    /// Runs and expects exit `code`; returns stderr.
-    fn fails(&self, args: &[&str], code: i32) -> String {
-        let output = self.run(args);
-        assert_eq!(
-            output.status.code(),
-            Some(code),
-            "`continuum {}`",
-            args.join(" ")
-        );
-        String::from_utf8(output.stderr).expect("UTF-8 output")
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let mut all = vec!["--json"];
-        all.extend_from_slice(args);
-        serde_json::from_str(&self.ok(&all)).expect("JSON output")
-    }
-
-    /// Polls `cluster status --json` until `check` holds.
-    fn wait_status(&self, what: &str, check: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(180);
-        loop {
-            let status = self.json(&["cluster", "status"]);
-            if check(&status) {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}: {status}"
-            );
-            std::thread::sleep(Duration::from_millis(500));
-        }
-    }
-}
-
-/// Stops the cluster even when the test fails.
-struct Down<'a>(&'a Cli);
-
-impl Drop for Down<'_> {
-    fn drop(&mut self) {
-        let _ = Command::new(&self.0.binary)
-            .arg("--dir")
-            .arg(&self.0.dir)
-            .args(["cluster", "down"])
-            .output();
-    }
-}
 
 fn leader(status: &Value) -> Option<u64> {
     status["leader"].as_u64()
@@ -114,22 +23,9 @@ fn all_applied_same_head(status: &Value, nodes: usize) -> bool {
     heads.len() == nodes && heads.iter().all(|h| h.is_object() && *h == heads[0])
 }
 
-fn dir_for(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ctm-{test}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
-fn images_dir() -> &'static Path {
-    images().bios.parent().expect("images live in a directory")
-}
-
 #[test]
 fn the_cli_runs_a_cluster_moves_money_and_survives_faults() {
-    let cli = Cli {
-        binary: cli_binary(),
-        dir: dir_for("cli3"),
-    };
+    let cli = Cli::for_test("cli3");
     let images = images_dir().to_str().expect("UTF-8 path").to_owned();
 
     // Not initialised yet: every command says how to start.

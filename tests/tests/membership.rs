@@ -13,109 +13,11 @@
 //!
 //! Not covered (not built): `replace-node`, growing 3 → 5, a wiped disk.
 
-use continuum_harness::images;
+use continuum_harness::cli::{images_dir, Cli, Down};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-fn cli_binary() -> PathBuf {
-    continuum_harness::cargo_build_bin("continuum-cli", "continuum", false)
-}
-
-#[derive(Clone)]
-struct Cli {
-    binary: PathBuf,
-    dir: PathBuf,
-}
-
-impl Cli {
-    fn run_quiet(&self, args: &[&str]) -> Output {
-        Command::new(&self.binary)
-            .arg("--dir")
-            .arg(&self.dir)
-            .args(args)
-            .output()
-            .expect("continuum runs")
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        let output = self.run_quiet(args);
-        eprintln!(
-            "$ continuum {}\n{}{}(exit {:?})",
-            args.join(" "),
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr),
-            output.status.code()
-        );
-        output
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let output = self.run(args);
-        assert!(
-            output.status.success(),
-            "`continuum {}` failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).expect("UTF-8 output")
-    }
-
-    /// Runs and expects exit `code`; returns stderr.
-    fn fails(&self, args: &[&str], code: i32) -> String {
-        let output = self.run(args);
-        assert_eq!(
-            output.status.code(),
-            Some(code),
-            "`continuum {}`",
-            args.join(" ")
-        );
-        String::from_utf8(output.stderr).expect("UTF-8 output")
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let mut all = vec!["--json"];
-        all.extend_from_slice(args);
-        let output = self.run_quiet(&all);
-        assert!(
-            output.status.success(),
-            "`continuum {}` failed: {}",
-            all.join(" "),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        serde_json::from_slice(&output.stdout).expect("JSON output")
-    }
-
-    fn wait_status(&self, what: &str, check: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            let status = self.json(&["cluster", "status"]);
-            if check(&status) {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}: {status}"
-            );
-            std::thread::sleep(Duration::from_millis(500));
-        }
-    }
-}
-
-struct Down<'a>(&'a Cli);
-
-impl Drop for Down<'_> {
-    fn drop(&mut self) {
-        let _ = Command::new(&self.0.binary)
-            .arg("--dir")
-            .arg(&self.0.dir)
-            .args(["cluster", "down"])
-            .output();
-    }
-}
+use std::time::Duration;
 
 fn node(status: &Value, id: u64) -> &Value {
     status["nodes"]
@@ -128,16 +30,6 @@ fn node(status: &Value, id: u64) -> &Value {
 
 fn raft(status: &Value, id: u64) -> &Value {
     &node(status, id)["status"]["raft"]
-}
-
-fn dir_for(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ctm-{test}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
-fn images_dir() -> &'static Path {
-    images().bios.parent().expect("images live in a directory")
 }
 
 /// What the writer saw.
@@ -184,10 +76,7 @@ fn writer(cli: Cli, stop: Arc<AtomicBool>) -> Writes {
 
 #[test]
 fn removing_the_leader_while_a_client_writes_loses_nothing() {
-    let cli = Cli {
-        binary: cli_binary(),
-        dir: dir_for("members-rm"),
-    };
+    let cli = Cli::for_test("members-rm");
     let images = images_dir().to_str().expect("UTF-8 path").to_owned();
     cli.ok(&[
         "cluster",
@@ -367,10 +256,7 @@ fn removing_the_leader_while_a_client_writes_loses_nothing() {
 
 #[test]
 fn growing_to_four_with_a_spare_and_removing_it_again() {
-    let cli = Cli {
-        binary: cli_binary(),
-        dir: dir_for("members-grow"),
-    };
+    let cli = Cli::for_test("members-grow");
     let images = images_dir().to_str().expect("UTF-8 path").to_owned();
     let init = cli.ok(&[
         "cluster",
