@@ -600,24 +600,8 @@ pub fn add_node(layout: &Layout, timeout: Duration, json: bool) -> Result<(), Cl
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layout::NodeRun;
+    use crate::status::tests::view;
     use continuum_harness::plan::ClusterPlan;
-
-    fn view(id: NodeId, status: Result<Value, String>) -> NodeView {
-        NodeView {
-            run: NodeRun {
-                id,
-                state: "running".into(),
-                pid: Some(1),
-                status_port: 1,
-                client_port: 2,
-                console: "c".into(),
-                disk: "d".into(),
-                last_exit: None,
-            },
-            status,
-        }
-    }
 
     fn status(role: &str, term: u64, voters: &[u64], peers: &[(u64, u64)]) -> Value {
         let peers: Vec<Value> = peers

@@ -255,10 +255,11 @@ pub fn configuration(views: &[NodeView]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn view(id: continuum_harness::NodeId, status: Result<Value, String>) -> NodeView {
+    /// A running node's view with `status` (shared with `members.rs`).
+    pub(crate) fn view(id: continuum_harness::NodeId, status: Result<Value, String>) -> NodeView {
         NodeView {
             run: NodeRun {
                 id,
