@@ -3,7 +3,7 @@
 //! starts with arguments that make sense.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use continuum_harness::NodeId;
+use continuum_harness::{NodeId, MAX_NODE_ID};
 use std::path::PathBuf;
 
 /// Run a local Continuum cluster in QEMU, move money on it, and break it on purpose.
@@ -265,36 +265,36 @@ pub enum NemesisCommand {
     },
     /// Cut every link of one node.
     Isolate {
-        #[arg(value_parser = clap::value_parser!(NodeId).range(1..))]
+        #[arg(value_parser = clap::value_parser!(NodeId).range(1..=MAX_NODE_ID))]
         node: NodeId,
     },
     /// Remove all partitions and every link fault (loss, delay, duplication, corruption, replay).
     Heal,
     /// kill -9 a node's QEMU (a crash).
     Kill {
-        #[arg(value_parser = clap::value_parser!(NodeId).range(1..))]
+        #[arg(value_parser = clap::value_parser!(NodeId).range(1..=MAX_NODE_ID))]
         node: NodeId,
     },
     /// kill -9 a node (if running), then boot it again on the same disk.
     Restart {
-        #[arg(value_parser = clap::value_parser!(NodeId).range(1..))]
+        #[arg(value_parser = clap::value_parser!(NodeId).range(1..=MAX_NODE_ID))]
         node: NodeId,
     },
     /// Freeze a node's CPUs (QMP stop).
     Pause {
-        #[arg(value_parser = clap::value_parser!(NodeId).range(1..))]
+        #[arg(value_parser = clap::value_parser!(NodeId).range(1..=MAX_NODE_ID))]
         node: NodeId,
     },
     /// Unfreeze a paused node (QMP cont).
     Resume {
-        #[arg(value_parser = clap::value_parser!(NodeId).range(1..))]
+        #[arg(value_parser = clap::value_parser!(NodeId).range(1..=MAX_NODE_ID))]
         node: NodeId,
     },
     /// Step a running node's wall clock by D ms (either way) off its RTC,
     /// through its serial shell (`clock step D`); the steps add up.
     Skew {
         /// The node.
-        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        #[arg(long, value_parser = clap::value_parser!(NodeId).range(1..=MAX_NODE_ID))]
         node: NodeId,
         /// Milliseconds to step by (negative: back), at most a day.
         #[arg(long, allow_hyphen_values = true, value_parser = clap::value_parser!(i64).range(-86_400_000..=86_400_000))]
@@ -310,10 +310,10 @@ pub enum NemesisCommand {
         #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=60_000))]
         jitter: u64,
         /// Only frames from this node...
-        #[arg(long, requires = "to", value_parser = clap::value_parser!(NodeId).range(1..))]
+        #[arg(long, requires = "to", value_parser = clap::value_parser!(NodeId).range(1..=MAX_NODE_ID))]
         from: Option<NodeId>,
         /// ...to this node.
-        #[arg(long, requires = "from", value_parser = clap::value_parser!(NodeId).range(1..))]
+        #[arg(long, requires = "from", value_parser = clap::value_parser!(NodeId).range(1..=MAX_NODE_ID))]
         to: Option<NodeId>,
     },
     /// Deliver a percentage of frames twice (0 clears it).
@@ -330,10 +330,10 @@ pub enum NemesisCommand {
         #[arg(long, value_parser = parse_percent)]
         percent: f64,
         /// Only frames from this node...
-        #[arg(long, requires = "to", value_parser = clap::value_parser!(NodeId).range(1..))]
+        #[arg(long, requires = "to", value_parser = clap::value_parser!(NodeId).range(1..=MAX_NODE_ID))]
         from: Option<NodeId>,
         /// ...to this node.
-        #[arg(long, requires = "from", value_parser = clap::value_parser!(NodeId).range(1..))]
+        #[arg(long, requires = "from", value_parser = clap::value_parser!(NodeId).range(1..=MAX_NODE_ID))]
         to: Option<NodeId>,
     },
 }
@@ -345,10 +345,10 @@ pub struct LinkPercent {
     #[arg(long, value_parser = parse_percent)]
     pub percent: f64,
     /// Only frames from this node...
-    #[arg(long, requires = "to", value_parser = clap::value_parser!(NodeId).range(1..))]
+    #[arg(long, requires = "to", value_parser = clap::value_parser!(NodeId).range(1..=MAX_NODE_ID))]
     pub from: Option<NodeId>,
     /// ...to this node.
-    #[arg(long, requires = "from", value_parser = clap::value_parser!(NodeId).range(1..))]
+    #[arg(long, requires = "from", value_parser = clap::value_parser!(NodeId).range(1..=MAX_NODE_ID))]
     pub to: Option<NodeId>,
 }
 
@@ -383,7 +383,7 @@ pub fn parse_groups(text: &str) -> Result<Groups, String> {
             group
                 .split(',')
                 .map(|id| match id.trim().parse::<NodeId>() {
-                    Ok(id) if (1..=255).contains(&id) => Ok(id),
+                    Ok(id) if (1..=MAX_NODE_ID).contains(&id) => Ok(id),
                     _ => Err(format!(
                         "`{id}` in `{text}` is not a node id (1..=255; expected e.g. 1,2/3)"
                     )),
@@ -657,7 +657,31 @@ mod tests {
         assert_eq!(parse_groups(" 1 , 2 ").unwrap().0, vec![vec![1, 2]]);
         assert!(parse_groups("").is_err());
         assert!(parse_groups("256").is_err());
+        assert!(parse_groups("255").is_ok());
         assert!(parse_groups("a/b").is_err());
+    }
+
+    /// Node-id arguments stop at the largest node id, as groups do.
+    #[test]
+    fn node_ids_above_the_largest_are_refused() {
+        use clap::Parser;
+        for args in [
+            &["continuum", "nemesis", "kill", "256"][..],
+            &["continuum", "nemesis", "skew", "--node", "256", "--ms", "5"][..],
+        ] {
+            assert!(Cli::try_parse_from(args).is_err(), "{args:?}");
+        }
+        assert!(Cli::try_parse_from(["continuum", "nemesis", "kill", "255"]).is_ok());
+        assert!(Cli::try_parse_from([
+            "continuum",
+            "nemesis",
+            "skew",
+            "--node",
+            "255",
+            "--ms",
+            "5"
+        ])
+        .is_ok());
     }
 
     #[test]

@@ -45,7 +45,7 @@ pub mod shapes;
 pub mod vm;
 
 /// The one node id type (`continuum_base`), as config and wire decoders produce it.
-pub use continuum_config::NodeId;
+pub use continuum_config::{NodeId, MAX_NODE_ID};
 pub use http::*;
 pub use images::*;
 pub use vm::*;
