@@ -393,12 +393,7 @@ pub fn remove_node(
         conf.conf_index,
         deadline,
     )?;
-    for member in &mut facts.members {
-        if member.id == node {
-            member.removed_at = Some(index);
-        }
-    }
-    write_json_atomically(&layout.facts_path(), &facts)?;
+    record_member(layout, &mut facts, node, |m| m.removed_at = Some(index))?;
     // Give it a moment to learn of its removal (the leader keeps sending
     // it the log until the change commits; it may have it already).
     let notice_until = Instant::now() + REMOVAL_NOTICE;
@@ -477,6 +472,19 @@ pub fn remove_node(
 
 /// The spare `add-node` takes next: the lowest id made by `cluster init
 /// --spare` that was neither added nor removed.
+/// Edits member `node` in `cluster.json` and writes it back.
+fn record_member(
+    layout: &Layout,
+    facts: &mut ClusterFacts,
+    node: NodeId,
+    edit: impl FnOnce(&mut continuum_harness::plan::MemberFacts),
+) -> Result<(), CliError> {
+    if let Some(member) = facts.members.iter_mut().find(|m| m.id == node) {
+        edit(member);
+    }
+    write_json_atomically(&layout.facts_path(), facts)
+}
+
 pub fn next_spare(facts: &ClusterFacts) -> Option<NodeId> {
     facts
         .members
@@ -544,12 +552,7 @@ pub fn add_node(layout: &Layout, timeout: Duration, json: bool) -> Result<(), Cl
         deadline,
     )?;
     let learner_ms = started.elapsed().as_millis();
-    for m in &mut facts.members {
-        if m.id == node {
-            m.spare = false;
-        }
-    }
-    write_json_atomically(&layout.facts_path(), &facts)?;
+    record_member(layout, &mut facts, node, |m| m.spare = false)?;
     // The leader promotes it once it holds the commit index.
     let (leader, status) = loop {
         let views = gather(&state);

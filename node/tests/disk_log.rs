@@ -143,17 +143,7 @@ fn a_torn_unacknowledged_batch_is_still_dropped() {
 #[test]
 fn a_record_with_a_wrong_chain_hash_is_refused_at_open() {
     let (mut store, _) = Store::format(MemDisk::new(4096), identity()).expect("format");
-    let good = entries(1, GENESIS_CHAIN_HASH, 3);
-    let mut records: Vec<Record> = good
-        .iter()
-        .map(|e| Record {
-            index: e.index,
-            term: e.term,
-            kind: e.kind.byte(),
-            chain_hash: e.chain_hash,
-            payload: e.data.clone(),
-        })
-        .collect();
+    let mut records = records_of(&entries(1, GENESIS_CHAIN_HASH, 3));
     records[1].payload[0] ^= 1;
     store.append(&records).expect("append");
     store.sync().expect("sync");

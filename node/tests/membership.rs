@@ -595,6 +595,15 @@ mod cluster {
             });
         }
 
+        /// Runs `steps` more, then checks: every acknowledged account on
+        /// every node in `members`, and those nodes agree.
+        pub fn settle(&mut self, sim: &mut Sim, steps: u64, members: &[u64]) {
+            sim.run(steps);
+            self.collect(sim);
+            self.check(sim, members);
+            sim.check_agreement(members);
+        }
+
         /// Every acknowledged account exists on every node in `members`.
         pub fn check(&self, sim: &Sim, members: &[u64]) {
             assert!(!self.acked.is_empty(), "no write was acknowledged");
@@ -684,10 +693,7 @@ fn grow_to_five_and_shrink_back_while_writing() {
     for _ in 0..10 {
         writer.write_and_run(&mut sim, 3);
     }
-    sim.run(300);
-    writer.collect(&mut sim);
-    writer.check(&sim, &[1, 2, 3]);
-    sim.check_agreement(&[1, 2, 3]);
+    writer.settle(&mut sim, 300, &[1, 2, 3]);
 }
 
 /// The leader cannot remove itself; after a signed leadership transfer the
@@ -716,10 +722,7 @@ fn removing_the_leader_takes_a_transfer_first() {
     for _ in 0..10 {
         writer.write_and_run(&mut sim, 5);
     }
-    sim.run(200);
-    writer.collect(&mut sim);
-    writer.check(&sim, &rest);
-    sim.check_agreement(&rest);
+    writer.settle(&mut sim, 200, &rest);
 }
 
 /// Every refusal reaches the client typed: a forged signature, a replayed
@@ -848,10 +851,7 @@ fn replace_a_node_whose_disk_was_wiped() {
         writer.write_and_run(&mut sim, 3);
     }
     sim.wait_conf(&[1, 2, 6], &[], 3000);
-    sim.run(200);
-    writer.collect(&mut sim);
-    writer.check(&sim, &[1, 2, 6]);
-    sim.check_agreement(&[1, 2, 6]);
+    writer.settle(&mut sim, 200, &[1, 2, 6]);
 }
 
 /// With snapshots every 20 entries, a joining node is caught up by
@@ -890,10 +890,7 @@ fn the_directory_travels_in_snapshots() {
     assert!(sim.nodes[&1].snapshot_status().snapshot_index > 0);
     let directory: Vec<u64> = sim.nodes[&1].peer_directory().iter().map(|m| m.0).collect();
     assert_eq!(directory, vec![1, 2, 3, 4, 5]);
-    sim.run(400);
-    writer.collect(&mut sim);
-    writer.check(&sim, &[1, 2, 3, 4, 5]);
-    sim.check_agreement(&[1, 2, 3, 4, 5]);
+    writer.settle(&mut sim, 400, &[1, 2, 3, 4, 5]);
 }
 
 /// Power cuts with a change in flight: the leader (or the joining node) is
@@ -937,10 +934,7 @@ fn power_cuts_with_a_change_in_flight() {
             for _ in 0..5 {
                 writer.write_and_run(&mut sim, 3);
             }
-            sim.run(200);
-            writer.collect(&mut sim);
-            writer.check(&sim, &[1, 2, 3, 4]);
-            sim.check_agreement(&[1, 2, 3, 4]);
+            writer.settle(&mut sim, 200, &[1, 2, 3, 4]);
         }
     }
 }

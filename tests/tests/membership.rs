@@ -41,6 +41,56 @@ struct Writes {
     acked: Vec<u128>,
 }
 
+impl Writes {
+    /// No acknowledged transfer lost, nothing applied twice or made up:
+    /// every acknowledged id is applied, and account 10 holds exactly one
+    /// unit per applied id. Returns how many applied.
+    fn check_none_lost(&self, cli: &Cli) -> u64 {
+        let mut applied = 0u64;
+        for &id in &self.sent {
+            let answer = cli.json(&["outcome", &id.to_string()]);
+            let yes = answer["applied"] == true;
+            if self.acked.contains(&id) {
+                assert!(yes, "acknowledged transfer {id} is not applied: {answer}");
+            }
+            applied += u64::from(yes);
+        }
+        let balance = cli.json(&["balance", "10"]);
+        assert_eq!(balance["balance"], applied, "{balance}");
+        applied
+    }
+}
+
+/// A client writing in the background while the membership changes.
+struct Writer {
+    stop: Arc<AtomicBool>,
+    load: std::thread::JoinHandle<Writes>,
+}
+
+impl Writer {
+    fn start(cli: &Cli) -> Writer {
+        let stop = Arc::new(AtomicBool::new(false));
+        let load = {
+            let (cli, stop) = (cli.clone(), Arc::clone(&stop));
+            std::thread::spawn(move || writer(cli, stop))
+        };
+        Writer { stop, load }
+    }
+
+    /// Stops the writer; what it saw, after at least 3 acknowledgements.
+    fn finish(self) -> Writes {
+        self.stop.store(true, Ordering::Relaxed);
+        let writes = self.load.join().expect("writer");
+        eprintln!(
+            "writer: {} sent, {} acknowledged",
+            writes.sent.len(),
+            writes.acked.len()
+        );
+        assert!(writes.acked.len() >= 3, "the writer got nothing through");
+        writes
+    }
+}
+
 /// Sends transfers of 1 until `stop`, one at a time, each with its own id.
 fn writer(cli: Cli, stop: Arc<AtomicBool>) -> Writes {
     let mut writes = Writes::default();
@@ -133,11 +183,7 @@ fn removing_the_leader_while_a_client_writes_loses_nothing() {
         .contains(&format!("node {other} leads now")));
 
     // Writes in the background while the leader is removed.
-    let stop = Arc::new(AtomicBool::new(false));
-    let load = {
-        let (cli, stop) = (cli.clone(), Arc::clone(&stop));
-        std::thread::spawn(move || writer(cli, stop))
-    };
+    let load = Writer::start(&cli);
     std::thread::sleep(Duration::from_secs(3));
     let status = cli.wait_status("a leader", |s| s["leader"].is_u64());
     let leader = status["leader"].as_u64().unwrap();
@@ -158,14 +204,7 @@ fn removing_the_leader_while_a_client_writes_loses_nothing() {
     let voters: Vec<u64> = (1..=3).filter(|&n| n != leader).collect();
     assert_eq!(removed["voters"], serde_json::json!(voters), "{removed}");
     std::thread::sleep(Duration::from_secs(3));
-    stop.store(true, Ordering::Relaxed);
-    let writes = load.join().expect("writer");
-    eprintln!(
-        "writer: {} sent, {} acknowledged",
-        writes.sent.len(),
-        writes.acked.len()
-    );
-    assert!(writes.acked.len() >= 3, "the writer got nothing through");
+    let writes = load.finish();
 
     // The removed node knows, the others refuse it, and it is recorded.
     let status = cli.wait_status("the removed node reports its removal", |s| {
@@ -213,17 +252,7 @@ fn removing_the_leader_while_a_client_writes_loses_nothing() {
     );
 
     // No acknowledged transfer lost, nothing applied twice or made up.
-    let mut applied = 0u64;
-    for &id in &writes.sent {
-        let answer = cli.json(&["outcome", &id.to_string()]);
-        let yes = answer["applied"] == true;
-        if writes.acked.contains(&id) {
-            assert!(yes, "acknowledged transfer {id} is not applied: {answer}");
-        }
-        applied += u64::from(yes);
-    }
-    let balance = cli.json(&["balance", "10"]);
-    assert_eq!(balance["balance"], applied, "{balance}");
+    let applied = writes.check_none_lost(&cli);
 
     // Without --keep-running, remove-node stops the node's QEMU.
     let rest = *voters.iter().find(|&&v| v != new_leader).unwrap();
@@ -282,11 +311,7 @@ fn growing_to_four_with_a_spare_and_removing_it_again() {
         "{status}"
     );
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let load = {
-        let (cli, stop) = (cli.clone(), Arc::clone(&stop));
-        std::thread::spawn(move || writer(cli, stop))
-    };
+    let load = Writer::start(&cli);
     std::thread::sleep(Duration::from_secs(3));
     let added = cli.json(&["--timeout", "120", "cluster", "add-node"]);
     eprintln!("add-node: {added}");
@@ -319,14 +344,7 @@ fn growing_to_four_with_a_spare_and_removing_it_again() {
     let out = cli.ok(&["--timeout", "90", "cluster", "remove-node", "4"]);
     assert!(out.contains("voters now [1, 2, 3]"), "{out}");
     std::thread::sleep(Duration::from_secs(3));
-    stop.store(true, Ordering::Relaxed);
-    let writes = load.join().expect("writer");
-    eprintln!(
-        "writer: {} sent, {} acknowledged",
-        writes.sent.len(),
-        writes.acked.len()
-    );
-    assert!(writes.acked.len() >= 3, "the writer got nothing through");
+    let writes = load.finish();
     let status = cli.wait_status("node 4 removed, three on one chain head", |s| {
         let heads: Vec<&Value> = (1..=3).map(|v| &raft(s, v)["chain_head"]).collect();
         node(s, 4)["process"] == "removed"
@@ -339,16 +357,7 @@ fn growing_to_four_with_a_spare_and_removing_it_again() {
         "{status}"
     );
 
-    let mut applied = 0u64;
-    for &id in &writes.sent {
-        let answer = cli.json(&["outcome", &id.to_string()]);
-        let yes = answer["applied"] == true;
-        if writes.acked.contains(&id) {
-            assert!(yes, "acknowledged transfer {id} is not applied: {answer}");
-        }
-        applied += u64::from(yes);
-    }
-    assert_eq!(cli.json(&["balance", "10"])["balance"], applied);
+    writes.check_none_lost(&cli);
     assert!(cli.ok(&["cluster", "down"]).contains("cluster stopped"));
     let _ = std::fs::remove_dir_all(&cli.dir);
 }

@@ -166,21 +166,26 @@ fn copy_synced(from: &Path, to: &Path) -> Result<(), String> {
 /// runs the same code, several times slower under TCG): store open
 /// (recovery scan), node start (snapshot read, verify and restore; the
 /// log's chain-hash table), then the replay until `applied` is back.
+/// `applied`: the index the image had applied (`None`: its last log
+/// index, for an image whose history this run did not build).
 fn host_restart(
-    image: &Image,
+    label: &str,
+    image: &Path,
+    applied: Option<u64>,
     node_config: &NodeConfig,
     identity: Identity,
 ) -> Result<String, String> {
-    let copy = image.path.with_extension("host.img");
-    copy_synced(&image.path, &copy)?;
+    let copy = image.with_extension("host.img");
+    copy_synced(image, &copy)?;
     let disk = FileDisk::open(&copy)?;
     let t0 = Instant::now();
     let (store, _) = Store::open(disk, identity).map_err(|e| e.to_string())?;
     let t1 = Instant::now();
+    let applied = applied.unwrap_or(store.last_index());
     let mut node: HostNode = Node::new(node_config.clone(), store).map_err(|e| e.to_string())?;
     let t2 = Instant::now();
     elect(&mut node)?;
-    while node.applied() < image.applied {
+    while node.applied() < applied {
         node.tick();
         node.drive().map_err(|e| e.to_string())?;
     }
@@ -189,10 +194,10 @@ fn host_restart(
     let _ = std::fs::remove_file(&copy);
     Ok(format!(
         "{}: host restart: store open {:.0} ms, node start {:.0} ms, replay to {} {:.0} ms ({} entries re-applied clean, {} signatures verified)",
-        image.label,
+        label,
         (t1 - t0).as_secs_f64() * 1e3,
         (t2 - t1).as_secs_f64() * 1e3,
-        image.applied,
+        applied,
         (t3 - t2).as_secs_f64() * 1e3,
         node.metrics().replayed_clean,
         verified
@@ -533,7 +538,16 @@ fn build(args: &Args, plan: &ClusterPlan, dir: &Path) -> Result<Vec<Image>, Stri
         c.bytes
     );
     for image in &images {
-        println!("{}", host_restart(image, &node_config_copy, identity)?);
+        println!(
+            "{}",
+            host_restart(
+                &image.label,
+                &image.path,
+                Some(image.applied),
+                &node_config_copy,
+                identity
+            )?
+        );
     }
     let balance = b.node.ledger().balance(ACCOUNT);
     if balance != Some(total) {
@@ -676,18 +690,8 @@ fn restart_only(plan: &ClusterPlan, path: &Path) -> Result<(), String> {
         cluster_id: u128::from(config.cluster_id),
         node_id: config.node_id,
     };
-    let (store, _) = Store::open(FileDisk::open(path)?, identity).map_err(|e| e.to_string())?;
-    let image = Image {
-        label: path.display().to_string(),
-        path: path.to_path_buf(),
-        applied: store.last_index(),
-        snapshot_index: 0,
-        transfers: 0,
-    };
-    drop(store);
-    println!(
-        "{}",
-        host_restart(&image, &node_config(&config)?, identity)?
-    );
+    let label = path.display().to_string();
+    let line = host_restart(&label, path, None, &node_config(&config)?, identity)?;
+    println!("{line}");
     Ok(())
 }
