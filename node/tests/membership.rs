@@ -1013,8 +1013,8 @@ mod codec {
         Directory::from_boot(&facts, ConfState::with_voters(vec![1, 2, 3]))
     }
 
-    #[test]
-    fn the_directory_section_round_trips_and_old_data_is_the_ledger_alone() {
+    /// The boot directory after node 4 was added as a learner at index 7.
+    fn directory_with_learner_4() -> Directory {
         let mut dir = directory();
         dir.apply(
             7,
@@ -1025,6 +1025,12 @@ mod codec {
                 learners: vec![4],
             },
         );
+        dir
+    }
+
+    #[test]
+    fn the_directory_section_round_trips_and_old_data_is_the_ledger_alone() {
+        let dir = directory_with_learner_4();
         let data = join_snapshot(&dir, b"ledger bytes");
         let (back, ledger) = split_snapshot(&data).expect("splits");
         let back = back.expect("a directory");
@@ -1094,16 +1100,7 @@ mod codec {
             check_committed(ConfChangeKind::PromoteLearner, 2, &promotion, ctx),
             Err(MembershipFault::UnauthorizedPromotion)
         );
-        let mut with_learner = directory();
-        with_learner.apply(
-            7,
-            4,
-            &add(4),
-            &ConfState {
-                voters: vec![1, 2, 3],
-                learners: vec![4],
-            },
-        );
+        let with_learner = directory_with_learner_4();
         let ctx4 = |ms| CheckContext {
             directory: &with_learner,
             ..ctx(ms)
